@@ -1,0 +1,3 @@
+"""darkroom: photo post-production pipeline for studios."""
+
+__version__ = "0.1.0"

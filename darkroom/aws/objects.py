@@ -1,0 +1,55 @@
+"""S3 objects: listing a job's uploads, streaming files to and from disk, JSON documents."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from boto3.s3.transfer import TransferConfig
+
+from darkroom.aws.clients import client
+
+# Multipart with a few threads: RAW files are tens of MB, renditions a few MB.
+_TRANSFER = TransferConfig(multipart_threshold=16 * 1024 * 1024, max_concurrency=4)
+
+
+class Objects:
+    def __init__(self, s3: Any | None = None) -> None:
+        self._s3 = s3 or client("s3")
+
+    def list(self, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
+        paginator = self._s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            yield from page.get("Contents", [])
+
+    def download(self, bucket: str, key: str, dest: Path) -> Path:
+        """Stream to a temp name, then rename: a partial download never looks complete."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        partial = dest.with_name(dest.name + ".part")
+        self._s3.download_file(bucket, key, str(partial), Config=_TRANSFER)
+        partial.replace(dest)
+        return dest
+
+    def upload(self, path: Path, bucket: str, key: str, content_type: str) -> None:
+        self._s3.upload_file(
+            str(path), bucket, key, ExtraArgs={"ContentType": content_type}, Config=_TRANSFER
+        )
+
+    def put_json(self, bucket: str, key: str, document: Mapping[str, Any]) -> None:
+        body = json.dumps(document, indent=2, sort_keys=True).encode()
+        self._s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+
+    def get_json(self, bucket: str, key: str) -> Any:
+        return json.loads(self._s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+    def presign_get(self, bucket: str, key: str, expires_in: int = 900) -> str:
+        return str(
+            self._s3.generate_presigned_url(
+                "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in
+            )
+        )
+
+    def delete(self, bucket: str, key: str) -> None:
+        self._s3.delete_object(Bucket=bucket, Key=key)

@@ -1,0 +1,187 @@
+"""The job model: statuses, legal transitions, per-file progress. Pure logic, no AWS."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class JobStatus(StrEnum):
+    REGISTERED = "REGISTERED"  # accepted by an execution, queued for a worker
+    STARTING = "STARTING"  # a worker instance is leased and booting
+    PROCESSING = "PROCESSING"  # the worker is developing files
+    DONE = "DONE"
+    DONE_WITH_ERRORS = "DONE_WITH_ERRORS"  # finished; some files failed, the rest are ready
+    FAILED = "FAILED"
+
+
+class FileStatus(StrEnum):
+    PENDING = "PENDING"
+    DONE = "DONE"
+    FAILED = "FAILED"
+
+
+TERMINAL: frozenset[JobStatus] = frozenset(
+    {JobStatus.DONE, JobStatus.DONE_WITH_ERRORS, JobStatus.FAILED}
+)
+
+# None stands for "no record yet". Reprocessing is a terminal -> REGISTERED edge, so a
+# job is never registered twice while it runs.
+_TRANSITIONS: dict[JobStatus | None, frozenset[JobStatus]] = {
+    None: frozenset({JobStatus.REGISTERED}),
+    JobStatus.REGISTERED: frozenset({JobStatus.STARTING, JobStatus.FAILED}),
+    JobStatus.STARTING: frozenset({JobStatus.PROCESSING, JobStatus.FAILED}),
+    JobStatus.PROCESSING: frozenset({JobStatus.DONE, JobStatus.DONE_WITH_ERRORS, JobStatus.FAILED}),
+    JobStatus.DONE: frozenset({JobStatus.REGISTERED}),
+    JobStatus.DONE_WITH_ERRORS: frozenset({JobStatus.REGISTERED}),
+    JobStatus.FAILED: frozenset({JobStatus.REGISTERED}),
+}
+
+
+def can_transition(current: JobStatus | None, target: JobStatus) -> bool:
+    return target in _TRANSITIONS[current]
+
+
+def sources_of(target: JobStatus) -> frozenset[JobStatus]:
+    """Statuses from which `target` may be reached: the condition of a conditional write."""
+    return frozenset(s for s, ts in _TRANSITIONS.items() if s is not None and target in ts)
+
+
+def finished_status(files_done: int, files_failed: int) -> JobStatus:
+    """The terminal status of a job whose worker finished (at least one file developed)."""
+    return JobStatus.DONE if files_failed == 0 else JobStatus.DONE_WITH_ERRORS
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class FileProgress:
+    status: FileStatus = FileStatus.PENDING
+    outputs: Mapping[str, str] = field(default_factory=dict)  # rendition -> S3 key
+    error_code: str | None = None
+    error: str | None = None
+
+    def to_item(self) -> dict[str, Any]:
+        item: dict[str, Any] = {"status": str(self.status)}
+        if self.outputs:
+            item["outputs"] = dict(self.outputs)
+        if self.error_code:
+            item["error_code"] = self.error_code
+        if self.error:
+            item["error"] = self.error
+        return item
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> FileProgress:
+        return cls(
+            status=FileStatus(item.get("status", FileStatus.PENDING)),
+            outputs=dict(item.get("outputs", {})),
+            error_code=item.get("error_code"),
+            error=item.get("error"),
+        )
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    status: JobStatus
+    files: tuple[str, ...] = ()
+    name: str | None = None
+    recipe: Mapping[str, Any] | None = None
+    progress: Mapping[str, FileProgress] = field(default_factory=dict)
+    execution_arn: str | None = None
+    executions: tuple[str, ...] = ()
+    attempt: int = 0
+    instance_id: str | None = None
+    manifest_key: str | None = None
+    error: str | None = None
+    cause: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+
+    @property
+    def files_done(self) -> int:
+        return sum(1 for p in self.progress.values() if p.status is FileStatus.DONE)
+
+    @property
+    def files_failed(self) -> int:
+        return sum(1 for p in self.progress.values() if p.status is FileStatus.FAILED)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def to_summary(self) -> dict[str, Any]:
+        """The job as status readers (CLI, API) show it."""
+        return {
+            "job_id": self.job_id,
+            "name": self.name,
+            "status": str(self.status),
+            "files_total": len(self.files),
+            "files_done": self.files_done,
+            "files_failed": self.files_failed,
+            "attempt": self.attempt,
+            "execution_arn": self.execution_arn,
+            "instance_id": self.instance_id,
+            "manifest_key": self.manifest_key,
+            "error": self.error,
+            "cause": self.cause,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "files": {name: p.to_item() for name, p in sorted(self.progress.items())},
+        }
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Job:
+        return cls(
+            job_id=item["job_id"],
+            status=JobStatus(item["status"]),
+            files=tuple(item.get("files", ())),
+            name=item.get("name"),
+            recipe=item.get("recipe"),
+            progress={k: FileProgress.from_item(v) for k, v in item.get("progress", {}).items()},
+            execution_arn=item.get("execution_arn"),
+            executions=tuple(item.get("executions", ())),
+            attempt=int(item.get("attempt", 0)),
+            instance_id=item.get("instance_id"),
+            manifest_key=item.get("manifest_key"),
+            error=item.get("error"),
+            cause=item.get("cause"),
+            created_at=item.get("created_at"),
+            updated_at=item.get("updated_at"),
+            started_at=item.get("started_at"),
+            finished_at=item.get("finished_at"),
+        )
+
+
+def pending_progress(files: Iterable[str]) -> dict[str, FileProgress]:
+    return {name: FileProgress() for name in files}
+
+
+# Step Functions' own error names may not be re-raised by a Fail state, and they mean
+# little to a studio; these are the stable names a failed job carries instead.
+_STATES_ERRORS: dict[str, str] = {
+    "States.Timeout": "WorkerTimedOut",
+    "States.HeartbeatTimeout": "WorkerLost",
+    "States.TaskFailed": "TaskFailed",
+    "States.Permissions": "PermissionDenied",
+}
+
+
+def stable_error_name(error: str | None) -> str:
+    if not error:
+        return "JobFailed"
+    if error in _STATES_ERRORS:
+        return _STATES_ERRORS[error]
+    if error.startswith("States."):
+        return "Pipeline" + error.removeprefix("States.").replace(".", "")
+    return error

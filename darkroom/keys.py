@@ -1,0 +1,89 @@
+"""S3 key layout: the one place that knows where objects live."""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+
+from darkroom.names import MANIFEST_NAME, PROCESSED_PREFIX, RAW_PREFIX
+
+_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
+
+
+def validate_job_id(job_id: str) -> str:
+    """A job id is used in keys and execution names, so it must be a safe single segment."""
+    if not _JOB_ID.match(job_id):
+        raise ValueError(
+            f"invalid job id {job_id!r}: use 1-40 letters, digits, '-' or '_' "
+            "(starting with a letter or digit)"
+        )
+    return job_id
+
+
+def validate_file_name(name: str) -> str:
+    """A RAW file name within a job: one path segment, nothing hidden, no traversal."""
+    if (
+        not name
+        or name in {".", ".."}
+        or "/" in name
+        or "\\" in name
+        or name.startswith(".")
+        or len(name.encode()) > 255
+        or any(ord(c) < 32 for c in name)
+    ):
+        raise ValueError(f"invalid file name {name!r}: must be a single plain file name")
+    return name
+
+
+def raw_prefix(job_id: str) -> str:
+    return f"{RAW_PREFIX}{validate_job_id(job_id)}/"
+
+
+def raw_key(job_id: str, file_name: str) -> str:
+    return raw_prefix(job_id) + validate_file_name(file_name)
+
+
+def raw_manifest_key(job_id: str) -> str:
+    return raw_prefix(job_id) + MANIFEST_NAME
+
+
+def job_id_from_manifest_key(key: str) -> str | None:
+    """The job id if `key` is a job's submission manifest, else None.
+
+    Only `raw/<job_id>/manifest.json` starts a job; RAW uploads next to it must not.
+    """
+    parts = key.split("/")
+    if len(parts) != 3 or f"{parts[0]}/" != RAW_PREFIX or parts[2] != MANIFEST_NAME:
+        return None
+    try:
+        return validate_job_id(parts[1])
+    except ValueError:
+        return None
+
+
+def file_name_from_raw_key(job_id: str, key: str) -> str | None:
+    """The file name of a RAW object of this job (None for the manifest or nested keys)."""
+    prefix = raw_prefix(job_id)
+    if not key.startswith(prefix):
+        return None
+    rest = key[len(prefix) :]
+    if not rest or "/" in rest or rest == MANIFEST_NAME:
+        return None
+    return rest
+
+
+def processed_prefix(job_id: str) -> str:
+    return f"{PROCESSED_PREFIX}{validate_job_id(job_id)}/"
+
+
+def rendition_key(job_id: str, rendition: str, file_name: str, extension: str) -> str:
+    stem = PurePosixPath(validate_file_name(file_name)).stem
+    return f"{processed_prefix(job_id)}{rendition}/{stem}.{extension}"
+
+
+def processed_manifest_key(job_id: str) -> str:
+    return processed_prefix(job_id) + MANIFEST_NAME
+
+
+def thumbnail_key(source_key: str, size: int, extension: str) -> str:
+    return f"thumbnails/{source_key}/{size}.{extension}"

@@ -1,0 +1,114 @@
+"""Names shared by the CDK app, the embedded local cloud, the runtimes and the tests.
+
+One place, so a renamed table or env key cannot drift between AWS and the laptop.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+PROJECT: Final = "darkroom"
+
+# Logical resource names. In AWS, CDK lets CloudFormation name buckets and tables;
+# locally they get these names verbatim. Either way runtimes learn them from env keys.
+INPUT_BUCKET: Final = "darkroom-input"
+OUTPUT_BUCKET: Final = "darkroom-output"
+RAW_BUCKET: Final = "darkroom-raw"
+PROCESSED_BUCKET: Final = "darkroom-processed"
+JOBS_TABLE: Final = "darkroom-jobs"
+WORKERS_TABLE: Final = "darkroom-workers"
+STATE_MACHINE: Final = "darkroom-raw-pipeline"
+WORKER_POOL_TAG_KEY: Final = "darkroom:pool"
+WORKER_POOL_TAG_VALUE: Final = "raw-workers"
+
+
+class Function:
+    """Lambda function names (also the keys of FUNCTIONS)."""
+
+    ORCHESTRATOR: Final = "darkroom-orchestrator"
+    REGISTER_JOB: Final = "darkroom-register-job"
+    START_WORKER: Final = "darkroom-start-worker"
+    AWAIT_WORKER: Final = "darkroom-await-worker"
+    STOP_WORKER: Final = "darkroom-stop-worker"
+    MARK_DONE: Final = "darkroom-mark-done"
+    MARK_FAILED: Final = "darkroom-mark-failed"
+
+
+class Env:
+    """Environment keys read once, at start-up, by darkroom.settings."""
+
+    RAW_BUCKET: Final = "DARKROOM_RAW_BUCKET"
+    PROCESSED_BUCKET: Final = "DARKROOM_PROCESSED_BUCKET"
+    INPUT_BUCKET: Final = "DARKROOM_INPUT_BUCKET"
+    OUTPUT_BUCKET: Final = "DARKROOM_OUTPUT_BUCKET"
+    JOBS_TABLE: Final = "DARKROOM_JOBS_TABLE"
+    WORKERS_TABLE: Final = "DARKROOM_WORKERS_TABLE"
+    STATE_MACHINE_ARN: Final = "DARKROOM_STATE_MACHINE_ARN"
+    WORKER_INSTANCE_IDS: Final = "DARKROOM_WORKER_INSTANCE_IDS"
+    WORKER_HEARTBEAT_SECONDS: Final = "DARKROOM_WORKER_HEARTBEAT_SECONDS"
+    JOB_TIMEOUT_SECONDS: Final = "DARKROOM_JOB_TIMEOUT_SECONDS"
+    INSTANCE_ID: Final = "DARKROOM_INSTANCE_ID"
+    SCRATCH_DIR: Final = "DARKROOM_SCRATCH_DIR"
+    IDLE_SHUTDOWN_SECONDS: Final = "DARKROOM_IDLE_SHUTDOWN_SECONDS"
+    HEARTBEAT_INTERVAL_SECONDS: Final = "DARKROOM_HEARTBEAT_INTERVAL_SECONDS"
+    POLL_SECONDS: Final = "DARKROOM_POLL_SECONDS"
+    SHUTDOWN_MODE: Final = "DARKROOM_SHUTDOWN_MODE"
+    LOG_LEVEL: Final = "DARKROOM_LOG_LEVEL"
+
+
+# Handler paths ("module.function"), as the Lambda runtime resolves them.
+HANDLERS: Final[dict[str, str]] = {
+    Function.ORCHESTRATOR: "tasks.orchestrator.handler",
+    Function.REGISTER_JOB: "tasks.register_job.handler",
+    Function.START_WORKER: "tasks.start_worker.handler",
+    Function.AWAIT_WORKER: "tasks.await_worker.handler",
+    Function.STOP_WORKER: "tasks.stop_worker.handler",
+    Function.MARK_DONE: "tasks.mark_done.handler",
+    Function.MARK_FAILED: "tasks.mark_failed.handler",
+}
+
+# The env keys each function is given (values differ between AWS and local).
+FUNCTION_ENV_KEYS: Final[dict[str, tuple[str, ...]]] = {
+    Function.ORCHESTRATOR: (Env.RAW_BUCKET, Env.STATE_MACHINE_ARN),
+    Function.REGISTER_JOB: (
+        Env.RAW_BUCKET,
+        Env.JOBS_TABLE,
+        Env.WORKER_HEARTBEAT_SECONDS,
+        Env.JOB_TIMEOUT_SECONDS,
+    ),
+    Function.START_WORKER: (Env.JOBS_TABLE, Env.WORKERS_TABLE, Env.WORKER_INSTANCE_IDS),
+    Function.AWAIT_WORKER: (Env.WORKERS_TABLE,),
+    Function.STOP_WORKER: (Env.JOBS_TABLE, Env.WORKERS_TABLE),
+    Function.MARK_DONE: (Env.JOBS_TABLE, Env.PROCESSED_BUCKET),
+    Function.MARK_FAILED: (Env.JOBS_TABLE,),
+}
+
+FUNCTION_TIMEOUT_SECONDS: Final[dict[str, int]] = {name: 30 for name in HANDLERS}
+
+# ${Placeholder} -> function, for the committed ASL's Lambda ARNs.
+ASL_FUNCTION_PLACEHOLDERS: Final[dict[str, str]] = {
+    "RegisterJobFunctionArn": Function.REGISTER_JOB,
+    "StartWorkerFunctionArn": Function.START_WORKER,
+    "AwaitWorkerFunctionArn": Function.AWAIT_WORKER,
+    "StopWorkerFunctionArn": Function.STOP_WORKER,
+    "MarkDoneFunctionArn": Function.MARK_DONE,
+    "MarkFailedFunctionArn": Function.MARK_FAILED,
+}
+
+# The S3 object whose creation (and only that) starts a RAW job.
+MANIFEST_NAME: Final = "manifest.json"
+RAW_PREFIX: Final = "raw/"
+PROCESSED_PREFIX: Final = "processed/"
+
+
+class Output:
+    """Stack output keys, also printed by `darkroom local up`."""
+
+    AWS_ENDPOINT: Final = "AwsEndpointUrl"
+    RAW_BUCKET: Final = "RawBucketName"
+    PROCESSED_BUCKET: Final = "ProcessedBucketName"
+    INPUT_BUCKET: Final = "InputBucketName"
+    OUTPUT_BUCKET: Final = "OutputBucketName"
+    JOBS_TABLE: Final = "JobsTableName"
+    WORKERS_TABLE: Final = "WorkersTableName"
+    STATE_MACHINE_ARN: Final = "StateMachineArn"

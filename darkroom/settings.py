@@ -1,0 +1,70 @@
+"""Typed settings, built once at start-up from the environment.
+
+Logic receives a settings object; it never reads os.environ itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from darkroom.names import Env
+
+
+class _Base(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DARKROOM_", extra="ignore", frozen=True)
+
+    log_level: str = "INFO"
+
+    def require(self, *fields: str) -> None:
+        """Fail at start-up, naming the env key, rather than deep inside a request."""
+        missing = [f"DARKROOM_{f.upper()}" for f in fields if not getattr(self, f)]
+        if missing:
+            raise RuntimeError(f"missing configuration: {', '.join(missing)} not set")
+
+
+class TaskSettings(_Base):
+    """Every task Lambda's settings; each handler requires the subset it uses."""
+
+    raw_bucket: str = ""
+    processed_bucket: str = ""
+    jobs_table: str = ""
+    workers_table: str = ""
+    state_machine_arn: str = ""
+    # Comma-separated in the environment; CDK knows the pool's ids at deploy time.
+    worker_instance_ids: tuple[str, ...] = ()
+    # Handed to the state machine by RegisterJob so one ASL serves AWS (minutes) and
+    # the laptop (seconds).
+    worker_heartbeat_seconds: int = Field(default=300, ge=5)
+    job_timeout_seconds: int = Field(default=6 * 3600, ge=30)
+
+    @field_validator("worker_instance_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        return value
+
+
+class WorkerSettings(_Base):
+    """The EC2 worker's settings (an env file written by user data, or the local cloud)."""
+
+    raw_bucket: str = ""
+    processed_bucket: str = ""
+    jobs_table: str = ""
+    workers_table: str = ""
+    # Empty on EC2: the worker asks the instance metadata service.
+    instance_id: str = ""
+    scratch_dir: Path = Path("/var/lib/darkroom/scratch")
+    poll_seconds: float = Field(default=2.0, gt=0)
+    heartbeat_interval_seconds: float = Field(default=30.0, gt=0)
+    idle_shutdown_seconds: float = Field(default=600.0, gt=0)
+    # poweroff: the OS halts and EC2 stops the instance (shutdown behaviour "stop");
+    # ec2-api: ask EC2 to stop it (the local cloud); none: just exit.
+    shutdown_mode: Literal["poweroff", "ec2-api", "none"] = "poweroff"
+
+
+assert Env.JOBS_TABLE == "DARKROOM_JOBS_TABLE"  # the prefix above must match darkroom.names

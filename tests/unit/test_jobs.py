@@ -1,0 +1,78 @@
+import pytest
+
+from darkroom.jobs import (
+    TERMINAL,
+    FileProgress,
+    FileStatus,
+    Job,
+    JobStatus,
+    can_transition,
+    finished_status,
+    sources_of,
+    stable_error_name,
+)
+
+
+def test_a_job_runs_registered_starting_processing_then_terminal() -> None:
+    path = [None, JobStatus.REGISTERED, JobStatus.STARTING, JobStatus.PROCESSING, JobStatus.DONE]
+    for current, target in zip(path, path[1:], strict=False):
+        assert can_transition(current, target)
+
+
+@pytest.mark.parametrize("terminal", sorted(TERMINAL))
+def test_reprocessing_is_allowed_from_terminal_statuses_only(terminal: JobStatus) -> None:
+    assert can_transition(terminal, JobStatus.REGISTERED)
+    assert sources_of(JobStatus.REGISTERED) == TERMINAL
+
+
+@pytest.mark.parametrize("live", [JobStatus.REGISTERED, JobStatus.STARTING, JobStatus.PROCESSING])
+def test_a_live_job_cannot_be_registered_again(live: JobStatus) -> None:
+    assert not can_transition(live, JobStatus.REGISTERED)
+
+
+def test_every_live_status_can_fail_but_done_cannot() -> None:
+    assert sources_of(JobStatus.FAILED) == {
+        JobStatus.REGISTERED,
+        JobStatus.STARTING,
+        JobStatus.PROCESSING,
+    }
+    assert not can_transition(JobStatus.DONE, JobStatus.FAILED)
+
+
+def test_some_failed_files_give_the_distinct_done_with_errors_status() -> None:
+    assert finished_status(3, 0) is JobStatus.DONE
+    assert finished_status(2, 1) is JobStatus.DONE_WITH_ERRORS
+
+
+def test_counts_derive_from_per_file_progress() -> None:
+    job = Job(
+        job_id="j",
+        status=JobStatus.PROCESSING,
+        files=("a", "b", "c"),
+        progress={
+            "a": FileProgress(FileStatus.DONE, {"web": "k"}),
+            "b": FileProgress(FileStatus.FAILED, error_code="blank_frame", error="b: empty"),
+            "c": FileProgress(),
+        },
+    )
+    assert (job.files_done, job.files_failed) == (1, 1)
+    assert (
+        Job.from_item({"job_id": "j", "status": "PROCESSING", **_item(job)}).progress
+        == job.progress
+    )
+
+
+def _item(job: Job) -> dict:
+    return {"files": list(job.files), "progress": {k: p.to_item() for k, p in job.progress.items()}}
+
+
+def test_step_functions_error_names_become_stable_darkroom_names() -> None:
+    assert stable_error_name("States.Timeout") == "WorkerTimedOut"
+    assert stable_error_name("States.HeartbeatTimeout") == "WorkerLost"
+    assert stable_error_name("States.Runtime") == "PipelineRuntime"
+    assert stable_error_name("InvalidJob") == "InvalidJob"
+    assert stable_error_name(None) == "JobFailed"
+    assert not any(
+        stable_error_name(e).startswith("States.")
+        for e in ("States.ALL", "States.TaskFailed", "States.Permissions", "States.X.Y")
+    )
