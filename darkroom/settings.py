@@ -6,10 +6,10 @@ Logic receives a settings object; it never reads os.environ itself.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from darkroom.names import Env
 
@@ -35,7 +35,7 @@ class TaskSettings(_Base):
     workers_table: str = ""
     state_machine_arn: str = ""
     # Comma-separated in the environment; CDK knows the pool's ids at deploy time.
-    worker_instance_ids: tuple[str, ...] = ()
+    worker_instance_ids: Annotated[tuple[str, ...], NoDecode] = ()
     # Handed to the state machine by RegisterJob so one ASL serves AWS (minutes) and
     # the laptop (seconds).
     worker_heartbeat_seconds: int = Field(default=300, ge=5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -20,6 +21,17 @@ from darkroom.jobs import (
 )
 
 
+def _plain(value: Any) -> Any:
+    """DynamoDB numbers arrive as Decimal; the job's JSON (recipe) must stay plain JSON."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, set, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
 class JobStore:
     def __init__(self, table: str, ddb: Any | None = None) -> None:
         self._table = table
@@ -34,7 +46,7 @@ class JobStore:
         return self._ser.serialize(value)
 
     def _item(self, raw: Mapping[str, Any]) -> dict[str, Any]:
-        return {k: self._de.deserialize(v) for k, v in raw.items()}
+        return {k: _plain(self._de.deserialize(v)) for k, v in raw.items()}
 
     # -- reads --------------------------------------------------------------------
     def get(self, job_id: str) -> Job:

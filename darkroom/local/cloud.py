@@ -1,0 +1,319 @@
+"""The embedded local cloud: moto's server on 127.0.0.1 with the resources CDK declares.
+
+Step Functions executes the committed ASL; Lambda functions run their real handlers in
+warm local processes; pool instances boot real worker processes when started.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import threading
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import requests
+from darkroom.local.lambda_runtime import FunctionSpec, InvocationResult, LambdaRuntime
+from darkroom.workflow import render_definition
+
+from darkroom import names
+from darkroom.local import moto_hooks
+from darkroom.local.workers import WorkerProcesses
+from darkroom.names import Env, Function
+
+ACCOUNT_ID = "123456789012"  # moto's default account
+# Any id will do (nothing boots from it); looking one up costs moto seconds.
+LOCAL_AMI_ID = "ami-12c6146b"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class LocalCloudConfig:
+    host: str = "127.0.0.1"
+    port: int = 4599  # 0 picks a free port
+    region: str = "us-east-1"
+    state_dir: Path = field(default_factory=lambda: Path(".darkroom") / "local")
+    pool_size: int = 1
+    # Laptop timings: the same ASL reads them from RegisterJob's output.
+    worker_heartbeat_seconds: int = 10
+    job_timeout_seconds: int = 3600
+    worker_heartbeat_interval_seconds: float = 2.0
+    worker_poll_seconds: float = 0.5
+    worker_idle_shutdown_seconds: float = 300.0
+
+
+def function_arn(name: str, region: str) -> str:
+    return f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}"
+
+
+def state_machine_arn(region: str) -> str:
+    return f"arn:aws:states:{region}:{ACCOUNT_ID}:stateMachine:{names.STATE_MACHINE}"
+
+
+class LocalCloud:
+    def __init__(self, config: LocalCloudConfig | None = None) -> None:
+        self.config = config or LocalCloudConfig()
+        self.state_dir = self.config.state_dir.resolve()
+        self._server: Any = None
+        self.endpoint_url = ""
+        self.instance_ids: list[str] = []
+        self._runtime = LambdaRuntime(log_dir=self.state_dir / "logs")
+        self._runtime_lock = threading.Lock()
+        self._specs: dict[str, FunctionSpec] = {}
+        self.workers: WorkerProcesses | None = None
+
+    # -- lifecycle --------------------------------------------------------------
+    def start(self) -> LocalCloud:
+        from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        # werkzeug logs every request; the worker's polling would drown the console.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        moto_hooks.install(self)
+        self._server = ThreadedMotoServer(
+            ip_address=self.config.host, port=self.config.port, verbose=False
+        )
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        # moto's Step Functions interpreter calls Lambda through the server on MOTO_PORT.
+        os.environ["MOTO_PORT"] = str(port)
+        requests.post(
+            f"{self.endpoint_url}/moto-api/config",
+            # Not lambda.use_docker=False: that swaps in moto's echoing stub backend;
+            # the hooks already keep Docker out of it.
+            json={"stepfunctions": {"execute_state_machine": True}},
+            timeout=10,
+        ).raise_for_status()
+        self.workers = WorkerProcesses(self.state_dir, self.worker_environment())
+        self.provision()
+        return self
+
+    def stop(self) -> None:
+        if self.workers is not None:
+            self.workers.close()
+        self._runtime.close()
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        moto_hooks.uninstall()
+
+    def __enter__(self) -> LocalCloud:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- clients ----------------------------------------------------------------
+    def client_env(self) -> dict[str, str]:
+        """What any AWS client needs to talk to this cloud instead of AWS."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": self.config.region,
+            "AWS_REGION": self.config.region,
+        }
+
+    def client(self, service: str) -> Any:
+        return boto3.session.Session(
+            aws_access_key_id="local", aws_secret_access_key="local", region_name=self.config.region
+        ).client(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
+
+    def endpoints(self) -> dict[str, Any]:
+        return {
+            names.Output.AWS_ENDPOINT: self.endpoint_url,
+            "Region": self.config.region,
+            names.Output.RAW_BUCKET: names.RAW_BUCKET,
+            names.Output.PROCESSED_BUCKET: names.PROCESSED_BUCKET,
+            names.Output.INPUT_BUCKET: names.INPUT_BUCKET,
+            names.Output.OUTPUT_BUCKET: names.OUTPUT_BUCKET,
+            names.Output.JOBS_TABLE: names.JOBS_TABLE,
+            names.Output.WORKERS_TABLE: names.WORKERS_TABLE,
+            names.Output.STATE_MACHINE_ARN: state_machine_arn(self.config.region),
+        }
+
+    # -- environments -----------------------------------------------------------
+    def resource_env(self) -> dict[str, str]:
+        """Values of every darkroom env key in this cloud (the CDK app fills the same keys)."""
+        cfg = self.config
+        return {
+            Env.RAW_BUCKET: names.RAW_BUCKET,
+            Env.PROCESSED_BUCKET: names.PROCESSED_BUCKET,
+            Env.INPUT_BUCKET: names.INPUT_BUCKET,
+            Env.OUTPUT_BUCKET: names.OUTPUT_BUCKET,
+            Env.JOBS_TABLE: names.JOBS_TABLE,
+            Env.WORKERS_TABLE: names.WORKERS_TABLE,
+            Env.STATE_MACHINE_ARN: state_machine_arn(cfg.region),
+            Env.WORKER_INSTANCE_IDS: ",".join(self.instance_ids),
+            Env.WORKER_HEARTBEAT_SECONDS: str(cfg.worker_heartbeat_seconds),
+            Env.JOB_TIMEOUT_SECONDS: str(cfg.job_timeout_seconds),
+        }
+
+    def function_environment(self, name: str) -> dict[str, str]:
+        values = self.resource_env()
+        return {key: values[key] for key in names.FUNCTION_ENV_KEYS[name]}
+
+    def worker_environment(self) -> dict[str, str]:
+        values = self.resource_env()
+        cfg = self.config
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": os.environ.get("HOME", "/tmp"),
+            "LANG": "C.UTF-8",
+            "PYTHONPATH": str(PROJECT_ROOT),
+            "PYTHONUNBUFFERED": "1",
+            **self.client_env(),
+            Env.RAW_BUCKET: values[Env.RAW_BUCKET],
+            Env.PROCESSED_BUCKET: values[Env.PROCESSED_BUCKET],
+            Env.JOBS_TABLE: values[Env.JOBS_TABLE],
+            Env.WORKERS_TABLE: values[Env.WORKERS_TABLE],
+            Env.HEARTBEAT_INTERVAL_SECONDS: str(cfg.worker_heartbeat_interval_seconds),
+            Env.POLL_SECONDS: str(cfg.worker_poll_seconds),
+            Env.IDLE_SHUTDOWN_SECONDS: str(cfg.worker_idle_shutdown_seconds),
+        }
+
+    # -- provisioning -----------------------------------------------------------
+    def provision(self) -> None:
+        cfg = self.config
+        iam = self.client("iam")
+        role = iam.create_role(
+            RoleName="darkroom-local",
+            AssumeRolePolicyDocument='{"Version":"2012-10-17","Statement":[]}',
+        )["Role"]["Arn"]
+
+        s3 = self.client("s3")
+        for bucket in (
+            names.RAW_BUCKET,
+            names.PROCESSED_BUCKET,
+            names.INPUT_BUCKET,
+            names.OUTPUT_BUCKET,
+        ):
+            s3.create_bucket(Bucket=bucket)
+
+        ddb = self.client("dynamodb")
+        for table, key in ((names.JOBS_TABLE, "job_id"), (names.WORKERS_TABLE, "instance_id")):
+            ddb.create_table(
+                TableName=table,
+                KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+
+        ec2 = self.client("ec2")
+        reservation = ec2.run_instances(
+            ImageId=LOCAL_AMI_ID,
+            MinCount=cfg.pool_size,
+            MaxCount=cfg.pool_size,
+            InstanceType="c7g.xlarge",
+            InstanceInitiatedShutdownBehavior="stop",
+            TagSpecifications=[
+                {
+                    "ResourceType": "instance",
+                    "Tags": [
+                        {"Key": names.WORKER_POOL_TAG_KEY, "Value": names.WORKER_POOL_TAG_VALUE}
+                    ],
+                }
+            ],
+        )
+        self.instance_ids = sorted(i["InstanceId"] for i in reservation["Instances"])
+        # A pool instance is stopped until a job needs it.
+        ec2.stop_instances(InstanceIds=self.instance_ids)
+
+        lam = self.client("lambda")
+        code = io.BytesIO()
+        with zipfile.ZipFile(code, "w") as archive:
+            # The code runs from this checkout; the zip only satisfies the API.
+            archive.writestr("README.txt", "darkroom local function: code runs from the project")
+        for name, handler in names.HANDLERS.items():
+            lam.create_function(
+                FunctionName=name,
+                Runtime="python3.12",
+                Role=role,
+                Handler=handler,
+                Code={"ZipFile": code.getvalue()},
+                Timeout=names.FUNCTION_TIMEOUT_SECONDS[name],
+                MemorySize=256,
+                Environment={"Variables": self.function_environment(name)},
+            )
+
+        definition = render_definition(
+            {
+                placeholder: function_arn(function, cfg.region)
+                for placeholder, function in names.ASL_FUNCTION_PLACEHOLDERS.items()
+            }
+        )
+        self.client("stepfunctions").create_state_machine(
+            name=names.STATE_MACHINE, definition=definition, roleArn=role
+        )
+
+        lam.add_permission(
+            FunctionName=Function.ORCHESTRATOR,
+            StatementId="s3-invoke",
+            Action="lambda:InvokeFunction",
+            Principal="s3.amazonaws.com",
+            SourceArn=f"arn:aws:s3:::{names.RAW_BUCKET}",
+        )
+        s3.put_bucket_notification_configuration(
+            Bucket=names.RAW_BUCKET,
+            NotificationConfiguration={
+                "LambdaFunctionConfigurations": [
+                    {
+                        "Id": "submit-manifest",
+                        "LambdaFunctionArn": function_arn(Function.ORCHESTRATOR, cfg.region),
+                        "Events": ["s3:ObjectCreated:*"],
+                        "Filter": {
+                            "Key": {
+                                "FilterRules": [
+                                    {"Name": "prefix", "Value": names.RAW_PREFIX},
+                                    {"Name": "suffix", "Value": "/" + names.MANIFEST_NAME},
+                                ]
+                            }
+                        },
+                    }
+                ]
+            },
+        )
+
+    # -- moto_hooks.Host ----------------------------------------------------------
+    def spec_for(
+        self, name: str, handler: str, env: dict[str, str], timeout: float, memory_mb: int
+    ) -> FunctionSpec:
+        return FunctionSpec(
+            name=name,
+            handler=handler,
+            environment=env,
+            timeout_seconds=timeout,
+            memory_mb=memory_mb,
+            region=self.config.region,
+            extra_env={**self.client_env(), "PYTHONPATH": str(PROJECT_ROOT)},
+        )
+
+    def _registered(self, spec: FunctionSpec) -> str:
+        with self._runtime_lock:
+            if self._specs.get(spec.name) != spec:
+                self._runtime.register(spec)
+                self._specs[spec.name] = spec
+        return spec.name
+
+    def invoke(self, spec: FunctionSpec, event: Any) -> InvocationResult:
+        return self._runtime.invoke(self._registered(spec), event)
+
+    def invoke_async(self, spec: FunctionSpec, event: Any) -> None:
+        self._runtime.invoke_async(self._registered(spec), event)
+
+    def instance_started(self, instance_id: str) -> None:
+        if self.workers is not None and instance_id in self.instance_ids:
+            self.workers.on_start(instance_id)
+
+    def instance_stopped(self, instance_id: str) -> None:
+        if self.workers is not None:
+            self.workers.on_stop(instance_id)
+
+    def lambda_stats(self, name: str) -> Mapping[str, Any]:
+        return self._runtime.stats(name)

@@ -1,0 +1,128 @@
+"""Where the local cloud plugs into moto's server.
+
+moto would run Lambda code in Docker and has no notion of an instance booting. These
+hooks route Lambda invocations (from Step Functions, S3 notifications or any client) to
+warm local processes running the real handlers, and EC2 start/stop to worker processes.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any, Protocol
+
+from darkroom.local.lambda_runtime import FunctionSpec, InvocationResult
+from moto.awslambda import models as lambda_models
+from moto.ec2.models import instances as ec2_instances
+from moto.s3 import notifications as s3_notifications
+
+
+class Host(Protocol):
+    """What the hooks need from the running local cloud."""
+
+    def invoke(self, spec: FunctionSpec, event: Any) -> InvocationResult: ...
+    def invoke_async(self, spec: FunctionSpec, event: Any) -> None: ...
+    def instance_started(self, instance_id: str) -> None: ...
+    def instance_stopped(self, instance_id: str) -> None: ...
+    def spec_for(
+        self, name: str, handler: str, env: dict[str, str], timeout: float
+    ) -> FunctionSpec: ...
+
+
+_host: Host | None = None
+_installed = False
+_lock = threading.Lock()
+
+
+def _spec(fn: Any) -> FunctionSpec:
+    assert _host is not None
+    return _host.spec_for(
+        fn.function_name,
+        fn.handler,
+        dict(fn.environment_vars or {}),
+        float(fn.timeout or 3),
+        int(fn.memory_size or 128),
+    )
+
+
+def _raw_event(body: str | bytes | None) -> Any:
+    return json.loads(body or "{}")
+
+
+def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
+    if _host is None:
+        return (
+            json.dumps({"errorType": "ServiceUnavailable", "errorMessage": "local cloud down"}),
+            True,
+            "",
+        )
+    # moto's LambdaFunction.invoke has already decoded the request body.
+    result = _host.invoke(_spec(self), {} if event is None else event)
+    return result.payload.decode(), result.function_error is not None, result.log_tail
+
+
+_original_invoke = lambda_models.LambdaFunction.invoke
+
+
+def _invoke(self: Any, body: Any, request_headers: Any, response_headers: Any) -> Any:
+    if _host is not None and request_headers.get("x-amz-invocation-type") == "Event":
+        _host.invoke_async(_spec(self), _raw_event(body))
+        return b""
+    return _original_invoke(self, body, request_headers, response_headers)
+
+
+def _invoke_awslambda(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
+    # S3 invokes asynchronously in AWS: the PUT returns before the function runs.
+    from moto.awslambda.utils import get_backend
+
+    if _host is None:
+        return
+    fn = get_backend(account_id, region_name).get_function(fn_arn)
+    _host.invoke_async(_spec(fn), event_body)
+
+
+_original_start = ec2_instances.Instance.start
+_original_stop = ec2_instances.Instance.stop
+_original_terminate = ec2_instances.Instance.terminate
+
+
+def _start(self: Any) -> Any:
+    previous = _original_start(self)
+    if _host is not None and previous.name != "running":
+        _host.instance_started(self.id)
+    return previous
+
+
+def _stop(self: Any) -> Any:
+    previous = _original_stop(self)
+    if _host is not None:
+        _host.instance_stopped(self.id)
+    return previous
+
+
+def _terminate(self: Any) -> Any:
+    previous = _original_terminate(self)
+    if _host is not None:
+        _host.instance_stopped(self.id)
+    return previous
+
+
+def install(host: Host) -> None:
+    global _host, _installed
+    with _lock:
+        _host = host
+        if _installed:
+            return
+        lambda_models.LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
+        lambda_models.LambdaFunction.invoke = _invoke  # type: ignore[method-assign]
+        s3_notifications._invoke_awslambda = _invoke_awslambda
+        ec2_instances.Instance.start = _start  # type: ignore[method-assign]
+        ec2_instances.Instance.stop = _stop  # type: ignore[method-assign]
+        ec2_instances.Instance.terminate = _terminate  # type: ignore[method-assign]
+        _installed = True
+
+
+def uninstall() -> None:
+    global _host
+    with _lock:
+        _host = None

@@ -1,0 +1,98 @@
+"""EC2 pool instances of the local cloud: a started instance boots a real worker process.
+
+Each instance keeps a scratch directory across stop and start, as its EBS volume would.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+
+from darkroom.names import Env
+
+
+class WorkerProcesses:
+    def __init__(self, state_dir: Path, base_env: Mapping[str, str], python: str = sys.executable):
+        self._state_dir = state_dir
+        self._base_env = dict(base_env)
+        self._python = python
+        self._lock = threading.Lock()
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.boots: dict[str, int] = {}
+
+    def scratch_dir(self, instance_id: str) -> Path:
+        return self._state_dir / "instances" / instance_id / "scratch"
+
+    def log_path(self, instance_id: str) -> Path:
+        return self._state_dir / "logs" / f"worker-{instance_id}.log"
+
+    def pid(self, instance_id: str) -> int | None:
+        with self._lock:
+            proc = self._procs.get(instance_id)
+            return proc.pid if proc is not None and proc.poll() is None else None
+
+    def on_start(self, instance_id: str) -> None:
+        with self._lock:
+            old = self._procs.get(instance_id)
+            if old is not None and old.poll() is None:
+                return  # already running: StartInstances on a running instance is a no-op
+            if old is not None:
+                old.wait()
+            scratch = self.scratch_dir(instance_id)
+            scratch.mkdir(parents=True, exist_ok=True)
+            log = self.log_path(instance_id)
+            log.parent.mkdir(parents=True, exist_ok=True)
+            env = {
+                **self._base_env,
+                Env.INSTANCE_ID: instance_id,
+                Env.SCRATCH_DIR: str(scratch),
+                Env.SHUTDOWN_MODE: "ec2-api",
+            }
+            with log.open("ab") as out:
+                self._procs[instance_id] = subprocess.Popen(
+                    [self._python, "-m", "worker"],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            self.boots[instance_id] = self.boots.get(instance_id, 0) + 1
+
+    def on_stop(self, instance_id: str) -> None:
+        """Stop asynchronously: the worker may be the caller (idle shutdown) awaiting a reply."""
+        with self._lock:
+            proc = self._procs.get(instance_id)
+        if proc is not None and proc.poll() is None:
+            threading.Thread(target=_terminate, args=(proc,), daemon=True).start()
+
+    def kill(self, instance_id: str) -> None:
+        """Pull the plug (tests: a worker dying mid-job)."""
+        with self._lock:
+            proc = self._procs.get(instance_id)
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def close(self) -> None:
+        with self._lock:
+            procs = list(self._procs.values())
+        for proc in procs:
+            if proc.poll() is None:
+                _terminate(proc)
+
+
+def _terminate(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass

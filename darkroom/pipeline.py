@@ -1,0 +1,268 @@
+"""The RAW pipeline's steps: what each task Lambda does, minus the Lambda.
+
+Each function takes its adapters as arguments, so it runs the same against AWS, the
+embedded local cloud, or test doubles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote_plus
+
+from darkroom import keys
+from darkroom.aws.executions import Executions
+from darkroom.aws.job_store import JobStore
+from darkroom.aws.lease_store import LeaseStore
+from darkroom.aws.objects import Objects
+from darkroom.aws.worker_pool import InstanceNotReady, WorkerPool
+from darkroom.errors import InvalidJob, JobBusy, JobNotFound, NoIdleWorker, StaleExecution
+from darkroom.jobs import JobStatus, finished_status, stable_error_name, utc_now
+from darkroom.observability import logger
+from darkroom.recipes import RecipeError, parse_recipe
+
+
+# -- execution names --------------------------------------------------------------
+def execution_name(job_id: str) -> str:
+    """The first execution of a job is named after it, so a repeated event cannot start twice."""
+    return keys.validate_job_id(job_id)
+
+
+def reprocess_execution_name(job_id: str, when: datetime | None = None) -> str:
+    stamp = (when or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%f")[:-3]
+    return f"{keys.validate_job_id(job_id)}-rp-{stamp}"
+
+
+# -- orchestrator -----------------------------------------------------------------
+@dataclass(frozen=True)
+class Started:
+    job_id: str
+    execution_arn: str
+    started_now: bool
+
+
+def manifest_job_ids(event: Mapping[str, Any], raw_bucket: str) -> list[str]:
+    """Job ids of the submission manifests an S3 event carries (other keys are ignored)."""
+    job_ids: list[str] = []
+    for record in event.get("Records", []):
+        s3 = record.get("s3", {})
+        if s3.get("bucket", {}).get("name") != raw_bucket:
+            continue
+        if not str(record.get("eventName", "")).startswith("ObjectCreated"):
+            continue
+        job_id = keys.job_id_from_manifest_key(unquote_plus(s3.get("object", {}).get("key", "")))
+        if job_id and job_id not in job_ids:
+            job_ids.append(job_id)
+    return job_ids
+
+
+def start_jobs(job_ids: Iterable[str], executions: Executions) -> list[Started]:
+    started = []
+    for job_id in job_ids:
+        # The input is derived from the job id alone: a redelivered event then matches
+        # the running execution exactly, which Step Functions treats as the same start.
+        arn, now = executions.start(execution_name(job_id), {"job_id": job_id})
+        logger.info("job execution", extra={"job_id": job_id, "execution": arn, "new": now})
+        started.append(Started(job_id, arn, now))
+    return started
+
+
+def reprocess(
+    job_id: str,
+    executions: Executions,
+    jobs: JobStore,
+    recipe: Mapping[str, Any] | None = None,
+) -> str:
+    """Start a new execution for a finished job, as an operator would in the console."""
+    job = jobs.get(job_id)
+    if not job.is_terminal:
+        raise JobBusy(f"job {job_id} is {job.status}; reprocess it once it has finished")
+    payload: dict[str, Any] = {"job_id": job_id, "reprocess": True}
+    if recipe is not None:
+        payload["recipe"] = parse_recipe(recipe).model_dump(mode="json")
+    arn, _ = executions.start(reprocess_execution_name(job_id), payload)
+    return arn
+
+
+# -- RegisterJob ------------------------------------------------------------------
+def register_job(
+    execution_input: Mapping[str, Any],
+    execution_arn: str,
+    *,
+    raw_bucket: str,
+    jobs: JobStore,
+    objects: Objects,
+    heartbeat_seconds: int,
+    timeout_seconds: int,
+) -> dict[str, Any]:
+    job_id = execution_input.get("job_id")
+    if not isinstance(job_id, str):
+        raise InvalidJob('execution input needs "job_id" (a string)')
+    try:
+        keys.validate_job_id(job_id)
+    except ValueError as exc:
+        raise InvalidJob(str(exc)) from exc
+
+    manifest = _read_manifest(objects, raw_bucket, job_id)
+    present = {
+        name: int(obj.get("Size", 0))
+        for obj in objects.list(raw_bucket, keys.raw_prefix(job_id))
+        if (name := keys.file_name_from_raw_key(job_id, obj["Key"])) is not None
+    }
+    declared = manifest.get("files")
+    if declared:
+        names = [f["name"] if isinstance(f, Mapping) else str(f) for f in declared]
+        missing = sorted(set(names) - set(present))
+        if missing:
+            raise InvalidJob(f"job {job_id}: declared files not uploaded: {', '.join(missing)}")
+        files = sorted(names)
+    else:
+        files = sorted(present)
+    if not files:
+        raise InvalidJob(
+            f"job {job_id} has no files under s3://{raw_bucket}/{keys.raw_prefix(job_id)}"
+        )
+
+    recipe_source = execution_input.get("recipe") or manifest.get("recipe")
+    existing = jobs.find(job_id)
+    if recipe_source is None and existing is not None:
+        recipe_source = existing.recipe
+    try:
+        recipe = parse_recipe(recipe_source)
+    except RecipeError as exc:
+        raise InvalidJob(f"job {job_id}: {exc}") from exc
+
+    job = jobs.register(
+        job_id=job_id,
+        execution_arn=execution_arn,
+        files=files,
+        name=manifest.get("name") or (existing.name if existing else None),
+        recipe=recipe.model_dump(mode="json"),
+    )
+    logger.info(
+        "job registered", extra={"job_id": job_id, "files": len(files), "attempt": job.attempt}
+    )
+    return {
+        "job_id": job_id,
+        "file_count": len(files),
+        "heartbeat_seconds": heartbeat_seconds,
+        "timeout_seconds": timeout_seconds,
+    }
+
+
+def _read_manifest(objects: Objects, bucket: str, job_id: str) -> dict[str, Any]:
+    from botocore.exceptions import ClientError
+
+    try:
+        document = objects.get_json(bucket, keys.raw_manifest_key(job_id))
+    except ClientError:
+        return {}  # a hand-started execution may have no manifest; the listing decides
+    except ValueError as exc:
+        raise InvalidJob(f"job {job_id}: manifest.json is not valid JSON ({exc})") from exc
+    if not isinstance(document, dict):
+        raise InvalidJob(f"job {job_id}: manifest.json must be a JSON object")
+    return document
+
+
+# -- StartWorker / WaitForWorker / StopWorker -------------------------------------
+def start_worker(
+    job_id: str,
+    execution_arn: str,
+    *,
+    instance_ids: tuple[str, ...],
+    jobs: JobStore,
+    leases: LeaseStore,
+    pool: WorkerPool,
+) -> dict[str, Any]:
+    if not instance_ids:
+        raise InvalidJob("the worker pool is empty (DARKROOM_WORKER_INSTANCE_IDS)")
+    leases.ensure(instance_ids)
+    lease = leases.acquire(job_id, execution_arn, instance_ids)
+    if lease is None:
+        raise NoIdleWorker(f"all {len(instance_ids)} worker instance(s) busy; job {job_id} waits")
+    try:
+        pool.start(lease.instance_id)
+    except InstanceNotReady as exc:
+        leases.release(lease.instance_id, execution_arn)
+        raise NoIdleWorker(f"{exc}; job {job_id} waits") from exc
+    jobs.transition(
+        job_id, execution_arn, JobStatus.STARTING, set_fields={"instance_id": lease.instance_id}
+    )
+    logger.info("worker started", extra={"job_id": job_id, "instance_id": lease.instance_id})
+    return {"instance_id": lease.instance_id}
+
+
+def await_worker(
+    instance_id: str, execution_arn: str, task_token: str, *, leases: LeaseStore
+) -> None:
+    leases.attach_token(instance_id, execution_arn, task_token)
+
+
+def stop_worker(
+    execution_arn: str,
+    instance_id: str | None,
+    *,
+    leases: LeaseStore,
+    pool: WorkerPool,
+) -> dict[str, Any]:
+    """Stop the instance and free its lease, only if this execution holds it.
+
+    Stop before release, so no other job can lease an instance that is about to stop.
+    """
+    lease = leases.get(instance_id) if instance_id else leases.held_by(execution_arn)
+    if lease is None or lease.execution_arn != execution_arn:
+        logger.info("no lease to release", extra={"execution": execution_arn})
+        return {"instance_id": instance_id, "released": False}
+    pool.stop(lease.instance_id)
+    released = leases.release(lease.instance_id, execution_arn)
+    return {"instance_id": lease.instance_id, "released": released}
+
+
+# -- MarkDone / MarkFailed --------------------------------------------------------
+def mark_done(
+    job_id: str, execution_arn: str, result: Mapping[str, Any], *, jobs: JobStore
+) -> dict[str, Any]:
+    job = jobs.get(job_id)
+    status = finished_status(job.files_done, job.files_failed)
+    job = jobs.transition(
+        job_id,
+        execution_arn,
+        status,
+        set_fields={"finished_at": utc_now(), "manifest_key": result.get("manifest_key")},
+    )
+    return {
+        "job_id": job_id,
+        "status": str(job.status),
+        "files_total": len(job.files),
+        "files_done": job.files_done,
+        "files_failed": job.files_failed,
+        "manifest_key": job.manifest_key,
+    }
+
+
+def mark_failed(
+    job_id: str | None, execution_arn: str, error: Mapping[str, Any] | None, *, jobs: JobStore
+) -> dict[str, str]:
+    """Record the failure on the job (if this execution owns it) and name it stably.
+
+    Returns {"Error", "Cause"}, the same shape as a Catch's output, for the Fail state.
+    """
+    raw_error = str((error or {}).get("Error") or "")
+    cause = str((error or {}).get("Cause") or "the job failed without a cause")
+    name = stable_error_name(raw_error)
+    if name == "WorkerTimedOut":
+        cause = f"no heartbeat or result from the worker in time ({raw_error}): {cause}"
+    if job_id:
+        try:
+            jobs.transition(
+                job_id,
+                execution_arn,
+                JobStatus.FAILED,
+                set_fields={"error": name, "cause": cause, "finished_at": utc_now()},
+            )
+        except (JobNotFound, StaleExecution) as exc:
+            # Another execution owns the job (or it never existed): leave it alone.
+            logger.info("failure not recorded on job", extra={"job_id": job_id, "why": str(exc)})
+    return {"Error": name, "Cause": cause}

@@ -1,0 +1,41 @@
+"""One embedded local cloud for the integration session: moto server, real handlers, real workers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from darkroom.local.cloud import LocalCloud, LocalCloudConfig
+from darkroom.studio import Studio, Target
+
+# Short enough for tests to see a lost worker quickly, long enough for a loaded CI box.
+HEARTBEAT_SECONDS = 8
+
+
+@pytest.fixture(scope="session")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
+    config = LocalCloudConfig(
+        port=0,
+        state_dir=tmp_path_factory.mktemp("local-cloud"),
+        pool_size=1,
+        worker_heartbeat_seconds=HEARTBEAT_SECONDS,
+        worker_heartbeat_interval_seconds=1.0,
+        worker_poll_seconds=0.2,
+    )
+    with LocalCloud(config) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def studio(cloud: LocalCloud) -> Studio:
+    return Studio(Target.local(cloud.endpoint_url, cloud.config.region))
+
+
+@pytest.fixture
+def shoot(tmp_path: Path) -> Path:
+    from darkroom.imaging.fixtures import make_demo_shoot
+
+    make_demo_shoot(tmp_path / "shoot", count=3, width=900, height=600)
+    return tmp_path / "shoot"

@@ -1,0 +1,203 @@
+"""RAW jobs end to end on the embedded local cloud."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from darkroom.imaging.fixtures import make_demo_shoot, write_corrupt_raw
+from PIL import Image
+
+from darkroom import keys, names
+from darkroom.jobs import FileStatus, JobStatus
+from darkroom.local.cloud import LocalCloud
+from darkroom.studio import Studio, raw_files
+from tests.integration.conftest import HEARTBEAT_SECONDS
+
+pytestmark = pytest.mark.integration
+
+
+def _executions_named(studio: Studio, name: str) -> list[dict]:
+    return [e for e in studio.executions.list() if e["name"] == name]
+
+
+def _lease(cloud: LocalCloud) -> dict:
+    (instance,) = cloud.instance_ids
+    item = cloud.client("dynamodb").get_item(
+        TableName=names.WORKERS_TABLE, Key={"instance_id": {"S": instance}}, ConsistentRead=True
+    )["Item"]
+    return {k: next(iter(v.values())) for k, v in item.items()}
+
+
+def _instance_state(cloud: LocalCloud) -> str:
+    reservations = cloud.client("ec2").describe_instances(InstanceIds=cloud.instance_ids)
+    return reservations["Reservations"][0]["Instances"][0]["State"]["Name"]
+
+
+def _wait_for(predicate, timeout: float = 30.0, poll: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def test_a_shoot_of_dngs_reaches_done_with_every_rendition_decodable(
+    studio: Studio, cloud: LocalCloud, shoot: Path, tmp_path: Path
+) -> None:
+    files = raw_files(shoot)
+    job_id = studio.upload(files, name="three dngs")
+    job = studio.wait(job_id, timeout=180)
+    assert job.status is JobStatus.DONE, job.to_summary()
+    assert job.files_done == len(files)
+
+    execution = studio.executions.describe(job.execution_arn or "")
+    assert execution["status"] == "SUCCEEDED"
+    assert json.loads(execution["output"])["status"] == "DONE"
+
+    paths = studio.download(job_id, tmp_path / "out")
+    assert {p.parent.name for p in paths} == {"web", "thumb"}
+    assert len(paths) == 2 * len(files)
+    for path in paths:
+        with Image.open(path) as image:
+            image.load()
+            assert image.format == "JPEG"
+            assert max(image.size) <= (400 if path.parent.name == "thumb" else 2048)
+    # The worker is stopped and its lease free once the job is done.
+    assert _wait_for(lambda: _instance_state(cloud) == "stopped")
+    assert _lease(cloud)["state"] == "IDLE"
+
+
+def test_a_corrupt_file_fails_alone_and_its_error_is_in_the_manifest(
+    studio: Studio, shoot: Path
+) -> None:
+    write_corrupt_raw(shoot / "BROKEN.dng", "truncated")
+    job_id = studio.upload(raw_files(shoot))
+    job = studio.wait(job_id, timeout=180)
+    assert job.status is JobStatus.DONE_WITH_ERRORS
+    assert job.progress["BROKEN.dng"].status is FileStatus.FAILED
+    assert job.files_done == len(job.files) - 1
+
+    manifest = studio.manifest(job_id)
+    entries = {f["name"]: f for f in manifest["files"]}
+    assert entries["BROKEN.dng"]["status"] == "FAILED"
+    assert "BROKEN.dng" in entries["BROKEN.dng"]["error"]
+    assert entries["BROKEN.dng"]["error_code"]
+    assert "outputs" not in entries["BROKEN.dng"]
+    assert all(e["outputs"] for n, e in entries.items() if n != "BROKEN.dng")
+    # Nothing half-written is presented: no rendition of the broken file exists.
+    listed = [
+        o["Key"]
+        for o in studio.objects.list(studio.target.processed_bucket, keys.processed_prefix(job_id))
+    ]
+    assert not any("BROKEN" in key for key in listed)
+
+
+def test_a_worker_killed_mid_job_fails_the_execution_within_the_heartbeat_window(
+    studio: Studio, cloud: LocalCloud, tmp_path: Path
+) -> None:
+    files = make_demo_shoot(tmp_path / "big", count=12, width=2400, height=1600)
+    job_id = studio.upload(files)
+    _wait_for(
+        lambda: (j := studio.jobs.find(job_id)) is not None and j.status is JobStatus.PROCESSING,
+        120,
+    )
+    assert cloud.workers is not None
+    cloud.workers.kill(cloud.instance_ids[0])
+    killed_at = time.monotonic()
+
+    job = studio.wait(job_id, timeout=HEARTBEAT_SECONDS * 4)
+    noticed = time.monotonic() - killed_at
+    assert job.status is JobStatus.FAILED
+    assert job.error in {"WorkerTimedOut", "WorkerLost"}
+    # Within the window (plus the few seconds the failure path itself takes).
+    assert noticed < HEARTBEAT_SECONDS + 10, noticed
+    assert studio.executions.describe(job.execution_arn or "")["status"] == "FAILED"
+    assert _wait_for(lambda: _instance_state(cloud) == "stopped")
+    assert _lease(cloud)["state"] == "IDLE"
+
+
+def test_the_same_manifest_event_twice_starts_one_execution(
+    studio: Studio, cloud: LocalCloud, shoot: Path
+) -> None:
+    job_id = studio.upload(raw_files(shoot))
+    # S3 delivers at least once: the same object-created event again, twice over.
+    manifest_key = keys.raw_manifest_key(job_id)
+    body = cloud.client("s3").get_object(Bucket=names.RAW_BUCKET, Key=manifest_key)["Body"].read()
+    cloud.client("s3").put_object(Bucket=names.RAW_BUCKET, Key=manifest_key, Body=body)
+    event = {
+        "Records": [
+            {
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": names.RAW_BUCKET}, "object": {"key": manifest_key}},
+            }
+        ]
+    }
+    response = cloud.client("lambda").invoke(
+        FunctionName=names.Function.ORCHESTRATOR, Payload=json.dumps(event)
+    )
+    assert "FunctionError" not in response, response["Payload"].read()
+    job = studio.wait(job_id, timeout=180)
+    assert job.status is JobStatus.DONE
+    # A late duplicate after the job finished starts nothing either.
+    cloud.client("lambda").invoke(
+        FunctionName=names.Function.ORCHESTRATOR, Payload=json.dumps(event)
+    )
+    assert len(_executions_named(studio, job_id)) == 1
+    assert studio.jobs.get(job_id).attempt == 1
+
+
+def test_two_jobs_on_a_pool_of_one_both_finish_one_after_the_other(
+    studio: Studio, tmp_path: Path
+) -> None:
+    first = studio.upload(make_demo_shoot(tmp_path / "a", count=3, width=900, height=600))
+    second = studio.upload(make_demo_shoot(tmp_path / "b", count=3, width=900, height=600))
+    jobs = [studio.wait(job_id, timeout=300) for job_id in (first, second)]
+    assert [j.status for j in jobs] == [JobStatus.DONE, JobStatus.DONE]
+    a, b = sorted(jobs, key=lambda j: j.started_at or "")
+    assert a.instance_id == b.instance_id
+    # Never sharing the instance: the second started developing after the first finished.
+    assert (a.finished_at or "") <= (b.started_at or ""), (a.to_summary(), b.to_summary())
+
+
+def test_reprocessing_a_finished_job_runs_a_second_execution_that_succeeds(
+    studio: Studio, shoot: Path
+) -> None:
+    job_id = studio.upload(raw_files(shoot))
+    first = studio.wait(job_id, timeout=180)
+    assert first.status is JobStatus.DONE
+    arn = studio.reprocess(job_id)
+    assert arn != first.execution_arn
+    second = studio.wait(job_id, timeout=180, since_execution=first.execution_arn)
+    assert second.status is JobStatus.DONE
+    assert second.attempt == 2
+    assert second.executions == (first.execution_arn, arn)
+    assert studio.executions.describe(arn)["status"] == "SUCCEEDED"
+
+
+def test_real_raw_samples_each_develop_or_fail_with_a_clear_error(
+    studio: Studio, samples_dir: Path
+) -> None:
+    files = sorted((samples_dir / "raw").iterdir())
+    job_id = studio.upload(files, name="shared samples")
+    job = studio.wait(job_id, timeout=600)
+    assert job.status in {JobStatus.DONE, JobStatus.DONE_WITH_ERRORS}
+    manifest = {f["name"]: f for f in studio.manifest(job_id)["files"]}
+    assert set(manifest) == {p.name for p in files}
+    for name, entry in manifest.items():
+        if entry["status"] == "DONE":
+            assert set(entry["outputs"]) == {"web", "thumb"}
+        else:
+            assert entry["error"].startswith(name), entry
+            assert entry["error_code"] in {
+                "empty_file",
+                "unsupported_format",
+                "truncated",
+                "decode_failed",
+                "blank_frame",
+            }
+    assert job.files_done >= 4  # KDC, CRW, Blackmagic DNG and LG DNG decode per the manifest

@@ -1,0 +1,260 @@
+"""The pipeline's steps against moto's in-process mocks (no server, no network)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from darkroom import pipeline
+from darkroom.aws.executions import Executions
+from darkroom.aws.job_store import JobStore
+from darkroom.aws.lease_store import LeaseState, LeaseStore
+from darkroom.aws.objects import Objects
+from darkroom.aws.worker_pool import WorkerPool
+from darkroom.errors import InvalidJob, JobBusy, LeaseLost, NoIdleWorker, StaleExecution
+from darkroom.jobs import FileProgress, FileStatus, JobStatus
+from darkroom.local.cloud import LOCAL_AMI_ID
+
+RAW = "raw-bucket"
+EXEC_A = "arn:aws:states:us-east-1:123456789012:execution:m:a"
+EXEC_B = "arn:aws:states:us-east-1:123456789012:execution:m:b"
+
+
+class World:
+    def __init__(self) -> None:
+        region = "us-east-1"
+        self.s3 = boto3.client("s3", region_name=region)
+        self.ddb = boto3.client("dynamodb", region_name=region)
+        self.ec2 = boto3.client("ec2", region_name=region)
+        self.s3.create_bucket(Bucket=RAW)
+        for table, key in (("jobs", "job_id"), ("workers", "instance_id")):
+            self.ddb.create_table(
+                TableName=table,
+                KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+        instances = self.ec2.run_instances(ImageId=LOCAL_AMI_ID, MinCount=1, MaxCount=1)[
+            "Instances"
+        ]
+        self.instance_ids = tuple(i["InstanceId"] for i in instances)
+        self.ec2.stop_instances(InstanceIds=list(self.instance_ids))
+        self.jobs = JobStore("jobs", self.ddb)
+        self.leases = LeaseStore("workers", self.ddb)
+        self.objects = Objects(self.s3)
+        self.pool = WorkerPool(self.ec2)
+
+    def upload(self, job_id: str, *names: str, manifest: dict[str, Any] | None = None) -> None:
+        for name in names:
+            self.s3.put_object(Bucket=RAW, Key=f"raw/{job_id}/{name}", Body=b"raw")
+        if manifest is not None:
+            self.s3.put_object(
+                Bucket=RAW, Key=f"raw/{job_id}/manifest.json", Body=json.dumps(manifest)
+            )
+
+    def register(self, job_id: str, execution: str = EXEC_A, **extra: Any) -> dict[str, Any]:
+        return pipeline.register_job(
+            {"job_id": job_id, **extra},
+            execution,
+            raw_bucket=RAW,
+            jobs=self.jobs,
+            objects=self.objects,
+            heartbeat_seconds=10,
+            timeout_seconds=600,
+        )
+
+    def start(self, job_id: str, execution: str = EXEC_A) -> dict[str, Any]:
+        return pipeline.start_worker(
+            job_id,
+            execution,
+            instance_ids=self.instance_ids,
+            jobs=self.jobs,
+            leases=self.leases,
+            pool=self.pool,
+        )
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    with mock_aws():
+        yield World()
+
+
+def test_register_lists_the_jobs_files_and_hands_timings_to_the_state_machine(world: World) -> None:
+    world.upload("j1", "B.NEF", "A.DNG", manifest={"name": "Shoot"})
+    result = world.register("j1")
+    assert result == {
+        "job_id": "j1",
+        "file_count": 2,
+        "heartbeat_seconds": 10,
+        "timeout_seconds": 600,
+    }
+    job = world.jobs.get("j1")
+    assert job.status is JobStatus.REGISTERED
+    assert job.files == ("A.DNG", "B.NEF")
+    assert job.name == "Shoot"
+    assert job.attempt == 1
+    assert all(p.status is FileStatus.PENDING for p in job.progress.values())
+
+
+def test_register_refuses_a_job_with_no_files(world: World) -> None:
+    world.upload("empty", manifest={})
+    with pytest.raises(InvalidJob, match="no files"):
+        world.register("empty")
+
+
+def test_register_names_declared_files_that_were_never_uploaded(world: World) -> None:
+    world.upload("j2", "A.DNG", manifest={"files": [{"name": "A.DNG"}, {"name": "B.DNG"}]})
+    with pytest.raises(InvalidJob, match=r"B\.DNG"):
+        world.register("j2")
+
+
+def test_register_rejects_a_bad_recipe_naming_the_field(world: World) -> None:
+    world.upload(
+        "j3", "A.DNG", manifest={"recipe": {"renditions": [{"name": "w", "quality": 500}]}}
+    )
+    with pytest.raises(InvalidJob, match="quality"):
+        world.register("j3")
+
+
+def test_a_running_job_cannot_be_registered_by_another_execution(world: World) -> None:
+    world.upload("j4", "A.DNG", manifest={})
+    world.register("j4", EXEC_A)
+    assert world.register("j4", EXEC_A)["file_count"] == 1  # a retried RegisterJob is fine
+    with pytest.raises(JobBusy, match=r"under execution"):
+        world.register("j4", EXEC_B)
+
+
+def test_start_worker_leases_and_starts_the_idle_instance_once(world: World) -> None:
+    world.upload("j5", "A.DNG", manifest={})
+    world.register("j5")
+    (instance,) = world.instance_ids
+    assert world.start("j5") == {"instance_id": instance}
+    assert world.start("j5") == {"instance_id": instance}  # retried: same lease
+    assert world.pool.state(instance) == "running"
+    lease = world.leases.get(instance)
+    assert lease is not None and lease.state is LeaseState.LEASED and lease.job_id == "j5"
+    assert world.jobs.get("j5").status is JobStatus.STARTING
+
+
+def test_a_second_job_gets_no_idle_worker_while_the_pool_is_busy(world: World) -> None:
+    world.upload("j6", "A.DNG", manifest={})
+    world.upload("j7", "A.DNG", manifest={})
+    world.register("j6", EXEC_A)
+    world.register("j7", EXEC_B)
+    world.start("j6", EXEC_A)
+    with pytest.raises(NoIdleWorker, match="busy"):
+        world.start("j7", EXEC_B)
+    released = pipeline.stop_worker(EXEC_A, None, leases=world.leases, pool=world.pool)
+    assert released["released"] is True
+    assert world.pool.state(world.instance_ids[0]) == "stopped"
+    assert world.start("j7", EXEC_B)["instance_id"] == world.instance_ids[0]
+
+
+def test_stop_worker_leaves_a_lease_held_by_another_execution_alone(world: World) -> None:
+    world.upload("j8", "A.DNG", manifest={})
+    world.register("j8", EXEC_A)
+    world.start("j8", EXEC_A)
+    result = pipeline.stop_worker(
+        EXEC_B, world.instance_ids[0], leases=world.leases, pool=world.pool
+    )
+    assert result["released"] is False
+    assert world.pool.state(world.instance_ids[0]) == "running"
+
+
+def test_the_token_is_handed_only_to_the_lease_of_its_execution(world: World) -> None:
+    world.upload("j9", "A.DNG", manifest={})
+    world.register("j9", EXEC_A)
+    (instance,) = world.instance_ids
+    world.start("j9", EXEC_A)
+    pipeline.await_worker(instance, EXEC_A, "token-1", leases=world.leases)
+    lease = world.leases.get(instance)
+    assert lease is not None and lease.task_token == "token-1"
+    with pytest.raises(LeaseLost):
+        pipeline.await_worker(instance, EXEC_B, "token-2", leases=world.leases)
+
+
+def _run_to_processing(world: World, job_id: str) -> None:
+    world.upload(job_id, "A.DNG", "B.DNG", manifest={})
+    world.register(job_id)
+    world.start(job_id)
+    world.jobs.transition(job_id, EXEC_A, JobStatus.PROCESSING)
+
+
+def test_mark_done_says_done_with_errors_when_a_file_failed(world: World) -> None:
+    _run_to_processing(world, "j10")
+    world.jobs.record_file("j10", EXEC_A, "A.DNG", FileProgress(FileStatus.DONE, {"web": "k"}))
+    world.jobs.record_file(
+        "j10", EXEC_A, "B.DNG", FileProgress(FileStatus.FAILED, error_code="truncated", error="B")
+    )
+    out = pipeline.mark_done(
+        "j10", EXEC_A, {"manifest_key": "processed/j10/manifest.json"}, jobs=world.jobs
+    )
+    assert out["status"] == "DONE_WITH_ERRORS"
+    assert (out["files_done"], out["files_failed"]) == (1, 1)
+
+
+def test_mark_failed_records_a_stable_error_and_returns_the_fail_state_shape(world: World) -> None:
+    _run_to_processing(world, "j11")
+    out = pipeline.mark_failed(
+        "j11", EXEC_A, {"Error": "States.Timeout", "Cause": "no heartbeat"}, jobs=world.jobs
+    )
+    assert out["Error"] == "WorkerTimedOut"
+    assert "no heartbeat" in out["Cause"]
+    job = world.jobs.get("j11")
+    assert job.status is JobStatus.FAILED and job.error == "WorkerTimedOut"
+
+
+def test_a_stale_execution_cannot_touch_a_reprocessed_job(world: World) -> None:
+    _run_to_processing(world, "j12")
+    pipeline.mark_failed("j12", EXEC_A, {"Error": "X", "Cause": "y"}, jobs=world.jobs)
+    world.register("j12", EXEC_B)  # reprocess from FAILED
+    out = pipeline.mark_failed("j12", EXEC_A, {"Error": "Late", "Cause": "z"}, jobs=world.jobs)
+    assert out["Error"] == "Late"
+    assert world.jobs.get("j12").status is JobStatus.REGISTERED
+    with pytest.raises(StaleExecution):
+        world.jobs.transition("j12", EXEC_A, JobStatus.STARTING)
+
+
+def test_manifest_events_for_other_keys_start_nothing() -> None:
+    def record(key: str, bucket: str = RAW, name: str = "ObjectCreated:Put") -> dict[str, Any]:
+        return {"eventName": name, "s3": {"bucket": {"name": bucket}, "object": {"key": key}}}
+
+    event = {
+        "Records": [
+            record("raw/j1/manifest.json"),
+            record("raw/j1/manifest.json"),
+            record("raw/j1/A.DNG"),
+            record("raw/j2/manifest.json", bucket="other"),
+            record("raw/j3/manifest.json", name="ObjectRemoved:Delete"),
+            record("raw/j%2B4/manifest.json"),
+        ]
+    }
+    assert pipeline.manifest_job_ids(event, RAW) == ["j1"]
+
+
+def test_execution_names_fit_step_functions_limits() -> None:
+    job_id = "x" * 40
+    assert len(pipeline.reprocess_execution_name(job_id)) <= 80
+    assert pipeline.execution_name("j1") == "j1"
+
+
+def test_starting_a_job_twice_returns_the_same_execution() -> None:
+    with mock_aws():
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        iam = boto3.client("iam", region_name="us-east-1")
+        role = iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        definition = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+        arn = sfn.create_state_machine(name="m", definition=definition, roleArn=role)[
+            "stateMachineArn"
+        ]
+        executions = Executions(arn, sfn)
+        first = pipeline.start_jobs(["j1"], executions)
+        second = pipeline.start_jobs(["j1"], executions)
+        assert first[0].execution_arn == second[0].execution_arn
+        assert len(executions.list()) == 1

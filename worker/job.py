@@ -1,0 +1,213 @@
+"""Developing one job: every file, its progress, the manifest, and the callback."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from darkroom.imaging.develop import DevelopError, develop_file
+from darkroom.recipes import Recipe, parse_recipe
+
+from darkroom import keys
+from darkroom.aws.executions import TaskCallbacks
+from darkroom.aws.job_store import JobStore
+from darkroom.aws.lease_store import Lease, LeaseStore
+from darkroom.aws.objects import Objects
+from darkroom.errors import StaleExecution
+from darkroom.jobs import FileProgress, FileStatus, JobStatus, utc_now
+from darkroom.observability import logger
+from darkroom.settings import WorkerSettings
+from worker.heartbeat import Heartbeat
+
+
+class Interrupted(Exception):
+    """The worker was told to stop, or the task stopped waiting for it."""
+
+
+@dataclass
+class FileOutcome:
+    name: str
+    progress: FileProgress
+    renditions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    develop_seconds: float = 0.0
+
+    def manifest_entry(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "name": self.name,
+            "status": str(self.progress.status),
+            "develop_seconds": round(self.develop_seconds, 3),
+        }
+        if self.renditions:
+            entry["outputs"] = self.renditions
+        if self.progress.error:
+            entry["error_code"] = self.progress.error_code
+            entry["error"] = self.progress.error
+        return entry
+
+
+class JobRunner:
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        *,
+        jobs: JobStore,
+        leases: LeaseStore,
+        objects: Objects,
+        callbacks: TaskCallbacks,
+        instance_id: str,
+        stopping: threading.Event,
+    ) -> None:
+        self._settings = settings
+        self._jobs = jobs
+        self._leases = leases
+        self._objects = objects
+        self._callbacks = callbacks
+        self._instance_id = instance_id
+        self._stopping = stopping
+
+    def run(self, lease: Lease) -> None:
+        assert lease.task_token and lease.job_id and lease.execution_arn
+        token, job_id, execution_arn = lease.task_token, lease.job_id, lease.execution_arn
+        logger.set_correlation_id(job_id)
+        workdir = self._settings.scratch_dir / "jobs" / job_id
+        heartbeat = Heartbeat(
+            self._callbacks,
+            self._leases,
+            token=token,
+            instance_id=self._instance_id,
+            execution_arn=execution_arn,
+            interval=self._settings.heartbeat_interval_seconds,
+        )
+        try:
+            with heartbeat:
+                output = self._develop_job(job_id, execution_arn, workdir, heartbeat.lost)
+            if output["files_done"] == 0:
+                self._callbacks.fail(
+                    token,
+                    "AllFilesFailed",
+                    f"none of the {output['files_total']} files developed; "
+                    f"see s3://{self._settings.processed_bucket}/{output['manifest_key']}",
+                )
+            else:
+                self._callbacks.succeed(token, output)
+            logger.info("job finished", extra=output)
+        except (Interrupted, StaleExecution) as exc:
+            logger.warning("job abandoned", extra={"reason": str(exc)})
+            if not heartbeat.lost.is_set():
+                self._safe_fail(token, "WorkerInterrupted", str(exc))
+        except Exception as exc:
+            logger.exception("job failed in the worker")
+            self._safe_fail(token, "WorkerFailed", f"{type(exc).__name__}: {exc}")
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+            logger.set_correlation_id(None)
+
+    def _safe_fail(self, token: str, error: str, cause: str) -> None:
+        try:
+            self._callbacks.fail(token, error, cause)
+        except Exception:
+            logger.exception("could not report the failure; the heartbeat timeout will")
+
+    def _develop_job(
+        self, job_id: str, execution_arn: str, workdir: Path, lost: threading.Event
+    ) -> dict[str, Any]:
+        job = self._jobs.get(job_id)
+        self._jobs.transition(
+            job_id, execution_arn, JobStatus.PROCESSING, set_fields={"started_at": utc_now()}
+        )
+        recipe = parse_recipe(job.recipe)
+        outcomes: list[FileOutcome] = []
+        for name in job.files:
+            if self._stopping.is_set():
+                raise Interrupted("the worker is shutting down")
+            if lost.is_set():
+                raise Interrupted("the execution stopped waiting for this worker")
+            outcome = self._develop_one(job_id, name, recipe, workdir)
+            self._jobs.record_file(job_id, execution_arn, name, outcome.progress)
+            outcomes.append(outcome)
+            logger.info(
+                "file developed" if outcome.progress.status is FileStatus.DONE else "file failed",
+                extra={"file": name, "error": outcome.progress.error},
+            )
+
+        manifest_key = keys.processed_manifest_key(job_id)
+        done = sum(1 for o in outcomes if o.progress.status is FileStatus.DONE)
+        summary = {
+            "job_id": job_id,
+            "files_total": len(outcomes),
+            "files_done": done,
+            "files_failed": len(outcomes) - done,
+            "manifest_key": manifest_key,
+        }
+        self._objects.put_json(
+            self._settings.processed_bucket,
+            manifest_key,
+            {
+                **summary,
+                "execution_arn": execution_arn,
+                "name": job.name,
+                "recipe": recipe.model_dump(mode="json"),
+                "finished_at": utc_now(),
+                "files": [o.manifest_entry() for o in outcomes],
+            },
+        )
+        return summary
+
+    def _develop_one(self, job_id: str, name: str, recipe: Recipe, workdir: Path) -> FileOutcome:
+        src = workdir / "raw" / name
+        out_dir = workdir / "out"
+        uploaded: list[str] = []
+        try:
+            try:
+                self._objects.download(self._settings.raw_bucket, keys.raw_key(job_id, name), src)
+            except Exception as exc:
+                return _failed(name, "download_failed", f"{name}: could not download ({exc})")
+            try:
+                result = develop_file(src, out_dir, recipe)
+            except DevelopError as exc:
+                return _failed(name, exc.code, str(exc))
+            renditions: dict[str, dict[str, Any]] = {}
+            for rendered in result.renditions:
+                key = keys.rendition_key(job_id, rendered.rendition, name, rendered.path.suffix[1:])
+                try:
+                    self._objects.upload(
+                        rendered.path, self._settings.processed_bucket, key, rendered.content_type
+                    )
+                except Exception as exc:
+                    self._delete(uploaded)
+                    return _failed(name, "upload_failed", f"{name}: could not upload {key} ({exc})")
+                uploaded.append(key)
+                renditions[rendered.rendition] = {
+                    "key": key,
+                    "width": rendered.width,
+                    "height": rendered.height,
+                    "bytes": rendered.size_bytes,
+                    "content_type": rendered.content_type,
+                }
+            return FileOutcome(
+                name,
+                FileProgress(
+                    status=FileStatus.DONE,
+                    outputs={r: meta["key"] for r, meta in renditions.items()},
+                ),
+                renditions,
+                result.decode_seconds + result.render_seconds,
+            )
+        finally:
+            # The scratch disk holds one file's worth at a time, whatever the shoot's size.
+            src.unlink(missing_ok=True)
+            shutil.rmtree(out_dir, ignore_errors=True)
+
+    def _delete(self, object_keys: list[str]) -> None:
+        for key in object_keys:
+            try:
+                self._objects.delete(self._settings.processed_bucket, key)
+            except Exception:
+                logger.exception("could not delete a partial output", extra={"key": key})
+
+
+def _failed(name: str, code: str, message: str) -> FileOutcome:
+    return FileOutcome(name, FileProgress(status=FileStatus.FAILED, error_code=code, error=message))
