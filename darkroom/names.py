@@ -32,6 +32,7 @@ class Function:
     STOP_WORKER: Final = "darkroom-stop-worker"
     MARK_DONE: Final = "darkroom-mark-done"
     MARK_FAILED: Final = "darkroom-mark-failed"
+    THUMBNAIL: Final = "darkroom-thumbnail"
 
 
 class Env:
@@ -54,6 +55,8 @@ class Env:
     POLL_SECONDS: Final = "DARKROOM_POLL_SECONDS"
     SHUTDOWN_MODE: Final = "DARKROOM_SHUTDOWN_MODE"
     LOG_LEVEL: Final = "DARKROOM_LOG_LEVEL"
+    THUMBNAIL_SIZES: Final = "DARKROOM_THUMBNAIL_SIZES"
+    MAX_IMAGE_PIXELS: Final = "DARKROOM_MAX_IMAGE_PIXELS"
 
 
 # Handler paths ("module.function"), as the Lambda runtime resolves them.
@@ -65,6 +68,7 @@ HANDLERS: Final[dict[str, str]] = {
     Function.STOP_WORKER: "tasks.stop_worker.handler",
     Function.MARK_DONE: "tasks.mark_done.handler",
     Function.MARK_FAILED: "tasks.mark_failed.handler",
+    Function.THUMBNAIL: "tasks.thumbnail.handler",
 }
 
 # The env keys each function is given (values differ between AWS and local).
@@ -81,6 +85,7 @@ FUNCTION_ENV_KEYS: Final[dict[str, tuple[str, ...]]] = {
     Function.STOP_WORKER: (Env.JOBS_TABLE, Env.WORKERS_TABLE),
     Function.MARK_DONE: (Env.JOBS_TABLE, Env.PROCESSED_BUCKET),
     Function.MARK_FAILED: (Env.JOBS_TABLE,),
+    Function.THUMBNAIL: (Env.OUTPUT_BUCKET, Env.THUMBNAIL_SIZES, Env.MAX_IMAGE_PIXELS),
 }
 
 FUNCTION_TIMEOUT_SECONDS: Final[dict[str, int]] = {name: 30 for name in HANDLERS}

@@ -40,10 +40,16 @@ class TaskSettings(_Base):
     # the laptop (seconds).
     worker_heartbeat_seconds: int = Field(default=300, ge=5)
     job_timeout_seconds: int = Field(default=6 * 3600, ge=30)
+    input_bucket: str = ""
+    output_bucket: str = ""
+    # Long edges of the thumbnails, e.g. "256,1024".
+    thumbnail_sizes: Annotated[tuple[int, ...], NoDecode] = (256, 1024)
+    # Decompression-bomb guard: images declaring more pixels are refused.
+    max_image_pixels: int = Field(default=100_000_000, ge=1)
 
-    @field_validator("worker_instance_ids", mode="before")
+    @field_validator("worker_instance_ids", "thumbnail_sizes", mode="before")
     @classmethod
-    def _split_ids(cls, value: object) -> object:
+    def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(v.strip() for v in value.split(",") if v.strip())
         return value

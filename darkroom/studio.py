@@ -24,7 +24,34 @@ from darkroom.jobs import Job
 from darkroom.recipes import parse_recipe
 
 RAW_EXTENSIONS = frozenset(
-    [".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".raf", ".orf", ".rw2", ".pef", ".srw", ".kdc", ".dcr", ".mrw", ".3fr", ".fff", ".iiq", ".rwl", ".x3f", ".erf", ".mef", ".mos", ".gpr"]
+    [
+        ".dng",
+        ".cr2",
+        ".cr3",
+        ".crw",
+        ".nef",
+        ".nrw",
+        ".arw",
+        ".srf",
+        ".sr2",
+        ".raf",
+        ".orf",
+        ".rw2",
+        ".pef",
+        ".srw",
+        ".kdc",
+        ".dcr",
+        ".mrw",
+        ".3fr",
+        ".fff",
+        ".iiq",
+        ".rwl",
+        ".x3f",
+        ".erf",
+        ".mef",
+        ".mos",
+        ".gpr",
+    ]
 )
 
 

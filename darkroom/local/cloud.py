@@ -45,6 +45,8 @@ class LocalCloudConfig:
     worker_heartbeat_interval_seconds: float = 2.0
     worker_poll_seconds: float = 0.5
     worker_idle_shutdown_seconds: float = 300.0
+    thumbnail_sizes: tuple[int, ...] = (256, 1024)
+    max_image_pixels: int = 100_000_000
 
 
 def function_arn(name: str, region: str) -> str:
@@ -153,6 +155,8 @@ class LocalCloud:
             Env.WORKER_INSTANCE_IDS: ",".join(self.instance_ids),
             Env.WORKER_HEARTBEAT_SECONDS: str(cfg.worker_heartbeat_seconds),
             Env.JOB_TIMEOUT_SECONDS: str(cfg.job_timeout_seconds),
+            Env.THUMBNAIL_SIZES: ",".join(str(size) for size in cfg.thumbnail_sizes),
+            Env.MAX_IMAGE_PIXELS: str(cfg.max_image_pixels),
         }
 
     def function_environment(self, name: str) -> dict[str, str]:
@@ -252,6 +256,31 @@ class LocalCloud:
             name=names.STATE_MACHINE, definition=definition, roleArn=role
         )
 
+        self._notify(s3, lam)
+
+    def _notify(self, s3: Any, lam: Any) -> None:
+        """S3 -> Lambda wiring, as the CDK app declares it."""
+        region = self.config.region
+        lam.add_permission(
+            FunctionName=Function.THUMBNAIL,
+            StatementId="s3-invoke",
+            Action="lambda:InvokeFunction",
+            Principal="s3.amazonaws.com",
+            SourceArn=f"arn:aws:s3:::{names.INPUT_BUCKET}",
+        )
+        # The thumbnailer writes only to the output bucket, so it cannot trigger itself.
+        s3.put_bucket_notification_configuration(
+            Bucket=names.INPUT_BUCKET,
+            NotificationConfiguration={
+                "LambdaFunctionConfigurations": [
+                    {
+                        "Id": "thumbnails",
+                        "LambdaFunctionArn": function_arn(Function.THUMBNAIL, region),
+                        "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"],
+                    }
+                ]
+            },
+        )
         lam.add_permission(
             FunctionName=Function.ORCHESTRATOR,
             StatementId="s3-invoke",
@@ -265,7 +294,7 @@ class LocalCloud:
                 "LambdaFunctionConfigurations": [
                     {
                         "Id": "submit-manifest",
-                        "LambdaFunctionArn": function_arn(Function.ORCHESTRATOR, cfg.region),
+                        "LambdaFunctionArn": function_arn(Function.ORCHESTRATOR, region),
                         "Events": ["s3:ObjectCreated:*"],
                         "Filter": {
                             "Key": {

@@ -1,0 +1,3 @@
+from darkroom.cli.main import app
+
+app(prog_name="darkroom")

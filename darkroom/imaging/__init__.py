@@ -1,0 +1,1 @@
+"""Developing camera RAW files into web renditions, and synthetic RAW fixtures."""
