@@ -45,9 +45,10 @@ def main() -> None:
     args = parser.parse_args()
     console = Console()
 
-    with tempfile.TemporaryDirectory() as tmp, LocalCloud(
-        LocalCloudConfig(port=0, state_dir=Path(tmp) / "cloud")
-    ) as cloud:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        LocalCloud(LocalCloudConfig(port=0, state_dir=Path(tmp) / "cloud")) as cloud,
+    ):
         studio = Studio(Target.local(cloud.endpoint_url))
         rows = []
         per_state: dict[str, list[float]] = defaultdict(list)
@@ -59,7 +60,9 @@ def main() -> None:
             job = studio.wait(job_id, timeout=600, poll=0.1)
             wall = time.perf_counter() - uploaded
             develop = sum(f["develop_seconds"] for f in studio.manifest(job_id)["files"])
-            for state, seconds in state_durations(studio.executions.history(job.execution_arn or "")).items():
+            for state, seconds in state_durations(
+                studio.executions.history(job.execution_arn or "")
+            ).items():
                 per_state[state].append(seconds)
             rows.append((job_id, str(job.status), uploaded - t0, wall, develop, wall - develop))
 
@@ -67,7 +70,9 @@ def main() -> None:
     for column in ("job", "status", "upload s", "job wall s", "developing s", "overhead s"):
         table.add_column(column, justify="right")
     for job_id, status, up, wall, develop, overhead in rows:
-        table.add_row(job_id, status, f"{up:.2f}", f"{wall:.2f}", f"{develop:.2f}", f"{overhead:.2f}")
+        table.add_row(
+            job_id, status, f"{up:.2f}", f"{wall:.2f}", f"{develop:.2f}", f"{overhead:.2f}"
+        )
     console.print(table)
     overheads = [r[5] for r in rows]
     console.print(

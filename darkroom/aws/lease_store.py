@@ -163,7 +163,8 @@ class LeaseStore:
                 TableName=self._table,
                 Key={"instance_id": {"S": instance_id}},
                 UpdateExpression=(
-                    "SET #st = :idle REMOVE job_id, execution_arn, task_token, leased_at, heartbeat_at"
+                    "SET #st = :idle"
+                    " REMOVE job_id, execution_arn, task_token, leased_at, heartbeat_at"
                 ),
                 ConditionExpression="#st = :leased AND execution_arn = :exec",
                 ExpressionAttributeNames={"#st": "state"},

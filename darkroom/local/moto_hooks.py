@@ -11,10 +11,11 @@ import json
 import threading
 from typing import Any, Protocol
 
-from darkroom.local.lambda_runtime import FunctionSpec, InvocationResult
 from moto.awslambda import models as lambda_models
 from moto.ec2.models import instances as ec2_instances
 from moto.s3 import notifications as s3_notifications
+
+from darkroom.local.lambda_runtime import FunctionSpec, InvocationResult
 
 
 class Host(Protocol):
@@ -25,7 +26,7 @@ class Host(Protocol):
     def instance_started(self, instance_id: str) -> None: ...
     def instance_stopped(self, instance_id: str) -> None: ...
     def spec_for(
-        self, name: str, handler: str, env: dict[str, str], timeout: float
+        self, name: str, handler: str, env: dict[str, str], timeout: float, memory_mb: int
     ) -> FunctionSpec: ...
 
 

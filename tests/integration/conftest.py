@@ -1,4 +1,4 @@
-"""One embedded local cloud for the integration session: moto server, real handlers, real workers."""
+"""One embedded local cloud per session: moto server, real handlers, real workers."""
 
 from __future__ import annotations
 

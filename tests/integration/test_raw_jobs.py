@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
-from darkroom.imaging.fixtures import make_demo_shoot, write_corrupt_raw
 from PIL import Image
 
 from darkroom import keys, names
+from darkroom.imaging.fixtures import make_demo_shoot, write_corrupt_raw
 from darkroom.jobs import FileStatus, JobStatus
 from darkroom.local.cloud import LocalCloud
 from darkroom.studio import Studio, raw_files

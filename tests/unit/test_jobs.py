@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 
 from darkroom.jobs import (
@@ -14,8 +16,9 @@ from darkroom.jobs import (
 
 
 def test_a_job_runs_registered_starting_processing_then_terminal() -> None:
-    path = [None, JobStatus.REGISTERED, JobStatus.STARTING, JobStatus.PROCESSING, JobStatus.DONE]
-    for current, target in zip(path, path[1:], strict=False):
+    path = [JobStatus.REGISTERED, JobStatus.STARTING, JobStatus.PROCESSING, JobStatus.DONE]
+    assert can_transition(None, path[0])
+    for current, target in itertools.pairwise(path):
         assert can_transition(current, target)
 
 
