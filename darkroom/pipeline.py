@@ -6,6 +6,7 @@ embedded local cloud, or test doubles.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -250,7 +251,7 @@ def mark_failed(
     Returns {"Error", "Cause"}, the same shape as a Catch's output, for the Fail state.
     """
     raw_error = str((error or {}).get("Error") or "")
-    cause = str((error or {}).get("Cause") or "the job failed without a cause")
+    cause = _readable_cause(str((error or {}).get("Cause") or "the job failed without a cause"))
     name = stable_error_name(raw_error)
     if name == "WorkerTimedOut":
         cause = f"no heartbeat or result from the worker in time ({raw_error}): {cause}"
@@ -266,3 +267,14 @@ def mark_failed(
             # Another execution owns the job (or it never existed): leave it alone.
             logger.info("failure not recorded on job", extra={"job_id": job_id, "why": str(exc)})
     return {"Error": name, "Cause": cause}
+
+
+def _readable_cause(cause: str) -> str:
+    """A Lambda error's Cause is its whole error document; people need the message."""
+    try:
+        document = json.loads(cause)
+    except ValueError:
+        return cause
+    if isinstance(document, dict) and isinstance(document.get("errorMessage"), str):
+        return document["errorMessage"]
+    return cause

@@ -76,6 +76,12 @@ class LocalCloud:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         # werkzeug logs every request; the worker's polling would drown the console.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        # The interpreter logs each failed state with a traceback: useful, but for the
+        # log file, not the user's terminal.
+        (self.state_dir / "logs").mkdir(parents=True, exist_ok=True)
+        moto_log = logging.getLogger("moto")
+        moto_log.handlers = [logging.FileHandler(self.state_dir / "logs" / "moto.log")]
+        moto_log.propagate = False
         moto_hooks.install(self)
         self._server = ThreadedMotoServer(
             ip_address=self.config.host, port=self.config.port, verbose=False

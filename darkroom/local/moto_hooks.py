@@ -14,6 +14,8 @@ from typing import Any, Protocol
 from moto.awslambda import models as lambda_models
 from moto.ec2.models import instances as ec2_instances
 from moto.s3 import notifications as s3_notifications
+from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
+from moto.stepfunctions.parser.asl.component.state.fail import state_fail
 
 from darkroom.local.lambda_runtime import FunctionSpec, InvocationResult
 
@@ -108,6 +110,13 @@ def _terminate(self: Any) -> Any:
     return previous
 
 
+class _FailStateErrorName(ErrorName):
+    """AWS lets a Fail state's ErrorPath resolve to any name, States.* included; moto's
+    interpreter crashes the execution with a ValueError instead. Only the failure path of
+    a failure path (MarkFailed itself failing) ever hits this, but then it must still fail
+    with the real error rather than a moto artefact."""
+
+
 def install(host: Host) -> None:
     global _host, _installed
     with _lock:
@@ -120,6 +129,7 @@ def install(host: Host) -> None:
         ec2_instances.Instance.start = _start  # type: ignore[method-assign]
         ec2_instances.Instance.stop = _stop  # type: ignore[method-assign]
         ec2_instances.Instance.terminate = _terminate  # type: ignore[method-assign]
+        state_fail.CustomErrorName = _FailStateErrorName  # type: ignore[misc]
         _installed = True
 
 

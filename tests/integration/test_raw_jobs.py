@@ -24,10 +24,15 @@ def _executions_named(studio: Studio, name: str) -> list[dict]:
 
 
 def _lease(cloud: LocalCloud) -> dict:
+    """The pool instance's lease; a never-used instance has no row, which is idle too."""
     (instance,) = cloud.instance_ids
-    item = cloud.client("dynamodb").get_item(
-        TableName=names.WORKERS_TABLE, Key={"instance_id": {"S": instance}}, ConsistentRead=True
-    )["Item"]
+    item = (
+        cloud.client("dynamodb")
+        .get_item(
+            TableName=names.WORKERS_TABLE, Key={"instance_id": {"S": instance}}, ConsistentRead=True
+        )
+        .get("Item", {"state": {"S": "IDLE"}})
+    )
     return {k: next(iter(v.values())) for k, v in item.items()}
 
 
@@ -201,3 +206,45 @@ def test_real_raw_samples_each_develop_or_fail_with_a_clear_error(
                 "blank_frame",
             }
     assert job.files_done >= 4  # KDC, CRW, Blackmagic DNG and LG DNG decode per the manifest
+
+
+def _wait_execution(studio: Studio, arn: str, timeout: float = 120) -> dict:
+    return _wait_for(
+        lambda: (d := studio.executions.describe(arn))["status"] != "RUNNING" and d, timeout
+    )
+
+
+def test_an_execution_started_by_hand_for_a_job_without_files_fails_clearly(
+    studio: Studio, cloud: LocalCloud
+) -> None:
+    sfn = cloud.client("stepfunctions")
+    arn = sfn.start_execution(
+        stateMachineArn=studio.target.state_machine_arn,
+        name="by-hand-no-files",
+        input=json.dumps({"job_id": "no-such-shoot"}),
+    )["executionArn"]
+    execution = _wait_execution(studio, arn)
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "InvalidJob"
+    assert "no files" in execution["cause"]
+    assert studio.jobs.find("no-such-shoot") is None
+    assert _lease(cloud)["state"] == "IDLE"
+
+
+def test_a_console_style_execution_with_only_the_job_id_reprocesses_a_finished_job(
+    studio: Studio, cloud: LocalCloud, shoot: Path
+) -> None:
+    job_id = studio.upload(raw_files(shoot))
+    first = studio.wait(job_id, timeout=180)
+    assert first.status is JobStatus.DONE
+    # What an operator types in the Step Functions console: a name and {"job_id": ...}.
+    arn = cloud.client("stepfunctions").start_execution(
+        stateMachineArn=studio.target.state_machine_arn,
+        name=f"{job_id}-by-hand",
+        input=json.dumps({"job_id": job_id}),
+    )["executionArn"]
+    assert _wait_execution(studio, arn, timeout=180)["status"] == "SUCCEEDED"
+    job = studio.jobs.get(job_id)
+    assert job.status is JobStatus.DONE
+    assert job.attempt == 2
+    assert job.execution_arn == arn

@@ -258,3 +258,13 @@ def test_starting_a_job_twice_returns_the_same_execution() -> None:
         second = pipeline.start_jobs(["j1"], executions)
         assert first[0].execution_arn == second[0].execution_arn
         assert len(executions.list()) == 1
+
+
+def test_mark_failed_keeps_the_message_of_a_lambda_error_document(world: World) -> None:
+    _run_to_processing(world, "j13")
+    cause = json.dumps({"errorMessage": "job j13 has no files", "errorType": "InvalidJob"})
+    out = pipeline.mark_failed(
+        "j13", EXEC_A, {"Error": "InvalidJob", "Cause": cause}, jobs=world.jobs
+    )
+    assert out == {"Error": "InvalidJob", "Cause": "job j13 has no files"}
+    assert world.jobs.get("j13").cause == "job j13 has no files"
