@@ -14,8 +14,13 @@ settings.require("jobs_table")
 jobs = JobStore(settings.jobs_table)
 
 
-@logger.inject_lambda_context(correlation_id_path="job_id")
+@logger.inject_lambda_context(correlation_id_path="input.job_id")
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
+    # The whole execution input arrives: one typed by hand may lack a (string) job_id.
+    job_id = (event.get("input") or {}).get("job_id")
     return pipeline.mark_failed(
-        event.get("job_id"), event["execution_arn"], event.get("error"), jobs=jobs
+        job_id if isinstance(job_id, str) else None,
+        event["execution_arn"],
+        event.get("error"),
+        jobs=jobs,
     )

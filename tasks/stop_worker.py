@@ -16,7 +16,8 @@ leases = LeaseStore(settings.workers_table)
 pool = WorkerPool()
 
 
-@logger.inject_lambda_context(correlation_id_path="job_id")
+# StopWorker gets job_id; ReleaseWorker gets the whole execution input.
+@logger.inject_lambda_context(correlation_id_path="job_id || input.job_id")
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # The failure path may not know the instance (StartWorker may never have run).
     return pipeline.stop_worker(

@@ -248,3 +248,16 @@ def test_a_console_style_execution_with_only_the_job_id_reprocesses_a_finished_j
     assert job.status is JobStatus.DONE
     assert job.attempt == 2
     assert job.execution_arn == arn
+
+
+def test_a_hand_typed_input_without_a_job_id_fails_with_invalid_job(
+    studio: Studio, cloud: LocalCloud
+) -> None:
+    arn = cloud.client("stepfunctions").start_execution(
+        stateMachineArn=studio.target.state_machine_arn,
+        name="by-hand-typo",
+        input=json.dumps({"jobid": "typo"}),
+    )["executionArn"]
+    execution = _wait_execution(studio, arn)
+    assert (execution["status"], execution["error"]) == ("FAILED", "InvalidJob")
+    assert "job_id" in execution["cause"]

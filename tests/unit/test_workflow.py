@@ -1,0 +1,300 @@
+"""The committed RAW pipeline ASL: fresh, SDK-free at runtime, and shaped as the Lambdas expect."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import subprocess
+import sys
+from itertools import pairwise
+from typing import Any
+
+import pytest
+
+from darkroom import names
+from darkroom.workflow import ASL_PATH, load_template, placeholders, render_definition
+
+REGENERATE = "python -m workflows.raw_pipeline"
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+CALLBACK = f"{LAMBDA_INVOKE}.waitForTaskToken"
+MAIN_PATH = ("RegisterJob", "StartWorker", "WaitForWorker", "StopWorker", "MarkDone")
+TRANSIENT_RETRY = {
+    "ErrorEquals": [
+        "Lambda.ServiceException",
+        "Lambda.AWSLambdaException",
+        "Lambda.SdkClientException",
+        "Lambda.TooManyRequestsException",
+        "TransientError",
+    ],
+    "IntervalSeconds": 1,
+    "MaxAttempts": 3,
+    "BackoffRate": 2,
+}
+
+
+def fake_arns() -> dict[str, str]:
+    return {
+        placeholder: f"arn:aws:lambda:us-east-1:123456789012:function:{function}"
+        for placeholder, function in names.ASL_FUNCTION_PLACEHOLDERS.items()
+    }
+
+
+@pytest.fixture(scope="module")
+def asl() -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(load_template())
+    return document
+
+
+@pytest.fixture(scope="module")
+def states(asl: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    result: dict[str, dict[str, Any]] = asl["States"]
+    return result
+
+
+def payload(state: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = state["Parameters"]["Payload"]
+    return result
+
+
+# -- the committed file -------------------------------------------------------------------
+def test_committed_asl_is_what_the_generator_renders() -> None:
+    pytest.importorskip(
+        "stepfunctions",
+        reason="the stepfunctions SDK (extra 'workflows') is not installed, so the "
+        "generator cannot run; install darkroom[dev] to check the committed ASL",
+    )
+    from workflows.raw_pipeline import render
+
+    expected = render()
+    committed = ASL_PATH.read_text(encoding="utf-8")
+    if committed != expected:
+        diff = "".join(
+            difflib.unified_diff(
+                committed.splitlines(keepends=True),
+                expected.splitlines(keepends=True),
+                "committed",
+                "generated",
+                n=1,
+            )
+        )
+        pytest.fail(
+            f"{ASL_PATH.name} is stale; regenerate it with `{REGENERATE}` (or `make workflow`) "
+            f"and commit the result.\n{diff[:4000]}"
+        )
+
+
+def test_rendering_is_deterministic() -> None:
+    pytest.importorskip("stepfunctions", reason="the stepfunctions SDK is not installed")
+    from workflows.raw_pipeline import render
+
+    assert render() == render()
+
+
+def test_the_runtime_loader_never_imports_the_sdk() -> None:
+    code = (
+        "import sys, json, darkroom.workflow as w\n"
+        "json.loads(w.render_definition({p: 'x' for p in w.placeholders(w.load_template())}))\n"
+        "leaked = sorted(m for m in ('stepfunctions', 'sagemaker') if m in sys.modules)\n"
+        "assert not leaked, leaked\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert completed.returncode == 0, completed.stderr
+
+
+# -- placeholders and substitution ---------------------------------------------------------
+def test_the_placeholders_are_exactly_the_function_arns_names_declares() -> None:
+    assert placeholders(load_template()) == set(names.ASL_FUNCTION_PLACEHOLDERS)
+
+
+def test_every_task_invokes_lambda_through_a_function_arn_placeholder(
+    states: dict[str, dict[str, Any]],
+) -> None:
+    tasks = {name: s for name, s in states.items() if s["Type"] == "Task"}
+    assert set(tasks) == {*MAIN_PATH, "ReleaseWorker", "MarkFailed"}
+    for name, state in tasks.items():
+        expected = CALLBACK if name == "WaitForWorker" else LAMBDA_INVOKE
+        assert state["Resource"] == expected, name
+        assert re.fullmatch(r"\$\{\w+FunctionArn\}", state["Parameters"]["FunctionName"]), name
+        assert payload(state)["execution_arn.$"] == "$$.Execution.Id", name
+
+
+def test_render_definition_fills_every_placeholder() -> None:
+    arns = fake_arns()
+    definition = render_definition(arns)
+    assert "${" not in definition
+    functions = {
+        s["Parameters"]["FunctionName"]
+        for s in json.loads(definition)["States"].values()
+        if s["Type"] == "Task"
+    }
+    assert functions == set(arns.values())
+
+
+def test_render_definition_names_a_missing_placeholder() -> None:
+    arns = fake_arns()
+    del arns["MarkDoneFunctionArn"]
+    with pytest.raises(KeyError, match="MarkDoneFunctionArn"):
+        render_definition(arns)
+
+
+def test_render_definition_names_an_unused_substitution() -> None:
+    with pytest.raises(KeyError, match="ThumbnailFunctionArn"):
+        render_definition({**fake_arns(), "ThumbnailFunctionArn": "arn"})
+
+
+def test_render_definition_keeps_the_json_valid_whatever_the_value() -> None:
+    template = '{"a": "${One}", "b": "x-${One}-${Two}"}'
+    rendered = render_definition({"One": 'quote " and \\', "Two": "2"}, template=template)
+    assert json.loads(rendered) == {"a": 'quote " and \\', "b": 'x-quote " and \\-2'}
+
+
+# -- structure ----------------------------------------------------------------------------
+def test_the_happy_path_runs_in_order_and_every_transition_exists(
+    asl: dict[str, Any], states: dict[str, dict[str, Any]]
+) -> None:
+    assert asl["StartAt"] == "RegisterJob"
+    assert asl["Comment"]
+    for current, following in pairwise(MAIN_PATH):
+        assert states[current]["Next"] == following
+    assert states["MarkDone"]["End"] is True
+    targets = [s["Next"] for s in states.values() if "Next" in s] + [
+        c["Next"] for s in states.values() for c in s.get("Catch", [])
+    ]
+    assert set(targets) <= set(states)
+    assert set(states) == set(targets) | {"RegisterJob"}
+
+
+def test_every_main_state_catches_everything_into_release_worker(
+    states: dict[str, dict[str, Any]],
+) -> None:
+    for name in MAIN_PATH:
+        assert states[name]["Catch"] == [
+            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "ReleaseWorker"}
+        ], name
+
+
+def test_the_data_flow_between_states(states: dict[str, dict[str, Any]]) -> None:
+    register = states["RegisterJob"]
+    assert payload(register) == {"input.$": "$", "execution_arn.$": "$$.Execution.Id"}
+    assert register["ResultPath"] == "$.job"
+    assert set(register["ResultSelector"]) == {
+        "job_id.$",
+        "file_count.$",
+        "heartbeat_seconds.$",
+        "timeout_seconds.$",
+    }
+    assert payload(states["StartWorker"])["job_id.$"] == "$.job.job_id"
+    assert states["StartWorker"]["ResultSelector"] == {"instance_id.$": "$.Payload.instance_id"}
+    assert states["StartWorker"]["ResultPath"] == "$.worker"
+    assert payload(states["StopWorker"])["instance_id.$"] == "$.worker.instance_id"
+    assert states["StopWorker"]["ResultPath"] is None
+    assert payload(states["MarkDone"])["result.$"] == "$.result"
+    # The execution's output is MarkDone's return value, not the Invoke envelope.
+    assert states["MarkDone"]["OutputPath"] == "$.Payload"
+    assert "ResultPath" not in states["MarkDone"]
+
+
+def test_start_worker_queues_on_no_idle_worker_before_anything_else(
+    states: dict[str, dict[str, Any]],
+) -> None:
+    first, *others = states["StartWorker"]["Retry"]
+    assert first == {
+        "ErrorEquals": ["NoIdleWorker"],
+        "IntervalSeconds": 2,
+        "MaxAttempts": 2000,
+        "BackoffRate": 1.5,
+        "MaxDelaySeconds": 30,
+    }
+    assert others == [TRANSIENT_RETRY]
+
+
+def test_transient_lambda_errors_are_retried_everywhere_but_the_wait(
+    states: dict[str, dict[str, Any]],
+) -> None:
+    for name, state in states.items():
+        if state["Type"] == "Task" and name != "WaitForWorker":
+            assert state["Retry"][-1] == TRANSIENT_RETRY, name
+            assert state["Retry"].count(TRANSIENT_RETRY) == 1, name
+
+
+def test_wait_for_worker_waits_on_a_token_with_heartbeat_and_timeout_from_register_job(
+    states: dict[str, dict[str, Any]],
+) -> None:
+    wait = states["WaitForWorker"]
+    assert wait["Resource"] == CALLBACK
+    assert wait["Parameters"]["FunctionName"] == "${AwaitWorkerFunctionArn}"
+    assert payload(wait) == {
+        "job_id.$": "$.job.job_id",
+        "execution_arn.$": "$$.Execution.Id",
+        "instance_id.$": "$.worker.instance_id",
+        "task_token.$": "$$.Task.Token",
+    }
+    assert wait["HeartbeatSecondsPath"] == "$.job.heartbeat_seconds"
+    assert wait["TimeoutSecondsPath"] == "$.job.timeout_seconds"
+    assert wait["ResultPath"] == "$.result"
+    assert "Retry" not in wait  # a lost worker fails the job
+    assert "ResultSelector" not in wait  # SendTaskSuccess output arrives bare
+
+
+def test_the_failure_path_works_without_the_job_registered(
+    states: dict[str, dict[str, Any]],
+) -> None:
+    release, mark_failed = states["ReleaseWorker"], states["MarkFailed"]
+    assert release["Parameters"]["FunctionName"] == "${StopWorkerFunctionArn}"
+    assert payload(release) == {
+        "input.$": "$$.Execution.Input",
+        "execution_arn.$": "$$.Execution.Id",
+        "release_only": True,
+    }
+    assert release["ResultPath"] is None
+    # Releasing is best effort, and must not overwrite the error MarkFailed records.
+    assert release["Catch"] == [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.release_error", "Next": "MarkFailed"}
+    ]
+    assert release["Next"] == "MarkFailed"
+
+    assert payload(mark_failed) == {
+        "input.$": "$$.Execution.Input",
+        "execution_arn.$": "$$.Execution.Id",
+        "error.$": "$.error",
+    }
+    no_job_paths = json.dumps([payload(release), payload(mark_failed)])
+    assert "$.job" not in no_job_paths and "$.worker" not in no_job_paths
+
+
+def test_job_failed_reads_the_same_shape_from_mark_failed_or_its_catch(
+    states: dict[str, dict[str, Any]],
+) -> None:
+    mark_failed = states["MarkFailed"]
+    assert mark_failed["ResultSelector"] == {
+        "Error.$": "$.Payload.Error",
+        "Cause.$": "$.Payload.Cause",
+    }
+    assert mark_failed["ResultPath"] == "$.failure"
+    assert mark_failed["Catch"] == [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": "JobFailed"}
+    ]
+    assert mark_failed["Next"] == "JobFailed"
+    assert states["JobFailed"] == {
+        "Type": "Fail",
+        "Comment": states["JobFailed"].get("Comment"),
+        "ErrorPath": "$.failure.Error",
+        "CausePath": "$.failure.Cause",
+    }
+
+
+# -- moto accepts it --------------------------------------------------------------------------
+def test_moto_parses_and_statically_accepts_the_rendered_definition() -> None:
+    parser = pytest.importorskip(
+        "moto.stepfunctions.parser.asl.parse.asl_parser",
+        reason="moto (extra 'local') is not installed",
+    )
+    from moto.stepfunctions.parser.asl.static_analyser.static_analyser import StaticAnalyser
+
+    definition = render_definition(fake_arns())
+    StaticAnalyser().analyse(definition)
+    program, _ = parser.AmazonStateLanguageParser.parse(definition)
+    assert program is not None
