@@ -43,8 +43,10 @@ idempotent per execution_arn, because transient errors re-invoke it:
 
 The failure path is handed the whole execution input ($$.Execution.Input), because $.job
 is absent when RegisterJob itself failed, and an input typed by hand may lack job_id
-(dereferencing it would be a States.Runtime error no Catch can handle). The fields RegisterJob, StartWorker and MarkFailed return are
-named one by one in ResultSelectors: later states read them, so the definition states the
+(dereferencing it would be a States.Runtime error no Catch can handle).
+
+The fields RegisterJob, StartWorker and MarkFailed return are named one by one in
+ResultSelectors: later states read them, so the definition states the
 contract, and only the function's return value (never the Invoke envelope) enters the state.
 """
 
