@@ -1,12 +1,17 @@
-"""Recipes: which renditions a job develops every RAW file into.
+"""Recipes: how a job develops every RAW file, and which renditions it makes of each.
 
 A recipe travels as JSON (in the upload manifest, the job record and the processed
 manifest), so parsing is strict and its errors name the offending field the way a user
 wrote it: ``recipe.renditions[1].quality: must be between 1 and 100``.
+
+Every field has a default, so ``{}`` is the default recipe: camera white balance,
+automatic exposure, clipped highlights, sRGB, GPS stripped, and three renditions (web,
+thumb, full).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -15,21 +20,43 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationError,
     ValidationInfo,
+    field_serializer,
     field_validator,
+    model_validator,
 )
 
 NAME_PATTERN = re.compile(r"[a-z0-9_-]{1,32}")
-# JPEG cannot encode a side longer than this.
+# JPEG cannot encode a side longer than this (WebP's limit is lower: checked per format).
 MAX_LONG_EDGE = 65_535
+MAX_WEBP_EDGE = 16_383
+# Beyond a few stops a RAW's shadows are noise and its highlights are gone.
+MAX_COMPENSATION_EV = 5.0
+# White balance multipliers far outside this are a typo, not a light source.
+MULTIPLIER_RANGE = (0.05, 20.0)
 
-_EXTENSIONS = {"jpeg": "jpg"}
-_CONTENT_TYPES = {"jpeg": "image/jpeg"}
+Format = Literal["jpeg", "webp", "tiff"]
+_EXTENSIONS: dict[str, str] = {"jpeg": "jpg", "webp": "webp", "tiff": "tif"}
+_CONTENT_TYPES: dict[str, str] = {"jpeg": "image/jpeg", "webp": "image/webp", "tiff": "image/tiff"}
 
 
 class RecipeError(ValueError):
     """A recipe that cannot be used; the message names the field and what is wrong."""
+
+
+def _reject_bool_and_str(value: Any, what: str) -> Any:
+    # Plain pydantic would take True as 1 and "90" as 90; a recipe says what it means.
+    # Integral floats and Decimals (JSON, DynamoDB) still pass.
+    if isinstance(value, bool | str):
+        raise ValueError(f"must be {what}, got {value!r}")
+    return value
+
+
+def _plain_number(value: float) -> float | int:
+    # Integral values travel as JSON integers: DynamoDB's serializer refuses Python floats.
+    return int(value) if float(value).is_integer() else value
 
 
 class Rendition(BaseModel):
@@ -39,22 +66,18 @@ class Rendition(BaseModel):
 
     name: str
     long_edge: int | Literal["full"] = 2048
-    format: Literal["jpeg"] = "jpeg"
+    format: Format = "jpeg"
+    # JPEG and WebP only; TIFF renditions are lossless 16-bit.
     quality: int = 90
 
     @field_validator("long_edge", "quality", mode="before")
     @classmethod
     def _whole_number(cls, value: Any, info: ValidationInfo) -> Any:
-        # Plain pydantic would take True as 1 and "90" as 90; a recipe says what it means.
-        # Integral floats and Decimals (JSON, DynamoDB) still pass.
         if info.field_name == "long_edge":
             if value == "full":
                 return value
-            if isinstance(value, bool | str):
-                raise ValueError(f'must be a whole number of pixels or "full", got {value!r}')
-        elif isinstance(value, bool | str):
-            raise ValueError(f"must be a whole number, got {value!r}")
-        return value
+            return _reject_bool_and_str(value, 'a whole number of pixels or "full"')
+        return _reject_bool_and_str(value, "a whole number")
 
     @field_validator("name")
     @classmethod
@@ -80,6 +103,16 @@ class Rendition(BaseModel):
             raise ValueError("must be between 1 and 100")
         return value
 
+    @model_validator(mode="after")
+    def _check_format_limits(self) -> Rendition:
+        if (
+            self.format == "webp"
+            and isinstance(self.long_edge, int)
+            and self.long_edge > MAX_WEBP_EDGE
+        ):
+            raise ValueError(f"long_edge: WebP cannot encode a side over {MAX_WEBP_EDGE} pixels")
+        return self
+
     @property
     def extension(self) -> str:
         return _EXTENSIONS[self.format]
@@ -88,18 +121,107 @@ class Rendition(BaseModel):
     def content_type(self) -> str:
         return _CONTENT_TYPES[self.format]
 
+    @property
+    def bits(self) -> int:
+        return 16 if self.format == "tiff" else 8
 
-class Recipe(BaseModel):
-    """Every rendition a job produces for each of its files."""
+
+class WhiteBalance(BaseModel):
+    """camera: the as-shot balance the camera recorded; auto: grey world over the frame;
+    fixed: the recipe's own red, green, blue multipliers (relative; only ratios matter)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    renditions: tuple[Rendition, ...] = Field(
-        default=(
-            Rendition(name="web", long_edge=2048, quality=90),
-            Rendition(name="thumb", long_edge=400, quality=85),
-        )
-    )
+    mode: Literal["camera", "auto", "fixed"] = "camera"
+    multipliers: tuple[float, float, float] | None = None
+
+    @field_validator("multipliers", mode="before")
+    @classmethod
+    def _numbers(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            for item in value:
+                _reject_bool_and_str(item, "a number")
+        return value
+
+    @field_validator("multipliers")
+    @classmethod
+    def _check_multipliers(
+        cls, value: tuple[float, float, float] | None
+    ) -> tuple[float, float, float] | None:
+        if value is not None:
+            low, high = MULTIPLIER_RANGE
+            if not all(math.isfinite(v) and low <= v <= high for v in value):
+                raise ValueError(f"each multiplier must be between {low} and {high}")
+        return value
+
+    @model_validator(mode="after")
+    def _multipliers_only_when_fixed(self) -> WhiteBalance:
+        if self.mode == "fixed" and self.multipliers is None:
+            raise ValueError('multipliers: required when mode is "fixed" ([red, green, blue])')
+        if self.mode != "fixed" and self.multipliers is not None:
+            raise ValueError(f'multipliers: only with mode "fixed", not "{self.mode}"')
+        return self
+
+    @field_serializer("multipliers")
+    def _dump_multipliers(self, value: tuple[float, float, float] | None) -> Any:
+        return None if value is None else [_plain_number(v) for v in value]
+
+
+class Exposure(BaseModel):
+    """auto: meter the frame so its average brightness sits at middle grey, never pushing
+    highlights into clipping; manual: the camera's exposure. Either way plus compensation."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mode: Literal["auto", "manual"] = "auto"
+    compensation_ev: float = 0.0
+
+    @field_validator("compensation_ev", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        return _reject_bool_and_str(value, "a number of stops")
+
+    @field_validator("compensation_ev")
+    @classmethod
+    def _check_compensation(cls, value: float) -> float:
+        if not (math.isfinite(value) and abs(value) <= MAX_COMPENSATION_EV):
+            raise ValueError(
+                f"must be between -{MAX_COMPENSATION_EV:g} and {MAX_COMPENSATION_EV:g} stops"
+            )
+        return value
+
+    @field_serializer("compensation_ev")
+    def _dump_compensation(self, value: float) -> float | int:
+        return _plain_number(value)
+
+
+class Metadata(BaseModel):
+    """What of the RAW's EXIF reaches the outputs. Capture date, camera, lens, exposure
+    settings and artist/copyright always do; the location only when asked for."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    keep_gps: StrictBool = False
+
+
+_DEFAULT_RENDITIONS = (
+    Rendition(name="web", long_edge=2048, quality=90),
+    Rendition(name="thumb", long_edge=400, quality=85),
+    Rendition(name="full", long_edge="full", quality=92),
+)
+
+
+class Recipe(BaseModel):
+    """How every file of a job is developed, and every rendition it produces."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    renditions: tuple[Rendition, ...] = Field(default=_DEFAULT_RENDITIONS)
+    white_balance: WhiteBalance = WhiteBalance()
+    exposure: Exposure = Exposure()
+    highlights: Literal["clip", "recover"] = "clip"
+    colour_space: Literal["srgb", "display-p3", "adobe-rgb"] = "srgb"
+    metadata: Metadata = Metadata()
 
     @field_validator("renditions")
     @classmethod
@@ -116,6 +238,13 @@ class Recipe(BaseModel):
 
 DEFAULT_RECIPE = Recipe()
 
+_MODELS: dict[str, type[BaseModel]] = {
+    "renditions": Rendition,
+    "white_balance": WhiteBalance,
+    "exposure": Exposure,
+    "metadata": Metadata,
+}
+
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
     path = "recipe"
@@ -124,32 +253,50 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return path
 
 
-def _expected_fields(loc: tuple[int | str, ...]) -> str:
-    model: type[BaseModel] = Rendition if "renditions" in loc[:-1] else Recipe
-    return ", ".join(model.model_fields)
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel]:
+    """The model whose field `loc` names (the part before the last name)."""
+    model: type[BaseModel] = Recipe
+    for part in loc[:-1]:
+        if isinstance(part, str) and part in _MODELS:
+            model = _MODELS[part]
+    return model
 
 
-def _describe(error: Any, union_field: bool) -> str:
+def _describe(error: Any, union_field: bool) -> tuple[tuple[int | str, ...], str]:
+    """Where the error is (a model-level check may name its own field) and what is wrong."""
+    loc = tuple(error["loc"])
     kind = error["type"]
     got = error.get("input")
     if kind == "value_error":
-        return str(error["ctx"]["error"])
+        message = str(error["ctx"]["error"])
+        # "field: why" from a model validator: point at that field.
+        head, sep, rest = message.partition(": ")
+        if sep and head.isidentifier() and head in _model_at((*loc, "_")).model_fields:
+            return (*loc, head), rest
+        return loc, message
     if union_field:
-        return f'must be a whole number of pixels or "full", got {got!r}'
+        return loc, f'must be a whole number of pixels or "full", got {got!r}'
     if kind == "extra_forbidden":
-        return f"unknown field (expected one of: {_expected_fields(tuple(error['loc']))})"
+        fields = ", ".join(_model_at(loc).model_fields)
+        return loc, f"unknown field (expected one of: {fields})"
     if kind == "missing":
-        return "required"
+        return loc, "required"
     if kind == "literal_error":
-        return f"must be one of: {error['ctx']['expected']}, got {got!r}"
+        return loc, f"must be one of: {error['ctx']['expected']}, got {got!r}"
     if kind in ("int_type", "int_from_float", "int_parsing"):
-        return f"must be a whole number, got {got!r}"
+        return loc, f"must be a whole number, got {got!r}"
+    if kind in ("float_type", "float_parsing"):
+        return loc, f"must be a number, got {got!r}"
+    if kind in ("bool_type", "bool_parsing"):
+        return loc, f"must be true or false, got {got!r}"
     if kind in ("tuple_type", "list_type"):
-        return f"must be a list, got {type(got).__name__}"
+        return loc, f"must be a list, got {type(got).__name__}"
+    if kind == "too_short" or kind == "too_long":
+        return loc, f"must list exactly {error['ctx'].get('max_length', 3)} values"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return f"must be an object, got {type(got).__name__}"
+        return loc, f"must be an object, got {type(got).__name__}"
     message = str(error["msg"])
-    return message[:1].lower() + message[1:]
+    return loc, message[:1].lower() + message[1:]
 
 
 def parse_recipe(data: Mapping[str, Any] | Recipe | None) -> Recipe:
@@ -168,9 +315,8 @@ def parse_recipe(data: Mapping[str, Any] | Recipe | None) -> Recipe:
             # A union field (long_edge) fails once per arm, each arm named in the location:
             # one message per field says what to write instead.
             loc = tuple(part for part in error["loc"] if not _is_union_arm(part))
-            path = _field_path(loc)
-            if path not in messages:
-                messages[path] = _describe({**error, "loc": loc}, len(loc) < len(error["loc"]))
+            where, why = _describe({**error, "loc": loc}, len(loc) < len(error["loc"]))
+            messages.setdefault(_field_path(where), why)
         raise RecipeError("; ".join(f"{path}: {why}" for path, why in messages.items())) from None
 
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import shutil
 import threading
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    CancelledError,
+    Future,
+    ThreadPoolExecutor,
+    wait,
+)
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from darkroom.imaging.develop import DevelopError, develop_file
-from darkroom.recipes import Recipe, parse_recipe
 
 from darkroom import keys
 from darkroom.aws.executions import TaskCallbacks
@@ -17,8 +21,11 @@ from darkroom.aws.job_store import JobStore
 from darkroom.aws.lease_store import Lease, LeaseStore
 from darkroom.aws.objects import Objects
 from darkroom.errors import StaleExecution
+from darkroom.imaging.develop import DevelopError
+from darkroom.imaging.pool import DevelopPool
 from darkroom.jobs import FileProgress, FileStatus, JobStatus, utc_now
 from darkroom.observability import logger
+from darkroom.recipes import Recipe, parse_recipe
 from darkroom.settings import WorkerSettings
 from worker.heartbeat import Heartbeat
 
@@ -119,19 +126,7 @@ class JobRunner:
             job_id, execution_arn, JobStatus.PROCESSING, set_fields={"started_at": utc_now()}
         )
         recipe = parse_recipe(job.recipe)
-        outcomes: list[FileOutcome] = []
-        for name in job.files:
-            if self._stopping.is_set():
-                raise Interrupted("the worker is shutting down")
-            if lost.is_set():
-                raise Interrupted("the execution stopped waiting for this worker")
-            outcome = self._develop_one(job_id, name, recipe, workdir)
-            self._jobs.record_file(job_id, execution_arn, name, outcome.progress)
-            outcomes.append(outcome)
-            logger.info(
-                "file developed" if outcome.progress.status is FileStatus.DONE else "file failed",
-                extra={"file": name, "error": outcome.progress.error},
-            )
+        outcomes = self._develop_all(job_id, execution_arn, list(job.files), recipe, workdir, lost)
 
         manifest_key = keys.processed_manifest_key(job_id)
         done = sum(1 for o in outcomes if o.progress.status is FileStatus.DONE)
@@ -156,9 +151,77 @@ class JobRunner:
         )
         return summary
 
-    def _develop_one(self, job_id: str, name: str, recipe: Recipe, workdir: Path) -> FileOutcome:
-        src = workdir / "raw" / name
-        out_dir = workdir / "out"
+    def _develop_all(
+        self,
+        job_id: str,
+        execution_arn: str,
+        files: list[str],
+        recipe: Recipe,
+        workdir: Path,
+        lost: threading.Event,
+    ) -> list[FileOutcome]:
+        """Every file through download -> develop -> upload, several at once.
+
+        The develop pool runs one file per process (CPU and memory bounded by its size);
+        each file's S3 transfers run in a thread of their own, so while the pool develops
+        some files others download and upload. At most `in_flight` files are on the
+        scratch disk at any time, whatever the shoot's size.
+        """
+        pool = DevelopPool(self._settings.develop_workers or None)
+        in_flight = 2 * pool.workers
+        outcomes: dict[str, FileOutcome] = {}
+        transfers = ThreadPoolExecutor(in_flight, thread_name_prefix="file")
+        pending: dict[Future[FileOutcome], str] = {}
+        queue = list(enumerate(files))
+        interrupted: Interrupted | None = None
+        try:
+            while queue or pending:
+                if self._stopping.is_set():
+                    raise Interrupted("the worker is shutting down")
+                if lost.is_set():
+                    raise Interrupted("the execution stopped waiting for this worker")
+                while queue and len(pending) < in_flight:
+                    index, name = queue.pop(0)
+                    future = transfers.submit(
+                        self._develop_one, job_id, name, recipe, workdir, index, pool
+                    )
+                    pending[future] = name
+                finished, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    name = pending.pop(future)
+                    outcome = future.result()
+                    self._jobs.record_file(job_id, execution_arn, name, outcome.progress)
+                    outcomes[name] = outcome
+                    logger.info(
+                        "file developed"
+                        if outcome.progress.status is FileStatus.DONE
+                        else "file failed",
+                        extra={
+                            "file": name,
+                            "error": outcome.progress.error,
+                            "develop_seconds": round(outcome.develop_seconds, 3),
+                        },
+                    )
+        except Interrupted as exc:
+            interrupted = exc
+            raise
+        finally:
+            pool.close(kill=interrupted is not None or bool(pending))
+            transfers.shutdown(wait=interrupted is None, cancel_futures=True)
+        return [outcomes[name] for name in files]
+
+    def _develop_one(
+        self,
+        job_id: str,
+        name: str,
+        recipe: Recipe,
+        workdir: Path,
+        index: int,
+        pool: DevelopPool,
+    ) -> FileOutcome:
+        # Per file: two files of one stem (A.CR2, A.dng) never share an output directory.
+        src = workdir / "raw" / f"{index:05d}" / name
+        out_dir = workdir / "out" / f"{index:05d}"
         uploaded: list[str] = []
         try:
             try:
@@ -166,9 +229,14 @@ class JobRunner:
             except Exception as exc:
                 return _failed(name, "download_failed", f"{name}: could not download ({exc})")
             try:
-                result = develop_file(src, out_dir, recipe)
+                result = pool.submit(src, out_dir, recipe).result()
             except DevelopError as exc:
                 return _failed(name, exc.code, str(exc))
+            except CancelledError:
+                return _failed(name, "interrupted", f"{name}: development was stopped")
+            finally:
+                # The RAW is done with: free the scratch disk before the uploads.
+                src.unlink(missing_ok=True)
             renditions: dict[str, dict[str, Any]] = {}
             for rendered in result.renditions:
                 key = keys.rendition_key(job_id, rendered.rendition, name, rendered.path.suffix[1:])
@@ -197,8 +265,8 @@ class JobRunner:
                 result.decode_seconds + result.render_seconds,
             )
         finally:
-            # The scratch disk holds one file's worth at a time, whatever the shoot's size.
             src.unlink(missing_ok=True)
+            shutil.rmtree(src.parent, ignore_errors=True)
             shutil.rmtree(out_dir, ignore_errors=True)
 
     def _delete(self, object_keys: list[str]) -> None:

@@ -12,14 +12,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from pidng.core import RAW2DNG
-from pidng.defs import CalibrationIlluminant, CFAPattern, DNGVersion, PhotometricInterpretation
-from pidng.dng import DNGTags, Tag
+
+from darkroom.imaging import tiff
 
 # Canon EOS 5D Mark III, D65 (Adobe DNG Converter / dcraw adobe_coeff): XYZ -> camera.
 CAMERA_MATRIX = np.array(
@@ -231,24 +231,33 @@ def _to_sensor(upright: NDArray[np.float32], orientation: int) -> NDArray[np.flo
 
 
 def _mosaic(
-    scene: NDArray[np.float32], neutral: NDArray[np.float64], rng: np.random.Generator
+    scene: NDArray[np.float32],
+    neutral: NDArray[np.float64],
+    rng: np.random.Generator,
+    *,
+    to_camera: NDArray[np.float64] = _CAMERA_FROM_SRGB,
+    scene_white: NDArray[np.float64] | None = None,
+    exposure: float = EXPOSURE,
 ) -> NDArray[np.uint16]:
-    """Linear sRGB scene -> 14-bit RGGB Bayer data with black level and sensor noise.
+    """Linear scene -> 14-bit RGGB Bayer data with black level and sensor noise.
 
-    The scene's colours are as under D65; the light's colour (`neutral`) scales each camera
-    channel, which is exactly what the developer's as-shot white balance undoes.
+    The scene is linear sRGB (or, with `to_camera` CAMERA_MATRIX, CIE XYZ) with colours as
+    under D65; the light's colour (`neutral`) scales each camera channel, which is exactly
+    what the developer's as-shot white balance undoes. Scene white lands at `exposure` of
+    the sensor's range.
     """
     height, width = scene.shape[:2]
-    camera_from_srgb = (neutral / CAMERA_NEUTRAL)[:, None] * _CAMERA_FROM_SRGB
-    white = camera_from_srgb.sum(axis=1)
-    scale = EXPOSURE * (WHITE_LEVEL - BLACK_LEVEL) / white.max()
+    camera_from_scene = (neutral / CAMERA_NEUTRAL)[:, None] * to_camera
+    white_in = np.ones(3) if scene_white is None else scene_white
+    white = camera_from_scene @ white_in
+    scale = exposure * (WHITE_LEVEL - BLACK_LEVEL) / white.max()
     cfa = np.empty((height, width), dtype=np.float32)
     # Only the colour each photosite sees is computed: a quarter of the work of a full
     # camera-space image.
     sites = {(0, 0): 0, (0, 1): 1, (1, 0): 1, (1, 1): 2}
     for (dy, dx), channel in sites.items():
         rgb = scene[dy::2, dx::2]
-        weights = (camera_from_srgb[channel] * scale).astype(np.float32)
+        weights = (camera_from_scene[channel] * scale).astype(np.float32)
         cfa[dy::2, dx::2] = rgb @ weights
     np.maximum(cfa, 0.0, out=cfa)
     # Shot noise (Poisson, as Gaussian at these counts) plus read noise.
@@ -258,8 +267,47 @@ def _mosaic(
     return np.clip(cfa, 0, WHITE_LEVEL, out=cfa).astype(np.uint16)
 
 
-def _rational(value: float, denominator: int = 10000) -> list[int]:
-    return [round(value * denominator), denominator]
+@dataclass(frozen=True)
+class Capture:
+    """What a camera writes about a shot besides the picture, for the metadata tests.
+
+    Every field is optional, as in real files; `gps` is (latitude, longitude, altitude m),
+    signed degrees.
+    """
+
+    artist: str | None = None
+    copyright: str | None = None
+    lens_make: str | None = None
+    lens_model: str | None = None
+    exposure_time: Fraction | None = None
+    f_number: Fraction | None = None
+    iso: int | None = None
+    focal_length: Fraction | None = None
+    gps: tuple[float, float, float] | None = None
+
+
+def _dms(degrees: float) -> list[Fraction]:
+    value = abs(degrees)
+    whole = int(value)
+    minutes = int((value - whole) * 60)
+    seconds = Fraction(round((value - whole - minutes / 60) * 3600 * 1000), 1000)
+    return [Fraction(whole), Fraction(minutes), seconds]
+
+
+def _gps_ifd(latitude: float, longitude: float, altitude: float) -> tiff.Ifd:
+    ifd = tiff.Ifd()
+    ifd.add(0x0000, tiff.BYTE, bytes([2, 3, 0, 0]))  # GPSVersionID
+    ifd.add(0x0001, tiff.ASCII, "N" if latitude >= 0 else "S")
+    ifd.add(0x0002, tiff.RATIONAL, _dms(latitude))
+    ifd.add(0x0003, tiff.ASCII, "E" if longitude >= 0 else "W")
+    ifd.add(0x0004, tiff.RATIONAL, _dms(longitude))
+    ifd.add(0x0005, tiff.BYTE, bytes([0 if altitude >= 0 else 1]))
+    ifd.add(0x0006, tiff.RATIONAL, [Fraction(abs(altitude)).limit_denominator(100)])
+    return ifd
+
+
+def _rationals(values: NDArray[np.float64] | list[float], denominator: int = 10000) -> list:
+    return [Fraction(round(float(v) * denominator), denominator) for v in values]
 
 
 def _encode_dng(
@@ -270,39 +318,55 @@ def _encode_dng(
     make: str,
     model: str,
     capture_time: datetime | None,
+    capture: Capture | None = None,
 ) -> bytes:
+    """An uncompressed CFA DNG (1.4) with its EXIF and, when given, GPS IFDs."""
     height, width = cfa.shape
-    tags = DNGTags()
-    tags.set(Tag.ImageWidth, width)
-    tags.set(Tag.ImageLength, height)
-    # pidng writes the image as a single tile.
-    tags.set(Tag.TileWidth, width)
-    tags.set(Tag.TileLength, height)
-    tags.set(Tag.Orientation, orientation)
-    tags.set(Tag.PhotometricInterpretation, PhotometricInterpretation.Color_Filter_Array)
-    tags.set(Tag.SamplesPerPixel, 1)
+    capture = capture or Capture()
+    ifd = tiff.Ifd(strip=cfa.astype("<u2").tobytes())
+    ifd.add(254, tiff.LONG, [0])  # NewSubFileType: the main image
+    ifd.add(256, tiff.LONG, [width]).add(257, tiff.LONG, [height])
     # 14-bit samples in 16-bit words, as Adobe DNG Converter writes them.
-    tags.set(Tag.BitsPerSample, 16)
-    tags.set(Tag.CFARepeatPatternDim, [2, 2])
-    tags.set(Tag.CFAPattern, CFAPattern.RGGB)
-    tags.set(Tag.BlackLevel, BLACK_LEVEL)
-    tags.set(Tag.WhiteLevel, WHITE_LEVEL)
-    tags.set(Tag.ColorMatrix1, [_rational(v) for v in CAMERA_MATRIX.flat])
-    tags.set(Tag.CalibrationIlluminant1, CalibrationIlluminant.D65)
-    tags.set(Tag.AsShotNeutral, [_rational(v) for v in neutral])
-    tags.set(Tag.Make, make)
-    tags.set(Tag.Model, model)
-    tags.set(Tag.UniqueCameraModel, f"{make} {model}")
-    tags.set(Tag.DNGVersion, DNGVersion.V1_4)
-    tags.set(Tag.DNGBackwardVersion, DNGVersion.V1_2)
+    ifd.add(258, tiff.SHORT, [16]).add(259, tiff.SHORT, [1])
+    ifd.add(262, tiff.SHORT, [32803])  # PhotometricInterpretation: CFA
+    ifd.add(271, tiff.ASCII, make).add(272, tiff.ASCII, model)
+    ifd.add(274, tiff.SHORT, [orientation])
+    ifd.add(277, tiff.SHORT, [1]).add(278, tiff.LONG, [height]).add(284, tiff.SHORT, [1])
+    ifd.add(33421, tiff.SHORT, [2, 2])  # CFARepeatPatternDim
+    ifd.add(33422, tiff.BYTE, bytes([0, 1, 1, 2]))  # CFAPattern: RGGB
+    ifd.add(50706, tiff.BYTE, bytes([1, 4, 0, 0]))  # DNGVersion
+    ifd.add(50707, tiff.BYTE, bytes([1, 2, 0, 0]))  # DNGBackwardVersion
+    ifd.add(50708, tiff.ASCII, f"{make} {model}")  # UniqueCameraModel
+    ifd.add(50714, tiff.LONG, [BLACK_LEVEL]).add(50717, tiff.LONG, [WHITE_LEVEL])
+    ifd.add(50721, tiff.SRATIONAL, _rationals(CAMERA_MATRIX.ravel()))  # ColorMatrix1
+    ifd.add(50778, tiff.SHORT, [21])  # CalibrationIlluminant1: D65
+    ifd.add(50728, tiff.RATIONAL, _rationals(neutral))  # AsShotNeutral
+    if capture.artist:
+        ifd.add(315, tiff.ASCII, capture.artist)
+    if capture.copyright:
+        ifd.add(33432, tiff.ASCII, capture.copyright)
+    exif = tiff.Ifd()
     if capture_time is not None:
         stamp = capture_time.strftime("%Y:%m:%d %H:%M:%S")
-        # pidng writes one IFD; TIFF/EP allows DateTimeOriginal there and LibRaw reads it.
-        tags.set(Tag.DateTime, stamp)
-        tags.set(Tag.DateTimeOriginal, stamp)
-    writer = RAW2DNG()
-    writer.options(tags, path="", compress=False)
-    return bytes(writer.convert(cfa))
+        ifd.add(306, tiff.ASCII, stamp)  # DateTime
+        exif.add(0x9003, tiff.ASCII, stamp)  # DateTimeOriginal
+    if capture.exposure_time is not None:
+        exif.add(0x829A, tiff.RATIONAL, [capture.exposure_time])
+    if capture.f_number is not None:
+        exif.add(0x829D, tiff.RATIONAL, [capture.f_number])
+    if capture.iso is not None:
+        exif.add(0x8827, tiff.SHORT, [capture.iso])
+    if capture.focal_length is not None:
+        exif.add(0x920A, tiff.RATIONAL, [capture.focal_length])
+    if capture.lens_make:
+        exif.add(0xA433, tiff.ASCII, capture.lens_make)
+    if capture.lens_model:
+        exif.add(0xA434, tiff.ASCII, capture.lens_model)
+    if exif.entries:
+        ifd.children[tiff.EXIF_IFD] = exif
+    if capture.gps is not None:
+        ifd.children[tiff.GPS_IFD] = _gps_ifd(*capture.gps)
+    return tiff.write_tiff(ifd)
 
 
 def _write_atomic(path: Path, data: bytes) -> Path:
@@ -323,6 +387,7 @@ def write_dng(
     make: str = "Darkroom",
     model: str = "Synthetic 1",
     capture_time: datetime | None = None,
+    capture: Capture | None = None,
 ) -> Path:
     """Write a synthetic RAW of a seeded scene, as a camera would.
 
@@ -347,6 +412,7 @@ def write_dng(
         make=make,
         model=model,
         capture_time=capture_time,
+        capture=capture,
     )
     return _write_atomic(Path(path), data)
 
@@ -367,6 +433,105 @@ def make_demo_shoot(dir: Path, count: int = 4, width: int = 1600, height: int = 
             )
         )
     return paths
+
+
+# D65 white in CIE XYZ (Y = 1), for scenes given in XYZ.
+D65_XYZ = np.array([0.95047, 1.0, 1.08883])
+# The chart is shot as a camera's meter would: scene white at half the sensor's range,
+# leaving the highlight headroom real exposures keep (so middle grey is well below the
+# developed image's middle grey until the developer places it).
+CHART_EXPOSURE = 0.5
+CHART_COLUMNS = 6
+# The backdrop a chart is photographed on: a neutral of 18% reflectance.
+BACKDROP_Y = 0.18
+
+
+def chart_patches(width: int, height: int, count: int = 24) -> list[Patch]:
+    """Where write_chart_dng puts its patches, in upright image coordinates (row-major)."""
+    rows = -(-count // CHART_COLUMNS)
+    cell = min(width * 0.8 / CHART_COLUMNS, height * 0.8 / rows)
+    gap = max(2, int(cell / 8))
+    size = int(cell) - gap
+    x0 = (width - CHART_COLUMNS * int(cell)) // 2
+    y0 = (height - rows * int(cell)) // 2
+    patches = []
+    for i in range(count):
+        r, c = divmod(i, CHART_COLUMNS)
+        left, top = x0 + c * int(cell), y0 + r * int(cell)
+        patches.append(Patch(f"patch_{i + 1:02d}", (0, 0, 0), left, top, left + size, top + size))
+    return patches
+
+
+def write_chart_dng(
+    path: Path,
+    patches_xyz: NDArray[np.floating],
+    *,
+    width: int = 1536,
+    height: int = 1024,
+    seed: int = 0,
+    orientation: int = 1,
+    exposure: float = CHART_EXPOSURE,
+    make: str = "Darkroom",
+    model: str = "Chart 1",
+    capture_time: datetime | None = None,
+    capture: Capture | None = None,
+) -> Path:
+    """A RAW of a colour chart: each patch a CIE XYZ colour (D65, white Y = 1), row-major in
+    rows of six, on a neutral 18% backdrop, shot under the seed's light.
+
+    The scene goes through the camera matrix in the DNG's own ColorMatrix1, so a developer
+    that applies the DNG's matrix and as-shot white balance gets the patches' colours back.
+    """
+    xyz = np.asarray(patches_xyz, dtype=np.float32).reshape(-1, 3)
+    upright_w, upright_h = upright_size(width, height, orientation)
+    scene = np.empty((upright_h, upright_w, 3), dtype=np.float32)
+    scene[:] = (D65_XYZ * BACKDROP_Y).astype(np.float32)
+    for patch, colour in zip(chart_patches(upright_w, upright_h, len(xyz)), xyz, strict=True):
+        scene[patch.top : patch.bottom, patch.left : patch.right] = colour
+    neutral = as_shot_neutral(seed)
+    cfa = _mosaic(
+        _to_sensor(scene, orientation),
+        neutral,
+        np.random.default_rng([seed, 4]),
+        to_camera=CAMERA_MATRIX,
+        scene_white=D65_XYZ,
+        exposure=exposure,
+    )
+    data = _encode_dng(
+        cfa,
+        neutral=neutral,
+        orientation=orientation,
+        make=make,
+        model=model,
+        capture_time=capture_time,
+        capture=capture,
+    )
+    return _write_atomic(Path(path), data)
+
+
+def write_photo_dng(
+    path: Path,
+    srgb: NDArray[np.uint8],
+    *,
+    seed: int = 0,
+    make: str = "Darkroom",
+    model: str = "Photo 1",
+) -> Path:
+    """A RAW of a real photograph: its 8-bit sRGB pixels taken back to linear light and
+    mosaiced like any scene, so the benchmark decodes real image content at real size."""
+    height, width = srgb.shape[:2]
+    # Row by row in bands: a 24 MP float copy of the whole frame is 288 MB.
+    scene = np.empty((height, width, 3), dtype=np.float32)
+    lut = srgb_to_linear(np.arange(256, dtype=np.float64)).astype(np.float32)
+    for top in range(0, height, 512):
+        scene[top : top + 512] = lut[srgb[top : top + 512, :, :3]]
+    neutral = as_shot_neutral(seed)
+    cfa = _mosaic(scene, neutral, np.random.default_rng([seed, 2]))
+    del scene
+    data = _encode_dng(
+        cfa, neutral=neutral, orientation=1, make=make, model=model, capture_time=None
+    )
+    return _write_atomic(Path(path), data)
 
 
 CorruptKind = Literal["truncated", "garbage", "empty", "blank"]

@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from darkroom.imaging.develop import DevelopError, develop_file
+from darkroom.recipes import parse_recipe
 
 SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples"
 RAW_DIR = SAMPLES / "raw"
@@ -31,6 +32,11 @@ CODE_FOR_LIBRAW_ERROR = {
 }
 
 pytestmark = pytest.mark.samples
+# The renditions a web gallery needs; the default recipe's full-size one would only add
+# demosaicing time here.
+WEB_THUMB = parse_recipe(
+    {"renditions": [{"name": "web", "long_edge": 2048}, {"name": "thumb", "long_edge": 400}]}
+)
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,7 @@ def test_sample_develops_or_fails_cleanly(expected: Expectation, tmp_path: Path)
         assert _files_under(out) == []
         return
 
-    result = develop_file(src, out)
+    result = develop_file(src, out, WEB_THUMB)
     assert len(result.renditions) == 2
     if expected.half_size_wh:
         # Same shape as LibRaw's own upright decode: the orientation was applied.
