@@ -1,0 +1,273 @@
+"""The thumbnail function's logic against an in-memory store: events, keys, errors."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import quote_plus
+
+import pytest
+from botocore.exceptions import ClientError
+from PIL import Image
+
+from darkroom.aws.thumbnail_store import SourceMissing
+from darkroom.imaging import thumbnail_fixtures as fx
+from darkroom.observability import logger
+from darkroom.thumbnails import Thumbnailer, object_changes
+
+INPUT, OUTPUT = "in-bucket", "out-bucket"
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], tuple[bytes, str]] = {}
+        self.reads: list[tuple[str, str]] = []
+        self.fail_next: Exception | None = None
+
+    def download(self, bucket: str, key: str, dest: IO[bytes]) -> int:
+        self.reads.append((bucket, key))
+        if self.fail_next is not None:
+            raise self.fail_next
+        if (bucket, key) not in self.objects:
+            raise SourceMissing(key)
+        data = self.objects[(bucket, key)][0]
+        dest.write(data)
+        dest.flush()
+        dest.seek(0)
+        return len(data)
+
+    def put(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
+        self.objects[(bucket, key)] = (data, content_type)
+
+    def delete(self, bucket: str, keys: Sequence[str]) -> None:
+        for key in keys:
+            self.objects.pop((bucket, key), None)
+
+    def output(self) -> dict[str, tuple[bytes, str]]:
+        return {key: value for (bucket, key), value in self.objects.items() if bucket == OUTPUT}
+
+
+class ListRecorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[Any, ...]] = []
+
+    def thumbnailed(self, count: int, megapixels: float, milliseconds: float) -> None:
+        self.events.append(("thumbnailed", count, megapixels))
+
+    def failed(self, reason: str) -> None:
+        self.events.append(("failed", reason))
+
+    def removed(self) -> None:
+        self.events.append(("removed",))
+
+
+def s3_event(event_name: str, key: str, bucket: str = INPUT) -> dict[str, Any]:
+    """What S3 sends: the key form-encoded (spaces as '+')."""
+    return {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": event_name,
+                "s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(key), "size": 1}},
+            }
+        ]
+    }
+
+
+@pytest.fixture
+def store() -> MemoryStore:
+    return MemoryStore()
+
+
+@pytest.fixture
+def recorder() -> ListRecorder:
+    return ListRecorder()
+
+
+@pytest.fixture
+def thumbnailer(store: MemoryStore, recorder: ListRecorder) -> Thumbnailer:
+    return Thumbnailer(
+        store, output_bucket=OUTPUT, sizes=(64, 256), max_image_pixels=10_000_000, recorder=recorder
+    )
+
+
+def photo() -> bytes:
+    return fx.encoded(fx.quadrants(600, 400), "JPEG")
+
+
+def translucent() -> bytes:
+    image = fx.quadrants(600, 400).convert("RGBA")
+    image.putalpha(128)
+    return fx.encoded(image, "PNG")
+
+
+def test_keys_are_url_decoded() -> None:
+    for key in ("a b/c d.jpg", "plus+sign.jpg", "été/ünïcode 写真.jpg", "100%.png"):
+        (change,) = object_changes(s3_event("ObjectCreated:Put", key))
+        assert change.key == key
+        assert change.created
+
+
+def test_only_created_and_removed_events_count() -> None:
+    assert object_changes(s3_event("ObjectRemoved:Delete", "x.jpg"))[0].created is False
+    assert object_changes(s3_event("ObjectRestore:Completed", "x.jpg")) == []
+    assert object_changes({"Records": []}) == []
+    assert object_changes({}) == []
+
+
+def test_a_created_image_gets_every_size_in_the_output_bucket(
+    store: MemoryStore, recorder: ListRecorder, thumbnailer: Thumbnailer
+) -> None:
+    key = "shoots/day one/IMG 1+2.jpg"
+    store.put(INPUT, key, photo(), "image/jpeg")
+    (outcome,) = thumbnailer.handle(s3_event("ObjectCreated:Put", key))
+    assert outcome.action == "thumbnailed"
+    expected = {f"thumbnails/{key}/64.jpg", f"thumbnails/{key}/256.jpg"}
+    assert set(store.output()) == expected
+    assert set(outcome.thumbnails) == expected
+    data, content_type = store.output()[f"thumbnails/{key}/256.jpg"]
+    assert content_type == "image/jpeg"
+    assert Image.open(io.BytesIO(data)).size == (256, 171)
+    assert recorder.events == [("thumbnailed", 2, pytest.approx(0.24))]
+
+
+def test_it_never_reads_the_output_bucket(store: MemoryStore, thumbnailer: Thumbnailer) -> None:
+    store.put(INPUT, "a.jpg", photo(), "image/jpeg")
+    thumbnailer.handle(s3_event("ObjectCreated:Put", "a.jpg"))
+    thumbnailer.handle(s3_event("ObjectRemoved:Delete", "a.jpg"))
+    assert all(bucket == INPUT for bucket, _ in store.reads)
+
+
+def test_the_same_event_twice_gives_the_same_objects(
+    store: MemoryStore, thumbnailer: Thumbnailer
+) -> None:
+    store.put(INPUT, "twice.png", translucent(), "image/png")
+    event = s3_event("ObjectCreated:Put", "twice.png")
+    thumbnailer.handle(event)
+    first = store.output()
+    thumbnailer.handle(event)
+    assert store.output() == first
+    assert {key.rsplit(".", 1)[1] for key in first} == {"webp"}
+
+
+def test_a_removed_source_loses_its_thumbnails(
+    store: MemoryStore, recorder: ListRecorder, thumbnailer: Thumbnailer
+) -> None:
+    store.put(INPUT, "gone.jpg", photo(), "image/jpeg")
+    store.put(OUTPUT, "thumbnails/other.jpg/64.jpg", b"keep", "image/jpeg")
+    thumbnailer.handle(s3_event("ObjectCreated:Put", "gone.jpg"))
+    (outcome,) = thumbnailer.handle(s3_event("ObjectRemoved:Delete", "gone.jpg"))
+    assert outcome.action == "removed"
+    assert set(store.output()) == {"thumbnails/other.jpg/64.jpg"}
+    assert recorder.events[-1] == ("removed",)
+
+
+def test_a_replacement_that_gains_transparency_leaves_no_stale_jpegs(
+    store: MemoryStore, thumbnailer: Thumbnailer
+) -> None:
+    store.put(INPUT, "logo", photo(), "image/jpeg")
+    thumbnailer.handle(s3_event("ObjectCreated:Put", "logo"))
+    store.put(INPUT, "logo", translucent(), "image/png")
+    thumbnailer.handle(s3_event("ObjectCreated:Put", "logo"))
+    assert set(store.output()) == {"thumbnails/logo/64.webp", "thumbnails/logo/256.webp"}
+
+
+def test_a_bad_file_is_one_log_line_and_a_metric_not_an_exception(
+    store: MemoryStore,
+    recorder: ListRecorder,
+    thumbnailer: Thumbnailer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    key = "notes/read me.jpg"
+    store.put(INPUT, key, b"this is a text file, not a photo\n", "image/jpeg")
+    (outcome,) = thumbnailer.handle(s3_event("ObjectCreated:Put", key))
+    assert (outcome.action, outcome.reason) == ("failed", "not_an_image")
+    assert store.output() == {}
+    assert recorder.events == [("failed", "not_an_image")]
+    (line,) = [record for record in caplog.records if record.levelname == "WARNING"]
+    assert (getattr(line, "key", None), getattr(line, "reason", None)) == (key, "not_an_image")
+    assert logger.get_correlation_id() == key
+
+
+def test_a_source_replaced_by_a_bad_file_loses_its_old_thumbnails(
+    store: MemoryStore, thumbnailer: Thumbnailer
+) -> None:
+    store.put(INPUT, "p.jpg", photo(), "image/jpeg")
+    thumbnailer.handle(s3_event("ObjectCreated:Put", "p.jpg"))
+    store.put(INPUT, "p.jpg", photo()[:2000], "image/jpeg")
+    (outcome,) = thumbnailer.handle(s3_event("ObjectCreated:Put", "p.jpg"))
+    assert outcome.reason == "truncated"
+    assert store.output() == {}
+
+
+def test_a_source_deleted_before_it_was_read_is_skipped(thumbnailer: Thumbnailer) -> None:
+    (outcome,) = thumbnailer.handle(s3_event("ObjectCreated:Put", "vanished.jpg"))
+    assert outcome.action == "skipped"
+
+
+def test_folder_markers_are_skipped(store: MemoryStore, thumbnailer: Thumbnailer) -> None:
+    store.put(INPUT, "shoots/", b"", "application/x-directory")
+    (outcome,) = thumbnailer.handle(s3_event("ObjectCreated:Put", "shoots/"))
+    assert outcome.action == "skipped"
+    assert store.reads == []
+
+
+def test_a_transient_s3_error_is_raised_for_lambda_to_retry(
+    store: MemoryStore, recorder: ListRecorder, thumbnailer: Thumbnailer
+) -> None:
+    store.put(INPUT, "a.jpg", photo(), "image/jpeg")
+    store.fail_next = ClientError(
+        {"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."}},
+        "GetObject",
+    )
+    with pytest.raises(ClientError):
+        thumbnailer.handle(s3_event("ObjectCreated:Put", "a.jpg"))
+    assert recorder.events == []
+
+
+def test_every_record_of_an_event_is_handled(store: MemoryStore, thumbnailer: Thumbnailer) -> None:
+    store.put(INPUT, "one.jpg", photo(), "image/jpeg")
+    store.put(INPUT, "two.jpg", b"", "image/jpeg")
+    event = s3_event("ObjectCreated:Put", "one.jpg")
+    event["Records"] += s3_event("ObjectCreated:Put", "two.jpg")["Records"]
+    outcomes = thumbnailer.handle(event)
+    assert [(o.key, o.action, o.reason) for o in outcomes] == [
+        ("one.jpg", "thumbnailed", None),
+        ("two.jpg", "failed", "empty_file"),
+    ]
+    assert json.dumps([o.as_dict() for o in outcomes])
+
+
+def test_misconfiguration_fails_at_start_up(store: MemoryStore) -> None:
+    with pytest.raises(ValueError):
+        Thumbnailer(store, output_bucket=OUTPUT, sizes=(0,), max_image_pixels=1)
+    with pytest.raises(ValueError):
+        Thumbnailer(store, output_bucket="", sizes=(64,), max_image_pixels=1)
+
+
+# -- the S3 adapter, against moto in-process -----------------------------------------------
+def test_the_s3_store_streams_writes_and_deletes_idempotently(tmp_path: Path) -> None:
+    import boto3
+    from moto import mock_aws
+
+    from darkroom.aws.thumbnail_store import ThumbnailStore
+
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        for bucket in (INPUT, OUTPUT):
+            s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket=INPUT, Key="a b+c.jpg", Body=photo())
+        real = ThumbnailStore(s3)
+        with (tmp_path / "scratch").open("w+b") as scratch:
+            assert real.download(INPUT, "a b+c.jpg", scratch) == len(photo())
+            assert scratch.read() == photo()
+            with pytest.raises(SourceMissing):
+                real.download(INPUT, "missing.jpg", scratch)
+        real.put(OUTPUT, "thumbnails/a b+c.jpg/64.jpg", b"x", "image/jpeg")
+        head = s3.head_object(Bucket=OUTPUT, Key="thumbnails/a b+c.jpg/64.jpg")
+        assert head["ContentType"] == "image/jpeg"
+        real.delete(OUTPUT, ["thumbnails/a b+c.jpg/64.jpg", "thumbnails/never/64.webp"])
+        assert s3.list_objects_v2(Bucket=OUTPUT).get("KeyCount") == 0
