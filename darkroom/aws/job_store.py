@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from darkroom.aws.clients import client, error_code
+from darkroom.aws.ddb_codec import from_item, to_attribute
 from darkroom.errors import JobBusy, JobNotFound, StaleExecution
 from darkroom.jobs import (
     TERMINAL,
@@ -21,32 +21,17 @@ from darkroom.jobs import (
 )
 
 
-def _plain(value: Any) -> Any:
-    """DynamoDB numbers arrive as Decimal; the job's JSON (recipe) must stay plain JSON."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, set, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
 class JobStore:
     def __init__(self, table: str, ddb: Any | None = None) -> None:
         self._table = table
         self._ddb = ddb or client("dynamodb")
-        from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-
-        self._ser = TypeSerializer()
-        self._de = TypeDeserializer()
 
     # -- encoding -----------------------------------------------------------------
     def _v(self, value: Any) -> Any:
-        return self._ser.serialize(value)
+        return to_attribute(value)
 
     def _item(self, raw: Mapping[str, Any]) -> dict[str, Any]:
-        return {k: _plain(self._de.deserialize(v)) for k, v in raw.items()}
+        return from_item(raw)
 
     # -- reads --------------------------------------------------------------------
     def get(self, job_id: str) -> Job:

@@ -1,0 +1,184 @@
+"""The API from the client side: JSON calls (SigV4-signed for a deployed stack) and
+streaming transfers to and from presigned S3 URLs. Standard library only."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.error import HTTPError, URLError
+from urllib.parse import urlencode, urlsplit
+from urllib.request import Request, urlopen
+
+# (method, url, headers, body) -> the headers to send, authorisation included
+Signer = Callable[[str, str, dict[str, str], bytes], dict[str, str]]
+Progress = Callable[[int], None]  # bytes moved since the last call (negative: rolled back)
+
+CHUNK = 1024 * 1024
+TRANSFER_ATTEMPTS = 3
+
+
+class ApiCallError(Exception):
+    """The API answered with an error (or could not be reached: status 0)."""
+
+    def __init__(self, status: int, code: str, message: str, details: Mapping[str, Any]) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = dict(details)
+
+
+class TransferError(Exception):
+    """An upload to or a download from a presigned URL failed."""
+
+
+def sigv4_signer(session: Any, region: str) -> Signer:
+    """Signs for API Gateway's IAM authorisation with the session's credentials."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    credentials = session.get_credentials()
+    if credentials is None:
+        raise RuntimeError("no AWS credentials to sign API requests with")
+
+    def sign(method: str, url: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
+        request = AWSRequest(method=method, url=url, data=body, headers=headers)
+        SigV4Auth(credentials.get_frozen_credentials(), "execute-api", region).add_auth(request)
+        return dict(request.headers.items())
+
+    return sign
+
+
+class ApiClient:
+    def __init__(self, base_url: str, signer: Signer | None = None, timeout: float = 60) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._signer = signer
+        self._timeout = timeout
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        query: Mapping[str, Any] | None = None,
+    ) -> Any:
+        url = self.base_url + path
+        if query:
+            url += "?" + urlencode({k: v for k, v in query.items() if v is not None})
+        return self.fetch(method, url, body)
+
+    def fetch(self, method: str, url: str, body: Mapping[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else b""
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        if self._signer is not None:
+            headers = self._signer(method, url, headers, data)
+        request = Request(
+            url, data=data if body is not None else None, method=method, headers=headers
+        )
+        try:
+            with urlopen(request, timeout=self._timeout) as response:
+                raw = response.read()
+        except HTTPError as exc:
+            raw = exc.read()
+            try:
+                document = json.loads(raw)
+            except ValueError:
+                document = {}
+            if not isinstance(document, dict):
+                document = {}
+            raise ApiCallError(
+                exc.code,
+                str(document.get("error", "http_error")),
+                str(document.get("message") or f"HTTP {exc.code}"),
+                {k: v for k, v in document.items() if k not in {"error", "message"}},
+            ) from exc
+        except (URLError, OSError) as exc:
+            raise ApiCallError(0, "unreachable", f"cannot reach {url}: {exc}", {}) from exc
+        return json.loads(raw) if raw else None
+
+
+def put_file(url: str, path: Path, on_progress: Progress | None = None) -> None:
+    """PUT a file to a presigned URL, streamed, with the exact Content-Length it was signed for."""
+    size = path.stat().st_size
+    _with_retries(lambda report: _put_once(url, path, size, report), on_progress)
+
+
+def get_file(url: str, dest: Path, on_progress: Progress | None = None) -> int:
+    """GET a presigned URL into `dest` (written whole or not at all); the bytes written."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(dest.name + ".part")
+    written = _with_retries(lambda report: _get_once(url, partial, report), on_progress)
+    partial.replace(dest)
+    return written
+
+
+def _with_retries(attempt: Callable[[Progress], int], on_progress: Progress | None) -> int:
+    for n in range(1, TRANSFER_ATTEMPTS + 1):
+        moved = 0
+
+        def report(nbytes: int) -> None:
+            nonlocal moved
+            moved += nbytes
+            if on_progress:
+                on_progress(nbytes)
+
+        try:
+            return attempt(report)
+        except (OSError, http.client.HTTPException, TransferError) as exc:
+            if on_progress and moved:
+                on_progress(-moved)
+            retryable = not isinstance(exc, TransferError) or "HTTP 5" in str(exc)
+            if n == TRANSFER_ATTEMPTS or not retryable:
+                raise TransferError(str(exc)) from exc
+            time.sleep(0.5 * 2**n)
+    raise AssertionError("unreachable")
+
+
+def _connection(url: str) -> tuple[http.client.HTTPConnection, str]:
+    parts = urlsplit(url)
+    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    return cls(parts.netloc, timeout=120), target
+
+
+def _put_once(url: str, path: Path, size: int, report: Progress) -> int:
+    connection, target = _connection(url)
+    try:
+        connection.putrequest("PUT", target, skip_accept_encoding=True)
+        connection.putheader("Content-Length", str(size))
+        connection.endheaders()
+        with path.open("rb") as source:
+            while chunk := source.read(CHUNK):
+                connection.send(chunk)
+                report(len(chunk))
+        response = connection.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise TransferError(f"upload of {path.name}: HTTP {response.status} {body[:300]!r}")
+        return size
+    finally:
+        connection.close()
+
+
+def _get_once(url: str, dest: Path, report: Progress) -> int:
+    connection, target = _connection(url)
+    try:
+        connection.request("GET", target)
+        response = connection.getresponse()
+        if response.status != 200:
+            raise TransferError(f"download: HTTP {response.status} {response.read()[:300]!r}")
+        written = 0
+        with dest.open("wb") as sink:
+            while chunk := response.read(CHUNK):
+                sink.write(chunk)
+                written += len(chunk)
+                report(len(chunk))
+        return written
+    finally:
+        connection.close()

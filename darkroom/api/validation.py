@@ -1,0 +1,151 @@
+"""What the API accepts: request bodies, RAW file names, sizes and limits."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from pathlib import PurePosixPath
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from darkroom import keys
+from darkroom.api.http import BadRequest, TooLarge
+
+# Camera RAW formats rawpy (LibRaw) decodes; nothing else is accepted as a job's file.
+RAW_EXTENSIONS = frozenset(
+    [
+        ".dng",
+        ".cr2",
+        ".cr3",
+        ".crw",
+        ".nef",
+        ".nrw",
+        ".arw",
+        ".srf",
+        ".sr2",
+        ".raf",
+        ".orf",
+        ".rw2",
+        ".pef",
+        ".srw",
+        ".kdc",
+        ".dcr",
+        ".mrw",
+        ".3fr",
+        ".fff",
+        ".iiq",
+        ".rwl",
+        ".x3f",
+        ".erf",
+        ".mef",
+        ".mos",
+        ".gpr",
+    ]
+)
+MAX_NAME_LENGTH = 200  # characters of a job's display name
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _Strict(BaseModel):
+    # Strict: "12" is not a size and true is not 1; unknown fields are mistakes.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class FileIn(_Strict):
+    name: str
+    size: int
+
+
+class CreateJobIn(_Strict):
+    files: list[FileIn] = Field(min_length=1)
+    name: str | None = Field(default=None, min_length=1, max_length=MAX_NAME_LENGTH)
+    recipe: dict[str, Any] | None = None
+    job_id: str | None = None
+
+
+class ReprocessIn(_Strict):
+    recipe: dict[str, Any] | None = None
+
+
+class CreateShareIn(_Strict):
+    expires_in: int | None = None
+
+
+def parse_body(model: type[M], document: dict[str, Any]) -> M:
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        raise BadRequest(_describe(exc)) from exc
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors(include_url=False)[:5]:
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
+        problems.append(f"{where.lstrip('.') or 'body'}: {error['msg']}")
+    return "invalid request: " + "; ".join(problems)
+
+
+def file_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a job's RAW file, or None if it can."""
+    try:
+        keys.validate_file_name(name)
+    except ValueError:
+        return "must be a single plain file name (no path, no leading dot)"
+    if any(unicodedata.category(c).startswith("C") for c in name):
+        return "must not contain control or invisible formatting characters"
+    if name != name.strip():
+        return "must not start or end with whitespace"
+    suffix = PurePosixPath(name).suffix.lower()
+    if suffix not in RAW_EXTENSIONS:
+        return (
+            f"extension {suffix or '(none)'!r} is not a camera RAW format "
+            f"(accepted: {', '.join(sorted(e[1:] for e in RAW_EXTENSIONS))})"
+        )
+    return None
+
+
+def check_files(
+    files: Sequence[FileIn], *, max_file_bytes: int, max_job_bytes: int, max_files: int
+) -> None:
+    """Bad names and sizes are 400; more than the limits allow is 413."""
+    bad = []
+    for f in files:
+        problem = file_name_problem(f.name)
+        if problem:
+            bad.append({"name": f.name, "problem": problem})
+        elif f.size < 1:
+            bad.append({"name": f.name, "problem": "size must be at least 1 byte"})
+    if bad:
+        raise BadRequest(
+            f"{len(bad)} file(s) cannot be accepted: "
+            + "; ".join(f"{b['name']!r}: {b['problem']}" for b in bad[:5]),
+            files=bad,
+        )
+    seen: dict[str, str] = {}
+    for f in files:
+        # Renditions are named after the stem, so two files sharing one would overwrite
+        # each other's outputs.
+        stem = PurePosixPath(f.name).stem
+        if stem in seen:
+            what = "twice" if seen[stem] == f.name else f"and {seen[stem]!r} share a name"
+            raise BadRequest(f"{f.name!r} {what}: every file needs its own name before the dot")
+        seen[stem] = f.name
+    if len(files) > max_files:
+        raise TooLarge(f"{len(files)} files declared; a job takes at most {max_files}")
+    oversize = [f for f in files if f.size > max_file_bytes]
+    if oversize:
+        raise TooLarge(
+            f"{len(oversize)} file(s) larger than {max_file_bytes} bytes: "
+            + ", ".join(f.name for f in oversize[:5]),
+            files=[{"name": f.name, "size": f.size} for f in oversize],
+            max_file_bytes=max_file_bytes,
+        )
+    total = sum(f.size for f in files)
+    if total > max_job_bytes:
+        raise TooLarge(
+            f"the job declares {total} bytes; a job takes at most {max_job_bytes}",
+            max_job_bytes=max_job_bytes,
+        )

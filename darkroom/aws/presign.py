@@ -1,0 +1,49 @@
+"""Presigned S3 URLs: uploads straight to the RAW bucket, downloads of renditions."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import boto3
+from botocore.config import Config
+
+AddressingStyle = Literal["auto", "virtual", "path"]
+
+
+def presigning_client(addressing_style: AddressingStyle, session: Any | None = None) -> Any:
+    """An S3 client whose URLs are SigV4 (botocore would otherwise presign some with SigV2)."""
+    config = Config(signature_version="s3v4", s3={"addressing_style": addressing_style})
+    return (session or boto3.session.Session()).client("s3", config=config)
+
+
+class Presigner:
+    def __init__(self, s3: Any) -> None:
+        self._s3 = s3
+
+    def put(self, bucket: str, key: str, size: int, expires_in: int) -> str:
+        # Content-Length is a signed header, so S3 refuses a body of any other size.
+        return str(
+            self._s3.generate_presigned_url(
+                "put_object",
+                Params={"Bucket": bucket, "Key": key, "ContentLength": size},
+                ExpiresIn=expires_in,
+            )
+        )
+
+    def get(
+        self,
+        bucket: str,
+        key: str,
+        expires_in: int,
+        *,
+        disposition: str | None = None,
+        content_type: str | None = None,
+    ) -> str:
+        params: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if disposition:
+            params["ResponseContentDisposition"] = disposition
+        if content_type:
+            params["ResponseContentType"] = content_type
+        return str(
+            self._s3.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
+        )

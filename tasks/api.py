@@ -1,0 +1,41 @@
+"""The studio's HTTP API: an API Gateway HTTP API event (payload 2.0) -> the API core."""
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from darkroom.api.app import handle
+from darkroom.api.service import ApiService
+from darkroom.aws.executions import Executions
+from darkroom.aws.job_store import JobStore
+from darkroom.aws.objects import Objects
+from darkroom.aws.presign import Presigner, presigning_client
+from darkroom.aws.shares import ShareStore
+from darkroom.aws.uploads import UploadStore
+from darkroom.observability import logger
+from darkroom.settings import TaskSettings
+
+settings = TaskSettings()
+settings.require(
+    "raw_bucket",
+    "processed_bucket",
+    "jobs_table",
+    "uploads_table",
+    "shares_table",
+    "state_machine_arn",
+)
+service = ApiService(
+    settings,
+    jobs=JobStore(settings.jobs_table),
+    uploads=UploadStore(settings.uploads_table),
+    shares=ShareStore(settings.shares_table),
+    objects=Objects(),
+    presigner=Presigner(presigning_client(settings.s3_addressing_style)),
+    executions=Executions(settings.state_machine_arn),
+)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle(event, service)

@@ -1,0 +1,525 @@
+"""The API core over moto's in-process AWS: every route, its errors and its links."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from darkroom import keys, names
+from darkroom.api import tokens
+from darkroom.api.app import handle
+from darkroom.api.service import ApiService
+from darkroom.aws.executions import Executions
+from darkroom.aws.job_store import JobStore
+from darkroom.aws.objects import Objects
+from darkroom.aws.presign import Presigner, presigning_client
+from darkroom.aws.shares import ShareStore
+from darkroom.aws.uploads import UploadStore
+from darkroom.jobs import FileProgress, FileStatus, JobStatus
+from darkroom.settings import TaskSettings
+
+REGION = "us-east-1"
+SM_ARN = f"arn:aws:states:{REGION}:123456789012:stateMachine:{names.STATE_MACHINE}"
+
+
+@dataclass
+class Api:
+    service: ApiService
+    s3: Any
+    ddb: Any
+    now: list[float] = field(default_factory=lambda: [1_800_000_000.0])
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        query: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, str], Any]:
+        event: dict[str, Any] = {
+            "version": "2.0",
+            "routeKey": "$default",
+            "rawPath": path,
+            "headers": {
+                "host": "api.example.test",
+                "x-forwarded-proto": "https",
+                **(headers or {}),
+            },
+            "queryStringParameters": query or {},
+            "requestContext": {
+                "domainName": "api.example.test",
+                "http": {"method": method, "path": path},
+                "requestId": "req-1",
+            },
+            "isBase64Encoded": False,
+        }
+        if body is not None:
+            event["body"] = body if isinstance(body, str) else json.dumps(body)
+        result = handle(event, self.service)
+        content_type = result["headers"].get("content-type", "")
+        parsed: Any = result.get("body", "")
+        if content_type.startswith("application/json"):
+            parsed = json.loads(parsed)
+        return result["statusCode"], result["headers"], parsed
+
+    def put_raw(self, job_id: str, name: str, size: int) -> None:
+        self.s3.put_object(
+            Bucket=names.RAW_BUCKET, Key=keys.raw_key(job_id, name), Body=b"x" * size
+        )
+
+    def finish(
+        self, job_id: str, files: dict[str, int], status: JobStatus = JobStatus.DONE
+    ) -> None:
+        """A job as the pipeline leaves it: a record, renditions and the manifest."""
+        jobs = self.service.jobs
+        arn = f"arn:aws:states:{REGION}:123456789012:execution:{names.STATE_MACHINE}:{job_id}"
+        jobs.register(
+            job_id=job_id, execution_arn=arn, files=list(files), name="a shoot", recipe=None
+        )
+        jobs.transition(job_id, arn, JobStatus.STARTING)
+        jobs.transition(job_id, arn, JobStatus.PROCESSING)
+        entries = []
+        for name in files:
+            outputs = {}
+            for rendition, (w, h) in {"web": (2048, 1365), "thumb": (400, 267)}.items():
+                key = keys.rendition_key(job_id, rendition, name, "jpg")
+                body = f"{rendition}:{name}".encode()
+                self.s3.put_object(Bucket=names.PROCESSED_BUCKET, Key=key, Body=body)
+                outputs[rendition] = {
+                    "key": key,
+                    "width": w,
+                    "height": h,
+                    "bytes": len(body),
+                    "content_type": "image/jpeg",
+                }
+            jobs.record_file(
+                job_id,
+                arn,
+                name,
+                FileProgress(FileStatus.DONE, {r: o["key"] for r, o in outputs.items()}),
+            )
+            entries.append({"name": name, "status": "DONE", "outputs": outputs})
+        self.s3.put_object(
+            Bucket=names.PROCESSED_BUCKET,
+            Key=keys.processed_manifest_key(job_id),
+            Body=json.dumps({"job_id": job_id, "files": entries}).encode(),
+        )
+        if status is not JobStatus.PROCESSING:
+            jobs.transition(job_id, arn, status)
+
+    def share(self, job_id: str, **body: Any) -> dict[str, Any]:
+        status, _, doc = self.call("POST", f"/jobs/{job_id}/shares", body)
+        assert status == 201, doc
+        return doc
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
+    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    with mock_aws():
+        session = boto3.session.Session(region_name=REGION)
+        s3 = session.client("s3")
+        ddb = session.client("dynamodb")
+        for bucket in (names.RAW_BUCKET, names.PROCESSED_BUCKET):
+            s3.create_bucket(Bucket=bucket)
+        for table, key in (
+            (names.JOBS_TABLE, "job_id"),
+            (names.UPLOADS_TABLE, "job_id"),
+            (names.SHARES_TABLE, "share_id"),
+        ):
+            ddb.create_table(
+                TableName=table,
+                KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+        sfn = session.client("stepfunctions")
+        sfn.create_state_machine(
+            name=names.STATE_MACHINE,
+            definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
+            roleArn="arn:aws:iam::123456789012:role/x",
+        )
+        settings = TaskSettings(
+            raw_bucket=names.RAW_BUCKET,
+            processed_bucket=names.PROCESSED_BUCKET,
+            jobs_table=names.JOBS_TABLE,
+            uploads_table=names.UPLOADS_TABLE,
+            shares_table=names.SHARES_TABLE,
+            state_machine_arn=SM_ARN,
+            max_file_bytes=1000,
+            max_job_bytes=2500,
+            max_files_per_job=5,
+        )
+        holder = Api(None, s3, ddb)  # type: ignore[arg-type]
+        holder.service = ApiService(
+            settings,
+            jobs=JobStore(names.JOBS_TABLE, ddb),
+            uploads=UploadStore(names.UPLOADS_TABLE, ddb),
+            shares=ShareStore(names.SHARES_TABLE, ddb),
+            objects=Objects(s3),
+            presigner=Presigner(presigning_client("virtual", session)),
+            executions=Executions(SM_ARN, sfn),
+            clock=lambda: holder.now[0],
+        )
+        yield holder
+
+
+def _query(url: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+def _create(api: Api, files: dict[str, int], **extra: Any) -> dict[str, Any]:
+    status, _, doc = api.call(
+        "POST", "/jobs", {"files": [{"name": n, "size": s} for n, s in files.items()], **extra}
+    )
+    assert status == 201, doc
+    return doc
+
+
+# -- creating jobs --------------------------------------------------------------------
+def test_creating_a_job_returns_one_sigv4_put_url_per_file_signed_for_its_size(api: Api) -> None:
+    doc = _create(api, {"A.dng": 10, "B.NEF": 20}, name="wedding")
+    assert doc["status"] == "CREATED"
+    assert doc["expires_in"] == 3600
+    assert [u["name"] for u in doc["uploads"]] == ["A.dng", "B.NEF"]
+    for upload in doc["uploads"]:
+        url = upload["url"]
+        q = _query(url)
+        assert upload["method"] == "PUT"
+        assert q["X-Amz-Algorithm"] == "AWS4-HMAC-SHA256"
+        assert q["X-Amz-Expires"] == "3600"
+        assert "content-length" in q["X-Amz-SignedHeaders"].split(";")
+        assert upload["headers"] == {"Content-Length": str(upload["size"])}
+        assert urlsplit(url).path.endswith(keys.raw_key(doc["job_id"], upload["name"]))
+    status, _, job = api.call("GET", f"/jobs/{doc['job_id']}")
+    assert status == 200
+    assert job["status"] == "CREATED"
+    assert job["name"] == "wedding"
+    assert {n: f["status"] for n, f in job["files"].items()} == {
+        "A.dng": "AWAITING_UPLOAD",
+        "B.NEF": "AWAITING_UPLOAD",
+    }
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../escape.dng",
+        "..",
+        "a/b.dng",
+        "a\\b.dng",
+        ".hidden.dng",
+        "photo.jpg",
+        "manifest.json",
+        "no-extension",
+        "tab\there.dng",
+        "bell\x07.dng",
+        " padded.dng",
+        "",
+    ],
+)
+def test_file_names_that_are_not_plain_raw_files_are_refused(api: Api, name: str) -> None:
+    status, _, doc = api.call("POST", "/jobs", {"files": [{"name": name, "size": 10}]})
+    assert status == 400, doc
+    assert doc["error"] == "bad_request"
+    assert doc["files"][0]["name"] == name
+
+
+def test_two_files_that_would_share_rendition_names_are_refused(api: Api) -> None:
+    status, _, doc = api.call(
+        "POST", "/jobs", {"files": [{"name": "A.dng", "size": 1}, {"name": "A.nef", "size": 1}]}
+    )
+    assert status == 400
+    assert "A.nef" in doc["message"] and "A.dng" in doc["message"]
+
+
+@pytest.mark.parametrize(
+    ("files", "what"),
+    [
+        ({"big.dng": 1001}, "big.dng"),
+        ({"a.dng": 1000, "b.dng": 1000, "c.dng": 1000}, "at most 2500"),
+        ({f"{i}.dng": 1 for i in range(6)}, "at most 5"),
+    ],
+)
+def test_more_than_a_file_or_job_may_hold_is_413(
+    api: Api, files: dict[str, int], what: str
+) -> None:
+    status, _, doc = api.call(
+        "POST", "/jobs", {"files": [{"name": n, "size": s} for n, s in files.items()]}
+    )
+    assert status == 413, doc
+    assert doc["error"] == "too_large"
+    assert what in doc["message"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "not json",
+        "[1, 2]",
+        {"files": []},
+        {"files": [{"name": "a.dng", "size": "10"}]},
+        {"files": [{"name": "a.dng", "size": True}]},
+        {"files": [{"name": "a.dng", "size": 0}]},
+        {"files": [{"name": "a.dng", "size": 1}], "colour": "red"},
+        {"files": [{"name": "a.dng", "size": 1}], "recipe": {"renditions": "lots"}},
+        {"files": [{"name": "a.dng", "size": 1}], "job_id": "../x"},
+    ],
+)
+def test_malformed_bodies_are_400_with_a_message(api: Api, body: Any) -> None:
+    status, _, doc = api.call("POST", "/jobs", body)
+    assert status == 400, doc
+    assert doc["message"]
+
+
+def test_a_chosen_job_id_cannot_be_taken_twice(api: Api) -> None:
+    _create(api, {"a.dng": 1}, job_id="shoot-1")
+    status, _, doc = api.call(
+        "POST", "/jobs", {"files": [{"name": "a.dng", "size": 1}], "job_id": "shoot-1"}
+    )
+    assert status == 409 and "shoot-1" in doc["message"]
+
+
+# -- submitting -----------------------------------------------------------------------
+def test_submitting_lists_every_missing_or_wrong_sized_file(api: Api) -> None:
+    job_id = _create(api, {"A.dng": 10, "B.dng": 20, "C.dng": 30})["job_id"]
+    api.put_raw(job_id, "A.dng", 10)
+    api.put_raw(job_id, "B.dng", 19)
+    status, _, doc = api.call("POST", f"/jobs/{job_id}/submit")
+    assert status == 409
+    assert doc["files"] == [
+        {"name": "B.dng", "expected_size": 20, "actual_size": 19},
+        {"name": "C.dng", "expected_size": 30, "actual_size": None},
+    ]
+    assert "C.dng" in doc["message"] and "B.dng" in doc["message"]
+    with pytest.raises(api.s3.exceptions.NoSuchKey):
+        api.s3.get_object(Bucket=names.RAW_BUCKET, Key=keys.raw_manifest_key(job_id))
+
+
+def test_submitting_a_complete_job_writes_its_manifest_once(api: Api) -> None:
+    job_id = _create(api, {"A.dng": 10}, name="n", recipe={"renditions": [{"name": "web"}]})[
+        "job_id"
+    ]
+    api.put_raw(job_id, "A.dng", 10)
+    _, _, created = api.call("GET", f"/jobs/{job_id}")
+    assert created["files"]["A.dng"]["status"] == "UPLOADED"
+    status, _, doc = api.call("POST", f"/jobs/{job_id}/submit")
+    assert status == 202 and doc["status"] == "SUBMITTED"
+    key = keys.raw_manifest_key(job_id)
+    manifest = json.loads(api.s3.get_object(Bucket=names.RAW_BUCKET, Key=key)["Body"].read())
+    assert manifest["files"] == [{"name": "A.dng", "size": 10}]
+    assert manifest["recipe"]["renditions"][0]["name"] == "web"
+    etag = api.s3.head_object(Bucket=names.RAW_BUCKET, Key=key)["ETag"]
+    again = api.call("POST", f"/jobs/{job_id}/submit")
+    assert again[0] == 202 and again[2]["submitted_at"] == doc["submitted_at"]
+    assert api.s3.head_object(Bucket=names.RAW_BUCKET, Key=key)["ETag"] == etag
+    assert api.call("GET", f"/jobs/{job_id}")[2]["status"] == "SUBMITTED"
+
+
+def test_unknown_and_impossible_job_ids_are_404(api: Api) -> None:
+    for path in ("/jobs/nope", "/jobs/..%2F..%2Fetc", "/jobs/nope/submit"):
+        method = "POST" if path.endswith("submit") else "GET"
+        status, _, doc = api.call(method, path)
+        assert status == 404, (path, doc)
+        assert doc["error"] == "not_found"
+
+
+# -- reprocessing ---------------------------------------------------------------------
+def test_reprocess_is_refused_while_the_job_runs_and_accepted_once_it_is_done(api: Api) -> None:
+    api.finish("running", {"A.dng": 1}, status=JobStatus.PROCESSING)
+    status, _, doc = api.call("POST", "/jobs/running/reprocess")
+    assert status == 409 and "PROCESSING" in doc["message"]
+    api.finish("finished", {"A.dng": 1})
+    status, _, doc = api.call("POST", "/jobs/finished/reprocess", {})
+    assert status == 202
+    assert ":finished-rp-" in doc["execution_arn"]
+    assert api.call("POST", "/jobs/missing/reprocess")[0] == 404
+    job_id = _create(api, {"a.dng": 1})["job_id"]
+    assert api.call("POST", f"/jobs/{job_id}/reprocess")[0] == 409
+    bad = api.call(
+        "POST", "/jobs/finished/reprocess", {"recipe": {"renditions": [{"name": "BAD NAME"}]}}
+    )
+    assert bad[0] == 400
+
+
+# -- shares ---------------------------------------------------------------------------
+def test_a_job_that_is_not_done_cannot_be_shared(api: Api) -> None:
+    api.finish("busy", {"A.dng": 1}, status=JobStatus.PROCESSING)
+    assert api.call("POST", "/jobs/busy/shares")[0] == 409
+    job_id = _create(api, {"a.dng": 1})["job_id"]
+    assert api.call("POST", f"/jobs/{job_id}/shares")[0] == 409
+    assert api.call("POST", "/jobs/ghost/shares")[0] == 404
+
+
+def test_a_share_token_is_long_random_and_stored_only_as_a_hash(api: Api) -> None:
+    api.finish("done", {"A.dng": 1})
+    first, second = api.share("done"), api.share("done", expires_in=60)
+    assert first["token"] != second["token"]
+    assert first["url"] == f"https://api.example.test/share/{first['token']}"
+    secret = first["token"].split(".", 1)[1]
+    assert len(secret) * 6 >= 128
+    assert second["expires_in"] == 60
+    assert first["expires_in"] == 7 * 24 * 3600
+    items = api.ddb.scan(TableName=names.SHARES_TABLE)["Items"]
+    dumped = json.dumps(items)
+    assert first["token"] not in dumped and secret not in dumped
+    assert tokens.digest(first["token"]) in dumped
+
+
+def test_a_share_lists_every_rendition_with_a_short_lived_attachment_url(api: Api) -> None:
+    api.finish("done", {"IMG_0001.dng": 1, "Élan.nef": 1})
+    share = api.share("done")
+    status, headers, doc = api.call("GET", f"/share/{share['token']}")
+    assert status == 200, doc
+    assert headers["cache-control"] == "no-store"
+    assert doc["job"]["job_id"] == "done" and doc["job"]["files_done"] == 2
+    by_name = {f["name"]: f for f in doc["files"]}
+    renditions = {r["rendition"]: r for r in by_name["IMG_0001.dng"]["renditions"]}
+    assert set(renditions) == {"web", "thumb"}
+    web = renditions["web"]
+    assert web["filename"] == "IMG_0001-web.jpg"
+    q = _query(web["url"])
+    assert q["X-Amz-Algorithm"] == "AWS4-HMAC-SHA256"
+    assert q["X-Amz-Expires"] == "900"
+    assert q["response-content-disposition"].startswith('attachment; filename="IMG_0001-web.jpg"')
+    accented = by_name["Élan.nef"]["renditions"][0]
+    disposition = _query(accented["url"])["response-content-disposition"]
+    assert "filename*=UTF-8''%C3%89lan-" in disposition
+    # Previews are the smallest rendition, served inline.
+    preview = _query(by_name["IMG_0001.dng"]["preview_url"])
+    assert "response-content-disposition" not in preview
+    assert urlsplit(by_name["IMG_0001.dng"]["preview_url"]).path.endswith("/thumb/IMG_0001.jpg")
+
+
+def test_a_browser_gets_a_gallery_page_without_referrer_or_scripts(api: Api) -> None:
+    api.finish("done", {'<img src=x onerror="alert(1)">.dng': 1})
+    token = api.share("done")["token"]
+    accept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    status, headers, page = api.call("GET", f"/share/{token}", headers={"accept": accept})
+    assert status == 200
+    assert headers["content-type"].startswith("text/html")
+    assert headers["referrer-policy"] == "no-referrer"
+    assert "script-src" not in headers["content-security-policy"]
+    assert "default-src 'none'" in headers["content-security-policy"]
+    assert "<img src=x" not in page and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page
+    assert page.count("<img ") == 1
+    assert page.count(" download=") == 2
+
+
+def test_a_token_that_is_unknown_tampered_or_malformed_is_404_alike(api: Api) -> None:
+    api.finish("done", {"A.dng": 1})
+    token = api.share("done")["token"]
+    share_id, secret = token.split(".")
+    flipped = ("A" if secret[0] != "A" else "B") + secret[1:]
+    answers = [
+        api.call("GET", f"/share/{t}")
+        for t in (f"{share_id}.{flipped}", f"{'0' * 20}.{secret}", "garbage", share_id)
+    ]
+    assert {a[0] for a in answers} == {404}
+    assert len({a[2]["message"] for a in answers}) == 1
+
+
+def test_an_expired_share_is_410(api: Api) -> None:
+    api.finish("done", {"A.dng": 1})
+    token = api.share("done", expires_in=60)["token"]
+    api.now[0] += 59
+    assert api.call("GET", f"/share/{token}")[0] == 200
+    api.now[0] += 1
+    status, _, doc = api.call("GET", f"/share/{token}")
+    assert status == 410 and "expired" in doc["message"]
+
+
+def test_a_revoked_share_is_410_and_revoking_needs_the_owning_job(api: Api) -> None:
+    api.finish("done", {"A.dng": 1})
+    api.finish("other", {"B.dng": 1})
+    share = api.share("done")
+    assert api.call("DELETE", f"/jobs/other/shares/{share['share_id']}")[0] == 404
+    assert api.call("GET", f"/share/{share['token']}")[0] == 200
+    status, _, body = api.call("DELETE", f"/jobs/done/shares/{share['share_id']}")
+    assert status == 204 and body == ""
+    assert api.call("DELETE", f"/jobs/done/shares/{share['share_id']}")[0] == 204
+    status, _, doc = api.call("GET", f"/share/{share['token']}")
+    assert status == 410 and "revoked" in doc["message"]
+    assert api.call("DELETE", "/jobs/done/shares/not-a-share")[0] == 404
+
+
+def test_a_share_of_a_job_being_reprocessed_is_409_until_it_is_done_again(api: Api) -> None:
+    api.finish("done", {"A.dng": 1})
+    token = api.share("done")["token"]
+    assert api.call("POST", "/jobs/done/reprocess")[0] == 202
+    arn = api.service.jobs.get("done").executions[0] + "-again"
+    api.service.jobs.register(
+        job_id="done", execution_arn=arn, files=["A.dng"], name=None, recipe=None
+    )
+    assert api.call("GET", f"/share/{token}")[0] == 409
+
+
+def test_a_manifest_naming_another_jobs_objects_presigns_nothing_of_it(api: Api) -> None:
+    api.finish("done", {"A.dng": 1})
+    api.finish("secret", {"S.dng": 1})
+    key = keys.processed_manifest_key("done")
+    manifest = json.loads(api.s3.get_object(Bucket=names.PROCESSED_BUCKET, Key=key)["Body"].read())
+    manifest["files"][0]["outputs"]["web"]["key"] = keys.rendition_key(
+        "secret", "web", "S.dng", "jpg"
+    )
+    api.s3.put_object(Bucket=names.PROCESSED_BUCKET, Key=key, Body=json.dumps(manifest).encode())
+    _, _, doc = api.call("GET", f"/share/{api.share('done')['token']}")
+    assert "secret" not in json.dumps(doc)
+
+
+# -- listing and routing --------------------------------------------------------------
+def test_jobs_are_listed_newest_first_in_stable_pages(api: Api) -> None:
+    created = []
+    for _ in range(5):
+        created.append(_create(api, {"a.dng": 1})["job_id"])
+        time.sleep(0.002)  # distinct creation timestamps (millisecond resolution)
+    api.finish("zz-finished", {"A.dng": 1})
+    seen: list[str] = []
+    cursor = None
+    while True:
+        query = {"limit": "2", **({"cursor": cursor} if cursor else {})}
+        status, _, doc = api.call("GET", "/jobs", query=query)
+        assert status == 200
+        assert all("files" not in j for j in doc["jobs"])
+        seen.extend(j["job_id"] for j in doc["jobs"])
+        cursor = doc["next_cursor"]
+        if cursor is None:
+            break
+    assert seen[:1] == ["zz-finished"]
+    assert seen[1:] == list(reversed(created))
+    for bad in ({"limit": "0"}, {"limit": "x"}, {"cursor": "%%%"}, {"cursor": "WzFd"}):
+        assert api.call("GET", "/jobs", query=bad)[0] == 400
+
+
+def test_unknown_routes_are_404_and_wrong_methods_405_in_json(api: Api) -> None:
+    status, _, doc = api.call("GET", "/nowhere")
+    assert status == 404 and doc["error"] == "not_found"
+    status, headers, doc = api.call("PUT", "/jobs")
+    assert status == 405 and headers["allow"] == "GET, POST"
+
+
+def test_an_unexpected_failure_is_a_json_500_that_does_not_log_the_token(
+    api: Api, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def boom(*_: Any) -> None:
+        raise RuntimeError("dynamodb fell over")
+
+    monkeypatch.setattr(api.service.shares, "get", boom)
+    token = tokens.issue().token
+    status, _, doc = api.call("GET", f"/share/{token}")
+    assert status == 500 and doc["error"] == "internal" and "req-1" in doc["message"]
+    assert token not in capsys.readouterr().out
