@@ -1,0 +1,1 @@
+"""The darkroom CDK app (see app.py); one construct per concern."""

@@ -1,0 +1,258 @@
+"""The delivery API: an API Gateway HTTP API in front of one Lambda function.
+
+Routes come from darkroom.api.routes.ROUTES (the table the core's router, the local
+gateway and openapi.yaml follow): IAM-signed for the studio's own routes, public only for
+a client's share link. The function (tasks.api.handler) presigns uploads to and downloads
+from the buckets, writes a job's submission manifest and reads the tables; its role
+holds exactly those calls (darkroom/api/service.py and the adapters in darkroom/aws/).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Final
+
+import aws_cdk as cdk
+import jsii
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_apigatewayv2_authorizers as authorizers
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from cdk.functions import DarkroomFunction
+from cdk.raw_pipeline import execution_arns
+from cdk.storage import Storage
+from darkroom import names
+from darkroom.api.routes import ROUTES, Route
+from darkroom.names import Env, Function
+
+STAGE_RATE_LIMIT: Final = 50  # requests per second, steady state, the whole stage
+STAGE_BURST_LIMIT: Final = 100
+# The one public route: a guessed or leaked link must not be hammered at the stage rate.
+SHARE_RATE_LIMIT: Final = 5
+SHARE_BURST_LIMIT: Final = 10
+SHARE_ROUTE: Final = next(r for r in ROUTES if not r.iam)
+assert [r for r in ROUTES if not r.iam] == [SHARE_ROUTE], "one public route, the share link"
+
+ACCESS_LOG_GROUP: Final = f"/aws/vendedlogs/apigateway/{names.API_NAME}"
+# One JSON object per request. The route key ("GET /share/{token}"), never the path:
+# a share link's token is in its path, and whoever reads the logs must not learn it.
+ACCESS_LOG_FIELDS: Final[dict[str, str]] = {
+    "requestId": "$context.requestId",
+    "requestTime": "$context.requestTime",
+    "routeKey": "$context.routeKey",
+    "status": "$context.status",
+    "responseLength": "$context.responseLength",
+    "latency": "$context.responseLatency",
+    "integrationLatency": "$context.integrationLatency",
+    "sourceIp": "$context.identity.sourceIp",
+    # The signing IAM principal on the studio's routes; "-" on the public one.
+    "caller": "$context.identity.userArn",
+    "error": "$context.error.message",
+    "integrationError": "$context.integrationErrorMessage",
+}
+
+# TaskSettings fields the API reads, deployed at their defaults (as the local cloud does).
+SETTING_DEFAULTS: Final = (
+    Env.UPLOAD_URL_EXPIRY_SECONDS,
+    Env.DOWNLOAD_URL_EXPIRY_SECONDS,
+    Env.SHARE_DEFAULT_EXPIRY_SECONDS,
+    Env.SHARE_MAX_EXPIRY_SECONDS,
+    Env.MAX_FILE_BYTES,
+    Env.MAX_JOB_BYTES,
+    Env.MAX_FILES_PER_JOB,
+)
+
+
+def setting_defaults() -> dict[str, str]:
+    """darkroom.settings.TaskSettings' defaults for SETTING_DEFAULTS, as env values."""
+    from darkroom.settings import TaskSettings
+
+    fields = TaskSettings.model_fields
+    return {
+        key: str(fields[key.removeprefix("DARKROOM_").lower()].default) for key in SETTING_DEFAULTS
+    }
+
+
+def construct_id(route: Route) -> str:
+    """A stable construct id per route, from its operation: create_job -> CreateJob."""
+    return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", route.operation))
+
+
+@jsii.implements(apigwv2.IAccessLogSettings)
+class _AccessLogSettings:
+    def __init__(self, destination: apigwv2.IAccessLogDestination, format: str) -> None:
+        self._destination = destination
+        self._format = apigw.AccessLogFormat.custom(format)
+
+    @property
+    def destination(self) -> apigwv2.IAccessLogDestination:
+        return self._destination
+
+    @property
+    def format(self) -> apigw.AccessLogFormat:
+        return self._format
+
+
+class DeliveryApi(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        storage: Storage,
+        state_machine: sfn.IStateMachine,
+        code: lambda_.Code,
+        log_retention: logs.RetentionDays,
+    ) -> None:
+        super().__init__(scope, id)
+        raw, processed = storage.raw, storage.processed
+
+        def ddb(id: str, table: dynamodb.ITable, *actions: str) -> iam.PolicyStatement:
+            return iam.PolicyStatement(
+                sid=id, actions=[f"dynamodb:{a}" for a in actions], resources=[table.table_arn]
+            )
+
+        self.server = DarkroomFunction(
+            self,
+            "Function",
+            function_name=Function.API,
+            code=code,
+            environment={
+                Env.RAW_BUCKET: raw.bucket_name,
+                Env.PROCESSED_BUCKET: processed.bucket_name,
+                Env.JOBS_TABLE: storage.jobs.table_name,
+                Env.UPLOADS_TABLE: storage.uploads.table_name,
+                Env.SHARES_TABLE: storage.shares.table_name,
+                Env.STATE_MACHINE_ARN: state_machine.state_machine_arn,
+                # Regional bucket hostnames in presigned URLs.
+                Env.S3_ADDRESSING_STYLE: "virtual",
+                **setting_defaults(),
+            },
+            statements=[
+                # Presigned PUTs of a job's RAW files and the PUT of its submission
+                # manifest, all under raw/<job_id>/ (a presigned URL carries this role's
+                # permission, so this is also what a client's upload URL can do).
+                iam.PolicyStatement(
+                    sid="UploadRaw",
+                    actions=["s3:PutObject"],
+                    resources=[raw.arn_for_objects(f"{names.RAW_PREFIX}*")],
+                ),
+                # Which declared files have arrived (ListObjectsV2 on raw/<job_id>/).
+                iam.PolicyStatement(
+                    sid="ListRaw",
+                    actions=["s3:ListBucket"],
+                    resources=[raw.bucket_arn],
+                    conditions={"StringLike": {"s3:prefix": [f"{names.RAW_PREFIX}*"]}},
+                ),
+                # The processed manifest of a shared job, and presigned GETs of its
+                # renditions, under processed/<job_id>/.
+                iam.PolicyStatement(
+                    sid="ReadRenditions",
+                    actions=["s3:GetObject"],
+                    resources=[processed.arn_for_objects(f"{names.PROCESSED_PREFIX}*")],
+                ),
+                # JobStore.find (GetItem) and JobStore.recent (Scan).
+                ddb("ReadJobs", storage.jobs, "GetItem", "Scan"),
+                # UploadStore: create (PutItem), get, mark_submitted (UpdateItem), all (Scan).
+                ddb("Uploads", storage.uploads, "GetItem", "PutItem", "Scan", "UpdateItem"),
+                # ShareStore: put, get, revoke (UpdateItem). No index: revocation reads by
+                # share id, with the job id as a condition.
+                ddb("Shares", storage.shares, "GetItem", "PutItem", "UpdateItem"),
+                # POST /jobs/{job_id}/reprocess starts a new execution.
+                iam.PolicyStatement(
+                    sid="Reprocess",
+                    actions=["states:StartExecution"],
+                    resources=[state_machine.state_machine_arn],
+                ),
+                # GET /jobs/{job_id}: the current state (history) and, for a job that never
+                # registered, why its execution failed (describe).
+                iam.PolicyStatement(
+                    sid="ReadExecutions",
+                    actions=["states:DescribeExecution", "states:GetExecutionHistory"],
+                    resources=[execution_arns(self)],
+                ),
+            ],
+            log_retention=log_retention,
+            description="serves the delivery API: jobs, uploads, reprocessing, share links",
+            # Requests wait on it: more memory is more CPU for a faster cold start.
+            memory_mb=512,
+        )
+        self.function = self.server.function
+
+        # -- the HTTP API ---------------------------------------------------------------
+        self.http_api = apigwv2.HttpApi(
+            self,
+            "HttpApi",
+            api_name=names.API_NAME,
+            description="darkroom delivery API: IAM-signed studio routes, public share links",
+            # The stage below carries throttling and access logs.
+            create_default_stage=False,
+        )
+        self.access_logs = logs.LogGroup(
+            self,
+            "AccessLogs",
+            # Delivered as vended logs: the prefix keeps CloudWatch Logs' resource policy
+            # small.
+            log_group_name=ACCESS_LOG_GROUP,
+            retention=log_retention,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        self.stage = apigwv2.HttpStage(
+            self,
+            "Stage",
+            http_api=self.http_api,
+            stage_name="$default",
+            auto_deploy=True,
+            throttle=apigwv2.ThrottleSettings(
+                rate_limit=STAGE_RATE_LIMIT, burst_limit=STAGE_BURST_LIMIT
+            ),
+            access_log_settings=_AccessLogSettings(
+                apigwv2.LogGroupLogDestination(self.access_logs),
+                json.dumps(ACCESS_LOG_FIELDS, separators=(",", ":")),
+            ),
+        )
+        self.url = self.stage.url
+
+        # One Lambda proxy integration for every route (CDK declares it under the first
+        # route that uses it, hence its logical id); one invoke permission per route.
+        integration = integrations.HttpLambdaIntegration(
+            "Function",
+            self.function,
+            payload_format_version=apigwv2.PayloadFormatVersion.VERSION_2_0,
+        )
+        signed = authorizers.HttpIamAuthorizer()
+        self.routes: dict[str, apigwv2.HttpRoute] = {
+            route.key: apigwv2.HttpRoute(
+                self,
+                construct_id(route),
+                http_api=self.http_api,
+                route_key=apigwv2.HttpRouteKey.with_(route.path, apigwv2.HttpMethod(route.method)),
+                integration=integration,
+                authorizer=signed if route.iam else apigwv2.HttpNoneAuthorizer(),
+            )
+            for route in ROUTES
+        }
+        self.share_route = self.routes[SHARE_ROUTE.key]
+
+        # Per-route throttling has no L2 option. CloudFormation refuses route settings
+        # for a route key the API does not have yet, hence the dependency.
+        cfn_stage = self.stage.node.default_child
+        assert isinstance(cfn_stage, apigwv2.CfnStage)
+        cfn_stage.add_property_override(
+            "RouteSettings",
+            {
+                SHARE_ROUTE.key: {
+                    "ThrottlingRateLimit": SHARE_RATE_LIMIT,
+                    "ThrottlingBurstLimit": SHARE_BURST_LIMIT,
+                }
+            },
+        )
+        cfn_stage.node.add_dependency(self.share_route)

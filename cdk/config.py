@@ -1,0 +1,162 @@
+"""Deploy-time settings (CDK context) and the names the CDK app adds to darkroom.names.
+
+Every option has its default here; cdk.json repeats them so `cdk deploy -c key=value`
+users can see what exists (a test keeps the two equal).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Final
+
+# -- names only the CDK app uses (the shared ones are in darkroom.names) -----------------
+METRIC_NAMESPACE: Final = "Darkroom"  # darkroom.observability.NAMESPACE
+METRIC_SERVICE_DIMENSION: Final = {"service": "darkroom"}  # Powertools' default dimension
+METRIC_WORKERS_RUNNING: Final = "WorkerInstancesRunning"
+METRIC_WORKERS_UNLEASED: Final = "WorkerInstancesRunningUnleased"
+METRIC_WORKER_LONGEST_RUN: Final = "WorkerLongestRunSeconds"
+METRIC_WORKERS_STOPPED: Final = "WorkerInstancesStoppedByGuard"
+# From the worker's log lines (metric filters on its log group).
+METRIC_FILES_DEVELOPED: Final = "FilesDeveloped"
+METRIC_FILES_FAILED: Final = "FilesFailed"
+# The worker's log messages (worker/job.py) the metric filters match.
+WORKER_LOG_FILE_DEVELOPED: Final = "file developed"
+WORKER_LOG_FILE_FAILED: Final = "file failed"
+
+DASHBOARD_NAME: Final = "darkroom"
+WORKER_LOG_GROUP: Final = "/darkroom/worker"
+
+
+class ExtraOutput:
+    """Stack outputs beyond darkroom.names.Output."""
+
+    STATE_MACHINE_CONSOLE_URL: Final = "StateMachineConsoleUrl"
+    DASHBOARD_URL: Final = "DashboardUrl"
+    WORKER_INSTANCE_IDS: Final = "WorkerInstanceIds"
+    THUMBNAIL_FAILURE_QUEUE_URL: Final = "ThumbnailFailureQueueUrl"
+    SUBMISSION_FAILURE_QUEUE_URL: Final = "SubmissionFailureQueueUrl"
+    ALARM_TOPIC_ARN: Final = "AlarmTopicArn"
+
+
+# CloudWatch Logs accepts only these retention periods.
+RETENTION_DAYS: Final = frozenset(
+    {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+     2557, 2922, 3288, 3653}
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    stack_name: str = "darkroom"
+    # -- worker pool
+    pool_size: int = 1
+    worker_instance_type: str = "c7g.xlarge"
+    worker_scratch_gb: int = 30
+    worker_root_gb: int = 16
+    # HeartbeatSeconds of WaitForWorker (RegisterJob hands it to the state machine).
+    worker_heartbeat_seconds: int = 300
+    # How often the worker beats: several beats fit in one HeartbeatSeconds.
+    worker_heartbeat_interval_seconds: int = 60
+    worker_idle_shutdown_seconds: int = 600
+    worker_poll_seconds: int = 2
+    # TimeoutSeconds of WaitForWorker: the longest a job may develop.
+    job_timeout_seconds: int = 21600
+    # -- cost guard
+    cost_guard_max_idle_minutes: int = 30
+    # -- thumbnails
+    # benchmarks.thumbnail peaks near 120 MB on 24 MP, but max_image_pixels (100 MP)
+    # admits a 400 MB RGBA decode plus its reduced copy: 512 MB would fail those files.
+    thumbnail_memory_mb: int = 1024
+    thumbnail_reserved_concurrency: int = 10  # 0: none reserved
+    thumbnail_sizes: str = "256,1024"
+    max_image_pixels: int = 100_000_000
+    # -- storage lifecycle (0: never)
+    raw_infrequent_access_days: int = 30
+    raw_expire_days: int = 180
+    processed_infrequent_access_days: int = 30
+    processed_expire_days: int = 0
+    access_log_expire_days: int = 90
+    retain_data: bool = True
+    # -- monitoring
+    log_retention_days: int = 30
+    alarm_email: str = ""
+
+    @classmethod
+    def from_context(cls, get: Any) -> DeployConfig:
+        """`get` is node.try_get_context: cdk.json gives JSON types, `-c` gives strings."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = get(f.name)
+            if raw is None:
+                continue
+            values[f.name] = _coerce(f.name, raw, type(getattr(cls, f.name)))
+        config = cls(**values)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        problems: list[str] = []
+        if not 1 <= self.pool_size <= 20:
+            problems.append("pool_size must be 1..20")
+        if self.worker_heartbeat_interval_seconds * 2 > self.worker_heartbeat_seconds:
+            problems.append(
+                "worker_heartbeat_interval_seconds must be at most half of "
+                "worker_heartbeat_seconds, or one late beat fails the job"
+            )
+        if self.cost_guard_max_idle_minutes * 60 <= self.worker_idle_shutdown_seconds + 600:
+            problems.append(
+                "cost_guard_max_idle_minutes must exceed worker_idle_shutdown_seconds by "
+                "10 minutes or more: the worker's own idle shutdown (and a first boot's "
+                "install) come first"
+            )
+        if self.job_timeout_seconds < self.worker_heartbeat_seconds:
+            problems.append("job_timeout_seconds must be at least worker_heartbeat_seconds")
+        if self.log_retention_days not in RETENTION_DAYS:
+            problems.append(f"log_retention_days must be one of {sorted(RETENTION_DAYS)}")
+        if not 128 <= self.thumbnail_memory_mb <= 10240:
+            problems.append("thumbnail_memory_mb must be 128..10240")
+        if self.thumbnail_reserved_concurrency < 0:
+            problems.append("thumbnail_reserved_concurrency must be 0 (none) or more")
+        try:
+            sizes = [int(s) for s in self.thumbnail_sizes.split(",") if s.strip()]
+        except ValueError:
+            sizes = []
+        if not sizes or min(sizes) <= 0:
+            problems.append('thumbnail_sizes must be positive integers, e.g. "256,1024"')
+        for name in ("raw", "processed"):
+            ia = getattr(self, f"{name}_infrequent_access_days")
+            expire = getattr(self, f"{name}_expire_days")
+            if ia and ia < 30:
+                problems.append(f"{name}_infrequent_access_days: S3 needs 30 or more (or 0)")
+            if ia and expire and expire <= ia:
+                problems.append(f"{name}_expire_days must come after the IA transition")
+        if self.worker_scratch_gb < 8 or self.worker_root_gb < 8:
+            problems.append("worker volumes need 8 GB or more")
+        if problems:
+            raise ValueError("invalid darkroom context: " + "; ".join(problems))
+
+    @property
+    def thumbnail_sizes_env(self) -> str:
+        return ",".join(str(int(s)) for s in self.thumbnail_sizes.split(",") if s.strip())
+
+
+def defaults() -> dict[str, Any]:
+    return {f.name: getattr(DeployConfig, f.name) for f in fields(DeployConfig)}
+
+
+def _coerce(name: str, raw: Any, kind: type) -> Any:
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in {"true", "1", "yes"}:
+            return True
+        if text in {"false", "0", "no"}:
+            return False
+        raise ValueError(f"context {name}: expected true or false, got {raw!r}")
+    if kind is int:
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            raise ValueError(f"context {name}: expected an integer, got {raw!r}") from None
+    return str(raw)

@@ -1,0 +1,208 @@
+"""cdk-nag (v3, through CDK's Validations API): the AwsSolutions pack and its acknowledgments.
+
+cdk-nag 3 replaced NagSuppressions with `Validations.of(construct).acknowledge(...)` and
+registers packs with `Validations.of(app).add_plugins(AwsSolutionsChecks(app))`. Each
+acknowledgment below names one finding (IAM5 findings by the exact resource pattern),
+on the one resource it is about, with the reason it is acceptable there.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from cdk_nag import AwsSolutionsChecks
+from constructs import IConstruct
+
+from darkroom import names
+
+if TYPE_CHECKING:
+    from cdk.stack import DarkroomStack
+
+PYTHON_PINNED = (
+    "Pinned to Python 3.12 on purpose: the bundled dependencies are manylinux wheels for "
+    "CPython 3.12 on arm64 (cdk/bundling.py) and the worker runs 3.12 too; a runtime move "
+    "is made together with the bundling target, not by a linter."
+)
+END_OF_THE_LINE_QUEUE = (
+    "This queue is itself the end of the line: the on-failure destination of an "
+    "asynchronously invoked function, with an alarm on its first message; a dead-letter "
+    "queue behind it would never be read."
+)
+
+
+def add_checks(app: cdk.App) -> None:
+    """Synth fails on any finding not acknowledged here."""
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+
+
+def ack(scope: IConstruct, finding: str, reason: str) -> None:
+    cdk.Validations.of(scope).acknowledge(cdk.Acknowledgment(id=finding, reason=reason))
+
+
+def _cfn(construct: IConstruct) -> IConstruct:
+    """The CloudFormation resource of an L2: acknowledgments go on the narrowest scope."""
+    child = construct.node.default_child
+    assert child is not None, construct.node.path
+    return child
+
+
+def _policy(role: iam.IRole) -> IConstruct:
+    """The CloudFormation policy resource of a role's default policy."""
+    return _cfn(role.node.find_child("DefaultPolicy"))
+
+
+def _wildcard(stack: cdk.Stack, resource: IConstruct, suffix: str) -> str:
+    """cdk-nag's IAM5 finding id for `<LogicalId.Arn><suffix>`."""
+    cfn = resource.node.default_child
+    assert isinstance(cfn, cdk.CfnResource)
+    return f"AwsSolutions-IAM5[Resource::<{stack.resolve(cfn.logical_id)}.Arn>{suffix}]"
+
+
+ANY_RESOURCE = "AwsSolutions-IAM5[Resource::*]"
+THIS_ACCOUNT_INSTANCES = (
+    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>"
+    ":instance/*]"
+)
+THIS_MACHINE_EXECUTIONS = (
+    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>"
+    f":execution:{names.STATE_MACHINE}:*]"
+)
+
+
+def acknowledge(stack: DarkroomStack) -> None:
+    storage = stack.storage
+    raw_objects = _wildcard(stack, storage.raw, f"/{names.RAW_PREFIX}*")
+    processed_objects = _wildcard(stack, storage.processed, f"/{names.PROCESSED_PREFIX}*")
+
+    # -- the worker's instance role
+    worker = _policy(stack.worker_pool.role)
+    ack(
+        worker,
+        raw_objects,
+        "The worker reads the RAW files of whichever job it is leased; "
+        "job ids exist only at run time, so the grant is objects under raw/, read only.",
+    )
+    ack(
+        worker,
+        processed_objects,
+        "The worker writes each job's renditions under "
+        "processed/<job_id>/; job ids exist only at run time.",
+    )
+    ack(
+        worker,
+        THIS_ACCOUNT_INSTANCES,
+        "ssm:UpdateInstanceInformation (Session Manager) is "
+        "called by an instance about itself; its role cannot name the instance (the instance "
+        "depends on the role), so it is scoped to this account's instances in this region.",
+    )
+    ack(
+        worker,
+        ANY_RESOURCE,
+        "The ssmmessages channel actions Session Manager needs support "
+        "no resource-level permissions.",
+    )
+    for instance in stack.worker_pool.instances:
+        ack(
+            _cfn(instance),
+            "AwsSolutions-EC29",
+            "Pool instances are started and stopped "
+            "by the pipeline and replaced when a deploy changes their user data; termination "
+            "protection would block those replacements and `cdk destroy`, and an Auto "
+            "Scaling group cannot keep the stable instance ids the worker leases are keyed on.",
+        )
+
+    # -- task functions
+    ack(
+        _policy(stack.pipeline.register_job.role),
+        raw_objects,
+        "RegisterJob lists and reads "
+        "one job's uploads and manifest under raw/<job_id>/; the job id arrives in the "
+        "execution input. ListBucket is limited to the raw/ prefix by condition.",
+    )
+    ack(
+        _policy(stack.pipeline.state_machine.role),
+        ANY_RESOURCE,
+        "CDK's statement for the "
+        "required execution logging (CloudWatch Logs vended-log delivery: *LogDelivery, "
+        "PutResourcePolicy, Describe*) and X-Ray tracing; none of those actions supports "
+        "resource-level permissions.",
+    )
+    thumbnail = _policy(stack.thumbnails.thumbnailer.role)
+    ack(
+        thumbnail,
+        _wildcard(stack, storage.input, "/*"),
+        "Every object uploaded to the input "
+        "bucket is a thumbnail source; read only, and that bucket holds nothing else.",
+    )
+    ack(
+        thumbnail,
+        _wildcard(stack, storage.output, "/thumbnails/*"),
+        "Thumbnails are written "
+        "(and removed with their source) under thumbnails/<source key>/; source keys exist "
+        "only at run time.",
+    )
+    guard = _policy(stack.cost_guard.guard.role)
+    ack(
+        guard,
+        ANY_RESOURCE,
+        "ec2:DescribeInstances supports no resource-level permissions; "
+        "the function describes only the pool's instance ids.",
+    )
+    ack(
+        guard,
+        THIS_MACHINE_EXECUTIONS,
+        "The guard reads the status of the executions that "
+        "hold leases; execution names derive from job ids, known only at run time. Scoped to "
+        "this state machine's executions, DescribeExecution only.",
+    )
+
+    # -- the delivery API
+    api = stack.api
+    api_policy = _policy(api.server.role)
+    ack(
+        api_policy,
+        raw_objects,
+        "The API presigns each job's RAW uploads and writes its submission manifest, "
+        "all under raw/<job_id>/; job ids are created by the API at run time, so the grant "
+        "is PutObject on objects under raw/, nothing else in that bucket.",
+    )
+    ack(
+        api_policy,
+        processed_objects,
+        "A share link reads its job's manifest and presigns downloads of its renditions "
+        "under processed/<job_id>/; job ids exist only at run time. GetObject only, and "
+        "the code keeps only keys under the shared job's own prefix.",
+    )
+    ack(
+        api_policy,
+        THIS_MACHINE_EXECUTIONS,
+        "GET /jobs/{job_id} describes and reads the history of the job's execution, "
+        "whose name derives from the job id, known only at run time. Scoped to this "
+        "state machine's executions, DescribeExecution and GetExecutionHistory only.",
+    )
+    ack(
+        _cfn(api.share_route),
+        "AwsSolutions-APIG4",
+        "GET /share/{token} is the client's share link: clients have no AWS identity, "
+        "so the link's unguessable token (stored only as a hash, expiring, revocable) is "
+        "its authorisation, checked by the function. It is throttled tighter than the "
+        "stage; every other route is IAM-signed.",
+    )
+
+    for function in stack.functions.values():
+        ack(_cfn(function.function), "AwsSolutions-L1", PYTHON_PINNED)
+    for queue in (stack.thumbnails.failures, stack.pipeline.submission_failures):
+        ack(_cfn(queue), "AwsSolutions-SQS3", END_OF_THE_LINE_QUEUE)
+
+    # -- CDK's own bucket-notifications handler (see DarkroomStack._tame_notifications_handler)
+    handler_role = stack.notifications_handler_role
+    ack(
+        _cfn(handler_role),
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+        "AWSLambdaBasicExecutionRole]",
+        "Removed by a property override on this CDK-provided role (cdk-nag inspects the "
+        "construct, not the override); the role may write only to its own log group. "
+        "tests/infra asserts the template attaches no managed policy.",
+    )

@@ -1,0 +1,269 @@
+"""The RAW job pipeline: the committed state machine, its task Lambdas, the orchestrator.
+
+The state machine's definition is workflows/raw_pipeline.asl.json exactly as committed;
+its ${Placeholders} are read from the file at synth time and each is filled with the ARN
+of the function darkroom.names assigns to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_notifications as s3n
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from cdk.config import DeployConfig
+from cdk.functions import DarkroomFunction
+from cdk.storage import Storage
+from cdk.tidy import drop_implied_role_dependency
+from darkroom import names, workflow
+from darkroom.names import Env, Function
+
+# The S3 object whose creation submits a job: raw/<job_id>/manifest.json.
+MANIFEST_SUFFIX = "/" + names.MANIFEST_NAME
+
+
+def state_machine_arn(scope: Construct) -> str:
+    """Built from the fixed name, so the worker's role can name it without a reference
+    (a reference would make the pool depend on the machine that depends on the pool)."""
+    return cdk.Stack.of(scope).format_arn(
+        service="states",
+        resource="stateMachine",
+        resource_name=names.STATE_MACHINE,
+        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+    )
+
+
+def execution_arns(scope: Construct) -> str:
+    """Every execution of the darkroom state machine."""
+    return cdk.Stack.of(scope).format_arn(
+        service="states",
+        resource="execution",
+        resource_name=f"{names.STATE_MACHINE}:*",
+        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+    )
+
+
+def instance_arns(scope: Construct, instance_ids: Sequence[str]) -> list[str]:
+    stack = cdk.Stack.of(scope)
+    return [
+        stack.format_arn(service="ec2", resource="instance", resource_name=instance_id)
+        for instance_id in instance_ids
+    ]
+
+
+def failure_queue(scope: Construct, id: str) -> sqs.Queue:
+    """Where an asynchronously invoked function's event goes once its retries are spent."""
+    return sqs.Queue(
+        scope,
+        id,
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        retention_period=cdk.Duration.days(14),
+    )
+
+
+class RawPipeline(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: DeployConfig,
+        storage: Storage,
+        code: lambda_.Code,
+        worker_instance_ids: Sequence[str],
+        log_retention: logs.RetentionDays,
+    ) -> None:
+        super().__init__(scope, id)
+        jobs, workers, raw = storage.jobs, storage.workers, storage.raw
+        pool = instance_arns(self, worker_instance_ids)
+        values = {
+            Env.RAW_BUCKET: raw.bucket_name,
+            Env.PROCESSED_BUCKET: storage.processed.bucket_name,
+            Env.JOBS_TABLE: jobs.table_name,
+            Env.WORKERS_TABLE: workers.table_name,
+            Env.WORKER_INSTANCE_IDS: cdk.Fn.join(",", list(worker_instance_ids)),
+            Env.WORKER_HEARTBEAT_SECONDS: str(config.worker_heartbeat_seconds),
+            Env.JOB_TIMEOUT_SECONDS: str(config.job_timeout_seconds),
+        }
+
+        def env(function: str) -> dict[str, str]:
+            return {key: values[key] for key in names.FUNCTION_ENV_KEYS[function]}
+
+        def ddb(table: dynamodb.ITable, *actions: str) -> iam.PolicyStatement:
+            return iam.PolicyStatement(
+                actions=[f"dynamodb:{a}" for a in actions], resources=[table.table_arn]
+            )
+
+        def function(
+            id: str, name: str, description: str, statements: list[iam.PolicyStatement]
+        ) -> DarkroomFunction:
+            return DarkroomFunction(
+                self,
+                id,
+                function_name=name,
+                code=code,
+                environment=env(name),
+                statements=statements,
+                log_retention=log_retention,
+                description=description,
+            )
+
+        # What each does is in darkroom/pipeline.py; the statements follow its calls.
+        self.register_job = function(
+            "RegisterJob",
+            Function.REGISTER_JOB,
+            "reads the job's RAW listing and manifest, writes the job record",
+            [
+                iam.PolicyStatement(
+                    actions=["s3:ListBucket"],
+                    resources=[raw.bucket_arn],
+                    conditions={"StringLike": {"s3:prefix": [f"{names.RAW_PREFIX}*"]}},
+                ),
+                iam.PolicyStatement(
+                    actions=["s3:GetObject"],
+                    resources=[raw.arn_for_objects(f"{names.RAW_PREFIX}*")],
+                ),
+                ddb(jobs, "GetItem", "UpdateItem"),
+            ],
+        )
+        self.start_worker = function(
+            "StartWorker",
+            Function.START_WORKER,
+            "leases an idle pool instance and starts it",
+            [
+                ddb(workers, "PutItem", "Scan", "UpdateItem"),
+                ddb(jobs, "GetItem", "UpdateItem"),
+                iam.PolicyStatement(actions=["ec2:StartInstances"], resources=pool),
+            ],
+        )
+        self.await_worker = function(
+            "AwaitWorker",
+            Function.AWAIT_WORKER,
+            "hands the task token to the leased instance",
+            [ddb(workers, "UpdateItem")],
+        )
+        self.stop_worker = function(
+            "StopWorker",
+            Function.STOP_WORKER,
+            "stops the instance and releases the lease this execution holds",
+            [
+                ddb(workers, "GetItem", "Scan", "UpdateItem"),
+                iam.PolicyStatement(actions=["ec2:StopInstances"], resources=pool),
+            ],
+        )
+        self.mark_done = function(
+            "MarkDone",
+            Function.MARK_DONE,
+            "records the job's final status",
+            [ddb(jobs, "GetItem", "UpdateItem")],
+        )
+        self.mark_failed = function(
+            "MarkFailed",
+            Function.MARK_FAILED,
+            "records the job's failure",
+            [ddb(jobs, "GetItem", "UpdateItem")],
+        )
+        by_name: dict[str, DarkroomFunction] = {
+            Function.REGISTER_JOB: self.register_job,
+            Function.START_WORKER: self.start_worker,
+            Function.AWAIT_WORKER: self.await_worker,
+            Function.STOP_WORKER: self.stop_worker,
+            Function.MARK_DONE: self.mark_done,
+            Function.MARK_FAILED: self.mark_failed,
+        }
+        self.tasks = by_name
+
+        # -- the state machine ------------------------------------------------------
+        template = workflow.load_template()
+        used = workflow.placeholders(template)
+        unknown = sorted(used - names.ASL_FUNCTION_PLACEHOLDERS.keys())
+        if unknown:
+            raise ValueError(
+                f"{workflow.ASL_NAME} uses placeholders darkroom.names does not map to a "
+                f"function: {', '.join(unknown)}"
+            )
+        invoked = {by_name[names.ASL_FUNCTION_PLACEHOLDERS[p]] for p in used}
+        self.log_group = logs.LogGroup(
+            self,
+            "ExecutionLogs",
+            # The /aws/vendedlogs/ prefix keeps CloudWatch Logs' resource policy small.
+            log_group_name=f"/aws/vendedlogs/states/{names.STATE_MACHINE}",
+            retention=log_retention,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=names.STATE_MACHINE,
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_string(template),
+            definition_substitutions={
+                p: by_name[names.ASL_FUNCTION_PLACEHOLDERS[p]].function.function_arn
+                for p in sorted(used)
+            },
+            logs=sfn.LogOptions(
+                destination=self.log_group,
+                level=sfn.LogLevel.ALL,
+                # Execution data carries task tokens: whoever reads the logs could answer
+                # for the worker.
+                include_execution_data=False,
+            ),
+            tracing_enabled=True,
+        )
+        drop_implied_role_dependency(
+            self.state_machine.node.default_child, self.state_machine.role.node.default_child
+        )
+        # The definition names the functions only through substitutions, so CDK cannot
+        # infer the grant; unqualified ARNs, as the ASL invokes them.
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["lambda:InvokeFunction"],
+                resources=sorted(
+                    (f.function.function_arn for f in invoked), key=lambda arn: str(arn)
+                ),
+            )
+        )
+
+        # -- the orchestrator: manifest.json created -> an execution named after the job
+        # A reference this time: the orchestrator is created after the machine it starts.
+        values[Env.STATE_MACHINE_ARN] = self.state_machine.state_machine_arn
+        self.submission_failures = failure_queue(self, "SubmissionFailures")
+        self.orchestrator = DarkroomFunction(
+            self,
+            "Orchestrator",
+            function_name=Function.ORCHESTRATOR,
+            code=code,
+            environment=env(Function.ORCHESTRATOR),
+            statements=[
+                iam.PolicyStatement(
+                    actions=["states:StartExecution"],
+                    resources=[self.state_machine.state_machine_arn],
+                )
+            ],
+            log_retention=log_retention,
+            description="starts a job's execution when its manifest.json is uploaded",
+        )
+        self.orchestrator.function.configure_async_invoke(
+            # S3 invokes asynchronously; a submission whose retries are spent must not
+            # vanish: it waits on the queue (and an alarm) for `darkroom reprocess`.
+            retry_attempts=2,
+            max_event_age=cdk.Duration.hours(6),
+            on_failure=destinations.SqsDestination(self.submission_failures),
+        )
+        raw.add_event_notification(
+            s3.EventType.OBJECT_CREATED,
+            s3n.LambdaDestination(self.orchestrator.function),
+            s3.NotificationKeyFilter(prefix=names.RAW_PREFIX, suffix=MANIFEST_SUFFIX),
+        )
+        self.functions = {**self.tasks, Function.ORCHESTRATOR: self.orchestrator}

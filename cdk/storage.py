@@ -1,0 +1,143 @@
+"""Buckets and tables: private, encrypted, TLS-only, no ACLs, lifecycle for the big data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from cdk.config import DeployConfig
+from darkroom import names
+
+# Epoch seconds after which DynamoDB may delete an item (uploads and shares).
+TTL_ATTRIBUTE = "expires_ttl"
+
+
+class Storage(Construct):
+    def __init__(self, scope: Construct, id: str, *, config: DeployConfig) -> None:
+        super().__init__(scope, id)
+        data_removal = cdk.RemovalPolicy.RETAIN if config.retain_data else cdk.RemovalPolicy.DESTROY
+
+        # Server access logs of the four data buckets: who read or wrote a client's
+        # photos, for audits. It cannot log to itself (S3 would log its own log writes).
+        self.access_logs = _private_bucket(
+            self,
+            "AccessLogs",
+            # S3's log delivery writes with SSE-S3 only; a KMS key would reject it.
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            removal_policy=data_removal,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-access-logs",
+                    expiration=cdk.Duration.days(config.access_log_expire_days),
+                    abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
+                )
+            ],
+        )
+
+        self.raw = self._data_bucket(
+            "Raw",
+            names.RAW_BUCKET,
+            names.RAW_PREFIX,
+            config.raw_infrequent_access_days,
+            config.raw_expire_days,
+            data_removal,
+        )
+        self.processed = self._data_bucket(
+            "Processed",
+            names.PROCESSED_BUCKET,
+            names.PROCESSED_PREFIX,
+            config.processed_infrequent_access_days,
+            config.processed_expire_days,
+            data_removal,
+        )
+        # Thumbnails are derived and re-creatable: no transitions, uploads cleaned up.
+        self.input = self._data_bucket("Input", names.INPUT_BUCKET, None, 0, 0, data_removal)
+        self.output = self._data_bucket("Output", names.OUTPUT_BUCKET, None, 0, 0, data_removal)
+
+        self.jobs = self._table("Jobs", "job_id", data_removal)
+        self.workers = self._table("Workers", "instance_id", data_removal)
+        # The API's: jobs declared but not yet registered, and client share links. Both
+        # expire by DynamoDB TTL (darkroom/aws/uploads.py, shares.py set expires_ttl);
+        # both are read by key or scanned only, so no index.
+        self.uploads = self._table("Uploads", "job_id", data_removal, ttl=TTL_ATTRIBUTE)
+        self.shares = self._table("Shares", "share_id", data_removal, ttl=TTL_ATTRIBUTE)
+
+    def _data_bucket(
+        self,
+        id: str,
+        logical_name: str,
+        prefix: str | None,
+        ia_days: int,
+        expire_days: int,
+        removal: cdk.RemovalPolicy,
+    ) -> s3.Bucket:
+        transitions = (
+            [
+                s3.Transition(
+                    storage_class=s3.StorageClass.INFREQUENT_ACCESS,
+                    transition_after=cdk.Duration.days(ia_days),
+                )
+            ]
+            if ia_days
+            else None
+        )
+        rules = [
+            # Abandoned multipart uploads are billed as storage until aborted.
+            s3.LifecycleRule(
+                id="abort-incomplete-uploads",
+                abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
+            )
+        ]
+        if transitions or expire_days:
+            rules.append(
+                s3.LifecycleRule(
+                    id=f"age-{prefix.rstrip('/') if prefix else 'objects'}",
+                    prefix=prefix,
+                    transitions=transitions,
+                    expiration=cdk.Duration.days(expire_days) if expire_days else None,
+                )
+            )
+        bucket = _private_bucket(
+            self,
+            id,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix=f"{logical_name}/",
+            lifecycle_rules=rules,
+            removal_policy=removal,
+        )
+        cdk.Tags.of(bucket).add("darkroom:bucket", logical_name)
+        return bucket
+
+    def _table(
+        self, id: str, key: str, removal: cdk.RemovalPolicy, *, ttl: str | None = None
+    ) -> dynamodb.Table:
+        return dynamodb.Table(
+            self,
+            id,
+            partition_key=dynamodb.Attribute(name=key, type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            # AWS-owned key: encrypted at rest with no KMS request charges.
+            encryption=dynamodb.TableEncryption.DEFAULT,
+            removal_policy=removal,
+            time_to_live_attribute=ttl,
+        )
+
+
+def _private_bucket(scope: Construct, id: str, **props: Any) -> s3.Bucket:
+    return s3.Bucket(
+        scope,
+        id,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,  # ACLs off
+        enforce_ssl=True,
+        minimum_tls_version=1.2,
+        **props,
+    )

@@ -1,0 +1,83 @@
+"""Thumbnails: the input bucket invokes the function directly; it writes to the output bucket.
+
+The handler (tasks.thumbnail.handler) writes only to the output bucket, so it cannot
+trigger itself.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_notifications as s3n
+from constructs import Construct
+
+from cdk.config import DeployConfig
+from cdk.functions import DarkroomFunction
+from cdk.raw_pipeline import failure_queue
+from cdk.storage import Storage
+from darkroom.names import Env, Function
+
+# darkroom.keys.thumbnail_key: thumbnails/<source key>/<size>.<ext>
+THUMBNAIL_PREFIX = "thumbnails/"
+# Same events as the local cloud: a removed source removes its thumbnails.
+EVENTS = (s3.EventType.OBJECT_CREATED, s3.EventType.OBJECT_REMOVED)
+
+
+class Thumbnails(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: DeployConfig,
+        storage: Storage,
+        code: lambda_.Code,
+        log_retention: logs.RetentionDays,
+    ) -> None:
+        super().__init__(scope, id)
+        self.failures = failure_queue(self, "Failures")
+        self.thumbnailer = DarkroomFunction(
+            self,
+            "Thumbnail",
+            function_name=Function.THUMBNAIL,
+            code=code,
+            environment={
+                Env.OUTPUT_BUCKET: storage.output.bucket_name,
+                Env.THUMBNAIL_SIZES: config.thumbnail_sizes_env,
+                Env.MAX_IMAGE_PIXELS: str(config.max_image_pixels),
+            },
+            statements=[
+                iam.PolicyStatement(
+                    actions=["s3:GetObject"], resources=[storage.input.arn_for_objects("*")]
+                ),
+                # Without it S3 answers a missing key with 403, not 404: a source deleted
+                # before its event is handled would be retried into the failure queue
+                # instead of being recognised (SourceMissing) and skipped.
+                iam.PolicyStatement(
+                    actions=["s3:ListBucket"], resources=[storage.input.bucket_arn]
+                ),
+                iam.PolicyStatement(
+                    actions=["s3:PutObject", "s3:DeleteObject"],
+                    resources=[storage.output.arn_for_objects(f"{THUMBNAIL_PREFIX}*")],
+                ),
+            ],
+            log_retention=log_retention,
+            description="writes thumbnails of each image uploaded to the input bucket",
+            # The thumbnail benchmark decides this; 1024 MB until it has.
+            memory_mb=config.thumbnail_memory_mb,
+            # A bulk upload must not take the account's whole Lambda concurrency (the
+            # RAW pipeline's tasks share it); S3 retries throttled async events.
+            reserved_concurrency=config.thumbnail_reserved_concurrency or None,
+        )
+        self.function = self.thumbnailer.function
+        self.function.configure_async_invoke(
+            retry_attempts=2,
+            max_event_age=cdk.Duration.hours(6),
+            on_failure=destinations.SqsDestination(self.failures),
+        )
+        for event in EVENTS:
+            storage.input.add_event_notification(event, s3n.LambdaDestination(self.function))

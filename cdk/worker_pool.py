@@ -1,0 +1,416 @@
+"""The EC2 worker pool: N stopped-when-idle instances that develop RAW jobs.
+
+Network: a small VPC of public subnets and no NAT gateway (a NAT costs more a month than
+a studio's workers); the instances get a public address only while running, accept no
+inbound traffic at all, and may only make HTTPS connections out (AWS APIs, the Amazon
+Linux repositories, PyPI). S3 and DynamoDB traffic stays on gateway endpoints.
+
+Operators reach an instance with Session Manager; there is no SSH key and no port open.
+
+Bootstrap: user data writes the worker's settings, two idempotent scripts (mount the
+scratch volume; install the worker from the CDK asset) and a systemd unit that runs both
+before `python -m worker` at every boot. A first boot cut short (the cost guard, an
+operator) therefore finishes on the next start instead of leaving a broken instance.
+Changing the user data (a new worker asset: any change to the project's runtime code)
+replaces the instances, since cloud-init would not run it again on existing ones.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Final
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from cdk import bundling
+from cdk.config import WORKER_LOG_GROUP, DeployConfig
+from cdk.raw_pipeline import state_machine_arn
+from cdk.storage import Storage
+from darkroom import names
+from darkroom.names import Env
+
+SCRATCH_DEVICE: Final = "/dev/sdf"
+ROOT_DEVICE: Final = "/dev/xvda"  # Amazon Linux 2023's root device name
+MOUNT_POINT: Final = "/var/lib/darkroom"
+SCRATCH_DIR: Final = f"{MOUNT_POINT}/scratch"
+WORKER_ENV_FILE: Final = "/etc/darkroom/worker.env"
+WORKER_LOG_FILE: Final = "/var/log/darkroom/worker.log"
+UNIT_NAME: Final = "darkroom-worker.service"
+INSTALL_DIR: Final = "/opt/darkroom"
+
+
+def worker_environment(config: DeployConfig, storage: Storage, region: str) -> dict[str, str]:
+    """/etc/darkroom/worker.env: darkroom.settings.WorkerSettings, read at the worker's start."""
+    return {
+        Env.RAW_BUCKET: storage.raw.bucket_name,
+        Env.PROCESSED_BUCKET: storage.processed.bucket_name,
+        Env.JOBS_TABLE: storage.jobs.table_name,
+        Env.WORKERS_TABLE: storage.workers.table_name,
+        Env.SCRATCH_DIR: SCRATCH_DIR,
+        Env.HEARTBEAT_INTERVAL_SECONDS: str(config.worker_heartbeat_interval_seconds),
+        Env.POLL_SECONDS: str(config.worker_poll_seconds),
+        Env.IDLE_SHUTDOWN_SECONDS: str(config.worker_idle_shutdown_seconds),
+        # The OS halts and EC2 stops the instance (shutdown behaviour "stop"); no EC2
+        # permission needed, and the EBS volumes stay.
+        Env.SHUTDOWN_MODE: "poweroff",
+        Env.LOG_LEVEL: "INFO",
+        # Empty DARKROOM_INSTANCE_ID: the worker asks the metadata service (IMDSv2).
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+SCRATCH_SCRIPT: Final = r"""#!/bin/bash
+# Mounts the scratch volume at @MOUNT@, formatting it only if it carries no file system.
+# Safe at every boot.
+set -euo pipefail
+mount_point=@MOUNT@
+if mountpoint -q "$mount_point"; then
+  mkdir -p @SCRATCH@
+  exit 0
+fi
+device=""
+for _ in $(seq 1 120); do
+  # Amazon Linux's udev rules name NVMe EBS volumes after their block device mapping.
+  if [ -e @DEVICE@ ]; then device=$(readlink -f @DEVICE@); break; fi
+  root_disk=$(lsblk -no PKNAME "$(findmnt -no SOURCE /)")
+  other=$(lsblk -dno NAME,TYPE \
+    | awk -v root="$root_disk" '$2 == "disk" && $1 != root {print "/dev/" $1; exit}')
+  if [ -n "$other" ]; then device=$other; break; fi
+  sleep 1
+done
+if [ -z "$device" ]; then echo "darkroom: scratch volume @DEVICE@ not found" >&2; exit 1; fi
+if ! blkid "$device" >/dev/null 2>&1; then
+  mkfs.xfs -q -L drscratch "$device"  # XFS labels: 12 characters at most
+fi
+uuid=$(blkid -s UUID -o value "$device")
+mkdir -p "$mount_point"
+if ! grep -q "UUID=$uuid" /etc/fstab; then
+  echo "UUID=$uuid $mount_point xfs defaults,nofail 0 2" >> /etc/fstab
+fi
+mount "$mount_point"
+mkdir -p @SCRATCH@
+"""
+
+INSTALL_SCRIPT: Final = r"""#!/bin/bash
+# Installs the worker from the CDK asset named in source.env, once per asset.
+set -euo pipefail
+. @INSTALL@/source.env
+stamp=@INSTALL@/.installed
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$DARKROOM_SOURCE_KEY" ]; then
+  exit 0
+fi
+dnf install -y -q python3.12 python3.12-pip amazon-cloudwatch-agent logrotate
+rm -rf @INSTALL@/src @INSTALL@/venv @INSTALL@/source.zip
+aws s3 cp --only-show-errors --region "$AWS_REGION" \
+  "s3://$DARKROOM_SOURCE_BUCKET/$DARKROOM_SOURCE_KEY" @INSTALL@/source.zip
+python3 -m zipfile -e @INSTALL@/source.zip @INSTALL@/src
+rm -f @INSTALL@/source.zip
+python3.12 -m venv @INSTALL@/venv
+@INSTALL@/venv/bin/pip install --quiet --disable-pip-version-check '@INSTALL@/src[worker]'
+/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl \
+  -a fetch-config -m ec2 -s -c file:@INSTALL@/cloudwatch-agent.json
+echo "$DARKROOM_SOURCE_KEY" > "$stamp"
+"""
+
+UNIT: Final = """[Unit]
+Description=darkroom RAW worker
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=simple
+EnvironmentFile=@ENV_FILE@
+ExecStartPre=@INSTALL@/scratch.sh
+ExecStartPre=@INSTALL@/install.sh
+ExecStart=@INSTALL@/venv/bin/python -m worker
+# Root, because the idle shutdown powers the OS off (DARKROOM_SHUTDOWN_MODE=poweroff);
+# the rest of the system is kept out of its reach where that costs nothing.
+NoNewPrivileges=yes
+PrivateTmp=yes
+ProtectHome=yes
+Restart=on-failure
+RestartSec=30
+# The first start installs Python and the worker's wheels.
+TimeoutStartSec=1800
+StandardOutput=append:@LOG_FILE@
+StandardError=inherit
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+LOGROTATE: Final = """@LOG_FILE@ {
+    daily
+    rotate 7
+    maxsize 100M
+    compress
+    missingok
+    notifempty
+    copytruncate
+}
+"""
+
+
+def _fill(text: str, **values: str) -> str:
+    for key, value in values.items():
+        text = text.replace(f"@{key}@", value)
+    return text
+
+
+def _env_file(values: Mapping[str, str]) -> str:
+    return "".join(f"{key}={value}\n" for key, value in values.items())
+
+
+def _write(path: str, content: str, mode: str = "0644") -> list[str]:
+    # Quoted delimiter: bash expands nothing inside (CloudFormation already filled in
+    # every name before the instance sees the script).
+    return [
+        f"cat > {path} <<'DARKROOM_EOF'",
+        content.rstrip("\n"),
+        "DARKROOM_EOF",
+        f"chmod {mode} {path}",
+    ]
+
+
+class WorkerPool(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: DeployConfig,
+        storage: Storage,
+        log_retention: logs.RetentionDays,
+    ) -> None:
+        super().__init__(scope, id)
+        stack = cdk.Stack.of(self)
+
+        self.flow_logs = logs.LogGroup(
+            self, "FlowLogs", retention=log_retention, removal_policy=cdk.RemovalPolicy.DESTROY
+        )
+        self.vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            ip_addresses=ec2.IpAddresses.cidr("10.80.0.0/16"),
+            max_azs=2,
+            nat_gateways=0,
+            subnet_configuration=[
+                ec2.SubnetConfiguration(
+                    name="workers", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24
+                )
+            ],
+            gateway_endpoints={
+                "S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3),
+                "DynamoDB": ec2.GatewayVpcEndpointOptions(
+                    service=ec2.GatewayVpcEndpointAwsService.DYNAMODB
+                ),
+            },
+            flow_logs={
+                "All": ec2.FlowLogOptions(
+                    destination=ec2.FlowLogDestination.to_cloud_watch_logs(self.flow_logs),
+                    traffic_type=ec2.FlowLogTrafficType.ALL,
+                )
+            },
+            # Nothing uses the default security group, and restricting it takes a
+            # custom-resource Lambda of its own.
+            restrict_default_security_group=False,
+        )
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=self.vpc,
+            description="darkroom workers: no inbound; HTTPS out to AWS APIs and package mirrors",
+            allow_all_outbound=False,
+        )
+        self.security_group.add_egress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs, dnf and PyPI"
+        )
+
+        self.log_group = logs.LogGroup(
+            self,
+            "WorkerLogs",
+            log_group_name=WORKER_LOG_GROUP,
+            retention=log_retention,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        self.source = bundling.worker_source_asset(self, "Source")
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+            description="darkroom worker: its job's objects and records, task callbacks, its logs",
+        )
+        self._grant(storage)
+
+        instance_type = ec2.InstanceType(config.worker_instance_type)
+        cpu = (
+            ec2.AmazonLinuxCpuType.ARM_64
+            if instance_type.architecture == ec2.InstanceArchitecture.ARM_64
+            else ec2.AmazonLinuxCpuType.X86_64
+        )
+        # Resolved at deploy time from the public SSM parameter: no account needed to
+        # synth. A deploy after a new Amazon Linux release replaces the instances.
+        image = ec2.MachineImage.latest_amazon_linux2023(cpu_type=cpu)
+        self.environment = worker_environment(config, storage, stack.region)
+        user_data = self._user_data()
+        subnets = self.vpc.public_subnets
+        self.instances: list[ec2.Instance] = []
+        for index in range(config.pool_size):
+            instance = ec2.Instance(
+                self,
+                f"Worker{index}",
+                instance_name=f"darkroom-worker-{index}",
+                vpc=self.vpc,
+                vpc_subnets=ec2.SubnetSelection(subnets=[subnets[index % len(subnets)]]),
+                associate_public_ip_address=True,
+                security_group=self.security_group,
+                instance_type=instance_type,
+                machine_image=image,
+                role=self.role,
+                user_data=user_data,
+                user_data_causes_replacement=True,
+                block_devices=[
+                    _volume(ROOT_DEVICE, config.worker_root_gb),
+                    _volume(SCRATCH_DEVICE, config.worker_scratch_gb),
+                ],
+                propagate_tags_to_volume_on_creation=True,
+                http_endpoint=True,
+                http_tokens=ec2.HttpTokens.REQUIRED,
+                http_put_response_hop_limit=1,
+                instance_initiated_shutdown_behavior=ec2.InstanceInitiatedShutdownBehavior.STOP,
+                detailed_monitoring=True,
+            )
+            cdk.Tags.of(instance).add(names.WORKER_POOL_TAG_KEY, names.WORKER_POOL_TAG_VALUE)
+            self.instances.append(instance)
+        self.instance_ids = [i.instance_id for i in self.instances]
+
+    def _grant(self, storage: Storage) -> None:
+        stack = cdk.Stack.of(self)
+        statements = [
+            iam.PolicyStatement(
+                sid="ReadRaw",
+                actions=["s3:GetObject"],
+                resources=[storage.raw.arn_for_objects(f"{names.RAW_PREFIX}*")],
+            ),
+            iam.PolicyStatement(
+                sid="WriteRenditions",
+                actions=["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+                resources=[storage.processed.arn_for_objects(f"{names.PROCESSED_PREFIX}*")],
+            ),
+            iam.PolicyStatement(
+                sid="JobRecord",
+                actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                resources=[storage.jobs.table_arn],
+            ),
+            iam.PolicyStatement(
+                sid="OwnLease",
+                actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                resources=[storage.workers.table_arn],
+            ),
+            iam.PolicyStatement(
+                sid="TaskCallbacks",
+                actions=[
+                    "states:SendTaskSuccess",
+                    "states:SendTaskFailure",
+                    "states:SendTaskHeartbeat",
+                ],
+                # Step Functions authorises callbacks against the state machine that
+                # issued the token.
+                resources=[state_machine_arn(self)],
+            ),
+            iam.PolicyStatement(
+                sid="OwnLogs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                resources=[self.log_group.log_group_arn],
+            ),
+            iam.PolicyStatement(
+                sid="WorkerSource",
+                actions=["s3:GetObject"],
+                resources=[self.source.bucket.arn_for_objects(self.source.s3_object_key)],
+            ),
+            # Session Manager, the documented minimum (no AmazonSSMManagedInstanceCore:
+            # that one also reads every SSM parameter in the account).
+            iam.PolicyStatement(
+                sid="SessionManagerRegistration",
+                actions=["ssm:UpdateInstanceInformation"],
+                # Its own instance; the role cannot name it (the instance depends on the
+                # role), so: instances of this account and region.
+                resources=[stack.format_arn(service="ec2", resource="instance", resource_name="*")],
+            ),
+            iam.PolicyStatement(
+                sid="SessionManagerChannels",
+                actions=[
+                    "ssmmessages:CreateControlChannel",
+                    "ssmmessages:CreateDataChannel",
+                    "ssmmessages:OpenControlChannel",
+                    "ssmmessages:OpenDataChannel",
+                ],
+                # ssmmessages supports no resource-level permissions.
+                resources=["*"],
+            ),
+        ]
+        for statement in statements:
+            self.role.add_to_policy(statement)
+
+    def _user_data(self) -> ec2.UserData:
+        stack = cdk.Stack.of(self)
+        common = {"MOUNT": MOUNT_POINT, "SCRATCH": SCRATCH_DIR, "DEVICE": SCRATCH_DEVICE}
+        paths = {"INSTALL": INSTALL_DIR, "ENV_FILE": WORKER_ENV_FILE, "LOG_FILE": WORKER_LOG_FILE}
+        agent = {
+            "logs": {
+                "logs_collected": {
+                    "files": {
+                        "collect_list": [
+                            {
+                                "file_path": WORKER_LOG_FILE,
+                                "log_group_name": WORKER_LOG_GROUP,
+                                "log_stream_name": "{instance_id}",
+                            }
+                        ]
+                    }
+                }
+            }
+        }
+        source = {
+            "DARKROOM_SOURCE_BUCKET": self.source.s3_bucket_name,
+            "DARKROOM_SOURCE_KEY": self.source.s3_object_key,
+            "AWS_REGION": stack.region,
+        }
+        commands = [
+            "set -euo pipefail",
+            f"install -d -m 0755 /etc/darkroom {INSTALL_DIR} /var/log/darkroom {MOUNT_POINT}",
+            *_write(WORKER_ENV_FILE, _env_file(self.environment)),
+            *_write(f"{INSTALL_DIR}/source.env", _env_file(source)),
+            *_write(f"{INSTALL_DIR}/scratch.sh", _fill(SCRATCH_SCRIPT, **common), "0755"),
+            *_write(f"{INSTALL_DIR}/install.sh", _fill(INSTALL_SCRIPT, **paths), "0755"),
+            *_write(f"{INSTALL_DIR}/cloudwatch-agent.json", json.dumps(agent, indent=2)),
+            *_write("/etc/logrotate.d/darkroom-worker", _fill(LOGROTATE, **paths)),
+            *_write(f"/etc/systemd/system/{UNIT_NAME}", _fill(UNIT, **paths)),
+            "systemctl daemon-reload",
+            f"systemctl enable {UNIT_NAME}",
+            # Not waiting: cloud-init must finish; the unit's first start installs.
+            f"systemctl start --no-block {UNIT_NAME}",
+        ]
+        user_data = ec2.UserData.for_linux(shebang="#!/bin/bash")
+        user_data.add_commands(*commands)
+        return user_data
+
+
+def _volume(device: str, size_gb: int) -> ec2.BlockDevice:
+    return ec2.BlockDevice(
+        device_name=device,
+        volume=ec2.BlockDeviceVolume.ebs(
+            size_gb,
+            volume_type=ec2.EbsDeviceVolumeType.GP3,
+            # The account's aws/ebs key: StartInstances needs no KMS grant for it.
+            encrypted=True,
+            delete_on_termination=True,
+        ),
+    )

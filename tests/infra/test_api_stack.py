@@ -1,0 +1,290 @@
+"""The delivery API as the stack declares it (cdk/api.py): routes, authorisation,
+throttling, access logs, its function, its tables, its permissions and its outputs."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from darkroom import names
+from darkroom.api.routes import ROUTES
+from darkroom.names import Env, Function
+from tests.infra.conftest import Synth
+from tests.infra.helpers import (
+    as_list,
+    functions_by_name,
+    render,
+    role_logical_id,
+    statements_of_role,
+)
+
+SHARE_ROUTE_KEY = "GET /share/{token}"
+DATA_SERVICES = ("s3:", "dynamodb:", "states:")
+
+
+def api_id(synth: Synth) -> str:
+    return synth.logical_id(synth.stack.api.http_api)
+
+
+def routes(synth: Synth) -> dict[str, dict[str, Any]]:
+    """RouteKey -> properties, for the routes of the darkroom API."""
+    found: dict[str, dict[str, Any]] = {}
+    for resource in synth.resources("AWS::ApiGatewayV2::Route").values():
+        props = resource["Properties"]
+        if props["ApiId"] == {"Ref": api_id(synth)}:
+            assert props["RouteKey"] not in found, f"{props['RouteKey']} declared twice"
+            found[props["RouteKey"]] = props
+    return found
+
+
+def stage(synth: Synth) -> tuple[str, dict[str, Any]]:
+    stages = synth.resources("AWS::ApiGatewayV2::Stage")
+    ((logical_id, resource),) = stages.items()
+    return logical_id, resource
+
+
+def api_function(synth: Synth) -> dict[str, Any]:
+    _, resource = functions_by_name(synth.template)[Function.API]
+    return resource
+
+
+# -- the API and its routes -------------------------------------------------------------
+def test_every_route_in_the_routes_table_exists_with_its_authorization(synth: Synth) -> None:
+    declared = routes(synth)
+    assert {key: props["AuthorizationType"] for key, props in declared.items()} == {
+        route.key: "AWS_IAM" if route.iam else "NONE" for route in ROUTES
+    }
+    for key, props in declared.items():
+        assert "AuthorizerId" not in props, f"{key}: IAM needs no authorizer resource"
+
+
+def test_every_route_proxies_to_the_api_function_with_payload_format_2(synth: Synth) -> None:
+    integrations = synth.resources("AWS::ApiGatewayV2::Integration")
+    ((integration_id, integration),) = integrations.items()
+    props = integration["Properties"]
+    assert props["IntegrationType"] == "AWS_PROXY"
+    assert props["PayloadFormatVersion"] == "2.0"
+    function_id, _ = functions_by_name(synth.template)[Function.API]
+    assert props["IntegrationUri"] == {"Fn::GetAtt": [function_id, "Arn"]}
+    for key, route in routes(synth).items():
+        assert (
+            render(route["Target"]) == "integrations/<" + json.dumps({"Ref": integration_id}) + ">"
+        ), key
+    (api,) = synth.resources("AWS::ApiGatewayV2::Api").values()
+    assert api["Properties"]["Name"] == names.API_NAME
+    assert api["Properties"]["ProtocolType"] == "HTTP"
+
+
+def test_only_api_gateway_routes_of_this_api_may_invoke_the_function(synth: Synth) -> None:
+    function_id, _ = functions_by_name(synth.template)[Function.API]
+    permissions = [
+        p["Properties"]
+        for p in synth.resources("AWS::Lambda::Permission").values()
+        if p["Properties"]["FunctionName"] == {"Fn::GetAtt": [function_id, "Arn"]}
+    ]
+    assert len(permissions) == len(ROUTES), "one permission per route"
+    api_ref = "<" + json.dumps({"Ref": api_id(synth)}) + ">"
+    paths = set()
+    for permission in permissions:
+        assert permission["Principal"] == "apigateway.amazonaws.com"
+        source = render(permission["SourceArn"])
+        assert ":execute-api:" in source and f":{api_ref}/*/*/" in source, source
+        paths.add(source.split(f"{api_ref}/*/*", 1)[1])
+    assert paths == {route.path for route in ROUTES}
+
+
+def test_the_default_stage_auto_deploys_with_stage_wide_throttling(synth: Synth) -> None:
+    _, resource = stage(synth)
+    props = resource["Properties"]
+    assert props["ApiId"] == {"Ref": api_id(synth)}
+    assert props["StageName"] == "$default"
+    assert props["AutoDeploy"] is True
+    assert props["DefaultRouteSettings"] == {"ThrottlingRateLimit": 50, "ThrottlingBurstLimit": 100}
+
+
+def test_the_share_route_is_public_and_throttled_tighter_than_the_stage(synth: Synth) -> None:
+    assert routes(synth)[SHARE_ROUTE_KEY]["AuthorizationType"] == "NONE"
+    public = [r.key for r in ROUTES if not r.iam]
+    assert public == [SHARE_ROUTE_KEY], "the share link is the only public route"
+    _, resource = stage(synth)
+    props = resource["Properties"]
+    share = props["RouteSettings"][SHARE_ROUTE_KEY]
+    assert share == {"ThrottlingRateLimit": 5, "ThrottlingBurstLimit": 10}
+    default = props["DefaultRouteSettings"]
+    assert share["ThrottlingRateLimit"] < default["ThrottlingRateLimit"]
+    assert share["ThrottlingBurstLimit"] < default["ThrottlingBurstLimit"]
+    assert set(props["RouteSettings"]) == {SHARE_ROUTE_KEY}
+    # CloudFormation refuses route settings for a route it has not created yet.
+    assert synth.logical_id(synth.stack.api.share_route) in as_list(resource["DependsOn"])
+
+
+# -- access logs ------------------------------------------------------------------------
+def access_log_format(synth: Synth) -> str:
+    _, resource = stage(synth)
+    fmt: str = resource["Properties"]["AccessLogSettings"]["Format"]
+    return fmt
+
+
+def test_access_logs_are_json_lines_with_what_an_operator_needs(synth: Synth) -> None:
+    fields = json.loads(access_log_format(synth))
+    values = set(fields.values())
+    for variable in (
+        "$context.requestId",
+        "$context.routeKey",
+        "$context.status",
+        "$context.responseLatency",
+        "$context.identity.sourceIp",
+        "$context.integrationErrorMessage",
+    ):
+        assert variable in values, variable
+    _, resource = stage(synth)
+    destination = resource["Properties"]["AccessLogSettings"]["DestinationArn"]
+    group = synth.resource(synth.stack.api.access_logs)
+    assert destination == {"Fn::GetAtt": [synth.logical_id(synth.stack.api.access_logs), "Arn"]}
+    assert group["Properties"]["RetentionInDays"] == synth.stack.config.log_retention_days
+
+
+def test_access_logs_never_include_the_path_share_tokens_travel_in(synth: Synth) -> None:
+    fmt = access_log_format(synth)
+    assert "$context.path" not in fmt
+    # Nor any other variable that carries the request path or its parameters.
+    variables = re.findall(r"\$context\.[A-Za-z0-9_.]+", fmt)
+    assert variables
+    for variable in variables:
+        assert "path" not in variable.lower(), variable
+        assert "querystring" not in variable.lower(), variable
+
+
+# -- the function -----------------------------------------------------------------------
+def test_the_api_function_follows_darkroom_names(synth: Synth) -> None:
+    props = api_function(synth)["Properties"]
+    assert sorted(props["Environment"]["Variables"]) == sorted(
+        names.FUNCTION_ENV_KEYS[Function.API]
+    )
+    assert props["Timeout"] == names.FUNCTION_TIMEOUT_SECONDS[Function.API] == 29
+    assert props["Handler"] == names.HANDLERS[Function.API]
+    assert props["Runtime"] == "python3.12"
+    assert props["Architectures"] == ["arm64"]
+
+
+def test_the_api_function_env_comes_from_the_stack_and_task_settings(synth: Synth) -> None:
+    from darkroom.settings import TaskSettings
+
+    variables = api_function(synth)["Properties"]["Environment"]["Variables"]
+    stack, storage = synth.stack, synth.stack.storage
+    refs = {
+        Env.RAW_BUCKET: storage.raw,
+        Env.PROCESSED_BUCKET: storage.processed,
+        Env.JOBS_TABLE: storage.jobs,
+        Env.UPLOADS_TABLE: storage.uploads,
+        Env.SHARES_TABLE: storage.shares,
+        Env.STATE_MACHINE_ARN: stack.pipeline.state_machine,
+    }
+    for key, construct in refs.items():
+        assert variables[key] == {"Ref": synth.logical_id(construct)}, key
+    assert variables[Env.S3_ADDRESSING_STYLE] == "virtual"
+    defaults = TaskSettings()
+    for key in set(names.FUNCTION_ENV_KEYS[Function.API]) - set(refs) - {Env.S3_ADDRESSING_STYLE}:
+        field = key.removeprefix("DARKROOM_").lower()
+        assert variables[key] == str(getattr(defaults, field)), key
+
+
+def api_statements(synth: Synth) -> list[dict[str, Any]]:
+    return statements_of_role(synth.template, role_logical_id(api_function(synth)))
+
+
+def test_the_api_function_policy_grants_no_star_resource_for_data_actions(synth: Synth) -> None:
+    data = [
+        s
+        for s in api_statements(synth)
+        if any(a.startswith(DATA_SERVICES) for a in as_list(s["Action"]))
+    ]
+    assert data
+    for statement in data:
+        assert statement["Effect"] == "Allow"
+        for resource in as_list(statement["Resource"]):
+            assert resource != "*", statement
+            text = render(resource)
+            assert text != "*" and not text.startswith("arn:*"), statement
+
+
+def test_the_api_function_policy_is_scoped_to_prefixes_tables_and_the_machine(
+    synth: Synth,
+) -> None:
+    stack, storage = synth.stack, synth.stack.storage
+    by_sid = {s["Sid"]: s for s in api_statements(synth)}
+
+    def arn(construct: Any) -> dict[str, Any]:
+        return {"Fn::GetAtt": [synth.logical_id(construct), "Arn"]}
+
+    def objects(bucket: Any, prefix: str) -> dict[str, Any]:
+        return {"Fn::Join": ["", [arn(bucket), f"/{prefix}*"]]}
+
+    assert by_sid["UploadRaw"]["Action"] == "s3:PutObject"
+    assert by_sid["UploadRaw"]["Resource"] == objects(storage.raw, names.RAW_PREFIX)
+    assert by_sid["ListRaw"]["Resource"] == arn(storage.raw)
+    assert by_sid["ListRaw"]["Condition"] == {"StringLike": {"s3:prefix": ["raw/*"]}}
+    assert by_sid["ReadRenditions"]["Action"] == "s3:GetObject"
+    assert by_sid["ReadRenditions"]["Resource"] == objects(storage.processed, "processed/")
+    assert by_sid["ReadJobs"]["Resource"] == arn(storage.jobs)
+    assert set(by_sid["ReadJobs"]["Action"]) == {"dynamodb:GetItem", "dynamodb:Scan"}
+    assert by_sid["Uploads"]["Resource"] == arn(storage.uploads)
+    assert by_sid["Shares"]["Resource"] == arn(storage.shares)
+    assert "dynamodb:Scan" not in by_sid["Shares"]["Action"], "shares are read by id only"
+    assert by_sid["Reprocess"]["Resource"] == {
+        "Ref": synth.logical_id(stack.pipeline.state_machine)
+    }
+    executions = render(by_sid["ReadExecutions"]["Resource"])
+    assert executions.endswith(f":execution:{names.STATE_MACHINE}:*"), executions
+    # Nothing of the other buckets or tables, and no deletes anywhere.
+    everything = json.dumps(api_statements(synth))
+    for other in (storage.input, storage.output, storage.workers, storage.access_logs):
+        assert synth.logical_id(other) not in everything
+    assert "Delete" not in everything
+
+
+# -- tables -----------------------------------------------------------------------------
+@pytest.mark.parametrize(("table", "key"), [("uploads", "job_id"), ("shares", "share_id")])
+def test_the_api_tables_expire_items_by_ttl(synth: Synth, table: str, key: str) -> None:
+    resource = synth.resource(getattr(synth.stack.storage, table))
+    props = resource["Properties"]
+    assert props["KeySchema"] == [{"AttributeName": key, "KeyType": "HASH"}]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_ttl", "Enabled": True}
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert "GlobalSecondaryIndexes" not in props, "the API reads them by key or by scan"
+    assert resource["DeletionPolicy"] == "Retain"
+
+
+# -- alarms and outputs -----------------------------------------------------------------
+def test_api_alarms_watch_5xx_p99_latency_and_function_errors(synth: Synth) -> None:
+    alarms = synth.stack.monitoring.alarms
+    topic = {"Ref": synth.logical_id(synth.stack.monitoring.topic)}
+    server = synth.resource(alarms["ApiServerErrors"])["Properties"]
+    latency = synth.resource(alarms["ApiLatency"])["Properties"]
+    errors = synth.resource(alarms["ApiFunctionErrors"])["Properties"]
+    api_dimension = [{"Name": "ApiId", "Value": {"Ref": api_id(synth)}}]
+    assert (server["Namespace"], server["MetricName"]) == ("AWS/ApiGateway", "5xx")
+    assert server["Dimensions"] == api_dimension
+    assert (latency["MetricName"], latency["ExtendedStatistic"]) == ("Latency", "p99")
+    assert latency["Dimensions"] == api_dimension
+    function_id, _ = functions_by_name(synth.template)[Function.API]
+    assert (errors["Namespace"], errors["MetricName"]) == ("AWS/Lambda", "Errors")
+    assert errors["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": function_id}}]
+    for alarm in (server, latency, errors):
+        assert alarm["AlarmActions"] == [topic]
+
+
+def test_outputs_name_the_api_url_and_its_tables(synth: Synth) -> None:
+    outputs = synth.template["Outputs"]
+    storage = synth.stack.storage
+    url = render(outputs[names.Output.API_URL]["Value"])
+    assert url.startswith("https://<" + json.dumps({"Ref": api_id(synth)}) + ">.execute-api.")
+    assert url.endswith("/")
+    assert outputs[names.Output.UPLOADS_TABLE]["Value"] == {
+        "Ref": synth.logical_id(storage.uploads)
+    }
+    assert outputs[names.Output.SHARES_TABLE]["Value"] == {"Ref": synth.logical_id(storage.shares)}

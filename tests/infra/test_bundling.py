@@ -1,0 +1,114 @@
+"""Lambda packaging without Docker: manylinux arm64 wheels, cached, project files only."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from darkroom import names
+from tests.infra.conftest import REPO, Synth
+
+bundling = pytest.importorskip("cdk.bundling", reason="install the cdk extra")
+
+
+def lambda_asset(synth: Synth) -> Path:
+    from darkroom.names import Function
+    from tests.infra.helpers import functions_by_name
+
+    _, resource = functions_by_name(synth.template)[Function.ORCHESTRATOR]
+    key = resource["Properties"]["Code"]["S3Key"]
+    return synth.outdir / f"asset.{key.removesuffix('.zip')}"
+
+
+def test_requirements_are_the_base_plus_the_lambda_extra_without_boto3() -> None:
+    requirements = bundling.lambda_requirements(REPO / "pyproject.toml")
+    distributions = {bundling._dist_name(r) for r in requirements}
+    assert {"pydantic", "pydantic-settings", "aws-lambda-powertools"} <= distributions
+    assert not distributions & {"boto3", "botocore"}, "the runtime provides them"
+    assert "darkroom" not in distributions
+
+
+def test_every_function_shares_one_bundle(synth: Synth) -> None:
+    keys = {
+        r["Properties"]["Code"]["S3Key"]
+        for r in synth.resources("AWS::Lambda::Function").values()
+        if "S3Key" in r["Properties"].get("Code", {})
+    }
+    assert len(keys) == 1
+
+
+def test_the_bundle_holds_runtime_code_and_arm64_wheels_only(synth: Synth) -> None:
+    asset = lambda_asset(synth)
+    for handler in {*names.HANDLERS.values(), "tasks.cost_guard.handler"}:
+        module = handler.rsplit(".", 1)[0].replace(".", "/") + ".py"
+        if not (REPO / module).exists():
+            continue  # being written on another branch of work (e.g. tasks/thumbnail.py)
+        assert (asset / module).is_file(), module
+    assert (asset / "workflows" / "raw_pipeline.asl.json").is_file()
+    assert not (asset / "workflows" / "raw_pipeline.py").exists(), "authoring SDK code"
+    for absent in ("tests", "cdk", "worker", "darkroom/local", "darkroom/cli", "boto3", "botocore"):
+        assert not (asset / absent).exists(), absent
+    assert not list(asset.rglob("__pycache__"))
+    native = [p.name for p in (asset / "pydantic_core").glob("*.so")]
+    assert native and all("cpython-312-aarch64-linux-gnu" in n for n in native), native
+
+
+def test_a_warm_cache_bundles_without_running_pip(
+    synth: Synth, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a second synth does: the session's synth warmed the cache (or found it warm)."""
+    target = bundling.Target()
+    requirements = bundling.lambda_requirements(REPO / "pyproject.toml")
+    cache = bundling.DependencyCache()
+    assert (cache.path_for(requirements, target) / ".complete").is_file()
+
+    def no_pip(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("pip ran although the cache was warm")
+
+    monkeypatch.setattr(bundling.DependencyCache, "pip_install", no_pip)
+    files = bundling.project_files(
+        bundling.LAMBDA_SOURCES, excluded_dirs=bundling.LAMBDA_EXCLUDED_DIRS
+    )
+    bundler = bundling.LambdaBundling(files, requirements, cache=cache, target=target)
+    assert bundler.try_bundle(str(tmp_path), image=None) is True
+    assert (tmp_path / "pydantic" / "__init__.py").is_file()
+    assert (tmp_path / "tasks" / "orchestrator.py").is_file()
+    assert cache.pip_runs == 0
+
+
+def test_a_cold_cache_runs_pip_once_for_the_lambda_platform(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[list[str]] = []
+
+    def fake_run(command: list[str], **kwargs: Any) -> Any:
+        seen.append(command)
+        into = Path(command[command.index("--target") + 1])
+        (into / "fake").mkdir(parents=True)
+
+        class Done:
+            returncode = 0
+            stderr = ""
+
+        return Done()
+
+    monkeypatch.setattr(bundling.subprocess, "run", fake_run)
+    cache = bundling.DependencyCache(tmp_path)
+    target = bundling.Target()
+    first = cache.ensure(["pydantic>=2"], target)
+    second = cache.ensure(["pydantic>=2"], target)
+    assert first == second and len(seen) == 1 and cache.pip_runs == 1
+    command = seen[0]
+    assert "--only-binary=:all:" in command
+    assert command[command.index("--python-version") + 1] == "3.12"
+    assert command[command.index("--implementation") + 1] == "cp"
+    platforms = {command[i + 1] for i, part in enumerate(command) if part == "--platform"}
+    assert "manylinux2014_aarch64" in platforms and "manylinux_2_34_aarch64" in platforms
+    assert not any("x86_64" in p for p in platforms)
+    # A different requirement set is a different cache entry.
+    cache.ensure(["pydantic>=2", "pillow"], target)
+    assert len(seen) == 2
+    shutil.rmtree(tmp_path)

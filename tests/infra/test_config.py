@@ -1,0 +1,63 @@
+"""Context options, and names the CDK app shares with code it does not own."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from darkroom import cost_guard, observability
+from tests.infra.conftest import REPO
+
+config = pytest.importorskip("cdk.config", reason="install the cdk extra")
+
+
+def test_cdk_json_lists_every_option_with_its_default() -> None:
+    cdk_json = json.loads((REPO / "cdk" / "cdk.json").read_text())
+    assert cdk_json["context"] == config.defaults()
+    assert cdk_json["app"] == "../.venv/bin/python app.py"
+
+
+def test_cli_strings_are_coerced_and_checked() -> None:
+    given = {"pool_size": "3", "retain_data": "false", "worker_instance_type": "c7i.2xlarge"}
+    parsed = config.DeployConfig.from_context(given.get)
+    assert (parsed.pool_size, parsed.retain_data, parsed.worker_instance_type) == (
+        3,
+        False,
+        "c7i.2xlarge",
+    )
+    with pytest.raises(ValueError, match="pool_size"):
+        config.DeployConfig.from_context({"pool_size": "0"}.get)
+    with pytest.raises(ValueError, match="expected an integer"):
+        config.DeployConfig.from_context({"pool_size": "two"}.get)
+
+
+@pytest.mark.parametrize(
+    ("context", "complaint"),
+    [
+        ({"worker_heartbeat_interval_seconds": 200}, "at most half"),
+        ({"cost_guard_max_idle_minutes": 15}, "cost_guard_max_idle_minutes"),
+        ({"log_retention_days": 10}, "log_retention_days"),
+        ({"thumbnail_sizes": "big"}, "thumbnail_sizes"),
+        ({"raw_infrequent_access_days": 10}, "30 or more"),
+    ],
+)
+def test_unsafe_combinations_are_refused(context: dict[str, object], complaint: str) -> None:
+    with pytest.raises(ValueError, match=complaint):
+        config.DeployConfig.from_context(context.get)
+
+
+def test_metric_names_agree_with_the_code_that_publishes_them() -> None:
+    assert config.METRIC_WORKERS_RUNNING == cost_guard.METRIC_RUNNING
+    assert config.METRIC_WORKERS_UNLEASED == cost_guard.METRIC_UNLEASED
+    assert config.METRIC_WORKER_LONGEST_RUN == cost_guard.METRIC_LONGEST_RUN
+    assert config.METRIC_WORKERS_STOPPED == cost_guard.METRIC_STOPPED
+    assert config.METRIC_NAMESPACE == observability.NAMESPACE
+    assert config.METRIC_SERVICE_DIMENSION == {"service": observability.SERVICE}
+
+
+def test_the_worker_still_logs_the_messages_the_metric_filters_count() -> None:
+    source = (REPO / "worker" / "job.py").read_text()
+    for message in (config.WORKER_LOG_FILE_DEVELOPED, config.WORKER_LOG_FILE_FAILED):
+        assert re.search(rf"[\"']{message}[\"']", source), message

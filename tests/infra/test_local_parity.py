@@ -1,0 +1,183 @@
+"""The embedded local cloud and the CDK app declare the same system.
+
+The local side is darkroom.local.cloud.LocalCloud's own provisioning code, run against
+recording clients instead of moto (nothing is started): what it would create is compared
+with what the template declares.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from unittest.mock import MagicMock
+
+import pytest
+
+from darkroom import names
+from darkroom.local.cloud import LocalCloud, LocalCloudConfig, function_arn
+from tests.infra.conftest import CONTEXT, Synth
+from tests.infra.helpers import functions_by_name, getatt_target, name_of_function
+
+
+class RecordingCloud(LocalCloud):
+    """LocalCloud whose AWS clients record calls instead of reaching moto."""
+
+    def __init__(self, state_dir: Path) -> None:
+        super().__init__(LocalCloudConfig(state_dir=state_dir, pool_size=CONTEXT["pool_size"]))
+        self.recorded: dict[str, MagicMock] = {}
+
+    def client(self, service: str) -> Any:
+        if service not in self.recorded:
+            mock = MagicMock(name=service)
+            if service == "iam":
+                mock.create_role.return_value = {"Role": {"Arn": "arn:aws:iam::1:role/local"}}
+            if service == "ec2":
+                mock.run_instances.side_effect = lambda **kw: {
+                    "Instances": [{"InstanceId": f"i-{n:017d}"} for n in range(kw["MaxCount"])]
+                }
+            self.recorded[service] = mock
+        return self.recorded[service]
+
+    def calls(self, service: str, method: str) -> list[dict[str, Any]]:
+        return [c.kwargs for c in getattr(self.client(service), method).call_args_list]
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> RecordingCloud:
+    cloud = RecordingCloud(tmp_path_factory.mktemp("local"))
+    cloud.provision()
+    return cloud
+
+
+def test_the_same_functions_with_the_same_handlers_timeouts_and_env_keys(
+    synth: Synth, local: RecordingCloud
+) -> None:
+    deployed = functions_by_name(synth.template)
+    created = {c["FunctionName"]: c for c in local.calls("lambda", "create_function")}
+    assert set(created) == set(deployed) == set(names.HANDLERS)
+    for name in set(created) & set(deployed):
+        aws = deployed[name][1]["Properties"]
+        assert aws["Handler"] == created[name]["Handler"], name
+        assert aws["Timeout"] == created[name]["Timeout"], name
+        assert aws["Runtime"] == created[name]["Runtime"], name
+        assert sorted(aws["Environment"]["Variables"]) == sorted(
+            created[name]["Environment"]["Variables"]
+        ), name
+        assert sorted(aws["Environment"]["Variables"]) == sorted(
+            local.function_environment(name)
+        ), name
+
+
+def _normalise(
+    configs: list[dict[str, Any]], function_of: Any
+) -> set[tuple[str, frozenset[str], frozenset[tuple[str, str]]]]:
+    """(function, events, filter rules); AWS splits one config per event, local does not."""
+    merged: dict[tuple[str, frozenset[tuple[str, str]]], set[str]] = {}
+    for config in configs:
+        rules = frozenset(
+            (r["Name"].lower(), r["Value"])
+            for r in config.get("Filter", {}).get("Key", {}).get("FilterRules", [])
+        )
+        key = (function_of(config["LambdaFunctionArn"]), rules)
+        merged.setdefault(key, set()).update(config["Events"])
+    return {(fn, frozenset(events), rules) for (fn, rules), events in merged.items()}
+
+
+def test_the_same_s3_notifications(synth: Synth, local: RecordingCloud) -> None:
+    storage = synth.stack.storage
+    by_bucket_id = {
+        synth.logical_id(storage.raw): names.RAW_BUCKET,
+        synth.logical_id(storage.input): names.INPUT_BUCKET,
+        synth.logical_id(storage.processed): names.PROCESSED_BUCKET,
+        synth.logical_id(storage.output): names.OUTPUT_BUCKET,
+    }
+    aws: dict[str, list[dict[str, Any]]] = {}
+    for resource in synth.resources("Custom::S3BucketNotifications").values():
+        bucket = by_bucket_id[resource["Properties"]["BucketName"]["Ref"]]
+        config = resource["Properties"]["NotificationConfiguration"]
+        aws.setdefault(bucket, []).extend(config.get("LambdaFunctionConfigurations", []))
+    laptop: dict[str, list[dict[str, Any]]] = {}
+    for call in local.calls("s3", "put_bucket_notification_configuration"):
+        config = call["NotificationConfiguration"]
+        laptop.setdefault(call["Bucket"], []).extend(config.get("LambdaFunctionConfigurations", []))
+
+    arn_to_name = {function_arn(n, local.config.region): n for n in names.HANDLERS}
+    assert set(aws) == set(laptop)
+    for bucket in aws:
+        assert _normalise(
+            aws[bucket], lambda arn: name_of_function(synth.template, getatt_target(arn) or "")
+        ) == _normalise(laptop[bucket], arn_to_name.__getitem__), bucket
+
+
+def test_the_same_state_machine_and_placeholders(synth: Synth, local: RecordingCloud) -> None:
+    (call,) = local.calls("stepfunctions", "create_state_machine")
+    assert call["name"] == names.STATE_MACHINE
+    machine = synth.resource(synth.stack.pipeline.state_machine)["Properties"]
+    # Fill the template's substitutions the way the laptop does: the function's local ARN.
+    text = machine["DefinitionString"]
+    for placeholder, value in machine["DefinitionSubstitutions"].items():
+        function = name_of_function(synth.template, getatt_target(value) or "")
+        text = text.replace("${" + placeholder + "}", function_arn(function, local.config.region))
+    assert json.loads(text) == json.loads(call["definition"])
+
+
+def test_the_same_pool_tables_and_buckets(synth: Synth, local: RecordingCloud) -> None:
+    (run,) = local.calls("ec2", "run_instances")
+    for instance in synth.stack.worker_pool.instances:
+        props = synth.resource(instance)["Properties"]
+        assert (
+            props["InstanceInitiatedShutdownBehavior"] == run["InstanceInitiatedShutdownBehavior"]
+        )
+        assert props["InstanceType"] == run["InstanceType"]
+        tags = {t["Key"]: t["Value"] for t in props["Tags"]}
+        for tag in run["TagSpecifications"][0]["Tags"]:
+            assert tags[tag["Key"]] == tag["Value"]
+    assert run["MaxCount"] == len(synth.stack.worker_pool.instances)
+
+    tables = {c["TableName"]: c["KeySchema"] for c in local.calls("dynamodb", "create_table")}
+    storage = synth.stack.storage
+    for name, table in (
+        (names.JOBS_TABLE, storage.jobs),
+        (names.WORKERS_TABLE, storage.workers),
+        (names.UPLOADS_TABLE, storage.uploads),
+        (names.SHARES_TABLE, storage.shares),
+    ):
+        assert synth.resource(table)["Properties"]["KeySchema"] == tables[name], name
+    assert set(tables) == {
+        names.JOBS_TABLE,
+        names.WORKERS_TABLE,
+        names.UPLOADS_TABLE,
+        names.SHARES_TABLE,
+    }
+
+    created = {c["Bucket"] for c in local.calls("s3", "create_bucket")}
+    assert {
+        names.RAW_BUCKET,
+        names.PROCESSED_BUCKET,
+        names.INPUT_BUCKET,
+        names.OUTPUT_BUCKET,
+    } <= created
+
+
+def test_the_api_function_gets_the_local_clouds_limits_and_expiries(
+    synth: Synth, local: RecordingCloud
+) -> None:
+    from cdk.api import SETTING_DEFAULTS
+
+    _, resource = functions_by_name(synth.template)[names.Function.API]
+    aws = resource["Properties"]["Environment"]["Variables"]
+    laptop = local.function_environment(names.Function.API)
+    for key in SETTING_DEFAULTS:
+        assert aws[key] == laptop[key], key
+    # Regional bucket hostnames in AWS; the local endpoint is an IP address.
+    assert aws[names.Env.S3_ADDRESSING_STYLE] == "virtual"
+    assert laptop[names.Env.S3_ADDRESSING_STYLE] == "path"
+
+
+def test_the_worker_gets_every_setting_the_local_worker_gets(
+    synth: Synth, local: RecordingCloud
+) -> None:
+    laptop = {k for k in local.worker_environment() if k.startswith("DARKROOM_")}
+    aws = {k for k in synth.stack.worker_pool.environment if k.startswith("DARKROOM_")}
+    assert laptop <= aws, sorted(laptop - aws)

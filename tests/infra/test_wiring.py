@@ -1,0 +1,456 @@
+"""What the stack declares, resource by resource, as issue 6 asks."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from typing import Any
+
+import pytest
+
+from darkroom import names, workflow
+from darkroom.names import Env, Function
+from tests.infra.conftest import CONTEXT, Synth
+from tests.infra.helpers import (
+    as_list,
+    functions_by_name,
+    getatt_target,
+    heredoc,
+    name_of_function,
+    render,
+)
+
+DATA_BUCKETS = (names.RAW_BUCKET, names.PROCESSED_BUCKET, names.INPUT_BUCKET, names.OUTPUT_BUCKET)
+
+
+def buckets(synth: Synth) -> dict[str, tuple[str, dict[str, Any]]]:
+    """darkroom's logical bucket name -> (logical id, resource); access logs as 'access-logs'."""
+    storage = synth.stack.storage
+    return {
+        names.RAW_BUCKET: (synth.logical_id(storage.raw), synth.resource(storage.raw)),
+        names.PROCESSED_BUCKET: (
+            synth.logical_id(storage.processed),
+            synth.resource(storage.processed),
+        ),
+        names.INPUT_BUCKET: (synth.logical_id(storage.input), synth.resource(storage.input)),
+        names.OUTPUT_BUCKET: (synth.logical_id(storage.output), synth.resource(storage.output)),
+        "access-logs": (
+            synth.logical_id(storage.access_logs),
+            synth.resource(storage.access_logs),
+        ),
+    }
+
+
+def bucket_policy(synth: Synth, bucket_id: str) -> list[dict[str, Any]]:
+    for resource in synth.resources("AWS::S3::BucketPolicy").values():
+        if resource["Properties"]["Bucket"] == {"Ref": bucket_id}:
+            return as_list(resource["Properties"]["PolicyDocument"]["Statement"])
+    raise AssertionError(f"no bucket policy for {bucket_id}")
+
+
+# -- storage ------------------------------------------------------------------------
+def test_every_bucket_is_private_encrypted_tls_only_without_acls(synth: Synth) -> None:
+    assert len(synth.resources("AWS::S3::Bucket")) == 5, "four data buckets + access logs"
+    for name, (logical_id, bucket) in buckets(synth).items():
+        props = bucket["Properties"]
+        assert props["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }, name
+        sse = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+        assert sse["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256", name
+        assert props["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+        denies = [s for s in bucket_policy(synth, logical_id) if s["Effect"] == "Deny"]
+        conditions = [json.dumps(s.get("Condition", {})) for s in denies]
+        assert any('"aws:SecureTransport": "false"' in c for c in conditions), name
+        assert any("s3:TlsVersion" in c for c in conditions), name
+        if name != "access-logs":
+            assert props["LoggingConfiguration"]["DestinationBucketName"] == {
+                "Ref": buckets(synth)["access-logs"][0]
+            }
+            assert props["LoggingConfiguration"]["LogFilePrefix"] == f"{name}/"
+        assert bucket["DeletionPolicy"] == "Retain", "client data survives `cdk destroy`"
+
+
+def lifecycle(bucket: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {r["Id"]: r for r in bucket["Properties"]["LifecycleConfiguration"]["Rules"]}
+
+
+def test_raw_and_processed_data_age_by_the_configured_lifecycle(synth: Synth) -> None:
+    config = synth.stack.config
+    found = buckets(synth)
+    raw = lifecycle(found[names.RAW_BUCKET][1])["age-raw"]
+    assert raw["Prefix"] == names.RAW_PREFIX
+    assert raw["Transitions"] == [
+        {"StorageClass": "STANDARD_IA", "TransitionInDays": config.raw_infrequent_access_days}
+    ]
+    assert raw["ExpirationInDays"] == config.raw_expire_days
+    processed = lifecycle(found[names.PROCESSED_BUCKET][1])["age-processed"]
+    assert processed["Prefix"] == names.PROCESSED_PREFIX
+    assert "ExpirationInDays" not in processed, "deliveries are kept unless configured"
+    for name in DATA_BUCKETS:
+        rule = lifecycle(found[name][1])["abort-incomplete-uploads"]
+        assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
+
+
+def test_jobs_and_workers_tables(synth: Synth) -> None:
+    storage = synth.stack.storage
+    for table, key in ((storage.jobs, "job_id"), (storage.workers, "instance_id")):
+        props = synth.resource(table)["Properties"]
+        assert props["KeySchema"] == [{"AttributeName": key, "KeyType": "HASH"}]
+        assert props["BillingMode"] == "PAY_PER_REQUEST"
+        assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+
+
+# -- the state machine --------------------------------------------------------------
+def test_state_machine_runs_the_committed_asl_with_every_placeholder_filled(synth: Synth) -> None:
+    machine = synth.resource(synth.stack.pipeline.state_machine)["Properties"]
+    template = workflow.load_template()
+    assert machine["DefinitionString"] == template, "the ASL exactly as committed"
+    assert machine["StateMachineName"] == names.STATE_MACHINE
+    substitutions = machine["DefinitionSubstitutions"]
+    assert set(substitutions) == workflow.placeholders(template)
+    for placeholder, value in substitutions.items():
+        target = getatt_target(value)
+        assert target is not None and value["Fn::GetAtt"][1] == "Arn"
+        assert (
+            name_of_function(synth.template, target) == names.ASL_FUNCTION_PLACEHOLDERS[placeholder]
+        )
+
+
+def test_state_machine_logs_all_events_without_execution_data_and_traces(synth: Synth) -> None:
+    pipeline = synth.stack.pipeline
+    machine = synth.resource(pipeline.state_machine)["Properties"]
+    logging = machine["LoggingConfiguration"]
+    assert logging["Level"] == "ALL"
+    assert logging["IncludeExecutionData"] is False, "execution data holds task tokens"
+    assert logging["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"] == {
+        "Fn::GetAtt": [synth.logical_id(pipeline.log_group), "Arn"]
+    }
+    assert machine["TracingConfiguration"] == {"Enabled": True}
+    assert machine["StateMachineType"] == "STANDARD"
+
+
+# -- the functions ------------------------------------------------------------------
+DEPLOYED_FROM_NAMES = set(names.HANDLERS)
+
+
+@pytest.mark.parametrize("function", sorted(DEPLOYED_FROM_NAMES))
+def test_each_function_follows_darkroom_names(synth: Synth, function: str) -> None:
+    _, resource = functions_by_name(synth.template)[function]
+    props = resource["Properties"]
+    assert props["Runtime"] == "python3.12"
+    assert props["Architectures"] == ["arm64"]
+    assert props["Handler"] == names.HANDLERS[function]
+    assert props["Timeout"] == names.FUNCTION_TIMEOUT_SECONDS[function]
+    assert sorted(props["Environment"]["Variables"]) == sorted(names.FUNCTION_ENV_KEYS[function])
+    assert "LogGroup" in props["LoggingConfig"], "its own log group, with retention"
+
+
+def test_every_function_has_a_role_of_its_own(synth: Synth) -> None:
+    roles = [
+        getatt_target(r["Properties"]["Role"])
+        for r in synth.resources("AWS::Lambda::Function").values()
+    ]
+    assert len(roles) == len(set(roles))
+
+
+def test_environment_values_come_from_the_stack(synth: Synth) -> None:
+    stack, fns = synth.stack, functions_by_name(synth.template)
+
+    def env(function: str) -> dict[str, Any]:
+        variables: dict[str, Any] = fns[function][1]["Properties"]["Environment"]["Variables"]
+        return variables
+
+    storage = stack.storage
+    assert env(Function.REGISTER_JOB)[Env.RAW_BUCKET] == {"Ref": synth.logical_id(storage.raw)}
+    assert env(Function.MARK_DONE)[Env.JOBS_TABLE] == {"Ref": synth.logical_id(storage.jobs)}
+    assert env(Function.ORCHESTRATOR)[Env.STATE_MACHINE_ARN] == {
+        "Ref": synth.logical_id(stack.pipeline.state_machine)
+    }
+    assert env(Function.REGISTER_JOB)[Env.WORKER_HEARTBEAT_SECONDS] == "300"
+    assert env(Function.REGISTER_JOB)[Env.JOB_TIMEOUT_SECONDS] == "21600"
+    assert env(Function.THUMBNAIL)[Env.THUMBNAIL_SIZES] == "256,1024"
+    assert env(Function.THUMBNAIL)[Env.MAX_IMAGE_PIXELS] == "100000000"
+    ids = env(Function.START_WORKER)[Env.WORKER_INSTANCE_IDS]
+    assert ids == {
+        "Fn::Join": [",", [{"Ref": synth.logical_id(i)} for i in stack.worker_pool.instances]]
+    }
+    assert len(stack.worker_pool.instances) == CONTEXT["pool_size"]
+
+
+def notification_configs(synth: Synth, bucket: Any) -> list[dict[str, Any]]:
+    logical_id = synth.logical_id(bucket)
+    for resource in synth.resources("Custom::S3BucketNotifications").values():
+        if resource["Properties"]["BucketName"] == {"Ref": logical_id}:
+            configs: list[dict[str, Any]] = resource["Properties"]["NotificationConfiguration"][
+                "LambdaFunctionConfigurations"
+            ]
+            return configs
+    raise AssertionError(f"no notifications on {logical_id}")
+
+
+def test_only_a_submission_manifest_invokes_the_orchestrator(synth: Synth) -> None:
+    (config,) = notification_configs(synth, synth.stack.storage.raw)
+    assert config["Events"] == ["s3:ObjectCreated:*"]
+    rules = {r["Name"]: r["Value"] for r in config["Filter"]["Key"]["FilterRules"]}
+    assert rules == {"prefix": names.RAW_PREFIX, "suffix": "/" + names.MANIFEST_NAME}
+    target = getatt_target(config["LambdaFunctionArn"])
+    assert target and name_of_function(synth.template, target) == Function.ORCHESTRATOR
+
+
+def event_invoke_config(synth: Synth, function: str) -> dict[str, Any]:
+    logical_id, _ = functions_by_name(synth.template)[function]
+    for resource in synth.resources("AWS::Lambda::EventInvokeConfig").values():
+        if resource["Properties"]["FunctionName"] == {"Ref": logical_id}:
+            props: dict[str, Any] = resource["Properties"]
+            return props
+    raise AssertionError(f"no async invoke config for {function}")
+
+
+@pytest.mark.parametrize(
+    ("function", "queue_attr"),
+    [
+        (Function.THUMBNAIL, "thumbnails.failures"),
+        (Function.ORCHESTRATOR, "pipeline.submission_failures"),
+    ],
+)
+def test_async_functions_retry_then_park_the_event_on_a_queue(
+    synth: Synth, function: str, queue_attr: str
+) -> None:
+    queue: Any = synth.stack
+    for part in queue_attr.split("."):
+        queue = getattr(queue, part)
+    props = event_invoke_config(synth, function)
+    assert props["MaximumRetryAttempts"] == 2
+    assert props["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": [synth.logical_id(queue), "Arn"]
+    }
+    queue_props = synth.resource(queue)["Properties"]
+    assert queue_props["SqsManagedSseEnabled"] is True
+    assert queue_props["MessageRetentionPeriod"] == 14 * 24 * 3600
+
+
+def test_thumbnail_function_memory_concurrency_and_notification(synth: Synth) -> None:
+    _, resource = functions_by_name(synth.template)[Function.THUMBNAIL]
+    props = resource["Properties"]
+    assert props["MemorySize"] == 1024, "until the thumbnail benchmark decides"
+    assert props["ReservedConcurrentExecutions"] == 10
+    configs = notification_configs(synth, synth.stack.storage.input)
+    assert sorted(e for c in configs for e in c["Events"]) == [
+        "s3:ObjectCreated:*",
+        "s3:ObjectRemoved:*",
+    ]
+    for config in configs:
+        assert "Filter" not in config
+        target = getatt_target(config["LambdaFunctionArn"])
+        assert target and name_of_function(synth.template, target) == Function.THUMBNAIL
+
+
+# -- the worker pool ----------------------------------------------------------------
+def test_pool_instances(synth: Synth) -> None:
+    pool = synth.stack.worker_pool
+    parameters = synth.template["Parameters"]
+    for instance in pool.instances:
+        props = synth.resource(instance)["Properties"]
+        assert props["InstanceType"] == "c7g.xlarge"
+        image = parameters[props["ImageId"]["Ref"]]
+        assert image["Type"] == "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"
+        assert re.fullmatch(
+            r"/aws/service/ami-amazon-linux-latest/al2023-ami-.*-arm64", image["Default"]
+        )
+        assert props["MetadataOptions"]["HttpTokens"] == "required"
+        assert props["InstanceInitiatedShutdownBehavior"] == "stop"
+        assert "KeyName" not in props, "no SSH key: Session Manager only"
+        assert props["Monitoring"] is True
+        devices = {d["DeviceName"]: d["Ebs"] for d in props["BlockDeviceMappings"]}
+        assert set(devices) == {"/dev/xvda", "/dev/sdf"}
+        for ebs in devices.values():
+            assert ebs["Encrypted"] is True and ebs["VolumeType"] == "gp3"
+        assert devices["/dev/sdf"]["VolumeSize"] == synth.stack.config.worker_scratch_gb
+        tags = {t["Key"]: t["Value"] for t in props["Tags"]}
+        assert tags[names.WORKER_POOL_TAG_KEY] == names.WORKER_POOL_TAG_VALUE
+
+
+def test_the_pool_accepts_no_inbound_traffic(synth: Synth) -> None:
+    (group,) = synth.resources("AWS::EC2::SecurityGroup").values()
+    assert "SecurityGroupIngress" not in group["Properties"]
+    assert not synth.resources("AWS::EC2::SecurityGroupIngress")
+    egress = group["Properties"]["SecurityGroupEgress"]
+    assert [(e["IpProtocol"], e["FromPort"], e["ToPort"]) for e in egress] == [("tcp", 443, 443)]
+    assert not synth.resources("AWS::EC2::NatGateway"), "no NAT gateway to pay for"
+    endpoints = {
+        render(r["Properties"]["ServiceName"])
+        for r in synth.resources("AWS::EC2::VPCEndpoint").values()
+    }
+    assert any(".s3" in e for e in endpoints) and any(".dynamodb" in e for e in endpoints)
+    assert synth.resources("AWS::EC2::FlowLog")
+
+
+@pytest.fixture(scope="module")
+def user_data(synth: Synth) -> str:
+    instance = synth.resource(synth.stack.worker_pool.instances[0])
+    return render(instance["Properties"]["UserData"])
+
+
+def test_user_data_writes_the_worker_settings(synth: Synth, user_data: str) -> None:
+    env_file = heredoc(user_data, "/etc/darkroom/worker.env")
+    values = dict(line.split("=", 1) for line in env_file.splitlines())
+    assert values[Env.SHUTDOWN_MODE] == "poweroff"
+    assert values[Env.SCRATCH_DIR] == "/var/lib/darkroom/scratch"
+    assert values[Env.HEARTBEAT_INTERVAL_SECONDS] == "60"
+    assert values[Env.IDLE_SHUTDOWN_SECONDS] == "600"
+    assert (
+        values[Env.RAW_BUCKET]
+        == "<" + json.dumps({"Ref": synth.logical_id(synth.stack.storage.raw)}) + ">"
+    )
+    # Every DARKROOM_ key is a WorkerSettings field (an unknown one would be ignored).
+    from darkroom.settings import WorkerSettings
+
+    fields = {f"DARKROOM_{f.upper()}" for f in WorkerSettings.model_fields}
+    assert {k for k in values if k.startswith("DARKROOM_")} <= fields
+
+
+def test_user_data_runs_the_worker_as_a_service_at_every_boot(user_data: str) -> None:
+    unit = heredoc(user_data, "/etc/systemd/system/darkroom-worker.service")
+    assert "ExecStart=/opt/darkroom/venv/bin/python -m worker" in unit
+    assert "Restart=on-failure" in unit
+    assert "WantedBy=multi-user.target" in unit
+    assert "EnvironmentFile=/etc/darkroom/worker.env" in unit
+    # Mount and install are re-checked at every boot, before the worker starts.
+    assert unit.index("ExecStartPre=/opt/darkroom/scratch.sh") < unit.index("ExecStart=")
+    assert "systemctl enable darkroom-worker.service" in user_data
+    install = heredoc(user_data, "/opt/darkroom/install.sh")
+    assert "pip install --quiet --disable-pip-version-check '/opt/darkroom/src[worker]'" in install
+    assert "python3.12 -m venv /opt/darkroom/venv" in install
+
+
+def test_scratch_volume_is_formatted_only_when_blank(user_data: str) -> None:
+    script = heredoc(user_data, "/opt/darkroom/scratch.sh")
+    guard = script.index('if ! blkid "$device"')
+    assert guard < script.index("mkfs.xfs")
+    label = re.search(r"mkfs\.xfs -q -L (\S+)", script)
+    assert label and len(label.group(1)) <= 12, "XFS labels are 12 characters at most"
+    assert "nofail" in script, "a missing volume must not stop the boot"
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_user_data_scripts_parse(user_data: str) -> None:
+    for text in (
+        user_data,
+        heredoc(user_data, "/opt/darkroom/scratch.sh"),
+        heredoc(user_data, "/opt/darkroom/install.sh"),
+    ):
+        result = subprocess.run(["bash", "-n"], input=text, text=True, capture_output=True)
+        assert result.returncode == 0, result.stderr
+
+
+def test_the_worker_source_asset_holds_what_pip_needs_and_nothing_else(synth: Synth) -> None:
+    key = synth.stack.resolve(synth.stack.worker_pool.source.s3_object_key)
+    asset = synth.outdir / f"asset.{key.removesuffix('.zip')}"
+    files = {p.relative_to(asset).as_posix() for p in asset.rglob("*") if p.is_file()}
+    assert {"pyproject.toml", "README.md", "worker/__main__.py", "darkroom/settings.py"} <= files
+    assert "workflows/raw_pipeline.asl.json" in files
+    assert not any(f.startswith(("tests/", "cdk/", ".venv/", "benchmarks/")) for f in files)
+    assert not any("__pycache__" in f for f in files)
+
+
+# -- cost guard, monitoring, outputs --------------------------------------------------
+def test_cost_guard_runs_every_five_minutes(synth: Synth) -> None:
+    (rule,) = synth.resources("AWS::Events::Rule").values()
+    assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
+    logical_id, function = functions_by_name(synth.template)[Function.COST_GUARD]
+    assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [logical_id, "Arn"]}
+    variables = function["Properties"]["Environment"]["Variables"]
+    assert variables[Env.COST_GUARD_MAX_IDLE_SECONDS] == str(30 * 60)
+
+
+def test_every_log_group_has_a_retention(synth: Synth) -> None:
+    groups = synth.resources("AWS::Logs::LogGroup")
+    assert groups
+    for logical_id, group in groups.items():
+        assert group["Properties"].get("RetentionInDays") == 30, logical_id
+    # Every function logs to a declared group: none falls back to an implicit one.
+    handler_groups = [render(g["Properties"].get("LogGroupName", "")) for g in groups.values()]
+    for logical_id, function in synth.resources("AWS::Lambda::Function").items():
+        if "LoggingConfig" in function["Properties"]:
+            target = function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+            assert target in groups
+        else:  # CDK's bucket-notifications handler: a group named after it
+            assert "/aws/lambda/<" + json.dumps({"Ref": logical_id}) + ">" in handler_groups
+
+
+def test_alarms_notify_the_topic(synth: Synth) -> None:
+    alarms = synth.stack.monitoring.alarms
+    assert set(alarms) == {
+        "FailedExecutions",
+        "ThumbnailQueued",
+        "SubmissionQueued",
+        "WorkerRunningTooLong",
+        "CostGuardFailing",
+        "ApiServerErrors",
+        "ApiLatency",
+        "ApiFunctionErrors",
+    }
+    topic = {"Ref": synth.logical_id(synth.stack.monitoring.topic)}
+    for alarm in alarms.values():
+        assert synth.resource(alarm)["Properties"]["AlarmActions"] == [topic]
+    overrun = synth.resource(alarms["WorkerRunningTooLong"])["Properties"]
+    assert overrun["Threshold"] == 21600 + 1800
+    assert overrun["MetricName"] == "WorkerLongestRunSeconds"
+    (subscription,) = synth.resources("AWS::SNS::Subscription").values()
+    assert subscription["Properties"]["Endpoint"] == CONTEXT["alarm_email"]
+
+
+def test_dashboard_shows_what_issue_6_lists(synth: Synth) -> None:
+    (dashboard,) = synth.resources("AWS::CloudWatch::Dashboard").values()
+    body = render(dashboard["Properties"]["DashboardBody"])
+    for needle in (
+        "ExecutionsSucceeded",
+        "ExecutionsFailed",
+        "ExecutionTime",
+        "FilesDeveloped",
+        "FilesFailed",
+        "WorkerInstancesRunning",
+        "Invocations",
+        "Errors",
+        "Duration",
+    ):
+        assert needle in body, needle
+    filters = {
+        f["Properties"]["MetricTransformations"][0]["MetricName"]: f["Properties"]["FilterPattern"]
+        for f in synth.resources("AWS::Logs::MetricFilter").values()
+    }
+    assert filters == {
+        "FilesDeveloped": '{ $.message = "file developed" }',
+        "FilesFailed": '{ $.message = "file failed" }',
+    }
+
+
+def test_outputs(synth: Synth) -> None:
+    from cdk.config import ExtraOutput
+
+    outputs = synth.template["Outputs"]
+    for key in (
+        names.Output.RAW_BUCKET,
+        names.Output.PROCESSED_BUCKET,
+        names.Output.INPUT_BUCKET,
+        names.Output.OUTPUT_BUCKET,
+        names.Output.JOBS_TABLE,
+        names.Output.WORKERS_TABLE,
+        names.Output.STATE_MACHINE_ARN,
+        ExtraOutput.STATE_MACHINE_CONSOLE_URL,
+        ExtraOutput.DASHBOARD_URL,
+    ):
+        assert key in outputs, key
+    # What darkroom.studio.Target.from_stack reads.
+    assert outputs[names.Output.STATE_MACHINE_ARN]["Value"] == {
+        "Ref": synth.logical_id(synth.stack.pipeline.state_machine)
+    }
+    console = render(outputs[ExtraOutput.STATE_MACHINE_CONSOLE_URL]["Value"])
+    assert "console.aws.amazon.com/states/home" in console and "#/statemachines/view/" in console
+    assert "#dashboards:name=darkroom" in render(outputs[ExtraOutput.DASHBOARD_URL]["Value"])
