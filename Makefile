@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint format workflow clean
+.PHONY: demo test lint format workflow browser clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "darkroom needs Python 3.11+"' \
@@ -23,13 +23,13 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.demo-installed
 	$(BIN)/darkroom demo
 
-test: $(VENV)/.dev-installed
+test: $(VENV)/.dev-installed browser
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy darkroom tasks worker workflows
+	$(BIN)/mypy darkroom tasks worker workflows cdk benchmarks
 
 format: $(VENV)/.dev-installed
 	$(BIN)/ruff format .
@@ -38,6 +38,16 @@ format: $(VENV)/.dev-installed
 # Regenerate the committed ASL from workflows/raw_pipeline.py.
 workflow: $(VENV)/.dev-installed
 	$(BIN)/python -m workflows.raw_pipeline
+
+# Headless Chromium for the gallery test, installed where this machine lets us (root or
+# passwordless sudo, apt); elsewhere the test skips and says why. Never fails the build.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+		|| { command -v apt-get >/dev/null \
+		     && { [ "$$(id -u)" = 0 ] && SUDO= || SUDO="sudo -n"; \
+		          $$SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver \
+		          >/dev/null 2>&1; } \
+		     || echo "make browser: could not install Chromium; the gallery browser test will skip"; }
 
 clean:
 	rm -rf $(VENV) .darkroom darkroom-demo .pytest_cache .mypy_cache .ruff_cache

@@ -17,9 +17,17 @@ RAW_BUCKET: Final = "darkroom-raw"
 PROCESSED_BUCKET: Final = "darkroom-processed"
 JOBS_TABLE: Final = "darkroom-jobs"
 WORKERS_TABLE: Final = "darkroom-workers"
+# The API's own tables: jobs created but not yet submitted, and client share links.
+UPLOADS_TABLE: Final = "darkroom-uploads"
+SHARES_TABLE: Final = "darkroom-shares"
+# The HTTP API (API Gateway HTTP API in AWS, a local gateway in the embedded cloud).
+API_NAME: Final = "darkroom-api"
 STATE_MACHINE: Final = "darkroom-raw-pipeline"
 WORKER_POOL_TAG_KEY: Final = "darkroom:pool"
 WORKER_POOL_TAG_VALUE: Final = "raw-workers"
+# The cost guard's own bookkeeping tag: when it first saw an instance running unleased.
+UNLEASED_SINCE_TAG: Final = "darkroom:unleased-since"
+COST_GUARD_SCHEDULE_MINUTES: Final = 5
 
 
 class Function:
@@ -33,6 +41,8 @@ class Function:
     MARK_DONE: Final = "darkroom-mark-done"
     MARK_FAILED: Final = "darkroom-mark-failed"
     THUMBNAIL: Final = "darkroom-thumbnail"
+    API: Final = "darkroom-api"
+    COST_GUARD: Final = "darkroom-cost-guard"
 
 
 class Env:
@@ -57,6 +67,19 @@ class Env:
     LOG_LEVEL: Final = "DARKROOM_LOG_LEVEL"
     THUMBNAIL_SIZES: Final = "DARKROOM_THUMBNAIL_SIZES"
     MAX_IMAGE_PIXELS: Final = "DARKROOM_MAX_IMAGE_PIXELS"
+    UPLOADS_TABLE: Final = "DARKROOM_UPLOADS_TABLE"
+    SHARES_TABLE: Final = "DARKROOM_SHARES_TABLE"
+    UPLOAD_URL_EXPIRY_SECONDS: Final = "DARKROOM_UPLOAD_URL_EXPIRY_SECONDS"
+    DOWNLOAD_URL_EXPIRY_SECONDS: Final = "DARKROOM_DOWNLOAD_URL_EXPIRY_SECONDS"
+    SHARE_DEFAULT_EXPIRY_SECONDS: Final = "DARKROOM_SHARE_DEFAULT_EXPIRY_SECONDS"
+    SHARE_MAX_EXPIRY_SECONDS: Final = "DARKROOM_SHARE_MAX_EXPIRY_SECONDS"
+    MAX_FILE_BYTES: Final = "DARKROOM_MAX_FILE_BYTES"
+    MAX_JOB_BYTES: Final = "DARKROOM_MAX_JOB_BYTES"
+    MAX_FILES_PER_JOB: Final = "DARKROOM_MAX_FILES_PER_JOB"
+    S3_ADDRESSING_STYLE: Final = "DARKROOM_S3_ADDRESSING_STYLE"
+    # Optional: the base of share links when the API sits behind another domain.
+    API_PUBLIC_URL: Final = "DARKROOM_API_PUBLIC_URL"
+    COST_GUARD_MAX_IDLE_SECONDS: Final = "DARKROOM_COST_GUARD_MAX_IDLE_SECONDS"
 
 
 # Handler paths ("module.function"), as the Lambda runtime resolves them.
@@ -69,6 +92,8 @@ HANDLERS: Final[dict[str, str]] = {
     Function.MARK_DONE: "tasks.mark_done.handler",
     Function.MARK_FAILED: "tasks.mark_failed.handler",
     Function.THUMBNAIL: "tasks.thumbnail.handler",
+    Function.API: "tasks.api.handler",
+    Function.COST_GUARD: "tasks.cost_guard.handler",
 }
 
 # The env keys each function is given (values differ between AWS and local).
@@ -86,9 +111,36 @@ FUNCTION_ENV_KEYS: Final[dict[str, tuple[str, ...]]] = {
     Function.MARK_DONE: (Env.JOBS_TABLE, Env.PROCESSED_BUCKET),
     Function.MARK_FAILED: (Env.JOBS_TABLE,),
     Function.THUMBNAIL: (Env.OUTPUT_BUCKET, Env.THUMBNAIL_SIZES, Env.MAX_IMAGE_PIXELS),
+    Function.API: (
+        Env.RAW_BUCKET,
+        Env.PROCESSED_BUCKET,
+        Env.JOBS_TABLE,
+        Env.UPLOADS_TABLE,
+        Env.SHARES_TABLE,
+        Env.STATE_MACHINE_ARN,
+        Env.S3_ADDRESSING_STYLE,
+        Env.UPLOAD_URL_EXPIRY_SECONDS,
+        Env.DOWNLOAD_URL_EXPIRY_SECONDS,
+        Env.SHARE_DEFAULT_EXPIRY_SECONDS,
+        Env.SHARE_MAX_EXPIRY_SECONDS,
+        Env.MAX_FILE_BYTES,
+        Env.MAX_JOB_BYTES,
+        Env.MAX_FILES_PER_JOB,
+    ),
+    Function.COST_GUARD: (
+        Env.WORKERS_TABLE,
+        Env.WORKER_INSTANCE_IDS,
+        Env.COST_GUARD_MAX_IDLE_SECONDS,
+    ),
 }
 
-FUNCTION_TIMEOUT_SECONDS: Final[dict[str, int]] = {name: 30 for name in HANDLERS}
+FUNCTION_TIMEOUT_SECONDS: Final[dict[str, int]] = {
+    **{name: 30 for name in HANDLERS},
+    # API Gateway gives up on an integration after 29 s; a slower answer is lost anyway.
+    Function.API: 29,
+    # Describes, tags and stops the whole pool, one DescribeExecution per lease.
+    Function.COST_GUARD: 60,
+}
 
 # ${Placeholder} -> function, for the committed ASL's Lambda ARNs.
 ASL_FUNCTION_PLACEHOLDERS: Final[dict[str, str]] = {
@@ -117,3 +169,6 @@ class Output:
     JOBS_TABLE: Final = "JobsTableName"
     WORKERS_TABLE: Final = "WorkersTableName"
     STATE_MACHINE_ARN: Final = "StateMachineArn"
+    API_URL: Final = "ApiUrl"
+    UPLOADS_TABLE: Final = "UploadsTableName"
+    SHARES_TABLE: Final = "SharesTableName"

@@ -46,6 +46,24 @@ class TaskSettings(_Base):
     thumbnail_sizes: Annotated[tuple[int, ...], NoDecode] = (256, 1024)
     # Decompression-bomb guard: images declaring more pixels are refused.
     max_image_pixels: int = Field(default=100_000_000, ge=1)
+    # The API: its own tables, presigned URL lifetimes (SigV4 allows at most 7 days),
+    # share links, and what one job may declare.
+    uploads_table: str = ""
+    shares_table: str = ""
+    upload_url_expiry_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    download_url_expiry_seconds: int = Field(default=900, ge=60, le=7 * 24 * 3600)
+    share_default_expiry_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    share_max_expiry_seconds: int = Field(default=90 * 24 * 3600, ge=60)
+    # A single presigned PUT can carry at most 5 GiB.
+    max_file_bytes: int = Field(default=1024**3, ge=1, le=5 * 1024**3)
+    max_job_bytes: int = Field(default=200 * 1024**3, ge=1)
+    max_files_per_job: int = Field(default=1000, ge=1)
+    # "virtual" gives regional bucket hostnames in AWS; the local cloud needs "path"
+    # because its endpoint is an IP address.
+    s3_addressing_style: Literal["auto", "virtual", "path"] = "virtual"
+    # Base of share links when the API is served under another domain; empty: the
+    # domain the request came in on.
+    api_public_url: str = ""
 
     @field_validator("worker_instance_ids", "thumbnail_sizes", mode="before")
     @classmethod
@@ -71,6 +89,9 @@ class WorkerSettings(_Base):
     # poweroff: the OS halts and EC2 stops the instance (shutdown behaviour "stop");
     # ec2-api: ask EC2 to stop it (the local cloud); none: just exit.
     shutdown_mode: Literal["poweroff", "ec2-api", "none"] = "poweroff"
+    # Files developed at once, one process each (0: one per core). Each holds one file's
+    # decode: about 250 MB for a 24 MP RAW at full size, half that for web sizes.
+    develop_workers: int = Field(default=0, ge=0)
 
 
 assert Env.JOBS_TABLE == "DARKROOM_JOBS_TABLE"  # the prefix above must match darkroom.names

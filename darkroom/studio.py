@@ -1,58 +1,38 @@
-"""What a studio does with a deployment: upload a shoot, watch it, reprocess, download.
+"""What a studio does with a deployment: upload a shoot, watch it, reprocess, share,
+download.
 
-Shared by the `darkroom` CLI and the integration tests; works against AWS (names from
-the stack's outputs) or the embedded local cloud (its fixed names) alike.
+`StudioClient` does it through the HTTP API (what the `darkroom` CLI uses: the API's URL
+is all it needs, plus AWS credentials to sign with for a deployed stack). `Studio` does
+it with AWS calls straight to the buckets, tables and state machine, as an operator or
+a test harness would. Both work against AWS or the embedded local cloud.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import boto3
 
 from darkroom import keys, names, pipeline
+from darkroom.api.client import ApiCallError, ApiClient, Signer, get_file, put_file, sigv4_signer
+from darkroom.api.validation import RAW_EXTENSIONS as _API_RAW_EXTENSIONS
 from darkroom.aws.executions import Executions
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.objects import Objects
 from darkroom.jobs import Job
 from darkroom.recipes import parse_recipe
 
-RAW_EXTENSIONS = frozenset(
-    [
-        ".dng",
-        ".cr2",
-        ".cr3",
-        ".crw",
-        ".nef",
-        ".nrw",
-        ".arw",
-        ".srf",
-        ".sr2",
-        ".raf",
-        ".orf",
-        ".rw2",
-        ".pef",
-        ".srw",
-        ".kdc",
-        ".dcr",
-        ".mrw",
-        ".3fr",
-        ".fff",
-        ".iiq",
-        ".rwl",
-        ".x3f",
-        ".erf",
-        ".mef",
-        ".mos",
-        ".gpr",
-    ]
-)
+# One list for the client and the API that checks it.
+RAW_EXTENSIONS = _API_RAW_EXTENSIONS
 
 
 @dataclass(frozen=True)
@@ -190,12 +170,24 @@ class Studio:
             job = self.jobs.find(job_id)
             if on_update:
                 on_update(job)
-            if job is not None and job.is_terminal and job.execution_arn != since_execution:
+            if (
+                job is not None
+                and job.is_terminal
+                and job.execution_arn != since_execution
+                and not self._execution_running(job.execution_arn)
+            ):
                 return job
             if time.monotonic() > deadline:
                 status = job.status if job else "not registered"
                 raise TimeoutError(f"job {job_id} still {status} after {timeout:.0f}s")
             time.sleep(poll)
+
+    def _execution_running(self, execution_arn: str | None) -> bool:
+        # MarkDone writes the terminal status a moment before its execution ends; the job
+        # is finished only when the workflow is (the console would still show it running).
+        if not execution_arn:
+            return False
+        return bool(self.executions.describe(execution_arn)["status"] == "RUNNING")
 
     def reprocess(self, job_id: str, recipe: Mapping[str, Any] | None = None) -> str:
         return pipeline.reprocess(job_id, self.executions, self.jobs, recipe)
@@ -230,3 +222,254 @@ class Studio:
             .read()
         )
         return paths
+
+
+# -- through the API ------------------------------------------------------------------
+TERMINAL_STATUSES = frozenset({"DONE", "DONE_WITH_ERRORS", "FAILED"})
+# A share made just for one `download` of the photographer's own job, revoked after it.
+DOWNLOAD_SHARE_SECONDS = 900
+
+
+class Transfer(Protocol):
+    """Progress of a batch of uploads or downloads (the CLI draws bars from it)."""
+
+    def begin(self, total_bytes: int, files: int) -> None: ...
+    def advance(self, nbytes: int) -> None: ...
+    def file_done(self, name: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class ApiTarget:
+    """Where the API is and how to sign for it."""
+
+    url: str
+    signer: Signer | None = None
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        api_url: str | None = None,
+        endpoint_url: str | None = None,
+        stack: str = "darkroom",
+        profile: str | None = None,
+        region: str | None = None,
+    ) -> ApiTarget:
+        """An explicit URL; else the local cloud at `endpoint_url`; else the stack's output."""
+        if api_url:
+            host = urlsplit(api_url).hostname or ""
+            if host in {"127.0.0.1", "localhost", "::1"}:
+                return cls(api_url)  # the local cloud's API is open
+            session = boto3.session.Session(profile_name=profile, region_name=region)
+            return cls(api_url, sigv4_signer(session, _api_region(host, session)))
+        if endpoint_url:
+            return cls(local_api_url(endpoint_url, region or "us-east-1"))
+        session = boto3.session.Session(profile_name=profile, region_name=region)
+        outputs = {
+            o["OutputKey"]: o["OutputValue"]
+            for o in session.client("cloudformation")
+            .describe_stacks(StackName=stack)["Stacks"][0]
+            .get("Outputs", [])
+        }
+        if names.Output.API_URL not in outputs:
+            raise RuntimeError(f"stack {stack} has no {names.Output.API_URL} output")
+        url = outputs[names.Output.API_URL]
+        return cls(url, sigv4_signer(session, _api_region(urlsplit(url).hostname or "", session)))
+
+    def client(self) -> ApiClient:
+        return ApiClient(self.url, self.signer)
+
+
+def _api_region(host: str, session: boto3.session.Session) -> str:
+    # <api id>.execute-api.<region>.amazonaws.com; for a custom domain, the session's.
+    parts = host.split(".")
+    if len(parts) >= 5 and parts[1] == "execute-api":
+        return parts[2]
+    return session.region_name or "us-east-1"
+
+
+def local_api_url(endpoint_url: str, region: str = "us-east-1") -> str:
+    """The local cloud's API URL, found from its AWS endpoint (recorded on the API's tags)."""
+    from darkroom.local.cloud import LOCAL_API_URL_TAG
+
+    session = boto3.session.Session(
+        aws_access_key_id="local", aws_secret_access_key="local", region_name=region
+    )
+    apigw = session.client("apigatewayv2", endpoint_url=endpoint_url)
+    for api in apigw.get_apis()["Items"]:
+        if api.get("Name") == names.API_NAME and LOCAL_API_URL_TAG in api.get("Tags", {}):
+            return str(api["Tags"][LOCAL_API_URL_TAG])
+    raise RuntimeError(f"no darkroom API at {endpoint_url}; is it a darkroom local cloud?")
+
+
+def share_token(url: str) -> str:
+    path = urlsplit(url).path.rstrip("/")
+    if "/share/" not in path:
+        raise ValueError(f"{url} is not a darkroom share link (.../share/<token>)")
+    return path.rsplit("/", 1)[1]
+
+
+class StudioClient:
+    def __init__(self, api: ApiClient) -> None:
+        self.api = api
+
+    @classmethod
+    def at(cls, target: ApiTarget) -> StudioClient:
+        return cls(target.client())
+
+    def upload(
+        self,
+        files: Iterable[Path],
+        *,
+        job_id: str | None = None,
+        name: str | None = None,
+        recipe: Mapping[str, Any] | None = None,
+        transfer: Transfer | None = None,
+        parallel: int = 4,
+    ) -> str:
+        """Create the job, PUT every file to its presigned URL, then submit it."""
+        paths = {p.name: p for p in files}
+        if not paths:
+            raise ValueError("no RAW files to upload")
+        body: dict[str, Any] = {
+            "files": [{"name": n, "size": p.stat().st_size} for n, p in paths.items()]
+        }
+        if job_id:
+            body["job_id"] = job_id
+        if name:
+            body["name"] = name
+        if recipe is not None:
+            body["recipe"] = dict(recipe)
+        created = self.api.call("POST", "/jobs", body)
+        uploads = created["uploads"]
+        if transfer:
+            transfer.begin(sum(u["size"] for u in uploads), len(uploads))
+
+        def one(upload: Mapping[str, Any]) -> None:
+            put_file(upload["url"], paths[upload["name"]], transfer.advance if transfer else None)
+            if transfer:
+                transfer.file_done(upload["name"])
+
+        with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+            for future in [pool.submit(one, u) for u in uploads]:
+                future.result()
+        self.api.call("POST", f"/jobs/{created['job_id']}/submit")
+        return str(created["job_id"])
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return dict(self.api.call("GET", f"/jobs/{job_id}"))
+
+    def find(self, job_id: str) -> dict[str, Any] | None:
+        try:
+            return self.job(job_id)
+        except ApiCallError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def jobs(self, limit: int = 20) -> list[dict[str, Any]]:
+        return list(self.api.call("GET", "/jobs", query={"limit": limit})["jobs"])
+
+    def wait(
+        self,
+        job_id: str,
+        *,
+        timeout: float = 600.0,
+        poll: float = 0.5,
+        on_update: Callable[[dict[str, Any] | None], None] | None = None,
+        since_execution: str | None = None,
+    ) -> dict[str, Any]:
+        """Poll until the job is terminal under an execution other than `since_execution`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.find(job_id)
+            if on_update:
+                on_update(job)
+            if (
+                job is not None
+                and job["status"] in TERMINAL_STATUSES
+                and job.get("execution_arn") != since_execution
+            ):
+                return job
+            if time.monotonic() > deadline:
+                status = job["status"] if job else "not found"
+                raise TimeoutError(f"job {job_id} still {status} after {timeout:.0f}s")
+            time.sleep(poll)
+
+    def reprocess(self, job_id: str, recipe: Mapping[str, Any] | None = None) -> str:
+        body = {"recipe": dict(recipe)} if recipe is not None else {}
+        return str(self.api.call("POST", f"/jobs/{job_id}/reprocess", body)["execution_arn"])
+
+    def share(self, job_id: str, expires_in: int | None = None) -> dict[str, Any]:
+        body = {"expires_in": expires_in} if expires_in is not None else {}
+        return dict(self.api.call("POST", f"/jobs/{job_id}/shares", body))
+
+    def revoke(self, job_id: str, share_id: str) -> None:
+        self.api.call("DELETE", f"/jobs/{job_id}/shares/{share_id}")
+
+    @staticmethod
+    def shared(share_url: str) -> dict[str, Any]:
+        """What a share link offers, as its client sees it: no credentials involved."""
+        share_token(share_url)
+        return dict(ApiClient(share_url).fetch("GET", share_url))
+
+    @classmethod
+    def download_link(cls, url: str, dest: Path, transfer: Transfer | None = None) -> list[Path]:
+        """What a share link offers, downloaded as its client would."""
+        return download_shared(cls.shared(url), dest, transfer)
+
+    def download(
+        self, job_or_link: str, dest: Path, transfer: Transfer | None = None
+    ) -> list[Path]:
+        """Every rendition of a finished job (or of a share link) as dest/<rendition>/<file>."""
+        if job_or_link.startswith(("http://", "https://")):
+            return self.download_link(job_or_link, dest, transfer)
+        share = self.share(job_or_link, expires_in=DOWNLOAD_SHARE_SECONDS)
+        try:
+            document = self.api.call("GET", f"/share/{share['token']}")
+            return download_shared(document, dest, transfer)
+        finally:
+            self.revoke(job_or_link, share["share_id"])
+
+
+def download_shared(
+    document: Mapping[str, Any], dest: Path, transfer: Transfer | None = None
+) -> list[Path]:
+    """Fetch what a share offers into dest/<rendition>/<stem>.<ext>, plus manifest.json."""
+    from darkroom.recipes import NAME_PATTERN
+
+    planned: list[tuple[Path, Mapping[str, Any]]] = []
+    entries = []
+    for entry in document.get("files", []):
+        name = keys.validate_file_name(str(entry["name"]))
+        written = []
+        for rendition in entry.get("renditions", []):
+            label = str(rendition["rendition"])
+            # The server names the paths; it must never name one outside `dest`.
+            if not NAME_PATTERN.fullmatch(label):
+                raise ValueError(f"unexpected rendition name {label!r}")
+            suffix = Path(keys.validate_file_name(str(rendition["filename"]))).suffix
+            path = dest / label / f"{Path(name).stem}{suffix}"
+            planned.append((path, rendition))
+            written.append(
+                {
+                    "rendition": label,
+                    "path": str(path.relative_to(dest)),
+                    **{k: rendition.get(k) for k in ("width", "height", "bytes", "content_type")},
+                }
+            )
+        entries.append({"name": name, "status": entry.get("status"), "renditions": written})
+    if transfer:
+        transfer.begin(sum(int(r.get("bytes") or 0) for _, r in planned), len(planned))
+    paths = []
+    for path, rendition in planned:
+        get_file(str(rendition["url"]), path, transfer.advance if transfer else None)
+        if transfer:
+            transfer.file_done(path.name)
+        paths.append(path)
+    dest.mkdir(parents=True, exist_ok=True)
+    document_job = dict(document.get("job", {}))
+    (dest / "manifest.json").write_text(
+        json.dumps({**document_job, "files": entries}, indent=2) + "\n"
+    )
+    return paths

@@ -18,18 +18,21 @@ from typing import Any
 
 import boto3
 import requests
-from darkroom.local.lambda_runtime import FunctionSpec, InvocationResult, LambdaRuntime
-from darkroom.workflow import render_definition
 
 from darkroom import names
 from darkroom.local import moto_hooks
+from darkroom.local.api_server import LocalApiGateway, lambda_invoker
+from darkroom.local.lambda_runtime import FunctionSpec, InvocationResult, LambdaRuntime
 from darkroom.local.workers import WorkerProcesses
 from darkroom.names import Env, Function
+from darkroom.workflow import render_definition
 
 ACCOUNT_ID = "123456789012"  # moto's default account
 # Any id will do (nothing boots from it); looking one up costs moto seconds.
 LOCAL_AMI_ID = "ami-12c6146b"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# Where the local HTTP API's URL is recorded, for clients given only the AWS endpoint.
+LOCAL_API_URL_TAG = "darkroom:local-url"
 
 
 @dataclass(frozen=True)
@@ -45,8 +48,14 @@ class LocalCloudConfig:
     worker_heartbeat_interval_seconds: float = 2.0
     worker_poll_seconds: float = 0.5
     worker_idle_shutdown_seconds: float = 300.0
+    # The cost guard is provisioned but not scheduled: `aws lambda invoke` runs it.
+    cost_guard_max_idle_seconds: int = 1800
     thumbnail_sizes: tuple[int, ...] = (256, 1024)
     max_image_pixels: int = 100_000_000
+    # The API's local gateway (0 picks a free port), and overrides of the API function's
+    # settings by env key (e.g. smaller size limits).
+    api_port: int = 0
+    api_env: Mapping[str, str] = field(default_factory=dict)
 
 
 def function_arn(name: str, region: str) -> str:
@@ -68,6 +77,8 @@ class LocalCloud:
         self._runtime_lock = threading.Lock()
         self._specs: dict[str, FunctionSpec] = {}
         self.workers: WorkerProcesses | None = None
+        self.api: LocalApiGateway | None = None
+        self.api_url = ""
 
     # -- lifecycle --------------------------------------------------------------
     def start(self) -> LocalCloud:
@@ -100,9 +111,13 @@ class LocalCloud:
         ).raise_for_status()
         self.workers = WorkerProcesses(self.state_dir, self.worker_environment())
         self.provision()
+        self._start_api()
         return self
 
     def stop(self) -> None:
+        if self.api is not None:
+            self.api.stop()
+            self.api = None
         if self.workers is not None:
             self.workers.close()
         self._runtime.close()
@@ -144,6 +159,9 @@ class LocalCloud:
             names.Output.JOBS_TABLE: names.JOBS_TABLE,
             names.Output.WORKERS_TABLE: names.WORKERS_TABLE,
             names.Output.STATE_MACHINE_ARN: state_machine_arn(self.config.region),
+            names.Output.API_URL: self.api_url,
+            names.Output.UPLOADS_TABLE: names.UPLOADS_TABLE,
+            names.Output.SHARES_TABLE: names.SHARES_TABLE,
         }
 
     # -- environments -----------------------------------------------------------
@@ -163,6 +181,34 @@ class LocalCloud:
             Env.JOB_TIMEOUT_SECONDS: str(cfg.job_timeout_seconds),
             Env.THUMBNAIL_SIZES: ",".join(str(size) for size in cfg.thumbnail_sizes),
             Env.MAX_IMAGE_PIXELS: str(cfg.max_image_pixels),
+            Env.COST_GUARD_MAX_IDLE_SECONDS: str(cfg.cost_guard_max_idle_seconds),
+            **self._api_env(),
+        }
+
+    def _api_env(self) -> dict[str, str]:
+        """The API function's settings: TaskSettings' defaults, path-style S3 URLs (the
+        endpoint is an IP address), and the config's overrides."""
+        from darkroom.settings import TaskSettings
+
+        fields = TaskSettings.model_fields
+        defaults = {
+            key: str(fields[key.removeprefix("DARKROOM_").lower()].default)
+            for key in (
+                Env.UPLOAD_URL_EXPIRY_SECONDS,
+                Env.DOWNLOAD_URL_EXPIRY_SECONDS,
+                Env.SHARE_DEFAULT_EXPIRY_SECONDS,
+                Env.SHARE_MAX_EXPIRY_SECONDS,
+                Env.MAX_FILE_BYTES,
+                Env.MAX_JOB_BYTES,
+                Env.MAX_FILES_PER_JOB,
+            )
+        }
+        return {
+            Env.UPLOADS_TABLE: names.UPLOADS_TABLE,
+            Env.SHARES_TABLE: names.SHARES_TABLE,
+            Env.S3_ADDRESSING_STYLE: "path",
+            **defaults,
+            **self.config.api_env,
         }
 
     def function_environment(self, name: str) -> dict[str, str]:
@@ -207,7 +253,12 @@ class LocalCloud:
             s3.create_bucket(Bucket=bucket)
 
         ddb = self.client("dynamodb")
-        for table, key in ((names.JOBS_TABLE, "job_id"), (names.WORKERS_TABLE, "instance_id")):
+        for table, key in (
+            (names.JOBS_TABLE, "job_id"),
+            (names.WORKERS_TABLE, "instance_id"),
+            (names.UPLOADS_TABLE, "job_id"),
+            (names.SHARES_TABLE, "share_id"),
+        ):
             ddb.create_table(
                 TableName=table,
                 KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
@@ -263,6 +314,46 @@ class LocalCloud:
         )
 
         self._notify(s3, lam)
+
+    def _start_api(self) -> None:
+        """The HTTP API: declared in moto as CDK declares it (routes, IAM authorisation),
+        served by the local gateway, its URL on the API's tags for clients to find."""
+        from botocore.config import Config
+
+        from darkroom.api.routes import ROUTES
+
+        cfg = self.config
+        # No retries: a retried Invoke would run a request twice.
+        lam = boto3.session.Session(
+            aws_access_key_id="local", aws_secret_access_key="local", region_name=cfg.region
+        ).client(
+            "lambda",
+            endpoint_url=self.endpoint_url,
+            config=Config(retries={"total_max_attempts": 1}, read_timeout=60),
+        )
+        apigw = self.client("apigatewayv2")
+        api_id = apigw.create_api(Name=names.API_NAME, ProtocolType="HTTP")["ApiId"]
+        self.api = LocalApiGateway(
+            lambda_invoker(lam, Function.API), host=cfg.host, port=cfg.api_port, api_id=api_id
+        ).start()
+        self.api_url = self.api.url
+        integration = apigw.create_integration(
+            ApiId=api_id,
+            IntegrationType="AWS_PROXY",
+            IntegrationUri=function_arn(Function.API, cfg.region),
+            PayloadFormatVersion="2.0",
+        )["IntegrationId"]
+        for route in ROUTES:
+            apigw.create_route(
+                ApiId=api_id,
+                RouteKey=route.key,
+                AuthorizationType="AWS_IAM" if route.iam else "NONE",
+                Target=f"integrations/{integration}",
+            )
+        apigw.tag_resource(
+            ResourceArn=f"arn:aws:apigateway:{cfg.region}::/apis/{api_id}",
+            Tags={LOCAL_API_URL_TAG: self.api_url},
+        )
 
     def _notify(self, s3: Any, lam: Any) -> None:
         """S3 -> Lambda wiring, as the CDK app declares it."""

@@ -129,7 +129,7 @@ def install(host: Host) -> None:
         ec2_instances.Instance.start = _start  # type: ignore[method-assign]
         ec2_instances.Instance.stop = _stop  # type: ignore[method-assign]
         ec2_instances.Instance.terminate = _terminate  # type: ignore[method-assign]
-        state_fail.CustomErrorName = _FailStateErrorName  # type: ignore[misc]
+        state_fail.CustomErrorName = _FailStateErrorName  # type: ignore[misc,assignment]
         _installed = True
 
 

@@ -23,6 +23,8 @@ class WorkerProcesses:
         self._python = python
         self._lock = threading.Lock()
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        # Processes told to stop and still exiting: moto's instance is already "stopped".
+        self._stopping: set[int] = set()
         self.boots: dict[str, int] = {}
 
     def scratch_dir(self, instance_id: str) -> Path:
@@ -39,10 +41,13 @@ class WorkerProcesses:
     def on_start(self, instance_id: str) -> None:
         with self._lock:
             old = self._procs.get(instance_id)
-            if old is not None and old.poll() is None:
+            if old is not None and old.poll() is None and old.pid not in self._stopping:
                 return  # already running: StartInstances on a running instance is a no-op
             if old is not None:
+                # A job's StartWorker can follow the last job's StopWorker within
+                # milliseconds; the old worker must be gone before the new one boots.
                 old.wait()
+                self._stopping.discard(old.pid)
             scratch = self.scratch_dir(instance_id)
             scratch.mkdir(parents=True, exist_ok=True)
             log = self.log_path(instance_id)
@@ -68,8 +73,10 @@ class WorkerProcesses:
         """Stop asynchronously: the worker may be the caller (idle shutdown) awaiting a reply."""
         with self._lock:
             proc = self._procs.get(instance_id)
-        if proc is not None and proc.poll() is None:
-            threading.Thread(target=_terminate, args=(proc,), daemon=True).start()
+            if proc is None or proc.poll() is not None:
+                return
+            self._stopping.add(proc.pid)
+        threading.Thread(target=_terminate, args=(proc,), daemon=True).start()
 
     def kill(self, instance_id: str) -> None:
         """Pull the plug (tests: a worker dying mid-job)."""

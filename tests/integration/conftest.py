@@ -12,6 +12,9 @@ from darkroom.studio import Studio, Target
 
 # Short enough for tests to see a lost worker quickly, long enough for a loaded CI box.
 HEARTBEAT_SECONDS = 8
+# A worker with no lease this long stops its own instance. Safe to keep short: StartWorker
+# leases an instance before starting it, so a booting worker for a job is never idle.
+IDLE_SHUTDOWN_SECONDS = 3
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +26,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
         worker_heartbeat_seconds=HEARTBEAT_SECONDS,
         worker_heartbeat_interval_seconds=1.0,
         worker_poll_seconds=0.2,
+        worker_idle_shutdown_seconds=IDLE_SHUTDOWN_SECONDS,
     )
     with LocalCloud(config) as running:
         yield running

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -30,11 +31,26 @@ def run(*args: str, timeout: float = 300, **env: str) -> subprocess.CompletedPro
     )
 
 
+def _kept_logs(stderr: str) -> str:
+    """A failed demo keeps its function and worker logs; show them in the failure."""
+    match = re.search(r"kept in (\S+)", stderr.replace("\n", ""))
+    if not match or not Path(match.group(1)).is_dir():
+        return ""
+    return "".join(
+        f"\n--- {log.name}\n{log.read_text(errors='replace')[-4000:]}"
+        for log in sorted(Path(match.group(1)).glob("*.log"))
+    )
+
+
 def test_demo_ends_with_a_finished_job_and_its_renditions_on_disk(tmp_path: Path) -> None:
     result = run("demo", "--count", "2", "--out", str(tmp_path / "out"))
-    assert result.returncode == 0, result.stdout + result.stderr
-    (job_dir,) = (tmp_path / "out").iterdir()
-    for rendition in ("web", "thumb"):
+    assert result.returncode == 0, result.stdout + result.stderr + _kept_logs(result.stderr)
+    out = tmp_path / "out"
+    (job_dir,) = (p for p in out.iterdir() if p.name != "thumbnails")
+    # The ordinary images' thumbnails from the S3 -> Lambda path, one folder per image.
+    thumbnails = sorted((out / "thumbnails").rglob("256.*"))
+    assert len(thumbnails) >= 4, sorted(out.rglob("*"))
+    for rendition in ("web", "thumb", "full"):
         files = sorted((job_dir / rendition).iterdir())
         assert len(files) == 2
         for path in files:

@@ -14,7 +14,7 @@ from darkroom.imaging.fixtures import make_demo_shoot, write_corrupt_raw
 from darkroom.jobs import FileStatus, JobStatus
 from darkroom.local.cloud import LocalCloud
 from darkroom.studio import Studio, raw_files
-from tests.integration.conftest import HEARTBEAT_SECONDS
+from tests.integration.conftest import HEARTBEAT_SECONDS, IDLE_SHUTDOWN_SECONDS
 
 pytestmark = pytest.mark.integration
 
@@ -65,13 +65,15 @@ def test_a_shoot_of_dngs_reaches_done_with_every_rendition_decodable(
     assert json.loads(execution["output"])["status"] == "DONE"
 
     paths = studio.download(job_id, tmp_path / "out")
-    assert {p.parent.name for p in paths} == {"web", "thumb"}
-    assert len(paths) == 2 * len(files)
+    # The default recipe: a 2048 px web JPEG, a 400 px thumbnail and a full-size JPEG.
+    assert {p.parent.name for p in paths} == {"web", "thumb", "full"}
+    assert len(paths) == 3 * len(files)
+    limits = {"thumb": 400, "web": 2048, "full": 10**6}
     for path in paths:
         with Image.open(path) as image:
             image.load()
             assert image.format == "JPEG"
-            assert max(image.size) <= (400 if path.parent.name == "thumb" else 2048)
+            assert max(image.size) <= limits[path.parent.name]
     # The worker is stopped and its lease free once the job is done.
     assert _wait_for(lambda: _instance_state(cloud) == "stopped")
     assert _lease(cloud)["state"] == "IDLE"
@@ -195,7 +197,7 @@ def test_real_raw_samples_each_develop_or_fail_with_a_clear_error(
     assert set(manifest) == {p.name for p in files}
     for name, entry in manifest.items():
         if entry["status"] == "DONE":
-            assert set(entry["outputs"]) == {"web", "thumb"}
+            assert set(entry["outputs"]) == {"web", "thumb", "full"}
         else:
             assert entry["error"].startswith(name), entry
             assert entry["error_code"] in {
@@ -261,3 +263,19 @@ def test_a_hand_typed_input_without_a_job_id_fails_with_invalid_job(
     execution = _wait_execution(studio, arn)
     assert (execution["status"], execution["error"]) == ("FAILED", "InvalidJob")
     assert "job_id" in execution["cause"]
+
+
+def test_a_worker_with_no_lease_stops_its_own_instance(cloud: LocalCloud) -> None:
+    assert cloud.workers is not None
+    (instance,) = cloud.instance_ids
+    _wait_for(lambda: _instance_state(cloud) == "stopped")
+    boots = cloud.workers.boots.get(instance, 0)
+    # Someone starts the instance by hand (or a job's StartWorker died right after).
+    cloud.client("ec2").start_instances(InstanceIds=[instance])
+    _wait_for(lambda: cloud.workers.boots.get(instance, 0) == boots + 1, 10)
+    started = time.monotonic()
+    _wait_for(lambda: _instance_state(cloud) == "stopped", IDLE_SHUTDOWN_SECONDS + 20)
+    assert time.monotonic() - started >= IDLE_SHUTDOWN_SECONDS - 1
+    _wait_for(lambda: cloud.workers.pid(instance) is None, 15)
+    log = cloud.workers.log_path(instance).read_text()
+    assert "shutting the instance down" in log

@@ -7,11 +7,12 @@ import json
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 import boto3
 import pytest
 from moto import mock_aws
+from moto.core.config import DefaultConfig
 
 from darkroom import cost_guard, names
 from darkroom.aws.lease_store import Lease, LeaseState, LeaseStore
@@ -22,6 +23,10 @@ from darkroom.names import Env
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 MAX_IDLE = timedelta(minutes=30)
 EXEC = "arn:aws:states:us-east-1:123456789012:execution:sm:job-1"
+
+# moto's config is process-wide and a local cloud in this process (the integration
+# tests' session cloud) turns execution on: a lease's execution must stay RUNNING here.
+IDLE_STATE_MACHINES: Final[DefaultConfig] = {"stepfunctions": {"execute_state_machine": False}}
 
 
 def view(
@@ -172,7 +177,7 @@ class World:
 
 @pytest.fixture
 def world() -> Iterator[World]:
-    with mock_aws():
+    with mock_aws(config=IDLE_STATE_MACHINES):
         yield World()
 
 
@@ -213,7 +218,7 @@ def test_an_aborted_execution_leaves_a_stale_lease_the_guard_frees(world: World)
 def test_the_handler_publishes_its_metrics(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with mock_aws():
+    with mock_aws(config=IDLE_STATE_MACHINES):
         world = World(pool_size=1)
         monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
         monkeypatch.setenv(Env.WORKERS_TABLE, "workers")
