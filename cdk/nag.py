@@ -122,6 +122,13 @@ def acknowledge(stack: DarkroomStack) -> None:
         "execution input. ListBucket is limited to the raw/ prefix by condition.",
     )
     ack(
+        _policy(stack.pipeline.start_worker.role),
+        THIS_MACHINE_EXECUTIONS,
+        "StartWorker reads the status of the executions holding leases, to free one "
+        "whose execution was aborted; execution names derive from job ids, known only at "
+        "run time. Scoped to this state machine's executions, DescribeExecution only.",
+    )
+    ack(
         _policy(stack.pipeline.state_machine.role),
         ANY_RESOURCE,
         "CDK's statement for the "

@@ -145,6 +145,10 @@ class RawPipeline(Construct):
                 ddb(workers, "PutItem", "Scan", "UpdateItem"),
                 ddb(jobs, "GetItem", "UpdateItem"),
                 iam.PolicyStatement(actions=["ec2:StartInstances"], resources=pool),
+                # Whether the execution holding a lease has ended (aborted in the console).
+                iam.PolicyStatement(
+                    actions=["states:DescribeExecution"], resources=[execution_arns(self)]
+                ),
             ],
         )
         self.await_worker = function(

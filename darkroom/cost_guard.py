@@ -12,7 +12,7 @@ stayed that way for `max_idle`, the guard stops it and frees the stale lease (on
 lease of an execution that has ended). The tag lives on the instance so the guard keeps
 no state of its own between its scheduled runs.
 
-`decide` is pure; `Fleet`, `ExecutionStatus` and `LeaseStore` are the only AWS calls.
+`decide` is pure; `Fleet`, the execution statuses and `LeaseStore` are its AWS calls.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from darkroom import names
-from darkroom.aws.clients import client, error_code
-from darkroom.aws.lease_store import Lease, LeaseState, LeaseStore
+from darkroom.aws.clients import client
+from darkroom.aws.lease_store import Lease, LeaseState, LeaseStore, lease_is_active
 from darkroom.aws.worker_pool import WorkerPool
 from darkroom.names import Env
 from darkroom.observability import logger
@@ -39,11 +39,6 @@ METRIC_RUNNING: Final = "WorkerInstancesRunning"
 METRIC_UNLEASED: Final = "WorkerInstancesRunningUnleased"
 METRIC_LONGEST_RUN: Final = "WorkerLongestRunSeconds"
 METRIC_STOPPED: Final = "WorkerInstancesStoppedByGuard"
-
-# Execution statuses after which a lease can no longer be in use. Anything else
-# (RUNNING, or a status we could not read) counts as in use: stopping a working
-# instance costs a job, leaving an idle one up costs minutes.
-_ENDED: Final = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "MISSING"})
 
 
 class CostGuardSettings(BaseSettings):
@@ -98,12 +93,6 @@ class Decision:
     running: int = 0
     unleased: int = 0
     longest_run_seconds: float = 0.0
-
-
-def lease_is_active(lease: Lease | None, execution_status: Callable[[str], str]) -> bool:
-    if lease is None or lease.state is not LeaseState.LEASED or not lease.execution_arn:
-        return False
-    return execution_status(lease.execution_arn) not in _ENDED
 
 
 def decide(
@@ -216,25 +205,6 @@ class Fleet:
 
     def stop(self, instance_id: str) -> None:
         self._pool.stop(instance_id)
-
-
-class ExecutionStatus:
-    """An execution's status; MISSING once Step Functions no longer knows it."""
-
-    def __init__(self, sfn: Any | None = None) -> None:
-        self._sfn = sfn or client("stepfunctions")
-        self._seen: dict[str, str] = {}
-
-    def __call__(self, execution_arn: str) -> str:
-        if execution_arn not in self._seen:
-            try:
-                status = str(self._sfn.describe_execution(executionArn=execution_arn)["status"])
-            except ClientError as exc:
-                if error_code(exc) != "ExecutionDoesNotExist":
-                    raise
-                status = "MISSING"
-            self._seen[execution_arn] = status
-        return self._seen[execution_arn]
 
 
 # -- one run ----------------------------------------------------------------------

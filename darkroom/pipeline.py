@@ -7,16 +7,16 @@ embedded local cloud, or test doubles.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_plus
 
 from darkroom import keys
-from darkroom.aws.executions import Executions
+from darkroom.aws.executions import ENDED_STATUSES, Executions
 from darkroom.aws.job_store import JobStore
-from darkroom.aws.lease_store import LeaseStore
+from darkroom.aws.lease_store import LeaseState, LeaseStore, lease_is_active
 from darkroom.aws.objects import Objects
 from darkroom.aws.worker_pool import InstanceNotReady, WorkerPool
 from darkroom.errors import InvalidJob, JobBusy, JobNotFound, NoIdleWorker, StaleExecution
@@ -76,15 +76,37 @@ def reprocess(
     jobs: JobStore,
     recipe: Mapping[str, Any] | None = None,
 ) -> str:
-    """Start a new execution for a finished job, as an operator would in the console."""
+    """Start a new execution for a finished job, as an operator would in the console.
+
+    A job whose execution ended without finishing it (aborted in the console, or timed
+    out: no Catch runs then) is first marked FAILED, so it can be run again.
+    """
     job = jobs.get(job_id)
     if not job.is_terminal:
-        raise JobBusy(f"job {job_id} is {job.status}; reprocess it once it has finished")
+        ended = executions.status(job.execution_arn) if job.execution_arn else "RUNNING"
+        if ended not in ENDED_STATUSES:
+            raise JobBusy(f"job {job_id} is {job.status}; reprocess it once it has finished")
+        _fail_stranded(job_id, str(job.execution_arn), ended, jobs)
     payload: dict[str, Any] = {"job_id": job_id, "reprocess": True}
     if recipe is not None:
         payload["recipe"] = parse_recipe(recipe).model_dump(mode="json")
     arn, _ = executions.start(reprocess_execution_name(job_id), payload)
     return arn
+
+
+def _fail_stranded(job_id: str, execution_arn: str, ended: str, jobs: JobStore) -> None:
+    cause = f"execution {execution_arn.rsplit(':', 1)[-1]} ended {ended} before the job finished"
+    try:
+        jobs.transition(
+            job_id,
+            execution_arn,
+            JobStatus.FAILED,
+            set_fields={"error": "ExecutionEnded", "cause": cause, "finished_at": utc_now()},
+        )
+    except StaleExecution:
+        # Another reprocess got there first; its execution now owns the job.
+        raise JobBusy(f"job {job_id} is being reprocessed already") from None
+    logger.warning("stranded job marked failed", extra={"job_id": job_id, "why": cause})
 
 
 # -- RegisterJob ------------------------------------------------------------------
@@ -176,11 +198,24 @@ def start_worker(
     jobs: JobStore,
     leases: LeaseStore,
     pool: WorkerPool,
+    execution_status: Callable[[str], str] | None = None,
 ) -> dict[str, Any]:
+    """Lease an idle instance and start it, or raise NoIdleWorker (the state retries).
+
+    With `execution_status`, leases still held by executions that have ended (aborted
+    in the console: no Catch released them) are freed first, rather than leaving the
+    queue to wait for the cost guard.
+    """
     if not instance_ids:
         raise InvalidJob("the worker pool is empty (DARKROOM_WORKER_INSTANCE_IDS)")
     leases.ensure(instance_ids)
     lease = leases.acquire(job_id, execution_arn, instance_ids)
+    if (
+        lease is None
+        and execution_status is not None
+        and _reclaim(instance_ids, execution_arn, leases, execution_status)
+    ):
+        lease = leases.acquire(job_id, execution_arn, instance_ids)
     if lease is None:
         raise NoIdleWorker(f"all {len(instance_ids)} worker instance(s) busy; job {job_id} waits")
     try:
@@ -193,6 +228,32 @@ def start_worker(
     )
     logger.info("worker started", extra={"job_id": job_id, "instance_id": lease.instance_id})
     return {"instance_id": lease.instance_id}
+
+
+def _reclaim(
+    instance_ids: tuple[str, ...],
+    execution_arn: str,
+    leases: LeaseStore,
+    execution_status: Callable[[str], str],
+) -> bool:
+    freed = False
+    for lease in leases.all():
+        stale = (
+            lease.instance_id in instance_ids
+            and lease.state is LeaseState.LEASED
+            and lease.execution_arn not in (None, execution_arn)
+            and not lease_is_active(lease, execution_status)
+        )
+        # Conditional on the old owner: a lease that changed hands meanwhile is kept.
+        # The instance keeps running: its worker drops the old job at its next heartbeat
+        # (the task is gone) and then picks up the new lease's token.
+        if stale and leases.release(lease.instance_id, str(lease.execution_arn)):
+            logger.warning(
+                "lease of an ended execution reclaimed",
+                extra={"instance_id": lease.instance_id, "execution": lease.execution_arn},
+            )
+            freed = True
+    return freed
 
 
 def await_worker(

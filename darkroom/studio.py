@@ -187,7 +187,7 @@ class Studio:
         # is finished only when the workflow is (the console would still show it running).
         if not execution_arn:
             return False
-        return bool(self.executions.describe(execution_arn)["status"] == "RUNNING")
+        return self.executions.status(execution_arn) == "RUNNING"
 
     def reprocess(self, job_id: str, recipe: Mapping[str, Any] | None = None) -> str:
         return pipeline.reprocess(job_id, self.executions, self.jobs, recipe)

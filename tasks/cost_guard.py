@@ -7,6 +7,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from darkroom import cost_guard
+from darkroom.aws.executions import ExecutionStatus
 from darkroom.aws.lease_store import LeaseStore
 from darkroom.observability import logger, metrics
 
@@ -24,7 +25,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         fleet=fleet,
         leases=leases,
         # Fresh per run: an execution's status changes between runs.
-        execution_status=cost_guard.ExecutionStatus(),
+        execution_status=ExecutionStatus(),
         max_idle=timedelta(seconds=settings.cost_guard_max_idle_seconds),
     )
     decision = outcome.decision

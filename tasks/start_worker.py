@@ -5,6 +5,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from darkroom import pipeline
+from darkroom.aws.executions import Executions, ExecutionStatus
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.lease_store import LeaseStore
 from darkroom.aws.worker_pool import WorkerPool
@@ -16,6 +17,7 @@ settings.require("jobs_table", "workers_table", "worker_instance_ids")
 jobs = JobStore(settings.jobs_table)
 leases = LeaseStore(settings.workers_table)
 pool = WorkerPool()
+executions = Executions()
 
 
 @logger.inject_lambda_context(correlation_id_path="job_id")
@@ -27,4 +29,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         jobs=jobs,
         leases=leases,
         pool=pool,
+        # Fresh per invocation: an execution's status changes between retries.
+        execution_status=ExecutionStatus(executions),
     )

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
 from darkroom.aws.clients import client, error_code
+
+# Statuses after which an execution can no longer act on a job or a lease. MISSING: Step
+# Functions no longer knows it (executions are kept 90 days).
+ENDED_STATUSES: Final = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "MISSING"})
 
 
 class Executions:
@@ -41,6 +45,15 @@ class Executions:
     def describe(self, execution_arn: str) -> dict[str, Any]:
         return dict(self._sfn.describe_execution(executionArn=execution_arn))
 
+    def status(self, execution_arn: str) -> str:
+        """RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED, or MISSING."""
+        try:
+            return str(self._sfn.describe_execution(executionArn=execution_arn)["status"])
+        except ClientError as exc:
+            if error_code(exc) != "ExecutionDoesNotExist":
+                raise
+            return "MISSING"
+
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
@@ -62,6 +75,19 @@ class Executions:
             if not page.get("nextToken"):
                 return out
             kwargs["nextToken"] = page["nextToken"]
+
+
+class ExecutionStatus:
+    """Execution statuses read once each: one decision sees one consistent picture."""
+
+    def __init__(self, executions: Executions | None = None) -> None:
+        self._executions = executions or Executions()
+        self._seen: dict[str, str] = {}
+
+    def __call__(self, execution_arn: str) -> str:
+        if execution_arn not in self._seen:
+            self._seen[execution_arn] = self._executions.status(execution_arn)
+        return self._seen[execution_arn]
 
 
 class TaskCallbacks:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -10,6 +10,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from darkroom.aws.clients import client, error_code
+from darkroom.aws.executions import ENDED_STATUSES
 from darkroom.errors import LeaseLost
 from darkroom.jobs import utc_now
 
@@ -44,6 +45,14 @@ class Lease:
             leased_at=s("leased_at"),
             heartbeat_at=s("heartbeat_at"),
         )
+
+
+def lease_is_active(lease: Lease | None, execution_status: Callable[[str], str]) -> bool:
+    """LEASED to an execution that has not ended. A status that cannot be read counts as
+    in use: taking an instance from a working job costs the job, waiting costs minutes."""
+    if lease is None or lease.state is not LeaseState.LEASED or not lease.execution_arn:
+        return False
+    return execution_status(lease.execution_arn) not in ENDED_STATUSES
 
 
 def _is_condition_failure(exc: ClientError) -> bool:

@@ -3,15 +3,19 @@
 moto would run Lambda code in Docker and has no notion of an instance booting. These
 hooks route Lambda invocations (from Step Functions, S3 notifications or any client) to
 warm local processes running the real handlers, and EC2 start/stop to worker processes.
+They also make moto's DynamoDB item operations atomic, as DynamoDB's are.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from moto.awslambda import models as lambda_models
+from moto.dynamodb.models import DynamoDBBackend
 from moto.ec2.models import instances as ec2_instances
 from moto.s3 import notifications as s3_notifications
 from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
@@ -110,6 +114,31 @@ def _terminate(self: Any) -> Any:
     return previous
 
 
+# moto's server is threaded and its update_item first stores a key-only item, then
+# applies the update to it in place: a concurrent GetItem could read a job record with no
+# status, or half of a transition. One lock around every item operation gives each
+# request the all-or-nothing effect DynamoDB guarantees (throughput is not the point).
+_DDB_ITEM_OPERATIONS = (
+    "get_item",
+    "put_item",
+    "update_item",
+    "delete_item",
+    "query",
+    "scan",
+    "transact_write_items",
+)
+_ddb_lock = threading.RLock()
+
+
+def _atomic(operation: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(operation)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with _ddb_lock:
+            return operation(*args, **kwargs)
+
+    return locked
+
+
 class _FailStateErrorName(ErrorName):
     """AWS lets a Fail state's ErrorPath resolve to any name, States.* included; moto's
     interpreter crashes the execution with a ValueError instead. Only the failure path of
@@ -130,6 +159,8 @@ def install(host: Host) -> None:
         ec2_instances.Instance.stop = _stop  # type: ignore[method-assign]
         ec2_instances.Instance.terminate = _terminate  # type: ignore[method-assign]
         state_fail.CustomErrorName = _FailStateErrorName  # type: ignore[misc,assignment]
+        for name in _DDB_ITEM_OPERATIONS:
+            setattr(DynamoDBBackend, name, _atomic(getattr(DynamoDBBackend, name)))
         _installed = True
 
 

@@ -33,6 +33,7 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "dynamodb:UpdateItem",
         "dynamodb:GetItem",
         "ec2:StartInstances",
+        "states:DescribeExecution",
     },
     Function.AWAIT_WORKER: LOGS | {"dynamodb:UpdateItem"},
     Function.STOP_WORKER: LOGS

@@ -51,6 +51,17 @@ def _wait_for(predicate, timeout: float = 30.0, poll: float = 0.2):
     raise AssertionError(f"condition not met within {timeout}s")
 
 
+def _processing_job(studio: Studio, tmp_path: Path, count: int) -> str:
+    """A job of larger frames, once its worker has started developing it."""
+    files = make_demo_shoot(tmp_path / "shoot", count=count, width=2400, height=1600)
+    job_id = studio.upload(files)
+    _wait_for(
+        lambda: (j := studio.jobs.find(job_id)) is not None and j.status is JobStatus.PROCESSING,
+        120,
+    )
+    return job_id
+
+
 def test_a_shoot_of_dngs_reaches_done_with_every_rendition_decodable(
     studio: Studio, cloud: LocalCloud, shoot: Path, tmp_path: Path
 ) -> None:
@@ -107,12 +118,7 @@ def test_a_corrupt_file_fails_alone_and_its_error_is_in_the_manifest(
 def test_a_worker_killed_mid_job_fails_the_execution_within_the_heartbeat_window(
     studio: Studio, cloud: LocalCloud, tmp_path: Path
 ) -> None:
-    files = make_demo_shoot(tmp_path / "big", count=12, width=2400, height=1600)
-    job_id = studio.upload(files)
-    _wait_for(
-        lambda: (j := studio.jobs.find(job_id)) is not None and j.status is JobStatus.PROCESSING,
-        120,
-    )
+    job_id = _processing_job(studio, tmp_path, count=12)
     assert cloud.workers is not None
     cloud.workers.kill(cloud.instance_ids[0])
     killed_at = time.monotonic()
@@ -184,6 +190,31 @@ def test_reprocessing_a_finished_job_runs_a_second_execution_that_succeeds(
     assert second.attempt == 2
     assert second.executions == (first.execution_arn, arn)
     assert studio.executions.describe(arn)["status"] == "SUCCEEDED"
+
+
+def test_a_job_whose_execution_was_aborted_in_the_console_can_be_reprocessed(
+    studio: Studio, cloud: LocalCloud, tmp_path: Path
+) -> None:
+    job_id = _processing_job(studio, tmp_path, count=8)
+    first = studio.jobs.get(job_id).execution_arn or ""
+    cloud.client("stepfunctions").stop_execution(
+        executionArn=first, error="Operator", cause="stopped from the console"
+    )
+    # AWS says ABORTED; moto ends a callback wait it stops as FAILED. Either way no
+    # Catch runs.
+    assert _wait_for(lambda: studio.executions.status(first) in {"ABORTED", "FAILED"})
+    # No Catch runs for an aborted execution: the job and the lease are left as they were.
+    assert studio.jobs.get(job_id).status is JobStatus.PROCESSING
+    assert _lease(cloud)["execution_arn"] == first
+
+    arn = studio.reprocess(job_id)
+    job = studio.wait(job_id, timeout=180, since_execution=first)
+    assert job.status is JobStatus.DONE, job.to_summary()
+    assert job.executions == (first, arn)
+    assert studio.executions.status(arn) == "SUCCEEDED"
+    assert {f["status"] for f in studio.manifest(job_id)["files"]} == {"DONE"}
+    assert _wait_for(lambda: _instance_state(cloud) == "stopped")
+    assert _lease(cloud)["state"] == "IDLE"
 
 
 def test_real_raw_samples_each_develop_or_fail_with_a_clear_error(

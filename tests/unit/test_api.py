@@ -25,6 +25,7 @@ from darkroom.aws.shares import ShareStore
 from darkroom.aws.uploads import UploadStore
 from darkroom.jobs import FileProgress, FileStatus, JobStatus
 from darkroom.settings import TaskSettings
+from tests.moto_config import IDLE_STATE_MACHINES
 
 REGION = "us-east-1"
 SM_ARN = f"arn:aws:states:{REGION}:123456789012:stateMachine:{names.STATE_MACHINE}"
@@ -130,7 +131,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    with mock_aws():
+    with mock_aws(config=IDLE_STATE_MACHINES):
         session = boto3.session.Session(region_name=REGION)
         s3 = session.client("s3")
         ddb = session.client("dynamodb")
@@ -339,7 +340,13 @@ def test_unknown_and_impossible_job_ids_are_404(api: Api) -> None:
 
 
 # -- reprocessing ---------------------------------------------------------------------
+def _running_execution(job_id: str) -> str:
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    return str(sfn.start_execution(stateMachineArn=SM_ARN, name=job_id)["executionArn"])
+
+
 def test_reprocess_is_refused_while_the_job_runs_and_accepted_once_it_is_done(api: Api) -> None:
+    _running_execution("running")
     api.finish("running", {"A.dng": 1}, status=JobStatus.PROCESSING)
     status, _, doc = api.call("POST", "/jobs/running/reprocess")
     assert status == 409 and "PROCESSING" in doc["message"]
@@ -354,6 +361,19 @@ def test_reprocess_is_refused_while_the_job_runs_and_accepted_once_it_is_done(ap
         "POST", "/jobs/finished/reprocess", {"recipe": {"renditions": [{"name": "BAD NAME"}]}}
     )
     assert bad[0] == 400
+
+
+def test_reprocess_takes_up_a_job_whose_execution_was_stopped_in_the_console(api: Api) -> None:
+    arn = _running_execution("stopped")
+    api.finish("stopped", {"A.dng": 1}, status=JobStatus.PROCESSING)
+    boto3.client("stepfunctions", region_name=REGION).stop_execution(executionArn=arn)
+    status, _, doc = api.call("POST", "/jobs/stopped/reprocess")
+    assert status == 202, doc
+    assert ":stopped-rp-" in doc["execution_arn"]
+    job = api.call("GET", "/jobs/stopped")[2]
+    # What the stopped execution left, until the new one registers the job.
+    assert (job["status"], job["error"]) == ("FAILED", "ExecutionEnded")
+    assert "ended ABORTED" in job["cause"]
 
 
 # -- shares ---------------------------------------------------------------------------

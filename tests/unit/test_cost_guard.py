@@ -7,26 +7,23 @@ import json
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
-from moto.core.config import DefaultConfig
 
 from darkroom import cost_guard, names
+from darkroom.aws.executions import Executions, ExecutionStatus
 from darkroom.aws.lease_store import Lease, LeaseState, LeaseStore
-from darkroom.cost_guard import Decision, ExecutionStatus, Fleet, InstanceView, decide
+from darkroom.cost_guard import Decision, Fleet, InstanceView, decide
 from darkroom.local.cloud import LOCAL_AMI_ID
 from darkroom.names import Env
+from tests.moto_config import IDLE_STATE_MACHINES
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 MAX_IDLE = timedelta(minutes=30)
 EXEC = "arn:aws:states:us-east-1:123456789012:execution:sm:job-1"
-
-# moto's config is process-wide and a local cloud in this process (the integration
-# tests' session cloud) turns execution on: a lease's execution must stay RUNNING here.
-IDLE_STATE_MACHINES: Final[DefaultConfig] = {"stepfunctions": {"execute_state_machine": False}}
 
 
 def view(
@@ -169,7 +166,7 @@ class World:
             self.instance_ids,
             fleet=self.fleet,
             leases=self.leases,
-            execution_status=ExecutionStatus(self.sfn),
+            execution_status=ExecutionStatus(Executions(sfn=self.sfn)),
             max_idle=MAX_IDLE,
             now=now,
         )

@@ -68,7 +68,9 @@ class World:
             timeout_seconds=600,
         )
 
-    def start(self, job_id: str, execution: str = EXEC_A) -> dict[str, Any]:
+    def start(
+        self, job_id: str, execution: str = EXEC_A, statuses: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         return pipeline.start_worker(
             job_id,
             execution,
@@ -76,6 +78,7 @@ class World:
             jobs=self.jobs,
             leases=self.leases,
             pool=self.pool,
+            execution_status=None if statuses is None else statuses.__getitem__,
         )
 
 
@@ -142,12 +145,16 @@ def test_start_worker_leases_and_starts_the_idle_instance_once(world: World) -> 
     assert world.jobs.get("j5").status is JobStatus.STARTING
 
 
+def _first_leased_second_queued(world: World, first: str, second: str) -> None:
+    """`first` holds the pool's only instance under EXEC_A; `second` waits under EXEC_B."""
+    for job_id, execution in ((first, EXEC_A), (second, EXEC_B)):
+        world.upload(job_id, "A.DNG", manifest={})
+        world.register(job_id, execution)
+    world.start(first, EXEC_A)
+
+
 def test_a_second_job_gets_no_idle_worker_while_the_pool_is_busy(world: World) -> None:
-    world.upload("j6", "A.DNG", manifest={})
-    world.upload("j7", "A.DNG", manifest={})
-    world.register("j6", EXEC_A)
-    world.register("j7", EXEC_B)
-    world.start("j6", EXEC_A)
+    _first_leased_second_queued(world, "j6", "j7")
     with pytest.raises(NoIdleWorker, match="busy"):
         world.start("j7", EXEC_B)
     released = pipeline.stop_worker(EXEC_A, None, leases=world.leases, pool=world.pool)
@@ -177,6 +184,60 @@ def test_the_token_is_handed_only_to_the_lease_of_its_execution(world: World) ->
     assert lease is not None and lease.task_token == "token-1"
     with pytest.raises(LeaseLost):
         pipeline.await_worker(instance, EXEC_B, "token-2", leases=world.leases)
+
+
+def test_start_worker_takes_back_the_lease_of_an_aborted_execution(world: World) -> None:
+    _first_leased_second_queued(world, "j14", "j15")
+    (instance,) = world.instance_ids
+    # Aborted in the console: no Catch ran, so the lease still names EXEC_A.
+    assert world.start("j15", EXEC_B, {EXEC_A: "ABORTED"}) == {"instance_id": instance}
+    lease = world.leases.get(instance)
+    assert lease is not None and (lease.job_id, lease.execution_arn) == ("j15", EXEC_B)
+
+
+def test_start_worker_leaves_the_lease_of_a_running_execution_alone(world: World) -> None:
+    _first_leased_second_queued(world, "j16", "j17")
+    with pytest.raises(NoIdleWorker, match="busy"):
+        world.start("j17", EXEC_B, {EXEC_A: "RUNNING"})
+    lease = world.leases.get(world.instance_ids[0])
+    assert lease is not None and lease.execution_arn == EXEC_A
+
+
+class _Executions(Executions):
+    """Step Functions as far as reprocess sees it: statuses, and starts recorded."""
+
+    def __init__(self, statuses: dict[str, str]) -> None:
+        self.statuses = statuses
+        self.started: list[tuple[str, dict[str, Any]]] = []
+
+    def status(self, execution_arn: str) -> str:
+        return self.statuses.get(execution_arn, "MISSING")
+
+    def start(self, name: str, payload: Any) -> tuple[str, bool]:
+        self.started.append((name, dict(payload)))
+        return f"arn:aws:states:us-east-1:123456789012:execution:m:{name}", True
+
+
+def test_reprocess_marks_a_job_stranded_by_an_aborted_execution_failed_then_starts(
+    world: World,
+) -> None:
+    _run_to_processing(world, "j18")
+    executions = _Executions({EXEC_A: "ABORTED"})
+    arn = pipeline.reprocess("j18", executions, world.jobs)
+    assert arn.endswith(executions.started[0][0])
+    assert executions.started[0][1] == {"job_id": "j18", "reprocess": True}
+    job = world.jobs.get("j18")
+    assert job.status is JobStatus.FAILED and job.error == "ExecutionEnded"
+    assert "ended ABORTED" in (job.cause or "")
+
+
+def test_reprocess_refuses_a_job_whose_execution_is_still_running(world: World) -> None:
+    _run_to_processing(world, "j19")
+    executions = _Executions({EXEC_A: "RUNNING"})
+    with pytest.raises(JobBusy, match="PROCESSING"):
+        pipeline.reprocess("j19", executions, world.jobs)
+    assert executions.started == []
+    assert world.jobs.get("j19").status is JobStatus.PROCESSING
 
 
 def _run_to_processing(world: World, job_id: str) -> None:
