@@ -27,6 +27,8 @@ class FileStatus(StrEnum):
 TERMINAL: frozenset[JobStatus] = frozenset(
     {JobStatus.DONE, JobStatus.DONE_WITH_ERRORS, JobStatus.FAILED}
 )
+# Finished with renditions to deliver (a share link, a download).
+SHAREABLE: frozenset[JobStatus] = frozenset({JobStatus.DONE, JobStatus.DONE_WITH_ERRORS})
 
 # None stands for "no record yet". Reprocessing is a terminal -> REGISTERED edge, so a
 # job is never registered twice while it runs.

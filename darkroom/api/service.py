@@ -40,12 +40,11 @@ from darkroom.aws.uploads import (
     UploadStore,
 )
 from darkroom.errors import JobBusy, JobNotFound
-from darkroom.jobs import Job, JobStatus, utc_now
+from darkroom.jobs import SHAREABLE, Job, JobStatus, utc_now
 from darkroom.observability import logger
 from darkroom.recipes import RecipeError, parse_recipe
 from darkroom.settings import TaskSettings
 
-SHAREABLE = frozenset({JobStatus.DONE, JobStatus.DONE_WITH_ERRORS})
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
 _FAILED_EXECUTION = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})

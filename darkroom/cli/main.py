@@ -35,7 +35,7 @@ from darkroom.cli.develop_cmd import develop as develop_command
 from darkroom.cli.develop_cmd import load_recipe
 from darkroom.cli.thumbnail_cmd import drop_demo_images, show_thumbnails, thumbnail
 from darkroom.cli.view import job_panel
-from darkroom.jobs import FileProgress, Job, JobStatus
+from darkroom.jobs import SHAREABLE, FileProgress, Job, JobStatus
 from darkroom.studio import ApiTarget, Studio, StudioClient, Target, raw_files
 
 app = typer.Typer(no_args_is_help=True, help="darkroom: RAW post-production for studios.")
@@ -278,8 +278,11 @@ def demo(
             job = _watch(client, job_id, timeout=timeout)
             finished = time.perf_counter()
             dest = out / job_id
-            with _bars("downloading") as bars:
-                paths = _api(lambda: client.download(job_id, dest, bars))
+            paths: list[Path] = []
+            # A failed job has nothing to share; its panel above already says why.
+            if job["status"] in SHAREABLE:
+                with _bars("downloading") as bars:
+                    paths = _api(lambda: client.download(job_id, dest, bars))
             thumbs_ok = show_thumbnails(
                 s3,
                 thumb_keys,
@@ -300,7 +303,8 @@ def demo(
             err.print(f"logs of every function and worker kept in {state_dir / 'logs'}")
     develop = sum(float(f.get("develop_seconds", 0)) for f in manifest.get("files", []))
     job_seconds = finished - submitted
-    console.print(f"\n{len(paths)} renditions in [bold]{dest.resolve()}[/bold]")
+    if paths:
+        console.print(f"\n{len(paths)} renditions in [bold]{dest.resolve()}[/bold]")
     for sub in sorted({p.parent for p in paths}):
         console.print(f"  {sub}/ ({sum(1 for p in paths if p.parent == sub)} files)")
     console.print(

@@ -3,7 +3,8 @@
 moto would run Lambda code in Docker and has no notion of an instance booting. These
 hooks route Lambda invocations (from Step Functions, S3 notifications or any client) to
 warm local processes running the real handlers, and EC2 start/stop to worker processes.
-They also make moto's DynamoDB item operations atomic, as DynamoDB's are.
+They also make moto's DynamoDB item operations atomic, as DynamoDB's are, and keep the
+cause a worker gives SendTaskFailure.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from moto.awslambda import models as lambda_models
+from moto.core.responses import ActionResult, EmptyResult
 from moto.dynamodb.models import DynamoDBBackend
 from moto.ec2.models import instances as ec2_instances
 from moto.s3 import notifications as s3_notifications
+from moto.stepfunctions import responses as sfn_responses
 from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
 from moto.stepfunctions.parser.asl.component.state.fail import state_fail
 
@@ -139,6 +142,15 @@ def _atomic(operation: Callable[..., Any]) -> Callable[..., Any]:
     return locked
 
 
+def _send_task_failure(self: Any) -> ActionResult:
+    # moto's response drops the cause, so a worker's "why" (none of the files developed,
+    # ...) never reached the job record; the parser's backend takes it as AWS does.
+    self.stepfunction_backend.send_task_failure(
+        self._get_param("taskToken"), error=self._get_param("error"), cause=self._get_param("cause")
+    )
+    return EmptyResult()
+
+
 class _FailStateErrorName(ErrorName):
     """AWS lets a Fail state's ErrorPath resolve to any name, States.* included; moto's
     interpreter crashes the execution with a ValueError instead. Only the failure path of
@@ -158,6 +170,7 @@ def install(host: Host) -> None:
         ec2_instances.Instance.start = _start  # type: ignore[method-assign]
         ec2_instances.Instance.stop = _stop  # type: ignore[method-assign]
         ec2_instances.Instance.terminate = _terminate  # type: ignore[method-assign]
+        sfn_responses.StepFunctionResponse.send_task_failure = _send_task_failure  # type: ignore[method-assign]
         state_fail.CustomErrorName = _FailStateErrorName  # type: ignore[misc,assignment]
         for name in _DDB_ITEM_OPERATIONS:
             setattr(DynamoDBBackend, name, _atomic(getattr(DynamoDBBackend, name)))

@@ -115,6 +115,22 @@ def test_a_corrupt_file_fails_alone_and_its_error_is_in_the_manifest(
     assert not any("BROKEN" in key for key in listed)
 
 
+def test_a_shoot_where_every_file_fails_ends_failed_with_the_workers_cause(
+    studio: Studio, tmp_path: Path
+) -> None:
+    shoot = tmp_path / "broken"
+    shoot.mkdir()
+    write_corrupt_raw(shoot / "A.dng", "truncated")
+    write_corrupt_raw(shoot / "B.dng", "garbage")
+    job_id = studio.upload(raw_files(shoot))
+    job = studio.wait(job_id, timeout=180)
+    assert job.status is JobStatus.FAILED
+    assert job.error == "AllFilesFailed"
+    # The worker's own words travel through SendTaskFailure to the job record.
+    assert job.cause and "none of the 2 files developed" in job.cause, job.cause
+    assert all(job.progress[name].status is FileStatus.FAILED for name in ("A.dng", "B.dng"))
+
+
 def test_a_worker_killed_mid_job_fails_the_execution_within_the_heartbeat_window(
     studio: Studio, cloud: LocalCloud, tmp_path: Path
 ) -> None:
