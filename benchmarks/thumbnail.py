@@ -14,6 +14,12 @@ shows medians. Peak memory is the peak RSS (VmHWM) of a whole process: a fresh P
 process that imports what the Lambda imports and thumbnails the image at the Lambda's
 sizes, and vipsthumbnail's own process.
 
+Then memory at the pixel limit: images just under max_image_pixels (as deployed, from
+cdk.config), one per decode path that holds more than one full-size copy (alpha, a
+palette or tRNS colour turned into alpha, 16-bit grey, WebP), each thumbnailed once in a
+fresh process. Their worst peak is what the thumbnail Lambda's memory
+(cdk.config thumbnail_memory_mb) must exceed; the summary says whether it does.
+
     .venv/bin/python -m benchmarks.thumbnail [--repeat 5] [--size 1024] [--no-samples]
 
 vipsthumbnail comes from Debian's libvips-tools package (apt-get install libvips-tools);
@@ -35,10 +41,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageDraw
 from rich.console import Console
 from rich.table import Table
 
+from cdk.config import DeployConfig
 from darkroom.imaging import thumbnail as core
 from darkroom.settings import TaskSettings
 
@@ -50,12 +57,16 @@ LAMBDA_SIZES: tuple[int, ...] = TaskSettings.model_fields["thumbnail_sizes"].def
 MAX_PIXELS: int = TaskSettings.model_fields["max_image_pixels"].default
 TIME_TARGET = 1.0  # darkroom time / vipsthumbnail time, per image
 MEMORY_TARGET_MB = 256  # peak RSS of the whole Python process on 24 MP
+# What the deployed thumbnail Lambda gets: its memory, and the pixel limit in its env.
+LAMBDA_MEMORY_MB = DeployConfig().thumbnail_memory_mb
+LAMBDA_MAX_PIXELS = DeployConfig().max_image_pixels
 VIPS_PACKAGE = "libvips-tools"
 
 # Run in a fresh interpreter with what the Lambda imports (boto3, Powertools, the core):
-# thumbnail one file at the Lambda's sizes, then report the seconds it took and the
+# thumbnail one file at the Lambda's sizes, then report the seconds it took, the
 # process's peak RSS (VmHWM: this process's own high-water mark, which, unlike
-# ru_maxrss, does not inherit the benchmark's size through fork and exec).
+# ru_maxrss, does not inherit the benchmark's size through fork and exec), and what came
+# out (a refused file peaks low for the wrong reason).
 _CHILD = """
 import sys, time
 from pathlib import Path
@@ -64,13 +75,16 @@ from darkroom.imaging.thumbnail import ThumbnailError, make_thumbnails
 sizes = tuple(int(s) for s in sys.argv[2].split(","))
 started = time.perf_counter()
 try:
-    make_thumbnails(Path(sys.argv[1]), sizes, max_pixels=int(sys.argv[3]), name=sys.argv[1])
-except ThumbnailError:
-    pass
+    result = make_thumbnails(
+        Path(sys.argv[1]), sizes, max_pixels=int(sys.argv[3]), name=sys.argv[1]
+    )
+    outcome = result.format.extension
+except ThumbnailError as error:
+    outcome = "error:" + error.code.value
 elapsed = time.perf_counter() - started
 status = Path("/proc/self/status").read_text()
 hwm = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
-print(elapsed, hwm)
+print(elapsed, hwm, outcome)
 """
 
 
@@ -86,6 +100,8 @@ class Case:
     out_size: str = ""
     extension: str = "jpg"
     vips_error: str | None = None
+    memory_outcome: str = ""  # what the memory run made: "jpg", "webp" or "error:<code>"
+    memory_seconds: float | None = None  # that run's make_thumbnails, not in the medians
 
     @property
     def failed(self) -> bool:
@@ -133,6 +149,75 @@ def make_inputs(work: Path, console: Console, samples: bool) -> list[Case]:
             ]
         else:
             console.print(f"[yellow]samples absent at {SAMPLES}: only the 24 MP images[/yellow]")
+    return cases
+
+
+def limit_size(max_pixels: int) -> tuple[int, int]:
+    """The largest 3:2 image within `max_pixels` (12247x8164 for 100 MP)."""
+    height = int((max_pixels / 1.5) ** 0.5)
+    width = int(height * 1.5)
+    while (width + 1) * height <= max_pixels:
+        width += 1
+    while width * height > max_pixels:
+        width -= 1
+    return width, height
+
+
+def make_limit_inputs(work: Path, console: Console, max_pixels: int) -> list[Case]:
+    """Honest images just under the pixel limit: every pixel is really there.
+
+    Content does not change how much a decode holds, so it is a smooth synthetic scene
+    (gradients and discs) that zlib and libwebp compress in seconds; a photo would take
+    minutes to write at 100 MP. One file per decode path with the most full-size copies.
+    """
+    width, height = limit_size(max_pixels)
+    started = time.perf_counter()
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # writing them, not reading: Pillow's guard would warn
+    try:
+        across = Image.linear_gradient("L").rotate(90).resize((width, height))
+        down = Image.linear_gradient("L").resize((width, height))
+        rgb = Image.merge("RGB", (across, down, across.transpose(Image.Transpose.FLIP_LEFT_RIGHT)))
+        draw = ImageDraw.Draw(rgb)
+        disc = height // 4
+        for i in range(12):
+            x, y = i * width // 12, (i % 3) * height // 3
+            draw.ellipse((x, y, x + disc, y + disc), fill=(21 * i, 200 - 9 * i, 90))
+        # Translucent everywhere but one edge: thumbnails must keep it (WebP).
+        alpha = down.point(lambda v: 96 + v * 159 // 255)
+        del across
+        cases = []
+
+        rgba = rgb.copy()
+        rgba.putalpha(alpha)
+        del alpha
+        path = work / "limit-rgba.png"
+        rgba.save(path, "PNG", compress_level=1)
+        cases.append(Case("RGBA PNG", path))
+        path = work / "limit-rgba.webp"
+        rgba.save(path, "WEBP", quality=80, method=0)
+        cases.append(Case("RGBA WebP", path))
+        del rgba
+
+        path = work / "limit-trns.png"
+        # A tRNS colour key: decoded as RGB, made RGBA to carry the transparency.
+        rgb.save(path, "PNG", compress_level=1, transparency=rgb.getpixel((0, 0)))
+        cases.append(Case("RGB PNG + tRNS colour", path))
+        path = work / "limit-palette.png"
+        rgb.quantize(64).save(path, "PNG", compress_level=1, transparency=0)
+        cases.append(Case("palette PNG + transparent entry", path))
+        path = work / "limit-grey16.png"
+        # "I;16" from 8-bit grey: x257 spans 0-65535 as a 16-bit scan does.
+        grey = down.point(lambda v: v * 257, "I").convert("I;16")
+        grey.save(path, "PNG", compress_level=1)
+        cases.append(Case("16-bit grey PNG", path))
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+    console.print(
+        f"pixel-limit inputs: {len(cases)} images of {width}x{height} "
+        f"({width * height:,} pixels, limit {max_pixels:,}), written in "
+        f"{time.perf_counter() - started:.0f} s"
+    )
     return cases
 
 
@@ -192,24 +277,81 @@ def run_vips(vips: str, case: Case, size: int, out_dir: Path) -> None:
         case.vips_error = f"error (exit {status})"
 
 
-def measure_memory(case: Case) -> None:
+def measure_memory(case: Case, max_pixels: int = MAX_PIXELS) -> None:
     sizes = ",".join(map(str, LAMBDA_SIZES))
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
     child = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(case.path), sizes, str(MAX_PIXELS)],
+        [sys.executable, "-c", _CHILD, str(case.path), sizes, str(max_pixels)],
         env={**os.environ, "PYTHONPATH": path},
         capture_output=True,
         text=True,
         check=False,
     )
     if child.returncode == 0:
-        _, peak_kb = child.stdout.split()
+        seconds, peak_kb, case.memory_outcome = child.stdout.split()
         case.darkroom_peak_mb = int(peak_kb) / 1024
+        case.memory_seconds = float(seconds)
+    else:
+        # Killed (out of memory) or crashed: no peak to report, and that is the finding.
+        case.memory_outcome = f"error: exit {child.returncode}"
 
 
 # -- report ------------------------------------------------------------------------------
 def _ms(values: list[float]) -> str:
     return f"{statistics.median(values) * 1000:.0f}" if values else "-"
+
+
+def report_limit(console: Console, cases: list[Case], png_24mp: Case) -> int:
+    """The pixel-limit table and the Lambda memory verdict; 1 when it is not met."""
+    table = Table(
+        title=f"peak RSS at the pixel limit ({LAMBDA_MAX_PIXELS:,} pixels, sizes "
+        f"{LAMBDA_SIZES}): whole Python process with the Lambda's imports, one run each",
+        show_header=True,
+        header_style="bold",
+    )
+    for column, justify in [("image", "left"), ("out", "left"), ("s", "right")]:
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    table.add_column("peak MB", justify="right")
+    table.add_column(f"vs Lambda {LAMBDA_MEMORY_MB} MB", justify="right")
+    for case in cases:
+        peak = case.darkroom_peak_mb
+        fits = peak is not None and peak < LAMBDA_MEMORY_MB and not case.failed
+        table.add_row(
+            case.label,
+            case.memory_outcome or "-",
+            "-" if case.memory_seconds is None else f"{case.memory_seconds:.1f}",
+            "-" if peak is None else f"{peak:.0f}",
+            "[green]fits[/]" if fits else "[red]does NOT fit[/]",
+        )
+    console.print(table)
+    measured = [c for c in cases if c.darkroom_peak_mb is not None and not c.failed]
+    broken = [c.label for c in cases if c not in measured]
+    headline = cases[0]
+    png_peak = png_24mp.darkroom_peak_mb
+    console.print(
+        f"24 MP PNG peak: {'-' if png_peak is None else f'{png_peak:.0f}'} MB; "
+        f"{headline.label} at the pixel limit: "
+        + ("-" if headline.darkroom_peak_mb is None else f"{headline.darkroom_peak_mb:.0f} MB")
+    )
+    if not measured:
+        console.print("[red]pixel limit: no image was thumbnailed[/red]")
+        return 1
+    worst = max(measured, key=lambda c: c.darkroom_peak_mb or 0.0)
+    peak = worst.darkroom_peak_mb or 0.0
+    ok = peak < LAMBDA_MEMORY_MB and not broken
+    console.print(
+        f"Lambda memory (cdk/config.py thumbnail_memory_mb = {LAMBDA_MEMORY_MB} MB) vs the "
+        f"worst peak at the pixel limit, {peak:.0f} MB ({worst.label}): "
+        + (
+            f"[green]met, {LAMBDA_MEMORY_MB - peak:.0f} MB to spare[/green]"
+            if ok
+            else "[red]NOT met"
+            + (f": {', '.join(broken)} not thumbnailed" if broken else "")
+            + (f", {worst.label} needs {peak:.0f} MB" if peak >= LAMBDA_MEMORY_MB else "")
+            + "[/red]"
+        )
+    )
+    return int(not ok)
 
 
 def report(console: Console, cases: list[Case], size: int, vips: str | None, repeat: int) -> int:
@@ -293,6 +435,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per image and tool")
     parser.add_argument("--size", type=int, default=max(LAMBDA_SIZES), help="long edge, px")
     parser.add_argument("--no-samples", action="store_true", help="only the 24 MP images")
+    parser.add_argument(
+        "--no-limit", action="store_true", help="skip the memory runs at the pixel limit"
+    )
     args = parser.parse_args()
     # A table this wide needs more than the 80 columns rich assumes without a terminal.
     console = Console(width=max(150, shutil.get_terminal_size().columns))
@@ -324,9 +469,18 @@ def main() -> None:
                     if vips is not None:
                         run_vips(vips, case, args.size, work)
                 measure_memory(case)
+        limit_cases = [] if args.no_limit else make_limit_inputs(work, console, LAMBDA_MAX_PIXELS)
+        with console.status("measuring memory at the pixel limit...") as status:
+            for n, case in enumerate(limit_cases, 1):
+                status.update(f"memory at the pixel limit {n}/{len(limit_cases)}: {case.label}")
+                measure_memory(case, LAMBDA_MAX_PIXELS)
+                case.result = case.memory_outcome
         own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     console.print(f"[dim](this benchmark process itself peaked at {own:.0f} MB)[/dim]")
-    sys.exit(1 if report(console, cases, args.size, vips, args.repeat) else 0)
+    failed = report(console, cases, args.size, vips, args.repeat)
+    if limit_cases:
+        failed += report_limit(console, limit_cases, cases[1])
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":

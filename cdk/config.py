@@ -66,7 +66,7 @@ class DeployConfig:
     # -- thumbnails
     # benchmarks.thumbnail peaks near 120 MB on 24 MP, but max_image_pixels (100 MP)
     # admits a 400 MB RGBA decode plus its reduced copy: 512 MB would fail those files.
-    thumbnail_memory_mb: int = 1024
+    thumbnail_memory_mb: int = 2048
     thumbnail_reserved_concurrency: int = 10  # 0: none reserved
     thumbnail_sizes: str = "256,1024"
     max_image_pixels: int = 100_000_000

@@ -67,7 +67,13 @@ class Thumbnails(Construct):
             ],
             log_retention=log_retention,
             description="writes thumbnails of each image uploaded to the input bucket",
-            # The thumbnail benchmark decides this; 1024 MB until it has.
+            # Measured by `.venv/bin/python -m benchmarks.thumbnail --repeat 3` (peak RSS
+            # of a Python process with the Lambda's imports): 114 MB on a 24 MP JPEG,
+            # 140 MB on a 24 MP PNG, 811 MB on an RGBA PNG just under max_image_pixels
+            # (100 MP; the palette and tRNS PNGs the same, 16-bit grey 516 MB) and 1662 MB
+            # on an RGBA WebP of that size (Pillow's WebP decoder holds about four
+            # full-size copies). 2048 MB covers the worst with headroom; CPU grows with
+            # memory, so the common small image costs about the same GB-seconds.
             memory_mb=config.thumbnail_memory_mb,
             # A bulk upload must not take the account's whole Lambda concurrency (the
             # RAW pipeline's tasks share it); S3 retries throttled async events.

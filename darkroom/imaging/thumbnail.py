@@ -583,6 +583,11 @@ def _render(decoded: _Decoded, sizes: tuple[int, ...]) -> ThumbnailSet:
 
 def _render_sizes(decoded: _Decoded, sizes: tuple[int, ...]) -> tuple[Thumbnail, ...]:
     working = _working_mode(decoded.image)
+    if working is not decoded.image:
+        # A converted copy (e.g. RGB with a tRNS colour as RGBA): holding the decoded
+        # original too would add its size to the peak, which at the pixel limit is more
+        # than the Lambda has.
+        decoded.image.close()
     # Resize before colour conversion and rotation: both are cheaper on fewer pixels (the
     # long edge is the same either side of a rotation). The box, not source_size, has the
     # decoded picture's shape: a RAW may have been developed upright already, or be
@@ -632,6 +637,10 @@ def _working_mode(image: Image.Image) -> Image.Image:
         return image.convert("LA")
     if mode == "1":
         return image.convert("L")
+    if mode == "I;16":
+        # Scaled in its own mode (Pillow's point() supports I;16, not I;16B or I;16L), so
+        # no 32-bit copy of the whole image is made: half the peak at the pixel limit.
+        return image.point(lambda value: value / 257 + 0.5).convert("L")
     if mode.startswith("I;16") or mode == "I":
         wide = image.convert("I") if mode != "I" else image
         top = wide.getextrema()[1]

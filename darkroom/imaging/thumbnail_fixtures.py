@@ -2,7 +2,9 @@
 
 Pillow can write most of what the thumbnailer must read, but not everything: it cannot
 make a CMYK or non-sRGB ICC profile, a 16-bit RGB PNG, or a PNG that lies about its size.
-Those are written byte by byte here, following the ICC v2 and PNG specifications.
+Those are written byte by byte here, following the ICC v2 and PNG specifications. A camera
+RAW with an embedded JPEG preview is the synthetic DNG of darkroom.imaging.fixtures with a
+preview added in a SubIFD, as DNG 1.4 lays previews out.
 """
 
 from __future__ import annotations
@@ -236,6 +238,45 @@ def bomb_png(width: int = 100_000, height: int = 100_000) -> bytes:
         + _chunk(b"IDAT", zlib.compress(bytes(width + 1)))
         + _chunk(b"IEND", b"")
     )
+
+
+# -- camera RAW with an embedded preview ---------------------------------------------------
+_NEW_SUBFILE_TYPE, _SUB_IFDS = 254, 330
+
+
+def dng_with_preview(path: Path, preview: Image.Image, **dng: object) -> Path:
+    """A synthetic DNG (fixtures.write_dng(path, **dng)) carrying `preview` as a JPEG.
+
+    The sensor data is write_dng's seeded scene; the preview is whatever is given, so a
+    test can tell which of the two a thumbnail was made from. Laid out as DNG 1.4 puts
+    previews: IFD0 is the raw image (NewSubFileType 0) and a SubIFD (tag 330) holds the
+    preview (NewSubFileType 1, JPEG-compressed YCbCr), which LibRaw reports as the thumb.
+    """
+    from darkroom.imaging import fixtures, tiff
+
+    fixtures.write_dng(path, **dng)  # type: ignore[arg-type]
+    data = path.read_bytes()
+    with path.open("rb") as fh:
+        tags = tiff.read_tags(fh)
+    offsets = tags.ifd0[tiff.STRIP_OFFSETS].value
+    counts = tags.ifd0[tiff.STRIP_BYTE_COUNTS].value
+    assert isinstance(offsets, tuple) and isinstance(counts, tuple)  # write_dng: one strip
+    start, end = int(offsets[0]), int(offsets[0]) + int(counts[0])
+    kept = set(tags.ifd0) - {tiff.STRIP_OFFSETS, tiff.STRIP_BYTE_COUNTS}
+    main = tiff.Ifd(tiff.entries_from(tags.ifd0, kept), strip=data[start:end])
+    for pointer, child in ((tiff.EXIF_IFD, tags.exif), (tiff.GPS_IFD, tags.gps)):
+        if child:
+            main.children[pointer] = tiff.Ifd(tiff.entries_from(child))
+    rgb = preview.convert("RGB")
+    jpeg = tiff.Ifd(strip=encoded(rgb, "JPEG", quality=90))
+    jpeg.add(_NEW_SUBFILE_TYPE, tiff.LONG, [1])  # a reduced-resolution copy
+    jpeg.add(256, tiff.LONG, [rgb.width]).add(257, tiff.LONG, [rgb.height])
+    jpeg.add(258, tiff.SHORT, [8, 8, 8]).add(259, tiff.SHORT, [7])  # JPEG
+    jpeg.add(262, tiff.SHORT, [6]).add(277, tiff.SHORT, [3])  # YCbCr, 3 samples
+    jpeg.add(278, tiff.LONG, [rgb.height])
+    main.children[_SUB_IFDS] = jpeg
+    path.write_bytes(tiff.write_tiff(main))
+    return path
 
 
 # -- Pillow-made images ----------------------------------------------------------------

@@ -7,10 +7,12 @@ import pickle
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image, ImageCms
 
+from darkroom.imaging import thumbnail as thumbnail_module
 from darkroom.imaging import thumbnail_fixtures as fx
 from darkroom.imaging.thumbnail import (
     JPEG,
@@ -294,6 +296,108 @@ def test_camera_raw_without_a_preview_is_decoded_upright(tmp_path: Path) -> None
     assert (result.source_width, result.source_height) == (600, 400)
     # Orientation 6: the camera was turned, so the picture is a portrait.
     assert opened(result).size == (85, 128)
+
+
+RED = (220, 20, 20)
+
+
+def test_camera_raw_with_a_large_enough_preview_is_thumbnailed_from_the_preview(
+    tmp_path: Path,
+) -> None:
+    # The sensor holds write_dng's many-coloured scene; the preview is solid red.
+    raw = fx.dng_with_preview(
+        tmp_path / "IMG_0008.dng", Image.new("RGB", (600, 400), RED), width=600, height=400
+    )
+    result = thumbs(raw, (128,), name=raw.name)
+    assert result.source_format == "RAW"
+    assert (result.source_width, result.source_height) == (600, 400)
+    image = opened(result)
+    assert image.size == (128, 85)
+    low, high = zip(*image.getextrema(), strict=True)
+    assert close_to(low, RED) and close_to(high, RED), image.getextrema()
+
+
+def test_a_preview_too_small_for_the_thumbnail_is_passed_over_for_the_sensor_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    developed = spy_on_raw_develop(monkeypatch)
+    # 160 px is well short of the 256 px asked for (PREVIEW_SLACK lets 10% go).
+    raw = fx.dng_with_preview(
+        tmp_path / "IMG_0009.dng", Image.new("RGB", (160, 107), RED), width=600, height=400
+    )
+    image = opened(thumbs(raw, (256,), name=raw.name))
+    assert developed == [True]
+    assert image.size == (256, 171)
+    assert not close_to(centre(image), RED, 60)
+
+
+def spy_on_raw_develop(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """The half_size of every sensor-data development, as make_thumbnails asks for it."""
+    calls: list[bool] = []
+    real = thumbnail_module._develop_raw
+
+    def develop(raw: object, *, half_size: bool) -> Image.Image:
+        calls.append(half_size)
+        return real(raw, half_size=half_size)
+
+    monkeypatch.setattr(thumbnail_module, "_develop_raw", develop)
+    return calls
+
+
+def test_a_raw_without_a_preview_is_developed_at_half_size_when_that_is_enough(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from darkroom.imaging.fixtures import write_dng
+
+    developed = spy_on_raw_develop(monkeypatch)
+    raw = write_dng(tmp_path / "IMG_0010.dng", width=600, height=400)
+    # Half the sensor (300 px) covers a 256 px thumbnail.
+    assert opened(thumbs(raw, (256,), name=raw.name)).size == (256, 171)
+    assert developed == [True]
+    # It does not cover 500 px: a half-size decode would give at most 300.
+    assert opened(thumbs(raw, (500, 64), name=raw.name)).size == (500, 333)
+    assert developed == [True, False]
+
+
+def test_large_images_are_reduced_in_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    resized: list[tuple[tuple[int, int], tuple[int, int], float | None]] = []
+    reduced: list[object] = []
+    real_resize, real_reduce = Image.Image.resize, Image.Image.reduce
+
+    def resize(self: Image.Image, size: tuple[int, int], *args: Any, **kwargs: Any) -> Any:
+        resized.append((self.size, tuple(size), kwargs.get("reducing_gap")))
+        return real_resize(self, size, *args, **kwargs)
+
+    def reduce(self: Image.Image, factor: Any, *args: Any, **kwargs: Any) -> Any:
+        reduced.append(factor)
+        return real_reduce(self, factor, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "resize", resize)
+    monkeypatch.setattr(Image.Image, "reduce", reduce)
+    data = fx.encoded(fx.quadrants(4000, 3000), "PNG", compress_level=1)
+    thumbs(data, (1024, 256))
+    # PNG is decoded whole, then box-reduced by a whole factor before Lanczos; each smaller
+    # size is made from the previous one, with the wider gap.
+    assert resized[0] == ((4000, 3000), (1024, 768), thumbnail_module.FIRST_REDUCING_GAP)
+    assert reduced and reduced[0] in (3, (3, 3)), reduced
+    assert resized[1] == ((1024, 768), (256, 192), thumbnail_module.REDUCING_GAP)
+
+
+def test_a_large_jpeg_is_decoded_at_reduced_scale_before_resizing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    resized: list[tuple[int, int]] = []
+    real_resize = Image.Image.resize
+
+    def resize(self: Image.Image, size: tuple[int, int], *args: Any, **kwargs: Any) -> Any:
+        resized.append(self.size)
+        return real_resize(self, size, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "resize", resize)
+    data = fx.encoded(fx.quadrants(4000, 3000), "JPEG", quality=80)
+    assert opened(thumbs(data, (256,))).size == (256, 192)
+    # libjpeg's DCT scaling at 1/8, the smallest still at least 256 px: 500x375.
+    assert resized == [(500, 375)]
 
 
 def test_a_jpeg_named_like_a_raw_is_still_thumbnailed() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -228,6 +229,69 @@ def test_a_transient_s3_error_is_raised_for_lambda_to_retry(
     assert recorder.events == []
 
 
+def slow_down(operation: str) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."}}, operation
+    )
+
+
+def test_a_transient_s3_error_writing_a_thumbnail_is_raised_for_lambda_to_retry(
+    store: MemoryStore,
+    recorder: ListRecorder,
+    thumbnailer: Thumbnailer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store.put(INPUT, "a.jpg", photo(), "image/jpeg")
+
+    def put(bucket: str, key: str, data: bytes, content_type: str) -> None:
+        raise slow_down("PutObject")
+
+    monkeypatch.setattr(store, "put", put)
+    with pytest.raises(ClientError):
+        thumbnailer.handle(s3_event("ObjectCreated:Put", "a.jpg"))
+    assert recorder.events == []
+
+
+def test_a_transient_s3_error_deleting_thumbnails_is_raised_for_lambda_to_retry(
+    store: MemoryStore,
+    recorder: ListRecorder,
+    thumbnailer: Thumbnailer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store.put(INPUT, "a.jpg", photo(), "image/jpeg")
+    thumbnailer.handle(s3_event("ObjectCreated:Put", "a.jpg"))
+    made = store.output()
+
+    def delete(bucket: str, keys: Sequence[str]) -> None:
+        raise slow_down("DeleteObjects")
+
+    monkeypatch.setattr(store, "delete", delete)
+    with pytest.raises(ClientError):
+        thumbnailer.handle(s3_event("ObjectRemoved:Delete", "a.jpg"))
+    assert store.output() == made
+    assert ("removed",) not in recorder.events
+
+
+def test_keys_s3_fails_to_delete_are_raised_not_logged() -> None:
+    """DeleteObjects answers 200 even when some keys failed: the store must look inside."""
+    from darkroom.aws.thumbnail_store import ThumbnailStore
+
+    class PartlyFailingS3:
+        def delete_objects(self, Bucket: str, Delete: dict[str, Any]) -> dict[str, Any]:
+            first = Delete["Objects"][0]["Key"]
+            return {"Errors": [{"Key": first, "Code": "InternalError", "Message": "retry"}]}
+
+    thumbnailer = Thumbnailer(
+        ThumbnailStore(PartlyFailingS3()),
+        output_bucket=OUTPUT,
+        sizes=(64,),
+        max_image_pixels=1_000_000,
+        recorder=ListRecorder(),
+    )
+    with pytest.raises(RuntimeError, match=re.escape("thumbnails/a.jpg/64.jpg: InternalError")):
+        thumbnailer.handle(s3_event("ObjectRemoved:Delete", "a.jpg"))
+
+
 def test_every_record_of_an_event_is_handled(store: MemoryStore, thumbnailer: Thumbnailer) -> None:
     store.put(INPUT, "one.jpg", photo(), "image/jpeg")
     store.put(INPUT, "two.jpg", b"", "image/jpeg")
@@ -271,3 +335,89 @@ def test_the_s3_store_streams_writes_and_deletes_idempotently(tmp_path: Path) ->
         assert head["ContentType"] == "image/jpeg"
         real.delete(OUTPUT, ["thumbnails/a b+c.jpg/64.jpg", "thumbnails/never/64.webp"])
         assert s3.list_objects_v2(Bucket=OUTPUT).get("KeyCount") == 0
+
+
+# -- the real handler: EMF metrics on stdout ------------------------------------------------
+def emf_documents(stdout: str) -> list[dict[str, Any]]:
+    return [
+        json.loads(line)
+        for line in stdout.splitlines()
+        if line.startswith("{") and '"_aws"' in line
+    ]
+
+
+def metric_values(document: dict[str, Any]) -> dict[str, list[float]]:
+    """Each metric's values (Powertools writes a list, which EMF allows, even for one)."""
+    (directive,) = document["_aws"]["CloudWatchMetrics"]
+    values = {metric["Name"]: document[metric["Name"]] for metric in directive["Metrics"]}
+    return {name: value if isinstance(value, list) else [value] for name, value in values.items()}
+
+
+def test_the_handler_publishes_what_it_made_and_why_a_file_failed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib
+    import sys
+    import threading
+
+    import boto3
+    from moto import mock_aws
+
+    from darkroom import names
+    from darkroom.aws import clients
+    from darkroom.names import Env
+
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv(Env.OUTPUT_BUCKET, OUTPUT)
+    monkeypatch.setenv(Env.THUMBNAIL_SIZES, "64,256")
+    # The handler's cached S3 client is made inside the mock and dropped with it.
+    monkeypatch.setattr(clients, "_local", threading.local())
+    good, bad = "shoot/IMG 1.jpg", "shoot/read me.jpg"
+    event = s3_event("ObjectCreated:Put", good)
+    event["Records"] += s3_event("ObjectCreated:Put", bad)["Records"]
+
+    class Context:
+        function_name = names.Function.THUMBNAIL
+        memory_limit_in_mb = 1024
+        invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
+        aws_request_id = "req-1"
+
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        for bucket in (INPUT, OUTPUT):
+            s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket=INPUT, Key=good, Body=photo())
+        s3.put_object(Bucket=INPUT, Key=bad, Body=b"this is a text file, not a photo\n")
+        sys.modules.pop("tasks.thumbnail", None)
+        try:
+            handler = importlib.import_module("tasks.thumbnail").handler
+            capsys.readouterr()  # only what the invocation prints
+            result = handler(event, Context())
+        finally:
+            sys.modules.pop("tasks.thumbnail", None)
+        written = {o["Key"] for o in s3.list_objects_v2(Bucket=OUTPUT).get("Contents", [])}
+
+    assert [(r["key"], r["action"], r["reason"]) for r in result["results"]] == [
+        (good, "thumbnailed", None),
+        (bad, "failed", "not_an_image"),
+    ]
+    assert written == {f"thumbnails/{good}/64.jpg", f"thumbnails/{good}/256.jpg"}
+    documents = emf_documents(capsys.readouterr().out)
+    made = [d for d in documents if "ThumbnailsMade" in metric_values(d)]
+    failures = [d for d in documents if "ThumbnailFailures" in metric_values(d)]
+    assert len(made) == 1 and len(failures) == 1, documents
+    values = metric_values(made[0])
+    assert values["ThumbnailsMade"] == [2]
+    assert values["SourceMegapixels"] == [pytest.approx(0.24)]
+    (duration,) = values["ThumbnailDuration"]
+    assert duration > 0
+    assert made[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Darkroom"
+    # The reason is a dimension of the failure's own document only.
+    (failure_dimensions,) = failures[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+    assert "reason" in failure_dimensions and failures[0]["reason"] == "not_an_image"
+    assert metric_values(failures[0]) == {"ThumbnailFailures": [1]}
+    assert "reason" not in made[0]
