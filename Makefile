@@ -41,12 +41,15 @@ workflow: $(VENV)/.dev-installed
 
 # Headless Chromium for the gallery test, installed where this machine lets us (root or
 # passwordless sudo, apt); elsewhere the test skips and says why. Never fails the build.
+# A fresh machine may have empty package lists: then update them and try once more.
 browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \
 		|| { command -v apt-get >/dev/null \
 		     && { [ "$$(id -u)" = 0 ] && SUDO= || SUDO="sudo -n"; \
-		          $$SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver \
-		          >/dev/null 2>&1; } \
+		          apt_install() { $$SUDO apt-get install -y -qq --no-install-recommends \
+		                          chromium chromium-driver >/dev/null 2>&1; }; \
+		          apt_install \
+		          || { $$SUDO apt-get update -qq >/dev/null 2>&1 && apt_install; }; } \
 		     || echo "make browser: could not install Chromium; the gallery browser test will skip"; }
 
 clean:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -210,7 +210,3 @@ class JobStore:
                     f"job {job_id} is no longer processing under {execution_arn}"
                 ) from exc
             raise
-
-    def delete_all(self, job_ids: Iterable[str]) -> None:
-        for job_id in job_ids:
-            self._ddb.delete_item(TableName=self._table, Key={"job_id": {"S": job_id}})

@@ -534,11 +534,20 @@ def write_photo_dng(
     return _write_atomic(Path(path), data)
 
 
-CorruptKind = Literal["truncated", "garbage", "empty", "blank"]
+CorruptKind = Literal["truncated", "garbage", "empty", "blank", "stripped"]
+# Share of photosites a "stripped" frame still holds a stray value in: too few to be a
+# picture, enough (above 1 in 1000) that the developed frame is not simply black.
+STRAY_SHARE = 0.003
 
 
 def write_corrupt_raw(path: Path, kind: CorruptKind) -> Path:
-    """A file that must fail to develop, of the given kind of damage."""
+    """A file that must fail to develop, of the given kind of damage.
+
+    "blank" and "stripped" are valid DNGs that LibRaw decodes without error: a frame of
+    nothing but the black level, and one whose pixel data was cut out and left as zeros
+    (far below the black level) bar a few stray values, as a tool that strips image data
+    leaves a real camera file. Brightened, the stray values become a sparse garbage pattern.
+    """
     path = Path(path)
     if kind == "empty":
         return _write_atomic(path, b"")
@@ -557,13 +566,19 @@ def write_corrupt_raw(path: Path, kind: CorruptKind) -> Path:
         return _write_atomic(path, data[: len(data) // 3])
     if kind == "blank":
         cfa = np.full((480, 640), BLACK_LEVEL, dtype=np.uint16)
-        data = _encode_dng(
-            cfa,
-            neutral=as_shot_neutral(7),
-            orientation=1,
-            make="Darkroom",
-            model="Synthetic 1",
-            capture_time=None,
-        )
-        return _write_atomic(path, data)
-    raise ValueError(f"unknown kind of corrupt RAW: {kind!r}")
+    elif kind == "stripped":
+        rng = np.random.default_rng(7)
+        cfa = np.zeros((480, 640), dtype=np.uint16)
+        stray = rng.random(cfa.shape) < STRAY_SHARE
+        cfa[stray] = rng.integers(0, WHITE_LEVEL + 1, int(stray.sum()))
+    else:
+        raise ValueError(f"unknown kind of corrupt RAW: {kind!r}")
+    data = _encode_dng(
+        cfa,
+        neutral=as_shot_neutral(7),
+        orientation=1,
+        make="Darkroom",
+        model="Synthetic 1",
+        capture_time=None,
+    )
+    return _write_atomic(path, data)

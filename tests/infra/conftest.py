@@ -2,7 +2,15 @@
 
 The app is synthesized in-process (no CDK CLI, no AWS account, no Docker), with a pool
 of two instances so the per-instance wiring is exercised, and without the cdk-nag
-plugin: test_checks.py runs the pack itself to report findings one by one.
+plugin: test_checks.py runs the pack itself to report findings one by one. A second
+synth, `configured_synth`, changes the options a deployer is most likely to change.
+
+Every synth runs without credentials: AWS_* variables removed, the AWS config and
+credentials files pointed at paths that do not exist, and CDK_DEFAULT_ACCOUNT/REGION
+(what the CDK CLI exports from a profile) set to values no template may contain. (The
+jsii Node process starts at the first aws_cdk import and keeps that environment; the
+CDK reads no credentials to synth.) Without Node.js or the cdk extra the infra tests
+skip on a developer's machine and fail in CI (CI set, as CI services do).
 """
 
 from __future__ import annotations
@@ -24,6 +32,20 @@ REPO = Path(__file__).resolve().parents[2]
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 CONTEXT: dict[str, Any] = {"pool_size": 2, "alarm_email": "studio-ops@example.com"}
+# Every option below differs from its default (test_config.py checks the defaults), and
+# the instance type is x86: the default is Graviton.
+CONFIGURED_CONTEXT: dict[str, Any] = {
+    "pool_size": 3,
+    "worker_instance_type": "c7i.2xlarge",
+    "raw_infrequent_access_days": 0,  # never
+    "raw_expire_days": 365,
+    "processed_infrequent_access_days": 90,
+    "processed_expire_days": 730,
+    "cost_guard_max_idle_minutes": 45,
+}
+# What `cdk` exports from a profile; an environment-agnostic app never reads them.
+CLI_ACCOUNT = "210987654321"
+CLI_REGION = "ap-southeast-4"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -31,6 +53,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if Path(str(item.fspath)).is_relative_to(here):
             item.add_marker(pytest.mark.infra)
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in {"", "0", "false", "no"}
+
+
+def require(available: bool, missing: str) -> None:
+    """Skip a developer's run without the CDK toolchain; fail CI's."""
+    if available:
+        return
+    if in_ci():
+        pytest.fail(f"CI is set but {missing}: the infra tests must run in CI")
+    pytest.skip(missing)
+
+
+def require_cdk() -> None:
+    require(shutil.which("node") is not None, "the CDK app needs Node.js 20+ (jsii runtime)")
+    try:
+        import aws_cdk  # noqa: F401
+    except ImportError:
+        require(False, "aws_cdk is not installed: pip install -e '.[cdk]'")
 
 
 @dataclass
@@ -57,25 +100,36 @@ class Synth:
         return result
 
 
-@pytest.fixture(scope="session")
-def synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
-    if shutil.which("node") is None:
-        pytest.skip("the CDK app needs Node.js (jsii runtime); install Node.js 20+")
-    pytest.importorskip("aws_cdk", reason="install the cdk extra: pip install -e '.[cdk]'")
-    sys.path.insert(0, str(REPO))
+def without_aws_credentials(monkeypatch: pytest.MonkeyPatch, nowhere: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith(("AWS_", "CDK_DEFAULT_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(nowhere / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(nowhere / "credentials"))
+    monkeypatch.setenv("CDK_DEFAULT_ACCOUNT", CLI_ACCOUNT)
+    monkeypatch.setenv("CDK_DEFAULT_REGION", CLI_REGION)
+
+
+def synthesize(context: dict[str, Any], factory: pytest.TempPathFactory) -> Synth:
+    require_cdk()
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
     from cdk.app import build
     from cdk.bundling import DependencyCache
 
-    outdir = tmp_path_factory.mktemp("cdk.out")
+    outdir = factory.mktemp("cdk.out")
+    nowhere = factory.mktemp("no-aws-profile")
     cache = DependencyCache()
-    started = time.monotonic()
-    app, stack = build(CONTEXT, outdir=str(outdir), checks=False, cache=cache)
-    built = time.monotonic()
-    assembly = app.synth()
-    done = time.monotonic()
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        without_aws_credentials(monkeypatch, nowhere)
+        started = time.monotonic()
+        app, stack = build(context, outdir=str(outdir), checks=False, cache=cache)
+        built = time.monotonic()
+        assembly = app.synth()
+        done = time.monotonic()
     template = assembly.get_stack_by_name(stack.stack_name).template
     (outdir / "template.pretty.json").write_text(json.dumps(template, indent=1))
-    yield Synth(
+    return Synth(
         app=app,
         stack=stack,
         template=template,
@@ -84,3 +138,14 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
         synth_seconds=done - built,
         pip_runs=cache.pip_runs,
     )
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
+    yield synthesize(CONTEXT, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def configured_synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
+    """The app with non-default options (about 2 s more once `synth` has run)."""
+    yield synthesize(CONFIGURED_CONTEXT, tmp_path_factory)

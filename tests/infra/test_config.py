@@ -19,6 +19,12 @@ def test_cdk_json_lists_every_option_with_its_default() -> None:
     assert cdk_json["app"] == "../.venv/bin/python app.py"
 
 
+def test_a_deploy_without_options_runs_one_graviton_worker() -> None:
+    default = config.DeployConfig.from_context({}.get)
+    assert default.pool_size == 1
+    assert default.worker_instance_type == "c7g.xlarge"
+
+
 def test_cli_strings_are_coerced_and_checked() -> None:
     given = {"pool_size": "3", "retain_data": "false", "worker_instance_type": "c7i.2xlarge"}
     parsed = config.DeployConfig.from_context(given.get)

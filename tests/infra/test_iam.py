@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from darkroom import names
 from darkroom.names import Function
 from tests.infra.conftest import Synth
 from tests.infra.helpers import (
@@ -13,6 +14,7 @@ from tests.infra.helpers import (
     all_policy_statements,
     as_list,
     functions_by_name,
+    render,
     role_logical_id,
     statements_of_role,
 )
@@ -20,29 +22,84 @@ from tests.infra.helpers import (
 LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 FAILURE_QUEUE = {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}
 
-# What each function may do: its log group plus the calls its code makes
+# What each task function may do, and on what: action -> the resources it is granted on
+# (names that scopes() below resolves). Its log group plus the calls its code makes
 # (darkroom/pipeline.py and the adapters in darkroom/aws/). A new call needs a line here.
-EXPECTED_ACTIONS: dict[str, set[str]] = {
-    Function.ORCHESTRATOR: LOGS | {"states:StartExecution"} | FAILURE_QUEUE,
-    Function.REGISTER_JOB: LOGS
-    | {"s3:ListBucket", "s3:GetObject", "dynamodb:GetItem", "dynamodb:UpdateItem"},
-    Function.START_WORKER: LOGS
-    | {
-        "dynamodb:PutItem",
-        "dynamodb:Scan",
-        "dynamodb:UpdateItem",
-        "dynamodb:GetItem",
-        "ec2:StartInstances",
-        "states:DescribeExecution",
+OWN_LOGS = {action: {"own log group"} for action in LOGS}
+SCOPED: dict[str, dict[str, set[str]]] = {
+    Function.ORCHESTRATOR: {
+        **OWN_LOGS,
+        "states:StartExecution": {"state machine"},
+        **{action: {"submission failures"} for action in FAILURE_QUEUE},
     },
-    Function.AWAIT_WORKER: LOGS | {"dynamodb:UpdateItem"},
-    Function.STOP_WORKER: LOGS
-    | {"dynamodb:GetItem", "dynamodb:Scan", "dynamodb:UpdateItem", "ec2:StopInstances"},
-    Function.MARK_DONE: LOGS | {"dynamodb:GetItem", "dynamodb:UpdateItem"},
-    Function.MARK_FAILED: LOGS | {"dynamodb:GetItem", "dynamodb:UpdateItem"},
-    Function.THUMBNAIL: LOGS
-    | {"s3:GetObject", "s3:ListBucket", "s3:PutObject", "s3:DeleteObject"}
-    | FAILURE_QUEUE,
+    Function.REGISTER_JOB: {
+        **OWN_LOGS,
+        "s3:ListBucket": {"raw bucket"},
+        "s3:GetObject": {"raw/ objects"},
+        "dynamodb:GetItem": {"jobs table"},
+        "dynamodb:UpdateItem": {"jobs table"},
+    },
+    Function.START_WORKER: {
+        **OWN_LOGS,
+        "dynamodb:PutItem": {"workers table"},
+        "dynamodb:Scan": {"workers table"},
+        "dynamodb:UpdateItem": {"workers table", "jobs table"},
+        "dynamodb:GetItem": {"jobs table"},
+        "ec2:StartInstances": {"pool instances"},
+        "states:DescribeExecution": {"executions"},
+    },
+    Function.AWAIT_WORKER: {**OWN_LOGS, "dynamodb:UpdateItem": {"workers table"}},
+    Function.STOP_WORKER: {
+        **OWN_LOGS,
+        "dynamodb:GetItem": {"workers table"},
+        "dynamodb:Scan": {"workers table"},
+        "dynamodb:UpdateItem": {"workers table"},
+        "ec2:StopInstances": {"pool instances"},
+    },
+    Function.MARK_DONE: {
+        **OWN_LOGS,
+        "dynamodb:GetItem": {"jobs table"},
+        "dynamodb:UpdateItem": {"jobs table"},
+    },
+    Function.MARK_FAILED: {
+        **OWN_LOGS,
+        "dynamodb:GetItem": {"jobs table"},
+        "dynamodb:UpdateItem": {"jobs table"},
+    },
+    Function.THUMBNAIL: {
+        **OWN_LOGS,
+        "s3:GetObject": {"input objects"},
+        "s3:ListBucket": {"input bucket"},
+        "s3:PutObject": {"output thumbnails/ objects"},
+        "s3:DeleteObject": {"output thumbnails/ objects"},
+        **{action: {"thumbnail failures"} for action in FAILURE_QUEUE},
+    },
+    Function.COST_GUARD: {
+        **OWN_LOGS,
+        "ec2:DescribeInstances": {"*"},
+        "ec2:StopInstances": {"pool instances"},
+        "ec2:CreateTags": {"pool instances"},
+        "ec2:DeleteTags": {"pool instances"},
+        "dynamodb:Scan": {"workers table"},
+        "dynamodb:UpdateItem": {"workers table"},
+        "states:DescribeExecution": {"executions"},
+    },
+}
+# Statements that narrow their grant further by a condition; every other has none.
+CONDITIONS: dict[tuple[str, str], dict[str, Any]] = {
+    (Function.REGISTER_JOB, "s3:ListBucket"): {
+        "StringLike": {"s3:prefix": [f"{names.RAW_PREFIX}*"]}
+    },
+    (Function.COST_GUARD, "ec2:CreateTags"): {
+        "ForAllValues:StringEquals": {"aws:TagKeys": [names.UNLEASED_SINCE_TAG]}
+    },
+    (Function.COST_GUARD, "ec2:DeleteTags"): {
+        "ForAllValues:StringEquals": {"aws:TagKeys": [names.UNLEASED_SINCE_TAG]}
+    },
+}
+
+EXPECTED_ACTIONS: dict[str, set[str]] = {
+    **{function: set(scoped) for function, scoped in SCOPED.items()},
     # darkroom/api/service.py through its adapters: presigned PUTs and the manifest PUT
     # (raw/), the upload listing, presigned GETs and the processed manifest, the three
     # tables, reprocessing, and reading an execution's status and history.
@@ -58,16 +115,6 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "states:StartExecution",
         "states:DescribeExecution",
         "states:GetExecutionHistory",
-    },
-    "darkroom-cost-guard": LOGS
-    | {
-        "ec2:DescribeInstances",
-        "ec2:StopInstances",
-        "ec2:CreateTags",
-        "ec2:DeleteTags",
-        "dynamodb:Scan",
-        "dynamodb:UpdateItem",
-        "states:DescribeExecution",
     },
 }
 
@@ -154,19 +201,69 @@ def test_each_function_role_holds_exactly_what_its_code_calls(synth: Synth, func
     ]
 
 
-def test_scoped_resources_of_the_task_functions(synth: Synth) -> None:
-    fns = functions_by_name(synth.template)
+def token(value: dict[str, Any]) -> str:
+    if "Ref" in value:
+        return "${" + value["Ref"] + "}"
+    return "${" + ".".join(value["Fn::GetAtt"]) + "}"
+
+
+def scopes(synth: Synth, function: str) -> dict[str, set[str]]:
+    """The names SCOPED uses -> the resource ARNs they stand for, rendered as text."""
+    from cdk.thumbnails import THUMBNAIL_PREFIX
+
+    stack, storage = synth.stack, synth.stack.storage
+
+    def arn(construct: Any) -> str:
+        return "${" + synth.logical_id(construct) + ".Arn}"
+
+    _, resource = functions_by_name(synth.template)[function]
+    own_logs = resource["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+    in_account = "arn:${AWS::Partition}:{service}:${AWS::Region}:${AWS::AccountId}:"
+    return {
+        "own log group": {"${" + own_logs + ".Arn}"},
+        "state machine": {"${" + synth.logical_id(stack.pipeline.state_machine) + "}"},
+        "executions": {
+            in_account.replace("{service}", "states") + f"execution:{names.STATE_MACHINE}:*"
+        },
+        "jobs table": {arn(storage.jobs)},
+        "workers table": {arn(storage.workers)},
+        "raw bucket": {arn(storage.raw)},
+        "raw/ objects": {arn(storage.raw) + "/" + names.RAW_PREFIX + "*"},
+        "input bucket": {arn(storage.input)},
+        "input objects": {arn(storage.input) + "/*"},
+        "output thumbnails/ objects": {arn(storage.output) + "/" + THUMBNAIL_PREFIX + "*"},
+        "submission failures": {arn(stack.pipeline.submission_failures)},
+        "thumbnail failures": {arn(stack.thumbnails.failures)},
+        "pool instances": {
+            in_account.replace("{service}", "ec2") + "instance/${" + synth.logical_id(i) + "}"
+            for i in stack.worker_pool.instances
+        },
+        "*": {"*"},
+    }
+
+
+@pytest.mark.parametrize("function", sorted(SCOPED))
+def test_each_task_function_statement_is_scoped_to_its_own_resources(
+    synth: Synth, function: str
+) -> None:
+    _, resource = functions_by_name(synth.template)[function]
+    named = scopes(synth, function)
+    granted: dict[str, set[str]] = {}
+    for statement in statements_of_role(synth.template, role_logical_id(resource)):
+        assert statement["Effect"] == "Allow"
+        resources = {render(r, token) for r in as_list(statement["Resource"])}
+        for action in as_list(statement["Action"]):
+            granted.setdefault(action, set()).update(resources)
+            assert statement.get("Condition") == CONDITIONS.get((function, action)), action
+    expected = {
+        action: set().union(*(named[name] for name in scoped))
+        for action, scoped in SCOPED[function].items()
+    }
+    assert granted == expected
+
+
+def test_the_state_machine_invokes_only_its_task_functions(synth: Synth) -> None:
     stack = synth.stack
-
-    def statements(function: str) -> list[dict[str, Any]]:
-        return statements_of_role(synth.template, role_logical_id(fns[function][1]))
-
-    pool = [synth.logical_id(i) for i in stack.worker_pool.instances]
-    (start,) = [s for s in statements(Function.START_WORKER) if s["Action"] == "ec2:StartInstances"]
-    started = [part["Fn::Join"][1][-1] for part in as_list(start["Resource"])]
-    assert started == [{"Ref": i} for i in pool], "only the pool's own instances"
-    (listing,) = [s for s in statements(Function.REGISTER_JOB) if s["Action"] == "s3:ListBucket"]
-    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["raw/*"]}}
     (invoke,) = [
         s
         for s in statements_of_role(

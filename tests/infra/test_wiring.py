@@ -12,7 +12,7 @@ import pytest
 
 from darkroom import names, workflow
 from darkroom.names import Env, Function
-from tests.infra.conftest import CONTEXT, Synth
+from tests.infra.conftest import CLI_ACCOUNT, CLI_REGION, CONFIGURED_CONTEXT, CONTEXT, Synth
 from tests.infra.helpers import (
     as_list,
     functions_by_name,
@@ -48,6 +48,24 @@ def bucket_policy(synth: Synth, bucket_id: str) -> list[dict[str, Any]]:
         if resource["Properties"]["Bucket"] == {"Ref": bucket_id}:
             return as_list(resource["Properties"]["PolicyDocument"]["Statement"])
     raise AssertionError(f"no bucket policy for {bucket_id}")
+
+
+# -- the synth itself ---------------------------------------------------------------
+def test_the_stack_synthesizes_environment_agnostic_without_credentials(synth: Synth) -> None:
+    from aws_cdk import Token
+
+    stack = synth.stack
+    assert Token.is_unresolved(stack.account) and Token.is_unresolved(stack.region)
+    assert stack.resolve(stack.account) == {"Ref": "AWS::AccountId"}
+    manifest = json.loads((synth.outdir / "manifest.json").read_text())
+    assert (
+        manifest["artifacts"][stack.artifact_id]["environment"]
+        == "aws://unknown-account/unknown-region"
+    )
+    # conftest exported a CLI profile's account and region: nothing took them in.
+    text = json.dumps(synth.template)
+    assert CLI_ACCOUNT not in text and CLI_REGION not in text
+    assert not re.search(r":\d{12}:", text), "no account id written into an ARN"
 
 
 # -- storage ------------------------------------------------------------------------
@@ -91,6 +109,12 @@ def test_raw_and_processed_data_age_by_the_configured_lifecycle(synth: Synth) ->
     assert raw["ExpirationInDays"] == config.raw_expire_days
     processed = lifecycle(found[names.PROCESSED_BUCKET][1])["age-processed"]
     assert processed["Prefix"] == names.PROCESSED_PREFIX
+    assert processed["Transitions"] == [
+        {
+            "StorageClass": "STANDARD_IA",
+            "TransitionInDays": config.processed_infrequent_access_days,
+        }
+    ]
     assert "ExpirationInDays" not in processed, "deliveries are kept unless configured"
     for name in DATA_BUCKETS:
         rule = lifecycle(found[name][1])["abort-incomplete-uploads"]
@@ -238,7 +262,11 @@ def test_async_functions_retry_then_park_the_event_on_a_queue(
 def test_thumbnail_function_memory_concurrency_and_notification(synth: Synth) -> None:
     _, resource = functions_by_name(synth.template)[Function.THUMBNAIL]
     props = resource["Properties"]
-    assert props["MemorySize"] == 1024, "until the thumbnail benchmark decides"
+    from cdk.config import DeployConfig
+
+    assert props["MemorySize"] == DeployConfig.thumbnail_memory_mb, (
+        "memory set from the thumbnail benchmark's figures, see README"
+    )
     assert props["ReservedConcurrentExecutions"] == 10
     configs = notification_configs(synth, synth.stack.storage.input)
     assert sorted(e for c in configs for e in c["Events"]) == [
@@ -454,3 +482,177 @@ def test_outputs(synth: Synth) -> None:
     console = render(outputs[ExtraOutput.STATE_MACHINE_CONSOLE_URL]["Value"])
     assert "console.aws.amazon.com/states/home" in console and "#/statemachines/view/" in console
     assert "#dashboards:name=darkroom" in render(outputs[ExtraOutput.DASHBOARD_URL]["Value"])
+
+
+def on_stack(synth: Synth, path: str) -> Any:
+    """A construct by its attribute path from the stack, e.g. 'thumbnails.failures'."""
+    found: Any = synth.stack
+    for part in path.split("."):
+        found = getattr(found, part)
+    return found
+
+
+def token(value: dict[str, Any]) -> str:
+    if "Ref" in value:
+        return "${" + value["Ref"] + "}"
+    return "${" + ".".join(value["Fn::GetAtt"]) + "}"
+
+
+def dashboard_widgets(synth: Synth) -> dict[str, dict[str, Any]]:
+    """Title -> widget properties, the body parsed with references shown as ${...}."""
+    (dashboard,) = synth.resources("AWS::CloudWatch::Dashboard").values()
+    body = json.loads(render(dashboard["Properties"]["DashboardBody"], token))
+    return {
+        w["properties"]["title"]: w["properties"]
+        for w in body["widgets"]
+        if "title" in w["properties"]
+    }
+
+
+def metric_rows(widget: dict[str, Any]) -> list[tuple[str, str, dict[str, str], dict[str, Any]]]:
+    """(namespace, metric name, dimensions, options); a math expression has no name."""
+    rows: list[tuple[str, str, dict[str, str], dict[str, Any]]] = []
+    for row in widget["metrics"]:
+        options = row[-1] if isinstance(row[-1], dict) else {}
+        ident = row[:-1] if isinstance(row[-1], dict) else row
+        namespace, name, *dims = ident or ["", ""]
+        rows.append((namespace, name, dict(zip(dims[::2], dims[1::2], strict=True)), options))
+    return rows
+
+
+def test_dashboard_shows_executions_by_every_outcome_of_the_state_machine(synth: Synth) -> None:
+    machine = "${" + synth.logical_id(synth.stack.pipeline.state_machine) + "}"
+    rows = metric_rows(dashboard_widgets(synth)["RAW executions by outcome"])
+    outcomes: set[str] = set()
+    for namespace, name, dims, options in rows:
+        assert (namespace, dims) == ("AWS/States", {"StateMachineArn": machine}), name
+        assert options["stat"] == "Sum"
+        outcomes.add(name)
+    assert outcomes >= {
+        "ExecutionsSucceeded",
+        "ExecutionsFailed",
+        "ExecutionsTimedOut",
+        "ExecutionsAborted",
+    }
+
+
+def test_dashboard_thumbnail_widgets_watch_the_thumbnail_function(synth: Synth) -> None:
+    thumbnail, _ = functions_by_name(synth.template)[Function.THUMBNAIL]
+    widgets = dashboard_widgets(synth)
+    rows = [
+        *metric_rows(widgets["Thumbnails: invocations, errors, throttles"]),
+        *metric_rows(widgets["Thumbnails: duration (ms)"]),
+    ]
+    for namespace, name, dims, _ in rows:
+        assert (namespace, dims) == ("AWS/Lambda", {"FunctionName": "${" + thumbnail + "}"}), name
+    assert {name for _, name, _, _ in rows} >= {"Invocations", "Errors", "Duration"}
+
+
+def test_dashboard_counts_worker_instance_hours_from_the_cost_guard_samples(
+    synth: Synth,
+) -> None:
+    widgets = dashboard_widgets(synth)
+    for title in ("Worker instance hours (per hour)", "Worker instance hours (dashboard range)"):
+        rows = metric_rows(widgets[title])
+        (hours,) = [o for _, name, _, o in rows if o.get("label") == "worker instance hours"]
+        # The cost guard samples the running count every COST_GUARD_SCHEDULE_MINUTES.
+        assert hours["expression"] == (
+            f"FILL(running, 0) * {names.COST_GUARD_SCHEDULE_MINUTES} / 60"
+        ), title
+        (running,) = [r for r in rows if r[3].get("id") == "running"]
+        assert running[:3] == ("Darkroom", "WorkerInstancesRunning", {"service": "darkroom"})
+        assert running[3]["stat"] == "Sum" and running[3]["visible"] is False
+    assert widgets["Worker instance hours (dashboard range)"]["setPeriodToTimeRange"] is True
+
+
+@pytest.mark.parametrize(
+    ("alarm", "queue_path"),
+    [
+        ("ThumbnailQueued", "thumbnails.failures"),
+        ("SubmissionQueued", "pipeline.submission_failures"),
+    ],
+)
+def test_an_event_parked_on_an_on_failure_queue_raises_its_alarm(
+    synth: Synth, alarm: str, queue_path: str
+) -> None:
+    props = synth.resource(synth.stack.monitoring.alarms[alarm])["Properties"]
+    assert (props["Namespace"], props["MetricName"]) == (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+    )
+    queue = synth.logical_id(on_stack(synth, queue_path))
+    assert props["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}
+    ]
+    assert props["Threshold"] == 1
+    assert props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
+def test_a_failed_or_timed_out_execution_raises_the_failed_executions_alarm(
+    synth: Synth,
+) -> None:
+    props = synth.resource(synth.stack.monitoring.alarms["FailedExecutions"])["Properties"]
+    machine = {"Ref": synth.logical_id(synth.stack.pipeline.state_machine)}
+    (expression,) = [m for m in props["Metrics"] if "Expression" in m]
+    assert expression["ReturnData"] is True
+    counted: dict[str, str] = {}
+    for metric in props["Metrics"]:
+        if "MetricStat" not in metric:
+            continue
+        stat = metric["MetricStat"]
+        assert stat["Metric"]["Namespace"] == "AWS/States"
+        assert stat["Metric"]["Dimensions"] == [{"Name": "StateMachineArn", "Value": machine}]
+        assert stat["Stat"] == "Sum"
+        assert re.search(rf"\b{metric['Id']}\b", expression["Expression"]), metric["Id"]
+        counted[stat["Metric"]["MetricName"]] = metric["Id"]
+    assert set(counted) == {"ExecutionsFailed", "ExecutionsTimedOut"}
+    assert props["Threshold"] == 1
+    assert props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
+# -- options a deployer changes (the second synth) ------------------------------------
+def test_a_configured_instance_type_boots_the_image_of_its_architecture(
+    configured_synth: Synth,
+) -> None:
+    instances = configured_synth.resources("AWS::EC2::Instance").values()
+    parameters = configured_synth.template["Parameters"]
+    for instance in instances:
+        props = instance["Properties"]
+        assert props["InstanceType"] == CONFIGURED_CONTEXT["worker_instance_type"]
+        image = parameters[props["ImageId"]["Ref"]]
+        assert image["Type"] == "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"
+        assert re.fullmatch(
+            r"/aws/service/ami-amazon-linux-latest/al2023-ami-.*-x86_64", image["Default"]
+        )
+    assert not any("arm64" in str(p.get("Default")) for p in parameters.values())
+
+
+def test_the_configured_pool_size_is_the_number_of_workers(configured_synth: Synth) -> None:
+    pool = configured_synth.stack.worker_pool.instances
+    assert len(configured_synth.resources("AWS::EC2::Instance")) == CONFIGURED_CONTEXT["pool_size"]
+    assert len(pool) == CONFIGURED_CONTEXT["pool_size"]
+    _, start = functions_by_name(configured_synth.template)[Function.START_WORKER]
+    ids = start["Properties"]["Environment"]["Variables"][Env.WORKER_INSTANCE_IDS]
+    assert ids == {"Fn::Join": [",", [{"Ref": configured_synth.logical_id(i)} for i in pool]]}
+
+
+def test_the_configured_lifecycle_reaches_the_buckets(configured_synth: Synth) -> None:
+    found = buckets(configured_synth)
+    raw = lifecycle(found[names.RAW_BUCKET][1])["age-raw"]
+    assert "Transitions" not in raw, "raw_infrequent_access_days 0: never"
+    assert raw["ExpirationInDays"] == CONFIGURED_CONTEXT["raw_expire_days"]
+    processed = lifecycle(found[names.PROCESSED_BUCKET][1])["age-processed"]
+    assert processed["Transitions"] == [
+        {
+            "StorageClass": "STANDARD_IA",
+            "TransitionInDays": CONFIGURED_CONTEXT["processed_infrequent_access_days"],
+        }
+    ]
+    assert processed["ExpirationInDays"] == CONFIGURED_CONTEXT["processed_expire_days"]
+
+
+def test_the_configured_idle_limit_reaches_the_cost_guard(configured_synth: Synth) -> None:
+    _, guard = functions_by_name(configured_synth.template)[Function.COST_GUARD]
+    variables = guard["Properties"]["Environment"]["Variables"]
+    minutes = CONFIGURED_CONTEXT["cost_guard_max_idle_minutes"]
+    assert variables[Env.COST_GUARD_MAX_IDLE_SECONDS] == str(minutes * 60)

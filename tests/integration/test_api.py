@@ -4,10 +4,14 @@ the real darkroom-api function, presigned URLs against the local S3, and curl.""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -61,6 +65,33 @@ def wait_done(api: str, job_id: str, timeout: float = 240) -> dict[str, Any]:
     raise AssertionError(f"job {job_id} not finished after {timeout}s")
 
 
+def wait_developing(api: str, job_id: str, timeout: float = 120) -> dict[str, Any]:
+    """The job once its worker is developing it, before its last file is done."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = requests.get(f"{api}/jobs/{job_id}", timeout=30).json()
+        if job["status"] == "PROCESSING" and job["files_done"] < job["files_total"]:
+            return job
+        assert job["status"] not in {"DONE", "DONE_WITH_ERRORS", "FAILED"}, job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} not PROCESSING after {timeout}s")
+
+
+@contextmanager
+def worker_held(cloud: LocalCloud, instance_id: str) -> Iterator[None]:
+    """The pool's worker (and its develop processes) paused, as a slow machine would be:
+    a job it has not finished stays PROCESSING, however fast files develop here. Held for
+    a few requests only, well inside the worker's heartbeat window."""
+    assert cloud.workers is not None
+    pid = cloud.workers.pid(instance_id)
+    assert pid is not None, f"no worker running on {instance_id}"
+    os.killpg(pid, signal.SIGSTOP)  # the worker leads its own process group
+    try:
+        yield
+    finally:
+        os.killpg(pid, signal.SIGCONT)
+
+
 @dataclass
 class SubmittedJob:
     job_id: str
@@ -76,9 +107,11 @@ def api(cloud: LocalCloud) -> str:
 
 
 @pytest.fixture(scope="module")
-def job(api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SubmittedJob]:
+def job(
+    api: str, cloud: LocalCloud, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SubmittedJob]:
     """A shoot uploaded through presigned URLs with curl and submitted; what the API said
-    while it ran, and the job once finished."""
+    while its worker was developing it, and the job once finished."""
     files = make_demo_shoot(tmp_path_factory.mktemp("api-shoot"), count=3, width=900, height=600)
     response = create(api, declared(files), name="API shoot")
     assert response.status_code == 201, response.text
@@ -89,11 +122,15 @@ def job(api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Submitte
     submitted = requests.post(f"{api}/jobs/{created['job_id']}/submit", timeout=30)
     assert submitted.status_code == 202, submitted.text
     job_id = created["job_id"]
-    while_running = {
-        "reprocess": requests.post(f"{api}/jobs/{job_id}/reprocess", timeout=30),
-        "share": requests.post(f"{api}/jobs/{job_id}/shares", json={}, timeout=30),
-        "status": requests.get(f"{api}/jobs/{job_id}", timeout=30),
-    }
+    developing = wait_developing(api, job_id)
+    # Asked while its worker is held mid-job, so the job is surely still running.
+    with worker_held(cloud, developing["instance_id"]):
+        while_running = {
+            "before": requests.get(f"{api}/jobs/{job_id}", timeout=30),
+            "reprocess": requests.post(f"{api}/jobs/{job_id}/reprocess", timeout=30),
+            "share": requests.post(f"{api}/jobs/{job_id}/shares", json={}, timeout=30),
+            "status": requests.get(f"{api}/jobs/{job_id}", timeout=30),
+        }
     yield SubmittedJob(job_id, files, created, while_running, wait_done(api, job_id))
 
 
@@ -109,16 +146,36 @@ def test_uploads_are_presigned_sigv4_puts_with_the_configured_expiry(job: Submit
 
 
 def test_while_a_job_runs_reprocess_and_share_are_refused_with_409(job: SubmittedJob) -> None:
+    # Running throughout: PROCESSING, not yet all files done, before and after both asks.
+    for when in ("before", "status"):
+        seen = job.while_running[when].json()
+        assert seen["status"] == "PROCESSING", (when, seen)
+        assert seen["files_done"] < seen["files_total"], (when, seen)
     for what in ("reprocess", "share"):
         response = job.while_running[what]
         assert response.status_code == 409, (what, response.text)
         assert response.json()["error"] == "conflict"
-    assert job.while_running["status"].json()["status"] in {
-        "SUBMITTED",
-        "REGISTERED",
-        "STARTING",
-        "PROCESSING",
-    }
+        assert "PROCESSING" in response.json()["message"], (what, response.text)
+    # Refused, not started: the job finished under its one execution.
+    assert job.finished["attempt"] == 1
+    assert job.finished["execution_arn"].endswith(f":{job.job_id}")
+
+
+def test_a_finished_job_reports_its_times_and_every_files_progress(job: SubmittedJob) -> None:
+    finished = job.finished
+    assert finished["status"] == "DONE", finished
+    stamps = [
+        datetime.fromisoformat(finished[key])
+        for key in ("submitted_at", "created_at", "started_at", "finished_at")
+    ]
+    assert all(stamp.utcoffset() == timedelta(0) for stamp in stamps), stamps
+    assert stamps == sorted(stamps), stamps
+    assert finished["files_total"] == finished["files_done"] == len(job.files)
+    assert finished["files_failed"] == 0
+    assert set(finished["files"]) == {p.name for p in job.files}
+    for name, progress in finished["files"].items():
+        assert progress["status"] == "DONE", (name, progress)
+        assert set(progress["outputs"]) == {"web", "thumb", "full"}, (name, progress)
 
 
 def test_a_shared_job_downloads_with_curl_byte_for_byte_what_the_worker_wrote(

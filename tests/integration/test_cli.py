@@ -9,16 +9,20 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
 import pytest
+import requests
 from PIL import Image
 
-from darkroom.imaging.fixtures import make_demo_shoot
+from darkroom.imaging.fixtures import make_demo_shoot, write_corrupt_raw
 
 pytestmark = pytest.mark.integration
 DARKROOM = [sys.executable, "-m", "darkroom.cli"]
+# What makes rich draw live progress in a pipe, as it would in a terminal.
+TERMINAL = {"FORCE_COLOR": "1", "TERM": "xterm-256color"}
 
 
 def run(*args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess[str]:
@@ -61,28 +65,75 @@ def test_demo_ends_with_a_finished_job_and_its_renditions_on_disk(tmp_path: Path
     assert str(job_dir.resolve()) in result.stdout.replace("\n", "")
 
 
+def test_demo_of_a_shoot_that_cannot_develop_exits_non_zero_naming_each_file(
+    tmp_path: Path,
+) -> None:
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    write_corrupt_raw(shoot / "A.dng", "truncated")
+    write_corrupt_raw(shoot / "B.dng", "garbage")
+    # A failed demo keeps its logs in a temporary folder: keep that one in tmp_path.
+    result = run(
+        "demo", "--input", str(shoot), "--out", str(tmp_path / "out"), TMPDIR=str(tmp_path)
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    text = result.stdout.replace("\n", " ")
+    assert "status FAILED" in result.stdout
+    assert "AllFilesFailed: none of the 2 files developed" in plain(result.stdout)
+    assert "A.dng" in text and "B.dng" in text
+    # Nothing was finished, so nothing is downloaded or presented as renditions.
+    assert "renditions in" not in result.stdout
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name != "thumbnails"]
+    assert "logs of every function and worker kept in" in result.stderr
+
+
+def plain(text: str) -> str:
+    """Terminal output without its colours and cursor moves."""
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+
+
+@dataclass
+class LocalUp:
+    endpoints: dict[str, str]  # the first line, JSON
+    banner: list[str]  # the lines after it, up to "Ctrl-C stops it"
+
+
 @pytest.fixture
-def local_up(tmp_path: Path) -> Iterator[dict[str, str]]:
+def local_up(tmp_path: Path) -> Iterator[LocalUp]:
     proc = subprocess.Popen(
         [*DARKROOM, "local", "up", "--port", "0", "--state-dir", str(tmp_path / "state")],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "COLUMNS": "300"},
     )
     try:
         assert proc.stdout is not None
         first_line = proc.stdout.readline()
-        yield json.loads(first_line)
+        banner: list[str] = []
+        while not banner or "Ctrl-C" not in banner[-1]:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            banner.append(line.rstrip("\n"))
+        yield LocalUp(json.loads(first_line), banner)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
 
 
-def test_local_up_prints_endpoints_as_json_and_any_aws_client_works(
-    local_up: dict[str, str], tmp_path: Path
+def test_local_up_prints_its_endpoints_then_serves_a_whole_cli_session(
+    local_up: LocalUp, tmp_path: Path
 ) -> None:
-    endpoint = local_up["AwsEndpointUrl"]
+    endpoint = local_up.endpoints["AwsEndpointUrl"]
     assert endpoint.startswith("http://127.0.0.1:")
+    api_url = local_up.endpoints["ApiUrl"]
+    assert api_url.startswith("http://127.0.0.1:")
+    # After the JSON line: how to point the AWS CLI and darkroom at it.
+    assert any(f"aws --endpoint-url {endpoint} " in line for line in local_up.banner), (
+        local_up.banner
+    )
+    assert any(f"DARKROOM_API_URL={api_url}" in line for line in local_up.banner)
     s3 = boto3.client(
         "s3",
         endpoint_url=endpoint,
@@ -91,14 +142,18 @@ def test_local_up_prints_endpoints_as_json_and_any_aws_client_works(
         region_name="us-east-1",
     )
     buckets = {b["Name"] for b in s3.list_buckets()["Buckets"]}
-    assert local_up["RawBucketName"] in buckets
+    assert local_up.endpoints["RawBucketName"] in buckets
 
     # Upload, watch, status, reprocess and download, each a separate CLI process.
     shoot = tmp_path / "shoot"
     make_demo_shoot(shoot, count=2, width=800, height=533)
-    uploaded = run("upload", str(shoot), "--endpoint-url", endpoint)
+    uploaded = run("upload", str(shoot), "--endpoint-url", endpoint, **TERMINAL)
     assert uploaded.returncode == 0, uploaded.stderr
     job_id = uploaded.stdout.strip()
+    # The transfer as a rich progress bar on stderr (stdout stays the job id alone).
+    assert re.search(r"uploading 2/2 .* ([\d.]+)/\1 [kMG]?B ", plain(uploaded.stderr)), (
+        uploaded.stderr
+    )
 
     watched = run("watch", job_id, "--endpoint-url", endpoint)
     assert watched.returncode == 0, watched.stdout + watched.stderr
@@ -116,14 +171,37 @@ def test_local_up_prints_endpoints_as_json_and_any_aws_client_works(
     )
 
     dest = tmp_path / "download"
-    downloaded = run("download", job_id, str(dest), "--endpoint-url", endpoint)
+    downloaded = run("download", job_id, str(dest), "--endpoint-url", endpoint, **TERMINAL)
     assert downloaded.returncode == 0, downloaded.stderr
     assert len(list((dest / "web").iterdir())) == 2
     assert json.loads((dest / "manifest.json").read_text())["files_done"] == 2
+    # Two files, three renditions each.
+    progress = plain(downloaded.stderr)
+    assert re.search(r"downloading 6/6 .* ([\d.]+)/\1 [kMG]?B ", progress), downloaded.stderr
+
+    # With no job id, status lists the recent jobs.
+    listed = run("status", "--endpoint-url", endpoint)
+    assert listed.returncode == 0, listed.stderr
+    (row,) = [line for line in listed.stdout.splitlines() if job_id in line]
+    assert "DONE" in row and "2/2 (0 failed)" in row
+
+    # A share link, revoked: its client is told so, with 410.
+    shared = run("share", job_id, "--json", "--endpoint-url", endpoint)
+    assert shared.returncode == 0, shared.stderr
+    share = json.loads(shared.stdout)
+    assert requests.get(share["url"], timeout=30).status_code == 200
+    revoked = run("share", job_id, "--revoke", share["share_id"], "--endpoint-url", endpoint)
+    assert revoked.returncode == 0, revoked.stderr
+    assert f"share {share['share_id']} of job {job_id} revoked" in revoked.stderr
+    gone = requests.get(share["url"], timeout=30)
+    assert gone.status_code == 410 and "revoked" in gone.json()["message"]
+    refused = run("download", share["url"], str(tmp_path / "client"))
+    assert refused.returncode == 1
+    assert "revoked" in refused.stderr
 
 
-def test_commands_fail_clearly_on_bad_input(local_up: dict[str, str], tmp_path: Path) -> None:
-    endpoint = local_up["AwsEndpointUrl"]
+def test_commands_fail_clearly_on_bad_input(local_up: LocalUp, tmp_path: Path) -> None:
+    endpoint = local_up.endpoints["AwsEndpointUrl"]
     (tmp_path / "empty").mkdir()
     empty = run("upload", str(tmp_path / "empty"), "--endpoint-url", endpoint)
     assert empty.returncode == 2
@@ -131,3 +209,12 @@ def test_commands_fail_clearly_on_bad_input(local_up: dict[str, str], tmp_path: 
     missing = run("status", "no-such-job", "--endpoint-url", endpoint)
     assert missing.returncode == 1
     assert "not found" in missing.stderr
+    # A bad recipe is refused before anything is sent, naming the field.
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps({"renditions": [{"name": "web", "quality": 500}]}))
+    make_demo_shoot(tmp_path / "shoot", count=1, width=300, height=200)
+    for command in (["reprocess", "no-such-job"], ["upload", str(tmp_path / "shoot")]):
+        bad = run(*command, "--recipe", str(recipe), "--endpoint-url", endpoint)
+        assert bad.returncode == 2, (command, bad.stdout, bad.stderr)
+        assert "recipe.renditions[0].quality" in plain(bad.stderr), (command, bad.stderr)
+    assert requests.get(f"{local_up.endpoints['ApiUrl']}/jobs", timeout=30).json()["jobs"] == []

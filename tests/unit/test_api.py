@@ -16,7 +16,7 @@ from moto import mock_aws
 from darkroom import keys, names
 from darkroom.api import tokens
 from darkroom.api.app import handle
-from darkroom.api.service import ApiService
+from darkroom.api.service import ApiService, iso
 from darkroom.aws.executions import Executions
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.objects import Objects
@@ -216,6 +216,19 @@ def test_creating_a_job_returns_one_sigv4_put_url_per_file_signed_for_its_size(a
     }
 
 
+def test_upload_urls_live_as_long_as_the_configured_expiry(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As the deployed function gets it: the env key, read by TaskSettings at start-up.
+    monkeypatch.setenv(names.Env.UPLOAD_URL_EXPIRY_SECONDS, "900")
+    current = api.service.settings.model_dump(exclude={"upload_url_expiry_seconds"})
+    api.service.settings = TaskSettings(**current)
+    doc = _create(api, {"A.dng": 10, "B.dng": 20})
+    assert doc["expires_in"] == 900
+    assert doc["expires_at"] == iso(api.now[0] + 900)
+    assert {_query(u["url"])["X-Amz-Expires"] for u in doc["uploads"]} == {"900"}
+
+
 @pytest.mark.parametrize(
     "name",
     [
@@ -361,6 +374,33 @@ def test_reprocess_is_refused_while_the_job_runs_and_accepted_once_it_is_done(ap
         "POST", "/jobs/finished/reprocess", {"recipe": {"renditions": [{"name": "BAD NAME"}]}}
     )
     assert bad[0] == 400
+
+
+def test_reprocess_with_a_recipe_starts_an_execution_that_carries_it(api: Api) -> None:
+    api.finish("finished", {"A.dng": 1})
+    recipe = {"renditions": [{"name": "print", "long_edge": 1024, "quality": 95}]}
+    status, _, doc = api.call("POST", "/jobs/finished/reprocess", {"recipe": recipe})
+    assert status == 202, doc
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    started = json.loads(sfn.describe_execution(executionArn=doc["execution_arn"])["input"])
+    assert started["job_id"] == "finished" and started["reprocess"] is True
+    # The recipe as RegisterJob will read it: validated, with every default filled in.
+    assert started["recipe"]["renditions"] == [
+        {"name": "print", "long_edge": 1024, "format": "jpeg", "quality": 95}
+    ]
+    assert started["recipe"]["exposure"]["mode"] == "auto"
+
+
+def test_reprocess_with_a_bad_recipe_is_400_naming_the_field_and_starts_nothing(
+    api: Api,
+) -> None:
+    api.finish("finished", {"A.dng": 1})
+    bad = {"renditions": [{"name": "web", "quality": 500}]}
+    status, _, doc = api.call("POST", "/jobs/finished/reprocess", {"recipe": bad})
+    assert status == 400, doc
+    assert doc["error"] == "bad_request"
+    assert "recipe.renditions[0].quality" in doc["message"]
+    assert api.service.executions.list() == []
 
 
 def test_reprocess_takes_up_a_job_whose_execution_was_stopped_in_the_console(api: Api) -> None:

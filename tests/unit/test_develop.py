@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rawpy
 from PIL import Image, ImageCms
 
 from darkroom.imaging.develop import DevelopError, DevelopResult, develop_file
@@ -171,6 +172,59 @@ def test_quality_is_the_recipes(landscape: Path, tmp_path: Path) -> None:
     assert low.size_bytes < high.size_bytes
 
 
+class _CountingRaw:
+    """A RawPy that counts the decodes asked of it (rawpy's class cannot be patched)."""
+
+    def __init__(self, raw: rawpy.RawPy, calls: dict[str, int]) -> None:
+        self._raw = raw
+        self._calls = calls
+
+    def __enter__(self) -> _CountingRaw:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._raw.close()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._raw, name)
+
+    def postprocess(self, **params: object) -> np.ndarray:
+        self._calls["postprocess"] += 1
+        return self._raw.postprocess(**params)
+
+
+def test_the_raw_is_decoded_once_for_all_renditions(
+    landscape: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = {"imread": 0, "postprocess": 0}
+    imread = rawpy.imread
+
+    def counting_imread(path: str) -> _CountingRaw:
+        calls["imread"] += 1
+        return _CountingRaw(imread(path), calls)
+
+    monkeypatch.setattr(rawpy, "imread", counting_imread)
+    result = develop_file(landscape, tmp_path, DEFAULT_RECIPE)
+    assert len(result.renditions) == len(DEFAULT_RECIPE.renditions) == 3
+    assert all(r.path.is_file() for r in result.renditions)
+    assert calls == {"imread": 1, "postprocess": 1}
+
+
+def test_web_rendition_of_a_larger_sensor_is_downscaled_to_exactly_2048(tmp_path: Path) -> None:
+    # Just over 2048 wide: the smallest sensor that must be scaled down for the web.
+    sensor = (2200, 1400)
+    src = write_dng(tmp_path / "BIG.dng", width=sensor[0], height=sensor[1], seed=5)
+    result = develop_file(src, tmp_path / "out", parse_recipe(WEB_THUMB))
+    assert (result.width, result.height) == sensor
+    web, thumb = result.renditions
+    assert (web.width, web.height) == (2048, round(1400 * 2048 / 2200))
+    assert max(thumb.width, thumb.height) == 400
+    assert thumb.width / thumb.height == pytest.approx(sensor[0] / sensor[1], rel=0.01)
+    for rendered in (web, thumb):
+        with Image.open(rendered.path) as img:
+            assert img.size == (rendered.width, rendered.height)
+
+
 # -- half size --------------------------------------------------------------------------
 def test_half_size_when_every_rendition_fits_half_the_sensor(
     landscape: Path, tmp_path: Path
@@ -210,6 +264,9 @@ def test_full_rendition_is_full_resolution(landscape: Path, tmp_path: Path) -> N
         ("garbage", "unsupported_format"),
         ("truncated", "truncated"),
         ("blank", "blank_frame"),
+        # A valid DNG LibRaw decodes without error; without the check it would come out
+        # a black frame sprinkled with garbage.
+        ("stripped", "blank_frame"),
     ],
 )
 def test_corrupt_files_fail_with_a_stable_code(kind: str, code: str, tmp_path: Path) -> None:

@@ -1,21 +1,28 @@
 """The worker's job loop with in-memory stores: parallel development, one file's failure,
-the manifest and the callback, and nothing half-uploaded left behind."""
+the manifest and the callback, heartbeats while it works, transfers overlapping
+development, a bounded scratch disk, and nothing half-uploaded left behind."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import worker.job
 from darkroom import keys
 from darkroom.aws.lease_store import Lease, LeaseState
 from darkroom.imaging.fixtures import make_demo_shoot, write_corrupt_raw
+from darkroom.imaging.pool import DevelopPool
 from darkroom.jobs import FileProgress, FileStatus, Job, JobStatus
+from darkroom.recipes import Recipe
 from darkroom.settings import WorkerSettings
 from worker.job import JobRunner
 
@@ -37,6 +44,11 @@ class Objects:
     def _path(self, bucket: str, key: str) -> Path:
         return self.root / bucket / key
 
+    def store(self, path: Path, bucket: str, key: str) -> None:
+        target = self._path(bucket, key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
+
     def download(self, bucket: str, key: str, dest: Path) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(self._path(bucket, key), dest)
@@ -45,9 +57,7 @@ class Objects:
     def upload(self, path: Path, bucket: str, key: str, content_type: str) -> None:
         if any(part in key for part in self.fail_uploads):
             raise OSError("connection reset")
-        target = self._path(bucket, key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, target)
+        self.store(path, bucket, key)
 
     def put_json(self, bucket: str, key: str, document: Mapping[str, Any]) -> None:
         self.json[key] = json.loads(json.dumps(document))
@@ -62,10 +72,11 @@ class Objects:
 
 
 class Jobs:
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Job, on_record: Callable[[str], None] | None = None) -> None:
         self.job = job
         self.progress: dict[str, FileProgress] = {}
         self.transitions: list[JobStatus] = []
+        self.on_record = on_record
 
     def get(self, job_id: str) -> Job:
         return self.job
@@ -75,6 +86,8 @@ class Jobs:
 
     def record_file(self, job_id: str, arn: str, name: str, progress: FileProgress) -> None:
         self.progress[name] = progress
+        if self.on_record is not None:
+            self.on_record(name)
 
 
 class Callbacks:
@@ -97,25 +110,38 @@ class Leases:
         pass
 
 
-def run_job(tmp_path: Path, files: list[Path], objects: Objects | None = None, workers: int = 2):
+def run_job(
+    tmp_path: Path,
+    files: list[Path],
+    objects: Objects | None = None,
+    workers: int = 2,
+    *,
+    callbacks: Callbacks | None = None,
+    leases: Leases | None = None,
+    heartbeat_seconds: float = 30,
+    on_record: Callable[[str], None] | None = None,
+):
     objects = objects or Objects(tmp_path / "s3")
     for path in files:
-        objects.upload(path, RAW, keys.raw_key(JOB, path.name), "application/octet-stream")
-    jobs = Jobs(Job(JOB, JobStatus.STARTING, files=tuple(p.name for p in files), recipe=WEB_THUMB))
-    callbacks = Callbacks()
+        objects.store(path, RAW, keys.raw_key(JOB, path.name))
+    jobs = Jobs(
+        Job(JOB, JobStatus.STARTING, files=tuple(p.name for p in files), recipe=WEB_THUMB),
+        on_record,
+    )
+    callbacks = callbacks or Callbacks()
     settings = WorkerSettings(
         raw_bucket=RAW,
         processed_bucket=PROCESSED,
         jobs_table="jobs",
         workers_table="workers",
         scratch_dir=tmp_path / "scratch",
-        heartbeat_interval_seconds=30,
+        heartbeat_interval_seconds=heartbeat_seconds,
         develop_workers=workers,
     )
     runner = JobRunner(
         settings,
         jobs=jobs,  # type: ignore[arg-type]
-        leases=Leases(),  # type: ignore[arg-type]
+        leases=leases or Leases(),  # type: ignore[arg-type]
         objects=objects,  # type: ignore[arg-type]
         callbacks=callbacks,  # type: ignore[arg-type]
         instance_id="i-1",
@@ -193,3 +219,214 @@ def test_nothing_developed_fails_the_task_with_all_files_failed(tmp_path: Path) 
     assert error == "AllFilesFailed"
     assert "none of the 2 files" in cause
     assert objects.json[keys.processed_manifest_key(JOB)]["files_failed"] == 2
+
+
+def test_a_blank_frame_fails_that_file_alone_as_blank_frame(
+    shoot: list[Path], tmp_path: Path
+) -> None:
+    blank = write_corrupt_raw(tmp_path / "BLANK.dng", "blank")
+    objects, jobs, callbacks = run_job(tmp_path, [shoot[0], blank, shoot[1]])
+    assert callbacks.failed == []
+    (output,) = callbacks.succeeded
+    assert (output["files_done"], output["files_failed"]) == (2, 1)
+    progress = jobs.progress["BLANK.dng"]
+    assert progress.status is FileStatus.FAILED
+    assert progress.error_code == "blank_frame"
+    assert progress.error and progress.error.startswith("BLANK.dng: ")
+    assert jobs.progress[shoot[0].name].status is FileStatus.DONE
+    assert jobs.progress[shoot[1].name].status is FileStatus.DONE
+    entry = next(
+        f
+        for f in objects.json[keys.processed_manifest_key(JOB)]["files"]
+        if f["name"] == "BLANK.dng"
+    )
+    assert entry["error_code"] == "blank_frame"
+    assert not any("BLANK" in key for key in objects.keys(PROCESSED))
+
+
+# -- heartbeats ----------------------------------------------------------------------------
+BEATS_WANTED = 3
+
+
+class CountingCallbacks(Callbacks):
+    def __init__(self) -> None:
+        super().__init__()
+        self.heartbeats: list[str] = []
+
+    def heartbeat(self, token: str) -> bool:
+        self.heartbeats.append(token)
+        return True
+
+
+class CountingLeases(Leases):
+    """Lease beats; `enough` is set once BEATS_WANTED have come in."""
+
+    def __init__(self) -> None:
+        self.beats: list[tuple[str, str]] = []
+        self.enough = threading.Event()
+
+    def beat(self, instance_id: str, execution_arn: str) -> None:
+        self.beats.append((instance_id, execution_arn))
+        if len(self.beats) >= BEATS_WANTED:
+            self.enough.set()
+
+
+class SlowObjects(Objects):
+    """A download that lasts until the heartbeat has beaten a few times (or 10 s pass)."""
+
+    def __init__(self, root: Path, leases: CountingLeases, callbacks: CountingCallbacks) -> None:
+        super().__init__(root)
+        self.leases = leases
+        self.callbacks = callbacks
+        self.seen_while_downloading: tuple[int, int] | None = None
+
+    def download(self, bucket: str, key: str, dest: Path) -> Path:
+        self.leases.enough.wait(timeout=10)
+        self.seen_while_downloading = (len(self.callbacks.heartbeats), len(self.leases.beats))
+        return super().download(bucket, key, dest)
+
+
+def test_the_worker_heartbeats_the_task_and_its_lease_while_it_works(
+    shoot: list[Path], tmp_path: Path
+) -> None:
+    callbacks, leases = CountingCallbacks(), CountingLeases()
+    objects = SlowObjects(tmp_path / "s3", leases, callbacks)
+    _, jobs, _ = run_job(
+        tmp_path,
+        shoot[:1],
+        objects,
+        workers=1,
+        callbacks=callbacks,
+        leases=leases,
+        heartbeat_seconds=0.05,
+    )
+    assert jobs.progress[shoot[0].name].status is FileStatus.DONE
+    (output,) = callbacks.succeeded
+    assert output["files_done"] == 1
+    # The beats came while the job was still downloading, not only at its start.
+    assert objects.seen_while_downloading is not None
+    task_beats, lease_beats = objects.seen_while_downloading
+    assert task_beats >= BEATS_WANTED and lease_beats >= BEATS_WANTED
+    # Every beat names this job's task token and this instance's lease for its execution.
+    assert set(callbacks.heartbeats) == {"t"}
+    assert set(leases.beats) == {("i-1", "arn:exec:1")}
+
+
+# -- transfers, development and the scratch disk ------------------------------------------
+TRANSFER_SECONDS = 0.03  # long enough for a transfer to be seen alongside a develop
+
+
+@dataclass(frozen=True)
+class Span:
+    what: str  # "download", "upload" or "develop"
+    stem: str
+    start: float
+    end: float
+
+    def overlaps(self, other: Span) -> bool:
+        return self.start < other.end and other.start < self.end
+
+
+class TimedObjects(Objects):
+    """Transfers that take a moment, each noted with its file and when it ran; and which
+    files are on the scratch disk: from their download until the job records them."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.spans: list[Span] = []
+        self.on_scratch: set[str] = set()
+        self.most_on_scratch = 0
+
+    def _timed(self, what: str, stem: str, transfer: Callable[[], Any]) -> None:
+        start = time.monotonic()
+        time.sleep(TRANSFER_SECONDS)
+        transfer()
+        with self.lock:
+            self.spans.append(Span(what, stem, start, time.monotonic()))
+
+    def download(self, bucket: str, key: str, dest: Path) -> Path:
+        with self.lock:
+            self.on_scratch.add(dest.name)
+            self.most_on_scratch = max(self.most_on_scratch, len(self.on_scratch))
+        self._timed(
+            "download", dest.stem, lambda: super(TimedObjects, self).download(bucket, key, dest)
+        )
+        return dest
+
+    def upload(self, path: Path, bucket: str, key: str, content_type: str) -> None:
+        self._timed(
+            "upload",
+            Path(key).stem,
+            lambda: super(TimedObjects, self).upload(path, bucket, key, content_type),
+        )
+
+    def finished(self, name: str) -> None:
+        with self.lock:
+            self.on_scratch.discard(name)
+
+
+def record_develops(monkeypatch: pytest.MonkeyPatch) -> list[Span]:
+    """The job's real develop pool, noting when each file's development ran: it ends when
+    its result arrives and lasted as long as the developer measured."""
+    spans: list[Span] = []
+
+    class TimedPool(DevelopPool):
+        def submit(self, src: Path, out_dir: Path, recipe: Recipe) -> Future[Any]:
+            future = super().submit(src, out_dir, recipe)
+
+            def done(f: Future[Any]) -> None:
+                end = time.monotonic()
+                if not f.cancelled() and f.exception() is None:
+                    seconds = f.result().decode_seconds + f.result().render_seconds
+                    spans.append(Span("develop", Path(src).stem, end - seconds, end))
+
+            future.add_done_callback(done)
+            return future
+
+    monkeypatch.setattr(worker.job, "DevelopPool", TimedPool)
+    return spans
+
+
+def copies(shoot: list[Path], directory: Path, count: int) -> list[Path]:
+    """`count` distinct files from the shoot's frames, for jobs longer than the pool."""
+    directory.mkdir()
+    return [
+        Path(shutil.copy(shoot[i % len(shoot)], directory / f"F{i:02d}.dng")) for i in range(count)
+    ]
+
+
+def test_transfers_run_while_other_files_develop(
+    shoot: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    develops = record_develops(monkeypatch)
+    objects = TimedObjects(tmp_path / "s3")
+    files = copies(shoot, tmp_path / "in", 6)
+    _, jobs, callbacks = run_job(tmp_path, files, objects, workers=2)
+    assert callbacks.failed == []
+    assert {p.status for p in jobs.progress.values()} == {FileStatus.DONE}
+    assert {d.stem for d in develops} == {p.stem for p in files}
+    overlapping = [
+        (transfer, develop)
+        for transfer in objects.spans
+        for develop in develops
+        if transfer.stem != develop.stem and transfer.overlaps(develop)
+    ]
+    assert overlapping, (objects.spans, develops)
+
+
+def test_at_most_twice_the_pool_of_files_are_on_the_scratch_disk_at_once(
+    shoot: list[Path], tmp_path: Path
+) -> None:
+    objects = TimedObjects(tmp_path / "s3")
+    files = copies(shoot, tmp_path / "in", 7)
+    workers = 1
+    _, jobs, callbacks = run_job(
+        tmp_path, files, objects, workers=workers, on_record=objects.finished
+    )
+    (output,) = callbacks.succeeded
+    assert output["files_done"] == len(jobs.progress) == 7
+    # worker/job.py keeps 2 files per developing process in flight: one developing, one
+    # downloading or uploading.
+    assert objects.most_on_scratch <= 2 * workers
+    assert objects.most_on_scratch >= 2  # several files at once, not one after another
+    assert objects.on_scratch == set()

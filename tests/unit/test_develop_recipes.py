@@ -85,19 +85,68 @@ def linear(values: np.ndarray) -> np.ndarray:
 
 
 # -- metadata ---------------------------------------------------------------------------
-def test_capture_date_camera_lens_exposure_and_credits_are_kept(shot: Path, tmp_path: Path) -> None:
-    result = develop_file(shot, tmp_path, small())
-    with Image.open(result.renditions[0].path) as img:
-        exif = img.getexif()
-    sub = exif.get_ifd(0x8769)
-    assert (exif[0x010F], exif[0x0110], exif[0x0112]) == ("Canon", "EOS R5", 1)
-    assert (exif[0x013B], exif[0x8298]) == (SHOT.artist, SHOT.copyright)
-    assert sub[0x9003] == TAKEN.strftime("%Y:%m:%d %H:%M:%S")
-    assert Fraction(float(sub[0x829A])).limit_denominator(10_000) == SHOT.exposure_time
-    assert float(sub[0x829D]) == pytest.approx(5.6)
-    assert sub[0x8827] == 400
-    assert float(sub[0x920A]) == 85
-    assert (sub[0xA433], sub[0xA434]) == (SHOT.lens_make, SHOT.lens_model)
+def _kept_metadata(path: Path, fmt: str) -> dict[str, object]:
+    """The capture metadata a rendition carries, read the way its format is read."""
+    if fmt == "tiff":
+        with tifffile.TiffFile(path) as f:
+            tags = f.pages.first.tags
+            exif = tags["ExifTag"].value
+            return {
+                "make": tags["Make"].value,
+                "model": tags["Model"].value,
+                "orientation": int(tags["Orientation"].value),
+                "artist": tags["Artist"].value,
+                "copyright": tags["Copyright"].value,
+                "taken": exif["DateTimeOriginal"],
+                "exposure_time": Fraction(*exif["ExposureTime"]),
+                "f_number": Fraction(*exif["FNumber"]),
+                "iso": exif["ISOSpeedRatings"],
+                "focal_length": Fraction(*exif["FocalLength"]),
+                "lens": (exif["LensMake"], exif["LensModel"]),
+                "gps": "GPSTag" in tags,
+            }
+    with Image.open(path) as img:
+        assert img.format == fmt.upper()
+        ifd0 = img.getexif()
+    sub = ifd0.get_ifd(0x8769)
+    return {
+        "make": ifd0[0x010F],
+        "model": ifd0[0x0110],
+        "orientation": ifd0[0x0112],
+        "artist": ifd0[0x013B],
+        "copyright": ifd0[0x8298],
+        "taken": sub[0x9003],
+        "exposure_time": Fraction(float(sub[0x829A])).limit_denominator(10_000),
+        "f_number": Fraction(float(sub[0x829D])).limit_denominator(100),
+        "iso": sub[0x8827],
+        "focal_length": Fraction(float(sub[0x920A])).limit_denominator(100),
+        "lens": (sub[0xA433], sub[0xA434]),
+        "gps": 0x8825 in ifd0,
+    }
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "webp", "tiff"])
+def test_capture_date_camera_lens_exposure_and_credits_are_kept_in_every_format(
+    shot: Path, tmp_path: Path, fmt: str
+) -> None:
+    recipe = parse_recipe({"renditions": [{"name": "out", "long_edge": 200, "format": fmt}]})
+    rendered = develop_file(shot, tmp_path, recipe).renditions[0]
+    assert rendered.path.suffix == {"jpeg": ".jpg", "webp": ".webp", "tiff": ".tif"}[fmt]
+    assert _kept_metadata(rendered.path, fmt) == {
+        "make": "Canon",
+        "model": "EOS R5",
+        "orientation": 1,
+        "artist": SHOT.artist,
+        "copyright": SHOT.copyright,
+        "taken": TAKEN.strftime("%Y:%m:%d %H:%M:%S"),
+        "exposure_time": SHOT.exposure_time,
+        "f_number": SHOT.f_number,
+        "iso": SHOT.iso,
+        "focal_length": SHOT.focal_length,
+        "lens": (SHOT.lens_make, SHOT.lens_model),
+        # The RAW has a location; the default recipe leaves it out.
+        "gps": False,
+    }
 
 
 def test_gps_is_stripped_by_default_and_kept_when_asked(shot: Path, tmp_path: Path) -> None:
@@ -212,6 +261,55 @@ def test_auto_exposure_never_pushes_recorded_highlights_past_white(
         pixels = np.asarray(img)
     # The scene's sun is recorded below saturation; it must not be blown.
     assert np.count_nonzero(pixels.max(axis=2) >= 255) <= 0.002 * pixels.shape[0] * pixels.shape[1]
+
+
+def test_auto_exposure_holds_a_dark_frame_down_to_keep_its_lamp_below_white(
+    tmp_path: Path,
+) -> None:
+    """A night scene: greys four stops under, and a lamp recorded at 90% of the sensor.
+
+    Placing the frame's average at middle grey alone would push the lamp several stops past
+    white; auto exposure must stop where the lamp reaches white.
+    """
+    greys = [0.5, 0.3, 0.2, 0.1, 0.05]
+    lamp_y = 9.0  # scene white lands at 10% of the sensor, so the lamp at 90%
+    src = write_chart_dng(
+        tmp_path / "NIGHT.dng",
+        np.array([D65_XYZ * y for y in [*greys, lamp_y]]),
+        width=600,
+        height=400,
+        seed=5,
+        exposure=0.1,
+    )
+    lamp = chart_patches(600, 400, len(greys) + 1)[-1]
+
+    def develop(name: str, **exposure: object) -> np.ndarray:
+        recipe = small(exposure=exposure) if exposure else small()
+        result = develop_file(src, tmp_path / name, recipe)
+        with Image.open(result.renditions[0].path) as img:
+            return np.asarray(img)
+
+    def white_share(pixels: np.ndarray) -> float:
+        return float(np.mean(pixels.max(axis=2) >= 255))
+
+    as_shot = develop("as-shot", mode="manual")
+    # The lamp was recorded, not clipped: as shot it is below white.
+    assert white_share(as_shot[lamp.top : lamp.bottom, lamp.left : lamp.right]) < 0.01
+    # The stops that would put this frame's log-average luminance at middle grey.
+    luminance = linear(as_shot.astype(np.float64)) @ np.array([0.2126, 0.7152, 0.0722])
+    key = float(np.exp(np.log(np.maximum(luminance, 1e-4)).mean()))
+    mid_grey_ev = round(float(np.log2(0.18 / key)), 2)
+    assert mid_grey_ev > 2.5
+
+    pushed = develop("pushed", mode="manual", compensation_ev=mid_grey_ev)
+    auto = develop("auto")
+    pushed_lamp = pushed[lamp.top : lamp.bottom, lamp.left : lamp.right]
+    auto_lamp = auto[lamp.top : lamp.bottom, lamp.left : lamp.right]
+    assert white_share(pushed_lamp) > 0.9
+    assert white_share(auto_lamp) < 0.1
+    assert white_share(auto) < 0.002
+    # Held down only as far as needed: the lamp is still near white, not dimmed.
+    assert auto_lamp.mean() > 240
 
 
 # -- highlights -------------------------------------------------------------------------

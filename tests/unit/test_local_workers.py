@@ -15,11 +15,16 @@ while true; do sleep 0.05; done
 """
 
 
-def test_a_start_right_after_a_stop_boots_a_fresh_worker(tmp_path: Path) -> None:
+def _workers_running(tmp_path: Path, script: str) -> WorkerProcesses:
+    """Worker processes whose `python -m worker` is the given shell script."""
     fake_python = tmp_path / "fake-python"
-    fake_python.write_text(SLOW_TO_STOP)
+    fake_python.write_text(script)
     fake_python.chmod(0o755)
-    workers = WorkerProcesses(tmp_path / "state", {}, python=str(fake_python))
+    return WorkerProcesses(tmp_path / "state", {}, python=str(fake_python))
+
+
+def test_a_start_right_after_a_stop_boots_a_fresh_worker(tmp_path: Path) -> None:
+    workers = _workers_running(tmp_path, SLOW_TO_STOP)
     try:
         workers.on_start("i-1")
         time.sleep(0.2)  # let the shell install its trap
@@ -34,13 +39,51 @@ def test_a_start_right_after_a_stop_boots_a_fresh_worker(tmp_path: Path) -> None
 
 
 def test_starting_a_running_instance_boots_nothing(tmp_path: Path) -> None:
-    fake_python = tmp_path / "fake-python"
-    fake_python.write_text(SLOW_TO_STOP)
-    fake_python.chmod(0o755)
-    workers = WorkerProcesses(tmp_path / "state", {}, python=str(fake_python))
+    workers = _workers_running(tmp_path, SLOW_TO_STOP)
     try:
         workers.on_start("i-1")
         workers.on_start("i-1")
         assert workers.boots["i-1"] == 1
+    finally:
+        workers.close()
+
+
+# Stands in for `python -m worker`: says which scratch directory it was given, then idles.
+REPORTS_ITS_SCRATCH = """#!/bin/sh
+echo "scratch=$DARKROOM_SCRATCH_DIR"
+trap 'exit 0' TERM
+while true; do sleep 0.05; done
+"""
+
+
+def _scratch_reports(log: Path, count: int) -> list[str]:
+    """The scratch dirs the worker processes reported, once `count` boots have written."""
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [
+            line.removeprefix("scratch=")
+            for line in (log.read_text().splitlines() if log.exists() else [])
+            if line.startswith("scratch=")
+        ]
+        if len(lines) >= count or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.02)
+
+
+def test_an_instances_scratch_directory_survives_a_stop_and_start(tmp_path: Path) -> None:
+    workers = _workers_running(tmp_path, REPORTS_ITS_SCRATCH)
+    try:
+        workers.on_start("i-1")
+        log = workers.log_path("i-1")
+        assert len(_scratch_reports(log, 1)) == 1  # booted (and past its first line)
+        scratch = workers.scratch_dir("i-1")
+        (scratch / "jobs").mkdir()
+        (scratch / "jobs" / "left-over.dng").write_bytes(b"raw")
+        workers.on_stop("i-1")
+        workers.on_start("i-1")
+        assert workers.boots["i-1"] == 2
+        assert (scratch / "jobs" / "left-over.dng").read_bytes() == b"raw"
+        # Both boots were handed the one directory, as an EBS volume stays attached.
+        assert _scratch_reports(log, 2) == [str(scratch)] * 2
     finally:
         workers.close()

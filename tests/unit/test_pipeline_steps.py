@@ -321,6 +321,64 @@ def test_starting_a_job_twice_returns_the_same_execution() -> None:
         assert len(executions.list()) == 1
 
 
+WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
+
+
+def _record_writes(world: World) -> list[tuple[str, dict[str, Any]]]:
+    """Every DynamoDB write the stores send through the world's client, as sent."""
+    writes: list[tuple[str, dict[str, Any]]] = []
+
+    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name in WRITES:
+            writes.append((model.name, dict(params)))
+
+    world.ddb.meta.events.register("provide-client-params.dynamodb", record)
+    return writes
+
+
+def _unconditional(name: str, params: dict[str, Any]) -> bool:
+    if name == "BatchWriteItem":  # carries no conditions at all
+        return True
+    if name == "TransactWriteItems":
+        return any(
+            "ConditionExpression" not in next(iter(item.values()))
+            for item in params["TransactItems"]
+        )
+    return "ConditionExpression" not in params
+
+
+def test_every_write_to_the_tables_is_conditional(world: World) -> None:
+    writes = _record_writes(world)
+    (instance,) = world.instance_ids
+    # A job's whole run, as its steps and its worker write it.
+    world.upload("j20", "A.DNG", "B.DNG", manifest={})
+    world.register("j20", EXEC_A)
+    world.start("j20", EXEC_A)
+    pipeline.await_worker(instance, EXEC_A, "token-a", leases=world.leases)
+    world.jobs.transition("j20", EXEC_A, JobStatus.PROCESSING, set_fields={"started_at": "now"})
+    world.leases.beat(instance, EXEC_A)
+    world.jobs.record_file("j20", EXEC_A, "A.DNG", FileProgress(FileStatus.DONE, {"web": "k"}))
+    world.jobs.record_file(
+        "j20", EXEC_A, "B.DNG", FileProgress(FileStatus.FAILED, error_code="truncated", error="B")
+    )
+    assert pipeline.mark_done("j20", EXEC_A, {"manifest_key": "m"}, jobs=world.jobs)["status"] == (
+        "DONE_WITH_ERRORS"
+    )
+    assert pipeline.stop_worker(EXEC_A, instance, leases=world.leases, pool=world.pool)["released"]
+    # And one that fails: released by the failure path, then marked failed.
+    world.upload("j21", "A.DNG", manifest={})
+    world.register("j21", EXEC_B)
+    world.start("j21", EXEC_B)
+    assert pipeline.stop_worker(EXEC_B, None, leases=world.leases, pool=world.pool)["released"]
+    pipeline.mark_failed("j21", EXEC_B, {"Error": "X", "Cause": "y"}, jobs=world.jobs)
+    assert world.jobs.get("j21").status is JobStatus.FAILED
+
+    assert {name for name, _ in writes} >= {"PutItem", "UpdateItem"}
+    assert len(writes) >= 14
+    unconditional = [(name, params) for name, params in writes if _unconditional(name, params)]
+    assert unconditional == []
+
+
 def test_mark_failed_keeps_the_message_of_a_lambda_error_document(world: World) -> None:
     _run_to_processing(world, "j13")
     cause = json.dumps({"errorMessage": "job j13 has no files", "errorType": "InvalidJob"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 
 from darkroom import names
 from darkroom.workflow import ASL_PATH, load_template, placeholders, render_definition
+from tests.conftest import REPO
 
 REGENERATE = "python -m workflows.raw_pipeline"
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
@@ -91,15 +93,53 @@ def test_rendering_is_deterministic() -> None:
     assert render() == render()
 
 
-def test_the_runtime_loader_never_imports_the_sdk() -> None:
+# What runs: every Lambda handler, the EC2 worker, the local cloud (with its Lambda
+# bootstrap) and the CLI. The SDK that authors the ASL drags in sagemaker v2.
+RUNTIME_MODULES = (
+    *sorted({handler.rsplit(".", 1)[0] for handler in names.HANDLERS.values()}),
+    "worker.main",
+    "worker.job",
+    "darkroom.local.cloud",
+    "darkroom.local.lambda_bootstrap",
+    "darkroom.cli.main",
+)
+# Handlers read their configuration at import; any value will do here.
+HANDLER_ENV = {
+    names.Env.RAW_BUCKET: "raw",
+    names.Env.PROCESSED_BUCKET: "processed",
+    names.Env.INPUT_BUCKET: "input",
+    names.Env.OUTPUT_BUCKET: "output",
+    names.Env.JOBS_TABLE: "jobs",
+    names.Env.WORKERS_TABLE: "workers",
+    names.Env.UPLOADS_TABLE: "uploads",
+    names.Env.SHARES_TABLE: "shares",
+    names.Env.STATE_MACHINE_ARN: "arn:aws:states:us-east-1:123456789012:stateMachine:m",
+    names.Env.WORKER_INSTANCE_IDS: "i-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+}
+
+
+def test_nothing_that_runs_imports_the_stepfunctions_sdk() -> None:
+    assert "tasks.register_job" in RUNTIME_MODULES and "tasks.api" in RUNTIME_MODULES
     code = (
-        "import sys, json, darkroom.workflow as w\n"
+        "import importlib, json, sys\n"
+        f"for module in {list(RUNTIME_MODULES)!r}:\n"
+        "    importlib.import_module(module)\n"
+        "import darkroom.workflow as w\n"
         "json.loads(w.render_definition({p: 'x' for p in w.placeholders(w.load_template())}))\n"
         "leaked = sorted(m for m in ('stepfunctions', 'sagemaker') if m in sys.modules)\n"
         "assert not leaked, leaked\n"
     )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DARKROOM_", "AWS_"))}
     completed = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**env, **HANDLER_ENV},
+        cwd=REPO,
     )
     assert completed.returncode == 0, completed.stderr
 
