@@ -47,8 +47,12 @@ def _kept_logs(stderr: str) -> str:
 
 
 def test_demo_ends_with_a_finished_job_and_its_renditions_on_disk(tmp_path: Path) -> None:
-    result = run("demo", "--count", "2", "--out", str(tmp_path / "out"))
+    # As on a terminal, so the live view renders its frames into the captured output.
+    result = run(
+        "demo", "--count", "2", "--out", str(tmp_path / "out"), FORCE_COLOR="1", TERM="xterm"
+    )
     assert result.returncode == 0, result.stdout + result.stderr + _kept_logs(result.stderr)
+    shown = plain(result.stdout)
     out = tmp_path / "out"
     (job_dir,) = (p for p in out.iterdir() if p.name != "thumbnails")
     # The ordinary images' thumbnails from the S3 -> Lambda path, one folder per image.
@@ -60,9 +64,12 @@ def test_demo_ends_with_a_finished_job_and_its_renditions_on_disk(tmp_path: Path
         for path in files:
             with Image.open(path) as image:
                 image.verify()
-    assert "DONE" in result.stdout
-    assert "orchestration overhead" in result.stdout
-    assert str(job_dir.resolve()) in result.stdout.replace("\n", "")
+    assert "DONE" in shown
+    assert "orchestration overhead" in shown
+    assert str(job_dir.resolve()) in shown.replace("\n", "")
+    # Live: the execution's state while the worker runs, and files still pending then.
+    assert "WaitForWorker" in shown
+    assert "PENDING" in shown
 
 
 def test_demo_of_a_shoot_that_cannot_develop_exits_non_zero_naming_each_file(
