@@ -159,10 +159,20 @@ class DeliveryApi(Construct):
                     actions=["s3:GetObject"],
                     resources=[processed.arn_for_objects(f"{names.PROCESSED_PREFIX}*")],
                 ),
-                # JobStore.find (GetItem) and JobStore.recent (Scan).
-                ddb("ReadJobs", storage.jobs, "GetItem", "Scan"),
-                # UploadStore: create (PutItem), get, mark_submitted (UpdateItem), all (Scan).
-                ddb("Uploads", storage.uploads, "GetItem", "PutItem", "Scan", "UpdateItem"),
+                # JobStore.find (GetItem) and JobStore.registered (BatchGetItem).
+                ddb("ReadJobs", storage.jobs, "GetItem", "BatchGetItem"),
+                # UploadStore: create (PutItem), get, mark_submitted (UpdateItem).
+                ddb("Uploads", storage.uploads, "GetItem", "PutItem", "UpdateItem"),
+                # GET /jobs: both tables' listing index, newest first (JobStore.newest,
+                # UploadStore.newest). No scans.
+                iam.PolicyStatement(
+                    sid="ListJobs",
+                    actions=["dynamodb:Query"],
+                    resources=[
+                        f"{table.table_arn}/index/{names.NEWEST_INDEX}"
+                        for table in (storage.jobs, storage.uploads)
+                    ],
+                ),
                 # ShareStore: put, get, revoke (UpdateItem). No index: revocation reads by
                 # share id, with the job id as a condition.
                 ddb("Shares", storage.shares, "GetItem", "PutItem", "UpdateItem"),

@@ -142,7 +142,8 @@ class RawPipeline(Construct):
             Function.START_WORKER,
             "leases an idle pool instance and starts it",
             [
-                ddb(workers, "PutItem", "Scan", "UpdateItem"),
+                # The pool's own lease rows (BatchGetItem), never a scan of the table.
+                ddb(workers, "PutItem", "BatchGetItem", "UpdateItem"),
                 ddb(jobs, "GetItem", "UpdateItem"),
                 iam.PolicyStatement(actions=["ec2:StartInstances"], resources=pool),
                 # Whether the execution holding a lease has ended (aborted in the console).

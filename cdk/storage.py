@@ -12,9 +12,6 @@ from constructs import Construct
 from cdk.config import DeployConfig
 from darkroom import names
 
-# Epoch seconds after which DynamoDB may delete an item (uploads and shares).
-TTL_ATTRIBUTE = "expires_ttl"
-
 
 class Storage(Construct):
     def __init__(self, scope: Construct, id: str, *, config: DeployConfig) -> None:
@@ -58,13 +55,13 @@ class Storage(Construct):
         self.input = self._data_bucket("Input", names.INPUT_BUCKET, None, 0, 0, data_removal)
         self.output = self._data_bucket("Output", names.OUTPUT_BUCKET, None, 0, 0, data_removal)
 
-        self.jobs = self._table("Jobs", "job_id", data_removal)
-        self.workers = self._table("Workers", "instance_id", data_removal)
+        # Keys and indexes are darkroom.names' schemas, which the local cloud creates too.
+        self.jobs = self._table("Jobs", names.JOBS_SCHEMA, data_removal)
+        self.workers = self._table("Workers", names.WORKERS_SCHEMA, data_removal)
         # The API's: jobs declared but not yet registered, and client share links. Both
-        # expire by DynamoDB TTL (darkroom/aws/uploads.py, shares.py set expires_ttl);
-        # both are read by key or scanned only, so no index.
-        self.uploads = self._table("Uploads", "job_id", data_removal, ttl=TTL_ATTRIBUTE)
-        self.shares = self._table("Shares", "share_id", data_removal, ttl=TTL_ATTRIBUTE)
+        # expire by DynamoDB TTL (darkroom/aws/uploads.py, shares.py set expires_ttl).
+        self.uploads = self._table("Uploads", names.UPLOADS_SCHEMA, data_removal)
+        self.shares = self._table("Shares", names.SHARES_SCHEMA, data_removal)
 
     def _data_bucket(
         self,
@@ -114,12 +111,13 @@ class Storage(Construct):
         return bucket
 
     def _table(
-        self, id: str, key: str, removal: cdk.RemovalPolicy, *, ttl: str | None = None
+        self, id: str, schema: names.TableSchema, removal: cdk.RemovalPolicy
     ) -> dynamodb.Table:
-        return dynamodb.Table(
+        table = dynamodb.Table(
             self,
             id,
-            partition_key=dynamodb.Attribute(name=key, type=dynamodb.AttributeType.STRING),
+            partition_key=_string(schema.partition_key),
+            sort_key=_string(schema.sort_key) if schema.sort_key else None,
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
@@ -127,8 +125,21 @@ class Storage(Construct):
             # AWS-owned key: encrypted at rest with no KMS request charges.
             encryption=dynamodb.TableEncryption.DEFAULT,
             removal_policy=removal,
-            time_to_live_attribute=ttl,
+            time_to_live_attribute=schema.ttl,
         )
+        if schema.index:
+            # Listing newest first reads whole items (the job view), so all is projected.
+            table.add_global_secondary_index(
+                index_name=schema.index.name,
+                partition_key=_string(schema.index.partition_key),
+                sort_key=_string(schema.index.sort_key),
+                projection_type=dynamodb.ProjectionType.ALL,
+            )
+        return table
+
+
+def _string(name: str) -> dynamodb.Attribute:
+    return dynamodb.Attribute(name=name, type=dynamodb.AttributeType.STRING)
 
 
 def _private_bucket(scope: Construct, id: str, **props: Any) -> s3.Bucket:

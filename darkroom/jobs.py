@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class JobStatus(StrEnum):
@@ -61,41 +62,35 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-@dataclass(frozen=True)
-class FileProgress:
+def created_key(created_at: str, job_id: str) -> str:
+    """Where a job sorts when listed newest first; set once, when the job is created."""
+    return f"{created_at}#{job_id}"
+
+
+class FileProgress(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
     status: FileStatus = FileStatus.PENDING
-    outputs: Mapping[str, str] = field(default_factory=dict)  # rendition -> S3 key
+    outputs: dict[str, str] = Field(default_factory=dict)  # rendition -> S3 key
     error_code: str | None = None
     error: str | None = None
 
     def to_item(self) -> dict[str, Any]:
-        item: dict[str, Any] = {"status": str(self.status)}
-        if self.outputs:
-            item["outputs"] = dict(self.outputs)
-        if self.error_code:
-            item["error_code"] = self.error_code
-        if self.error:
-            item["error"] = self.error
-        return item
-
-    @classmethod
-    def from_item(cls, item: Mapping[str, Any]) -> FileProgress:
-        return cls(
-            status=FileStatus(item.get("status", FileStatus.PENDING)),
-            outputs=dict(item.get("outputs", {})),
-            error_code=item.get("error_code"),
-            error=item.get("error"),
+        """Only what the file has: no empty outputs before it is developed, no null errors."""
+        return self.model_dump(
+            mode="json", exclude_none=True, exclude=None if self.outputs else {"outputs"}
         )
 
 
-@dataclass(frozen=True)
-class Job:
+class Job(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
     job_id: str
     status: JobStatus
     files: tuple[str, ...] = ()
     name: str | None = None
-    recipe: Mapping[str, Any] | None = None
-    progress: Mapping[str, FileProgress] = field(default_factory=dict)
+    recipe: dict[str, Any] | None = None
+    progress: dict[str, FileProgress] = Field(default_factory=dict)
     execution_arn: str | None = None
     executions: tuple[str, ...] = ()
     attempt: int = 0
@@ -120,6 +115,10 @@ class Job:
     def is_terminal(self) -> bool:
         return self.status in TERMINAL
 
+    @property
+    def created_key(self) -> str:
+        return created_key(self.created_at or "", self.job_id)
+
     def to_summary(self) -> dict[str, Any]:
         """The job as status readers (CLI, API) show it."""
         return {
@@ -141,28 +140,6 @@ class Job:
             "finished_at": self.finished_at,
             "files": {name: p.to_item() for name, p in sorted(self.progress.items())},
         }
-
-    @classmethod
-    def from_item(cls, item: Mapping[str, Any]) -> Job:
-        return cls(
-            job_id=item["job_id"],
-            status=JobStatus(item["status"]),
-            files=tuple(item.get("files", ())),
-            name=item.get("name"),
-            recipe=item.get("recipe"),
-            progress={k: FileProgress.from_item(v) for k, v in item.get("progress", {}).items()},
-            execution_arn=item.get("execution_arn"),
-            executions=tuple(item.get("executions", ())),
-            attempt=int(item.get("attempt", 0)),
-            instance_id=item.get("instance_id"),
-            manifest_key=item.get("manifest_key"),
-            error=item.get("error"),
-            cause=item.get("cause"),
-            created_at=item.get("created_at"),
-            updated_at=item.get("updated_at"),
-            started_at=item.get("started_at"),
-            finished_at=item.get("finished_at"),
-        )
 
 
 def pending_progress(files: Iterable[str]) -> dict[str, FileProgress]:

@@ -5,6 +5,7 @@ One place, so a renamed table or env key cannot drift between AWS and the laptop
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
 PROJECT: Final = "darkroom"
@@ -20,6 +21,52 @@ WORKERS_TABLE: Final = "darkroom-workers"
 # The API's own tables: jobs created but not yet submitted, and client share links.
 UPLOADS_TABLE: Final = "darkroom-uploads"
 SHARES_TABLE: Final = "darkroom-shares"
+
+# DynamoDB keys. The jobs table is keyed (job_id, sk): the job item has sk JOB_ITEM and
+# the items that belong to one job (FILE#<name>, RUN#<run_id>) sit beside it.
+JOB_ID: Final = "job_id"
+SORT_KEY: Final = "sk"
+JOB_ITEM: Final = "JOB"
+INSTANCE_ID: Final = "instance_id"
+SHARE_ID: Final = "share_id"
+# Epoch seconds after which DynamoDB may delete an item (uploads and shares).
+TTL_ATTRIBUTE: Final = "expires_ttl"
+# Listing newest first without a scan: a sparse index over the items that carry ENTITY
+# (only a job item, an upload), sorted by CREATED_KEY "<created_at>#<job_id>", which is
+# set once when the item is created and never changes, so a cursor stays put.
+NEWEST_INDEX: Final = "newest"
+ENTITY: Final = "entity"
+CREATED_KEY: Final = "created_key"
+JOB_ENTITY: Final = "JOB"
+UPLOAD_ENTITY: Final = "UPLOAD"
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    partition_key: str
+    sort_key: str
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """A table's keys and index, as CDK declares them and the local cloud creates them.
+
+    Every key attribute is a string."""
+
+    name: str
+    partition_key: str
+    sort_key: str | None = None
+    index: Index | None = None
+    ttl: str | None = None
+
+
+_NEWEST = Index(NEWEST_INDEX, ENTITY, CREATED_KEY)
+JOBS_SCHEMA: Final = TableSchema(JOBS_TABLE, JOB_ID, SORT_KEY, index=_NEWEST)
+WORKERS_SCHEMA: Final = TableSchema(WORKERS_TABLE, INSTANCE_ID)
+UPLOADS_SCHEMA: Final = TableSchema(UPLOADS_TABLE, JOB_ID, index=_NEWEST, ttl=TTL_ATTRIBUTE)
+SHARES_SCHEMA: Final = TableSchema(SHARES_TABLE, SHARE_ID, ttl=TTL_ATTRIBUTE)
+TABLES: Final = (JOBS_SCHEMA, WORKERS_SCHEMA, UPLOADS_SCHEMA, SHARES_SCHEMA)
 # The HTTP API (API Gateway HTTP API in AWS, a local gateway in the embedded cloud).
 API_NAME: Final = "darkroom-api"
 STATE_MACHINE: Final = "darkroom-raw-pipeline"

@@ -237,10 +237,9 @@ def _reclaim(
     execution_status: Callable[[str], str],
 ) -> bool:
     freed = False
-    for lease in leases.all():
+    for lease in leases.of(instance_ids):
         stale = (
-            lease.instance_id in instance_ids
-            and lease.state is LeaseState.LEASED
+            lease.state is LeaseState.LEASED
             and lease.execution_arn not in (None, execution_arn)
             and not lease_is_active(lease, execution_status)
         )

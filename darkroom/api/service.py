@@ -4,11 +4,12 @@ AWS, the embedded local cloud, or moto in unit tests."""
 from __future__ import annotations
 
 import base64
+import heapq
+import itertools
 import json
 import secrets
-import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
@@ -40,7 +41,7 @@ from darkroom.aws.uploads import (
     UploadStore,
 )
 from darkroom.errors import JobBusy, JobNotFound
-from darkroom.jobs import SHAREABLE, Job, JobStatus, utc_now
+from darkroom.jobs import SHAREABLE, Job, JobStatus, created_key, utc_now
 from darkroom.observability import logger
 from darkroom.recipes import RecipeError, parse_recipe
 from darkroom.settings import TaskSettings
@@ -124,7 +125,7 @@ class ApiService:
         upload = Upload(
             job_id=job_id,
             status=UploadStatus.CREATED,
-            files=tuple(DeclaredFile(f.name, f.size) for f in body.files),
+            files=tuple(DeclaredFile(name=f.name, size=f.size) for f in body.files),
             created_at=utc_now(),
             name=body.name,
             recipe=recipe,
@@ -163,20 +164,31 @@ class ApiService:
 
     def list_jobs(self, request: Request) -> Response:
         limit = self._limit(request.query.get("limit"))
-        cursor = self._cursor(request.query.get("cursor"))
-        views: dict[str, dict[str, Any]] = {
-            job.job_id: self._job_view(job, None) for job in self.jobs.recent(limit=sys.maxsize)
-        }
-        for upload in self.uploads.all():
-            views.setdefault(upload.job_id, self._upload_view(upload, None))
-        ordered = sorted(views.values(), key=_order_key, reverse=True)
-        if cursor is not None:
-            ordered = [v for v in ordered if _order_key(v) < cursor]
-        page = ordered[:limit]
-        next_cursor = _encode_cursor(_order_key(page[-1])) if len(ordered) > limit else None
-        for view in page:
+        before = self._cursor(request.query.get("cursor"))
+        page = list(itertools.islice(self._newest(before, limit + 1), limit + 1))
+        next_cursor = _encode_cursor(page[limit - 1]) if len(page) > limit else None
+        views = [
+            self._job_view(r, None) if isinstance(r, Job) else self._upload_view(r, None)
+            for r in page[:limit]
+        ]
+        for view in views:
             view.pop("files", None)
-        return Response.json(200, {"jobs": page, "next_cursor": next_cursor})
+        return Response.json(200, {"jobs": views, "next_cursor": next_cursor})
+
+    def _newest(self, before: str | None, page_size: int) -> Iterator[Job | Upload]:
+        """Jobs and uploads newest first, from both tables' listing indexes.
+
+        A job the pipeline registered keeps its upload record for a while; the job's own
+        record stands for it (as GET /jobs/{id} answers), so its upload is skipped."""
+        merged: Iterator[Job | Upload] = heapq.merge(
+            self.jobs.newest(before=before, page_size=page_size),
+            self.uploads.newest(before=before, page_size=page_size),
+            key=lambda record: record.created_key,
+            reverse=True,
+        )
+        while chunk := list(itertools.islice(merged, page_size)):
+            registered = self.jobs.registered(r.job_id for r in chunk if isinstance(r, Upload))
+            yield from (r for r in chunk if not (isinstance(r, Upload) and r.job_id in registered))
 
     def get_job(self, request: Request, job_id: str) -> Response:
         job_id = _job_id(job_id)
@@ -497,7 +509,8 @@ class ApiService:
         return int(raw)
 
     @staticmethod
-    def _cursor(raw: str | None) -> tuple[str, str] | None:
+    def _cursor(raw: str | None) -> str | None:
+        """The created key a page continues after (the cursor names its last job)."""
         if raw is None:
             return None
         try:
@@ -506,13 +519,11 @@ class ApiService:
                 raise ValueError(raw)
         except (ValueError, TypeError, UnicodeDecodeError) as exc:
             raise BadRequest("cursor is not one this API issued") from exc
-        return created_at, job_id
+        return created_key(created_at, job_id)
 
 
-def _order_key(view: Mapping[str, Any]) -> tuple[str, str]:
-    # Creation time never changes, so pages stay stable while jobs progress.
-    return (view.get("created_at") or "", view["job_id"])
-
-
-def _encode_cursor(key: tuple[str, str]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode().rstrip("=")
+def _encode_cursor(record: Job | Upload) -> str:
+    # A job's created key never changes, so a page boundary stays put while jobs
+    # progress and new ones arrive.
+    key = [record.created_at or "", record.job_id]
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")

@@ -2,45 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from darkroom.aws.clients import client, error_code
-from darkroom.aws.ddb_codec import from_item, to_attribute
+from darkroom import names
+from darkroom.aws.table import ConditionFailed, Table
 from darkroom.errors import JobBusy, JobNotFound, StaleExecution
 from darkroom.jobs import (
     TERMINAL,
     FileProgress,
     Job,
     JobStatus,
+    created_key,
     pending_progress,
     sources_of,
     utc_now,
 )
 
 
+def job_key(job_id: str) -> dict[str, str]:
+    """The key of a job's own item (its files' and runs' items share the partition)."""
+    return {names.JOB_ID: job_id, names.SORT_KEY: names.JOB_ITEM}
+
+
 class JobStore:
     def __init__(self, table: str, ddb: Any | None = None) -> None:
-        self._table = table
-        self._ddb = ddb or client("dynamodb")
-
-    # -- encoding -----------------------------------------------------------------
-    def _v(self, value: Any) -> Any:
-        return to_attribute(value)
-
-    def _item(self, raw: Mapping[str, Any]) -> dict[str, Any]:
-        return from_item(raw)
+        self._table = Table(table, names.JOBS_SCHEMA, ddb)
 
     # -- reads --------------------------------------------------------------------
     def get(self, job_id: str) -> Job:
-        raw = self._ddb.get_item(
-            TableName=self._table, Key={"job_id": {"S": job_id}}, ConsistentRead=True
-        ).get("Item")
-        if not raw:
+        item = self._table.get(job_key(job_id))
+        if item is None:
             raise JobNotFound(f"job {job_id} not found")
-        return Job.from_item(self._item(raw))
+        return Job.model_validate(item)
 
     def find(self, job_id: str) -> Job | None:
         try:
@@ -48,18 +42,15 @@ class JobStore:
         except JobNotFound:
             return None
 
-    def recent(self, limit: int = 20) -> list[Job]:
-        """The newest jobs. A scan: fine for a studio's table; the API issue adds an index."""
-        items: list[Job] = []
-        kwargs: dict[str, Any] = {"TableName": self._table}
-        while True:
-            page = self._ddb.scan(**kwargs)
-            items.extend(Job.from_item(self._item(i)) for i in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        items.sort(key=lambda j: j.updated_at or "", reverse=True)
-        return items[:limit]
+    def newest(self, *, before: str | None = None, page_size: int = 25) -> Iterator[Job]:
+        """Jobs newest first (before a created key, if given), a page at a time."""
+        for item in self._table.newest(names.JOB_ENTITY, before=before, page_size=page_size):
+            yield Job.model_validate(item)
+
+    def registered(self, job_ids: Iterable[str]) -> set[str]:
+        """Which of these jobs have a record."""
+        keys = [job_key(job_id) for job_id in dict.fromkeys(job_ids)]
+        return {item[names.JOB_ID] for item in self._table.get_many(keys)} if keys else set()
 
     # -- writes -------------------------------------------------------------------
     def register(
@@ -77,17 +68,27 @@ class JobStore:
         means the job is already running, which is refused.
         """
         now = utc_now()
-        names = {"#s": "status"}
+        attribute_names = {
+            "#s": "status",
+            "#e": "error",
+            "#entity": names.ENTITY,
+            "#created_key": names.CREATED_KEY,
+        }
         values: dict[str, Any] = {
-            ":registered": self._v(str(JobStatus.REGISTERED)),
-            ":exec": self._v(execution_arn),
-            ":exec_list": self._v([execution_arn]),
-            ":empty": self._v([]),
-            ":files": self._v(list(files)),
-            ":progress": self._v({k: p.to_item() for k, p in pending_progress(files).items()}),
-            ":now": self._v(now),
-            ":zero": self._v(0),
-            ":one": self._v(1),
+            ":registered": JobStatus.REGISTERED,
+            ":exec": execution_arn,
+            ":exec_list": [execution_arn],
+            ":empty": [],
+            ":files": list(files),
+            ":progress": {
+                k: p.model_dump(mode="json", exclude_none=True)
+                for k, p in pending_progress(files).items()
+            },
+            ":now": now,
+            ":zero": 0,
+            ":one": 1,
+            ":entity": names.JOB_ENTITY,
+            ":created_key": created_key(now, job_id),
         }
         sets = [
             "#s = :registered",
@@ -96,35 +97,32 @@ class JobStore:
             "files = :files",
             "progress = :progress",
             "attempt = if_not_exists(attempt, :zero) + :one",
+            # Both once, at creation: a job keeps its place in the listing when reprocessed.
             "created_at = if_not_exists(created_at, :now)",
+            "#created_key = if_not_exists(#created_key, :created_key)",
+            "#entity = :entity",
             "updated_at = :now",
         ]
         if name is not None:
             sets.append("#n = :name")
-            names["#n"] = "name"
-            values[":name"] = self._v(name)
+            attribute_names["#n"] = "name"
+            values[":name"] = name
         if recipe is not None:
             sets.append("recipe = :recipe")
-            values[":recipe"] = self._v(dict(recipe))
-        terminal = {f":t{i}": self._v(str(s)) for i, s in enumerate(sorted(TERMINAL))}
+            values[":recipe"] = dict(recipe)
+        terminal = {f":t{i}": s for i, s in enumerate(sorted(TERMINAL))}
         values.update(terminal)
         try:
-            raw = self._ddb.update_item(
-                TableName=self._table,
-                Key={"job_id": {"S": job_id}},
-                UpdateExpression="SET "
+            item = self._table.update(
+                job_key(job_id),
+                "SET "
                 + ", ".join(sets)
                 + " REMOVE #e, cause, instance_id, manifest_key, started_at, finished_at",
-                ConditionExpression=(
-                    f"attribute_not_exists(job_id) OR #s IN ({', '.join(terminal)})"
-                ),
-                ExpressionAttributeNames={**names, "#e": "error"},
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-            )["Attributes"]
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise
+                condition=f"attribute_not_exists(job_id) OR #s IN ({', '.join(terminal)})",
+                names=attribute_names,
+                values=values,
+            )
+        except ConditionFailed as exc:
             current = self.get(job_id)
             if current.execution_arn == execution_arn:
                 return current
@@ -132,7 +130,7 @@ class JobStore:
                 f"job {job_id} is {current.status} under execution {current.execution_arn}; "
                 "it can be reprocessed once that finishes"
             ) from exc
-        return Job.from_item(self._item(raw))
+        return Job.model_validate(item)
 
     def transition(
         self,
@@ -146,67 +144,55 @@ class JobStore:
 
         Re-applying the same transition (a retried Lambda) is accepted.
         """
-        now = utc_now()
         allowed = sorted({*sources_of(target), target})
         values: dict[str, Any] = {
-            ":target": self._v(str(target)),
-            ":exec": self._v(execution_arn),
-            ":now": self._v(now),
-            **{f":a{i}": self._v(str(s)) for i, s in enumerate(allowed)},
+            ":target": target,
+            ":exec": execution_arn,
+            ":now": utc_now(),
+            **{f":a{i}": s for i, s in enumerate(allowed)},
         }
-        names = {"#s": "status"}
+        attribute_names = {"#s": "status"}
         sets = ["#s = :target", "updated_at = :now"]
         for i, (key, value) in enumerate((set_fields or {}).items()):
-            names[f"#f{i}"] = key
-            values[f":f{i}"] = self._v(value)
+            attribute_names[f"#f{i}"] = key
+            values[f":f{i}"] = value
             sets.append(f"#f{i} = :f{i}")
-        condition = (
-            "execution_arn = :exec AND #s IN ("
-            + ", ".join(f":a{i}" for i in range(len(allowed)))
-            + ")"
-        )
+        allowed_values = ", ".join(f":a{i}" for i in range(len(allowed)))
         try:
-            raw = self._ddb.update_item(
-                TableName=self._table,
-                Key={"job_id": {"S": job_id}},
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-            )["Attributes"]
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise
+            item = self._table.update(
+                job_key(job_id),
+                "SET " + ", ".join(sets),
+                condition=f"execution_arn = :exec AND #s IN ({allowed_values})",
+                names=attribute_names,
+                values=values,
+            )
+        except ConditionFailed as exc:
             current = self.get(job_id)
             if current.execution_arn != execution_arn:
                 raise StaleExecution(
                     f"job {job_id} now belongs to {current.execution_arn}, not {execution_arn}"
                 ) from exc
             raise JobBusy(f"job {job_id} cannot go from {current.status} to {target}") from exc
-        return Job.from_item(self._item(raw))
+        return Job.model_validate(item)
 
     def record_file(
         self, job_id: str, execution_arn: str, file_name: str, progress: FileProgress
     ) -> None:
         """Per-file progress, written as each file finishes (only while this run owns it)."""
         try:
-            self._ddb.update_item(
-                TableName=self._table,
-                Key={"job_id": {"S": job_id}},
-                UpdateExpression="SET progress.#f = :p, updated_at = :now",
-                ConditionExpression="execution_arn = :exec AND #s = :processing",
-                ExpressionAttributeNames={"#f": file_name, "#s": "status"},
-                ExpressionAttributeValues={
-                    ":p": self._v(progress.to_item()),
-                    ":now": self._v(utc_now()),
-                    ":exec": self._v(execution_arn),
-                    ":processing": self._v(str(JobStatus.PROCESSING)),
+            self._table.update(
+                job_key(job_id),
+                "SET progress.#f = :p, updated_at = :now",
+                condition="execution_arn = :exec AND #s = :processing",
+                names={"#f": file_name, "#s": "status"},
+                values={
+                    ":p": progress.model_dump(mode="json", exclude_none=True),
+                    ":now": utc_now(),
+                    ":exec": execution_arn,
+                    ":processing": JobStatus.PROCESSING,
                 },
             )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                raise StaleExecution(
-                    f"job {job_id} is no longer processing under {execution_arn}"
-                ) from exc
-            raise
+        except ConditionFailed as exc:
+            raise StaleExecution(
+                f"job {job_id} is no longer processing under {execution_arn}"
+            ) from exc

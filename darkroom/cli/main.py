@@ -158,7 +158,7 @@ def _job_of(view: dict[str, Any]) -> Job | None:
         status=JobStatus(view["status"]),
         files=tuple(files),
         name=view.get("name"),
-        progress={name: FileProgress.from_item(item) for name, item in files.items()},
+        progress={name: FileProgress.model_validate(item) for name, item in files.items()},
         execution_arn=view.get("execution_arn"),
         attempt=int(view.get("attempt") or 0),
         instance_id=view.get("instance_id"),

@@ -20,6 +20,7 @@ import boto3
 import requests
 
 from darkroom import names
+from darkroom.aws.table import create_request
 from darkroom.local import moto_hooks
 from darkroom.local.api_server import LocalApiGateway, lambda_invoker
 from darkroom.local.lambda_runtime import FunctionSpec, InvocationResult, LambdaRuntime
@@ -253,18 +254,8 @@ class LocalCloud:
             s3.create_bucket(Bucket=bucket)
 
         ddb = self.client("dynamodb")
-        for table, key in (
-            (names.JOBS_TABLE, "job_id"),
-            (names.WORKERS_TABLE, "instance_id"),
-            (names.UPLOADS_TABLE, "job_id"),
-            (names.SHARES_TABLE, "share_id"),
-        ):
-            ddb.create_table(
-                TableName=table,
-                KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
+        for schema in names.TABLES:
+            ddb.create_table(**create_request(schema))
 
         ec2 = self.client("ec2")
         reservation = ec2.run_instances(

@@ -22,6 +22,7 @@ from darkroom.aws.job_store import JobStore
 from darkroom.aws.objects import Objects
 from darkroom.aws.presign import Presigner, presigning_client
 from darkroom.aws.shares import ShareStore
+from darkroom.aws.table import create_request
 from darkroom.aws.uploads import UploadStore
 from darkroom.jobs import FileProgress, FileStatus, JobStatus
 from darkroom.settings import TaskSettings
@@ -107,7 +108,9 @@ class Api:
                 job_id,
                 arn,
                 name,
-                FileProgress(FileStatus.DONE, {r: o["key"] for r, o in outputs.items()}),
+                FileProgress(
+                    status=FileStatus.DONE, outputs={r: o["key"] for r, o in outputs.items()}
+                ),
             )
             entries.append({"name": name, "status": "DONE", "outputs": outputs})
         self.s3.put_object(
@@ -137,17 +140,8 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
         ddb = session.client("dynamodb")
         for bucket in (names.RAW_BUCKET, names.PROCESSED_BUCKET):
             s3.create_bucket(Bucket=bucket)
-        for table, key in (
-            (names.JOBS_TABLE, "job_id"),
-            (names.UPLOADS_TABLE, "job_id"),
-            (names.SHARES_TABLE, "share_id"),
-        ):
-            ddb.create_table(
-                TableName=table,
-                KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
+        for schema in (names.JOBS_SCHEMA, names.UPLOADS_SCHEMA, names.SHARES_SCHEMA):
+            ddb.create_table(**create_request(schema))
         sfn = session.client("stepfunctions")
         sfn.create_state_machine(
             name=names.STATE_MACHINE,

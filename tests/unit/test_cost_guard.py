@@ -16,6 +16,7 @@ from moto import mock_aws
 from darkroom import cost_guard, names
 from darkroom.aws.executions import Executions, ExecutionStatus
 from darkroom.aws.lease_store import Lease, LeaseState, LeaseStore
+from darkroom.aws.table import create_request
 from darkroom.cost_guard import Decision, Fleet, InstanceView, decide
 from darkroom.local.cloud import LOCAL_AMI_ID
 from darkroom.names import Env
@@ -36,7 +37,12 @@ def view(
 
 
 def leased(instance_id: str = "i-1", execution_arn: str = EXEC) -> Lease:
-    return Lease(instance_id, LeaseState.LEASED, job_id="job-1", execution_arn=execution_arn)
+    return Lease(
+        instance_id=instance_id,
+        state=LeaseState.LEASED,
+        job_id="job-1",
+        execution_arn=execution_arn,
+    )
 
 
 def status(value: str) -> Any:
@@ -77,7 +83,7 @@ def test_stops_once_unleased_for_longer_than_max_idle() -> None:
 
 
 def test_an_idle_lease_row_is_not_an_active_lease() -> None:
-    idle = Lease("i-1", LeaseState.IDLE)
+    idle = Lease(instance_id="i-1", state=LeaseState.IDLE)
     d = run_decide([view(unleased_since=T0)], {"i-1": idle}, now=T0 + MAX_IDLE)
     assert d.stop == ("i-1",) and d.release == ()
 
@@ -125,12 +131,7 @@ class World:
         self.ec2 = boto3.client("ec2", region_name=region)
         self.ddb = boto3.client("dynamodb", region_name=region)
         self.sfn = boto3.client("stepfunctions", region_name=region)
-        self.ddb.create_table(
-            TableName="workers",
-            KeySchema=[{"AttributeName": "instance_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "instance_id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        self.ddb.create_table(**create_request(names.WORKERS_SCHEMA, "workers"))
         reservation = self.ec2.run_instances(
             ImageId=LOCAL_AMI_ID, MinCount=pool_size, MaxCount=pool_size
         )

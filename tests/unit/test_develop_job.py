@@ -125,7 +125,12 @@ def run_job(
     for path in files:
         objects.store(path, RAW, keys.raw_key(JOB, path.name))
     jobs = Jobs(
-        Job(JOB, JobStatus.STARTING, files=tuple(p.name for p in files), recipe=WEB_THUMB),
+        Job(
+            job_id=JOB,
+            status=JobStatus.STARTING,
+            files=tuple(p.name for p in files),
+            recipe=WEB_THUMB,
+        ),
         on_record,
     )
     callbacks = callbacks or Callbacks()
@@ -148,7 +153,13 @@ def run_job(
         stopping=threading.Event(),
     )
     runner.run(
-        Lease("i-1", LeaseState.LEASED, job_id=JOB, execution_arn="arn:exec:1", task_token="t")
+        Lease(
+            instance_id="i-1",
+            state=LeaseState.LEASED,
+            job_id=JOB,
+            execution_arn="arn:exec:1",
+            task_token="t",
+        )
     )
     return objects, jobs, callbacks
 

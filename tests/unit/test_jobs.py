@@ -1,7 +1,9 @@
 import itertools
 
 import pytest
+from pydantic import ValidationError
 
+from darkroom.aws.ddb_codec import from_item, to_item
 from darkroom.jobs import (
     TERMINAL,
     FileProgress,
@@ -53,20 +55,49 @@ def test_counts_derive_from_per_file_progress() -> None:
         status=JobStatus.PROCESSING,
         files=("a", "b", "c"),
         progress={
-            "a": FileProgress(FileStatus.DONE, {"web": "k"}),
-            "b": FileProgress(FileStatus.FAILED, error_code="blank_frame", error="b: empty"),
+            "a": FileProgress(status=FileStatus.DONE, outputs={"web": "k"}),
+            "b": FileProgress(status=FileStatus.FAILED, error_code="blank_frame", error="b: empty"),
             "c": FileProgress(),
         },
     )
     assert (job.files_done, job.files_failed) == (1, 1)
-    assert (
-        Job.from_item({"job_id": "j", "status": "PROCESSING", **_item(job)}).progress
-        == job.progress
+
+
+def test_a_job_round_trips_through_its_item_with_keys_it_does_not_model() -> None:
+    job = Job(
+        job_id="j",
+        status=JobStatus.PROCESSING,
+        files=("a", "b"),
+        recipe={"exposure": {"compensation_ev": 0.5}},
+        progress={
+            "a": FileProgress(status=FileStatus.DONE, outputs={"web": "k"}),
+            "b": FileProgress(),
+        },
+        executions=("arn:1",),
+        attempt=2,
+        created_at="2026-01-01T00:00:00.000Z",
     )
+    item = from_item(to_item(job.model_dump(mode="json", exclude_none=True)))
+    item.update({"sk": "JOB", "entity": "JOB", "created_key": job.created_key})
+    assert Job.model_validate(item) == job
+    assert job.created_key == "2026-01-01T00:00:00.000Z#j"
 
 
-def _item(job: Job) -> dict:
-    return {"files": list(job.files), "progress": {k: p.to_item() for k, p in job.progress.items()}}
+def test_a_files_view_shows_only_what_it_has() -> None:
+    assert FileProgress().to_item() == {"status": "PENDING"}
+    failed = FileProgress(status=FileStatus.FAILED, error_code="blank_frame", error="b: empty")
+    assert failed.to_item() == {
+        "status": "FAILED",
+        "error_code": "blank_frame",
+        "error": "b: empty",
+    }
+    done = FileProgress(status=FileStatus.DONE, outputs={"web": "k"})
+    assert done.to_item() == {"status": "DONE", "outputs": {"web": "k"}}
+
+
+def test_records_are_immutable() -> None:
+    with pytest.raises(ValidationError):
+        Job(job_id="j", status=JobStatus.DONE).status = JobStatus.FAILED  # type: ignore[misc]
 
 
 def test_step_functions_error_names_become_stable_darkroom_names() -> None:

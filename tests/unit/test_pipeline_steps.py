@@ -10,11 +10,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from darkroom import pipeline
+from darkroom import names, pipeline
 from darkroom.aws.executions import Executions
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.lease_store import LeaseState, LeaseStore
 from darkroom.aws.objects import Objects
+from darkroom.aws.table import create_request
 from darkroom.aws.worker_pool import WorkerPool
 from darkroom.errors import InvalidJob, JobBusy, LeaseLost, NoIdleWorker, StaleExecution
 from darkroom.jobs import FileProgress, FileStatus, JobStatus
@@ -32,13 +33,8 @@ class World:
         self.ddb = boto3.client("dynamodb", region_name=region)
         self.ec2 = boto3.client("ec2", region_name=region)
         self.s3.create_bucket(Bucket=RAW)
-        for table, key in (("jobs", "job_id"), ("workers", "instance_id")):
-            self.ddb.create_table(
-                TableName=table,
-                KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
+        self.ddb.create_table(**create_request(names.JOBS_SCHEMA, "jobs"))
+        self.ddb.create_table(**create_request(names.WORKERS_SCHEMA, "workers"))
         instances = self.ec2.run_instances(ImageId=LOCAL_AMI_ID, MinCount=1, MaxCount=1)[
             "Instances"
         ]
@@ -249,9 +245,14 @@ def _run_to_processing(world: World, job_id: str) -> None:
 
 def test_mark_done_says_done_with_errors_when_a_file_failed(world: World) -> None:
     _run_to_processing(world, "j10")
-    world.jobs.record_file("j10", EXEC_A, "A.DNG", FileProgress(FileStatus.DONE, {"web": "k"}))
     world.jobs.record_file(
-        "j10", EXEC_A, "B.DNG", FileProgress(FileStatus.FAILED, error_code="truncated", error="B")
+        "j10", EXEC_A, "A.DNG", FileProgress(status=FileStatus.DONE, outputs={"web": "k"})
+    )
+    world.jobs.record_file(
+        "j10",
+        EXEC_A,
+        "B.DNG",
+        FileProgress(status=FileStatus.FAILED, error_code="truncated", error="B"),
     )
     out = pipeline.mark_done(
         "j10", EXEC_A, {"manifest_key": "processed/j10/manifest.json"}, jobs=world.jobs
@@ -357,9 +358,14 @@ def test_every_write_to_the_tables_is_conditional(world: World) -> None:
     pipeline.await_worker(instance, EXEC_A, "token-a", leases=world.leases)
     world.jobs.transition("j20", EXEC_A, JobStatus.PROCESSING, set_fields={"started_at": "now"})
     world.leases.beat(instance, EXEC_A)
-    world.jobs.record_file("j20", EXEC_A, "A.DNG", FileProgress(FileStatus.DONE, {"web": "k"}))
     world.jobs.record_file(
-        "j20", EXEC_A, "B.DNG", FileProgress(FileStatus.FAILED, error_code="truncated", error="B")
+        "j20", EXEC_A, "A.DNG", FileProgress(status=FileStatus.DONE, outputs={"web": "k"})
+    )
+    world.jobs.record_file(
+        "j20",
+        EXEC_A,
+        "B.DNG",
+        FileProgress(status=FileStatus.FAILED, error_code="truncated", error="B"),
     )
     assert pipeline.mark_done("j20", EXEC_A, {"manifest_key": "m"}, jobs=world.jobs)["status"] == (
         "DONE_WITH_ERRORS"
