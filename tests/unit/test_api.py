@@ -559,6 +559,42 @@ def test_jobs_are_listed_newest_first_in_stable_pages(api: Api) -> None:
         assert api.call("GET", "/jobs", query=bad)[0] == 400
 
 
+def test_a_page_boundary_stays_put_when_jobs_arrive_between_pages(api: Api) -> None:
+    """Pages of one through both tables' listing indexes: never a scan, and a job
+    created (or registered) between two pages does not shift the next one."""
+    calls: list[str] = []
+    api.ddb.meta.events.register(
+        "before-call.dynamodb.*", lambda model, **_: calls.append(model.name)
+    )
+    api.finish("job-a", {"A.dng": 1})
+    time.sleep(0.002)
+    created = _create(api, {"b.dng": 1})["job_id"]
+    time.sleep(0.002)
+    # Created through the API, then registered: listed once, as the job.
+    _create(api, {"D.dng": 1}, job_id="job-d")
+    api.finish("job-d", {"D.dng": 1})
+    time.sleep(0.002)
+    api.finish("job-c", {"C.dng": 1})
+
+    def page(cursor: str | None) -> tuple[list[str], str | None]:
+        query = {"limit": "1", **({"cursor": cursor} if cursor else {})}
+        status, _, doc = api.call("GET", "/jobs", query=query)
+        assert status == 200
+        return [j["job_id"] for j in doc["jobs"]], doc["next_cursor"]
+
+    first, cursor = page(None)
+    assert first == ["job-c"]
+    time.sleep(0.002)
+    _create(api, {"e.dng": 1})
+    api.finish("job-f", {"F.dng": 1})
+    rest: list[str] = []
+    while cursor is not None:
+        jobs, cursor = page(cursor)
+        rest += jobs
+    assert rest == ["job-d", created, "job-a"]
+    assert "Scan" not in calls and "Query" in calls
+
+
 def test_unknown_routes_are_404_and_wrong_methods_405_in_json(api: Api) -> None:
     status, _, doc = api.call("GET", "/nowhere")
     assert status == 404 and doc["error"] == "not_found"
