@@ -230,8 +230,15 @@ def test_the_api_function_policy_is_scoped_to_prefixes_tables_and_the_machine(
     assert by_sid["ReadRenditions"]["Action"] == "s3:GetObject"
     assert by_sid["ReadRenditions"]["Resource"] == objects(storage.processed, "processed/")
     assert by_sid["ReadJobs"]["Resource"] == arn(storage.jobs)
-    assert set(by_sid["ReadJobs"]["Action"]) == {"dynamodb:GetItem", "dynamodb:Scan"}
+    assert set(by_sid["ReadJobs"]["Action"]) == {"dynamodb:GetItem", "dynamodb:BatchGetItem"}
     assert by_sid["Uploads"]["Resource"] == arn(storage.uploads)
+    # GET /jobs reads the listing indexes only: no scan of any table.
+    assert by_sid["ListJobs"]["Action"] == "dynamodb:Query"
+    assert by_sid["ListJobs"]["Resource"] == [
+        {"Fn::Join": ["", [arn(table), f"/index/{names.NEWEST_INDEX}"]]}
+        for table in (storage.jobs, storage.uploads)
+    ]
+    assert "dynamodb:Scan" not in json.dumps(api_statements(synth))
     assert by_sid["Shares"]["Resource"] == arn(storage.shares)
     assert "dynamodb:Scan" not in by_sid["Shares"]["Action"], "shares are read by id only"
     assert by_sid["Reprocess"]["Resource"] == {
@@ -247,15 +254,21 @@ def test_the_api_function_policy_is_scoped_to_prefixes_tables_and_the_machine(
 
 
 # -- tables -----------------------------------------------------------------------------
-@pytest.mark.parametrize(("table", "key"), [("uploads", "job_id"), ("shares", "share_id")])
-def test_the_api_tables_expire_items_by_ttl(synth: Synth, table: str, key: str) -> None:
+@pytest.mark.parametrize(
+    ("table", "key", "indexes"),
+    [("uploads", "job_id", [names.NEWEST_INDEX]), ("shares", "share_id", [])],
+)
+def test_the_api_tables_expire_items_by_ttl(
+    synth: Synth, table: str, key: str, indexes: list[str]
+) -> None:
     resource = synth.resource(getattr(synth.stack.storage, table))
     props = resource["Properties"]
     assert props["KeySchema"] == [{"AttributeName": key, "KeyType": "HASH"}]
     assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_ttl", "Enabled": True}
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
-    assert "GlobalSecondaryIndexes" not in props, "the API reads them by key or by scan"
+    # Uploads are listed newest first beside the jobs; shares are read by id only.
+    assert [i["IndexName"] for i in props.get("GlobalSecondaryIndexes", [])] == indexes
     assert resource["DeletionPolicy"] == "Retain"
 
 

@@ -42,7 +42,8 @@ SCOPED: dict[str, dict[str, set[str]]] = {
     Function.START_WORKER: {
         **OWN_LOGS,
         "dynamodb:PutItem": {"workers table"},
-        "dynamodb:Scan": {"workers table"},
+        # The pool's own lease rows; StartWorker never scans the table.
+        "dynamodb:BatchGetItem": {"workers table"},
         "dynamodb:UpdateItem": {"workers table", "jobs table"},
         "dynamodb:GetItem": {"jobs table"},
         "ec2:StartInstances": {"pool instances"},
@@ -109,8 +110,9 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "s3:ListBucket",
         "s3:GetObject",
         "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
         "dynamodb:PutItem",
-        "dynamodb:Scan",
+        "dynamodb:Query",
         "dynamodb:UpdateItem",
         "states:StartExecution",
         "states:DescribeExecution",

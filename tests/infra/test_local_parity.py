@@ -135,7 +135,7 @@ def test_the_same_pool_tables_and_buckets(synth: Synth, local: RecordingCloud) -
             assert tags[tag["Key"]] == tag["Value"]
     assert run["MaxCount"] == len(synth.stack.worker_pool.instances)
 
-    tables = {c["TableName"]: c["KeySchema"] for c in local.calls("dynamodb", "create_table")}
+    tables = {c["TableName"]: c for c in local.calls("dynamodb", "create_table")}
     storage = synth.stack.storage
     for name, table in (
         (names.JOBS_TABLE, storage.jobs),
@@ -143,7 +143,15 @@ def test_the_same_pool_tables_and_buckets(synth: Synth, local: RecordingCloud) -
         (names.UPLOADS_TABLE, storage.uploads),
         (names.SHARES_TABLE, storage.shares),
     ):
-        assert synth.resource(table)["Properties"]["KeySchema"] == tables[name], name
+        props = synth.resource(table)["Properties"]
+        local_table = tables[name]
+        assert props["KeySchema"] == local_table["KeySchema"], name
+        assert sorted(props["AttributeDefinitions"], key=str) == sorted(
+            local_table["AttributeDefinitions"], key=str
+        ), name
+        assert props.get("GlobalSecondaryIndexes") == local_table.get("GlobalSecondaryIndexes"), (
+            name
+        )
     assert set(tables) == {
         names.JOBS_TABLE,
         names.WORKERS_TABLE,

@@ -123,9 +123,25 @@ def test_raw_and_processed_data_age_by_the_configured_lifecycle(synth: Synth) ->
 
 def test_jobs_and_workers_tables(synth: Synth) -> None:
     storage = synth.stack.storage
-    for table, key in ((storage.jobs, "job_id"), (storage.workers, "instance_id")):
-        props = synth.resource(table)["Properties"]
-        assert props["KeySchema"] == [{"AttributeName": key, "KeyType": "HASH"}]
+    jobs = synth.resource(storage.jobs)["Properties"]
+    # The job item and, beside it in the same partition, its files' and runs' items.
+    assert jobs["KeySchema"] == [
+        {"AttributeName": "job_id", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    (index,) = jobs["GlobalSecondaryIndexes"]
+    assert index == {
+        "IndexName": names.NEWEST_INDEX,
+        "KeySchema": [
+            {"AttributeName": names.ENTITY, "KeyType": "HASH"},
+            {"AttributeName": names.CREATED_KEY, "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": "ALL"},
+    }
+    workers = synth.resource(storage.workers)["Properties"]
+    assert workers["KeySchema"] == [{"AttributeName": "instance_id", "KeyType": "HASH"}]
+    assert "GlobalSecondaryIndexes" not in workers
+    for props in (jobs, workers):
         assert props["BillingMode"] == "PAY_PER_REQUEST"
         assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
 
