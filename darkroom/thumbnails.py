@@ -23,7 +23,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
-from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
@@ -36,6 +35,7 @@ from darkroom.imaging.thumbnail import (
     validate_sizes,
 )
 from darkroom.observability import NAMESPACE, SERVICE, logger, metrics
+from darkroom.s3_events import object_changes
 
 Action = Literal["thumbnailed", "removed", "failed", "skipped"]
 
@@ -77,36 +77,6 @@ class EmfRecorder:
 
     def removed(self) -> None:
         metrics.add_metric(name="ThumbnailSetsDeleted", unit=MetricUnit.Count, value=1)
-
-
-@dataclass(frozen=True)
-class ObjectChange:
-    created: bool  # ObjectCreated:*; False for ObjectRemoved:*
-    bucket: str
-    key: str  # URL-decoded
-
-
-def object_changes(event: Mapping[str, Any]) -> list[ObjectChange]:
-    """The object changes an S3 notification carries, keys URL-decoded.
-
-    S3 encodes keys as in a form ('+' for a space, %2B for '+', UTF-8 percent-escapes),
-    so unquote_plus gives the real key back.
-    """
-    changes = []
-    for record in event.get("Records", []):
-        name = str(record.get("eventName", ""))
-        if name.startswith("ObjectCreated"):
-            created = True
-        elif name.startswith("ObjectRemoved"):
-            created = False
-        else:
-            continue
-        s3 = record.get("s3", {})
-        key = unquote_plus(s3.get("object", {}).get("key", ""))
-        bucket = s3.get("bucket", {}).get("name", "")
-        if key and bucket:
-            changes.append(ObjectChange(created, bucket, key))
-    return changes
 
 
 @dataclass(frozen=True)

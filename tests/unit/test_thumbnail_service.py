@@ -17,7 +17,7 @@ from PIL import Image
 from darkroom.aws.thumbnail_store import SourceMissing
 from darkroom.imaging import thumbnail_fixtures as fx
 from darkroom.observability import logger
-from darkroom.thumbnails import Thumbnailer, object_changes
+from darkroom.thumbnails import Thumbnailer
 
 INPUT, OUTPUT = "in-bucket", "out-bucket"
 
@@ -103,20 +103,6 @@ def translucent() -> bytes:
     image = fx.quadrants(600, 400).convert("RGBA")
     image.putalpha(128)
     return fx.encoded(image, "PNG")
-
-
-def test_keys_are_url_decoded() -> None:
-    for key in ("a b/c d.jpg", "plus+sign.jpg", "été/ünïcode 写真.jpg", "100%.png"):
-        (change,) = object_changes(s3_event("ObjectCreated:Put", key))
-        assert change.key == key
-        assert change.created
-
-
-def test_only_created_and_removed_events_count() -> None:
-    assert object_changes(s3_event("ObjectRemoved:Delete", "x.jpg"))[0].created is False
-    assert object_changes(s3_event("ObjectRestore:Completed", "x.jpg")) == []
-    assert object_changes({"Records": []}) == []
-    assert object_changes({}) == []
 
 
 def test_a_created_image_gets_every_size_in_the_output_bucket(
