@@ -11,7 +11,7 @@ import io
 import os
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from darkroom import keys, names
+from darkroom.formats import files_in, is_image
 from darkroom.imaging.thumbnail import (
     OUTPUT_FORMATS,
     ThumbnailError,
@@ -43,19 +44,6 @@ def _parse_sizes(text: str) -> tuple[int, ...]:
         return validate_sizes([int(part) for part in text.split(",") if part.strip()])
     except ValueError as exc:
         raise typer.BadParameter(f"{text!r}: {exc}", param_hint="--sizes") from exc
-
-
-def _expand(paths: Iterable[Path]) -> list[Path]:
-    """Files as given; a folder stands for the (non-hidden) files directly in it."""
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(
-                sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
-            )
-        else:
-            files.append(path)
-    return files
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -89,7 +77,10 @@ def _save(result: ThumbnailSet, dest: Path, sizes: Sequence[int]) -> list[Path]:
 def thumbnail(
     files: Annotated[
         list[Path],
-        typer.Argument(help="Images, or folders of images, to thumbnail.", show_default=False),
+        typer.Argument(
+            help="Images, or folders (their image and RAW files), to thumbnail.",
+            show_default=False,
+        ),
     ],
     out: Annotated[
         Path,
@@ -113,7 +104,7 @@ def thumbnail(
     wanted = _parse_sizes(sizes)
     failed = 0
     done = 0
-    for path in _expand(files):
+    for path in files_in(files, is_image):
         started = time.perf_counter()
         try:
             result = make_thumbnails(path, wanted, max_pixels=max_pixels, name=path.name)

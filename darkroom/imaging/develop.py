@@ -35,17 +35,13 @@ from PIL import Image
 
 from darkroom.imaging import icc, tiff
 from darkroom.imaging.metadata import Metadata, exif_bytes, exif_ifd, read_metadata
+from darkroom.imaging.sensor import sensor_is_blank
 from darkroom.recipes import DEFAULT_RECIPE, Recipe, Rendition
 
 BLANK_REASON = "no image data (sensor data is empty or stripped)"
-# Raw signal above black (99th percentile) below this share of the sensor's range is no
-# picture: a stripped file decodes to zeros, a lens-cap frame to read noise.
-MIN_RAW_SIGNAL = 1 / 1000
 # A developed frame with fewer than this share of pixels above DARK_LEVEL is black.
 MIN_LIT_SHARE = 1 / 1000
 DARK_LEVEL = 8
-# Sampling every 7th row and column reaches every CFA site (7 is odd) at 1/49 of the cost.
-SAMPLE_STEP = 7
 
 # Metering: about this many CFA cells (a 2x2 Bayer block each) are enough for stable
 # statistics and cost a few milliseconds on any sensor.
@@ -257,7 +253,9 @@ def _decode(src: Path, recipe: Recipe) -> _Decoded:
     needs16 = any(r.bits == 16 for r in recipe.renditions)
     with _libraw_errors(name), rawpy.imread(str(src)) as raw:
         raw.unpack()
-        _check_raw_signal(raw, name)
+        # Before LibRaw brightens a frame with no picture in it into noise.
+        if sensor_is_blank(raw):
+            raise DevelopError("blank_frame", name, BLANK_REASON)
         libraw = _libraw_metadata(raw)
         sizes = raw.sizes
         half_size = wants_half_size(recipe, max(sizes.width, sizes.height))
@@ -352,34 +350,6 @@ def _libraw_metadata(raw: rawpy.RawPy) -> dict[str, Any]:
     with contextlib.suppress(Exception):
         found.update(lens_make=raw.lens.make, lens_model=raw.lens.model)
     return found
-
-
-def _check_raw_signal(raw: rawpy.RawPy, name: str) -> None:
-    """Fail a RAW whose sensor data holds no picture, before LibRaw brightens it into noise.
-
-    LibRaw decodes a file whose pixel data was stripped without complaint: to all zeros,
-    or (auto-brightened) to a garbage pattern. The sensor values themselves tell.
-    """
-    try:
-        data = raw.raw_image_visible
-    except rawpy.LibRawError:
-        raise
-    except Exception:
-        # Some layouts expose no raw plane to rawpy; the developed-frame check remains.
-        return
-    sample = data[::SAMPLE_STEP, ::SAMPLE_STEP]
-    if sample.ndim == 3:
-        sample = sample[..., : raw.num_colors]
-    if sample.size == 0:
-        raise DevelopError("blank_frame", name, BLANK_REASON)
-    low, high = np.percentile(sample, [1, 99])
-    del data, sample
-    black = float(min(raw.black_level_per_channel))
-    signal_range = max(float(raw.white_level) - black, 1.0)
-    floor = max(1.0, signal_range * MIN_RAW_SIGNAL)
-    # Nothing above black, or one flat value everywhere: real sensor data always has noise.
-    if high - black < floor or high - low < floor:
-        raise DevelopError("blank_frame", name, BLANK_REASON)
 
 
 # -- metering ---------------------------------------------------------------------------

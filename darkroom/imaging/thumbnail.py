@@ -53,10 +53,12 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO, Any
 
 from PIL import Image, ImageCms, UnidentifiedImageError
+
+from darkroom.formats import PILLOW_FORMATS, is_raw
 
 JPEG_QUALITY = 85
 WEBP_QUALITY = 85
@@ -78,13 +80,6 @@ PREVIEW_SLACK = 0.9
 # Unoptimised it starts at once but costs several times more per pixel; below this many
 # pixels that is the faster way (measured crossover ~110-150k pixels).
 SMALL_TRANSFORM_PIXELS = 120_000
-# Formats decoded by Pillow (plus HEIF, registered by pillow-heif when present).
-# MPO files open through the JPEG plugin (and report format "MPO").
-PILLOW_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP", "DIB", "AVIF")
-RAW_EXTENSIONS = frozenset(
-    "3fr ari arw bay cr2 cr3 crw dcr dcs dng erf fff gpr iiq k25 kdc mef mos mrw nef nrw "  # noqa: SIM905
-    "orf pef raf raw rw2 rwl sr2 srf srw x3f".split()
-)
 # ISO BMFF brands of HEIF still images (AVIF is Pillow's own).
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
 _DNG_VERSION_TAG = 50706
@@ -390,8 +385,7 @@ def _register_heif() -> bool:
 
 
 def _is_raw(head: bytes, name: str) -> bool:
-    extension = PurePosixPath(name).suffix.lower().lstrip(".")
-    if extension in RAW_EXTENSIONS:
+    if is_raw(name):
         return True
     return (
         head.startswith(b"FUJIFILMCCD-RAW")  # RAF
@@ -523,9 +517,14 @@ def _develop_raw(raw: Any, *, half_size: bool) -> Image.Image:
     import numpy as np
     import rawpy
 
+    from darkroom.imaging.sensor import sensor_is_blank
+
     # Unpacking first lets LibRaw's own error (truncated, unsupported) speak for itself.
     raw.unpack()
-    _check_raw_signal(raw, np)
+    if sensor_is_blank(raw):
+        raise ThumbnailError(
+            Reason.DECODE_FAILED, "no image data in the RAW file (sensor data empty or stripped)"
+        )
     rgb = raw.postprocess(
         use_camera_wb=True,
         half_size=half_size,
@@ -537,29 +536,6 @@ def _develop_raw(raw: Any, *, half_size: bool) -> Image.Image:
     if rgb.ndim == 2 or rgb.shape[2] == 1:
         return Image.fromarray(np.ascontiguousarray(rgb.reshape(rgb.shape[:2])), "L")
     return Image.fromarray(rgb, "RGB")
-
-
-def _check_raw_signal(raw: Any, np: Any) -> None:
-    """Refuse sensor data with no picture in it.
-
-    LibRaw decodes a RAW whose pixel data was stripped without complaint, to black or
-    (auto-brightened) to a garbage pattern; real sensor data always has signal and noise.
-    """
-    try:
-        data = raw.raw_image_visible
-    except (AttributeError, ValueError):
-        return  # some layouts expose no raw plane; nothing to judge by
-    # Every 7th row and column reaches every CFA site (7 is odd) at 1/49 of the cost.
-    sample = data[::7, ::7]
-    if sample.size == 0:
-        raise ThumbnailError(Reason.DECODE_FAILED, "no image data in the RAW file")
-    low, high = np.percentile(sample, [1, 99])
-    black = float(min(raw.black_level_per_channel))
-    floor = max(1.0, (float(raw.white_level) - black) / 1000)
-    if high - black < floor or high - low < floor:
-        raise ThumbnailError(
-            Reason.DECODE_FAILED, "no image data in the RAW file (sensor data empty or stripped)"
-        )
 
 
 # -- rendering ---------------------------------------------------------------------------
