@@ -1,6 +1,6 @@
 """`darkroom thumbnail FILE... --out DIR`, and the thumbnail part of `darkroom demo`.
 
-The command runs the very code the thumbnail Lambda runs (darkroom.imaging.thumbnail),
+The command runs the very code the thumbnail Lambda runs (darkroom.imaging.thumbnailer),
 locally and with no cloud. The demo helpers drop a few images into the local cloud's
 input bucket and show the thumbnails the Lambda made of them.
 """
@@ -22,14 +22,14 @@ from rich.table import Table
 
 from darkroom import keys, names
 from darkroom.formats import files_in, is_image
-from darkroom.imaging.thumbnail import (
+from darkroom.imaging.thumbnail_fixtures import demo_images
+from darkroom.imaging.thumbnailer import (
     OUTPUT_FORMATS,
     ThumbnailError,
     ThumbnailSet,
     make_thumbnails,
     validate_sizes,
 )
-from darkroom.imaging.thumbnail_fixtures import demo_images
 from darkroom.settings import TaskSettings
 
 __all__ = ["demo_images", "drop_demo_images", "show_thumbnails", "thumbnail"]

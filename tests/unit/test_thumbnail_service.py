@@ -14,10 +14,10 @@ import pytest
 from botocore.exceptions import ClientError
 from PIL import Image
 
-from darkroom.aws.thumbnail_store import SourceMissing
+from darkroom.aws.image_buckets import SourceMissing
 from darkroom.imaging import thumbnail_fixtures as fx
 from darkroom.observability import logger
-from darkroom.thumbnails import Thumbnailer
+from darkroom.thumbnail_service import ThumbnailService
 
 INPUT, OUTPUT = "in-bucket", "out-bucket"
 
@@ -89,8 +89,8 @@ def recorder() -> ListRecorder:
 
 
 @pytest.fixture
-def thumbnailer(store: MemoryStore, recorder: ListRecorder) -> Thumbnailer:
-    return Thumbnailer(
+def service(store: MemoryStore, recorder: ListRecorder) -> ThumbnailService:
+    return ThumbnailService(
         store, output_bucket=OUTPUT, sizes=(64, 256), max_image_pixels=10_000_000, recorder=recorder
     )
 
@@ -106,11 +106,11 @@ def translucent() -> bytes:
 
 
 def test_a_created_image_gets_every_size_in_the_output_bucket(
-    store: MemoryStore, recorder: ListRecorder, thumbnailer: Thumbnailer
+    store: MemoryStore, recorder: ListRecorder, service: ThumbnailService
 ) -> None:
     key = "shoots/day one/IMG 1+2.jpg"
     store.put(INPUT, key, photo(), "image/jpeg")
-    (outcome,) = thumbnailer.handle(s3_event("ObjectCreated:Put", key))
+    (outcome,) = service.handle(s3_event("ObjectCreated:Put", key))
     assert outcome.action == "thumbnailed"
     expected = {f"thumbnails/{key}/64.jpg", f"thumbnails/{key}/256.jpg"}
     assert set(store.output()) == expected
@@ -121,56 +121,56 @@ def test_a_created_image_gets_every_size_in_the_output_bucket(
     assert recorder.events == [("thumbnailed", 2, pytest.approx(0.24))]
 
 
-def test_it_never_reads_the_output_bucket(store: MemoryStore, thumbnailer: Thumbnailer) -> None:
+def test_it_never_reads_the_output_bucket(store: MemoryStore, service: ThumbnailService) -> None:
     store.put(INPUT, "a.jpg", photo(), "image/jpeg")
-    thumbnailer.handle(s3_event("ObjectCreated:Put", "a.jpg"))
-    thumbnailer.handle(s3_event("ObjectRemoved:Delete", "a.jpg"))
+    service.handle(s3_event("ObjectCreated:Put", "a.jpg"))
+    service.handle(s3_event("ObjectRemoved:Delete", "a.jpg"))
     assert all(bucket == INPUT for bucket, _ in store.reads)
 
 
 def test_the_same_event_twice_gives_the_same_objects(
-    store: MemoryStore, thumbnailer: Thumbnailer
+    store: MemoryStore, service: ThumbnailService
 ) -> None:
     store.put(INPUT, "twice.png", translucent(), "image/png")
     event = s3_event("ObjectCreated:Put", "twice.png")
-    thumbnailer.handle(event)
+    service.handle(event)
     first = store.output()
-    thumbnailer.handle(event)
+    service.handle(event)
     assert store.output() == first
     assert {key.rsplit(".", 1)[1] for key in first} == {"webp"}
 
 
 def test_a_removed_source_loses_its_thumbnails(
-    store: MemoryStore, recorder: ListRecorder, thumbnailer: Thumbnailer
+    store: MemoryStore, recorder: ListRecorder, service: ThumbnailService
 ) -> None:
     store.put(INPUT, "gone.jpg", photo(), "image/jpeg")
     store.put(OUTPUT, "thumbnails/other.jpg/64.jpg", b"keep", "image/jpeg")
-    thumbnailer.handle(s3_event("ObjectCreated:Put", "gone.jpg"))
-    (outcome,) = thumbnailer.handle(s3_event("ObjectRemoved:Delete", "gone.jpg"))
+    service.handle(s3_event("ObjectCreated:Put", "gone.jpg"))
+    (outcome,) = service.handle(s3_event("ObjectRemoved:Delete", "gone.jpg"))
     assert outcome.action == "removed"
     assert set(store.output()) == {"thumbnails/other.jpg/64.jpg"}
     assert recorder.events[-1] == ("removed",)
 
 
 def test_a_replacement_that_gains_transparency_leaves_no_stale_jpegs(
-    store: MemoryStore, thumbnailer: Thumbnailer
+    store: MemoryStore, service: ThumbnailService
 ) -> None:
     store.put(INPUT, "logo", photo(), "image/jpeg")
-    thumbnailer.handle(s3_event("ObjectCreated:Put", "logo"))
+    service.handle(s3_event("ObjectCreated:Put", "logo"))
     store.put(INPUT, "logo", translucent(), "image/png")
-    thumbnailer.handle(s3_event("ObjectCreated:Put", "logo"))
+    service.handle(s3_event("ObjectCreated:Put", "logo"))
     assert set(store.output()) == {"thumbnails/logo/64.webp", "thumbnails/logo/256.webp"}
 
 
 def test_a_bad_file_is_one_log_line_and_a_metric_not_an_exception(
     store: MemoryStore,
     recorder: ListRecorder,
-    thumbnailer: Thumbnailer,
+    service: ThumbnailService,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     key = "notes/read me.jpg"
     store.put(INPUT, key, b"this is a text file, not a photo\n", "image/jpeg")
-    (outcome,) = thumbnailer.handle(s3_event("ObjectCreated:Put", key))
+    (outcome,) = service.handle(s3_event("ObjectCreated:Put", key))
     assert (outcome.action, outcome.reason) == ("failed", "not_an_image")
     assert store.output() == {}
     assert recorder.events == [("failed", "not_an_image")]
@@ -180,30 +180,30 @@ def test_a_bad_file_is_one_log_line_and_a_metric_not_an_exception(
 
 
 def test_a_source_replaced_by_a_bad_file_loses_its_old_thumbnails(
-    store: MemoryStore, thumbnailer: Thumbnailer
+    store: MemoryStore, service: ThumbnailService
 ) -> None:
     store.put(INPUT, "p.jpg", photo(), "image/jpeg")
-    thumbnailer.handle(s3_event("ObjectCreated:Put", "p.jpg"))
+    service.handle(s3_event("ObjectCreated:Put", "p.jpg"))
     store.put(INPUT, "p.jpg", photo()[:2000], "image/jpeg")
-    (outcome,) = thumbnailer.handle(s3_event("ObjectCreated:Put", "p.jpg"))
+    (outcome,) = service.handle(s3_event("ObjectCreated:Put", "p.jpg"))
     assert outcome.reason == "truncated"
     assert store.output() == {}
 
 
-def test_a_source_deleted_before_it_was_read_is_skipped(thumbnailer: Thumbnailer) -> None:
-    (outcome,) = thumbnailer.handle(s3_event("ObjectCreated:Put", "vanished.jpg"))
+def test_a_source_deleted_before_it_was_read_is_skipped(service: ThumbnailService) -> None:
+    (outcome,) = service.handle(s3_event("ObjectCreated:Put", "vanished.jpg"))
     assert outcome.action == "skipped"
 
 
-def test_folder_markers_are_skipped(store: MemoryStore, thumbnailer: Thumbnailer) -> None:
+def test_folder_markers_are_skipped(store: MemoryStore, service: ThumbnailService) -> None:
     store.put(INPUT, "shoots/", b"", "application/x-directory")
-    (outcome,) = thumbnailer.handle(s3_event("ObjectCreated:Put", "shoots/"))
+    (outcome,) = service.handle(s3_event("ObjectCreated:Put", "shoots/"))
     assert outcome.action == "skipped"
     assert store.reads == []
 
 
 def test_a_transient_s3_error_is_raised_for_lambda_to_retry(
-    store: MemoryStore, recorder: ListRecorder, thumbnailer: Thumbnailer
+    store: MemoryStore, recorder: ListRecorder, service: ThumbnailService
 ) -> None:
     store.put(INPUT, "a.jpg", photo(), "image/jpeg")
     store.fail_next = ClientError(
@@ -211,7 +211,7 @@ def test_a_transient_s3_error_is_raised_for_lambda_to_retry(
         "GetObject",
     )
     with pytest.raises(ClientError):
-        thumbnailer.handle(s3_event("ObjectCreated:Put", "a.jpg"))
+        service.handle(s3_event("ObjectCreated:Put", "a.jpg"))
     assert recorder.events == []
 
 
@@ -224,7 +224,7 @@ def slow_down(operation: str) -> ClientError:
 def test_a_transient_s3_error_writing_a_thumbnail_is_raised_for_lambda_to_retry(
     store: MemoryStore,
     recorder: ListRecorder,
-    thumbnailer: Thumbnailer,
+    service: ThumbnailService,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     store.put(INPUT, "a.jpg", photo(), "image/jpeg")
@@ -234,18 +234,18 @@ def test_a_transient_s3_error_writing_a_thumbnail_is_raised_for_lambda_to_retry(
 
     monkeypatch.setattr(store, "put", put)
     with pytest.raises(ClientError):
-        thumbnailer.handle(s3_event("ObjectCreated:Put", "a.jpg"))
+        service.handle(s3_event("ObjectCreated:Put", "a.jpg"))
     assert recorder.events == []
 
 
 def test_a_transient_s3_error_deleting_thumbnails_is_raised_for_lambda_to_retry(
     store: MemoryStore,
     recorder: ListRecorder,
-    thumbnailer: Thumbnailer,
+    service: ThumbnailService,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     store.put(INPUT, "a.jpg", photo(), "image/jpeg")
-    thumbnailer.handle(s3_event("ObjectCreated:Put", "a.jpg"))
+    service.handle(s3_event("ObjectCreated:Put", "a.jpg"))
     made = store.output()
 
     def delete(bucket: str, keys: Sequence[str]) -> None:
@@ -253,37 +253,37 @@ def test_a_transient_s3_error_deleting_thumbnails_is_raised_for_lambda_to_retry(
 
     monkeypatch.setattr(store, "delete", delete)
     with pytest.raises(ClientError):
-        thumbnailer.handle(s3_event("ObjectRemoved:Delete", "a.jpg"))
+        service.handle(s3_event("ObjectRemoved:Delete", "a.jpg"))
     assert store.output() == made
     assert ("removed",) not in recorder.events
 
 
 def test_keys_s3_fails_to_delete_are_raised_not_logged() -> None:
     """DeleteObjects answers 200 even when some keys failed: the store must look inside."""
-    from darkroom.aws.thumbnail_store import ThumbnailStore
+    from darkroom.aws.image_buckets import ImageBuckets
 
     class PartlyFailingS3:
         def delete_objects(self, Bucket: str, Delete: dict[str, Any]) -> dict[str, Any]:
             first = Delete["Objects"][0]["Key"]
             return {"Errors": [{"Key": first, "Code": "InternalError", "Message": "retry"}]}
 
-    thumbnailer = Thumbnailer(
-        ThumbnailStore(PartlyFailingS3()),
+    service = ThumbnailService(
+        ImageBuckets(PartlyFailingS3()),
         output_bucket=OUTPUT,
         sizes=(64,),
         max_image_pixels=1_000_000,
         recorder=ListRecorder(),
     )
     with pytest.raises(RuntimeError, match=re.escape("thumbnails/a.jpg/64.jpg: InternalError")):
-        thumbnailer.handle(s3_event("ObjectRemoved:Delete", "a.jpg"))
+        service.handle(s3_event("ObjectRemoved:Delete", "a.jpg"))
 
 
-def test_every_record_of_an_event_is_handled(store: MemoryStore, thumbnailer: Thumbnailer) -> None:
+def test_every_record_of_an_event_is_handled(store: MemoryStore, service: ThumbnailService) -> None:
     store.put(INPUT, "one.jpg", photo(), "image/jpeg")
     store.put(INPUT, "two.jpg", b"", "image/jpeg")
     event = s3_event("ObjectCreated:Put", "one.jpg")
     event["Records"] += s3_event("ObjectCreated:Put", "two.jpg")["Records"]
-    outcomes = thumbnailer.handle(event)
+    outcomes = service.handle(event)
     assert [(o.key, o.action, o.reason) for o in outcomes] == [
         ("one.jpg", "thumbnailed", None),
         ("two.jpg", "failed", "empty_file"),
@@ -293,9 +293,9 @@ def test_every_record_of_an_event_is_handled(store: MemoryStore, thumbnailer: Th
 
 def test_misconfiguration_fails_at_start_up(store: MemoryStore) -> None:
     with pytest.raises(ValueError):
-        Thumbnailer(store, output_bucket=OUTPUT, sizes=(0,), max_image_pixels=1)
+        ThumbnailService(store, output_bucket=OUTPUT, sizes=(0,), max_image_pixels=1)
     with pytest.raises(ValueError):
-        Thumbnailer(store, output_bucket="", sizes=(64,), max_image_pixels=1)
+        ThumbnailService(store, output_bucket="", sizes=(64,), max_image_pixels=1)
 
 
 # -- the S3 adapter, against moto in-process -----------------------------------------------
@@ -303,14 +303,14 @@ def test_the_s3_store_streams_writes_and_deletes_idempotently(tmp_path: Path) ->
     import boto3
     from moto import mock_aws
 
-    from darkroom.aws.thumbnail_store import ThumbnailStore
+    from darkroom.aws.image_buckets import ImageBuckets
 
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
         for bucket in (INPUT, OUTPUT):
             s3.create_bucket(Bucket=bucket)
         s3.put_object(Bucket=INPUT, Key="a b+c.jpg", Body=photo())
-        real = ThumbnailStore(s3)
+        real = ImageBuckets(s3)
         with (tmp_path / "scratch").open("w+b") as scratch:
             assert real.download(INPUT, "a b+c.jpg", scratch) == len(photo())
             assert scratch.read() == photo()

@@ -1,7 +1,7 @@
 """The thumbnail function's logic: S3 events on the input bucket -> the output bucket.
 
 - ObjectCreated: the source is streamed to scratch disk, thumbnailed by
-  darkroom.imaging.thumbnail, and each size written to `thumbnails/<key>/<size>.<ext>`.
+  darkroom.imaging.thumbnailer, and each size written to `thumbnails/<key>/<size>.<ext>`.
   Thumbnails the image no longer has (the other extension, after a replacement changed
   its transparency) are deleted, so the output always mirrors the current source.
 - ObjectRemoved: every thumbnail key the source could have is deleted. The output
@@ -27,8 +27,8 @@ from typing import IO, Any, Literal, Protocol
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from darkroom import keys
-from darkroom.aws.thumbnail_store import SourceMissing
-from darkroom.imaging.thumbnail import (
+from darkroom.aws.image_buckets import SourceMissing
+from darkroom.imaging.thumbnailer import (
     OUTPUT_FORMATS,
     ThumbnailError,
     make_thumbnails,
@@ -91,7 +91,7 @@ class Outcome:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
-class Thumbnailer:
+class ThumbnailService:
     def __init__(
         self,
         store: Store,
