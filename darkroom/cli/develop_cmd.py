@@ -52,7 +52,7 @@ def develop(
 ) -> None:
     """Develop RAW files on this machine with a recipe, exactly as a job would."""
     from darkroom.imaging.develop import DevelopError, DevelopResult, develop_file
-    from darkroom.imaging.pool import DevelopPool
+    from darkroom.imaging.develop_processes import DevelopProcesses
 
     chosen = load_recipe(recipe)
     files = files_in(files, is_raw)
@@ -74,7 +74,7 @@ def develop(
         except DevelopError as exc:
             outcomes[wanted[0]] = exc
     elif wanted:
-        with DevelopPool() as pool:
+        with DevelopProcesses() as pool:
             futures = [(path, pool.submit(path, out, chosen)) for path in wanted]
             for path, future in futures:
                 try:
