@@ -22,7 +22,7 @@ from rich.table import Table
 
 from darkroom import keys, names
 from darkroom.formats import files_in, is_image
-from darkroom.imaging.thumbnail_fixtures import demo_images
+from darkroom.imaging.fixtures.images import demo_images
 from darkroom.imaging.thumbnailer import (
     OUTPUT_FORMATS,
     ThumbnailError,

@@ -10,7 +10,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from darkroom.cli.thumbnail_cmd import demo_images, thumbnail
-from darkroom.imaging import thumbnail_fixtures as fx
+from darkroom.imaging.fixtures import images as fx
 from darkroom.imaging.thumbnailer import WEBP, make_thumbnails
 
 

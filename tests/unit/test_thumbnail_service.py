@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from PIL import Image
 
 from darkroom.aws.image_buckets import SourceMissing
-from darkroom.imaging import thumbnail_fixtures as fx
+from darkroom.imaging.fixtures import images as fx
 from darkroom.observability import logger
 from darkroom.thumbnail_service import ThumbnailService
 

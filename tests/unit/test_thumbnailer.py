@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageCms
 
-from darkroom.imaging import thumbnail_fixtures as fx
+from darkroom.imaging.fixtures import images as fx
 from darkroom.imaging.thumbnailer import (
     JPEG,
     WEBP,
