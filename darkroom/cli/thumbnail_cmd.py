@@ -8,8 +8,6 @@ input bucket and show the thumbnails the Lambda made of them.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +20,7 @@ from rich.table import Table
 
 from darkroom import keys, names
 from darkroom.formats import files_in, is_image
+from darkroom.imaging.atomic import write_atomic
 from darkroom.imaging.fixtures.images import demo_images
 from darkroom.imaging.thumbnailer import (
     OUTPUT_FORMATS,
@@ -46,24 +45,12 @@ def _parse_sizes(text: str) -> tuple[int, ...]:
         raise typer.BadParameter(f"{text!r}: {exc}", param_hint="--sizes") from exc
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _save(result: ThumbnailSet, dest: Path, sizes: Sequence[int]) -> list[Path]:
     """OUT/<file name>/<size>.<ext>, the local mirror of the output bucket's layout."""
     written = []
     for thumbnail in result.thumbnails:
         path = dest / f"{thumbnail.size}.{thumbnail.format.extension}"
-        _write_atomic(path, thumbnail.data)
+        write_atomic(path, thumbnail.data)
         written.append(path)
     # Like the Lambda: a rerun after the source changed format leaves nothing stale.
     for size in sizes:
@@ -199,7 +186,7 @@ def show_thumbnails(
             with Image.open(io.BytesIO(data)) as image:
                 pixels = f"{image.width}x{image.height} {image.format} {image.mode}"
             if download_to is not None:
-                _write_atomic(download_to / key / item["Key"].rsplit("/", 1)[1], data)
+                write_atomic(download_to / key / item["Key"].rsplit("/", 1)[1], data)
             table.add_row(key, item["Key"], pixels, f"{item['Size']:,}")
     console.print(table)
     if download_to is not None and found:

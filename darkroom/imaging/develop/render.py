@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 import threading
 import zlib
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
@@ -17,6 +14,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from darkroom.imaging import icc, tiff
+from darkroom.imaging.atomic import Writer, save_atomic
 from darkroom.imaging.develop.result import DevelopError, RenderedFile
 from darkroom.imaging.metadata import Metadata, exif_bytes, exif_ifd
 from darkroom.recipes import Recipe, Rendition
@@ -164,9 +162,6 @@ def _write_failed(name: str, rendition: Rendition, exc: BaseException) -> Develo
     )
 
 
-Writer = Callable[[BinaryIO], None]
-
-
 def _pillow_writer(
     image: Image.Image, rendition: Rendition, icc_profile: bytes, exif: bytes
 ) -> Writer:
@@ -222,19 +217,3 @@ def _tiff_writer(pixels: NDArray[np.uint16], icc_profile: bytes, metadata: Metad
         fh.write(tiff.write_tiff(exif_ifd(metadata, main=ifd)))
 
     return write
-
-
-def save_atomic(dest: Path, write: Writer) -> int:
-    """Write through `write` so that `dest` is either absent or complete, never half-written."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        size = tmp.stat().st_size
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return size
