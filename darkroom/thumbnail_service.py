@@ -40,7 +40,9 @@ from darkroom.s3_events import object_changes
 Action = Literal["thumbnailed", "removed", "failed", "skipped"]
 
 
-class Store(Protocol):
+class Buckets(Protocol):
+    """The input bucket read, the output bucket written (S3 in Lambda; a dict in tests)."""
+
     def download(self, bucket: str, key: str, dest: IO[bytes]) -> int: ...
     def put(self, bucket: str, key: str, data: bytes, content_type: str) -> None: ...
     def delete(self, bucket: str, keys: Sequence[str]) -> None: ...
@@ -94,7 +96,7 @@ class Outcome:
 class ThumbnailService:
     def __init__(
         self,
-        store: Store,
+        buckets: Buckets,
         *,
         output_bucket: str,
         sizes: Sequence[int],
@@ -104,7 +106,7 @@ class ThumbnailService:
     ) -> None:
         if not output_bucket:
             raise ValueError("an output bucket is needed")
-        self.store = store
+        self.buckets = buckets
         self.output_bucket = output_bucket
         self.sizes = validate_sizes(sizes)
         self.max_image_pixels = max_image_pixels
@@ -136,7 +138,7 @@ class ThumbnailService:
         started = time.perf_counter()
         with tempfile.NamedTemporaryFile(dir=self.scratch_dir, prefix="thumbnail-") as scratch:
             try:
-                self.store.download(bucket, key, scratch)
+                self.buckets.download(bucket, key, scratch)
             except SourceMissing:
                 # Deleted (or replaced) since the event: its own event handles the rest.
                 logger.info("source gone, nothing to do", extra={"bucket": bucket, "key": key})
@@ -151,7 +153,7 @@ class ThumbnailService:
         written = []
         for thumbnail in result.thumbnails:
             target = keys.thumbnail_key(key, thumbnail.size, thumbnail.format.extension)
-            self.store.put(
+            self.buckets.put(
                 self.output_bucket, target, thumbnail.data, thumbnail.format.content_type
             )
             written.append(target)
@@ -192,4 +194,4 @@ class ThumbnailService:
         kept = set(keep)
         stale = [k for k in self.thumbnail_keys(key) if k not in kept]
         if stale:
-            self.store.delete(self.output_bucket, stale)
+            self.buckets.delete(self.output_bucket, stale)
