@@ -249,15 +249,15 @@ EXTERNAL: dict[str, tuple[str, Callable[[Path, Path], tuple[float, float]]]] = {
 
 
 def throughput(files: list[Path], out: Path, workers: int, cpus: set[int]) -> float:
-    """Files per second for a DevelopPool of `workers` processes confined to `cpus`."""
-    from darkroom.imaging.pool import DevelopPool
+    """Files per second for DevelopProcesses of `workers` processes confined to `cpus`."""
+    from darkroom.imaging.develop_processes import DevelopProcesses
     from darkroom.recipes import parse_recipe
 
     recipe = parse_recipe(WEB_THUMB)
     original = os.sched_getaffinity(0)
     os.sched_setaffinity(0, cpus)  # inherited by the pool's processes
     try:
-        with DevelopPool(workers) as pool:
+        with DevelopProcesses(workers) as pool:
             # Warm: each process has its libraries loaded before the clock starts.
             for future in [pool.submit(files[0], out / "warm", recipe) for _ in range(workers)]:
                 future.result()

@@ -2,7 +2,7 @@
 
 For each image (a 24 MP JPEG, a 24 MP PNG, and every file in ../shared/samples/images):
 
-- darkroom: darkroom.imaging.thumbnail.make_thumbnails in this process, as the warm
+- darkroom: darkroom.imaging.thumbnailer.make_thumbnails in this process, as the warm
   Lambda runs it (imports done; the ICC transform cache is cleared before every run, so
   a profile is never converted for free);
 - vips: the `vipsthumbnail` command, whole process, as a shell would run it;
@@ -46,7 +46,8 @@ from rich.console import Console
 from rich.table import Table
 
 from cdk.config import DeployConfig
-from darkroom.imaging import thumbnail as core
+from darkroom.imaging import thumbnailer as core
+from darkroom.imaging.thumbnailer import colour
 from darkroom.settings import TaskSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,8 +71,8 @@ VIPS_PACKAGE = "libvips-tools"
 _CHILD = """
 import sys, time
 from pathlib import Path
-import darkroom.aws.thumbnail_store, darkroom.thumbnails
-from darkroom.imaging.thumbnail import ThumbnailError, make_thumbnails
+import darkroom.aws.image_buckets, darkroom.thumbnail_service
+from darkroom.imaging.thumbnailer import ThumbnailError, make_thumbnails
 sizes = tuple(int(s) for s in sys.argv[2].split(","))
 started = time.perf_counter()
 try:
@@ -464,7 +465,7 @@ def main() -> None:
                 # Bad input is timed once: refusing a bomb takes no time, while vips may
                 # spend half a minute decoding 4 gigapixels.
                 for _ in range(1 if case.failed else args.repeat):
-                    core._transform_from.cache_clear()
+                    colour._transform_from.cache_clear()
                     run_darkroom(case, args.size)
                     if vips is not None:
                         run_vips(vips, case, args.size, work)

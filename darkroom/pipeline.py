@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote_plus
 
 from darkroom import keys
 from darkroom.aws.executions import ENDED_STATUSES, Executions
@@ -23,6 +22,7 @@ from darkroom.errors import InvalidJob, JobBusy, JobNotFound, NoIdleWorker, Stal
 from darkroom.jobs import JobStatus, finished_status, stable_error_name, utc_now
 from darkroom.observability import logger
 from darkroom.recipes import RecipeError, parse_recipe
+from darkroom.s3_events import object_changes
 
 
 # -- execution names --------------------------------------------------------------
@@ -47,13 +47,10 @@ class Started:
 def manifest_job_ids(event: Mapping[str, Any], raw_bucket: str) -> list[str]:
     """Job ids of the submission manifests an S3 event carries (other keys are ignored)."""
     job_ids: list[str] = []
-    for record in event.get("Records", []):
-        s3 = record.get("s3", {})
-        if s3.get("bucket", {}).get("name") != raw_bucket:
+    for change in object_changes(event):
+        if not change.created or change.bucket != raw_bucket:
             continue
-        if not str(record.get("eventName", "")).startswith("ObjectCreated"):
-            continue
-        job_id = keys.job_id_from_manifest_key(unquote_plus(s3.get("object", {}).get("key", "")))
+        job_id = keys.job_id_from_manifest_key(change.key)
         if job_id and job_id not in job_ids:
             job_ids.append(job_id)
     return job_ids

@@ -5,10 +5,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from darkroom.aws.thumbnail_store import ThumbnailStore
+from darkroom.aws.image_buckets import ImageBuckets
 from darkroom.observability import logger, metrics
 from darkroom.settings import TaskSettings
-from darkroom.thumbnails import Thumbnailer
+from darkroom.thumbnail_service import ThumbnailService
 
 # A failed or skipped file has no metric in the shared EMF document (failures go out in
 # their own, with a reason dimension); Powertools would warn about that on every one.
@@ -16,8 +16,8 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 settings = TaskSettings()
 settings.require("output_bucket")
-thumbnailer = Thumbnailer(
-    ThumbnailStore(),
+service = ThumbnailService(
+    ImageBuckets(),
     output_bucket=settings.output_bucket,
     sizes=settings.thumbnail_sizes,
     max_image_pixels=settings.max_image_pixels,
@@ -28,4 +28,4 @@ thumbnailer = Thumbnailer(
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # The correlation id is each record's object key, set as the record is handled.
-    return {"results": [outcome.as_dict() for outcome in thumbnailer.handle(event)]}
+    return {"results": [outcome.as_dict() for outcome in service.handle(event)]}

@@ -22,7 +22,7 @@ from darkroom.aws.lease_store import Lease, LeaseStore
 from darkroom.aws.objects import Objects
 from darkroom.errors import StaleExecution
 from darkroom.imaging.develop import DevelopError
-from darkroom.imaging.pool import DevelopPool
+from darkroom.imaging.develop_processes import DevelopProcesses
 from darkroom.jobs import FileProgress, FileStatus, JobStatus, utc_now
 from darkroom.observability import logger
 from darkroom.recipes import Recipe, parse_recipe
@@ -167,8 +167,8 @@ class JobRunner:
         some files others download and upload. At most `in_flight` files are on the
         scratch disk at any time, whatever the shoot's size.
         """
-        pool = DevelopPool(self._settings.develop_workers or None)
-        in_flight = 2 * pool.workers
+        pool = DevelopProcesses(self._settings.develop_workers or None)
+        in_flight = 2 * pool.count
         outcomes: dict[str, FileOutcome] = {}
         transfers = ThreadPoolExecutor(in_flight, thread_name_prefix="file")
         pending: dict[Future[FileOutcome], str] = {}
@@ -217,7 +217,7 @@ class JobRunner:
         recipe: Recipe,
         workdir: Path,
         index: int,
-        pool: DevelopPool,
+        pool: DevelopProcesses,
     ) -> FileOutcome:
         # Per file: two files of one stem (A.CR2, A.dng) never share an output directory.
         src = workdir / "raw" / f"{index:05d}" / name

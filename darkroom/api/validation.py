@@ -11,38 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from darkroom import keys
 from darkroom.api.http import BadRequest, TooLarge
+from darkroom.formats import RAW_EXTENSIONS as RAW_EXTENSIONS  # darkroom.studio reads it here
+from darkroom.formats import not_raw_reason
 
-# Camera RAW formats rawpy (LibRaw) decodes; nothing else is accepted as a job's file.
-RAW_EXTENSIONS = frozenset(
-    [
-        ".dng",
-        ".cr2",
-        ".cr3",
-        ".crw",
-        ".nef",
-        ".nrw",
-        ".arw",
-        ".srf",
-        ".sr2",
-        ".raf",
-        ".orf",
-        ".rw2",
-        ".pef",
-        ".srw",
-        ".kdc",
-        ".dcr",
-        ".mrw",
-        ".3fr",
-        ".fff",
-        ".iiq",
-        ".rwl",
-        ".x3f",
-        ".erf",
-        ".mef",
-        ".mos",
-        ".gpr",
-    ]
-)
 MAX_NAME_LENGTH = 200  # characters of a job's display name
 
 M = TypeVar("M", bound=BaseModel)
@@ -98,13 +69,7 @@ def file_name_problem(name: str) -> str | None:
         return "must not contain control or invisible formatting characters"
     if name != name.strip():
         return "must not start or end with whitespace"
-    suffix = PurePosixPath(name).suffix.lower()
-    if suffix not in RAW_EXTENSIONS:
-        return (
-            f"extension {suffix or '(none)'!r} is not a camera RAW format "
-            f"(accepted: {', '.join(sorted(e[1:] for e in RAW_EXTENSIONS))})"
-        )
-    return None
+    return not_raw_reason(name)
 
 
 def check_files(

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from darkroom.formats import files_in, is_raw, not_raw_reason
 from darkroom.recipes import Recipe, RecipeError, parse_recipe
 
 console = Console()
@@ -41,7 +42,9 @@ def load_recipe(path: Path | None) -> Recipe:
 
 
 def develop(
-    files: Annotated[list[Path], typer.Argument(help="RAW files to develop.")],
+    files: Annotated[
+        list[Path], typer.Argument(help="RAW files, or folders (their RAW files), to develop.")
+    ],
     out: Annotated[Path, typer.Option("--out", help="Where the renditions go.")],
     recipe: Annotated[
         Path | None, typer.Option("--recipe", help="Recipe JSON (default: the default recipe).")
@@ -49,28 +52,36 @@ def develop(
 ) -> None:
     """Develop RAW files on this machine with a recipe, exactly as a job would."""
     from darkroom.imaging.develop import DevelopError, DevelopResult, develop_file
-    from darkroom.imaging.pool import DevelopPool
+    from darkroom.imaging.develop_processes import DevelopProcesses
 
     chosen = load_recipe(recipe)
+    files = files_in(files, is_raw)
     if not files:
-        err.print("[red]no files given[/red]")
+        err.print("[red]no RAW files given[/red]")
         raise typer.Exit(2)
     started = time.perf_counter()
     failures: list[tuple[str, str, str]] = []
-    results: list[tuple[Path, DevelopResult | DevelopError]] = []
-    if len(files) == 1:
+    outcomes: dict[Path, DevelopResult | DevelopError] = {}
+    for path in files:
+        # Only what a job could hold: the API refuses any other file name.
+        reason = not_raw_reason(path.name)
+        if reason:
+            outcomes[path] = DevelopError("unsupported_format", path.name, reason)
+    wanted = [path for path in files if path not in outcomes]
+    if len(wanted) == 1:
         try:
-            results.append((files[0], develop_file(files[0], out, chosen)))
+            outcomes[wanted[0]] = develop_file(wanted[0], out, chosen)
         except DevelopError as exc:
-            results.append((files[0], exc))
-    else:
-        with DevelopPool() as pool:
-            futures = [(path, pool.submit(path, out, chosen)) for path in files]
+            outcomes[wanted[0]] = exc
+    elif wanted:
+        with DevelopProcesses() as pool:
+            futures = [(path, pool.submit(path, out, chosen)) for path in wanted]
             for path, future in futures:
                 try:
-                    results.append((path, future.result()))
+                    outcomes[path] = future.result()
                 except DevelopError as exc:
-                    results.append((path, exc))
+                    outcomes[path] = exc
+    results = [(path, outcomes[path]) for path in files]
     for path, outcome in results:
         if isinstance(outcome, DevelopError):
             failures.append((path.name, outcome.code, outcome.reason))

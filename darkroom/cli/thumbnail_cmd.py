@@ -1,6 +1,6 @@
 """`darkroom thumbnail FILE... --out DIR`, and the thumbnail part of `darkroom demo`.
 
-The command runs the very code the thumbnail Lambda runs (darkroom.imaging.thumbnail),
+The command runs the very code the thumbnail Lambda runs (darkroom.imaging.thumbnailer),
 locally and with no cloud. The demo helpers drop a few images into the local cloud's
 input bucket and show the thumbnails the Lambda made of them.
 """
@@ -8,10 +8,8 @@ input bucket and show the thumbnails the Lambda made of them.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,14 +19,16 @@ from rich.console import Console
 from rich.table import Table
 
 from darkroom import keys, names
-from darkroom.imaging.thumbnail import (
+from darkroom.formats import files_in, is_image
+from darkroom.imaging.atomic import write_atomic
+from darkroom.imaging.fixtures.images import demo_images
+from darkroom.imaging.thumbnailer import (
     OUTPUT_FORMATS,
     ThumbnailError,
     ThumbnailSet,
     make_thumbnails,
     validate_sizes,
 )
-from darkroom.imaging.thumbnail_fixtures import demo_images
 from darkroom.settings import TaskSettings
 
 __all__ = ["demo_images", "drop_demo_images", "show_thumbnails", "thumbnail"]
@@ -45,37 +45,12 @@ def _parse_sizes(text: str) -> tuple[int, ...]:
         raise typer.BadParameter(f"{text!r}: {exc}", param_hint="--sizes") from exc
 
 
-def _expand(paths: Iterable[Path]) -> list[Path]:
-    """Files as given; a folder stands for the (non-hidden) files directly in it."""
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(
-                sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
-            )
-        else:
-            files.append(path)
-    return files
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _save(result: ThumbnailSet, dest: Path, sizes: Sequence[int]) -> list[Path]:
     """OUT/<file name>/<size>.<ext>, the local mirror of the output bucket's layout."""
     written = []
     for thumbnail in result.thumbnails:
         path = dest / f"{thumbnail.size}.{thumbnail.format.extension}"
-        _write_atomic(path, thumbnail.data)
+        write_atomic(path, thumbnail.data)
         written.append(path)
     # Like the Lambda: a rerun after the source changed format leaves nothing stale.
     for size in sizes:
@@ -89,7 +64,10 @@ def _save(result: ThumbnailSet, dest: Path, sizes: Sequence[int]) -> list[Path]:
 def thumbnail(
     files: Annotated[
         list[Path],
-        typer.Argument(help="Images, or folders of images, to thumbnail.", show_default=False),
+        typer.Argument(
+            help="Images, or folders (their image and RAW files), to thumbnail.",
+            show_default=False,
+        ),
     ],
     out: Annotated[
         Path,
@@ -113,7 +91,7 @@ def thumbnail(
     wanted = _parse_sizes(sizes)
     failed = 0
     done = 0
-    for path in _expand(files):
+    for path in files_in(files, is_image):
         started = time.perf_counter()
         try:
             result = make_thumbnails(path, wanted, max_pixels=max_pixels, name=path.name)
@@ -208,7 +186,7 @@ def show_thumbnails(
             with Image.open(io.BytesIO(data)) as image:
                 pixels = f"{image.width}x{image.height} {image.format} {image.mode}"
             if download_to is not None:
-                _write_atomic(download_to / key / item["Key"].rsplit("/", 1)[1], data)
+                write_atomic(download_to / key / item["Key"].rsplit("/", 1)[1], data)
             table.add_row(key, item["Key"], pixels, f"{item['Size']:,}")
     console.print(table)
     if download_to is not None and found:

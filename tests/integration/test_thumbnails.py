@@ -15,7 +15,7 @@ from PIL import Image
 
 from darkroom import names
 from darkroom.cli.thumbnail_cmd import drop_demo_images, show_thumbnails
-from darkroom.imaging import thumbnail_fixtures as fx
+from darkroom.imaging.fixtures import images as fx
 from darkroom.local.cloud import LocalCloud
 
 pytestmark = pytest.mark.integration

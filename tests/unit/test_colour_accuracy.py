@@ -81,7 +81,7 @@ def raws(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
 def default_develop(
     raws: dict[int, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> dict[int, DevelopResult]:
-    # The default recipe, as the issue measures it (its full rendition is measured).
+    # The default recipe, as a studio gets it; its full rendition is the one measured.
     return {o: develop_file(src, tmp_path_factory.mktemp(f"dev{o}")) for o, src in raws.items()}
 
 

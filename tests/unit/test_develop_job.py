@@ -19,8 +19,8 @@ import pytest
 import worker.job
 from darkroom import keys
 from darkroom.aws.lease_store import Lease, LeaseState
+from darkroom.imaging.develop_processes import DevelopProcesses
 from darkroom.imaging.fixtures import make_demo_shoot, write_corrupt_raw
-from darkroom.imaging.pool import DevelopPool
 from darkroom.jobs import FileProgress, FileStatus, Job, JobStatus
 from darkroom.recipes import Recipe
 from darkroom.settings import WorkerSettings
@@ -377,11 +377,11 @@ class TimedObjects(Objects):
 
 
 def record_develops(monkeypatch: pytest.MonkeyPatch) -> list[Span]:
-    """The job's real develop pool, noting when each file's development ran: it ends when
+    """The job's real develop processes, noting when each file's development ran: it ends when
     its result arrives and lasted as long as the developer measured."""
     spans: list[Span] = []
 
-    class TimedPool(DevelopPool):
+    class TimedProcesses(DevelopProcesses):
         def submit(self, src: Path, out_dir: Path, recipe: Recipe) -> Future[Any]:
             future = super().submit(src, out_dir, recipe)
 
@@ -394,7 +394,7 @@ def record_develops(monkeypatch: pytest.MonkeyPatch) -> list[Span]:
             future.add_done_callback(done)
             return future
 
-    monkeypatch.setattr(worker.job, "DevelopPool", TimedPool)
+    monkeypatch.setattr(worker.job, "DevelopProcesses", TimedProcesses)
     return spans
 
 

@@ -10,8 +10,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from darkroom.cli.thumbnail_cmd import demo_images, thumbnail
-from darkroom.imaging import thumbnail_fixtures as fx
-from darkroom.imaging.thumbnail import WEBP, make_thumbnails
+from darkroom.imaging.fixtures import images as fx
+from darkroom.imaging.thumbnailer import WEBP, make_thumbnails
 
 
 @pytest.fixture(scope="module")

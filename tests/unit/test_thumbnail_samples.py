@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops, ImageCms, ImageOps, ImageStat
 
-from darkroom.imaging.thumbnail import (
+from darkroom.imaging.thumbnailer import (
     JPEG,
     WEBP,
     Reason,

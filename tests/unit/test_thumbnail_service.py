@@ -1,4 +1,4 @@
-"""The thumbnail function's logic against an in-memory store: events, keys, errors."""
+"""The thumbnail function's logic against in-memory buckets: events, keys, errors."""
 
 from __future__ import annotations
 
@@ -14,15 +14,15 @@ import pytest
 from botocore.exceptions import ClientError
 from PIL import Image
 
-from darkroom.aws.thumbnail_store import SourceMissing
-from darkroom.imaging import thumbnail_fixtures as fx
+from darkroom.aws.image_buckets import SourceMissing
+from darkroom.imaging.fixtures import images as fx
 from darkroom.observability import logger
-from darkroom.thumbnails import Thumbnailer, object_changes
+from darkroom.thumbnail_service import ThumbnailService
 
 INPUT, OUTPUT = "in-bucket", "out-bucket"
 
 
-class MemoryStore:
+class MemoryBuckets:
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str], tuple[bytes, str]] = {}
         self.reads: list[tuple[str, str]] = []
@@ -79,8 +79,8 @@ def s3_event(event_name: str, key: str, bucket: str = INPUT) -> dict[str, Any]:
 
 
 @pytest.fixture
-def store() -> MemoryStore:
-    return MemoryStore()
+def buckets() -> MemoryBuckets:
+    return MemoryBuckets()
 
 
 @pytest.fixture
@@ -89,9 +89,13 @@ def recorder() -> ListRecorder:
 
 
 @pytest.fixture
-def thumbnailer(store: MemoryStore, recorder: ListRecorder) -> Thumbnailer:
-    return Thumbnailer(
-        store, output_bucket=OUTPUT, sizes=(64, 256), max_image_pixels=10_000_000, recorder=recorder
+def service(buckets: MemoryBuckets, recorder: ListRecorder) -> ThumbnailService:
+    return ThumbnailService(
+        buckets,
+        output_bucket=OUTPUT,
+        sizes=(64, 256),
+        max_image_pixels=10_000_000,
+        recorder=recorder,
     )
 
 
@@ -105,88 +109,76 @@ def translucent() -> bytes:
     return fx.encoded(image, "PNG")
 
 
-def test_keys_are_url_decoded() -> None:
-    for key in ("a b/c d.jpg", "plus+sign.jpg", "été/ünïcode 写真.jpg", "100%.png"):
-        (change,) = object_changes(s3_event("ObjectCreated:Put", key))
-        assert change.key == key
-        assert change.created
-
-
-def test_only_created_and_removed_events_count() -> None:
-    assert object_changes(s3_event("ObjectRemoved:Delete", "x.jpg"))[0].created is False
-    assert object_changes(s3_event("ObjectRestore:Completed", "x.jpg")) == []
-    assert object_changes({"Records": []}) == []
-    assert object_changes({}) == []
-
-
 def test_a_created_image_gets_every_size_in_the_output_bucket(
-    store: MemoryStore, recorder: ListRecorder, thumbnailer: Thumbnailer
+    buckets: MemoryBuckets, recorder: ListRecorder, service: ThumbnailService
 ) -> None:
     key = "shoots/day one/IMG 1+2.jpg"
-    store.put(INPUT, key, photo(), "image/jpeg")
-    (outcome,) = thumbnailer.handle(s3_event("ObjectCreated:Put", key))
+    buckets.put(INPUT, key, photo(), "image/jpeg")
+    (outcome,) = service.handle(s3_event("ObjectCreated:Put", key))
     assert outcome.action == "thumbnailed"
     expected = {f"thumbnails/{key}/64.jpg", f"thumbnails/{key}/256.jpg"}
-    assert set(store.output()) == expected
+    assert set(buckets.output()) == expected
     assert set(outcome.thumbnails) == expected
-    data, content_type = store.output()[f"thumbnails/{key}/256.jpg"]
+    data, content_type = buckets.output()[f"thumbnails/{key}/256.jpg"]
     assert content_type == "image/jpeg"
     assert Image.open(io.BytesIO(data)).size == (256, 171)
     assert recorder.events == [("thumbnailed", 2, pytest.approx(0.24))]
 
 
-def test_it_never_reads_the_output_bucket(store: MemoryStore, thumbnailer: Thumbnailer) -> None:
-    store.put(INPUT, "a.jpg", photo(), "image/jpeg")
-    thumbnailer.handle(s3_event("ObjectCreated:Put", "a.jpg"))
-    thumbnailer.handle(s3_event("ObjectRemoved:Delete", "a.jpg"))
-    assert all(bucket == INPUT for bucket, _ in store.reads)
+def test_it_never_reads_the_output_bucket(
+    buckets: MemoryBuckets, service: ThumbnailService
+) -> None:
+    buckets.put(INPUT, "a.jpg", photo(), "image/jpeg")
+    service.handle(s3_event("ObjectCreated:Put", "a.jpg"))
+    service.handle(s3_event("ObjectRemoved:Delete", "a.jpg"))
+    assert all(bucket == INPUT for bucket, _ in buckets.reads)
 
 
 def test_the_same_event_twice_gives_the_same_objects(
-    store: MemoryStore, thumbnailer: Thumbnailer
+    buckets: MemoryBuckets, service: ThumbnailService
 ) -> None:
-    store.put(INPUT, "twice.png", translucent(), "image/png")
+    buckets.put(INPUT, "twice.png", translucent(), "image/png")
     event = s3_event("ObjectCreated:Put", "twice.png")
-    thumbnailer.handle(event)
-    first = store.output()
-    thumbnailer.handle(event)
-    assert store.output() == first
+    service.handle(event)
+    first = buckets.output()
+    service.handle(event)
+    assert buckets.output() == first
     assert {key.rsplit(".", 1)[1] for key in first} == {"webp"}
 
 
 def test_a_removed_source_loses_its_thumbnails(
-    store: MemoryStore, recorder: ListRecorder, thumbnailer: Thumbnailer
+    buckets: MemoryBuckets, recorder: ListRecorder, service: ThumbnailService
 ) -> None:
-    store.put(INPUT, "gone.jpg", photo(), "image/jpeg")
-    store.put(OUTPUT, "thumbnails/other.jpg/64.jpg", b"keep", "image/jpeg")
-    thumbnailer.handle(s3_event("ObjectCreated:Put", "gone.jpg"))
-    (outcome,) = thumbnailer.handle(s3_event("ObjectRemoved:Delete", "gone.jpg"))
+    buckets.put(INPUT, "gone.jpg", photo(), "image/jpeg")
+    buckets.put(OUTPUT, "thumbnails/other.jpg/64.jpg", b"keep", "image/jpeg")
+    service.handle(s3_event("ObjectCreated:Put", "gone.jpg"))
+    (outcome,) = service.handle(s3_event("ObjectRemoved:Delete", "gone.jpg"))
     assert outcome.action == "removed"
-    assert set(store.output()) == {"thumbnails/other.jpg/64.jpg"}
+    assert set(buckets.output()) == {"thumbnails/other.jpg/64.jpg"}
     assert recorder.events[-1] == ("removed",)
 
 
 def test_a_replacement_that_gains_transparency_leaves_no_stale_jpegs(
-    store: MemoryStore, thumbnailer: Thumbnailer
+    buckets: MemoryBuckets, service: ThumbnailService
 ) -> None:
-    store.put(INPUT, "logo", photo(), "image/jpeg")
-    thumbnailer.handle(s3_event("ObjectCreated:Put", "logo"))
-    store.put(INPUT, "logo", translucent(), "image/png")
-    thumbnailer.handle(s3_event("ObjectCreated:Put", "logo"))
-    assert set(store.output()) == {"thumbnails/logo/64.webp", "thumbnails/logo/256.webp"}
+    buckets.put(INPUT, "logo", photo(), "image/jpeg")
+    service.handle(s3_event("ObjectCreated:Put", "logo"))
+    buckets.put(INPUT, "logo", translucent(), "image/png")
+    service.handle(s3_event("ObjectCreated:Put", "logo"))
+    assert set(buckets.output()) == {"thumbnails/logo/64.webp", "thumbnails/logo/256.webp"}
 
 
 def test_a_bad_file_is_one_log_line_and_a_metric_not_an_exception(
-    store: MemoryStore,
+    buckets: MemoryBuckets,
     recorder: ListRecorder,
-    thumbnailer: Thumbnailer,
+    service: ThumbnailService,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     key = "notes/read me.jpg"
-    store.put(INPUT, key, b"this is a text file, not a photo\n", "image/jpeg")
-    (outcome,) = thumbnailer.handle(s3_event("ObjectCreated:Put", key))
+    buckets.put(INPUT, key, b"this is a text file, not a photo\n", "image/jpeg")
+    (outcome,) = service.handle(s3_event("ObjectCreated:Put", key))
     assert (outcome.action, outcome.reason) == ("failed", "not_an_image")
-    assert store.output() == {}
+    assert buckets.output() == {}
     assert recorder.events == [("failed", "not_an_image")]
     (line,) = [record for record in caplog.records if record.levelname == "WARNING"]
     assert (getattr(line, "key", None), getattr(line, "reason", None)) == (key, "not_an_image")
@@ -194,38 +186,38 @@ def test_a_bad_file_is_one_log_line_and_a_metric_not_an_exception(
 
 
 def test_a_source_replaced_by_a_bad_file_loses_its_old_thumbnails(
-    store: MemoryStore, thumbnailer: Thumbnailer
+    buckets: MemoryBuckets, service: ThumbnailService
 ) -> None:
-    store.put(INPUT, "p.jpg", photo(), "image/jpeg")
-    thumbnailer.handle(s3_event("ObjectCreated:Put", "p.jpg"))
-    store.put(INPUT, "p.jpg", photo()[:2000], "image/jpeg")
-    (outcome,) = thumbnailer.handle(s3_event("ObjectCreated:Put", "p.jpg"))
+    buckets.put(INPUT, "p.jpg", photo(), "image/jpeg")
+    service.handle(s3_event("ObjectCreated:Put", "p.jpg"))
+    buckets.put(INPUT, "p.jpg", photo()[:2000], "image/jpeg")
+    (outcome,) = service.handle(s3_event("ObjectCreated:Put", "p.jpg"))
     assert outcome.reason == "truncated"
-    assert store.output() == {}
+    assert buckets.output() == {}
 
 
-def test_a_source_deleted_before_it_was_read_is_skipped(thumbnailer: Thumbnailer) -> None:
-    (outcome,) = thumbnailer.handle(s3_event("ObjectCreated:Put", "vanished.jpg"))
+def test_a_source_deleted_before_it_was_read_is_skipped(service: ThumbnailService) -> None:
+    (outcome,) = service.handle(s3_event("ObjectCreated:Put", "vanished.jpg"))
     assert outcome.action == "skipped"
 
 
-def test_folder_markers_are_skipped(store: MemoryStore, thumbnailer: Thumbnailer) -> None:
-    store.put(INPUT, "shoots/", b"", "application/x-directory")
-    (outcome,) = thumbnailer.handle(s3_event("ObjectCreated:Put", "shoots/"))
+def test_folder_markers_are_skipped(buckets: MemoryBuckets, service: ThumbnailService) -> None:
+    buckets.put(INPUT, "shoots/", b"", "application/x-directory")
+    (outcome,) = service.handle(s3_event("ObjectCreated:Put", "shoots/"))
     assert outcome.action == "skipped"
-    assert store.reads == []
+    assert buckets.reads == []
 
 
 def test_a_transient_s3_error_is_raised_for_lambda_to_retry(
-    store: MemoryStore, recorder: ListRecorder, thumbnailer: Thumbnailer
+    buckets: MemoryBuckets, recorder: ListRecorder, service: ThumbnailService
 ) -> None:
-    store.put(INPUT, "a.jpg", photo(), "image/jpeg")
-    store.fail_next = ClientError(
+    buckets.put(INPUT, "a.jpg", photo(), "image/jpeg")
+    buckets.fail_next = ClientError(
         {"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."}},
         "GetObject",
     )
     with pytest.raises(ClientError):
-        thumbnailer.handle(s3_event("ObjectCreated:Put", "a.jpg"))
+        service.handle(s3_event("ObjectCreated:Put", "a.jpg"))
     assert recorder.events == []
 
 
@@ -236,68 +228,70 @@ def slow_down(operation: str) -> ClientError:
 
 
 def test_a_transient_s3_error_writing_a_thumbnail_is_raised_for_lambda_to_retry(
-    store: MemoryStore,
+    buckets: MemoryBuckets,
     recorder: ListRecorder,
-    thumbnailer: Thumbnailer,
+    service: ThumbnailService,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    store.put(INPUT, "a.jpg", photo(), "image/jpeg")
+    buckets.put(INPUT, "a.jpg", photo(), "image/jpeg")
 
     def put(bucket: str, key: str, data: bytes, content_type: str) -> None:
         raise slow_down("PutObject")
 
-    monkeypatch.setattr(store, "put", put)
+    monkeypatch.setattr(buckets, "put", put)
     with pytest.raises(ClientError):
-        thumbnailer.handle(s3_event("ObjectCreated:Put", "a.jpg"))
+        service.handle(s3_event("ObjectCreated:Put", "a.jpg"))
     assert recorder.events == []
 
 
 def test_a_transient_s3_error_deleting_thumbnails_is_raised_for_lambda_to_retry(
-    store: MemoryStore,
+    buckets: MemoryBuckets,
     recorder: ListRecorder,
-    thumbnailer: Thumbnailer,
+    service: ThumbnailService,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    store.put(INPUT, "a.jpg", photo(), "image/jpeg")
-    thumbnailer.handle(s3_event("ObjectCreated:Put", "a.jpg"))
-    made = store.output()
+    buckets.put(INPUT, "a.jpg", photo(), "image/jpeg")
+    service.handle(s3_event("ObjectCreated:Put", "a.jpg"))
+    made = buckets.output()
 
     def delete(bucket: str, keys: Sequence[str]) -> None:
         raise slow_down("DeleteObjects")
 
-    monkeypatch.setattr(store, "delete", delete)
+    monkeypatch.setattr(buckets, "delete", delete)
     with pytest.raises(ClientError):
-        thumbnailer.handle(s3_event("ObjectRemoved:Delete", "a.jpg"))
-    assert store.output() == made
+        service.handle(s3_event("ObjectRemoved:Delete", "a.jpg"))
+    assert buckets.output() == made
     assert ("removed",) not in recorder.events
 
 
 def test_keys_s3_fails_to_delete_are_raised_not_logged() -> None:
-    """DeleteObjects answers 200 even when some keys failed: the store must look inside."""
-    from darkroom.aws.thumbnail_store import ThumbnailStore
+    """DeleteObjects answers 200 even when some keys failed: the buckets must look inside."""
+    from darkroom.aws.image_buckets import ImageBuckets
 
     class PartlyFailingS3:
         def delete_objects(self, Bucket: str, Delete: dict[str, Any]) -> dict[str, Any]:
             first = Delete["Objects"][0]["Key"]
             return {"Errors": [{"Key": first, "Code": "InternalError", "Message": "retry"}]}
 
-    thumbnailer = Thumbnailer(
-        ThumbnailStore(PartlyFailingS3()),
+    service = ThumbnailService(
+        ImageBuckets(PartlyFailingS3()),
         output_bucket=OUTPUT,
         sizes=(64,),
         max_image_pixels=1_000_000,
         recorder=ListRecorder(),
     )
     with pytest.raises(RuntimeError, match=re.escape("thumbnails/a.jpg/64.jpg: InternalError")):
-        thumbnailer.handle(s3_event("ObjectRemoved:Delete", "a.jpg"))
+        service.handle(s3_event("ObjectRemoved:Delete", "a.jpg"))
 
 
-def test_every_record_of_an_event_is_handled(store: MemoryStore, thumbnailer: Thumbnailer) -> None:
-    store.put(INPUT, "one.jpg", photo(), "image/jpeg")
-    store.put(INPUT, "two.jpg", b"", "image/jpeg")
+def test_every_record_of_an_event_is_handled(
+    buckets: MemoryBuckets, service: ThumbnailService
+) -> None:
+    buckets.put(INPUT, "one.jpg", photo(), "image/jpeg")
+    buckets.put(INPUT, "two.jpg", b"", "image/jpeg")
     event = s3_event("ObjectCreated:Put", "one.jpg")
     event["Records"] += s3_event("ObjectCreated:Put", "two.jpg")["Records"]
-    outcomes = thumbnailer.handle(event)
+    outcomes = service.handle(event)
     assert [(o.key, o.action, o.reason) for o in outcomes] == [
         ("one.jpg", "thumbnailed", None),
         ("two.jpg", "failed", "empty_file"),
@@ -305,11 +299,11 @@ def test_every_record_of_an_event_is_handled(store: MemoryStore, thumbnailer: Th
     assert json.dumps([o.as_dict() for o in outcomes])
 
 
-def test_misconfiguration_fails_at_start_up(store: MemoryStore) -> None:
+def test_misconfiguration_fails_at_start_up(buckets: MemoryBuckets) -> None:
     with pytest.raises(ValueError):
-        Thumbnailer(store, output_bucket=OUTPUT, sizes=(0,), max_image_pixels=1)
+        ThumbnailService(buckets, output_bucket=OUTPUT, sizes=(0,), max_image_pixels=1)
     with pytest.raises(ValueError):
-        Thumbnailer(store, output_bucket="", sizes=(64,), max_image_pixels=1)
+        ThumbnailService(buckets, output_bucket="", sizes=(64,), max_image_pixels=1)
 
 
 # -- the S3 adapter, against moto in-process -----------------------------------------------
@@ -317,14 +311,14 @@ def test_the_s3_store_streams_writes_and_deletes_idempotently(tmp_path: Path) ->
     import boto3
     from moto import mock_aws
 
-    from darkroom.aws.thumbnail_store import ThumbnailStore
+    from darkroom.aws.image_buckets import ImageBuckets
 
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
         for bucket in (INPUT, OUTPUT):
             s3.create_bucket(Bucket=bucket)
         s3.put_object(Bucket=INPUT, Key="a b+c.jpg", Body=photo())
-        real = ThumbnailStore(s3)
+        real = ImageBuckets(s3)
         with (tmp_path / "scratch").open("w+b") as scratch:
             assert real.download(INPUT, "a b+c.jpg", scratch) == len(photo())
             assert scratch.read() == photo()

@@ -1,4 +1,4 @@
-"""Development in a pool of processes, and `darkroom develop` on the local machine."""
+"""Development in several processes at once, and `darkroom develop` on the local machine."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from darkroom.cli.develop_cmd import develop
 from darkroom.imaging.develop import DevelopError, DevelopResult
+from darkroom.imaging.develop_processes import DevelopProcesses
 from darkroom.imaging.fixtures import make_demo_shoot, write_corrupt_raw, write_dng
-from darkroom.imaging.pool import DevelopPool
 from darkroom.recipes import parse_recipe
 
 SMALL = parse_recipe({"renditions": [{"name": "web", "long_edge": 200}]})
@@ -29,7 +29,7 @@ def test_a_pool_develops_every_file_and_reports_failures_per_file(
     shoot: list[Path], tmp_path: Path
 ) -> None:
     bad = write_corrupt_raw(tmp_path / "BAD.dng", "garbage")
-    with DevelopPool(2) as pool:
+    with DevelopProcesses(2) as pool:
         futures = [pool.submit(p, tmp_path / "out", SMALL) for p in [*shoot, bad]]
         results = [f.exception() or f.result() for f in futures]
     assert all(isinstance(r, DevelopResult) for r in results[:-1])
@@ -45,7 +45,7 @@ def test_a_decoder_crash_fails_that_file_and_the_next_file_gets_a_fresh_process(
 ) -> None:
     big = write_dng(tmp_path / "BIG.dng", width=3000, height=2000, seed=2)
     full = parse_recipe({"renditions": [{"name": "full", "long_edge": "full"}]})
-    with DevelopPool(1) as pool:
+    with DevelopProcesses(1) as pool:
         doomed = pool.submit(big, tmp_path / "out", full)
         while not doomed.running():
             time.sleep(0.01)

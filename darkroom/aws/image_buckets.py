@@ -1,4 +1,5 @@
-"""S3 for the thumbnailer: stream a source to scratch, write and delete thumbnails.
+"""S3 for the thumbnail function: stream a source from the input bucket to scratch, write
+and delete thumbnails in the output bucket.
 
 Deliberately nothing that reads the output bucket: the function that writes it must never
 depend on (or be triggered by) what is in it.
@@ -24,7 +25,7 @@ class SourceMissing(Exception):
     """The source object is gone (deleted or replaced after the event was sent)."""
 
 
-class ThumbnailStore:
+class ImageBuckets:
     def __init__(self, s3: Any | None = None) -> None:
         self._s3 = s3 or client("s3")
 

@@ -1,7 +1,7 @@
 """The thumbnail function's logic: S3 events on the input bucket -> the output bucket.
 
 - ObjectCreated: the source is streamed to scratch disk, thumbnailed by
-  darkroom.imaging.thumbnail, and each size written to `thumbnails/<key>/<size>.<ext>`.
+  darkroom.imaging.thumbnailer, and each size written to `thumbnails/<key>/<size>.<ext>`.
   Thumbnails the image no longer has (the other extension, after a replacement changed
   its transparency) are deleted, so the output always mirrors the current source.
 - ObjectRemoved: every thumbnail key the source could have is deleted. The output
@@ -23,24 +23,26 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
-from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from darkroom import keys
-from darkroom.aws.thumbnail_store import SourceMissing
-from darkroom.imaging.thumbnail import (
+from darkroom.aws.image_buckets import SourceMissing
+from darkroom.imaging.thumbnailer import (
     OUTPUT_FORMATS,
     ThumbnailError,
     make_thumbnails,
     validate_sizes,
 )
 from darkroom.observability import NAMESPACE, SERVICE, logger, metrics
+from darkroom.s3_events import object_changes
 
 Action = Literal["thumbnailed", "removed", "failed", "skipped"]
 
 
-class Store(Protocol):
+class Buckets(Protocol):
+    """The input bucket read, the output bucket written (S3 in Lambda; a dict in tests)."""
+
     def download(self, bucket: str, key: str, dest: IO[bytes]) -> int: ...
     def put(self, bucket: str, key: str, data: bytes, content_type: str) -> None: ...
     def delete(self, bucket: str, keys: Sequence[str]) -> None: ...
@@ -80,36 +82,6 @@ class EmfRecorder:
 
 
 @dataclass(frozen=True)
-class ObjectChange:
-    created: bool  # ObjectCreated:*; False for ObjectRemoved:*
-    bucket: str
-    key: str  # URL-decoded
-
-
-def object_changes(event: Mapping[str, Any]) -> list[ObjectChange]:
-    """The object changes an S3 notification carries, keys URL-decoded.
-
-    S3 encodes keys as in a form ('+' for a space, %2B for '+', UTF-8 percent-escapes),
-    so unquote_plus gives the real key back.
-    """
-    changes = []
-    for record in event.get("Records", []):
-        name = str(record.get("eventName", ""))
-        if name.startswith("ObjectCreated"):
-            created = True
-        elif name.startswith("ObjectRemoved"):
-            created = False
-        else:
-            continue
-        s3 = record.get("s3", {})
-        key = unquote_plus(s3.get("object", {}).get("key", ""))
-        bucket = s3.get("bucket", {}).get("name", "")
-        if key and bucket:
-            changes.append(ObjectChange(created, bucket, key))
-    return changes
-
-
-@dataclass(frozen=True)
 class Outcome:
     key: str
     action: Action
@@ -121,10 +93,10 @@ class Outcome:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
-class Thumbnailer:
+class ThumbnailService:
     def __init__(
         self,
-        store: Store,
+        buckets: Buckets,
         *,
         output_bucket: str,
         sizes: Sequence[int],
@@ -134,7 +106,7 @@ class Thumbnailer:
     ) -> None:
         if not output_bucket:
             raise ValueError("an output bucket is needed")
-        self.store = store
+        self.buckets = buckets
         self.output_bucket = output_bucket
         self.sizes = validate_sizes(sizes)
         self.max_image_pixels = max_image_pixels
@@ -166,7 +138,7 @@ class Thumbnailer:
         started = time.perf_counter()
         with tempfile.NamedTemporaryFile(dir=self.scratch_dir, prefix="thumbnail-") as scratch:
             try:
-                self.store.download(bucket, key, scratch)
+                self.buckets.download(bucket, key, scratch)
             except SourceMissing:
                 # Deleted (or replaced) since the event: its own event handles the rest.
                 logger.info("source gone, nothing to do", extra={"bucket": bucket, "key": key})
@@ -181,7 +153,7 @@ class Thumbnailer:
         written = []
         for thumbnail in result.thumbnails:
             target = keys.thumbnail_key(key, thumbnail.size, thumbnail.format.extension)
-            self.store.put(
+            self.buckets.put(
                 self.output_bucket, target, thumbnail.data, thumbnail.format.content_type
             )
             written.append(target)
@@ -222,4 +194,4 @@ class Thumbnailer:
         kept = set(keep)
         stale = [k for k in self.thumbnail_keys(key) if k not in kept]
         if stale:
-            self.store.delete(self.output_bucket, stale)
+            self.buckets.delete(self.output_bucket, stale)

@@ -12,18 +12,19 @@ from typing import Any
 import pytest
 from PIL import Image, ImageCms
 
-from darkroom.imaging import thumbnail as thumbnail_module
-from darkroom.imaging import thumbnail_fixtures as fx
-from darkroom.imaging.thumbnail import (
+from darkroom.imaging.fixtures import images as fx
+from darkroom.imaging.thumbnailer import (
     JPEG,
     WEBP,
     Reason,
     ThumbnailError,
     ThumbnailSet,
     make_thumbnails,
+    raw_preview,
     srgb_icc,
     validate_sizes,
 )
+from darkroom.imaging.thumbnailer.resize import FIRST_REDUCING_GAP, REDUCING_GAP
 
 LIMIT = 50_000_000
 
@@ -334,13 +335,13 @@ def test_a_preview_too_small_for_the_thumbnail_is_passed_over_for_the_sensor_dat
 def spy_on_raw_develop(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """The half_size of every sensor-data development, as make_thumbnails asks for it."""
     calls: list[bool] = []
-    real = thumbnail_module._develop_raw
+    real = raw_preview._develop_raw
 
     def develop(raw: object, *, half_size: bool) -> Image.Image:
         calls.append(half_size)
         return real(raw, half_size=half_size)
 
-    monkeypatch.setattr(thumbnail_module, "_develop_raw", develop)
+    monkeypatch.setattr(raw_preview, "_develop_raw", develop)
     return calls
 
 
@@ -378,9 +379,9 @@ def test_large_images_are_reduced_in_steps(monkeypatch: pytest.MonkeyPatch) -> N
     thumbs(data, (1024, 256))
     # PNG is decoded whole, then box-reduced by a whole factor before Lanczos; each smaller
     # size is made from the previous one, with the wider gap.
-    assert resized[0] == ((4000, 3000), (1024, 768), thumbnail_module.FIRST_REDUCING_GAP)
+    assert resized[0] == ((4000, 3000), (1024, 768), FIRST_REDUCING_GAP)
     assert reduced and reduced[0] in (3, (3, 3)), reduced
-    assert resized[1] == ((1024, 768), (256, 192), thumbnail_module.REDUCING_GAP)
+    assert resized[1] == ((1024, 768), (256, 192), REDUCING_GAP)
 
 
 def test_a_large_jpeg_is_decoded_at_reduced_scale_before_resizing(
@@ -495,7 +496,7 @@ def test_the_same_bytes_give_the_same_thumbnails_in_another_process(tmp_path: Pa
     here = [t.data for t in thumbs(source, (64, 256)).thumbnails]
     code = (
         "import sys\nfrom pathlib import Path\n"
-        "from darkroom.imaging.thumbnail import make_thumbnails\n"
+        "from darkroom.imaging.thumbnailer import make_thumbnails\n"
         "r = make_thumbnails(Path(sys.argv[1]), (64, 256), max_pixels=10**8)\n"
         "sys.stdout.buffer.write(b''.join(t.data for t in r.thumbnails))\n"
     )

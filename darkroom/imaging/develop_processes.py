@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from darkroom.imaging import usable_cores
 from darkroom.recipes import Recipe, parse_recipe
 
 # A long-lived process's heap only grows (fragmentation); a fresh one now and then keeps
@@ -66,15 +67,15 @@ def _child(conn: multiprocessing.connection.Connection, threads: int) -> None:
             )
 
 
-class DevelopPool:
-    """`workers` processes developing files; submit() returns a Future of DevelopResult
-    that fails with DevelopError."""
+class DevelopProcesses:
+    """`count` processes developing files (default: one per core); submit() returns a
+    Future of DevelopResult that fails with DevelopError."""
 
-    def __init__(self, workers: int | None = None) -> None:
-        self.workers = max(1, workers or _cores())
-        cores = _cores()
-        # A pool smaller than the machine may still thread its resizes.
-        self._threads = max(1, cores // self.workers)
+    def __init__(self, count: int | None = None) -> None:
+        cores = usable_cores()
+        self.count = max(1, count or cores)
+        # Fewer processes than cores may still thread their resizes.
+        self._threads = max(1, cores // self.count)
         self._context = multiprocessing.get_context("spawn")
         self._tasks: queue.Queue[_Task | None] = queue.Queue()
         self._closed = False
@@ -82,7 +83,7 @@ class DevelopPool:
         self._processes: set[multiprocessing.process.BaseProcess] = set()
         self._slots = [
             threading.Thread(target=self._slot, name=f"develop-{i}", daemon=True)
-            for i in range(self.workers)
+            for i in range(self.count)
         ]
         for slot in self._slots:
             slot.start()
@@ -90,7 +91,7 @@ class DevelopPool:
     def submit(self, src: Path, out_dir: Path, recipe: Recipe) -> Future[Any]:
         future: Future[Any] = Future()
         if self._closed:
-            raise RuntimeError("the develop pool is closed")
+            raise RuntimeError("the develop processes are closed")
         self._tasks.put(_Task(Path(src), Path(out_dir), recipe.model_dump(mode="json"), future))
         return future
 
@@ -119,7 +120,7 @@ class DevelopPool:
         with self._lock:
             return [p.pid for p in self._processes if p.pid is not None]
 
-    def __enter__(self) -> DevelopPool:
+    def __enter__(self) -> DevelopProcesses:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -206,10 +207,3 @@ class DevelopPool:
             why = "development was stopped"
         task.future.set_exception(DevelopError("decode_failed", name, why))
         return False
-
-
-def _cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
