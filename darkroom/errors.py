@@ -37,7 +37,3 @@ class StaleExecution(DarkroomError):
 
 class LeaseLost(DarkroomError):
     """The worker lease no longer belongs to this job/execution."""
-
-
-class WorkerFailed(DarkroomError):
-    """The worker could not process the job at all (fatal, not a per-file failure)."""
