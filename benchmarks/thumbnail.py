@@ -48,14 +48,14 @@ from rich.table import Table
 from cdk.config import DeployConfig
 from darkroom.imaging import thumbnailer as core
 from darkroom.imaging.thumbnailer import colour
-from darkroom.settings import TaskSettings
+from darkroom.settings import ThumbnailSettings
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO.parent / "shared" / "samples" / "images"
 # A real 6000x4000 photo among the samples, the base of the 24 MP test images.
 REAL_24MP = SAMPLES / "immich_craft-beer.jpg"
-LAMBDA_SIZES: tuple[int, ...] = TaskSettings.model_fields["thumbnail_sizes"].default
-MAX_PIXELS: int = TaskSettings.model_fields["max_image_pixels"].default
+LAMBDA_SIZES: tuple[int, ...] = ThumbnailSettings.model_fields["thumbnail_sizes"].default
+MAX_PIXELS: int = ThumbnailSettings.model_fields["max_image_pixels"].default
 TIME_TARGET = 1.0  # darkroom time / vipsthumbnail time, per image
 MEMORY_TARGET_MB = 256  # peak RSS of the whole Python process on 24 MP
 # What the deployed thumbnail Lambda gets: its memory, and the pixel limit in its env.

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 import aws_cdk as cdk
 import jsii
@@ -31,7 +32,7 @@ from cdk.raw_pipeline import execution_arns
 from cdk.storage import Storage
 from darkroom import names
 from darkroom.api.routes import ROUTES, Route
-from darkroom.names import Env, Function
+from darkroom.names import Function
 
 STAGE_RATE_LIMIT: Final = 50  # requests per second, steady state, the whole stage
 STAGE_BURST_LIMIT: Final = 100
@@ -58,27 +59,6 @@ ACCESS_LOG_FIELDS: Final[dict[str, str]] = {
     "error": "$context.error.message",
     "integrationError": "$context.integrationErrorMessage",
 }
-
-# TaskSettings fields the API reads, deployed at their defaults (as the local cloud does).
-SETTING_DEFAULTS: Final = (
-    Env.UPLOAD_URL_EXPIRY_SECONDS,
-    Env.DOWNLOAD_URL_EXPIRY_SECONDS,
-    Env.SHARE_DEFAULT_EXPIRY_SECONDS,
-    Env.SHARE_MAX_EXPIRY_SECONDS,
-    Env.MAX_FILE_BYTES,
-    Env.MAX_JOB_BYTES,
-    Env.MAX_FILES_PER_JOB,
-)
-
-
-def setting_defaults() -> dict[str, str]:
-    """darkroom.settings.TaskSettings' defaults for SETTING_DEFAULTS, as env values."""
-    from darkroom.settings import TaskSettings
-
-    fields = TaskSettings.model_fields
-    return {
-        key: str(fields[key.removeprefix("DARKROOM_").lower()].default) for key in SETTING_DEFAULTS
-    }
 
 
 def construct_id(route: Route) -> str:
@@ -110,6 +90,7 @@ class DeliveryApi(Construct):
         storage: Storage,
         state_machine: sfn.IStateMachine,
         code: lambda_.Code,
+        settings_values: Mapping[str, Any],
         log_retention: logs.RetentionDays,
     ) -> None:
         super().__init__(scope, id)
@@ -125,16 +106,11 @@ class DeliveryApi(Construct):
             "Function",
             function_name=Function.API,
             code=code,
-            environment={
-                Env.RAW_BUCKET: raw.bucket_name,
-                Env.PROCESSED_BUCKET: processed.bucket_name,
-                Env.JOBS_TABLE: storage.jobs.table_name,
-                Env.UPLOADS_TABLE: storage.uploads.table_name,
-                Env.SHARES_TABLE: storage.shares.table_name,
-                Env.STATE_MACHINE_ARN: state_machine.state_machine_arn,
-                # Regional bucket hostnames in presigned URLs.
-                Env.S3_ADDRESSING_STYLE: "virtual",
-                **setting_defaults(),
+            # The limits and expiries at ApiSettings' defaults, as on the local cloud;
+            # presigned URLs with regional bucket hostnames (s3_addressing_style "virtual").
+            settings_values={
+                **settings_values,
+                "state_machine_arn": state_machine.state_machine_arn,
             },
             statements=[
                 # Presigned PUTs of a job's RAW files and the PUT of its submission

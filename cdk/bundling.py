@@ -50,6 +50,9 @@ LAMBDA_PLATFORMS: Final[tuple[str, ...]] = (
 )
 # Provided by the Lambda runtime (see the module docstring).
 RUNTIME_PROVIDED: Final = frozenset({"boto3", "botocore", "s3transfer", "jmespath"})
+# The big ones, removed again when a dependency pulls them in (aws-xray-sdk needs
+# botocore, which the runtime's satisfies).
+PRUNED: Final = frozenset({"boto3", "botocore", "s3transfer"})
 
 # What each bundle copies, relative to the project root. Dev-only code stays out: the
 # local cloud (moto) and the CLI (typer/rich) never run in Lambda, and workflows'
@@ -190,6 +193,28 @@ class DependencyCache:
                 f"CPython {target.python_version} on arm64 (a package without such a wheel "
                 f"cannot be bundled without Docker):\n{' '.join(command)}\n{result.stderr}"
             )
+        remove_distributions(into, PRUNED)
+
+
+def remove_distributions(site: Path, dist_names: Iterable[str]) -> None:
+    """Uninstall distributions from a `pip install --target` tree, by their RECORDs."""
+    from importlib.metadata import distributions
+
+    unwanted = {_dist_name(n) for n in dist_names}
+    root = site.resolve()
+    for dist in distributions(path=[str(site)]):
+        if _dist_name(dist.metadata["Name"] or "") not in unwanted:
+            continue
+        # Resolved before anything goes: the list comes from the RECORD file itself.
+        files = [(site / f).resolve() for f in dist.files or ()]
+        for path in files:
+            if path.is_relative_to(root) and path.is_file():
+                path.unlink()
+        for directory in sorted({path.parent for path in files}, reverse=True):
+            while directory != root and directory.is_relative_to(root):
+                if directory.is_dir() and not any(directory.iterdir()):
+                    directory.rmdir()
+                directory = directory.parent
 
 
 # -- project files ------------------------------------------------------------------

@@ -6,8 +6,10 @@ users can see what exists (a test keeps the two equal).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections.abc import Callable
 from typing import Any, Final
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 # -- names only the CDK app uses (the shared ones are in darkroom.names) -----------------
 METRIC_NAMESPACE: Final = "Darkroom"  # darkroom.observability.NAMESPACE
@@ -45,8 +47,11 @@ RETENTION_DAYS: Final = frozenset(
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class DeployConfig:
+class DeployConfig(BaseModel):
+    """The deploy's options. pydantic coerces `-c key=value` strings ("3", "false")."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", coerce_numbers_to_str=True)
+
     stack_name: str = "darkroom"
     # -- worker pool
     pool_size: int = 1
@@ -82,19 +87,16 @@ class DeployConfig:
     alarm_email: str = ""
 
     @classmethod
-    def from_context(cls, get: Any) -> DeployConfig:
+    def from_context(cls, get: Callable[[str], Any]) -> DeployConfig:
         """`get` is node.try_get_context: cdk.json gives JSON types, `-c` gives strings."""
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = get(f.name)
-            if raw is None:
-                continue
-            values[f.name] = _coerce(f.name, raw, type(getattr(cls, f.name)))
-        config = cls(**values)
-        config.validate()
-        return config
+        given = {name: value for name in cls.model_fields if (value := get(name)) is not None}
+        try:
+            return cls.model_validate(given)
+        except ValidationError as exc:
+            raise ValueError("invalid darkroom context: " + _problems(exc)) from None
 
-    def validate(self) -> None:
+    @model_validator(mode="after")
+    def _safe_together(self) -> DeployConfig:
         problems: list[str] = []
         if not 1 <= self.pool_size <= 20:
             problems.append("pool_size must be 1..20")
@@ -133,7 +135,8 @@ class DeployConfig:
         if self.worker_scratch_gb < 8 or self.worker_root_gb < 8:
             problems.append("worker volumes need 8 GB or more")
         if problems:
-            raise ValueError("invalid darkroom context: " + "; ".join(problems))
+            raise ValueError("; ".join(problems))
+        return self
 
     @property
     def thumbnail_sizes_env(self) -> str:
@@ -141,22 +144,27 @@ class DeployConfig:
 
 
 def defaults() -> dict[str, Any]:
-    return {f.name: getattr(DeployConfig, f.name) for f in fields(DeployConfig)}
+    return {name: field.default for name, field in DeployConfig.model_fields.items()}
 
 
-def _coerce(name: str, raw: Any, kind: type) -> Any:
-    if kind is bool:
-        if isinstance(raw, bool):
-            return raw
-        text = str(raw).strip().lower()
-        if text in {"true", "1", "yes"}:
-            return True
-        if text in {"false", "0", "no"}:
-            return False
-        raise ValueError(f"context {name}: expected true or false, got {raw!r}")
-    if kind is int:
-        try:
-            return int(raw)
-        except (TypeError, ValueError):
-            raise ValueError(f"context {name}: expected an integer, got {raw!r}") from None
-    return str(raw)
+# pydantic's error types -> what a deployer typing `-c key=value` needs to read.
+_EXPECTED: Final = {
+    "int_parsing": "expected an integer",
+    "int_from_float": "expected an integer",
+    "int_type": "expected an integer",
+    "bool_parsing": "expected true or false",
+    "bool_type": "expected true or false",
+    "string_type": "expected text",
+}
+
+
+def _problems(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        if not error["loc"]:  # the cross-field check: its own message says it all
+            problems.append(str(error["ctx"]["error"]) if "ctx" in error else error["msg"])
+            continue
+        name = error["loc"][0]
+        expected = _EXPECTED.get(error["type"], error["msg"])
+        problems.append(f"context {name}: {expected}, got {error['input']!r}")
+    return "; ".join(problems)

@@ -5,7 +5,8 @@ The logic is darkroom/cost_guard.py; this is its schedule, role and environment.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_events as events
@@ -15,12 +16,11 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from cdk.config import DeployConfig
 from cdk.functions import DarkroomFunction
 from cdk.raw_pipeline import execution_arns, instance_arns
 from cdk.storage import Storage
 from darkroom import names
-from darkroom.names import Env, Function
+from darkroom.names import Function
 
 
 class CostGuard(Construct):
@@ -29,10 +29,10 @@ class CostGuard(Construct):
         scope: Construct,
         id: str,
         *,
-        config: DeployConfig,
         storage: Storage,
         code: lambda_.Code,
         worker_instance_ids: Sequence[str],
+        settings_values: Mapping[str, Any],
         log_retention: logs.RetentionDays,
     ) -> None:
         super().__init__(scope, id)
@@ -42,11 +42,7 @@ class CostGuard(Construct):
             "Guard",
             function_name=Function.COST_GUARD,
             code=code,
-            environment={
-                Env.WORKERS_TABLE: storage.workers.table_name,
-                Env.WORKER_INSTANCE_IDS: cdk.Fn.join(",", list(worker_instance_ids)),
-                Env.COST_GUARD_MAX_IDLE_SECONDS: str(config.cost_guard_max_idle_minutes * 60),
-            },
+            settings_values=settings_values,
             statements=[
                 iam.PolicyStatement(
                     sid="SeePool",

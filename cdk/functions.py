@@ -1,8 +1,14 @@
-"""One darkroom Lambda function: its own role, its own log group, nothing inherited."""
+"""One darkroom Lambda function: its own role, its own log group, nothing inherited.
+
+Its environment is its settings model (darkroom.settings.FUNCTION_SETTINGS) filled from
+`settings_values`: every field the stack can fill, by field name; the model takes its
+own fields and keeps its defaults for the rest, as the local cloud does.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
@@ -10,18 +16,41 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from cdk.config import DeployConfig
+from cdk.storage import Storage
 from cdk.tidy import drop_implied_role_dependency
-from darkroom import names
+from darkroom import names, settings
 
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE = lambda_.Architecture.ARM_64
 
 
+def settings_values(
+    config: DeployConfig, storage: Storage, worker_instance_ids: Sequence[str]
+) -> dict[str, Any]:
+    """The settings fields the deploy config and the stack's storage and pool fill."""
+    return {
+        "raw_bucket": storage.raw.bucket_name,
+        "processed_bucket": storage.processed.bucket_name,
+        "output_bucket": storage.output.bucket_name,
+        "jobs_table": storage.jobs.table_name,
+        "workers_table": storage.workers.table_name,
+        "uploads_table": storage.uploads.table_name,
+        "shares_table": storage.shares.table_name,
+        "worker_instance_ids": cdk.Fn.join(",", list(worker_instance_ids)),
+        "worker_heartbeat_seconds": config.worker_heartbeat_seconds,
+        "job_timeout_seconds": config.job_timeout_seconds,
+        "thumbnail_sizes": config.thumbnail_sizes_env,
+        "max_image_pixels": config.max_image_pixels,
+        "cost_guard_max_idle_seconds": config.cost_guard_max_idle_minutes * 60,
+    }
+
+
 class DarkroomFunction(Construct):
-    """A function from darkroom.names: handler, timeout and env keys come from there.
+    """A function from darkroom.names (handler, timeout) and darkroom.settings (env).
 
     The role starts empty (no AWSLambdaBasicExecutionRole): it may write to its own log
-    group and do what `statements` say, nothing more.
+    group, send its traces to X-Ray and do what `statements` say, nothing more.
     """
 
     def __init__(
@@ -31,28 +60,16 @@ class DarkroomFunction(Construct):
         *,
         function_name: str,
         code: lambda_.Code,
-        environment: Mapping[str, str],
+        settings_values: Mapping[str, Any],
         statements: Sequence[iam.PolicyStatement],
         log_retention: logs.RetentionDays,
         description: str,
         memory_mb: int = 256,
         handler: str | None = None,
         timeout_seconds: int | None = None,
-        expected_env_keys: Sequence[str] | None = None,
         reserved_concurrency: int | None = None,
     ) -> None:
         super().__init__(scope, id)
-        wanted = set(
-            expected_env_keys
-            if expected_env_keys is not None
-            else names.FUNCTION_ENV_KEYS[function_name]
-        )
-        if set(environment) != wanted:
-            # Drift from darkroom.names would give AWS and the laptop different settings.
-            raise ValueError(
-                f"{function_name}: environment keys {sorted(environment)} "
-                f"differ from darkroom.names' {sorted(wanted)}"
-            )
         self.log_group = logs.LogGroup(
             self,
             "Logs",
@@ -75,6 +92,14 @@ class DarkroomFunction(Construct):
                 resources=[self.log_group.log_group_arn],
             )
         )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="Tracing",
+                actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+                # X-Ray supports no resource-level permissions.
+                resources=["*"],
+            )
+        )
         for statement in statements:
             self.role.add_to_policy(statement)
         self.function = lambda_.Function(
@@ -86,7 +111,9 @@ class DarkroomFunction(Construct):
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
             code=code,
-            environment=dict(environment),
+            environment=settings.environment(
+                settings.FUNCTION_SETTINGS[function_name], settings_values
+            ),
             timeout=cdk.Duration.seconds(
                 timeout_seconds or names.FUNCTION_TIMEOUT_SECONDS[function_name]
             ),
@@ -95,4 +122,9 @@ class DarkroomFunction(Construct):
             log_group=self.log_group,
             reserved_concurrent_executions=reserved_concurrency,
         )
-        drop_implied_role_dependency(self.function.node.default_child, self.role.node.default_child)
+        cfn = self.function.node.default_child
+        assert isinstance(cfn, lambda_.CfnFunction)
+        # Each invocation joins the state machine's trace. Set here rather than through
+        # `tracing=` so the grant above is the function's own, named statement.
+        cfn.tracing_config = lambda_.CfnFunction.TracingConfigProperty(mode="Active")
+        drop_implied_role_dependency(cfn, self.role.node.default_child)

@@ -25,6 +25,10 @@ PYTHON_PINNED = (
     "CPython 3.12 on arm64 (cdk/bundling.py) and the worker runs 3.12 too; a runtime move "
     "is made together with the bundling target, not by a linter."
 )
+TRACING = (
+    "Active tracing: xray:PutTraceSegments and PutTelemetryRecords support no "
+    "resource-level permissions."
+)
 END_OF_THE_LINE_QUEUE = (
     "This queue is itself the end of the line: the on-failure destination of an "
     "asynchronously invoked function, with an alarm on its first message; a dead-letter "
@@ -155,7 +159,7 @@ def acknowledge(stack: DarkroomStack) -> None:
         guard,
         ANY_RESOURCE,
         "ec2:DescribeInstances supports no resource-level permissions; "
-        "the function describes only the pool's instance ids.",
+        "the function describes only the pool's instance ids. " + TRACING,
     )
     ack(
         guard,
@@ -200,6 +204,8 @@ def acknowledge(stack: DarkroomStack) -> None:
 
     for function in stack.functions.values():
         ack(_cfn(function.function), "AwsSolutions-L1", PYTHON_PINNED)
+        if function is not stack.cost_guard.guard:  # acknowledged above, with its reason
+            ack(_policy(function.role), ANY_RESOURCE, TRACING)
     for queue in (stack.thumbnails.failures, stack.pipeline.submission_failures):
         ack(_cfn(queue), "AwsSolutions-SQS3", END_OF_THE_LINE_QUEUE)
 

@@ -7,7 +7,8 @@ of the function darkroom.names assigns to it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
@@ -26,7 +27,7 @@ from cdk.functions import DarkroomFunction
 from cdk.storage import Storage
 from cdk.tidy import drop_implied_role_dependency
 from darkroom import names, workflow
-from darkroom.names import Env, Function
+from darkroom.names import Function
 
 # The S3 object whose creation submits a job: raw/<job_id>/manifest.json.
 MANIFEST_SUFFIX = "/" + names.MANIFEST_NAME
@@ -82,23 +83,12 @@ class RawPipeline(Construct):
         storage: Storage,
         code: lambda_.Code,
         worker_instance_ids: Sequence[str],
+        settings_values: Mapping[str, Any],
         log_retention: logs.RetentionDays,
     ) -> None:
         super().__init__(scope, id)
         jobs, workers, raw = storage.jobs, storage.workers, storage.raw
         pool = instance_arns(self, worker_instance_ids)
-        values = {
-            Env.RAW_BUCKET: raw.bucket_name,
-            Env.PROCESSED_BUCKET: storage.processed.bucket_name,
-            Env.JOBS_TABLE: jobs.table_name,
-            Env.WORKERS_TABLE: workers.table_name,
-            Env.WORKER_INSTANCE_IDS: cdk.Fn.join(",", list(worker_instance_ids)),
-            Env.WORKER_HEARTBEAT_SECONDS: str(config.worker_heartbeat_seconds),
-            Env.JOB_TIMEOUT_SECONDS: str(config.job_timeout_seconds),
-        }
-
-        def env(function: str) -> dict[str, str]:
-            return {key: values[key] for key in names.FUNCTION_ENV_KEYS[function]}
 
         def ddb(table: dynamodb.ITable, *actions: str) -> iam.PolicyStatement:
             return iam.PolicyStatement(
@@ -113,7 +103,7 @@ class RawPipeline(Construct):
                 id,
                 function_name=name,
                 code=code,
-                environment=env(name),
+                settings_values=settings_values,
                 statements=statements,
                 log_retention=log_retention,
                 description=description,
@@ -242,14 +232,16 @@ class RawPipeline(Construct):
 
         # -- the orchestrator: manifest.json created -> an execution named after the job
         # A reference this time: the orchestrator is created after the machine it starts.
-        values[Env.STATE_MACHINE_ARN] = self.state_machine.state_machine_arn
         self.submission_failures = failure_queue(self, "SubmissionFailures")
         self.orchestrator = DarkroomFunction(
             self,
             "Orchestrator",
             function_name=Function.ORCHESTRATOR,
             code=code,
-            environment=env(Function.ORCHESTRATOR),
+            settings_values={
+                **settings_values,
+                "state_machine_arn": self.state_machine.state_machine_arn,
+            },
             statements=[
                 iam.PolicyStatement(
                     actions=["states:StartExecution"],

@@ -18,6 +18,7 @@ from cdk.config import (
     ExtraOutput,
 )
 from cdk.cost_guard import CostGuard
+from cdk.functions import settings_values
 from cdk.monitoring import Monitoring
 from cdk.raw_pipeline import RawPipeline
 from cdk.storage import Storage
@@ -63,6 +64,8 @@ class DarkroomStack(cdk.Stack):
         self.worker_pool = WorkerPool(
             self, "WorkerPool", config=config, storage=self.storage, log_retention=retention
         )
+        # What every function's settings may take from this deploy (darkroom.settings).
+        values = settings_values(config, self.storage, self.worker_pool.instance_ids)
         self.pipeline = RawPipeline(
             self,
             "RawPipeline",
@@ -70,6 +73,7 @@ class DarkroomStack(cdk.Stack):
             storage=self.storage,
             code=code,
             worker_instance_ids=self.worker_pool.instance_ids,
+            settings_values=values,
             log_retention=retention,
         )
         self.thumbnails = Thumbnails(
@@ -78,19 +82,19 @@ class DarkroomStack(cdk.Stack):
             config=config,
             storage=self.storage,
             code=code,
+            settings_values=values,
             log_retention=retention,
         )
         self.cost_guard = CostGuard(
             self,
             "CostGuard",
-            config=config,
             storage=self.storage,
             code=code,
             worker_instance_ids=self.worker_pool.instance_ids,
+            settings_values=values,
             log_retention=retention,
         )
 
-        # -- API (issue 5) -------------------------------------------------------------
         # The delivery API (cdk/api.py): IAM authorisation on photographer routes, a
         # public share route throttled tighter than the stage, JSON access logs under
         # `retention`, its function from darkroom.names; its alarms are in `Monitoring`.
@@ -100,6 +104,7 @@ class DarkroomStack(cdk.Stack):
             storage=self.storage,
             state_machine=self.pipeline.state_machine,
             code=code,
+            settings_values=values,
             log_retention=retention,
         )
 

@@ -6,6 +6,9 @@ trigger itself.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -19,7 +22,7 @@ from cdk.config import DeployConfig
 from cdk.functions import DarkroomFunction
 from cdk.raw_pipeline import failure_queue
 from cdk.storage import Storage
-from darkroom.names import Env, Function
+from darkroom.names import Function
 
 # darkroom.keys.thumbnail_key: thumbnails/<source key>/<size>.<ext>
 THUMBNAIL_PREFIX = "thumbnails/"
@@ -36,6 +39,7 @@ class Thumbnails(Construct):
         config: DeployConfig,
         storage: Storage,
         code: lambda_.Code,
+        settings_values: Mapping[str, Any],
         log_retention: logs.RetentionDays,
     ) -> None:
         super().__init__(scope, id)
@@ -45,11 +49,7 @@ class Thumbnails(Construct):
             "Thumbnail",
             function_name=Function.THUMBNAIL,
             code=code,
-            environment={
-                Env.OUTPUT_BUCKET: storage.output.bucket_name,
-                Env.THUMBNAIL_SIZES: config.thumbnail_sizes_env,
-                Env.MAX_IMAGE_PIXELS: str(config.max_image_pixels),
-            },
+            settings_values=settings_values,
             statements=[
                 iam.PolicyStatement(
                     actions=["s3:GetObject"], resources=[storage.input.arn_for_objects("*")]

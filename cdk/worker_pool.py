@@ -31,8 +31,7 @@ from cdk import bundling
 from cdk.config import WORKER_LOG_GROUP, DeployConfig
 from cdk.raw_pipeline import state_machine_arn
 from cdk.storage import Storage
-from darkroom import names
-from darkroom.names import Env
+from darkroom import names, settings
 
 SCRATCH_DEVICE: Final = "/dev/sdf"
 ROOT_DEVICE: Final = "/dev/xvda"  # Amazon Linux 2023's root device name
@@ -46,20 +45,23 @@ INSTALL_DIR: Final = "/opt/darkroom"
 
 def worker_environment(config: DeployConfig, storage: Storage, region: str) -> dict[str, str]:
     """/etc/darkroom/worker.env: darkroom.settings.WorkerSettings, read at the worker's start."""
-    return {
-        Env.RAW_BUCKET: storage.raw.bucket_name,
-        Env.PROCESSED_BUCKET: storage.processed.bucket_name,
-        Env.JOBS_TABLE: storage.jobs.table_name,
-        Env.WORKERS_TABLE: storage.workers.table_name,
-        Env.SCRATCH_DIR: SCRATCH_DIR,
-        Env.HEARTBEAT_INTERVAL_SECONDS: str(config.worker_heartbeat_interval_seconds),
-        Env.POLL_SECONDS: str(config.worker_poll_seconds),
-        Env.IDLE_SHUTDOWN_SECONDS: str(config.worker_idle_shutdown_seconds),
+    values = {
+        "raw_bucket": storage.raw.bucket_name,
+        "processed_bucket": storage.processed.bucket_name,
+        "jobs_table": storage.jobs.table_name,
+        "workers_table": storage.workers.table_name,
+        "scratch_dir": SCRATCH_DIR,
+        "heartbeat_interval_seconds": config.worker_heartbeat_interval_seconds,
+        "poll_seconds": config.worker_poll_seconds,
+        "idle_shutdown_seconds": config.worker_idle_shutdown_seconds,
         # The OS halts and EC2 stops the instance (shutdown behaviour "stop"); no EC2
         # permission needed, and the EBS volumes stay.
-        Env.SHUTDOWN_MODE: "poweroff",
-        Env.LOG_LEVEL: "INFO",
-        # Empty DARKROOM_INSTANCE_ID: the worker asks the metadata service (IMDSv2).
+        "shutdown_mode": "poweroff",
+    }
+    return {
+        # Empty DARKROOM_INSTANCE_ID (its default): the worker asks the metadata
+        # service (IMDSv2).
+        **settings.environment(settings.WorkerSettings, values),
         "AWS_REGION": region,
         "AWS_DEFAULT_REGION": region,
         "PYTHONUNBUFFERED": "1",

@@ -12,7 +12,8 @@ stayed that way for `max_idle`, the guard stops it and frees the stale lease (on
 lease of an execution that has ended). The tag lives on the instance so the guard keeps
 no state of its own between its scheduled runs.
 
-`decide` is pure; `Fleet`, the execution statuses and `LeaseStore` are its AWS calls.
+`decide` is pure; `PoolInstances`, the execution statuses and `LeaseStore` are its AWS
+calls.
 """
 
 from __future__ import annotations
@@ -20,17 +21,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Final
+from typing import Final
 
 from botocore.exceptions import ClientError
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from darkroom import names
-from darkroom.aws.clients import client
 from darkroom.aws.lease_store import Lease, LeaseState, LeaseStore, lease_is_active
-from darkroom.aws.worker_pool import WorkerPool
-from darkroom.names import Env
+from darkroom.aws.pool_instances import Instance, PoolInstances
 from darkroom.observability import logger
 
 # EMF metrics, published on every run (the dashboard's instance hours and the
@@ -41,47 +38,7 @@ METRIC_LONGEST_RUN: Final = "WorkerLongestRunSeconds"
 METRIC_STOPPED: Final = "WorkerInstancesStoppedByGuard"
 
 
-class CostGuardSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DARKROOM_", extra="ignore", frozen=True)
-
-    workers_table: str = ""
-    worker_instance_ids: Annotated[tuple[str, ...], NoDecode] = ()
-    # Long enough for a first boot (install) plus the worker's own idle shutdown.
-    cost_guard_max_idle_seconds: int = Field(default=1800, ge=60)
-    log_level: str = "INFO"
-
-    @field_validator("worker_instance_ids", mode="before")
-    @classmethod
-    def _split_csv(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(v.strip() for v in value.split(",") if v.strip())
-        return value
-
-    def require(self) -> None:
-        missing = [
-            key
-            for key, value in (
-                (Env.WORKERS_TABLE, self.workers_table),
-                (Env.WORKER_INSTANCE_IDS, self.worker_instance_ids),
-            )
-            if not value
-        ]
-        if missing:
-            raise RuntimeError(f"missing configuration: {', '.join(missing)} not set")
-
-
-assert "DARKROOM_" + "cost_guard_max_idle_seconds".upper() == Env.COST_GUARD_MAX_IDLE_SECONDS
-
-
 # -- the decision -----------------------------------------------------------------
-@dataclass(frozen=True)
-class InstanceView:
-    instance_id: str
-    state: str  # EC2's state name: pending, running, stopping, stopped...
-    launch_time: datetime | None  # the last start (EC2 resets it at every start)
-    unleased_since: datetime | None  # our tag, if present
-
-
 @dataclass(frozen=True)
 class Decision:
     stop: tuple[str, ...] = ()
@@ -96,7 +53,7 @@ class Decision:
 
 
 def decide(
-    instances: Iterable[InstanceView],
+    instances: Iterable[Instance],
     leases: Mapping[str, Lease],
     execution_status: Callable[[str], str],
     *,
@@ -112,24 +69,24 @@ def decide(
     for instance in instances:
         if instance.state != "running":
             # pending is left alone: it is on its way up and a lease may be behind it.
-            if instance.state != "pending" and instance.unleased_since is not None:
+            if instance.state != "pending" and unleased_since(instance) is not None:
                 unmark.append(instance.instance_id)
             continue
         running += 1
         if instance.launch_time is not None:
             longest = max(longest, (now - instance.launch_time).total_seconds())
         lease = leases.get(instance.instance_id)
+        since = unleased_since(instance)
         if lease_is_active(lease, execution_status):
-            if instance.unleased_since is not None:
+            if since is not None:
                 unmark.append(instance.instance_id)
             continue
         unleased += 1
-        if instance.unleased_since is None:
+        if since is None:
             mark.append(instance.instance_id)
             continue
         # A stop and start between two runs leaves an old tag behind: count from the
         # later of the two.
-        since = instance.unleased_since
         if instance.launch_time is not None and instance.launch_time > since:
             since = instance.launch_time
         if now - since < max_idle:
@@ -149,8 +106,9 @@ def decide(
     )
 
 
-# -- adapters ---------------------------------------------------------------------
-def _parse_time(value: str | None) -> datetime | None:
+def unleased_since(instance: Instance) -> datetime | None:
+    """When the guard first saw the instance running without an active lease (its tag)."""
+    value = instance.tags.get(names.UNLEASED_SINCE_TAG)
     if not value:
         return None
     try:
@@ -158,53 +116,6 @@ def _parse_time(value: str | None) -> datetime | None:
     except ValueError:
         return None  # a hand-edited tag: treat as absent, the next run re-marks it
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-class Fleet:
-    """The pool instances as the guard sees them: state, last start, and our tag."""
-
-    def __init__(self, ec2: Any | None = None) -> None:
-        self._ec2 = ec2 or client("ec2")
-        self._pool = WorkerPool(self._ec2)
-
-    def describe(self, instance_ids: Sequence[str]) -> list[InstanceView]:
-        views: list[InstanceView] = []
-        kwargs: dict[str, Any] = {"InstanceIds": list(instance_ids)}
-        while True:
-            page = self._ec2.describe_instances(**kwargs)
-            for reservation in page.get("Reservations", []):
-                for raw in reservation.get("Instances", []):
-                    tags = {t["Key"]: t["Value"] for t in raw.get("Tags", [])}
-                    launch = raw.get("LaunchTime")
-                    if isinstance(launch, datetime) and launch.tzinfo is None:
-                        launch = launch.replace(tzinfo=UTC)
-                    views.append(
-                        InstanceView(
-                            instance_id=raw["InstanceId"],
-                            state=raw["State"]["Name"],
-                            launch_time=launch if isinstance(launch, datetime) else None,
-                            unleased_since=_parse_time(tags.get(names.UNLEASED_SINCE_TAG)),
-                        )
-                    )
-            if not page.get("NextToken"):
-                return sorted(views, key=lambda v: v.instance_id)
-            kwargs["NextToken"] = page["NextToken"]
-
-    def mark(self, instance_ids: Sequence[str], now: datetime) -> None:
-        if instance_ids:
-            self._ec2.create_tags(
-                Resources=list(instance_ids),
-                Tags=[{"Key": names.UNLEASED_SINCE_TAG, "Value": now.astimezone(UTC).isoformat()}],
-            )
-
-    def unmark(self, instance_ids: Sequence[str]) -> None:
-        if instance_ids:
-            self._ec2.delete_tags(
-                Resources=list(instance_ids), Tags=[{"Key": names.UNLEASED_SINCE_TAG}]
-            )
-
-    def stop(self, instance_id: str) -> None:
-        self._pool.stop(instance_id)
 
 
 # -- one run ----------------------------------------------------------------------
@@ -219,7 +130,7 @@ class Outcome:
 def run(
     instance_ids: Sequence[str],
     *,
-    fleet: Fleet,
+    instances: PoolInstances,
     leases: LeaseStore,
     execution_status: Callable[[str], str],
     max_idle: timedelta,
@@ -229,7 +140,7 @@ def run(
     by_id = {lease.instance_id: lease for lease in leases.all()}
     wanted = set(instance_ids)
     decision = decide(
-        [v for v in fleet.describe(instance_ids) if v.instance_id in wanted],
+        [i for i in instances.describe(instance_ids) if i.instance_id in wanted],
         by_id,
         execution_status,
         now=now,
@@ -239,7 +150,7 @@ def run(
     # One bad instance must not keep the guard from the others.
     for instance_id in decision.stop:
         try:
-            fleet.stop(instance_id)
+            instances.stop(instance_id)
         except ClientError as exc:
             logger.exception("could not stop an idle worker", extra={"instance_id": instance_id})
             outcome.errors.append(f"{instance_id}: {exc}")
@@ -259,6 +170,9 @@ def run(
                 "released a stale lease",
                 extra={"instance_id": instance_id, "execution": execution_arn},
             )
-    fleet.mark(decision.mark, now)
-    fleet.unmark([i for i in decision.unmark if i not in decision.stop or i in stopped])
+    instances.tag(decision.mark, names.UNLEASED_SINCE_TAG, now.astimezone(UTC).isoformat())
+    instances.untag(
+        [i for i in decision.unmark if i not in decision.stop or i in stopped],
+        names.UNLEASED_SINCE_TAG,
+    )
     return outcome

@@ -1,6 +1,7 @@
 """Names shared by the CDK app, the embedded local cloud, the runtimes and the tests.
 
-One place, so a renamed table or env key cannot drift between AWS and the laptop.
+One place, so a renamed resource cannot drift between AWS and the laptop. The env keys
+each runtime reads are its settings model's fields (darkroom.settings).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Final
 PROJECT: Final = "darkroom"
 
 # Logical resource names. In AWS, CDK lets CloudFormation name buckets and tables;
-# locally they get these names verbatim. Either way runtimes learn them from env keys.
+# locally they get these names verbatim. Either way runtimes learn them from settings.
 INPUT_BUCKET: Final = "darkroom-input"
 OUTPUT_BUCKET: Final = "darkroom-output"
 RAW_BUCKET: Final = "darkroom-raw"
@@ -78,7 +79,7 @@ COST_GUARD_SCHEDULE_MINUTES: Final = 5
 
 
 class Function:
-    """Lambda function names (also the keys of FUNCTIONS)."""
+    """Lambda function names (the keys of HANDLERS and of settings.FUNCTION_SETTINGS)."""
 
     ORCHESTRATOR: Final = "darkroom-orchestrator"
     REGISTER_JOB: Final = "darkroom-register-job"
@@ -90,43 +91,6 @@ class Function:
     THUMBNAIL: Final = "darkroom-thumbnail"
     API: Final = "darkroom-api"
     COST_GUARD: Final = "darkroom-cost-guard"
-
-
-class Env:
-    """Environment keys read once, at start-up, by darkroom.settings."""
-
-    RAW_BUCKET: Final = "DARKROOM_RAW_BUCKET"
-    PROCESSED_BUCKET: Final = "DARKROOM_PROCESSED_BUCKET"
-    INPUT_BUCKET: Final = "DARKROOM_INPUT_BUCKET"
-    OUTPUT_BUCKET: Final = "DARKROOM_OUTPUT_BUCKET"
-    JOBS_TABLE: Final = "DARKROOM_JOBS_TABLE"
-    WORKERS_TABLE: Final = "DARKROOM_WORKERS_TABLE"
-    STATE_MACHINE_ARN: Final = "DARKROOM_STATE_MACHINE_ARN"
-    WORKER_INSTANCE_IDS: Final = "DARKROOM_WORKER_INSTANCE_IDS"
-    WORKER_HEARTBEAT_SECONDS: Final = "DARKROOM_WORKER_HEARTBEAT_SECONDS"
-    JOB_TIMEOUT_SECONDS: Final = "DARKROOM_JOB_TIMEOUT_SECONDS"
-    INSTANCE_ID: Final = "DARKROOM_INSTANCE_ID"
-    SCRATCH_DIR: Final = "DARKROOM_SCRATCH_DIR"
-    IDLE_SHUTDOWN_SECONDS: Final = "DARKROOM_IDLE_SHUTDOWN_SECONDS"
-    HEARTBEAT_INTERVAL_SECONDS: Final = "DARKROOM_HEARTBEAT_INTERVAL_SECONDS"
-    POLL_SECONDS: Final = "DARKROOM_POLL_SECONDS"
-    SHUTDOWN_MODE: Final = "DARKROOM_SHUTDOWN_MODE"
-    LOG_LEVEL: Final = "DARKROOM_LOG_LEVEL"
-    THUMBNAIL_SIZES: Final = "DARKROOM_THUMBNAIL_SIZES"
-    MAX_IMAGE_PIXELS: Final = "DARKROOM_MAX_IMAGE_PIXELS"
-    UPLOADS_TABLE: Final = "DARKROOM_UPLOADS_TABLE"
-    SHARES_TABLE: Final = "DARKROOM_SHARES_TABLE"
-    UPLOAD_URL_EXPIRY_SECONDS: Final = "DARKROOM_UPLOAD_URL_EXPIRY_SECONDS"
-    DOWNLOAD_URL_EXPIRY_SECONDS: Final = "DARKROOM_DOWNLOAD_URL_EXPIRY_SECONDS"
-    SHARE_DEFAULT_EXPIRY_SECONDS: Final = "DARKROOM_SHARE_DEFAULT_EXPIRY_SECONDS"
-    SHARE_MAX_EXPIRY_SECONDS: Final = "DARKROOM_SHARE_MAX_EXPIRY_SECONDS"
-    MAX_FILE_BYTES: Final = "DARKROOM_MAX_FILE_BYTES"
-    MAX_JOB_BYTES: Final = "DARKROOM_MAX_JOB_BYTES"
-    MAX_FILES_PER_JOB: Final = "DARKROOM_MAX_FILES_PER_JOB"
-    S3_ADDRESSING_STYLE: Final = "DARKROOM_S3_ADDRESSING_STYLE"
-    # Optional: the base of share links when the API sits behind another domain.
-    API_PUBLIC_URL: Final = "DARKROOM_API_PUBLIC_URL"
-    COST_GUARD_MAX_IDLE_SECONDS: Final = "DARKROOM_COST_GUARD_MAX_IDLE_SECONDS"
 
 
 # Handler paths ("module.function"), as the Lambda runtime resolves them.
@@ -141,44 +105,6 @@ HANDLERS: Final[dict[str, str]] = {
     Function.THUMBNAIL: "tasks.thumbnail.handler",
     Function.API: "tasks.api.handler",
     Function.COST_GUARD: "tasks.cost_guard.handler",
-}
-
-# The env keys each function is given (values differ between AWS and local).
-FUNCTION_ENV_KEYS: Final[dict[str, tuple[str, ...]]] = {
-    Function.ORCHESTRATOR: (Env.RAW_BUCKET, Env.STATE_MACHINE_ARN),
-    Function.REGISTER_JOB: (
-        Env.RAW_BUCKET,
-        Env.JOBS_TABLE,
-        Env.WORKER_HEARTBEAT_SECONDS,
-        Env.JOB_TIMEOUT_SECONDS,
-    ),
-    Function.START_WORKER: (Env.JOBS_TABLE, Env.WORKERS_TABLE, Env.WORKER_INSTANCE_IDS),
-    Function.AWAIT_WORKER: (Env.WORKERS_TABLE,),
-    Function.STOP_WORKER: (Env.JOBS_TABLE, Env.WORKERS_TABLE),
-    Function.MARK_DONE: (Env.JOBS_TABLE, Env.PROCESSED_BUCKET),
-    Function.MARK_FAILED: (Env.JOBS_TABLE,),
-    Function.THUMBNAIL: (Env.OUTPUT_BUCKET, Env.THUMBNAIL_SIZES, Env.MAX_IMAGE_PIXELS),
-    Function.API: (
-        Env.RAW_BUCKET,
-        Env.PROCESSED_BUCKET,
-        Env.JOBS_TABLE,
-        Env.UPLOADS_TABLE,
-        Env.SHARES_TABLE,
-        Env.STATE_MACHINE_ARN,
-        Env.S3_ADDRESSING_STYLE,
-        Env.UPLOAD_URL_EXPIRY_SECONDS,
-        Env.DOWNLOAD_URL_EXPIRY_SECONDS,
-        Env.SHARE_DEFAULT_EXPIRY_SECONDS,
-        Env.SHARE_MAX_EXPIRY_SECONDS,
-        Env.MAX_FILE_BYTES,
-        Env.MAX_JOB_BYTES,
-        Env.MAX_FILES_PER_JOB,
-    ),
-    Function.COST_GUARD: (
-        Env.WORKERS_TABLE,
-        Env.WORKER_INSTANCE_IDS,
-        Env.COST_GUARD_MAX_IDLE_SECONDS,
-    ),
 }
 
 FUNCTION_TIMEOUT_SECONDS: Final[dict[str, int]] = {

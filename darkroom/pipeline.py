@@ -17,7 +17,7 @@ from darkroom.aws.executions import ENDED_STATUSES, Executions
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.lease_store import LeaseState, LeaseStore, lease_is_active
 from darkroom.aws.objects import Objects
-from darkroom.aws.worker_pool import InstanceNotReady, WorkerPool
+from darkroom.aws.pool_instances import InstanceNotReady, PoolInstances
 from darkroom.errors import InvalidJob, JobBusy, JobNotFound, NoIdleWorker, StaleExecution
 from darkroom.jobs import JobStatus, finished_status, stable_error_name, utc_now
 from darkroom.observability import logger
@@ -194,7 +194,7 @@ def start_worker(
     instance_ids: tuple[str, ...],
     jobs: JobStore,
     leases: LeaseStore,
-    pool: WorkerPool,
+    pool: PoolInstances,
     execution_status: Callable[[str], str] | None = None,
 ) -> dict[str, Any]:
     """Lease an idle instance and start it, or raise NoIdleWorker (the state retries).
@@ -263,7 +263,7 @@ def stop_worker(
     instance_id: str | None,
     *,
     leases: LeaseStore,
-    pool: WorkerPool,
+    pool: PoolInstances,
 ) -> dict[str, Any]:
     """Stop the instance and free its lease, only if this execution holds it.
 

@@ -1,55 +1,115 @@
-"""Typed settings, built once at start-up from the environment.
+"""Typed settings: one model per runtime, built once at start-up from the environment.
 
-Logic receives a settings object; it never reads os.environ itself.
+Each model is composed of small mixins, one per resource or concern, and is the whole
+contract of its runtime: its fields are the env keys it reads (prefix DARKROOM_), a
+missing resource name fails at start-up naming its key, and the CDK app and the local
+cloud build each function's environment from it (`environment`), so no list of keys is
+kept anywhere else. Logic receives a settings object; it never reads os.environ.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Final, Literal, TypeVar
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from darkroom.names import Env
+from darkroom.names import Function
+
+ENV_PREFIX: Final = "DARKROOM_"
 
 
-class _Base(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DARKROOM_", extra="ignore", frozen=True)
+def env_key(field: str) -> str:
+    """The environment key of a settings field: raw_bucket -> DARKROOM_RAW_BUCKET."""
+    return ENV_PREFIX + field.upper()
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    return value
+
+
+# A resource name the deploy fills in: required, and never empty.
+Name = Annotated[str, Field(min_length=1)]
+# Comma-separated in the environment ("i-1,i-2", "256,1024").
+CsvStrings = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_csv)]
+CsvInts = Annotated[tuple[int, ...], NoDecode, BeforeValidator(_split_csv)]
+
+
+class Settings(BaseSettings):
+    """What every runtime reads: the log level, applied by darkroom.observability."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
     log_level: str = "INFO"
 
-    def require(self, *fields: str) -> None:
-        """Fail at start-up, naming the env key, rather than deep inside a request."""
-        missing = [f"DARKROOM_{f.upper()}" for f in fields if not getattr(self, f)]
-        if missing:
-            raise RuntimeError(f"missing configuration: {', '.join(missing)} not set")
+    @field_validator("log_level")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
 
 
-class TaskSettings(_Base):
-    """Every task Lambda's settings; each handler requires the subset it uses."""
+S = TypeVar("S", bound=Settings)
 
-    raw_bucket: str = ""
-    processed_bucket: str = ""
-    jobs_table: str = ""
-    workers_table: str = ""
-    state_machine_arn: str = ""
-    # Comma-separated in the environment; CDK knows the pool's ids at deploy time.
-    worker_instance_ids: Annotated[tuple[str, ...], NoDecode] = ()
+
+# -- mixins: one resource or concern each ------------------------------------------
+class RawBucket(Settings):
+    raw_bucket: Name
+
+
+class ProcessedBucket(Settings):
+    processed_bucket: Name
+
+
+class OutputBucket(Settings):
+    output_bucket: Name
+
+
+class JobsTable(Settings):
+    jobs_table: Name
+
+
+class WorkersTable(Settings):
+    workers_table: Name
+
+
+class UploadsTable(Settings):
+    uploads_table: Name
+
+
+class SharesTable(Settings):
+    shares_table: Name
+
+
+class StateMachine(Settings):
+    state_machine_arn: Name
+
+
+class Pool(Settings):
+    # The pool's instance ids: CDK knows them at deploy time.
+    worker_instance_ids: Annotated[CsvStrings, Field(min_length=1)]
+
+
+class JobTimings(Settings):
     # Handed to the state machine by RegisterJob so one ASL serves AWS (minutes) and
     # the laptop (seconds).
     worker_heartbeat_seconds: int = Field(default=300, ge=5)
     job_timeout_seconds: int = Field(default=6 * 3600, ge=30)
-    input_bucket: str = ""
-    output_bucket: str = ""
+
+
+class Thumbnails(Settings):
     # Long edges of the thumbnails, e.g. "256,1024".
-    thumbnail_sizes: Annotated[tuple[int, ...], NoDecode] = (256, 1024)
+    thumbnail_sizes: CsvInts = (256, 1024)
     # Decompression-bomb guard: images declaring more pixels are refused.
     max_image_pixels: int = Field(default=100_000_000, ge=1)
-    # The API: its own tables, presigned URL lifetimes (SigV4 allows at most 7 days),
-    # share links, and what one job may declare.
-    uploads_table: str = ""
-    shares_table: str = ""
+
+
+class ApiLimits(Settings):
+    # Presigned URL lifetimes (SigV4 allows at most 7 days), share links, and what one
+    # job may declare.
     upload_url_expiry_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
     download_url_expiry_seconds: int = Field(default=900, ge=60, le=7 * 24 * 3600)
     share_default_expiry_seconds: int = Field(default=7 * 24 * 3600, ge=60)
@@ -65,21 +125,54 @@ class TaskSettings(_Base):
     # domain the request came in on.
     api_public_url: str = ""
 
-    @field_validator("worker_instance_ids", "thumbnail_sizes", mode="before")
-    @classmethod
-    def _split_csv(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(v.strip() for v in value.split(",") if v.strip())
-        return value
+
+# -- one model per runtime -----------------------------------------------------------
+class OrchestratorSettings(RawBucket, StateMachine):
+    pass
 
 
-class WorkerSettings(_Base):
+class RegisterJobSettings(RawBucket, JobsTable, JobTimings):
+    pass
+
+
+class StartWorkerSettings(JobsTable, WorkersTable, Pool):
+    pass
+
+
+class AwaitWorkerSettings(WorkersTable):
+    pass
+
+
+class StopWorkerSettings(WorkersTable):
+    pass
+
+
+class MarkDoneSettings(JobsTable):
+    pass
+
+
+class MarkFailedSettings(JobsTable):
+    pass
+
+
+class ThumbnailSettings(OutputBucket, Thumbnails):
+    pass
+
+
+class ApiSettings(
+    RawBucket, ProcessedBucket, JobsTable, UploadsTable, SharesTable, StateMachine, ApiLimits
+):
+    pass
+
+
+class CostGuardSettings(WorkersTable, Pool):
+    # Long enough for a first boot (install) plus the worker's own idle shutdown.
+    cost_guard_max_idle_seconds: int = Field(default=1800, ge=60)
+
+
+class WorkerSettings(RawBucket, ProcessedBucket, JobsTable, WorkersTable):
     """The EC2 worker's settings (an env file written by user data, or the local cloud)."""
 
-    raw_bucket: str = ""
-    processed_bucket: str = ""
-    jobs_table: str = ""
-    workers_table: str = ""
     # Empty on EC2: the worker asks the instance metadata service.
     instance_id: str = ""
     scratch_dir: Path = Path("/var/lib/darkroom/scratch")
@@ -94,4 +187,69 @@ class WorkerSettings(_Base):
     develop_workers: int = Field(default=0, ge=0)
 
 
-assert Env.JOBS_TABLE == "DARKROOM_JOBS_TABLE"  # the prefix above must match darkroom.names
+FUNCTION_SETTINGS: Final[Mapping[str, type[Settings]]] = {
+    Function.ORCHESTRATOR: OrchestratorSettings,
+    Function.REGISTER_JOB: RegisterJobSettings,
+    Function.START_WORKER: StartWorkerSettings,
+    Function.AWAIT_WORKER: AwaitWorkerSettings,
+    Function.STOP_WORKER: StopWorkerSettings,
+    Function.MARK_DONE: MarkDoneSettings,
+    Function.MARK_FAILED: MarkFailedSettings,
+    Function.THUMBNAIL: ThumbnailSettings,
+    Function.API: ApiSettings,
+    Function.COST_GUARD: CostGuardSettings,
+}
+
+# Every field some runtime reads: a value for anything else is a typo.
+RUNTIME_SETTINGS: Final[tuple[type[Settings], ...]] = (*FUNCTION_SETTINGS.values(), WorkerSettings)
+KNOWN_FIELDS: Final = frozenset(name for model in RUNTIME_SETTINGS for name in model.model_fields)
+
+
+# -- environments, derived ---------------------------------------------------------
+def env_keys(model: type[Settings]) -> frozenset[str]:
+    return frozenset(env_key(name) for name in model.model_fields)
+
+
+def env_text(value: object) -> str:
+    """A field's value as the environment spells it (CDK tokens are strings already)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple | list):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def environment(model: type[Settings], values: Mapping[str, Any]) -> dict[str, str]:
+    """`model`'s environment: each field from `values` (by field name), else its default.
+
+    `values` may hold fields of other runtimes too (one pool serves every function);
+    each model takes exactly its own. A field with no default and no value is an error
+    here, at deploy or provisioning time, rather than at the function's start.
+    """
+    unknown = sorted(set(values) - KNOWN_FIELDS)
+    if unknown:
+        raise KeyError(f"no runtime reads {', '.join(unknown)}")
+    env: dict[str, str] = {}
+    missing: list[str] = []
+    for name, field in model.model_fields.items():
+        if name in values:
+            env[env_key(name)] = env_text(values[name])
+        elif field.is_required():
+            missing.append(env_key(name))
+        else:
+            env[env_key(name)] = env_text(field.get_default(call_default_factory=True))
+    if missing:
+        raise KeyError(f"{model.__name__} needs {', '.join(missing)}")
+    return env
+
+
+def load(model: type[S]) -> S:
+    """`model` from the environment; what is missing or wrong is named by its env key."""
+    try:
+        return model()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{env_key(str(error['loc'][0])) if error['loc'] else model.__name__}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise RuntimeError(f"{model.__name__}: bad configuration: {problems}") from None

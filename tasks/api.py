@@ -13,18 +13,12 @@ from darkroom.aws.objects import Objects
 from darkroom.aws.presign import Presigner, presigning_client
 from darkroom.aws.shares import ShareStore
 from darkroom.aws.uploads import UploadStore
-from darkroom.observability import logger
-from darkroom.settings import TaskSettings
+from darkroom.observability import configure, logger
+from darkroom.settings import ApiSettings, load
+from darkroom.tracing import tracer
 
-settings = TaskSettings()
-settings.require(
-    "raw_bucket",
-    "processed_bucket",
-    "jobs_table",
-    "uploads_table",
-    "shares_table",
-    "state_machine_arn",
-)
+settings = load(ApiSettings)
+configure(settings)
 service = ApiService(
     settings,
     jobs=JobStore(settings.jobs_table),
@@ -37,5 +31,7 @@ service = ApiService(
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+# Responses carry presigned URLs: they stay out of the traces.
+@tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return handle(event, service)

@@ -6,17 +6,19 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from darkroom import pipeline
 from darkroom.aws.lease_store import LeaseStore
-from darkroom.observability import logger
-from darkroom.settings import TaskSettings
+from darkroom.observability import configure, logger
+from darkroom.settings import AwaitWorkerSettings, load
+from darkroom.task_events import AwaitWorkerEvent
+from darkroom.tracing import tracer
 
-settings = TaskSettings()
-settings.require("workers_table")
+settings = load(AwaitWorkerSettings)
+configure(settings)
 leases = LeaseStore(settings.workers_table)
 
 
 @logger.inject_lambda_context(correlation_id_path="job_id")
+@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    pipeline.await_worker(
-        event["instance_id"], event["execution_arn"], event["task_token"], leases=leases
-    )
-    return {"instance_id": event["instance_id"], "token_handed_over": True}
+    task = AwaitWorkerEvent.model_validate(event)
+    pipeline.await_worker(task.instance_id, task.execution_arn, task.task_token, leases=leases)
+    return {"instance_id": task.instance_id, "token_handed_over": True}

@@ -9,20 +9,24 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from darkroom import cost_guard
 from darkroom.aws.executions import ExecutionStatus
 from darkroom.aws.lease_store import LeaseStore
-from darkroom.observability import logger, metrics
+from darkroom.aws.pool_instances import PoolInstances
+from darkroom.observability import configure, logger, metrics
+from darkroom.settings import CostGuardSettings, load
+from darkroom.tracing import tracer
 
-settings = cost_guard.CostGuardSettings()
-settings.require()
-fleet = cost_guard.Fleet()
+settings = load(CostGuardSettings)
+configure(settings)
+instances = PoolInstances()
 leases = LeaseStore(settings.workers_table)
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     outcome = cost_guard.run(
         settings.worker_instance_ids,
-        fleet=fleet,
+        instances=instances,
         leases=leases,
         # Fresh per run: an execution's status changes between runs.
         execution_status=ExecutionStatus(),

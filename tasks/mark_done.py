@@ -6,16 +6,18 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from darkroom import pipeline
 from darkroom.aws.job_store import JobStore
-from darkroom.observability import logger
-from darkroom.settings import TaskSettings
+from darkroom.observability import configure, logger
+from darkroom.settings import MarkDoneSettings, load
+from darkroom.task_events import MarkDoneEvent
+from darkroom.tracing import tracer
 
-settings = TaskSettings()
-settings.require("jobs_table")
+settings = load(MarkDoneSettings)
+configure(settings)
 jobs = JobStore(settings.jobs_table)
 
 
 @logger.inject_lambda_context(correlation_id_path="job_id")
+@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return pipeline.mark_done(
-        event["job_id"], event["execution_arn"], event.get("result") or {}, jobs=jobs
-    )
+    task = MarkDoneEvent.model_validate(event)
+    return pipeline.mark_done(task.job_id, task.execution_arn, task.result or {}, jobs=jobs)

@@ -6,21 +6,18 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from darkroom import pipeline
 from darkroom.aws.job_store import JobStore
-from darkroom.observability import logger
-from darkroom.settings import TaskSettings
+from darkroom.observability import configure, logger
+from darkroom.settings import MarkFailedSettings, load
+from darkroom.task_events import MarkFailedEvent
+from darkroom.tracing import tracer
 
-settings = TaskSettings()
-settings.require("jobs_table")
+settings = load(MarkFailedSettings)
+configure(settings)
 jobs = JobStore(settings.jobs_table)
 
 
 @logger.inject_lambda_context(correlation_id_path="input.job_id")
+@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
-    # The whole execution input arrives: one typed by hand may lack a (string) job_id.
-    job_id = (event.get("input") or {}).get("job_id")
-    return pipeline.mark_failed(
-        job_id if isinstance(job_id, str) else None,
-        event["execution_arn"],
-        event.get("error"),
-        jobs=jobs,
-    )
+    task = MarkFailedEvent.model_validate(event)
+    return pipeline.mark_failed(task.input_job_id, task.execution_arn, task.error, jobs=jobs)

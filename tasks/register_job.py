@@ -7,20 +7,24 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from darkroom import pipeline
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.objects import Objects
-from darkroom.observability import logger
-from darkroom.settings import TaskSettings
+from darkroom.observability import configure, logger
+from darkroom.settings import RegisterJobSettings, load
+from darkroom.task_events import RegisterJobEvent
+from darkroom.tracing import tracer
 
-settings = TaskSettings()
-settings.require("raw_bucket", "jobs_table")
+settings = load(RegisterJobSettings)
+configure(settings)
 jobs = JobStore(settings.jobs_table)
 objects = Objects()
 
 
 @logger.inject_lambda_context(correlation_id_path="input.job_id")
+@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    task = RegisterJobEvent.model_validate(event)
     return pipeline.register_job(
-        event.get("input") or {},
-        event["execution_arn"],
+        task.input,
+        task.execution_arn,
         raw_bucket=settings.raw_bucket,
         jobs=jobs,
         objects=objects,

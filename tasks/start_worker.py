@@ -8,23 +8,27 @@ from darkroom import pipeline
 from darkroom.aws.executions import Executions, ExecutionStatus
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.lease_store import LeaseStore
-from darkroom.aws.worker_pool import WorkerPool
-from darkroom.observability import logger
-from darkroom.settings import TaskSettings
+from darkroom.aws.pool_instances import PoolInstances
+from darkroom.observability import configure, logger
+from darkroom.settings import StartWorkerSettings, load
+from darkroom.task_events import StartWorkerEvent
+from darkroom.tracing import tracer
 
-settings = TaskSettings()
-settings.require("jobs_table", "workers_table", "worker_instance_ids")
+settings = load(StartWorkerSettings)
+configure(settings)
 jobs = JobStore(settings.jobs_table)
 leases = LeaseStore(settings.workers_table)
-pool = WorkerPool()
+pool = PoolInstances()
 executions = Executions()
 
 
 @logger.inject_lambda_context(correlation_id_path="job_id")
+@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    task = StartWorkerEvent.model_validate(event)
     return pipeline.start_worker(
-        event["job_id"],
-        event["execution_arn"],
+        task.job_id,
+        task.execution_arn,
         instance_ids=settings.worker_instance_ids,
         jobs=jobs,
         leases=leases,

@@ -6,20 +6,22 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from darkroom import pipeline
 from darkroom.aws.lease_store import LeaseStore
-from darkroom.aws.worker_pool import WorkerPool
-from darkroom.observability import logger
-from darkroom.settings import TaskSettings
+from darkroom.aws.pool_instances import PoolInstances
+from darkroom.observability import configure, logger
+from darkroom.settings import StopWorkerSettings, load
+from darkroom.task_events import StopWorkerEvent
+from darkroom.tracing import tracer
 
-settings = TaskSettings()
-settings.require("workers_table")
+settings = load(StopWorkerSettings)
+configure(settings)
 leases = LeaseStore(settings.workers_table)
-pool = WorkerPool()
+pool = PoolInstances()
 
 
 # StopWorker gets job_id; ReleaseWorker gets the whole execution input.
 @logger.inject_lambda_context(correlation_id_path="job_id || input.job_id")
+@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    task = StopWorkerEvent.model_validate(event)
     # The failure path may not know the instance (StartWorker may never have run).
-    return pipeline.stop_worker(
-        event["execution_arn"], event.get("instance_id"), leases=leases, pool=pool
-    )
+    return pipeline.stop_worker(task.execution_arn, task.instance_id, leases=leases, pool=pool)

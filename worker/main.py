@@ -8,13 +8,13 @@ import threading
 import time
 from types import FrameType
 
-from darkroom.aws.clients import client
 from darkroom.aws.executions import TaskCallbacks
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.lease_store import LeaseState, LeaseStore
 from darkroom.aws.objects import Objects
-from darkroom.observability import logger
-from darkroom.settings import WorkerSettings
+from darkroom.aws.pool_instances import PoolInstances
+from darkroom.observability import configure, logger
+from darkroom.settings import WorkerSettings, load
 from worker import imds
 from worker.job import JobRunner
 
@@ -61,13 +61,12 @@ def shut_down(settings: WorkerSettings, instance_id: str) -> None:
         # Instance-initiated shutdown behaviour is "stop": the EBS scratch disk survives.
         subprocess.run(["systemctl", "poweroff"], check=False)
     elif settings.shutdown_mode == "ec2-api":
-        client("ec2").stop_instances(InstanceIds=[instance_id])
+        PoolInstances().stop(instance_id)
 
 
 def main() -> int:
-    settings = WorkerSettings()
-    settings.require("raw_bucket", "processed_bucket", "jobs_table", "workers_table")
-    logger.setLevel(settings.log_level)
+    settings = load(WorkerSettings)
+    configure(settings)
     instance_id = settings.instance_id or imds.instance_id()
     logger.append_keys(instance_id=instance_id)
     settings.scratch_dir.mkdir(parents=True, exist_ok=True)

@@ -44,7 +44,7 @@ from darkroom.errors import JobBusy, JobNotFound
 from darkroom.jobs import SHAREABLE, Job, JobStatus, created_key, utc_now
 from darkroom.observability import logger
 from darkroom.recipes import RecipeError, parse_recipe
-from darkroom.settings import TaskSettings
+from darkroom.settings import ApiSettings
 
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
@@ -77,7 +77,7 @@ def _job_id(value: str) -> str:
 class ApiService:
     def __init__(
         self,
-        settings: TaskSettings,
+        settings: ApiSettings,
         *,
         jobs: JobStore,
         uploads: UploadStore,

@@ -44,12 +44,5 @@ class Objects:
     def get_json(self, bucket: str, key: str) -> Any:
         return json.loads(self._s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
-    def presign_get(self, bucket: str, key: str, expires_in: int = 900) -> str:
-        return str(
-            self._s3.generate_presigned_url(
-                "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in
-            )
-        )
-
     def delete(self, bucket: str, key: str) -> None:
         self._s3.delete_object(Bucket=bucket, Key=key)

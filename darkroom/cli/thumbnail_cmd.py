@@ -29,12 +29,12 @@ from darkroom.imaging.thumbnailer import (
     make_thumbnails,
     validate_sizes,
 )
-from darkroom.settings import TaskSettings
+from darkroom.settings import ThumbnailSettings
 
 __all__ = ["demo_images", "drop_demo_images", "show_thumbnails", "thumbnail"]
 
-DEFAULT_SIZES: tuple[int, ...] = TaskSettings.model_fields["thumbnail_sizes"].default
-DEFAULT_MAX_PIXELS: int = TaskSettings.model_fields["max_image_pixels"].default
+DEFAULT_SIZES: tuple[int, ...] = ThumbnailSettings.model_fields["thumbnail_sizes"].default
+DEFAULT_MAX_PIXELS: int = ThumbnailSettings.model_fields["max_image_pixels"].default
 _DEFAULT_SIZES_TEXT = ",".join(map(str, DEFAULT_SIZES))
 
 

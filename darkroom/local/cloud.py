@@ -19,13 +19,13 @@ from typing import Any
 import boto3
 import requests
 
-from darkroom import names
+from darkroom import names, settings
 from darkroom.aws.table import create_request
 from darkroom.local import moto_hooks
 from darkroom.local.api_server import LocalApiGateway, lambda_invoker
 from darkroom.local.lambda_runtime import FunctionSpec, InvocationResult, LambdaRuntime
 from darkroom.local.workers import WorkerProcesses
-from darkroom.names import Env, Function
+from darkroom.names import Function
 from darkroom.workflow import render_definition
 
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -54,9 +54,9 @@ class LocalCloudConfig:
     thumbnail_sizes: tuple[int, ...] = (256, 1024)
     max_image_pixels: int = 100_000_000
     # The API's local gateway (0 picks a free port), and overrides of the API function's
-    # settings by env key (e.g. smaller size limits).
+    # settings by field name (e.g. smaller size limits: {"max_file_bytes": 1000}).
     api_port: int = 0
-    api_env: Mapping[str, str] = field(default_factory=dict)
+    api_settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 def function_arn(name: str, region: str) -> str:
@@ -166,59 +166,42 @@ class LocalCloud:
         }
 
     # -- environments -----------------------------------------------------------
-    def resource_env(self) -> dict[str, str]:
-        """Values of every darkroom env key in this cloud (the CDK app fills the same keys)."""
+    def settings_values(self) -> dict[str, Any]:
+        """This cloud's value of every settings field it fills, by field name (the CDK
+        app fills the same fields from the stack); each runtime's settings model takes
+        its own, the rest of each model keeps its defaults."""
         cfg = self.config
         return {
-            Env.RAW_BUCKET: names.RAW_BUCKET,
-            Env.PROCESSED_BUCKET: names.PROCESSED_BUCKET,
-            Env.INPUT_BUCKET: names.INPUT_BUCKET,
-            Env.OUTPUT_BUCKET: names.OUTPUT_BUCKET,
-            Env.JOBS_TABLE: names.JOBS_TABLE,
-            Env.WORKERS_TABLE: names.WORKERS_TABLE,
-            Env.STATE_MACHINE_ARN: state_machine_arn(cfg.region),
-            Env.WORKER_INSTANCE_IDS: ",".join(self.instance_ids),
-            Env.WORKER_HEARTBEAT_SECONDS: str(cfg.worker_heartbeat_seconds),
-            Env.JOB_TIMEOUT_SECONDS: str(cfg.job_timeout_seconds),
-            Env.THUMBNAIL_SIZES: ",".join(str(size) for size in cfg.thumbnail_sizes),
-            Env.MAX_IMAGE_PIXELS: str(cfg.max_image_pixels),
-            Env.COST_GUARD_MAX_IDLE_SECONDS: str(cfg.cost_guard_max_idle_seconds),
-            **self._api_env(),
-        }
-
-    def _api_env(self) -> dict[str, str]:
-        """The API function's settings: TaskSettings' defaults, path-style S3 URLs (the
-        endpoint is an IP address), and the config's overrides."""
-        from darkroom.settings import TaskSettings
-
-        fields = TaskSettings.model_fields
-        defaults = {
-            key: str(fields[key.removeprefix("DARKROOM_").lower()].default)
-            for key in (
-                Env.UPLOAD_URL_EXPIRY_SECONDS,
-                Env.DOWNLOAD_URL_EXPIRY_SECONDS,
-                Env.SHARE_DEFAULT_EXPIRY_SECONDS,
-                Env.SHARE_MAX_EXPIRY_SECONDS,
-                Env.MAX_FILE_BYTES,
-                Env.MAX_JOB_BYTES,
-                Env.MAX_FILES_PER_JOB,
-            )
-        }
-        return {
-            Env.UPLOADS_TABLE: names.UPLOADS_TABLE,
-            Env.SHARES_TABLE: names.SHARES_TABLE,
-            Env.S3_ADDRESSING_STYLE: "path",
-            **defaults,
-            **self.config.api_env,
+            "raw_bucket": names.RAW_BUCKET,
+            "processed_bucket": names.PROCESSED_BUCKET,
+            "output_bucket": names.OUTPUT_BUCKET,
+            "jobs_table": names.JOBS_TABLE,
+            "workers_table": names.WORKERS_TABLE,
+            "uploads_table": names.UPLOADS_TABLE,
+            "shares_table": names.SHARES_TABLE,
+            "state_machine_arn": state_machine_arn(cfg.region),
+            "worker_instance_ids": self.instance_ids,
+            "worker_heartbeat_seconds": cfg.worker_heartbeat_seconds,
+            "job_timeout_seconds": cfg.job_timeout_seconds,
+            "thumbnail_sizes": cfg.thumbnail_sizes,
+            "max_image_pixels": cfg.max_image_pixels,
+            "cost_guard_max_idle_seconds": cfg.cost_guard_max_idle_seconds,
+            # Presigned URLs name the bucket in the path: the endpoint is an IP address.
+            "s3_addressing_style": "path",
+            "heartbeat_interval_seconds": cfg.worker_heartbeat_interval_seconds,
+            "poll_seconds": cfg.worker_poll_seconds,
+            "idle_shutdown_seconds": cfg.worker_idle_shutdown_seconds,
+            # Stopping through EC2 is what ends the local worker's process.
+            "shutdown_mode": "ec2-api",
+            **cfg.api_settings,
         }
 
     def function_environment(self, name: str) -> dict[str, str]:
-        values = self.resource_env()
-        return {key: values[key] for key in names.FUNCTION_ENV_KEYS[name]}
+        return settings.environment(settings.FUNCTION_SETTINGS[name], self.settings_values())
 
     def worker_environment(self) -> dict[str, str]:
-        values = self.resource_env()
-        cfg = self.config
+        """Every local worker's environment; WorkerProcesses adds each instance's id and
+        scratch directory."""
         return {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": os.environ.get("HOME", "/tmp"),
@@ -226,13 +209,7 @@ class LocalCloud:
             "PYTHONPATH": str(PROJECT_ROOT),
             "PYTHONUNBUFFERED": "1",
             **self.client_env(),
-            Env.RAW_BUCKET: values[Env.RAW_BUCKET],
-            Env.PROCESSED_BUCKET: values[Env.PROCESSED_BUCKET],
-            Env.JOBS_TABLE: values[Env.JOBS_TABLE],
-            Env.WORKERS_TABLE: values[Env.WORKERS_TABLE],
-            Env.HEARTBEAT_INTERVAL_SECONDS: str(cfg.worker_heartbeat_interval_seconds),
-            Env.POLL_SECONDS: str(cfg.worker_poll_seconds),
-            Env.IDLE_SHUTDOWN_SECONDS: str(cfg.worker_idle_shutdown_seconds),
+            **settings.environment(settings.WorkerSettings, self.settings_values()),
         }
 
     # -- provisioning -----------------------------------------------------------
@@ -408,7 +385,13 @@ class LocalCloud:
             timeout_seconds=timeout,
             memory_mb=memory_mb,
             region=self.config.region,
-            extra_env={**self.client_env(), "PYTHONPATH": str(PROJECT_ROOT)},
+            # What the runtime itself provides, beside the function's own variables. In
+            # AWS, Lambda runs the X-Ray daemon; nothing here would receive segments.
+            extra_env={
+                **self.client_env(),
+                "PYTHONPATH": str(PROJECT_ROOT),
+                "POWERTOOLS_TRACE_DISABLED": "true",
+            },
         )
 
     def _registered(self, spec: FunctionSpec) -> str:

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 
-from darkroom.names import Env
+from darkroom.settings import env_key
 
 
 class WorkerProcesses:
@@ -54,9 +54,8 @@ class WorkerProcesses:
             log.parent.mkdir(parents=True, exist_ok=True)
             env = {
                 **self._base_env,
-                Env.INSTANCE_ID: instance_id,
-                Env.SCRATCH_DIR: str(scratch),
-                Env.SHUTDOWN_MODE: "ec2-api",
+                env_key("instance_id"): instance_id,
+                env_key("scratch_dir"): str(scratch),
             }
             with log.open("ab") as out:
                 self._procs[instance_id] = subprocess.Popen(

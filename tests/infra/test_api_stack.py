@@ -11,7 +11,8 @@ import pytest
 
 from darkroom import names
 from darkroom.api.routes import ROUTES
-from darkroom.names import Env, Function
+from darkroom.names import Function
+from darkroom.settings import ApiSettings, env_key, env_keys, env_text
 from tests.infra.conftest import Synth
 from tests.infra.helpers import (
     as_list,
@@ -161,35 +162,30 @@ def test_access_logs_never_include_the_path_share_tokens_travel_in(synth: Synth)
 # -- the function -----------------------------------------------------------------------
 def test_the_api_function_follows_darkroom_names(synth: Synth) -> None:
     props = api_function(synth)["Properties"]
-    assert sorted(props["Environment"]["Variables"]) == sorted(
-        names.FUNCTION_ENV_KEYS[Function.API]
-    )
+    assert set(props["Environment"]["Variables"]) == env_keys(ApiSettings)
     assert props["Timeout"] == names.FUNCTION_TIMEOUT_SECONDS[Function.API] == 29
     assert props["Handler"] == names.HANDLERS[Function.API]
     assert props["Runtime"] == "python3.12"
     assert props["Architectures"] == ["arm64"]
 
 
-def test_the_api_function_env_comes_from_the_stack_and_task_settings(synth: Synth) -> None:
-    from darkroom.settings import TaskSettings
-
+def test_the_api_function_env_comes_from_the_stack_and_its_settings(synth: Synth) -> None:
     variables = api_function(synth)["Properties"]["Environment"]["Variables"]
     stack, storage = synth.stack, synth.stack.storage
     refs = {
-        Env.RAW_BUCKET: storage.raw,
-        Env.PROCESSED_BUCKET: storage.processed,
-        Env.JOBS_TABLE: storage.jobs,
-        Env.UPLOADS_TABLE: storage.uploads,
-        Env.SHARES_TABLE: storage.shares,
-        Env.STATE_MACHINE_ARN: stack.pipeline.state_machine,
+        env_key("raw_bucket"): storage.raw,
+        env_key("processed_bucket"): storage.processed,
+        env_key("jobs_table"): storage.jobs,
+        env_key("uploads_table"): storage.uploads,
+        env_key("shares_table"): storage.shares,
+        env_key("state_machine_arn"): stack.pipeline.state_machine,
     }
     for key, construct in refs.items():
         assert variables[key] == {"Ref": synth.logical_id(construct)}, key
-    assert variables[Env.S3_ADDRESSING_STYLE] == "virtual"
-    defaults = TaskSettings()
-    for key in set(names.FUNCTION_ENV_KEYS[Function.API]) - set(refs) - {Env.S3_ADDRESSING_STYLE}:
-        field = key.removeprefix("DARKROOM_").lower()
-        assert variables[key] == str(getattr(defaults, field)), key
+    assert variables[env_key("s3_addressing_style")] == "virtual"
+    for name, field in ApiSettings.model_fields.items():
+        if env_key(name) not in refs:
+            assert variables[env_key(name)] == env_text(field.default), name
 
 
 def api_statements(synth: Synth) -> list[dict[str, Any]]:

@@ -37,6 +37,12 @@ def test_cli_strings_are_coerced_and_checked() -> None:
         config.DeployConfig.from_context({"pool_size": "0"}.get)
     with pytest.raises(ValueError, match="expected an integer"):
         config.DeployConfig.from_context({"pool_size": "two"}.get)
+    with pytest.raises(ValueError, match="retain_data: expected true or false, got 'maybe'"):
+        config.DeployConfig.from_context({"retain_data": "maybe"}.get)
+    # cdk.json's JSON types too: a number where text is expected is taken as text.
+    assert config.DeployConfig.from_context({"thumbnail_sizes": 512}.get).thumbnail_sizes_env == (
+        "512"
+    )
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,12 @@ FAILURE_QUEUE = {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}
 # What each task function may do, and on what: action -> the resources it is granted on
 # (names that scopes() below resolves). Its log group plus the calls its code makes
 # (darkroom/pipeline.py and the adapters in darkroom/aws/). A new call needs a line here.
-OWN_LOGS = {action: {"own log group"} for action in LOGS}
+# Every function's active tracing (X-Ray has no resource-level permissions).
+TRACING = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+OWN_LOGS = {
+    **{action: {"own log group"} for action in LOGS},
+    **{action: {"*"} for action in TRACING},
+}
 SCOPED: dict[str, dict[str, set[str]]] = {
     Function.ORCHESTRATOR: {
         **OWN_LOGS,
@@ -105,6 +110,7 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
     # (raw/), the upload listing, presigned GETs and the processed manifest, the three
     # tables, reprocessing, and reading an execution's status and history.
     Function.API: LOGS
+    | TRACING
     | {
         "s3:PutObject",
         "s3:ListBucket",

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from darkroom import names, workflow
-from darkroom.names import Env, Function
+from darkroom.names import Function
+from darkroom.settings import FUNCTION_SETTINGS, WorkerSettings, env_key, env_keys
 from tests.infra.conftest import CLI_ACCOUNT, CLI_REGION, CONFIGURED_CONTEXT, CONTEXT, Synth
 from tests.infra.helpers import (
     as_list,
@@ -187,7 +188,9 @@ def test_each_function_follows_darkroom_names(synth: Synth, function: str) -> No
     assert props["Architectures"] == ["arm64"]
     assert props["Handler"] == names.HANDLERS[function]
     assert props["Timeout"] == names.FUNCTION_TIMEOUT_SECONDS[function]
-    assert sorted(props["Environment"]["Variables"]) == sorted(names.FUNCTION_ENV_KEYS[function])
+    # Exactly the keys of its settings model: nothing it would not read.
+    assert set(props["Environment"]["Variables"]) == env_keys(FUNCTION_SETTINGS[function])
+    assert props["TracingConfig"] == {"Mode": "Active"}, "traced with the state machine"
     assert "LogGroup" in props["LoggingConfig"], "its own log group, with retention"
 
 
@@ -207,16 +210,18 @@ def test_environment_values_come_from_the_stack(synth: Synth) -> None:
         return variables
 
     storage = stack.storage
-    assert env(Function.REGISTER_JOB)[Env.RAW_BUCKET] == {"Ref": synth.logical_id(storage.raw)}
-    assert env(Function.MARK_DONE)[Env.JOBS_TABLE] == {"Ref": synth.logical_id(storage.jobs)}
-    assert env(Function.ORCHESTRATOR)[Env.STATE_MACHINE_ARN] == {
+    assert env(Function.REGISTER_JOB)[env_key("raw_bucket")] == {
+        "Ref": synth.logical_id(storage.raw)
+    }
+    assert env(Function.MARK_DONE)[env_key("jobs_table")] == {"Ref": synth.logical_id(storage.jobs)}
+    assert env(Function.ORCHESTRATOR)[env_key("state_machine_arn")] == {
         "Ref": synth.logical_id(stack.pipeline.state_machine)
     }
-    assert env(Function.REGISTER_JOB)[Env.WORKER_HEARTBEAT_SECONDS] == "300"
-    assert env(Function.REGISTER_JOB)[Env.JOB_TIMEOUT_SECONDS] == "21600"
-    assert env(Function.THUMBNAIL)[Env.THUMBNAIL_SIZES] == "256,1024"
-    assert env(Function.THUMBNAIL)[Env.MAX_IMAGE_PIXELS] == "100000000"
-    ids = env(Function.START_WORKER)[Env.WORKER_INSTANCE_IDS]
+    assert env(Function.REGISTER_JOB)[env_key("worker_heartbeat_seconds")] == "300"
+    assert env(Function.REGISTER_JOB)[env_key("job_timeout_seconds")] == "21600"
+    assert env(Function.THUMBNAIL)[env_key("thumbnail_sizes")] == "256,1024"
+    assert env(Function.THUMBNAIL)[env_key("max_image_pixels")] == "100000000"
+    ids = env(Function.START_WORKER)[env_key("worker_instance_ids")]
     assert ids == {
         "Fn::Join": [",", [{"Ref": synth.logical_id(i)} for i in stack.worker_pool.instances]]
     }
@@ -280,7 +285,7 @@ def test_thumbnail_function_memory_concurrency_and_notification(synth: Synth) ->
     props = resource["Properties"]
     from cdk.config import DeployConfig
 
-    assert props["MemorySize"] == DeployConfig.thumbnail_memory_mb, (
+    assert props["MemorySize"] == DeployConfig().thumbnail_memory_mb, (
         "memory set from the thumbnail benchmark's figures, see README"
     )
     assert props["ReservedConcurrentExecutions"] == 10
@@ -344,19 +349,16 @@ def user_data(synth: Synth) -> str:
 def test_user_data_writes_the_worker_settings(synth: Synth, user_data: str) -> None:
     env_file = heredoc(user_data, "/etc/darkroom/worker.env")
     values = dict(line.split("=", 1) for line in env_file.splitlines())
-    assert values[Env.SHUTDOWN_MODE] == "poweroff"
-    assert values[Env.SCRATCH_DIR] == "/var/lib/darkroom/scratch"
-    assert values[Env.HEARTBEAT_INTERVAL_SECONDS] == "60"
-    assert values[Env.IDLE_SHUTDOWN_SECONDS] == "600"
+    assert values[env_key("shutdown_mode")] == "poweroff"
+    assert values[env_key("scratch_dir")] == "/var/lib/darkroom/scratch"
+    assert values[env_key("heartbeat_interval_seconds")] == "60"
+    assert values[env_key("idle_shutdown_seconds")] == "600"
     assert (
-        values[Env.RAW_BUCKET]
+        values[env_key("raw_bucket")]
         == "<" + json.dumps({"Ref": synth.logical_id(synth.stack.storage.raw)}) + ">"
     )
-    # Every DARKROOM_ key is a WorkerSettings field (an unknown one would be ignored).
-    from darkroom.settings import WorkerSettings
-
-    fields = {f"DARKROOM_{f.upper()}" for f in WorkerSettings.model_fields}
-    assert {k for k in values if k.startswith("DARKROOM_")} <= fields
+    # Exactly the WorkerSettings keys (an unknown one would be ignored).
+    assert {k for k in values if k.startswith("DARKROOM_")} == env_keys(WorkerSettings)
 
 
 def test_user_data_runs_the_worker_as_a_service_at_every_boot(user_data: str) -> None:
@@ -410,7 +412,7 @@ def test_cost_guard_runs_every_five_minutes(synth: Synth) -> None:
     logical_id, function = functions_by_name(synth.template)[Function.COST_GUARD]
     assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [logical_id, "Arn"]}
     variables = function["Properties"]["Environment"]["Variables"]
-    assert variables[Env.COST_GUARD_MAX_IDLE_SECONDS] == str(30 * 60)
+    assert variables[env_key("cost_guard_max_idle_seconds")] == str(30 * 60)
 
 
 def test_every_log_group_has_a_retention(synth: Synth) -> None:
@@ -648,7 +650,7 @@ def test_the_configured_pool_size_is_the_number_of_workers(configured_synth: Syn
     assert len(configured_synth.resources("AWS::EC2::Instance")) == CONFIGURED_CONTEXT["pool_size"]
     assert len(pool) == CONFIGURED_CONTEXT["pool_size"]
     _, start = functions_by_name(configured_synth.template)[Function.START_WORKER]
-    ids = start["Properties"]["Environment"]["Variables"][Env.WORKER_INSTANCE_IDS]
+    ids = start["Properties"]["Environment"]["Variables"][env_key("worker_instance_ids")]
     assert ids == {"Fn::Join": [",", [{"Ref": configured_synth.logical_id(i)} for i in pool]]}
 
 
@@ -671,4 +673,4 @@ def test_the_configured_idle_limit_reaches_the_cost_guard(configured_synth: Synt
     _, guard = functions_by_name(configured_synth.template)[Function.COST_GUARD]
     variables = guard["Properties"]["Environment"]["Variables"]
     minutes = CONFIGURED_CONTEXT["cost_guard_max_idle_minutes"]
-    assert variables[Env.COST_GUARD_MAX_IDLE_SECONDS] == str(minutes * 60)
+    assert variables[env_key("cost_guard_max_idle_seconds")] == str(minutes * 60)

@@ -25,7 +25,7 @@ from darkroom.aws.shares import ShareStore
 from darkroom.aws.table import create_request
 from darkroom.aws.uploads import UploadStore
 from darkroom.jobs import FileProgress, FileStatus, JobStatus
-from darkroom.settings import TaskSettings
+from darkroom.settings import ApiSettings, env_key
 from tests.moto_config import IDLE_STATE_MACHINES
 
 REGION = "us-east-1"
@@ -148,7 +148,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
             definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
             roleArn="arn:aws:iam::123456789012:role/x",
         )
-        settings = TaskSettings(
+        settings = ApiSettings(
             raw_bucket=names.RAW_BUCKET,
             processed_bucket=names.PROCESSED_BUCKET,
             jobs_table=names.JOBS_TABLE,
@@ -213,10 +213,10 @@ def test_creating_a_job_returns_one_sigv4_put_url_per_file_signed_for_its_size(a
 def test_upload_urls_live_as_long_as_the_configured_expiry(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # As the deployed function gets it: the env key, read by TaskSettings at start-up.
-    monkeypatch.setenv(names.Env.UPLOAD_URL_EXPIRY_SECONDS, "900")
+    # As the deployed function gets it: the env key, read by ApiSettings at start-up.
+    monkeypatch.setenv(env_key("upload_url_expiry_seconds"), "900")
     current = api.service.settings.model_dump(exclude={"upload_url_expiry_seconds"})
-    api.service.settings = TaskSettings(**current)
+    api.service.settings = ApiSettings(**current)
     doc = _create(api, {"A.dng": 10, "B.dng": 20})
     assert doc["expires_in"] == 900
     assert doc["expires_at"] == iso(api.now[0] + 900)

@@ -16,10 +16,11 @@ from moto import mock_aws
 from darkroom import cost_guard, names
 from darkroom.aws.executions import Executions, ExecutionStatus
 from darkroom.aws.lease_store import Lease, LeaseState, LeaseStore
+from darkroom.aws.pool_instances import Instance, PoolInstances
 from darkroom.aws.table import create_request
-from darkroom.cost_guard import Decision, Fleet, InstanceView, decide
+from darkroom.cost_guard import Decision, decide
 from darkroom.local.cloud import LOCAL_AMI_ID
-from darkroom.names import Env
+from darkroom.settings import CostGuardSettings, env_key, load
 from tests.moto_config import IDLE_STATE_MACHINES
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
@@ -32,8 +33,9 @@ def view(
     state: str = "running",
     launched: datetime | None = T0,
     unleased_since: datetime | None = None,
-) -> InstanceView:
-    return InstanceView(instance_id, state, launched, unleased_since)
+) -> Instance:
+    tags = {} if unleased_since is None else {names.UNLEASED_SINCE_TAG: unleased_since.isoformat()}
+    return Instance(instance_id, state, launched, tags)
 
 
 def leased(instance_id: str = "i-1", execution_arn: str = EXEC) -> Lease:
@@ -50,7 +52,7 @@ def status(value: str) -> Any:
 
 
 def run_decide(
-    instances: list[InstanceView],
+    instances: list[Instance],
     leases: dict[str, Lease] | None = None,
     execution: str = "RUNNING",
     now: datetime = T0,
@@ -147,7 +149,7 @@ class World:
         )["stateMachineArn"]
         self.leases = LeaseStore("workers", self.ddb)
         self.leases.ensure(self.instance_ids)
-        self.fleet = Fleet(self.ec2)
+        self.instances = PoolInstances(self.ec2)
 
     def start_execution(self, name: str) -> str:
         return str(
@@ -165,7 +167,7 @@ class World:
     def run(self, now: datetime) -> cost_guard.Outcome:
         return cost_guard.run(
             self.instance_ids,
-            fleet=self.fleet,
+            instances=self.instances,
             leases=self.leases,
             execution_status=ExecutionStatus(Executions(sfn=self.sfn)),
             max_idle=MAX_IDLE,
@@ -219,9 +221,9 @@ def test_the_handler_publishes_its_metrics(
     with mock_aws(config=IDLE_STATE_MACHINES):
         world = World(pool_size=1)
         monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        monkeypatch.setenv(Env.WORKERS_TABLE, "workers")
-        monkeypatch.setenv(Env.WORKER_INSTANCE_IDS, ",".join(world.instance_ids))
-        monkeypatch.setenv(Env.COST_GUARD_MAX_IDLE_SECONDS, "900")
+        monkeypatch.setenv(env_key("workers_table"), "workers")
+        monkeypatch.setenv(env_key("worker_instance_ids"), ",".join(world.instance_ids))
+        monkeypatch.setenv(env_key("cost_guard_max_idle_seconds"), "900")
         sys.modules.pop("tasks.cost_guard", None)
         module = importlib.import_module("tasks.cost_guard")
         assert module.settings.cost_guard_max_idle_seconds == 900
@@ -251,9 +253,18 @@ def test_the_handler_publishes_its_metrics(
 
 
 def test_settings_need_the_table_and_the_pool(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(Env.WORKERS_TABLE, raising=False)
-    monkeypatch.setenv(Env.WORKER_INSTANCE_IDS, "i-1, i-2")
-    settings = cost_guard.CostGuardSettings()
-    assert settings.worker_instance_ids == ("i-1", "i-2")
-    with pytest.raises(RuntimeError, match=Env.WORKERS_TABLE):
-        settings.require()
+    monkeypatch.delenv(env_key("workers_table"), raising=False)
+    monkeypatch.setenv(env_key("worker_instance_ids"), "i-1, i-2")
+    with pytest.raises(RuntimeError, match=env_key("workers_table")):
+        load(CostGuardSettings)
+    monkeypatch.setenv(env_key("workers_table"), "workers")
+    assert load(CostGuardSettings).worker_instance_ids == ("i-1", "i-2")
+    monkeypatch.setenv(env_key("worker_instance_ids"), " , ")
+    with pytest.raises(RuntimeError, match=env_key("worker_instance_ids")):
+        load(CostGuardSettings)
+
+
+def test_a_hand_edited_mark_counts_as_no_mark() -> None:
+    broken = Instance("i-1", "running", T0, {names.UNLEASED_SINCE_TAG: "yesterday"})
+    d = run_decide([broken], now=T0 + MAX_IDLE)
+    assert d.mark == ("i-1",) and d.stop == ()

@@ -15,8 +15,8 @@ from darkroom.aws.executions import Executions
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.lease_store import LeaseState, LeaseStore
 from darkroom.aws.objects import Objects
+from darkroom.aws.pool_instances import PoolInstances
 from darkroom.aws.table import create_request
-from darkroom.aws.worker_pool import WorkerPool
 from darkroom.errors import InvalidJob, JobBusy, LeaseLost, NoIdleWorker, StaleExecution
 from darkroom.jobs import FileProgress, FileStatus, JobStatus
 from darkroom.local.cloud import LOCAL_AMI_ID
@@ -43,7 +43,11 @@ class World:
         self.jobs = JobStore("jobs", self.ddb)
         self.leases = LeaseStore("workers", self.ddb)
         self.objects = Objects(self.s3)
-        self.pool = WorkerPool(self.ec2)
+        self.pool = PoolInstances(self.ec2)
+
+    def state(self, instance_id: str) -> str:
+        (instance,) = self.pool.describe([instance_id])
+        return instance.state
 
     def upload(self, job_id: str, *names: str, manifest: dict[str, Any] | None = None) -> None:
         for name in names:
@@ -135,7 +139,7 @@ def test_start_worker_leases_and_starts_the_idle_instance_once(world: World) -> 
     (instance,) = world.instance_ids
     assert world.start("j5") == {"instance_id": instance}
     assert world.start("j5") == {"instance_id": instance}  # retried: same lease
-    assert world.pool.state(instance) == "running"
+    assert world.state(instance) == "running"
     lease = world.leases.get(instance)
     assert lease is not None and lease.state is LeaseState.LEASED and lease.job_id == "j5"
     assert world.jobs.get("j5").status is JobStatus.STARTING
@@ -155,7 +159,7 @@ def test_a_second_job_gets_no_idle_worker_while_the_pool_is_busy(world: World) -
         world.start("j7", EXEC_B)
     released = pipeline.stop_worker(EXEC_A, None, leases=world.leases, pool=world.pool)
     assert released["released"] is True
-    assert world.pool.state(world.instance_ids[0]) == "stopped"
+    assert world.state(world.instance_ids[0]) == "stopped"
     assert world.start("j7", EXEC_B)["instance_id"] == world.instance_ids[0]
 
 
@@ -167,7 +171,7 @@ def test_stop_worker_leaves_a_lease_held_by_another_execution_alone(world: World
         EXEC_B, world.instance_ids[0], leases=world.leases, pool=world.pool
     )
     assert result["released"] is False
-    assert world.pool.state(world.instance_ids[0]) == "running"
+    assert world.state(world.instance_ids[0]) == "running"
 
 
 def test_the_token_is_handed_only_to_the_lease_of_its_execution(world: World) -> None:

@@ -28,12 +28,12 @@ from darkroom.imaging.thumbnailer import (
     make_thumbnails,
     srgb_icc,
 )
-from darkroom.settings import TaskSettings
+from darkroom.settings import ThumbnailSettings
 
 pytestmark = pytest.mark.samples
 
 SIZES = (256, 1024)
-MAX_PIXELS: int = TaskSettings.model_fields["max_image_pixels"].default
+MAX_PIXELS: int = ThumbnailSettings.model_fields["max_image_pixels"].default
 # Mean absolute difference per channel (0-255) between a thumbnail and the reference.
 # Pixel by pixel: JPEG at quality 85 and a different (faster) reduction path stay inside
 # it, a missed rotation or a squashed aspect ratio are several times over.

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from darkroom import names
+from darkroom.settings import RUNTIME_SETTINGS, env_key
+from darkroom.task_events import TASK_EVENTS
 from darkroom.workflow import ASL_PATH, load_template, placeholders, render_definition
 from tests.conftest import REPO
 
@@ -103,18 +105,14 @@ RUNTIME_MODULES = (
     "darkroom.local.lambda_bootstrap",
     "darkroom.cli.main",
 )
-# Handlers read their configuration at import; any value will do here.
+# Handlers read their settings at import: every required one, any value.
 HANDLER_ENV = {
-    names.Env.RAW_BUCKET: "raw",
-    names.Env.PROCESSED_BUCKET: "processed",
-    names.Env.INPUT_BUCKET: "input",
-    names.Env.OUTPUT_BUCKET: "output",
-    names.Env.JOBS_TABLE: "jobs",
-    names.Env.WORKERS_TABLE: "workers",
-    names.Env.UPLOADS_TABLE: "uploads",
-    names.Env.SHARES_TABLE: "shares",
-    names.Env.STATE_MACHINE_ARN: "arn:aws:states:us-east-1:123456789012:stateMachine:m",
-    names.Env.WORKER_INSTANCE_IDS: "i-1",
+    **{
+        env_key(name): "i-1" if name == "worker_instance_ids" else f"test-{name}"
+        for model in RUNTIME_SETTINGS
+        for name, field in model.model_fields.items()
+        if field.is_required()
+    },
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -191,6 +189,44 @@ def test_render_definition_keeps_the_json_valid_whatever_the_value() -> None:
     assert json.loads(rendered) == {"a": 'quote " and \\', "b": 'x-quote " and \\-2'}
 
 
+# -- payloads: each Task hands its function the event that function parses --------------
+# A value of the shape each path holds in a running execution.
+PATH_SAMPLES: dict[str, Any] = {
+    "$": {"job_id": "job-1"},
+    "$$.Execution.Input": {"job_id": "job-1"},
+    "$$.Execution.Id": "arn:aws:states:us-east-1:123456789012:execution:m:job-1",
+    "$$.Task.Token": "token",
+    "$.job.job_id": "job-1",
+    "$.worker.instance_id": "i-1",
+    "$.result": {"manifest_key": "processed/job-1/manifest.json"},
+    "$.error": {"Error": "States.TaskFailed", "Cause": "boom"},
+}
+
+
+def test_every_task_payload_is_the_event_model_of_the_function_it_invokes(
+    states: dict[str, dict[str, Any]],
+) -> None:
+    invoked = set()
+    for name, state in states.items():
+        if state["Type"] != "Task":
+            continue
+        placeholder = state["Parameters"]["FunctionName"].removeprefix("${").removesuffix("}")
+        function = names.ASL_FUNCTION_PLACEHOLDERS[placeholder]
+        invoked.add(function)
+        model = TASK_EVENTS[function]
+        sent = {key.removesuffix(".$") for key in payload(state)}
+        declared = set(model.model_fields)
+        required = {n for n, f in model.model_fields.items() if f.is_required()}
+        assert sent <= declared, f"{name} sends {sorted(sent - declared)} {model.__name__} lacks"
+        assert required <= sent, f"{name} omits {sorted(required - sent)}"
+        event = {
+            key.removesuffix(".$"): PATH_SAMPLES[value] if key.endswith(".$") else value
+            for key, value in payload(state).items()
+        }
+        model.model_validate(event)
+    assert invoked == set(TASK_EVENTS)
+
+
 # -- structure ----------------------------------------------------------------------------
 def test_the_happy_path_runs_in_order_and_every_transition_exists(
     asl: dict[str, Any], states: dict[str, dict[str, Any]]
@@ -218,7 +254,7 @@ def test_every_main_state_catches_everything_into_release_worker(
 
 def test_the_data_flow_between_states(states: dict[str, dict[str, Any]]) -> None:
     register = states["RegisterJob"]
-    assert payload(register) == {"input.$": "$", "execution_arn.$": "$$.Execution.Id"}
+    assert payload(register)["input.$"] == "$"
     assert register["ResultPath"] == "$.job"
     assert set(register["ResultSelector"]) == {
         "job_id.$",
@@ -266,12 +302,8 @@ def test_wait_for_worker_waits_on_a_token_with_heartbeat_and_timeout_from_regist
     wait = states["WaitForWorker"]
     assert wait["Resource"] == CALLBACK
     assert wait["Parameters"]["FunctionName"] == "${AwaitWorkerFunctionArn}"
-    assert payload(wait) == {
-        "job_id.$": "$.job.job_id",
-        "execution_arn.$": "$$.Execution.Id",
-        "instance_id.$": "$.worker.instance_id",
-        "task_token.$": "$$.Task.Token",
-    }
+    assert payload(wait)["instance_id.$"] == "$.worker.instance_id"
+    assert payload(wait)["task_token.$"] == "$$.Task.Token"
     assert wait["HeartbeatSecondsPath"] == "$.job.heartbeat_seconds"
     assert wait["TimeoutSecondsPath"] == "$.job.timeout_seconds"
     assert wait["ResultPath"] == "$.result"
@@ -284,11 +316,7 @@ def test_the_failure_path_works_without_the_job_registered(
 ) -> None:
     release, mark_failed = states["ReleaseWorker"], states["MarkFailed"]
     assert release["Parameters"]["FunctionName"] == "${StopWorkerFunctionArn}"
-    assert payload(release) == {
-        "input.$": "$$.Execution.Input",
-        "execution_arn.$": "$$.Execution.Id",
-        "release_only": True,
-    }
+    assert payload(release)["input.$"] == "$$.Execution.Input"
     assert release["ResultPath"] is None
     # Releasing is best effort, and must not overwrite the error MarkFailed records.
     assert release["Catch"] == [
@@ -296,11 +324,8 @@ def test_the_failure_path_works_without_the_job_registered(
     ]
     assert release["Next"] == "MarkFailed"
 
-    assert payload(mark_failed) == {
-        "input.$": "$$.Execution.Input",
-        "execution_arn.$": "$$.Execution.Id",
-        "error.$": "$.error",
-    }
+    assert payload(mark_failed)["input.$"] == "$$.Execution.Input"
+    assert payload(mark_failed)["error.$"] == "$.error"
     no_job_paths = json.dumps([payload(release), payload(mark_failed)])
     assert "$.job" not in no_job_paths and "$.worker" not in no_job_paths
 

@@ -1,0 +1,81 @@
+"""The worker pool's EC2 instances: start, stop, describe, and tag them.
+
+StartWorker and StopWorker start and stop one instance per job, the worker stops its
+own when idle on the local cloud, and the cost guard describes the pool and keeps its
+bookkeeping tag on it: all through this one adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from darkroom.aws.clients import client, error_code
+
+
+class InstanceNotReady(Exception):
+    """The instance cannot be started yet (still stopping from its previous job)."""
+
+
+@dataclass(frozen=True)
+class Instance:
+    instance_id: str
+    state: str  # EC2's state name: pending, running, stopping, stopped...
+    launch_time: datetime | None  # the last start (EC2 resets it at every start)
+    tags: Mapping[str, str]
+
+
+class PoolInstances:
+    def __init__(self, ec2: Any | None = None) -> None:
+        self._ec2 = ec2 or client("ec2")
+
+    def start(self, instance_id: str) -> None:
+        try:
+            self._ec2.start_instances(InstanceIds=[instance_id])
+        except ClientError as exc:
+            if error_code(exc) == "IncorrectInstanceState":
+                raise InstanceNotReady(f"{instance_id}: {exc}") from exc
+            raise
+
+    def stop(self, instance_id: str) -> None:
+        try:
+            self._ec2.stop_instances(InstanceIds=[instance_id])
+        except ClientError as exc:
+            # Already stopping or stopped is what we want.
+            if error_code(exc) != "IncorrectInstanceState":
+                raise
+
+    def describe(self, instance_ids: Sequence[str]) -> list[Instance]:
+        """The instances, sorted by id."""
+        found: list[Instance] = []
+        kwargs: dict[str, Any] = {"InstanceIds": list(instance_ids)}
+        while True:
+            page = self._ec2.describe_instances(**kwargs)
+            for reservation in page.get("Reservations", []):
+                for raw in reservation.get("Instances", []):
+                    launch = raw.get("LaunchTime")
+                    if isinstance(launch, datetime) and launch.tzinfo is None:
+                        launch = launch.replace(tzinfo=UTC)
+                    found.append(
+                        Instance(
+                            instance_id=raw["InstanceId"],
+                            state=raw["State"]["Name"],
+                            launch_time=launch if isinstance(launch, datetime) else None,
+                            tags={t["Key"]: t["Value"] for t in raw.get("Tags", [])},
+                        )
+                    )
+            if not page.get("NextToken"):
+                return sorted(found, key=lambda i: i.instance_id)
+            kwargs["NextToken"] = page["NextToken"]
+
+    def tag(self, instance_ids: Sequence[str], key: str, value: str) -> None:
+        if instance_ids:
+            self._ec2.create_tags(Resources=list(instance_ids), Tags=[{"Key": key, "Value": value}])
+
+    def untag(self, instance_ids: Sequence[str], key: str) -> None:
+        if instance_ids:
+            self._ec2.delete_tags(Resources=list(instance_ids), Tags=[{"Key": key}])
