@@ -76,7 +76,8 @@ class FileProgress(BaseModel):
     error: str | None = None
 
     def to_item(self) -> dict[str, Any]:
-        """Only what the file has: no empty outputs before it is developed, no null errors."""
+        """The file's entry as stored on the job and shown by status readers: only what
+        it has (no empty outputs before it is developed, no null errors)."""
         return self.model_dump(
             mode="json", exclude_none=True, exclude=None if self.outputs else {"outputs"}
         )

@@ -80,10 +80,7 @@ class JobStore:
             ":exec_list": [execution_arn],
             ":empty": [],
             ":files": list(files),
-            ":progress": {
-                k: p.model_dump(mode="json", exclude_none=True)
-                for k, p in pending_progress(files).items()
-            },
+            ":progress": {k: p.to_item() for k, p in pending_progress(files).items()},
             ":now": now,
             ":zero": 0,
             ":one": 1,
@@ -186,7 +183,7 @@ class JobStore:
                 condition="execution_arn = :exec AND #s = :processing",
                 names={"#f": file_name, "#s": "status"},
                 values={
-                    ":p": progress.model_dump(mode="json", exclude_none=True),
+                    ":p": progress.to_item(),
                     ":now": utc_now(),
                     ":exec": execution_arn,
                     ":processing": JobStatus.PROCESSING,
