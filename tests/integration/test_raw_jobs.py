@@ -10,10 +10,11 @@ import pytest
 from PIL import Image
 
 from darkroom import keys, names
+from darkroom.cli.studio_client import raw_files
 from darkroom.imaging.fixtures import make_demo_shoot, write_corrupt_raw
 from darkroom.jobs import FileStatus, JobStatus
 from darkroom.local.cloud import LocalCloud
-from darkroom.studio import Studio, raw_files
+from tests.harness import Studio
 from tests.integration.conftest import HEARTBEAT_SECONDS, IDLE_SHUTDOWN_SECONDS
 
 pytestmark = pytest.mark.integration
