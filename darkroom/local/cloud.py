@@ -22,7 +22,8 @@ import requests
 from darkroom import names
 from darkroom.local import moto_hooks
 from darkroom.local.api_server import LocalApiGateway, lambda_invoker
-from darkroom.local.lambda_runtime import FunctionSpec, InvocationResult, LambdaRuntime
+from darkroom.local.lambda_runtime import LambdaRuntime
+from darkroom.local.lambda_spec import FunctionSpec, InvocationResult
 from darkroom.local.workers import WorkerProcesses
 from darkroom.names import Env, Function
 from darkroom.workflow import render_definition
@@ -440,6 +441,3 @@ class LocalCloud:
     def instance_stopped(self, instance_id: str) -> None:
         if self.workers is not None:
             self.workers.on_stop(instance_id)
-
-    def lambda_stats(self, name: str) -> Mapping[str, Any]:
-        return self._runtime.stats(name)
