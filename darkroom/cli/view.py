@@ -21,7 +21,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from darkroom.jobs import FileProgress, FileStatus, Job, JobStatus
+from darkroom.jobs import FileStatus, Job, JobStatus
 
 console = Console()
 err = Console(stderr=True)
@@ -39,23 +39,7 @@ def job_of(view: dict[str, Any]) -> Job | None:
     if view.get("status") not in JobStatus.__members__:
         return None
     files = view.get("files") or {}
-    return Job(
-        job_id=view["job_id"],
-        status=JobStatus(view["status"]),
-        files=tuple(files),
-        name=view.get("name"),
-        progress={name: FileProgress.from_item(item) for name, item in files.items()},
-        execution_arn=view.get("execution_arn"),
-        attempt=int(view.get("attempt") or 0),
-        instance_id=view.get("instance_id"),
-        manifest_key=view.get("manifest_key"),
-        error=view.get("error"),
-        cause=view.get("cause"),
-        created_at=view.get("created_at"),
-        updated_at=view.get("updated_at"),
-        started_at=view.get("started_at"),
-        finished_at=view.get("finished_at"),
-    )
+    return Job.from_item({**view, "files": list(files), "progress": files})
 
 
 def panel(view: dict[str, Any] | None, job_id: str) -> Panel:
