@@ -22,7 +22,7 @@ from rich.table import Table
 
 from darkroom.imaging.fixtures import make_demo_shoot
 from darkroom.local.cloud import LocalCloud, LocalCloudConfig
-from darkroom.studio import Studio, Target
+from tests.harness import Studio, Target
 
 
 def state_durations(history: list[dict]) -> dict[str, float]:

@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from darkroom import keys
 from darkroom.api.http import BadRequest, TooLarge
-from darkroom.formats import RAW_EXTENSIONS as RAW_EXTENSIONS  # darkroom.studio reads it here
 from darkroom.formats import not_raw_reason
 
 MAX_NAME_LENGTH = 200  # characters of a job's display name

@@ -23,8 +23,9 @@ from darkroom import names, settings
 from darkroom.aws.table import create_request
 from darkroom.local import moto_hooks
 from darkroom.local.api_server import LocalApiGateway, lambda_invoker
-from darkroom.local.lambda_runtime import FunctionSpec, InvocationResult, LambdaRuntime
-from darkroom.local.workers import WorkerProcesses
+from darkroom.local.instances import LocalInstances
+from darkroom.local.lambda_runtime import LambdaRuntime
+from darkroom.local.lambda_spec import FunctionSpec, InvocationResult
 from darkroom.names import Function
 from darkroom.workflow import render_definition
 
@@ -77,7 +78,7 @@ class LocalCloud:
         self._runtime = LambdaRuntime(log_dir=self.state_dir / "logs")
         self._runtime_lock = threading.Lock()
         self._specs: dict[str, FunctionSpec] = {}
-        self.workers: WorkerProcesses | None = None
+        self.instances: LocalInstances | None = None
         self.api: LocalApiGateway | None = None
         self.api_url = ""
 
@@ -110,7 +111,7 @@ class LocalCloud:
             json={"stepfunctions": {"execute_state_machine": True}},
             timeout=10,
         ).raise_for_status()
-        self.workers = WorkerProcesses(self.state_dir, self.worker_environment())
+        self.instances = LocalInstances(self.state_dir, self.worker_environment())
         self.provision()
         self._start_api()
         return self
@@ -119,8 +120,8 @@ class LocalCloud:
         if self.api is not None:
             self.api.stop()
             self.api = None
-        if self.workers is not None:
-            self.workers.close()
+        if self.instances is not None:
+            self.instances.close()
         self._runtime.close()
         if self._server is not None:
             self._server.stop()
@@ -200,7 +201,7 @@ class LocalCloud:
         return settings.environment(settings.FUNCTION_SETTINGS[name], self.settings_values())
 
     def worker_environment(self) -> dict[str, str]:
-        """Every local worker's environment; WorkerProcesses adds each instance's id and
+        """Every local worker's environment; LocalInstances adds each instance's id and
         scratch directory."""
         return {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -408,12 +409,9 @@ class LocalCloud:
         self._runtime.invoke_async(self._registered(spec), event)
 
     def instance_started(self, instance_id: str) -> None:
-        if self.workers is not None and instance_id in self.instance_ids:
-            self.workers.on_start(instance_id)
+        if self.instances is not None and instance_id in self.instance_ids:
+            self.instances.on_start(instance_id)
 
     def instance_stopped(self, instance_id: str) -> None:
-        if self.workers is not None:
-            self.workers.on_stop(instance_id)
-
-    def lambda_stats(self, name: str) -> Mapping[str, Any]:
-        return self._runtime.stats(name)
+        if self.instances is not None:
+            self.instances.on_stop(instance_id)

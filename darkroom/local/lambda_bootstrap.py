@@ -1,4 +1,4 @@
-"""One warm Lambda execution environment of the local cloud: the child side of lambda_runtime.
+"""The process inside a sandbox of the local Lambda runtime (darkroom.local.lambda_sandbox).
 
 Started as ``python -m darkroom.local.lambda_bootstrap`` with the function's environment.
 It imports the handler named by ``_HANDLER`` once (the cold start), then serves
@@ -9,7 +9,7 @@ Protocol, one JSON object per line:
 - child -> parent, once after init: ``{"type": "ready", "init_ms": ...}`` or
   ``{"type": "init_error", "error": {...}}`` (then the child exits, so the next invocation
   retries the import, as AWS resets a sandbox whose init failed);
-- parent -> child: ``{"id", "event", "deadline_ms", "context"}``;
+- parent -> child: ``{"id", "event", "deadline_ms", "invoked_function_arn"}``;
 - child -> parent: ``{"type": "result", "id", "payload" | "payload_b64", "duration_ms"}``
   or ``{"type": "error", "id", "error", "duration_ms"}``.
 
@@ -50,26 +50,21 @@ _request_id = ""  # read by the logging filter, as AWS's runtime stamps log reco
 class LambdaContext:
     """What AWS passes as ``context``; attribute names and types follow the AWS runtime."""
 
-    def __init__(self, request_id: str, deadline_ms: int, overrides: dict[str, Any]) -> None:
+    def __init__(self, request_id: str, deadline_ms: int, invoked_function_arn: str) -> None:
         env = os.environ
         self.aws_request_id = request_id
         self.function_name = env.get("AWS_LAMBDA_FUNCTION_NAME", "")
-        self.function_version = overrides.get(
-            "function_version", env.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        )
-        self.invoked_function_arn: str = overrides.get("invoked_function_arn", "")
+        self.function_version = env.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        self.invoked_function_arn = invoked_function_arn
         # A string, not an int: the AWS runtime reads it from the environment unconverted,
         # and handler code that forgets int() should fail here as it would in AWS.
         self.memory_limit_in_mb = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
         self.log_group_name = env.get("AWS_LAMBDA_LOG_GROUP_NAME", "")
         self.log_stream_name = env.get("AWS_LAMBDA_LOG_STREAM_NAME", "")
-        self.tenant_id = overrides.get("tenant_id")
-        self.client_context = _client_context(overrides.get("client_context"))
-        identity = overrides.get("identity") or {}
-        self.identity = SimpleNamespace(
-            cognito_identity_id=identity.get("cognitoIdentityId"),
-            cognito_identity_pool_id=identity.get("cognitoIdentityPoolId"),
-        )
+        # What the AWS runtime gives a function invoked by a service, not a mobile SDK.
+        self.tenant_id = None
+        self.client_context = None
+        self.identity = SimpleNamespace(cognito_identity_id=None, cognito_identity_pool_id=None)
         self._deadline_ms = deadline_ms
 
     def get_remaining_time_in_millis(self) -> int:
@@ -84,17 +79,6 @@ class LambdaContext:
             f"function_name={self.function_name!r}, "
             f"invoked_function_arn={self.invoked_function_arn!r})"
         )
-
-
-def _client_context(raw: Any) -> SimpleNamespace | None:
-    if raw is None:
-        return None
-    client = raw.get("client")
-    return SimpleNamespace(
-        custom=raw.get("custom"),
-        env=raw.get("env"),
-        client=None if client is None else SimpleNamespace(**client),
-    )
 
 
 class Fault(Exception):
@@ -248,14 +232,14 @@ def _invoke(handler: Handler, request: dict[str, Any], init_ms: float | None) ->
     global _request_id
     request_id: str = request["id"]
     _request_id = request_id
-    overrides: dict[str, Any] = request.get("context") or {}
-    version = overrides.get("function_version", os.environ.get("AWS_LAMBDA_FUNCTION_VERSION"))
+    version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")
     _write_log(f"START RequestId: {request_id} Version: {version}\n")
     response: dict[str, Any] = {"id": request_id}
     started = time.perf_counter()
     try:
-        # Inside the try: a malformed client context fails this invocation, not the process.
-        context = LambdaContext(request_id, int(request["deadline_ms"]), overrides)
+        context = LambdaContext(
+            request_id, int(request["deadline_ms"]), str(request["invoked_function_arn"])
+        )
         response.update(marshal(handler(request["event"], context)))
         response["type"] = "result"
     except Exception as exc:

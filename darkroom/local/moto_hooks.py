@@ -2,7 +2,8 @@
 
 moto would run Lambda code in Docker and has no notion of an instance booting. These
 hooks route Lambda invocations (from Step Functions, S3 notifications or any client) to
-warm local processes running the real handlers, and EC2 start/stop to worker processes.
+warm local sandboxes running the real handlers, and EC2 start/stop to the local
+instances, each of which runs the worker program.
 They also make moto's DynamoDB item operations atomic, as DynamoDB's are, and keep the
 cause a worker gives SendTaskFailure.
 """
@@ -24,7 +25,7 @@ from moto.stepfunctions import responses as sfn_responses
 from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
 from moto.stepfunctions.parser.asl.component.state.fail import state_fail
 
-from darkroom.local.lambda_runtime import FunctionSpec, InvocationResult
+from darkroom.local.lambda_spec import FunctionSpec, InvocationResult
 
 
 class Host(Protocol):

@@ -493,7 +493,7 @@ def test_outputs(synth: Synth) -> None:
         ExtraOutput.DASHBOARD_URL,
     ):
         assert key in outputs, key
-    # What darkroom.studio.Target.from_stack reads.
+    # The state machine an operator finds by the stack's outputs.
     assert outputs[names.Output.STATE_MACHINE_ARN]["Value"] == {
         "Ref": synth.logical_id(synth.stack.pipeline.state_machine)
     }

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from darkroom.local.cloud import LocalCloud, LocalCloudConfig
-from darkroom.studio import Studio, Target
+from tests.harness import Studio, Target
 
 # Short enough for tests to see a lost worker quickly, long enough for a loaded CI box.
 HEARTBEAT_SECONDS = 8

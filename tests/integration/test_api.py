@@ -82,8 +82,8 @@ def worker_held(cloud: LocalCloud, instance_id: str) -> Iterator[None]:
     """The pool's worker (and its develop processes) paused, as a slow machine would be:
     a job it has not finished stays PROCESSING, however fast files develop here. Held for
     a few requests only, well inside the worker's heartbeat window."""
-    assert cloud.workers is not None
-    pid = cloud.workers.pid(instance_id)
+    assert cloud.instances is not None
+    pid = cloud.instances.pid(instance_id)
     assert pid is not None, f"no worker running on {instance_id}"
     os.killpg(pid, signal.SIGSTOP)  # the worker leads its own process group
     try:

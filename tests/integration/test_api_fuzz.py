@@ -16,9 +16,9 @@ from schemathesis.checks import (
 )
 
 from darkroom.api.client import ApiClient
+from darkroom.cli.studio_client import StudioClient
 from darkroom.imaging.fixtures import make_demo_shoot
 from darkroom.local.cloud import LocalCloud
-from darkroom.studio import StudioClient
 
 pytestmark = pytest.mark.integration
 OPENAPI = Path(__file__).resolve().parents[2] / "darkroom" / "api" / "openapi.yaml"

@@ -10,10 +10,11 @@ import pytest
 from PIL import Image
 
 from darkroom import keys, names
+from darkroom.cli.studio_client import raw_files
 from darkroom.imaging.fixtures import make_demo_shoot, write_corrupt_raw
 from darkroom.jobs import FileStatus, JobStatus
 from darkroom.local.cloud import LocalCloud
-from darkroom.studio import Studio, raw_files
+from tests.harness import Studio
 from tests.integration.conftest import HEARTBEAT_SECONDS, IDLE_SHUTDOWN_SECONDS
 
 pytestmark = pytest.mark.integration
@@ -135,8 +136,8 @@ def test_a_worker_killed_mid_job_fails_the_execution_within_the_heartbeat_window
     studio: Studio, cloud: LocalCloud, tmp_path: Path
 ) -> None:
     job_id = _processing_job(studio, tmp_path, count=12)
-    assert cloud.workers is not None
-    cloud.workers.kill(cloud.instance_ids[0])
+    assert cloud.instances is not None
+    cloud.instances.kill(cloud.instance_ids[0])
     killed_at = time.monotonic()
 
     job = studio.wait(job_id, timeout=HEARTBEAT_SECONDS * 4)
@@ -313,16 +314,16 @@ def test_a_hand_typed_input_without_a_job_id_fails_with_invalid_job(
 
 
 def test_a_worker_with_no_lease_stops_its_own_instance(cloud: LocalCloud) -> None:
-    assert cloud.workers is not None
+    assert cloud.instances is not None
     (instance,) = cloud.instance_ids
     _wait_for(lambda: _instance_state(cloud) == "stopped")
-    boots = cloud.workers.boots.get(instance, 0)
+    boots = cloud.instances.boots.get(instance, 0)
     # Someone starts the instance by hand (or a job's StartWorker died right after).
     cloud.client("ec2").start_instances(InstanceIds=[instance])
-    _wait_for(lambda: cloud.workers.boots.get(instance, 0) == boots + 1, 10)
+    _wait_for(lambda: cloud.instances.boots.get(instance, 0) == boots + 1, 10)
     started = time.monotonic()
     _wait_for(lambda: _instance_state(cloud) == "stopped", IDLE_SHUTDOWN_SECONDS + 20)
     assert time.monotonic() - started >= IDLE_SHUTDOWN_SECONDS - 1
-    _wait_for(lambda: cloud.workers.pid(instance) is None, 15)
-    log = cloud.workers.log_path(instance).read_text()
+    _wait_for(lambda: cloud.instances.pid(instance) is None, 15)
+    log = cloud.instances.log_path(instance).read_text()
     assert "shutting the instance down" in log

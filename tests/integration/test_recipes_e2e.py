@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageCms
 
+from darkroom.cli.studio_client import raw_files
 from darkroom.imaging.fixtures import Capture, make_demo_shoot, write_dng
 from darkroom.jobs import JobStatus
-from darkroom.studio import Studio, raw_files
+from tests.harness import Studio
 
 pytestmark = pytest.mark.integration
 

@@ -99,7 +99,7 @@ def test_share_tokens_carry_256_random_bits_and_parse_back_to_their_id() -> None
 def test_requests_to_a_deployed_api_are_signed_for_execute_api_in_its_region(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from darkroom.studio import ApiTarget
+    from darkroom.cli.studio_client import ApiTarget
 
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")

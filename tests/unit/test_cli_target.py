@@ -1,4 +1,4 @@
-"""Finding a deployed stack: --profile and --stack, resolved through CloudFormation's
+"""Finding a deployed stack's API: --profile and --stack, resolved through CloudFormation's
 outputs (moto in-process), the way the `darkroom` CLI does it for a real deployment."""
 
 from __future__ import annotations
@@ -6,16 +6,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.request import Request
 
 import boto3
 import pytest
+import typer
 from moto import mock_aws
 from typer.testing import CliRunner
 
 from darkroom import names
 from darkroom.cli import main as cli
-from darkroom.studio import ApiTarget, Target
+from darkroom.cli.studio_client import ApiTarget
 
 REGION = "eu-west-1"
 PROFILE = "studio"
@@ -74,18 +76,6 @@ def aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         yield
 
 
-def test_a_profile_and_stack_name_find_the_buckets_table_and_state_machine(aws: None) -> None:
-    target = Target.from_stack(STACK, profile=PROFILE)
-    assert target.endpoint_url is None
-    assert target.raw_bucket == OUTPUTS[names.Output.RAW_BUCKET]
-    assert target.processed_bucket == OUTPUTS[names.Output.PROCESSED_BUCKET]
-    assert target.jobs_table == OUTPUTS[names.Output.JOBS_TABLE]
-    assert target.state_machine_arn == STATE_MACHINE_ARN
-    # The profile's region and keys, not the default profile's.
-    assert target.session.region_name == REGION
-    assert target.session.get_credentials().access_key == PROFILE_KEY
-
-
 def test_a_profile_and_stack_name_find_the_api_url_signed_for_its_region(aws: None) -> None:
     target = ApiTarget.resolve(stack=STACK, profile=PROFILE)
     assert target.url == API_URL
@@ -109,8 +99,21 @@ class _Answer:
         return self._body
 
 
+# The connection options belong to `darkroom` itself and may follow the command too.
+PLACEMENTS = {
+    "after the command": ["status", "--json", "--profile", PROFILE, "--stack", STACK],
+    "before it": ["--profile", PROFILE, "--stack", STACK, "status", "--json"],
+    "on both sides": [f"--profile={PROFILE}", "status", "--json", f"--stack={STACK}"],
+    "twice, the last wins": [
+        *("--stack", "elsewhere", "--profile", PROFILE),
+        *("status", "--stack", STACK, "--json"),
+    ],
+}
+
+
+@pytest.mark.parametrize("argv", PLACEMENTS.values(), ids=PLACEMENTS.keys())
 def test_the_cli_calls_the_stacks_api_signed_with_the_profile(
-    aws: None, monkeypatch: pytest.MonkeyPatch
+    aws: None, monkeypatch: pytest.MonkeyPatch, argv: list[str]
 ) -> None:
     sent: list[Request] = []
     listed = {"jobs": [{"job_id": "20250101-120000-abcdef", "status": "DONE"}]}
@@ -121,9 +124,7 @@ def test_the_cli_calls_the_stacks_api_signed_with_the_profile(
 
     # The HTTP call itself is the one thing not made: everything up to it really runs.
     monkeypatch.setattr("darkroom.api.client.urlopen", urlopen)
-    result = CliRunner().invoke(
-        cli.app, ["status", "--json", "--profile", PROFILE, "--stack", STACK]
-    )
+    result = CliRunner().invoke(cli.app, argv)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == listed["jobs"]
     (request,) = sent
@@ -142,8 +143,6 @@ def test_a_stack_that_is_not_a_darkroom_stack_is_refused_naming_the_missing_outp
     assert result.exit_code == 1
     assert "cannot find the darkroom API" in result.stderr
     assert names.Output.API_URL in result.stderr
-    with pytest.raises(RuntimeError, match=names.Output.RAW_BUCKET):
-        Target.from_stack("website", profile=PROFILE)
 
 
 def test_a_stack_in_another_profiles_region_is_not_found(aws: None) -> None:
@@ -152,3 +151,20 @@ def test_a_stack_in_another_profiles_region_is_not_found(aws: None) -> None:
     assert result.exit_code == 1
     assert "cannot find the darkroom API" in result.stderr
     assert STACK in result.stderr
+
+
+def test_no_command_has_an_option_named_like_a_connection_option() -> None:
+    """They are moved in front of the command before parsing, so a command's own option of
+    the same name would never see its value."""
+    group = typer.main.get_group(cli.app)
+    connection = {opt for param in group.params for opt in param.opts}
+    assert {"--api-url", "--endpoint-url", "--profile", "--region", "--stack"} <= connection
+
+    def options(command: Any) -> set[str]:
+        own = {opt for param in command.params for opt in param.opts}
+        for sub in getattr(command, "commands", {}).values():
+            own |= options(sub)
+        return own
+
+    for name, command in group.commands.items():
+        assert not options(command) & connection, name

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from darkroom.local.workers import WorkerProcesses
+from darkroom.local.instances import LocalInstances
 
 # Stands in for `python -m worker`: takes half a second to exit after SIGTERM, as a
 # worker finishing its last log lines does.
@@ -15,37 +15,37 @@ while true; do sleep 0.05; done
 """
 
 
-def _workers_running(tmp_path: Path, script: str) -> WorkerProcesses:
-    """Worker processes whose `python -m worker` is the given shell script."""
+def _instances_booting(tmp_path: Path, script: str) -> LocalInstances:
+    """Local instances whose `python -m worker` is the given shell script."""
     fake_python = tmp_path / "fake-python"
     fake_python.write_text(script)
     fake_python.chmod(0o755)
-    return WorkerProcesses(tmp_path / "state", {}, python=str(fake_python))
+    return LocalInstances(tmp_path / "state", {}, python=str(fake_python))
 
 
 def test_a_start_right_after_a_stop_boots_a_fresh_worker(tmp_path: Path) -> None:
-    workers = _workers_running(tmp_path, SLOW_TO_STOP)
+    instances = _instances_booting(tmp_path, SLOW_TO_STOP)
     try:
-        workers.on_start("i-1")
+        instances.on_start("i-1")
         time.sleep(0.2)  # let the shell install its trap
-        first = workers.pid("i-1")
-        workers.on_stop("i-1")
-        workers.on_start("i-1")  # the next job's StartWorker, while the old one exits
-        second = workers.pid("i-1")
+        first = instances.pid("i-1")
+        instances.on_stop("i-1")
+        instances.on_start("i-1")  # the next job's StartWorker, while the old one exits
+        second = instances.pid("i-1")
         assert first is not None and second is not None and second != first
-        assert workers.boots["i-1"] == 2
+        assert instances.boots["i-1"] == 2
     finally:
-        workers.close()
+        instances.close()
 
 
 def test_starting_a_running_instance_boots_nothing(tmp_path: Path) -> None:
-    workers = _workers_running(tmp_path, SLOW_TO_STOP)
+    instances = _instances_booting(tmp_path, SLOW_TO_STOP)
     try:
-        workers.on_start("i-1")
-        workers.on_start("i-1")
-        assert workers.boots["i-1"] == 1
+        instances.on_start("i-1")
+        instances.on_start("i-1")
+        assert instances.boots["i-1"] == 1
     finally:
-        workers.close()
+        instances.close()
 
 
 # Stands in for `python -m worker`: says which scratch directory it was given, then idles.
@@ -71,19 +71,19 @@ def _scratch_reports(log: Path, count: int) -> list[str]:
 
 
 def test_an_instances_scratch_directory_survives_a_stop_and_start(tmp_path: Path) -> None:
-    workers = _workers_running(tmp_path, REPORTS_ITS_SCRATCH)
+    instances = _instances_booting(tmp_path, REPORTS_ITS_SCRATCH)
     try:
-        workers.on_start("i-1")
-        log = workers.log_path("i-1")
+        instances.on_start("i-1")
+        log = instances.log_path("i-1")
         assert len(_scratch_reports(log, 1)) == 1  # booted (and past its first line)
-        scratch = workers.scratch_dir("i-1")
+        scratch = instances.scratch_dir("i-1")
         (scratch / "jobs").mkdir()
         (scratch / "jobs" / "left-over.dng").write_bytes(b"raw")
-        workers.on_stop("i-1")
-        workers.on_start("i-1")
-        assert workers.boots["i-1"] == 2
+        instances.on_stop("i-1")
+        instances.on_start("i-1")
+        assert instances.boots["i-1"] == 2
         assert (scratch / "jobs" / "left-over.dng").read_bytes() == b"raw"
         # Both boots were handed the one directory, as an EBS volume stays attached.
         assert _scratch_reports(log, 2) == [str(scratch)] * 2
     finally:
-        workers.close()
+        instances.close()

@@ -1,4 +1,5 @@
-"""EC2 pool instances of the local cloud: a started instance boots a real worker process.
+"""EC2 pool instances of the local cloud: a started instance boots the real worker
+program (`python -m worker`) as a process of its own; stopping the instance ends it.
 
 Each instance keeps a scratch directory across stop and start, as its EBS volume would.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 from darkroom.settings import env_key
 
 
-class WorkerProcesses:
+class LocalInstances:
     def __init__(self, state_dir: Path, base_env: Mapping[str, str], python: str = sys.executable):
         self._state_dir = state_dir
         self._base_env = dict(base_env)

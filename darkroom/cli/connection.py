@@ -1,0 +1,124 @@
+"""Where the cloud commands find the API, and how its errors reach the user.
+
+The connection options are the `darkroom` command's own, declared once on its callback.
+They may also follow the command they are for (`darkroom status JOB --endpoint-url URL`),
+as they always could: the group moves them in front before parsing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+import typer
+from typer.core import TyperGroup
+
+from darkroom.api.client import ApiCallError, TransferError
+from darkroom.cli.studio_client import ApiTarget, StudioClient
+from darkroom.cli.view import err
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Connection:
+    api_url: str | None = None
+    endpoint_url: str | None = None
+    profile: str | None = None
+    region: str | None = None
+    stack: str = "darkroom"
+
+    def client(self) -> StudioClient:
+        """The API client, or exit 1 saying why the API cannot be found."""
+        try:
+            target = ApiTarget.resolve(
+                api_url=self.api_url,
+                endpoint_url=self.endpoint_url,
+                stack=self.stack,
+                profile=self.profile,
+                region=self.region,
+            )
+        except Exception as exc:
+            err.print(f"[red]cannot find the darkroom API: {exc}[/red]")
+            raise typer.Exit(1) from exc
+        return StudioClient.at(target)
+
+
+def connect(
+    ctx: typer.Context,
+    api_url: Annotated[
+        str | None,
+        typer.Option(
+            "--api-url",
+            envvar="DARKROOM_API_URL",
+            help="The API's URL (a local cloud's ApiUrl, or a deployed stack's).",
+        ),
+    ] = None,
+    endpoint_url: Annotated[
+        str | None,
+        typer.Option(
+            "--endpoint-url",
+            envvar="DARKROOM_ENDPOINT_URL",
+            help="A local cloud's AWS endpoint (from `darkroom local up`); its API is found there.",
+        ),
+    ] = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="AWS profile (deployed stack).")
+    ] = None,
+    region: Annotated[str | None, typer.Option("--region", help="AWS region.")] = None,
+    stack: Annotated[str, typer.Option("--stack", help="CloudFormation stack name.")] = "darkroom",
+) -> None:
+    # Resolved lazily: a share link, `demo` or `develop` never needs the API's address.
+    ctx.obj = Connection(api_url, endpoint_url, profile, region, stack)
+
+
+def studio(ctx: typer.Context) -> StudioClient:
+    """The API client of a cloud command, from the connection options."""
+    return (ctx.find_object(Connection) or Connection()).client()
+
+
+def api_call(call: Callable[[], T]) -> T:
+    """Run an API call; its error becomes a clear message and exit status 1."""
+    try:
+        return call()
+    except ApiCallError as exc:
+        err.print(f"[red]{exc.message}[/red]")
+        for problem in exc.details.get("files", [])[:20]:
+            err.print(f"  {problem}")
+        raise typer.Exit(1) from exc
+    except (TransferError, TimeoutError, ValueError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+
+
+class OptionsAnywhere(TyperGroup):
+    """A group whose own valued options are accepted after the subcommand too."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        valued = {
+            name
+            for param in self.params
+            if param.param_type_name == "option"
+            and not getattr(param, "is_flag", False)
+            and not getattr(param, "count", False)
+            for name in param.opts
+        }
+        hoisted: list[str] = []
+        rest: list[str] = []
+        i = 0
+        while i < len(args):
+            arg = args[i]
+            if arg == "--":
+                rest += args[i:]
+                break
+            name, has_value, _ = arg.partition("=")
+            if name in valued and (has_value or i + 1 < len(args)):
+                taken = 1 if has_value else 2
+                hoisted += args[i : i + taken]
+                i += taken
+                continue
+            rest.append(arg)
+            i += 1
+        # In order, so that of an option given twice the last one still wins.
+        return super().parse_args(ctx, hoisted + rest)

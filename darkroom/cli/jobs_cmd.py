@@ -1,0 +1,108 @@
+"""`darkroom upload | status | watch | reprocess`: a studio's jobs, through the API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.live import Live
+
+from darkroom.cli.connection import api_call, studio
+from darkroom.cli.develop_cmd import load_recipe
+from darkroom.cli.studio_client import StudioClient, raw_files
+from darkroom.cli.view import console, err, jobs_table, panel, transfer_bars
+
+
+def read_recipe(path: Path | None) -> dict[str, Any] | None:
+    return None if path is None else load_recipe(path).model_dump(mode="json")
+
+
+def follow(
+    client: StudioClient, job_id: str, *, timeout: float, since: str | None = None
+) -> dict[str, Any]:
+    """Draw the job live until it is finished (under an execution other than `since`)."""
+    with Live(panel(None, job_id), console=console, refresh_per_second=4) as live:
+        job = api_call(
+            lambda: client.wait(
+                job_id,
+                timeout=timeout,
+                since_execution=since,
+                on_update=lambda view: live.update(panel(view, job_id)),
+            )
+        )
+        live.update(panel(job, job_id))
+    return job
+
+
+def exit_code(job: dict[str, Any]) -> int:
+    return {"DONE": 0, "DONE_WITH_ERRORS": 3}.get(job["status"], 1)
+
+
+def upload(
+    ctx: typer.Context,
+    directory: Path,
+    job_id: Annotated[str | None, typer.Option(help="Job id (default: generated).")] = None,
+    name: Annotated[str | None, typer.Option(help="A name for the shoot.")] = None,
+    recipe: Annotated[Path | None, typer.Option(help="Recipe JSON file.")] = None,
+) -> None:
+    """Upload a folder of RAW files through presigned URLs and submit it; prints the job id."""
+    files = raw_files(directory)
+    if not files:
+        err.print(f"[red]{directory}: no RAW files found[/red]")
+        raise typer.Exit(2)
+    client = studio(ctx)
+    checked = read_recipe(recipe)
+    with transfer_bars("uploading") as bars:
+        new_id = api_call(
+            lambda: client.upload(files, job_id=job_id, name=name, recipe=checked, transfer=bars)
+        )
+    print(new_id)
+
+
+def status(
+    ctx: typer.Context,
+    job_id: Annotated[str | None, typer.Argument()] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    limit: Annotated[int, typer.Option(help="Recent jobs to list.")] = 20,
+) -> None:
+    """A job's status and per-file progress, or the recent jobs."""
+    client = studio(ctx)
+    if job_id is None:
+        recent = api_call(lambda: client.jobs(limit))
+        if as_json:
+            print(json.dumps(recent, indent=2))
+        else:
+            console.print(jobs_table(recent))
+        return
+    view = api_call(lambda: client.job(job_id))
+    if as_json:
+        print(json.dumps(view, indent=2))
+    else:
+        console.print(panel(view, job_id))
+
+
+def watch(
+    ctx: typer.Context,
+    job_id: str,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 3600,
+) -> None:
+    """Follow a job live until it finishes (exit 0 DONE, 3 DONE_WITH_ERRORS, 1 FAILED)."""
+    raise typer.Exit(exit_code(follow(studio(ctx), job_id, timeout=timeout)))
+
+
+def reprocess(
+    ctx: typer.Context,
+    job_id: str,
+    recipe: Annotated[Path | None, typer.Option(help="Recipe JSON for this run.")] = None,
+    wait: Annotated[bool, typer.Option(help="Follow the new execution.")] = False,
+) -> None:
+    """Start a new execution for a finished job (refused while one runs)."""
+    client = studio(ctx)
+    checked = read_recipe(recipe)
+    previous = api_call(lambda: client.job(job_id)).get("execution_arn")
+    arn = api_call(lambda: client.reprocess(job_id, checked))
+    print(arn)
+    if wait:
+        raise typer.Exit(exit_code(follow(client, job_id, timeout=3600, since=previous)))

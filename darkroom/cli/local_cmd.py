@@ -1,0 +1,141 @@
+"""`darkroom demo` and `darkroom local up`: the embedded local cloud on this machine."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from darkroom import keys, names
+from darkroom.api.client import ApiClient
+from darkroom.aws.objects import Objects
+from darkroom.cli.connection import api_call
+from darkroom.cli.jobs_cmd import follow
+from darkroom.cli.studio_client import StudioClient, raw_files
+from darkroom.cli.thumbnail_cmd import drop_demo_images, show_thumbnails
+from darkroom.cli.view import console, err, transfer_bars
+from darkroom.jobs import SHAREABLE
+
+
+def demo(
+    input_dir: Annotated[
+        Path | None,
+        typer.Option("--input", help="A folder of RAW files (default: a generated shoot)."),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="Where the renditions go.")] = Path(
+        "darkroom-demo"
+    ),
+    count: Annotated[int, typer.Option(help="Files in the generated shoot.")] = 4,
+    port: Annotated[int, typer.Option(help="Local cloud port (0: any free port).")] = 0,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the job.")] = 600,
+) -> None:
+    """Start the local cloud, submit a shoot through the API, watch it, download it."""
+    from darkroom.local.cloud import LocalCloud, LocalCloudConfig
+
+    t0 = time.perf_counter()
+    state_dir = Path(tempfile.mkdtemp(prefix="darkroom-local-"))
+    succeeded = False
+    try:
+        with LocalCloud(LocalCloudConfig(port=port, state_dir=state_dir)) as cloud:
+            console.print(
+                f"local cloud on [bold]{cloud.endpoint_url}[/bold], API on "
+                f"[bold]{cloud.api_url}[/bold] (pool: {', '.join(cloud.instance_ids)})"
+            )
+            if input_dir is None:
+                from darkroom.imaging.fixtures import make_demo_shoot
+
+                shoot_dir = state_dir / "shoot"
+                files = make_demo_shoot(shoot_dir, count=count)
+                console.print(f"made a shoot of {len(files)} DNG files in {shoot_dir}")
+            else:
+                files = raw_files(input_dir)
+                if not files:
+                    err.print(f"[red]{input_dir}: no RAW files found[/red]")
+                    raise typer.Exit(2)
+            # Ordinary images take the direct S3 -> Lambda path while the RAW job runs.
+            s3 = cloud.client("s3")
+            thumb_keys = drop_demo_images(s3, state_dir / "thumbnail-demo")
+            client = StudioClient(ApiClient(cloud.api_url))
+            submitted = time.perf_counter()
+            with transfer_bars("uploading") as bars:
+                job_id = api_call(lambda: client.upload(files, name="darkroom demo", transfer=bars))
+            console.print(f"submitted job [bold]{job_id}[/bold]")
+            job = follow(client, job_id, timeout=timeout)
+            finished = time.perf_counter()
+            dest = out / job_id
+            paths: list[Path] = []
+            # A failed job has nothing to share; its panel above already says why.
+            if job["status"] in SHAREABLE:
+                with transfer_bars("downloading") as bars:
+                    paths = api_call(lambda: client.download(job_id, dest, bars))
+            thumbs_ok = show_thumbnails(
+                s3,
+                thumb_keys,
+                sizes=cloud.config.thumbnail_sizes,
+                download_to=out / "thumbnails",
+                console=console,
+            )
+            # Developing times are the worker's own, in the processed manifest: the API
+            # shows a studio its photos, not the pipeline's timings.
+            manifest = Objects(s3).get_json(
+                names.PROCESSED_BUCKET, keys.processed_manifest_key(job_id)
+            )
+        succeeded = job["status"] == "DONE" and thumbs_ok
+    finally:
+        if succeeded:
+            shutil.rmtree(state_dir, ignore_errors=True)
+        else:
+            # Whatever went wrong is in a function's or the worker's log: keep them.
+            err.print(f"logs of every function and worker kept in {state_dir / 'logs'}")
+    develop = sum(float(f.get("develop_seconds", 0)) for f in manifest.get("files", []))
+    job_seconds = finished - submitted
+    if paths:
+        console.print(f"\n{len(paths)} renditions in [bold]{dest.resolve()}[/bold]")
+    for sub in sorted({p.parent for p in paths}):
+        console.print(f"  {sub}/ ({sum(1 for p in paths if p.parent == sub)} files)")
+    console.print(
+        f"status {job['status']}; job {job_seconds:.1f}s (developing {develop:.1f}s, "
+        f"orchestration overhead {job_seconds - develop:.1f}s); demo wall time "
+        f"{time.perf_counter() - t0:.1f}s"
+    )
+    raise typer.Exit(0 if succeeded else 1)
+
+
+def local_up(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 4599,
+    api_port: Annotated[int, typer.Option(help="The API's port (0: any free port).")] = 0,
+    pool_size: Annotated[int, typer.Option(help="Pool instances (each runs the worker).")] = 1,
+    state_dir: Annotated[Path, typer.Option(help="Logs and instance scratch disks.")] = Path(
+        ".darkroom/local"
+    ),
+) -> None:
+    """Run the local cloud until interrupted; the first line is JSON with the endpoints."""
+    from darkroom.local.cloud import LocalCloud, LocalCloudConfig
+
+    cloud = LocalCloud(
+        LocalCloudConfig(port=port, api_port=api_port, pool_size=pool_size, state_dir=state_dir)
+    ).start()
+    print(json.dumps(cloud.endpoints()), flush=True)
+    console.print(
+        f"darkroom local cloud on {cloud.endpoint_url}, its API on {cloud.api_url}\n"
+        f"  export DARKROOM_API_URL={cloud.api_url}   # then: darkroom upload DIR\n"
+        f"  aws --endpoint-url {cloud.endpoint_url} s3 ls\n"
+        "  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local "
+        f"AWS_DEFAULT_REGION={cloud.config.region}\n"
+        f"logs in {cloud.state_dir / 'logs'}; Ctrl-C stops it"
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        cloud.stop()

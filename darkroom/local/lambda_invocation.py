@@ -1,0 +1,163 @@
+"""One invocation on a sandbox it has to itself, and what Lambda reports when the
+sandbox times out, crashes or fails to initialise (each of which costs the sandbox)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import signal
+import time
+from typing import Any
+
+from darkroom.local.lambda_logs import InvocationLog, platform_report
+from darkroom.local.lambda_sandbox import LOG_DRAIN_SECONDS, ChannelClosedError, Sandbox
+from darkroom.local.lambda_spec import InvocationResult, error_payload
+
+
+def run(
+    sandbox: Sandbox,
+    log: InvocationLog,
+    event: Any,
+    request_id: str,
+    *,
+    cold: bool,
+    init_timeout: float,
+) -> tuple[InvocationResult, bool]:
+    """The invocation's result, and whether the sandbox may serve another one."""
+    spec = sandbox.spec
+    init_ms: float | None = None
+    if cold:
+        started = time.monotonic()
+        # As in AWS, an init that overruns its limit still gets the function timeout.
+        init_limit = max(init_timeout, spec.timeout_seconds)
+        try:
+            ready = sandbox.receive(started + init_limit)
+        except ChannelClosedError:
+            return _crashed(sandbox, log, request_id, started), False
+        if ready is None:
+            return _timed_out(sandbox, log, request_id, init_limit), False
+        if ready["type"] == "init_error":
+            return _init_failed(sandbox, log, request_id, ready["error"]), False
+        init_ms = float(ready["init_ms"])
+    deadline_ms = int(time.time() * 1000 + spec.timeout_seconds * 1000)
+    started = time.monotonic()
+    try:
+        sandbox.send(
+            {
+                "id": request_id,
+                "event": event,
+                "deadline_ms": deadline_ms,
+                "invoked_function_arn": spec.arn,
+            }
+        )
+        response = sandbox.receive(started + spec.timeout_seconds)
+    except ChannelClosedError:
+        return _crashed(sandbox, log, request_id, started), False
+    if response is None:
+        return _timed_out(sandbox, log, request_id, spec.timeout_seconds), False
+    log.complete.wait(LOG_DRAIN_SECONDS)
+    sandbox.end_capture()
+    if response["type"] == "error":
+        payload = json.dumps(response["error"]).encode()
+        function_error: str | None = "Unhandled"
+    elif "payload_b64" in response:
+        payload, function_error = base64.b64decode(response["payload_b64"]), None
+    else:
+        payload, function_error = response["payload"].encode(), None
+    result = InvocationResult(
+        payload=payload,
+        function_error=function_error,
+        log_tail=log.tail(),
+        duration_ms=float(response["duration_ms"]),
+        request_id=request_id,
+        init_duration_ms=init_ms,
+    )
+    return result, True
+
+
+def _platform_log(
+    sandbox: Sandbox,
+    log: InvocationLog,
+    text: str,
+    request_id: str,
+    duration_ms: float,
+    status: str,
+) -> None:
+    report = platform_report(text, request_id, duration_ms, sandbox.spec.memory_mb, status)
+    sandbox.drain_logs()
+    sandbox.end_capture()
+    sandbox.sink.write(report)
+    log.feed(report)
+
+
+def _timed_out(
+    sandbox: Sandbox, log: InvocationLog, request_id: str, limit: float
+) -> InvocationResult:
+    sandbox.signal_group(signal.SIGKILL)
+    sandbox.exit_code()
+    message = f"{request_id} Task timed out after {limit:.2f} seconds"
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    _platform_log(sandbox, log, f"{stamp} {message}\n", request_id, limit * 1000, "Status: timeout")
+    return InvocationResult(
+        payload=error_payload("Sandbox.Timedout", message, request_id),
+        function_error="Unhandled",
+        log_tail=log.tail(),
+        duration_ms=limit * 1000,
+        request_id=request_id,
+    )
+
+
+def _crashed(
+    sandbox: Sandbox, log: InvocationLog, request_id: str, started: float
+) -> InvocationResult:
+    code = sandbox.exit_code()
+    duration_ms = (time.monotonic() - started) * 1000
+    message = f"RequestId: {request_id} Error: Runtime exited with error: {_exit_reason(code)}"
+    _platform_log(
+        sandbox,
+        log,
+        f"{message}\nRuntime.ExitError\n",
+        request_id,
+        duration_ms,
+        "Status: error\tError Type: Runtime.ExitError",
+    )
+    return InvocationResult(
+        payload=error_payload("Runtime.ExitError", message, request_id),
+        function_error="Unhandled",
+        log_tail=log.tail(),
+        duration_ms=duration_ms,
+        request_id=request_id,
+    )
+
+
+def _init_failed(
+    sandbox: Sandbox, log: InvocationLog, request_id: str, error: dict[str, Any]
+) -> InvocationResult:
+    sandbox.exit_code()
+    _platform_log(
+        sandbox,
+        log,
+        "",
+        request_id,
+        0.0,
+        f"Status: error\tError Type: {error.get('errorType', 'Runtime.Unknown')}",
+    )
+    return InvocationResult(
+        payload=json.dumps({**error, "requestId": request_id}).encode(),
+        function_error="Unhandled",
+        log_tail=log.tail(),
+        duration_ms=0.0,
+        request_id=request_id,
+    )
+
+
+def _exit_reason(code: int) -> str:
+    """Phrase an exit the way Lambda's Runtime.ExitError does."""
+    if code >= 0:
+        return f"exit status {code}"
+    try:
+        name = signal.strsignal(-code) or f"signal {-code}"
+    except ValueError:
+        name = f"signal {-code}"
+    return f"signal: {name.lower()}"

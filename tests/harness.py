@@ -1,0 +1,154 @@
+"""Direct AWS access to a running local cloud, for tests and benchmarks.
+
+`Studio` submits a job the way the API does underneath (the files, then the manifest
+that starts the pipeline, straight into the raw bucket) and reads what the pipeline
+leaves behind: the job record, its executions, the processed manifest and renditions.
+It skips the API's validation on purpose: tests use it to reach states the API refuses
+and to watch the pipeline itself. The product's one way in is the API
+(darkroom.cli.studio_client).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from darkroom import keys, names, pipeline
+from darkroom.aws.executions import Executions
+from darkroom.aws.job_store import JobStore
+from darkroom.aws.objects import Objects
+from darkroom.jobs import Job
+from darkroom.local.cloud import state_machine_arn
+from darkroom.recipes import parse_recipe
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a local cloud is and what its resources are called."""
+
+    session: boto3.session.Session
+    endpoint_url: str
+    raw_bucket: str
+    processed_bucket: str
+    jobs_table: str
+    state_machine_arn: str
+
+    @classmethod
+    def local(cls, endpoint_url: str, region: str = "us-east-1") -> Target:
+        session = boto3.session.Session(
+            aws_access_key_id="local", aws_secret_access_key="local", region_name=region
+        )
+        return cls(
+            session,
+            endpoint_url,
+            names.RAW_BUCKET,
+            names.PROCESSED_BUCKET,
+            names.JOBS_TABLE,
+            state_machine_arn(region),
+        )
+
+    def client(self, service: str) -> Any:
+        return self.session.client(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
+
+
+class Studio:
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.objects = Objects(target.client("s3"))
+        self.jobs = JobStore(target.jobs_table, target.client("dynamodb"))
+        self.executions = Executions(target.state_machine_arn, target.client("stepfunctions"))
+
+    def upload(
+        self,
+        files: Iterable[Path],
+        *,
+        job_id: str | None = None,
+        name: str | None = None,
+        recipe: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Upload every file, then the manifest: writing the manifest submits the job."""
+        job_id = keys.validate_job_id(job_id or keys.new_job_id())
+        files = list(files)
+        if not files:
+            raise ValueError("no RAW files to upload")
+        checked_recipe = parse_recipe(recipe).model_dump(mode="json") if recipe else None
+        for path in files:
+            self.objects.upload(
+                path,
+                self.target.raw_bucket,
+                keys.raw_key(job_id, path.name),
+                "application/octet-stream",
+            )
+        manifest: dict[str, Any] = {
+            "job_id": job_id,
+            "name": name or job_id,
+            "files": [{"name": p.name, "size": p.stat().st_size} for p in files],
+            "submitted_at": datetime.now(UTC).isoformat(),
+        }
+        if checked_recipe:
+            manifest["recipe"] = checked_recipe
+        self.objects.put_json(self.target.raw_bucket, keys.raw_manifest_key(job_id), manifest)
+        return job_id
+
+    def wait(
+        self,
+        job_id: str,
+        *,
+        timeout: float = 600.0,
+        poll: float = 0.5,
+        on_update: Callable[[Job | None], None] | None = None,
+        since_execution: str | None = None,
+    ) -> Job:
+        """Poll until the job is terminal under an execution other than `since_execution`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.jobs.find(job_id)
+            if on_update:
+                on_update(job)
+            if (
+                job is not None
+                and job.is_terminal
+                and job.execution_arn != since_execution
+                and not self._execution_running(job.execution_arn)
+            ):
+                return job
+            if time.monotonic() > deadline:
+                status = job.status if job else "not registered"
+                raise TimeoutError(f"job {job_id} still {status} after {timeout:.0f}s")
+            time.sleep(poll)
+
+    def _execution_running(self, execution_arn: str | None) -> bool:
+        # MarkDone writes the terminal status a moment before its execution ends; the job
+        # is finished only when the workflow is (the console would still show it running).
+        if not execution_arn:
+            return False
+        return self.executions.status(execution_arn) == "RUNNING"
+
+    def reprocess(self, job_id: str, recipe: Mapping[str, Any] | None = None) -> str:
+        return pipeline.reprocess(job_id, self.executions, self.jobs, recipe)
+
+    def manifest(self, job_id: str) -> dict[str, Any]:
+        document = self.objects.get_json(
+            self.target.processed_bucket, keys.processed_manifest_key(job_id)
+        )
+        assert isinstance(document, dict)
+        return document
+
+    def download(self, job_id: str, dest: Path) -> list[Path]:
+        """Every rendition the job's manifest lists, as dest/<rendition>/<file>."""
+        job = self.jobs.get(job_id)
+        if not job.is_terminal or (job.status == "FAILED" and not job.manifest_key):
+            raise RuntimeError(f"job {job_id} is {job.status}: nothing to download yet")
+        paths = []
+        for entry in self.manifest(job_id).get("files", []):
+            for rendition, meta in entry.get("outputs", {}).items():
+                path = dest / rendition / Path(meta["key"]).name
+                self.objects.download(self.target.processed_bucket, meta["key"], path)
+                paths.append(path)
+        return paths
