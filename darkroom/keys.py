@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import secrets
+from datetime import UTC, datetime
 from pathlib import PurePosixPath
 
 from darkroom.names import MANIFEST_NAME, PROCESSED_PREFIX, RAW_PREFIX
@@ -18,6 +20,12 @@ def validate_job_id(job_id: str) -> str:
             "(starting with a letter or digit)"
         )
     return job_id
+
+
+def new_job_id(now: datetime | None = None) -> str:
+    """A fresh job id: sortable by creation time, with random bits so ids never collide."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
+    return validate_job_id(f"{stamp}-{secrets.token_hex(3)}")
 
 
 def validate_file_name(name: str) -> str:

@@ -16,7 +16,8 @@ from moto import mock_aws
 from darkroom import keys, names
 from darkroom.api import tokens
 from darkroom.api.app import handle
-from darkroom.api.service import ApiService, iso
+from darkroom.api.models import iso
+from darkroom.api.service import ApiService
 from darkroom.aws.executions import Executions
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.objects import Objects
@@ -46,6 +47,7 @@ class Api:
         *,
         headers: dict[str, str] | None = None,
         query: dict[str, str] | None = None,
+        caller: str | None = None,
     ) -> tuple[int, dict[str, str], Any]:
         event: dict[str, Any] = {
             "version": "2.0",
@@ -61,12 +63,14 @@ class Api:
                 "domainName": "api.example.test",
                 "http": {"method": method, "path": path},
                 "requestId": "req-1",
+                "stage": "$default",
+                **({"authorizer": {"iam": {"userArn": caller}}} if caller else {}),
             },
             "isBase64Encoded": False,
         }
         if body is not None:
             event["body"] = body if isinstance(body, str) else json.dumps(body)
-        result = handle(event, self.service)
+        result = handle(event, None, self.service)
         content_type = result["headers"].get("content-type", "")
         parsed: Any = result.get("body", "")
         if content_type.startswith("application/json"):
@@ -298,6 +302,28 @@ def test_malformed_bodies_are_400_with_a_message(api: Api, body: Any) -> None:
     status, _, doc = api.call("POST", "/jobs", body)
     assert status == 400, doc
     assert doc["message"]
+
+
+def test_a_field_of_the_wrong_type_is_400_naming_it_and_so_is_a_body_that_is_not_json(
+    api: Api,
+) -> None:
+    status, _, doc = api.call("POST", "/jobs", {"files": [{"name": "a.dng", "size": "10"}]})
+    assert (status, doc["error"]) == (400, "bad_request")
+    assert "files[0].size" in doc["message"]
+    status, _, doc = api.call(
+        "POST", "/jobs", "files=a.dng", headers={"content-type": "text/plain"}
+    )
+    assert (status, doc["error"]) == (400, "bad_request"), doc
+
+
+def test_the_signing_caller_is_recorded_with_the_job(api: Api) -> None:
+    ann = "arn:aws:iam::123456789012:user/ann"
+    status, _, doc = api.call(
+        "POST", "/jobs", {"files": [{"name": "a.dng", "size": 1}]}, caller=ann
+    )
+    assert status == 201, doc
+    upload = api.service.uploads.get(doc["job_id"])
+    assert upload is not None and upload.created_by == ann
 
 
 def test_a_chosen_job_id_cannot_be_taken_twice(api: Api) -> None:
