@@ -8,7 +8,6 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
-    RequestUnsupportedContentType,
     RequestValidationError,
     ValidationException,
 )
@@ -39,9 +38,8 @@ app.include_router(shares.router)
 ERRORS: dict[type[Exception], tuple[int, ErrorCode]] = {
     BadRequest: (400, "bad_request"),
     RecipeError: (400, "bad_request"),
-    # The resolver's own request checks (it would answer 422 and 415).
+    # The resolver's own request checks (it would answer 422).
     RequestValidationError: (400, "bad_request"),
-    RequestUnsupportedContentType: (400, "bad_request"),
     NotFound: (404, "not_found"),
     Conflict: (409, "conflict"),
     JobBusy: (409, "conflict"),
@@ -113,6 +111,14 @@ def describe(exc: ValidationException) -> str:
     return "invalid request: " + "; ".join(problems)
 
 
+def _carries_other_than_json(event: dict[str, Any]) -> bool:
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    content_type = headers.get("content-type", "").strip().lower()
+    method = str(((event.get("requestContext") or {}).get("http") or {}).get("method", ""))
+    with_body = bool(event.get("body")) or method.upper() in ("POST", "PUT", "PATCH")
+    return with_body and bool(content_type) and not content_type.startswith("application/json")
+
+
 def _about_the_response(exc: RequestValidationError) -> bool:
     # The resolver reports a route's answer that fails its own model as a request error;
     # that is a fault here, not the client's.
@@ -123,8 +129,19 @@ def handle(
     event: dict[str, Any], context: LambdaContext | None, service: ApiService
 ) -> dict[str, Any]:
     """An HTTP API event (payload format 2.0) in, a proxy result out."""
-    app.append_context(**{SERVICE_KEY: service})
-    result = app.resolve(event, context)  # type: ignore[arg-type]
+    if _carries_other_than_json(event):
+        # The resolver would try forms and multipart, and fail on a malformed one.
+        message = "the request body must be JSON (Content-Type: application/json)"
+        body = ErrorBody(error="bad_request", message=message).model_dump_json()
+        result: dict[str, Any] = {
+            "statusCode": 400,
+            "headers": {"content-type": "application/json"},
+            "body": body,
+            "isBase64Encoded": False,
+        }
+    else:
+        app.append_context(**{SERVICE_KEY: service})
+        result = app.resolve(event, context)  # type: ignore[arg-type]
     headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
     result["statusCode"] = int(result["statusCode"])
     result["body"] = result.get("body") or ""

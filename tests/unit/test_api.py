@@ -310,10 +310,11 @@ def test_a_field_of_the_wrong_type_is_400_naming_it_and_so_is_a_body_that_is_not
     status, _, doc = api.call("POST", "/jobs", {"files": [{"name": "a.dng", "size": "10"}]})
     assert (status, doc["error"]) == (400, "bad_request")
     assert "files[0].size" in doc["message"]
-    status, _, doc = api.call(
-        "POST", "/jobs", "files=a.dng", headers={"content-type": "text/plain"}
-    )
-    assert (status, doc["error"]) == (400, "bad_request"), doc
+    for content_type in ("text/plain", "multipart/form-data", "application/x-www-form-urlencoded"):
+        status, _, doc = api.call(
+            "POST", "/jobs/j/reprocess", "{}", headers={"content-type": content_type}
+        )
+        assert (status, doc["error"]) == (400, "bad_request"), (content_type, doc)
 
 
 def test_the_signing_caller_is_recorded_with_the_job(api: Api) -> None:
