@@ -3,6 +3,7 @@ answered, and the headers every answer carries. `handle` is what the Lambda call
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -111,12 +112,23 @@ def describe(exc: ValidationException) -> str:
     return "invalid request: " + "; ".join(problems)
 
 
-def _carries_other_than_json(event: dict[str, Any]) -> bool:
+def _unreadable_body(event: dict[str, Any]) -> str | None:
+    """Why the request's body cannot be JSON text, before the resolver tries: it would
+    also parse forms and multipart, and fail on a malformed one or on bytes that are not
+    UTF-8."""
     headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
     content_type = headers.get("content-type", "").strip().lower()
     method = str(((event.get("requestContext") or {}).get("http") or {}).get("method", ""))
-    with_body = bool(event.get("body")) or method.upper() in ("POST", "PUT", "PATCH")
-    return with_body and bool(content_type) and not content_type.startswith("application/json")
+    body = event.get("body") or ""
+    sends_body = bool(body) or method.upper() in ("POST", "PUT", "PATCH")
+    if sends_body and content_type and not content_type.startswith("application/json"):
+        return "the request body must be JSON (Content-Type: application/json)"
+    if body and event.get("isBase64Encoded"):
+        try:
+            base64.b64decode(body).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return "the request body is not valid JSON (it is not UTF-8 text)"
+    return None
 
 
 def _about_the_response(exc: RequestValidationError) -> bool:
@@ -129,10 +141,9 @@ def handle(
     event: dict[str, Any], context: LambdaContext | None, service: ApiService
 ) -> dict[str, Any]:
     """An HTTP API event (payload format 2.0) in, a proxy result out."""
-    if _carries_other_than_json(event):
-        # The resolver would try forms and multipart, and fail on a malformed one.
-        message = "the request body must be JSON (Content-Type: application/json)"
-        body = ErrorBody(error="bad_request", message=message).model_dump_json()
+    problem = _unreadable_body(event)
+    if problem is not None:
+        body = ErrorBody(error="bad_request", message=problem).model_dump_json()
         result: dict[str, Any] = {
             "statusCode": 400,
             "headers": {"content-type": "application/json"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Iterator
@@ -48,6 +49,7 @@ class Api:
         headers: dict[str, str] | None = None,
         query: dict[str, str] | None = None,
         caller: str | None = None,
+        base64_body: bytes | None = None,
     ) -> tuple[int, dict[str, str], Any]:
         event: dict[str, Any] = {
             "version": "2.0",
@@ -70,6 +72,9 @@ class Api:
         }
         if body is not None:
             event["body"] = body if isinstance(body, str) else json.dumps(body)
+        if base64_body is not None:
+            event["body"] = base64.b64encode(base64_body).decode()
+            event["isBase64Encoded"] = True
         result = handle(event, None, self.service)
         content_type = result["headers"].get("content-type", "")
         parsed: Any = result.get("body", "")
@@ -315,6 +320,8 @@ def test_a_field_of_the_wrong_type_is_400_naming_it_and_so_is_a_body_that_is_not
             "POST", "/jobs/j/reprocess", "{}", headers={"content-type": content_type}
         )
         assert (status, doc["error"]) == (400, "bad_request"), (content_type, doc)
+    status, _, doc = api.call("POST", "/jobs/j/shares", base64_body=b"V\xff")
+    assert (status, doc["error"]) == (400, "bad_request"), doc
 
 
 def test_the_signing_caller_is_recorded_with_the_job(api: Api) -> None:
