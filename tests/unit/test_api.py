@@ -17,7 +17,7 @@ from moto import mock_aws
 from darkroom import keys, names
 from darkroom.api import tokens
 from darkroom.api.app import handle
-from darkroom.api.models import iso
+from darkroom.api.models import JobView, iso
 from darkroom.api.service import ApiService
 from darkroom.aws.executions import Executions
 from darkroom.aws.job_store import JobStore
@@ -223,6 +223,19 @@ def test_creating_a_job_returns_one_sigv4_put_url_per_file_signed_for_its_size(a
         "A.dng": "AWAITING_UPLOAD",
         "B.NEF": "AWAITING_UPLOAD",
     }
+
+
+def test_what_the_api_answers_for_a_job_reads_back_as_the_one_job_view(api: Api) -> None:
+    api.finish("done", {"A.dng": 1, "B.dng": 1})
+    _, _, doc = api.call("GET", "/jobs/done")
+    view = JobView.model_validate(doc)
+    assert (view.status, view.files_done, view.is_registered) == ("DONE", 2, True)
+    assert view.files is not None and set(view.files["A.dng"].outputs or {}) == {"web", "thumb"}
+    assert view.model_dump(mode="json") == doc
+    created = _create(api, {"c.dng": 1})
+    listed = api.call("GET", "/jobs")[2]["jobs"]
+    upload = JobView.model_validate(next(j for j in listed if j["job_id"] == created["job_id"]))
+    assert (upload.status, upload.is_registered, upload.files) == ("CREATED", False, None)
 
 
 def test_upload_urls_live_as_long_as_the_configured_expiry(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import difflib
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ import yaml
 from aws_lambda_powertools.event_handler import Request
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
+from darkroom import keys
 from darkroom.api import openapi, tokens
 from darkroom.api.context import base_url_of, caller_of, preferred_type, prefers_html
 from darkroom.api.routes import ROUTES, resolve, routes_of
@@ -167,3 +169,11 @@ def test_requests_to_a_deployed_api_are_signed_for_execute_api_in_its_region(
     assert "X-Amz-Date" in headers
     # The local cloud's API is open: nothing to sign.
     assert ApiTarget.resolve(api_url="http://127.0.0.1:4600").signer is None
+
+
+def test_new_job_ids_are_valid_sortable_by_creation_and_distinct() -> None:
+    early = keys.new_job_id(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    late = keys.new_job_id(datetime(2026, 1, 2, 3, 4, 6, tzinfo=UTC))
+    assert early.startswith("20260102-030405-") and keys.validate_job_id(early) == early
+    assert early < late
+    assert len({keys.new_job_id() for _ in range(50)}) == 50
