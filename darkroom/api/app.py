@@ -77,14 +77,9 @@ def _no_route(exc: NotFoundError) -> Response:
     event = app.current_event
     allowed = allowed_methods(event.path)
     if allowed:
-        return Response(
-            405,
-            "application/json",
-            ErrorBody(
-                error="method_not_allowed", message=f"{event.http_method} is not allowed here"
-            ).model_dump(mode="json"),
-            {"allow": ", ".join(allowed)},
-        )
+        refused = error(405, "method_not_allowed", f"{event.http_method} is not allowed here")
+        refused.headers["allow"] = ", ".join(allowed)
+        return refused
     return error(404, "not_found", "no such route")
 
 
