@@ -18,6 +18,9 @@ from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 DOCUMENT_PATH = Path(__file__).with_name("openapi.yaml")
 SIGV4 = "sigv4"
 SIGNED: list[dict[str, list[str]]] = [{SIGV4: []}]
+# A route open to anyone says so with openapi_extensions=PUBLIC (the resolver drops an
+# empty `security=[]`); every other route takes the document's default, SIGNED.
+PUBLIC: dict[str, Any] = {"security": []}
 
 DESCRIPTION = """\
 A studio's front door. Photographers create a job, upload its RAW files straight to

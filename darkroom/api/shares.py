@@ -34,6 +34,7 @@ from darkroom.api.models import (
     SharedRendition,
     iso,
 )
+from darkroom.api.openapi import PUBLIC
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.objects import Objects
 from darkroom.aws.presign import Presigner
@@ -199,9 +200,6 @@ class ShareOperations:
 # -- routes ---------------------------------------------------------------------------
 router = APIGatewayHttpRouter()
 Shares = Annotated[ShareOperations, Depends(current_service)]
-# The one route open to anyone: its token is the only key. Every other route takes the
-# document's default, SigV4 (see openapi.py).
-PUBLIC: dict[str, Any] = {"security": []}
 
 
 @router.post(
@@ -259,6 +257,7 @@ def revoke_share(job_id: str, share_id: str, shares: Shares) -> Response[None]:
             "text/html": {"schema": {"type": "string"}},
         },
     ),
+    # Open to anyone: the token is the only key.
     openapi_extensions=PUBLIC,
 )
 def open_share(token: str, shares: Shares, prefers_html: PrefersHtml) -> Response[Any]:
