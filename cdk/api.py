@@ -1,10 +1,11 @@
 """The delivery API: an API Gateway HTTP API in front of one Lambda function.
 
-Routes come from darkroom.api.routes.ROUTES (the table the core's router, the local
-gateway and openapi.yaml follow): IAM-signed for the studio's own routes, public only for
-a client's share link. The function (tasks.api.handler) presigns uploads to and downloads
-from the buckets, writes a job's submission manifest and reads the tables; its role
-holds exactly those calls (darkroom/api/service.py and the adapters in darkroom/aws/).
+Routes and their authorization come from the API's OpenAPI document, generated from the
+app (darkroom.api.routes.ROUTES): IAM-signed unless the operation states no security,
+which only a client's share link does. The function (tasks.api.handler) presigns uploads
+to and downloads from the buckets, writes a job's submission manifest and reads the
+tables; its role holds exactly those calls (darkroom/api/jobs.py, shares.py and the
+adapters in darkroom/aws/).
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ STAGE_BURST_LIMIT: Final = 100
 # The one public route: a guessed or leaked link must not be hammered at the stage rate.
 SHARE_RATE_LIMIT: Final = 5
 SHARE_BURST_LIMIT: Final = 10
-SHARE_ROUTE: Final = next(r for r in ROUTES if not r.iam)
-assert [r for r in ROUTES if not r.iam] == [SHARE_ROUTE], "one public route, the share link"
+# Unpacked, so a second public route fails the synth until someone decides its limits.
+(SHARE_ROUTE,) = (r for r in ROUTES if not r.iam)
 
 ACCESS_LOG_GROUP: Final = f"/aws/vendedlogs/apigateway/{names.API_NAME}"
 # One JSON object per request. The route key ("GET /share/{token}"), never the path:

@@ -23,8 +23,9 @@ def validate_job_id(job_id: str) -> str:
 
 
 def new_job_id(now: datetime | None = None) -> str:
+    """A fresh job id: sortable by creation time, with random bits so ids never collide."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{secrets.token_hex(3)}"
+    return validate_job_id(f"{stamp}-{secrets.token_hex(3)}")
 
 
 def validate_file_name(name: str) -> str:

@@ -34,4 +34,4 @@ service = ApiService(
 # Responses carry presigned URLs: they stay out of the traces.
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle(event, service)
+    return handle(event, context, service)

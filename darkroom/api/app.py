@@ -1,62 +1,155 @@
-"""The API's front: an HTTP API event in, a proxy result out, whatever happens inside."""
+"""The API as one Powertools resolver: its routers, its one table of how each failure is
+answered, and the headers every answer carries. `handle` is what the Lambda calls."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import base64
 from typing import Any
 
-from darkroom.api.http import (
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestValidationError,
+    ValidationException,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from darkroom.api import jobs, shares
+from darkroom.api.context import SERVICE_KEY
+from darkroom.api.errors import (
     ApiError,
     BadRequest,
-    MethodNotAllowed,
+    Conflict,
+    ErrorBody,
+    ErrorCode,
+    Gone,
     NotFound,
-    Request,
-    Response,
-    error_response,
-    request_from_event,
-    to_proxy_result,
+    TooLarge,
 )
-from darkroom.api.routes import resolve
 from darkroom.api.service import ApiService
+from darkroom.errors import JobBusy
 from darkroom.observability import logger
+from darkroom.recipes import RecipeError
+
+app = APIGatewayHttpResolver(enable_validation=True)
+app.include_router(jobs.router)
+app.include_router(shares.router)
+
+# Every failure a route answers on purpose, by class (or a base class).
+ERRORS: dict[type[Exception], tuple[int, ErrorCode]] = {
+    BadRequest: (400, "bad_request"),
+    RecipeError: (400, "bad_request"),
+    # The resolver's own request checks (it would answer 422).
+    RequestValidationError: (400, "bad_request"),
+    NotFound: (404, "not_found"),
+    Conflict: (409, "conflict"),
+    JobBusy: (409, "conflict"),
+    Gone: (410, "gone"),
+    TooLarge: (413, "too_large"),
+}
+
+# Every answer: nothing here may be cached by a browser or proxy (links expire, tokens
+# are secrets), and a browser must not guess types.
+COMMON_HEADERS = {"cache-control": "no-store", "x-content-type-options": "nosniff"}
 
 
-def dispatch(request: Request, service: ApiService) -> Response:
-    match = resolve(request.method, request.path)
-    route = match.route
-    if route is None:
-        if match.on_path:
-            allowed = ", ".join(sorted({r.method for r in match.on_path}))
-            return Response.json(
-                405,
-                MethodNotAllowed(f"{request.method} is not allowed here").body(),
-                allow=allowed,
-            )
-        raise NotFound("no such route")
-    operation = getattr(service, route.operation)
-    response: Response = operation(request, **match.params)
-    return response
+def error(status: int, code: ErrorCode, message: str, **details: Any) -> Response:
+    body = ErrorBody(error=code, message=message, **details)
+    return Response(status, "application/json", body.model_dump(mode="json"))
 
 
-def handle(event: Mapping[str, Any], service: ApiService) -> dict[str, Any]:
-    try:
-        request = request_from_event(event)
-    except (ValueError, TypeError) as exc:
-        return to_proxy_result(error_response(BadRequest(f"malformed request ({exc})")))
-    try:
-        response = dispatch(request, service)
-    except ApiError as exc:
-        if exc.status >= 500:
-            logger.error("api error", extra={"error": exc.body()})
-        response = error_response(exc)
-    except Exception:
-        # The method only: a share path carries its token, which logs must never hold.
-        logger.exception("unhandled error", extra={"method": request.method})
-        response = Response.json(
-            500,
-            {
-                "error": "internal",
-                "message": f"internal error; quote request id {request.request_id or '-'}",
-            },
-        )
-    return to_proxy_result(response)
+@app.exception_handler(list(ERRORS))
+def _refused(exc: Exception) -> Response:
+    if isinstance(exc, RequestValidationError) and _about_the_response(exc):
+        return _crashed(exc)
+    status, code = next(ERRORS[c] for c in type(exc).__mro__ if c in ERRORS)
+    if isinstance(exc, ApiError):
+        return error(status, code, exc.message, **exc.details)
+    if isinstance(exc, ValidationException):
+        return error(status, code, describe(exc))
+    return error(status, code, str(exc))
+
+
+@app.not_found
+def _no_route(exc: NotFoundError) -> Response:
+    from darkroom.api.routes import allowed_methods
+
+    event = app.current_event
+    allowed = allowed_methods(event.path)
+    if allowed:
+        refused = error(405, "method_not_allowed", f"{event.http_method} is not allowed here")
+        refused.headers["allow"] = ", ".join(allowed)
+        return refused
+    return error(404, "not_found", "no such route")
+
+
+@app.exception_handler(Exception)
+def _crashed(exc: Exception) -> Response:
+    event = app.current_event
+    # The method only: a share path carries its token, which logs must never hold.
+    logger.exception("unhandled error", extra={"method": event.http_method})
+    request_id = (event.raw_event.get("requestContext") or {}).get("requestId") or "-"
+    return error(500, "internal", f"internal error; quote request id {request_id}")
+
+
+def describe(exc: ValidationException) -> str:
+    """The resolver's findings as one message naming each field as the client wrote it."""
+    problems = []
+    for found in exc.errors()[:5]:
+        if found.get("type") == "json_invalid":
+            reason = (found.get("ctx") or {}).get("error", "")
+            return f"the request body is not valid JSON ({reason})"
+        loc = list(found.get("loc") or ())
+        if loc[:1] == ["body"]:
+            loc = loc[1:]
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
+        problems.append(f"{where.lstrip('.') or 'body'}: {found.get('msg', found.get('type'))}")
+    return "invalid request: " + "; ".join(problems)
+
+
+def _unreadable_body(event: dict[str, Any]) -> str | None:
+    """Why the request's body cannot be JSON text, before the resolver tries: it would
+    also parse forms and multipart, and fail on a malformed one or on bytes that are not
+    UTF-8."""
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    content_type = headers.get("content-type", "").strip().lower()
+    method = str(((event.get("requestContext") or {}).get("http") or {}).get("method", ""))
+    body = event.get("body") or ""
+    sends_body = bool(body) or method.upper() in ("POST", "PUT", "PATCH")
+    if sends_body and content_type and not content_type.startswith("application/json"):
+        return "the request body must be JSON (Content-Type: application/json)"
+    if body and event.get("isBase64Encoded"):
+        try:
+            base64.b64decode(body).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return "the request body is not valid JSON (it is not UTF-8 text)"
+    return None
+
+
+def _about_the_response(exc: RequestValidationError) -> bool:
+    # The resolver reports a route's answer that fails its own model as a request error;
+    # that is a fault here, not the client's.
+    return any(list(e.get("loc") or ())[:1] == ["response"] for e in exc.errors())
+
+
+def handle(
+    event: dict[str, Any], context: LambdaContext | None, service: ApiService
+) -> dict[str, Any]:
+    """An HTTP API event (payload format 2.0) in, a proxy result out."""
+    problem = _unreadable_body(event)
+    if problem is not None:
+        body = ErrorBody(error="bad_request", message=problem).model_dump_json()
+        result: dict[str, Any] = {
+            "statusCode": 400,
+            "headers": {"content-type": "application/json"},
+            "body": body,
+            "isBase64Encoded": False,
+        }
+    else:
+        app.append_context(**{SERVICE_KEY: service})
+        result = app.resolve(event, context)  # type: ignore[arg-type]
+    headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
+    result["statusCode"] = int(result["statusCode"])
+    result["body"] = result.get("body") or ""
+    result["headers"] = {**COMMON_HEADERS, **headers}
+    return result

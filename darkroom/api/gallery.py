@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Mapping
 from datetime import datetime
 from html import escape
-from typing import Any
 from urllib.parse import urlsplit
+
+from darkroom.api.models import SharedJob
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:72rem;padding:0 1rem;color:#222}
@@ -51,8 +51,8 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def content_security_policy(view: Mapping[str, Any]) -> str:
-    origins = sorted({_origin(f["preview_url"]) for f in view["files"] if f.get("preview_url")})
+def content_security_policy(shared: SharedJob) -> str:
+    origins = sorted({_origin(f.preview_url) for f in shared.files if f.preview_url})
     return "; ".join(
         [
             "default-src 'none'",
@@ -65,34 +65,34 @@ def content_security_policy(view: Mapping[str, Any]) -> str:
     )
 
 
-def render(view: Mapping[str, Any]) -> str:
-    job = view["job"]
-    title = escape(job.get("name") or job["job_id"])
+def render(shared: SharedJob) -> str:
+    job = shared.job
+    title = escape(job.name or job.job_id)
     items = []
-    for f in view["files"]:
-        name = escape(f["name"])
-        if f["status"] != "DONE":
+    for f in shared.files:
+        name = escape(f.name)
+        if f.status != "DONE":
             items.append(
                 f"<li><figure><figcaption>{name}</figcaption>"
                 f'<p class="failed">could not be developed</p></figure></li>'
             )
             continue
         links = "".join(
-            f'<li><a href="{escape(r["url"])}" download="{escape(r["filename"])}">'
-            f"{escape(r['rendition'])}</a> "
-            f"({r.get('width', '?')}\u00d7{r.get('height', '?')}, {_size(int(r.get('bytes', 0)))})"
+            f'<li><a href="{escape(r.url)}" download="{escape(r.filename)}">'
+            f"{escape(r.rendition)}</a> "
+            f"({r.width or '?'}\u00d7{r.height or '?'}, {_size(r.bytes or 0)})"
             "</li>"
-            for r in f["renditions"]
+            for r in f.renditions
         )
         preview = (
-            f'<img src="{escape(f["preview_url"])}" alt="{name}" loading="lazy">'
-            if f.get("preview_url")
+            f'<img src="{escape(f.preview_url)}" alt="{name}" loading="lazy">'
+            if f.preview_url
             else ""
         )
         items.append(
             f"<li><figure>{preview}<figcaption>{name}</figcaption><ul>{links}</ul></figure></li>"
         )
-    done, failed = job["files_done"], job["files_failed"]
+    done, failed = job.files_done, job.files_failed
     summary = f"{done} photo{'s' if done != 1 else ''}" + (
         f", {failed} could not be developed" if failed else ""
     )
@@ -109,8 +109,8 @@ def render(view: Mapping[str, Any]) -> str:
 <body>
 <header>
 <h1>{title}</h1>
-<p>{escape(summary)}. Download links stay valid for {view["links_expire_in"] // 60} minutes;
-reload the page for fresh ones. This share link expires on {escape(_when(view["expires_at"]))}.</p>
+<p>{escape(summary)}. Download links stay valid for {shared.links_expire_in // 60} minutes;
+reload the page for fresh ones. This share link expires on {escape(_when(shared.expires_at))}.</p>
 </header>
 <main>
 <ul class="gallery">

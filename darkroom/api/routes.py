@@ -1,11 +1,17 @@
-"""The API's routes: one table read by the core's router, the local gateway, the CDK
-construct (which declares each route, IAM-authorised where `iam` is true) and the tests
-that hold openapi.yaml to it."""
+"""The API's routes as the OpenAPI document declares them (generated from the app): what
+the CDK construct deploys and the local gateway serves, each with its authorization, and
+the matching of a path to a route as API Gateway does it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote
+
+from darkroom.api.openapi import SIGV4, document
+
+_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
 
 @dataclass(frozen=True)
@@ -13,7 +19,7 @@ class Route:
     method: str
     path: str  # API Gateway route syntax: /jobs/{job_id}
     operation: str  # the core's method name, also the OpenAPI operationId
-    iam: bool  # photographer/operator routes; False: public (share links)
+    iam: bool  # SigV4 (the studio's routes); False: open to anyone (share links)
 
     @property
     def key(self) -> str:
@@ -35,16 +41,28 @@ class Route:
         return params
 
 
-ROUTES: tuple[Route, ...] = (
-    Route("POST", "/jobs", "create_job", iam=True),
-    Route("GET", "/jobs", "list_jobs", iam=True),
-    Route("GET", "/jobs/{job_id}", "get_job", iam=True),
-    Route("POST", "/jobs/{job_id}/submit", "submit_job", iam=True),
-    Route("POST", "/jobs/{job_id}/reprocess", "reprocess_job", iam=True),
-    Route("POST", "/jobs/{job_id}/shares", "create_share", iam=True),
-    Route("DELETE", "/jobs/{job_id}/shares/{share_id}", "revoke_share", iam=True),
-    Route("GET", "/share/{token}", "open_share", iam=False),
-)
+def routes_of(doc: Mapping[str, Any]) -> tuple[Route, ...]:
+    """Every operation of an OpenAPI document, IAM-signed unless its security names no
+    SigV4 requirement (the document's default applies when an operation states none)."""
+    default = doc.get("security") or []
+    found = []
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            if method not in _METHODS:
+                continue
+            security = operation.get("security", default)
+            found.append(
+                Route(
+                    method=method.upper(),
+                    path=path,
+                    operation=operation["operationId"],
+                    iam=any(SIGV4 in requirement for requirement in security),
+                )
+            )
+    return tuple(found)
+
+
+ROUTES: tuple[Route, ...] = routes_of(document())
 
 
 def split_path(path: str) -> list[str]:
@@ -69,3 +87,8 @@ def resolve(method: str, path: str) -> Match:
             return Match(route, params)
         on_path.append(route)
     return Match(None, {}, tuple(on_path))
+
+
+def allowed_methods(path: str) -> list[str]:
+    """The methods some route serves at this path (none: no route has this path)."""
+    return sorted({r.method for r in resolve("", path).on_path})

@@ -1,61 +1,15 @@
-"""What the API accepts: request bodies, RAW file names, sizes and limits."""
+"""What the API accepts beyond the request models' shape: RAW file names, sizes and limits."""
 
 from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
 from pathlib import PurePosixPath
-from typing import Any, TypeVar
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from darkroom import keys
-from darkroom.api.http import BadRequest, TooLarge
+from darkroom.api.errors import BadRequest, TooLarge
+from darkroom.api.models import FileIn
 from darkroom.formats import not_raw_reason
-
-MAX_NAME_LENGTH = 200  # characters of a job's display name
-
-M = TypeVar("M", bound=BaseModel)
-
-
-class _Strict(BaseModel):
-    # Strict: "12" is not a size and true is not 1; unknown fields are mistakes.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class FileIn(_Strict):
-    name: str
-    size: int
-
-
-class CreateJobIn(_Strict):
-    files: list[FileIn] = Field(min_length=1)
-    name: str | None = Field(default=None, min_length=1, max_length=MAX_NAME_LENGTH)
-    recipe: dict[str, Any] | None = None
-    job_id: str | None = None
-
-
-class ReprocessIn(_Strict):
-    recipe: dict[str, Any] | None = None
-
-
-class CreateShareIn(_Strict):
-    expires_in: int | None = None
-
-
-def parse_body(model: type[M], document: dict[str, Any]) -> M:
-    try:
-        return model.model_validate(document)
-    except ValidationError as exc:
-        raise BadRequest(_describe(exc)) from exc
-
-
-def _describe(exc: ValidationError) -> str:
-    problems = []
-    for error in exc.errors(include_url=False)[:5]:
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
-        problems.append(f"{where.lstrip('.') or 'body'}: {error['msg']}")
-    return "invalid request: " + "; ".join(problems)
 
 
 def file_name_problem(name: str) -> str | None:

@@ -1,7 +1,8 @@
 """The local cloud's API gateway: HTTP on 127.0.0.1 -> the real darkroom-api function.
 
-Each request becomes an API Gateway HTTP API event (payload format 2.0, the format the
-CDK construct declares) and is handed to the function through Lambda's Invoke API on the
+Its routes are the API's OpenAPI document's (darkroom.api.routes), as the CDK construct
+deploys them. Each request becomes an API Gateway HTTP API event (payload format 2.0, the
+format the construct declares) and is handed to the function through Lambda's Invoke API on the
 local moto server, the same path every other function of the local cloud runs by. Like
 API Gateway, the gateway itself answers a request no route matches (404), a body over
 10 MB (413) and a function that failed (500), each as {"message": ...}.

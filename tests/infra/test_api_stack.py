@@ -8,8 +8,10 @@ import re
 from typing import Any
 
 import pytest
+import yaml
 
 from darkroom import names
+from darkroom.api.openapi import DOCUMENT_PATH
 from darkroom.api.routes import ROUTES
 from darkroom.names import Function
 from darkroom.settings import ApiSettings, env_key, env_keys, env_text
@@ -52,13 +54,28 @@ def api_function(synth: Synth) -> dict[str, Any]:
     return resource
 
 
-# -- the API and its routes -------------------------------------------------------------
-def test_every_route_in_the_routes_table_exists_with_its_authorization(synth: Synth) -> None:
-    declared = routes(synth)
-    assert {key: props["AuthorizationType"] for key, props in declared.items()} == {
-        route.key: "AWS_IAM" if route.iam else "NONE" for route in ROUTES
+def documented_security() -> dict[str, list[dict[str, Any]]]:
+    """RouteKey -> the security the committed OpenAPI document states for the operation."""
+    doc = yaml.safe_load(DOCUMENT_PATH.read_text(encoding="utf-8"))
+    return {
+        f"{method.upper()} {path}": operation.get("security", doc.get("security", []))
+        for path, item in doc["paths"].items()
+        for method, operation in item.items()
     }
+
+
+# -- the API and its routes -------------------------------------------------------------
+def test_every_documented_route_is_deployed_iam_signed_but_the_share_link(synth: Synth) -> None:
+    declared = routes(synth)
+    documented = documented_security()
+    assert set(declared) == set(documented), "the template's routes are the document's"
     for key, props in declared.items():
+        if key == SHARE_ROUTE_KEY:
+            assert documented[key] == [], key
+            assert props["AuthorizationType"] == "NONE", key
+        else:
+            assert documented[key] == [{"sigv4": []}], key
+            assert props["AuthorizationType"] == "AWS_IAM", key
         assert "AuthorizerId" not in props, f"{key}: IAM needs no authorizer resource"
 
 

@@ -1,9 +1,8 @@
-"""The OpenAPI document against the running API: property-based requests to every
-route (schemathesis), over real HTTP to the local cloud's gateway and function."""
+"""The committed OpenAPI document (generated from the app) against the running API:
+property-based requests to every route (schemathesis), over real HTTP to the local
+cloud's gateway and function."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 import schemathesis
@@ -16,12 +15,12 @@ from schemathesis.checks import (
 )
 
 from darkroom.api.client import ApiClient
+from darkroom.api.openapi import DOCUMENT_PATH
 from darkroom.cli.studio_client import StudioClient
 from darkroom.imaging.fixtures import make_demo_shoot
 from darkroom.local.cloud import LocalCloud
 
 pytestmark = pytest.mark.integration
-OPENAPI = Path(__file__).resolve().parents[2] / "darkroom" / "api" / "openapi.yaml"
 # Auth is IAM in AWS and open locally, so the auth checks do not apply here.
 CHECKS = [
     not_a_server_error,
@@ -33,7 +32,7 @@ CHECKS = [
 
 # Loaded eagerly: the lazy (fixture) loader does not run under this pytest; the base
 # URL, known only once the local cloud runs, is given per call instead.
-schema = schemathesis.openapi.from_path(OPENAPI)
+schema = schemathesis.openapi.from_path(DOCUMENT_PATH)
 # Valid requests and invalid ones (wrong types, missing fields, bad JSON): neither may
 # ever get a 5xx, and both must get an answer the document describes.
 schema.config.generation.update(modes=list(schemathesis.GenerationMode))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Iterator
@@ -16,7 +17,8 @@ from moto import mock_aws
 from darkroom import keys, names
 from darkroom.api import tokens
 from darkroom.api.app import handle
-from darkroom.api.service import ApiService, iso
+from darkroom.api.models import JobView, iso
+from darkroom.api.service import ApiService
 from darkroom.aws.executions import Executions
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.objects import Objects
@@ -47,6 +49,8 @@ class Api:
         *,
         headers: dict[str, str] | None = None,
         query: dict[str, str] | None = None,
+        caller: str | None = None,
+        base64_body: bytes | None = None,
     ) -> tuple[int, dict[str, str], Any]:
         event: dict[str, Any] = {
             "version": "2.0",
@@ -62,12 +66,17 @@ class Api:
                 "domainName": "api.example.test",
                 "http": {"method": method, "path": path},
                 "requestId": "req-1",
+                "stage": "$default",
+                **({"authorizer": {"iam": {"userArn": caller}}} if caller else {}),
             },
             "isBase64Encoded": False,
         }
         if body is not None:
             event["body"] = body if isinstance(body, str) else json.dumps(body)
-        result = handle(event, self.service)
+        if base64_body is not None:
+            event["body"] = base64.b64encode(base64_body).decode()
+            event["isBase64Encoded"] = True
+        result = handle(event, None, self.service)
         content_type = result["headers"].get("content-type", "")
         parsed: Any = result.get("body", "")
         if content_type.startswith("application/json"):
@@ -210,6 +219,19 @@ def test_creating_a_job_returns_one_sigv4_put_url_per_file_signed_for_its_size(a
     }
 
 
+def test_what_the_api_answers_for_a_job_reads_back_as_the_one_job_view(api: Api) -> None:
+    api.finish("done", {"A.dng": 1, "B.dng": 1})
+    _, _, doc = api.call("GET", "/jobs/done")
+    view = JobView.model_validate(doc)
+    assert (view.status, view.files_done, view.is_registered) == ("DONE", 2, True)
+    assert view.files is not None and set(view.files["A.dng"].outputs or {}) == {"web", "thumb"}
+    assert view.model_dump(mode="json") == doc
+    created = _create(api, {"c.dng": 1})
+    listed = api.call("GET", "/jobs")[2]["jobs"]
+    upload = JobView.model_validate(next(j for j in listed if j["job_id"] == created["job_id"]))
+    assert (upload.status, upload.is_registered, upload.files) == ("CREATED", False, None)
+
+
 def test_upload_urls_live_as_long_as_the_configured_expiry(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -292,6 +314,31 @@ def test_malformed_bodies_are_400_with_a_message(api: Api, body: Any) -> None:
     status, _, doc = api.call("POST", "/jobs", body)
     assert status == 400, doc
     assert doc["message"]
+
+
+def test_a_field_of_the_wrong_type_is_400_naming_it_and_so_is_a_body_that_is_not_json(
+    api: Api,
+) -> None:
+    status, _, doc = api.call("POST", "/jobs", {"files": [{"name": "a.dng", "size": "10"}]})
+    assert (status, doc["error"]) == (400, "bad_request")
+    assert "files[0].size" in doc["message"]
+    for content_type in ("text/plain", "multipart/form-data", "application/x-www-form-urlencoded"):
+        status, _, doc = api.call(
+            "POST", "/jobs/j/reprocess", "{}", headers={"content-type": content_type}
+        )
+        assert (status, doc["error"]) == (400, "bad_request"), (content_type, doc)
+    status, _, doc = api.call("POST", "/jobs/j/shares", base64_body=b"V\xff")
+    assert (status, doc["error"]) == (400, "bad_request"), doc
+
+
+def test_the_signing_caller_is_recorded_with_the_job(api: Api) -> None:
+    ann = "arn:aws:iam::123456789012:user/ann"
+    status, _, doc = api.call(
+        "POST", "/jobs", {"files": [{"name": "a.dng", "size": 1}]}, caller=ann
+    )
+    assert status == 201, doc
+    upload = api.service.uploads.get(doc["job_id"])
+    assert upload is not None and upload.created_by == ann
 
 
 def test_a_chosen_job_id_cannot_be_taken_twice(api: Api) -> None:

@@ -1,41 +1,87 @@
-"""The API's contract pieces that need no AWS: routes vs. the OpenAPI document, content
-negotiation, event parsing and share tokens."""
+"""The API's contract pieces that need no AWS: the generated OpenAPI document and the
+routes and authorization everything derives from it, content negotiation, what a route
+reads from the event, and share tokens."""
 
 from __future__ import annotations
 
 import base64
-from pathlib import Path
+import difflib
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import yaml
+from aws_lambda_powertools.event_handler import Request
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
-from darkroom.api import tokens
-from darkroom.api.http import preferred_type, request_from_event
-from darkroom.api.routes import ROUTES, resolve
+from darkroom import keys
+from darkroom.api import openapi, tokens
+from darkroom.api.context import base_url_of, caller_of, preferred_type, prefers_html
+from darkroom.api.routes import ROUTES, resolve, routes_of
 
-OPENAPI = Path(__file__).resolve().parents[2] / "darkroom" / "api" / "openapi.yaml"
+REGENERATE = "python -m darkroom.api.openapi"
+SHARE_ROUTES = {"GET /share/{token}"}
 
 
-def test_the_openapi_document_describes_exactly_the_routes_the_api_serves() -> None:
-    doc = yaml.safe_load(OPENAPI.read_text())
+def test_the_committed_openapi_document_is_the_one_the_app_generates() -> None:
+    committed = openapi.DOCUMENT_PATH.read_text(encoding="utf-8")
+    expected = openapi.render()
+    if committed != expected:
+        diff = "".join(
+            difflib.unified_diff(
+                committed.splitlines(keepends=True),
+                expected.splitlines(keepends=True),
+                "committed",
+                "generated",
+                n=1,
+            )
+        )
+        pytest.fail(f"openapi.yaml is stale; run `{REGENERATE}`:\n{diff[:4000]}")
+
+
+def test_the_routes_everything_deploys_are_the_documents_operations() -> None:
+    doc = yaml.safe_load(openapi.DOCUMENT_PATH.read_text(encoding="utf-8"))
     documented = {
         (method.upper(), path, op["operationId"])
         for path, item in doc["paths"].items()
         for method, op in item.items()
-        if method in {"get", "post", "put", "delete", "patch"}
     }
     assert documented == {(r.method, r.path, r.operation) for r in ROUTES}
+    assert len(ROUTES) == 8
 
 
-def test_only_the_share_route_is_open_and_every_other_route_needs_iam() -> None:
-    doc = yaml.safe_load(OPENAPI.read_text())
-    for route in ROUTES:
-        security = doc["paths"][route.path][route.method.lower()]["security"]
-        assert (security == [{"sigv4": []}]) is route.iam, route
-    assert [r.key for r in ROUTES if not r.iam] == ["GET /share/{token}"]
+def test_every_operation_states_its_authorization_sigv4_except_the_share_link() -> None:
+    doc = yaml.safe_load(openapi.DOCUMENT_PATH.read_text(encoding="utf-8"))
+    assert doc["security"] == [{"sigv4": []}], "a route that says nothing is signed"
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            key = f"{method.upper()} {path}"
+            assert "security" in op, key
+            assert op["security"] == ([] if key in SHARE_ROUTES else [{"sigv4": []}]), key
+    assert {r.key for r in ROUTES if not r.iam} == SHARE_ROUTES
 
 
-def test_routes_resolve_with_their_parameters() -> None:
+def test_an_operation_without_its_own_security_takes_the_signed_default() -> None:
+    doc: dict[str, Any] = {
+        "security": [{"sigv4": []}],
+        "paths": {
+            "/a": {"get": {"operationId": "a"}, "post": {"operationId": "b", "security": []}}
+        },
+    }
+    assert [(r.key, r.iam) for r in routes_of(doc)] == [("GET /a", True), ("POST /a", False)]
+
+
+def test_validation_answers_are_documented_as_400_with_the_error_body() -> None:
+    doc = openapi.document()
+    for item in doc["paths"].values():
+        for op in item.values():
+            assert "422" not in op["responses"], op["operationId"]
+            error = op["responses"]["400"]["content"]["application/json"]["schema"]
+            assert error == {"$ref": "#/components/schemas/ErrorBody"}
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+
+
+def test_routes_resolve_with_their_parameters_as_the_gateway_matches_them() -> None:
     match = resolve("DELETE", "/jobs/j-1/shares/abc")
     assert match.route is not None and match.route.operation == "revoke_share"
     assert match.params == {"job_id": "j-1", "share_id": "abc"}
@@ -61,27 +107,35 @@ def test_html_is_chosen_only_when_the_client_prefers_it(accept: str, expected: s
     assert preferred_type(accept) == expected
 
 
-def test_an_http_api_event_becomes_a_request() -> None:
-    request = request_from_event(
-        {
-            "rawPath": "/jobs",
-            "headers": {"Host": "h.example", "X-Forwarded-Proto": "https"},
-            "queryStringParameters": {"limit": "5"},
-            "body": base64.b64encode(b'{"files": []}').decode(),
-            "isBase64Encoded": True,
-            "requestContext": {
-                "domainName": "abc.execute-api.eu-west-1.amazonaws.com",
-                "http": {"method": "post"},
-                "authorizer": {"iam": {"userArn": "arn:aws:iam::1:user/ann"}},
-                "requestId": "r1",
-            },
-        }
-    )
-    assert request.method == "POST"
-    assert request.json() == {"files": []}
-    assert request.base_url == "https://abc.execute-api.eu-west-1.amazonaws.com"
-    assert request.caller == "arn:aws:iam::1:user/ann"
-    assert request.query == {"limit": "5"}
+def _request(event: dict[str, Any]) -> Request:
+    return Request("/jobs", {}, APIGatewayProxyEventV2(event), {})
+
+
+def test_a_route_reads_the_caller_the_base_url_and_the_preferred_type_from_the_event() -> None:
+    event = {
+        "rawPath": "/jobs",
+        "headers": {"host": "h.example", "x-forwarded-proto": "https", "accept": "text/html"},
+        "requestContext": {
+            "domainName": "abc.execute-api.eu-west-1.amazonaws.com",
+            "http": {"method": "POST"},
+            "authorizer": {"iam": {"userArn": "arn:aws:iam::1:user/ann"}},
+            "requestId": "r1",
+            "stage": "$default",
+        },
+    }
+    request = _request(event)
+    assert caller_of(request) == "arn:aws:iam::1:user/ann"
+    assert base_url_of(request) == "https://abc.execute-api.eu-west-1.amazonaws.com"
+    assert prefers_html(request)
+    # The local gateway: no authorizer, plain HTTP, the host it listens on.
+    local = {
+        "rawPath": "/jobs",
+        "headers": {"host": "127.0.0.1:4600", "x-forwarded-proto": "http"},
+        "requestContext": {"http": {"method": "GET"}, "stage": "$default"},
+    }
+    assert caller_of(_request(local)) is None
+    assert base_url_of(_request(local)) == "http://127.0.0.1:4600"
+    assert not prefers_html(_request(local))
 
 
 def test_share_tokens_carry_256_random_bits_and_parse_back_to_their_id() -> None:
@@ -115,3 +169,11 @@ def test_requests_to_a_deployed_api_are_signed_for_execute_api_in_its_region(
     assert "X-Amz-Date" in headers
     # The local cloud's API is open: nothing to sign.
     assert ApiTarget.resolve(api_url="http://127.0.0.1:4600").signer is None
+
+
+def test_new_job_ids_are_valid_sortable_by_creation_and_distinct() -> None:
+    early = keys.new_job_id(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    late = keys.new_job_id(datetime(2026, 1, 2, 3, 4, 6, tzinfo=UTC))
+    assert early.startswith("20260102-030405-") and keys.validate_job_id(early) == early
+    assert early < late
+    assert len({keys.new_job_id() for _ in range(50)}) == 50

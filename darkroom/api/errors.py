@@ -1,0 +1,86 @@
+"""The answers other than success. Each is sent as JSON {"error", "message", ...}; the
+status and code of each class are in the app's one exception-handler table (app.py)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from darkroom import keys
+
+
+class ApiError(Exception):
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class BadRequest(ApiError):
+    pass
+
+
+class NotFound(ApiError):
+    pass
+
+
+class Conflict(ApiError):
+    pass
+
+
+class Gone(ApiError):
+    pass
+
+
+class TooLarge(ApiError):
+    pass
+
+
+ErrorCode = Literal[
+    "bad_request", "not_found", "method_not_allowed", "conflict", "gone", "too_large", "internal"
+]
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: a stable code, a message for people, and details by error."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: ErrorCode
+    message: str
+
+
+def known_job_id(value: str) -> str:
+    """A job id from a path; one that cannot exist is simply not found."""
+    try:
+        return keys.validate_job_id(value)
+    except ValueError as exc:
+        raise NotFound(f"job {value!r} not found") from exc
+
+
+# What each error status means, as the OpenAPI document says it.
+_MEANINGS = {
+    400: "Bad input; the message names what and why.",
+    404: "No such job, share or link.",
+    409: "The job is not in a state that allows this.",
+    410: "The link expired or was revoked.",
+    413: "More files or bytes than a job may have.",
+}
+
+
+def answers(
+    status: int, description: str, *errors: int, content: dict[str, Any] | None = None
+) -> dict[int, Any]:
+    """A route's documented responses: its success (by default the route's return type, in
+    JSON) and its errors."""
+    success: dict[str, Any] = {"description": description}
+    if content is not None:
+        success["content"] = content
+    documented: dict[int, Any] = {status: success}
+    for error in errors:
+        documented[error] = {
+            "description": _MEANINGS[error],
+            "content": {"application/json": {"model": ErrorBody}},
+        }
+    return documented

@@ -1,0 +1,398 @@
+"""The photographer's job routes: declare a job, upload, submit, follow, list, reprocess."""
+
+from __future__ import annotations
+
+import base64
+import heapq
+import itertools
+import json
+from collections.abc import Callable, Iterator, Mapping
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.depends import Depends
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from botocore.exceptions import ClientError
+
+from darkroom import keys, pipeline
+from darkroom.api.context import Caller, current_service
+from darkroom.api.errors import BadRequest, Conflict, NotFound, answers, known_job_id
+from darkroom.api.models import (
+    CreatedJob,
+    CreateJobIn,
+    FileView,
+    FileViewStatus,
+    JobPage,
+    JobView,
+    ReprocessIn,
+    Reprocessing,
+    Submitted,
+    UploadUrl,
+    iso,
+)
+from darkroom.api.validation import check_files
+from darkroom.aws.executions import Executions
+from darkroom.aws.job_store import JobStore
+from darkroom.aws.objects import Objects
+from darkroom.aws.presign import Presigner
+from darkroom.aws.uploads import (
+    RETENTION_SECONDS,
+    DeclaredFile,
+    JobExists,
+    Upload,
+    UploadStatus,
+    UploadStore,
+)
+from darkroom.errors import JobNotFound
+from darkroom.jobs import Job, JobStatus, created_key, utc_now
+from darkroom.observability import logger
+from darkroom.recipes import parse_recipe
+from darkroom.settings import ApiSettings
+
+DEFAULT_PAGE = 20
+MAX_PAGE = 100
+_FAILED_EXECUTION = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
+
+
+class JobOperations:
+    """What each job route does; ApiService supplies the settings and adapters."""
+
+    settings: ApiSettings
+    jobs: JobStore
+    uploads: UploadStore
+    objects: Objects
+    presigner: Presigner
+    executions: Executions
+    clock: Callable[[], float]
+
+    def create_job(self, body: CreateJobIn, caller: str | None) -> CreatedJob:
+        s = self.settings
+        check_files(
+            body.files,
+            max_file_bytes=s.max_file_bytes,
+            max_job_bytes=s.max_job_bytes,
+            max_files=s.max_files_per_job,
+        )
+        recipe = None
+        if body.recipe is not None:
+            recipe = parse_recipe(body.recipe).model_dump(mode="json")
+        if body.job_id is not None:
+            try:
+                job_id = keys.validate_job_id(body.job_id)
+            except ValueError as exc:
+                raise BadRequest(str(exc)) from exc
+            if self.jobs.find(job_id) is not None:
+                raise Conflict(f"job {job_id} already exists")
+        else:
+            job_id = keys.new_job_id()
+        now = self.clock()
+        upload = Upload(
+            job_id=job_id,
+            status=UploadStatus.CREATED,
+            files=tuple(DeclaredFile(name=f.name, size=f.size) for f in body.files),
+            created_at=utc_now(),
+            name=body.name,
+            recipe=recipe,
+            created_by=caller,
+            expires_ttl=int(now) + RETENTION_SECONDS,
+        )
+        try:
+            self.uploads.create(upload)
+        except JobExists as exc:
+            raise Conflict(str(exc)) from exc
+        expires_in = s.upload_url_expiry_seconds
+        uploads = [
+            UploadUrl(
+                name=f.name,
+                size=f.size,
+                method="PUT",
+                url=self.presigner.put(
+                    s.raw_bucket, keys.raw_key(job_id, f.name), f.size, expires_in
+                ),
+                headers={"Content-Length": str(f.size)},
+            )
+            for f in upload.files
+        ]
+        logger.info("job created", extra={"job_id": job_id, "files": len(uploads)})
+        return CreatedJob(
+            job_id=job_id,
+            name=upload.name,
+            status="CREATED",
+            expires_at=iso(now + expires_in),
+            expires_in=expires_in,
+            uploads=uploads,
+        )
+
+    def list_jobs(self, limit: int, after: str | None) -> JobPage:
+        before = self._cursor(after)
+        page = list(itertools.islice(self._newest(before, limit + 1), limit + 1))
+        next_cursor = _encode_cursor(page[limit - 1]) if len(page) > limit else None
+        views = [
+            self._job_view(r, None) if isinstance(r, Job) else self._upload_view(r, None)
+            for r in page[:limit]
+        ]
+        return JobPage(jobs=[view.summary() for view in views], next_cursor=next_cursor)
+
+    def _newest(self, before: str | None, page_size: int) -> Iterator[Job | Upload]:
+        """Jobs and uploads newest first, from both tables' listing indexes.
+
+        A job the pipeline registered keeps its upload record for a while; the job's own
+        record stands for it (as GET /jobs/{id} answers), so its upload is skipped."""
+        merged: Iterator[Job | Upload] = heapq.merge(
+            self.jobs.newest(before=before, page_size=page_size),
+            self.uploads.newest(before=before, page_size=page_size),
+            key=lambda record: record.created_key,
+            reverse=True,
+        )
+        while chunk := list(itertools.islice(merged, page_size)):
+            registered = self.jobs.registered(r.job_id for r in chunk if isinstance(r, Upload))
+            yield from (r for r in chunk if not (isinstance(r, Upload) and r.job_id in registered))
+
+    def get_job(self, job_id: str) -> JobView:
+        job_id = known_job_id(job_id)
+        upload = self.uploads.get(job_id)
+        job = self.jobs.find(job_id)
+        if job is not None:
+            return self._job_view(job, upload, with_state=True)
+        if upload is None:
+            raise NotFound(f"job {job_id} not found")
+        uploaded = self._uploaded(job_id) if upload.status is UploadStatus.CREATED else None
+        view = self._upload_view(upload, uploaded)
+        if upload.status is UploadStatus.SUBMITTED:
+            view = self._failed_before_registering(view)
+        return view
+
+    def submit_job(self, job_id: str) -> Submitted:
+        job_id = known_job_id(job_id)
+        upload = self.uploads.get(job_id)
+        if upload is None:
+            if self.jobs.find(job_id) is not None:
+                raise Conflict(f"job {job_id} was already submitted")
+            raise NotFound(f"job {job_id} not found")
+        if upload.status is UploadStatus.CREATED:
+            present = self._uploaded(job_id)
+            problems: list[dict[str, Any]] = [
+                {"name": f.name, "expected_size": f.size, "actual_size": present.get(f.name)}
+                for f in upload.files
+                if present.get(f.name) != f.size
+            ]
+            if problems:
+                missing = [p["name"] for p in problems if p["actual_size"] is None]
+                wrong = [p["name"] for p in problems if p["actual_size"] is not None]
+                parts = []
+                if missing:
+                    parts.append(f"not uploaded: {', '.join(missing)}")
+                if wrong:
+                    parts.append(f"not the declared size: {', '.join(wrong)}")
+                raise Conflict(
+                    f"job {job_id} cannot be submitted yet; " + "; ".join(parts), files=problems
+                )
+            submitted_at = utc_now()
+            manifest: dict[str, Any] = {
+                "job_id": job_id,
+                "name": upload.name or job_id,
+                "files": [{"name": f.name, "size": f.size} for f in upload.files],
+                "submitted_at": submitted_at,
+            }
+            if upload.recipe is not None:
+                manifest["recipe"] = dict(upload.recipe)
+            # The manifest first: writing it starts the job; a retry after a failure in
+            # between writes it again, which starts nothing new (executions are named
+            # after the job).
+            self.objects.put_json(self.settings.raw_bucket, keys.raw_manifest_key(job_id), manifest)
+            upload = self.uploads.mark_submitted(job_id, submitted_at)
+            logger.info("job submitted", extra={"job_id": job_id})
+        return Submitted(job_id=job_id, status="SUBMITTED", submitted_at=upload.submitted_at)
+
+    def reprocess_job(self, job_id: str, body: ReprocessIn) -> Reprocessing:
+        job_id = known_job_id(job_id)
+        try:
+            arn = pipeline.reprocess(job_id, self.executions, self.jobs, body.recipe)
+        except JobNotFound as exc:
+            if self.uploads.get(job_id) is not None:
+                raise Conflict(
+                    f"job {job_id} has not been processed yet; reprocess it once it has finished"
+                ) from exc
+            raise NotFound(f"job {job_id} not found") from exc
+        return Reprocessing(job_id=job_id, execution_arn=arn)
+
+    # -- views ------------------------------------------------------------------------
+    def _job_view(self, job: Job, upload: Upload | None, *, with_state: bool = False) -> JobView:
+        return JobView.of_job(
+            job,
+            submitted_at=upload.submitted_at if upload else None,
+            state=self._current_state(job.execution_arn) if with_state else None,
+        )
+
+    def _upload_view(self, upload: Upload, uploaded: Mapping[str, int] | None) -> JobView:
+        files: dict[str, FileView] = {}
+        for f in upload.files:
+            status: FileViewStatus
+            if upload.status is UploadStatus.SUBMITTED:
+                status = "PENDING"
+            elif uploaded is not None and uploaded.get(f.name) == f.size:
+                status = "UPLOADED"
+            else:
+                status = "AWAITING_UPLOAD"
+            files[f.name] = FileView(status=status, size=f.size)
+        return JobView(
+            job_id=upload.job_id,
+            name=upload.name,
+            status=upload.status.value,
+            files_total=len(upload.files),
+            files_done=0,
+            files_failed=0,
+            attempt=0,
+            created_at=upload.created_at,
+            updated_at=upload.submitted_at or upload.created_at,
+            submitted_at=upload.submitted_at,
+            files=dict(sorted(files.items())),
+        )
+
+    def _failed_before_registering(self, view: JobView) -> JobView:
+        """A submitted job whose execution failed before RegisterJob wrote its record
+        (a bad manifest, say) would otherwise look SUBMITTED forever."""
+        arn = self.executions.arn_for(pipeline.execution_name(view.job_id))
+        try:
+            execution = self.executions.describe(arn)
+        except ClientError:
+            return view
+        if execution.get("status") not in _FAILED_EXECUTION:
+            return view
+        return view.model_copy(
+            update={
+                "status": JobStatus.FAILED.value,
+                "execution_arn": arn,
+                "error": execution.get("error") or "JobFailed",
+                "cause": execution.get("cause"),
+            }
+        )
+
+    def _current_state(self, execution_arn: str | None) -> str | None:
+        if not execution_arn:
+            return None
+        try:
+            events = self.executions.history(execution_arn)
+        except ClientError:
+            return None
+        for event in reversed(events):
+            details = event.get("stateEnteredEventDetails")
+            if details:
+                return str(details["name"])
+        return None
+
+    def _uploaded(self, job_id: str) -> dict[str, int]:
+        present: dict[str, int] = {}
+        for obj in self.objects.list(self.settings.raw_bucket, keys.raw_prefix(job_id)):
+            name = keys.file_name_from_raw_key(job_id, obj["Key"])
+            if name is not None:
+                present[name] = int(obj.get("Size", 0))
+        return present
+
+    @staticmethod
+    def _cursor(raw: str | None) -> str | None:
+        """The created key a page continues after (the cursor names its last job)."""
+        if raw is None:
+            return None
+        try:
+            created_at, job_id = json.loads(base64.urlsafe_b64decode(raw.encode() + b"=="))
+            if not isinstance(created_at, str) or not isinstance(job_id, str):
+                raise ValueError(raw)
+        except (ValueError, TypeError, UnicodeDecodeError) as exc:
+            raise BadRequest("cursor is not one this API issued") from exc
+        return created_key(created_at, job_id)
+
+
+def _encode_cursor(record: Job | Upload) -> str:
+    # A job's created key never changes, so a page boundary stays put while jobs
+    # progress and new ones arrive.
+    key = [record.created_at or "", record.job_id]
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
+# -- routes ---------------------------------------------------------------------------
+router = APIGatewayHttpRouter()
+Jobs = Annotated[JobOperations, Depends(current_service)]
+TAGS = ["photographer"]
+
+
+@router.post(
+    "/jobs",
+    operation_id="create_job",
+    tags=TAGS,
+    summary="Declare a job's RAW files; one presigned PUT URL per file.",
+    description=(
+        "File names are single plain names with a camera RAW extension (dng, cr2, cr3, nef, "
+        "arw, raf, orf, rw2, pef, srw, iiq, ...), unique up to their extension since "
+        "renditions are named after them. Each file and the whole job are size-limited "
+        "(413). Upload each file with `PUT` to its URL, sending exactly the declared "
+        "`Content-Length`, then submit the job."
+    ),
+    responses=answers(201, "The job is created; upload its files, then submit it.", 400, 409, 413),
+    status_code=201,
+)
+def create_job(body: CreateJobIn, jobs: Jobs, caller: Caller) -> CreatedJob:
+    return jobs.create_job(body, caller)
+
+
+@router.get(
+    "/jobs",
+    operation_id="list_jobs",
+    tags=TAGS,
+    summary="Recent jobs, newest first, a page at a time.",
+    responses=answers(200, "One page of jobs (without per-file detail).", 400),
+)
+def list_jobs(
+    jobs: Jobs,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+    cursor: Annotated[
+        str | None, Query(description="The `next_cursor` of the previous page.")
+    ] = None,
+) -> JobPage:
+    return jobs.list_jobs(limit, cursor)
+
+
+@router.get(
+    "/jobs/<job_id>",
+    operation_id="get_job",
+    tags=TAGS,
+    summary="A job's status, per-file progress, counts, timestamps and errors.",
+    responses=answers(200, "The job.", 404),
+)
+def get_job(job_id: str, jobs: Jobs) -> JobView:
+    return jobs.get_job(job_id)
+
+
+@router.post(
+    "/jobs/<job_id>/submit",
+    operation_id="submit_job",
+    tags=TAGS,
+    summary="Check every declared file is uploaded with its size, then start the job.",
+    description=(
+        "Idempotent; submitting a submitted job answers 202 again. 409 lists in `files` "
+        "each file missing or not of its declared size."
+    ),
+    responses=answers(202, "Submitted; the pipeline picks the job up.", 404, 409),
+    status_code=202,
+)
+def submit_job(job_id: str, jobs: Jobs) -> Submitted:
+    return jobs.submit_job(job_id)
+
+
+@router.post(
+    "/jobs/<job_id>/reprocess",
+    operation_id="reprocess_job",
+    tags=TAGS,
+    summary="Start a new execution for a finished job, optionally with another recipe.",
+    description=(
+        "Refused (409) while the job's execution runs. A job whose execution ended without "
+        "finishing it (stopped in the console) is first recorded as FAILED "
+        "(ExecutionEnded), then run again."
+    ),
+    responses=answers(202, "The new execution.", 400, 404, 409),
+    status_code=202,
+)
+def reprocess_job(
+    job_id: str, jobs: Jobs, body: Annotated[ReprocessIn, Body()] = ReprocessIn()
+) -> Reprocessing:
+    return jobs.reprocess_job(job_id, body)

@@ -1,0 +1,257 @@
+"""What the API reads and answers, as pydantic models: the request bodies it validates,
+the documents it returns (openapi.yaml is generated from these), and the one view of a
+job that every reader (the API, the CLI) uses."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from darkroom.jobs import FileProgress, Job
+
+MAX_NAME_LENGTH = 200  # characters of a job's display name
+
+
+def iso(epoch: float) -> str:
+    """A moment as the API writes it: UTC, to the second, e.g. 2026-05-01T12:00:00Z."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _absent(value: object) -> bool:
+    return value is None
+
+
+def _empty(value: object) -> bool:
+    return not value
+
+
+# -- requests -------------------------------------------------------------------------
+class _Strict(BaseModel):
+    # Strict: "12" is not a size and true is not 1; unknown fields are mistakes.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class FileIn(_Strict):
+    name: str = Field(description="A plain RAW file name, e.g. IMG_0001.dng.")
+    size: int = Field(description="Bytes; the upload URL is signed for exactly this length.")
+
+
+class CreateJobIn(_Strict):
+    files: list[FileIn] = Field(min_length=1)
+    name: str | None = Field(default=None, min_length=1, max_length=MAX_NAME_LENGTH)
+    recipe: dict[str, Any] | None = Field(
+        default=None, description="The renditions to develop (see darkroom.recipes)."
+    )
+    job_id: str | None = Field(
+        default=None,
+        description="Optional; generated when absent. 1-40 of letters, digits, '-', '_'.",
+    )
+
+
+class ReprocessIn(_Strict):
+    recipe: dict[str, Any] | None = Field(
+        default=None, description="Another recipe; the job's own when absent."
+    )
+
+
+class CreateShareIn(_Strict):
+    expires_in: int | None = Field(
+        default=None, description="Seconds until the link expires (default 7 days)."
+    )
+
+
+# -- the job view ---------------------------------------------------------------------
+JobViewStatus = Literal[
+    # Before the pipeline has the job: declared, then submitted (the uploads table).
+    "CREATED",
+    "SUBMITTED",
+    # darkroom.jobs.JobStatus, once RegisterJob has written the job's record.
+    "REGISTERED",
+    "STARTING",
+    "PROCESSING",
+    "DONE",
+    "DONE_WITH_ERRORS",
+    "FAILED",
+]
+FileViewStatus = Literal["AWAITING_UPLOAD", "UPLOADED", "PENDING", "DONE", "FAILED"]
+
+
+class FileView(BaseModel):
+    """One file of a job: its upload while it is declared, its development after."""
+
+    status: FileViewStatus
+    size: int | None = Field(default=None, exclude_if=_absent)
+    outputs: dict[str, str] | None = Field(
+        default=None, exclude_if=_empty, description="Rendition name -> S3 key."
+    )
+    error_code: str | None = Field(default=None, exclude_if=_empty)
+    error: str | None = Field(default=None, exclude_if=_empty)
+
+    @classmethod
+    def of_progress(cls, progress: FileProgress) -> FileView:
+        return cls(
+            status=progress.status.value,
+            outputs=dict(progress.outputs) or None,
+            error_code=progress.error_code,
+            error=progress.error,
+        )
+
+
+class JobView(BaseModel):
+    """A job as the studio sees it, from its declaration to its last rendition."""
+
+    job_id: str
+    name: str | None = None
+    status: JobViewStatus
+    files_total: int = Field(ge=0)
+    files_done: int = Field(ge=0)
+    files_failed: int = Field(ge=0)
+    attempt: int = Field(ge=0)
+    execution_arn: str | None = None
+    instance_id: str | None = None
+    manifest_key: str | None = None
+    error: str | None = None
+    cause: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    submitted_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    state: str | None = Field(
+        default=None,
+        description="The state machine state the job's execution is in (or ended in).",
+    )
+    # Left out of listings, which show counts only.
+    files: dict[str, FileView] | None = Field(default=None, exclude_if=_absent)
+
+    @classmethod
+    def of_job(
+        cls, job: Job, *, submitted_at: str | None = None, state: str | None = None
+    ) -> JobView:
+        return cls(
+            job_id=job.job_id,
+            name=job.name,
+            status=job.status.value,
+            files_total=len(job.files),
+            files_done=job.files_done,
+            files_failed=job.files_failed,
+            attempt=job.attempt,
+            execution_arn=job.execution_arn,
+            instance_id=job.instance_id,
+            manifest_key=job.manifest_key,
+            error=job.error,
+            cause=job.cause,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            submitted_at=submitted_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            state=state,
+            files={n: FileView.of_progress(p) for n, p in sorted(job.progress.items())},
+        )
+
+    def summary(self) -> JobView:
+        """The view without its per-file detail, as listings show it."""
+        return self.model_copy(update={"files": None})
+
+    @property
+    def is_registered(self) -> bool:
+        """Whether the pipeline has the job (its record exists), not just the API."""
+        return self.status not in ("CREATED", "SUBMITTED")
+
+
+class JobPage(BaseModel):
+    jobs: list[JobView]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+
+
+# -- answers of the job routes --------------------------------------------------------
+class UploadUrl(BaseModel):
+    name: str
+    size: int
+    method: Literal["PUT"]
+    url: str
+    headers: dict[str, str] = Field(description="Send exactly these headers with the PUT.")
+
+
+class CreatedJob(BaseModel):
+    job_id: str
+    name: str | None
+    status: Literal["CREATED"]
+    expires_at: str = Field(json_schema_extra={"format": "date-time"})
+    expires_in: int
+    uploads: list[UploadUrl]
+
+
+class Submitted(BaseModel):
+    job_id: str
+    status: Literal["SUBMITTED"]
+    submitted_at: str | None
+
+
+class Reprocessing(BaseModel):
+    job_id: str
+    execution_arn: str
+
+
+# -- shares ---------------------------------------------------------------------------
+class CreatedShare(BaseModel):
+    share_id: str = Field(description="Keep it to revoke the link.")
+    job_id: str
+    token: str = Field(description="Shown once; only its hash is stored.")
+    url: str = Field(description="The link to send the client: /share/{token}.")
+    expires_at: str = Field(json_schema_extra={"format": "date-time"})
+    expires_in: int
+
+
+class SharedRendition(BaseModel):
+    rendition: str
+    filename: str = Field(description="The name the download saves as.")
+    url: str = Field(description="A presigned GET that downloads it as an attachment.")
+    width: int | None = None
+    height: int | None = None
+    bytes: int | None = None
+    content_type: str | None = None
+
+    @classmethod
+    def of_output(
+        cls, rendition: str, filename: str, url: str, meta: Mapping[str, Any]
+    ) -> SharedRendition:
+        return cls(
+            rendition=rendition,
+            filename=filename,
+            url=url,
+            width=meta.get("width"),
+            height=meta.get("height"),
+            bytes=meta.get("bytes"),
+            content_type=meta.get("content_type"),
+        )
+
+
+class SharedFile(BaseModel):
+    name: str
+    status: Literal["DONE", "FAILED"]
+    renditions: list[SharedRendition]
+    preview_url: str | None = Field(
+        default=None, exclude_if=_absent, description="An inline URL of the smallest rendition."
+    )
+
+
+class SharedJobSummary(BaseModel):
+    job_id: str
+    name: str | None
+    status: Literal["DONE", "DONE_WITH_ERRORS"]
+    files_total: int
+    files_done: int
+    files_failed: int
+    finished_at: str | None
+
+
+class SharedJob(BaseModel):
+    job: SharedJobSummary
+    expires_at: str = Field(json_schema_extra={"format": "date-time"})
+    links_expire_in: int = Field(description="Seconds the download URLs stay valid.")
+    files: list[SharedFile]
