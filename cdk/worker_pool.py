@@ -18,8 +18,6 @@ replaces the instances, since cloud-init would not run it again on existing ones
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Final
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
@@ -31,16 +29,24 @@ from cdk import bundling
 from cdk.config import WORKER_LOG_GROUP, DeployConfig
 from cdk.raw_pipeline import state_machine_arn
 from cdk.storage import Storage
+from cdk.worker_boot import (
+    INSTALL_DIR,
+    INSTALL_SCRIPT,
+    LOGROTATE,
+    MOUNT_POINT,
+    ROOT_DEVICE,
+    SCRATCH_DEVICE,
+    SCRATCH_DIR,
+    SCRATCH_SCRIPT,
+    UNIT,
+    UNIT_NAME,
+    WORKER_ENV_FILE,
+    WORKER_LOG_FILE,
+    env_file,
+    fill,
+    write_file,
+)
 from darkroom import names, settings
-
-SCRATCH_DEVICE: Final = "/dev/sdf"
-ROOT_DEVICE: Final = "/dev/xvda"  # Amazon Linux 2023's root device name
-MOUNT_POINT: Final = "/var/lib/darkroom"
-SCRATCH_DIR: Final = f"{MOUNT_POINT}/scratch"
-WORKER_ENV_FILE: Final = "/etc/darkroom/worker.env"
-WORKER_LOG_FILE: Final = "/var/log/darkroom/worker.log"
-UNIT_NAME: Final = "darkroom-worker.service"
-INSTALL_DIR: Final = "/opt/darkroom"
 
 
 def worker_environment(config: DeployConfig, storage: Storage, region: str) -> dict[str, str]:
@@ -66,119 +72,6 @@ def worker_environment(config: DeployConfig, storage: Storage, region: str) -> d
         "AWS_DEFAULT_REGION": region,
         "PYTHONUNBUFFERED": "1",
     }
-
-
-SCRATCH_SCRIPT: Final = r"""#!/bin/bash
-# Mounts the scratch volume at @MOUNT@, formatting it only if it carries no file system.
-# Safe at every boot.
-set -euo pipefail
-mount_point=@MOUNT@
-if mountpoint -q "$mount_point"; then
-  mkdir -p @SCRATCH@
-  exit 0
-fi
-device=""
-for _ in $(seq 1 120); do
-  # Amazon Linux's udev rules name NVMe EBS volumes after their block device mapping.
-  if [ -e @DEVICE@ ]; then device=$(readlink -f @DEVICE@); break; fi
-  root_disk=$(lsblk -no PKNAME "$(findmnt -no SOURCE /)")
-  other=$(lsblk -dno NAME,TYPE \
-    | awk -v root="$root_disk" '$2 == "disk" && $1 != root {print "/dev/" $1; exit}')
-  if [ -n "$other" ]; then device=$other; break; fi
-  sleep 1
-done
-if [ -z "$device" ]; then echo "darkroom: scratch volume @DEVICE@ not found" >&2; exit 1; fi
-if ! blkid "$device" >/dev/null 2>&1; then
-  mkfs.xfs -q -L drscratch "$device"  # XFS labels: 12 characters at most
-fi
-uuid=$(blkid -s UUID -o value "$device")
-mkdir -p "$mount_point"
-if ! grep -q "UUID=$uuid" /etc/fstab; then
-  echo "UUID=$uuid $mount_point xfs defaults,nofail 0 2" >> /etc/fstab
-fi
-mount "$mount_point"
-mkdir -p @SCRATCH@
-"""
-
-INSTALL_SCRIPT: Final = r"""#!/bin/bash
-# Installs the worker from the CDK asset named in source.env, once per asset.
-set -euo pipefail
-. @INSTALL@/source.env
-stamp=@INSTALL@/.installed
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$DARKROOM_SOURCE_KEY" ]; then
-  exit 0
-fi
-dnf install -y -q python3.12 python3.12-pip amazon-cloudwatch-agent logrotate
-rm -rf @INSTALL@/src @INSTALL@/venv @INSTALL@/source.zip
-aws s3 cp --only-show-errors --region "$AWS_REGION" \
-  "s3://$DARKROOM_SOURCE_BUCKET/$DARKROOM_SOURCE_KEY" @INSTALL@/source.zip
-python3 -m zipfile -e @INSTALL@/source.zip @INSTALL@/src
-rm -f @INSTALL@/source.zip
-python3.12 -m venv @INSTALL@/venv
-@INSTALL@/venv/bin/pip install --quiet --disable-pip-version-check '@INSTALL@/src[worker]'
-/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl \
-  -a fetch-config -m ec2 -s -c file:@INSTALL@/cloudwatch-agent.json
-echo "$DARKROOM_SOURCE_KEY" > "$stamp"
-"""
-
-UNIT: Final = """[Unit]
-Description=darkroom RAW worker
-Wants=network-online.target
-After=network-online.target
-
-[Service]
-Type=simple
-EnvironmentFile=@ENV_FILE@
-ExecStartPre=@INSTALL@/scratch.sh
-ExecStartPre=@INSTALL@/install.sh
-ExecStart=@INSTALL@/venv/bin/python -m worker
-# Root, because the idle shutdown powers the OS off (DARKROOM_SHUTDOWN_MODE=poweroff);
-# the rest of the system is kept out of its reach where that costs nothing.
-NoNewPrivileges=yes
-PrivateTmp=yes
-ProtectHome=yes
-Restart=on-failure
-RestartSec=30
-# The first start installs Python and the worker's wheels.
-TimeoutStartSec=1800
-StandardOutput=append:@LOG_FILE@
-StandardError=inherit
-
-[Install]
-WantedBy=multi-user.target
-"""
-
-LOGROTATE: Final = """@LOG_FILE@ {
-    daily
-    rotate 7
-    maxsize 100M
-    compress
-    missingok
-    notifempty
-    copytruncate
-}
-"""
-
-
-def _fill(text: str, **values: str) -> str:
-    for key, value in values.items():
-        text = text.replace(f"@{key}@", value)
-    return text
-
-
-def _env_file(values: Mapping[str, str]) -> str:
-    return "".join(f"{key}={value}\n" for key, value in values.items())
-
-
-def _write(path: str, content: str, mode: str = "0644") -> list[str]:
-    # Quoted delimiter: bash expands nothing inside (CloudFormation already filled in
-    # every name before the instance sees the script).
-    return [
-        f"cat > {path} <<'DARKROOM_EOF'",
-        content.rstrip("\n"),
-        "DARKROOM_EOF",
-        f"chmod {mode} {path}",
-    ]
 
 
 class WorkerPool(Construct):
@@ -388,13 +281,13 @@ class WorkerPool(Construct):
         commands = [
             "set -euo pipefail",
             f"install -d -m 0755 /etc/darkroom {INSTALL_DIR} /var/log/darkroom {MOUNT_POINT}",
-            *_write(WORKER_ENV_FILE, _env_file(self.environment)),
-            *_write(f"{INSTALL_DIR}/source.env", _env_file(source)),
-            *_write(f"{INSTALL_DIR}/scratch.sh", _fill(SCRATCH_SCRIPT, **common), "0755"),
-            *_write(f"{INSTALL_DIR}/install.sh", _fill(INSTALL_SCRIPT, **paths), "0755"),
-            *_write(f"{INSTALL_DIR}/cloudwatch-agent.json", json.dumps(agent, indent=2)),
-            *_write("/etc/logrotate.d/darkroom-worker", _fill(LOGROTATE, **paths)),
-            *_write(f"/etc/systemd/system/{UNIT_NAME}", _fill(UNIT, **paths)),
+            *write_file(WORKER_ENV_FILE, env_file(self.environment)),
+            *write_file(f"{INSTALL_DIR}/source.env", env_file(source)),
+            *write_file(f"{INSTALL_DIR}/scratch.sh", fill(SCRATCH_SCRIPT, **common), "0755"),
+            *write_file(f"{INSTALL_DIR}/install.sh", fill(INSTALL_SCRIPT, **paths), "0755"),
+            *write_file(f"{INSTALL_DIR}/cloudwatch-agent.json", json.dumps(agent, indent=2)),
+            *write_file("/etc/logrotate.d/darkroom-worker", fill(LOGROTATE, **paths)),
+            *write_file(f"/etc/systemd/system/{UNIT_NAME}", fill(UNIT, **paths)),
             "systemctl daemon-reload",
             f"systemctl enable {UNIT_NAME}",
             # Not waiting: cloud-init must finish; the unit's first start installs.

@@ -120,28 +120,6 @@ class Job(BaseModel):
     def created_key(self) -> str:
         return created_key(self.created_at or "", self.job_id)
 
-    def to_summary(self) -> dict[str, Any]:
-        """The job as status readers (CLI, API) show it."""
-        return {
-            "job_id": self.job_id,
-            "name": self.name,
-            "status": str(self.status),
-            "files_total": len(self.files),
-            "files_done": self.files_done,
-            "files_failed": self.files_failed,
-            "attempt": self.attempt,
-            "execution_arn": self.execution_arn,
-            "instance_id": self.instance_id,
-            "manifest_key": self.manifest_key,
-            "error": self.error,
-            "cause": self.cause,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "files": {name: p.to_item() for name, p in sorted(self.progress.items())},
-        }
-
 
 def pending_progress(files: Iterable[str]) -> dict[str, FileProgress]:
     return {name: FileProgress() for name in files}

@@ -21,25 +21,13 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from darkroom.jobs import FileStatus, Job, JobStatus
+from darkroom.api.models import JobView
 
 console = Console()
 err = Console(stderr=True)
 
-_STATUS_STYLE = {
-    JobStatus.DONE: "bold green",
-    JobStatus.DONE_WITH_ERRORS: "bold yellow",
-    JobStatus.FAILED: "bold red",
-}
-_FILE_STYLE = {FileStatus.DONE: "green", FileStatus.FAILED: "red", FileStatus.PENDING: "dim"}
-
-
-def job_of(view: dict[str, Any]) -> Job | None:
-    """The API's view of a job as the panel draws it; None before the pipeline registered it."""
-    if view.get("status") not in JobStatus.__members__:
-        return None
-    files = view.get("files") or {}
-    return Job.model_validate({**view, "files": list(files), "progress": files})
+_STATUS_STYLE = {"DONE": "bold green", "DONE_WITH_ERRORS": "bold yellow", "FAILED": "bold red"}
+_FILE_STYLE = {"DONE": "green", "FAILED": "red", "PENDING": "dim"}
 
 
 def panel(view: dict[str, Any] | None, job_id: str) -> Panel:
@@ -48,23 +36,21 @@ def panel(view: dict[str, Any] | None, job_id: str) -> Panel:
         return Panel(
             Text(f"job {job_id}: submitted, waiting for the state machine"), title="darkroom"
         )
-    job = job_of(view)
-    if job is None:
-        waiting = (
-            "waiting for its files" if view["status"] == "CREATED" else "waiting for the pipeline"
-        )
-        return Panel(Text(f"job {job_id}: {view['status']}, {waiting}"), title="darkroom")
-    return _job_panel(job, view.get("state"))
+    job = JobView.model_validate(view)
+    if not job.is_registered:
+        waiting = "waiting for its files" if job.status == "CREATED" else "waiting for the pipeline"
+        return Panel(Text(f"job {job_id}: {job.status}, {waiting}"), title="darkroom")
+    return _job_panel(job)
 
 
-def _job_panel(job: Job, state: str | None) -> Panel:
+def _job_panel(job: JobView) -> Panel:
     head = Table.grid(padding=(0, 2))
     head.add_row("job", job.job_id)
-    head.add_row("status", Text(str(job.status), style=_STATUS_STYLE.get(job.status, "bold cyan")))
-    head.add_row("state", state or "-")
+    head.add_row("status", Text(job.status, style=_STATUS_STYLE.get(job.status, "bold cyan")))
+    head.add_row("state", job.state or "-")
     head.add_row("instance", job.instance_id or "-")
     head.add_row(
-        "files", f"{job.files_done} done, {job.files_failed} failed, {len(job.files)} total"
+        "files", f"{job.files_done} done, {job.files_failed} failed, {job.files_total} total"
     )
     if job.error:
         head.add_row("error", Text(f"{job.error}: {job.cause}", style="red"))
@@ -72,17 +58,9 @@ def _job_panel(job: Job, state: str | None) -> Panel:
     files.add_column("file")
     files.add_column("status")
     files.add_column("renditions / error", overflow="fold")
-    for name in job.files:
-        progress = job.progress.get(name)
-        status = progress.status if progress else FileStatus.PENDING
-        detail = (
-            ", ".join(sorted(progress.outputs))
-            if progress and progress.outputs
-            else (progress.error or "")
-            if progress
-            else ""
-        )
-        files.add_row(name, Text(str(status), style=_FILE_STYLE[status]), detail)
+    for name, file in (job.files or {}).items():
+        detail = ", ".join(sorted(file.outputs)) if file.outputs else (file.error or "")
+        files.add_row(name, Text(file.status, style=_FILE_STYLE.get(file.status, "dim")), detail)
     return Panel(Group(head, files), title=f"darkroom job {job.job_id}")
 
 
@@ -91,13 +69,13 @@ def jobs_table(views: list[dict[str, Any]]) -> Table:
     table = Table(show_header=True, header_style="bold")
     for column in ("job", "name", "status", "files", "created"):
         table.add_column(column)
-    for view in views:
+    for job in (JobView.model_validate(view) for view in views):
         table.add_row(
-            view["job_id"],
-            view.get("name") or "",
-            view["status"],
-            f"{view['files_done']}/{view['files_total']} ({view['files_failed']} failed)",
-            view.get("created_at") or "",
+            job.job_id,
+            job.name or "",
+            job.status,
+            f"{job.files_done}/{job.files_total} ({job.files_failed} failed)",
+            job.created_at or "",
         )
     return table
 

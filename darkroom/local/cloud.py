@@ -2,6 +2,9 @@
 
 Step Functions executes the committed ASL; Lambda functions run their real handlers in
 warm local processes; pool instances boot real worker processes when started.
+
+One object over one moto server: lifecycle, clients, environments, provisioning and
+moto's hooks share its state, which is why this module runs a little past 400 lines.
 """
 
 from __future__ import annotations
@@ -326,54 +329,50 @@ class LocalCloud:
 
     def _notify(self, s3: Any, lam: Any) -> None:
         """S3 -> Lambda wiring, as the CDK app declares it."""
-        region = self.config.region
-        lam.add_permission(
-            FunctionName=Function.THUMBNAIL,
-            StatementId="s3-invoke",
-            Action="lambda:InvokeFunction",
-            Principal="s3.amazonaws.com",
-            SourceArn=f"arn:aws:s3:::{names.INPUT_BUCKET}",
-        )
+        manifest_only = {
+            "Key": {
+                "FilterRules": [
+                    {"Name": "prefix", "Value": names.RAW_PREFIX},
+                    {"Name": "suffix", "Value": "/" + names.MANIFEST_NAME},
+                ]
+            }
+        }
         # The thumbnailer writes only to the output bucket, so it cannot trigger itself.
-        s3.put_bucket_notification_configuration(
-            Bucket=names.INPUT_BUCKET,
-            NotificationConfiguration={
-                "LambdaFunctionConfigurations": [
-                    {
-                        "Id": "thumbnails",
-                        "LambdaFunctionArn": function_arn(Function.THUMBNAIL, region),
-                        "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"],
-                    }
-                ]
-            },
+        wiring = (
+            (
+                names.INPUT_BUCKET,
+                Function.THUMBNAIL,
+                "thumbnails",
+                ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"],
+                None,
+            ),
+            (
+                names.RAW_BUCKET,
+                Function.ORCHESTRATOR,
+                "submit-manifest",
+                ["s3:ObjectCreated:*"],
+                manifest_only,
+            ),
         )
-        lam.add_permission(
-            FunctionName=Function.ORCHESTRATOR,
-            StatementId="s3-invoke",
-            Action="lambda:InvokeFunction",
-            Principal="s3.amazonaws.com",
-            SourceArn=f"arn:aws:s3:::{names.RAW_BUCKET}",
-        )
-        s3.put_bucket_notification_configuration(
-            Bucket=names.RAW_BUCKET,
-            NotificationConfiguration={
-                "LambdaFunctionConfigurations": [
-                    {
-                        "Id": "submit-manifest",
-                        "LambdaFunctionArn": function_arn(Function.ORCHESTRATOR, region),
-                        "Events": ["s3:ObjectCreated:*"],
-                        "Filter": {
-                            "Key": {
-                                "FilterRules": [
-                                    {"Name": "prefix", "Value": names.RAW_PREFIX},
-                                    {"Name": "suffix", "Value": "/" + names.MANIFEST_NAME},
-                                ]
-                            }
-                        },
-                    }
-                ]
-            },
-        )
+        for bucket, function, config_id, events, key_filter in wiring:
+            lam.add_permission(
+                FunctionName=function,
+                StatementId="s3-invoke",
+                Action="lambda:InvokeFunction",
+                Principal="s3.amazonaws.com",
+                SourceArn=f"arn:aws:s3:::{bucket}",
+            )
+            config: dict[str, Any] = {
+                "Id": config_id,
+                "LambdaFunctionArn": function_arn(function, self.config.region),
+                "Events": events,
+            }
+            if key_filter:
+                config["Filter"] = key_filter
+            s3.put_bucket_notification_configuration(
+                Bucket=bucket,
+                NotificationConfiguration={"LambdaFunctionConfigurations": [config]},
+            )
 
     # -- moto_hooks.Host ----------------------------------------------------------
     def spec_for(

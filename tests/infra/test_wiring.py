@@ -1,4 +1,4 @@
-"""What the stack declares, resource by resource, as issue 6 asks."""
+"""What the stack declares, resource by resource."""
 
 from __future__ import annotations
 

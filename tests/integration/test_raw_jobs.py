@@ -69,7 +69,7 @@ def test_a_shoot_of_dngs_reaches_done_with_every_rendition_decodable(
     files = raw_files(shoot)
     job_id = studio.upload(files, name="three dngs")
     job = studio.wait(job_id, timeout=180)
-    assert job.status is JobStatus.DONE, job.to_summary()
+    assert job.status is JobStatus.DONE, job.model_dump()
     assert job.files_done == len(files)
 
     execution = studio.executions.describe(job.execution_arn or "")
@@ -191,7 +191,7 @@ def test_two_jobs_on_a_pool_of_one_both_finish_one_after_the_other(
     a, b = sorted(jobs, key=lambda j: j.started_at or "")
     assert a.instance_id == b.instance_id
     # Never sharing the instance: the second started developing after the first finished.
-    assert (a.finished_at or "") <= (b.started_at or ""), (a.to_summary(), b.to_summary())
+    assert (a.finished_at or "") <= (b.started_at or ""), (a.model_dump(), b.model_dump())
 
 
 def test_reprocessing_a_finished_job_runs_a_second_execution_that_succeeds(
@@ -226,7 +226,7 @@ def test_a_job_whose_execution_was_aborted_in_the_console_can_be_reprocessed(
 
     arn = studio.reprocess(job_id)
     job = studio.wait(job_id, timeout=180, since_execution=first)
-    assert job.status is JobStatus.DONE, job.to_summary()
+    assert job.status is JobStatus.DONE, job.model_dump()
     assert job.executions == (first, arn)
     assert studio.executions.status(arn) == "SUCCEEDED"
     assert {f["status"] for f in studio.manifest(job_id)["files"]} == {"DONE"}

@@ -40,13 +40,13 @@ def test_reprocessing_with_another_recipe_makes_that_recipes_renditions(
     )
     job_id = studio.upload(raw_files(shoot), name="recipes")
     first = studio.wait(job_id, timeout=180)
-    assert first.status is JobStatus.DONE, first.to_summary()
+    assert first.status is JobStatus.DONE, first.model_dump()
     default = studio.manifest(job_id)
     assert {r for f in default["files"] for r in f["outputs"]} == {"web", "thumb", "full"}
 
     arn = studio.reprocess(job_id, OTHER_RECIPE)
     second = studio.wait(job_id, timeout=180, since_execution=first.execution_arn)
-    assert second.status is JobStatus.DONE, second.to_summary()
+    assert second.status is JobStatus.DONE, second.model_dump()
     assert second.execution_arn == arn
 
     manifest = studio.manifest(job_id)
