@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -331,6 +332,81 @@ def test_a_field_of_the_wrong_type_is_400_naming_it_and_so_is_a_body_that_is_not
     assert (status, doc["error"]) == (400, "bad_request"), doc
 
 
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("IMG_1.dng", "img_1.dng"),
+        ("IMG_1.dng", "img_1.NEF"),
+        (unicodedata.normalize("NFC", "café.dng"), unicodedata.normalize("NFD", "café.dng")),
+        ("STRASSE.dng", "straße.dng"),
+    ],
+)
+def test_names_one_file_system_would_hold_as_one_file_are_refused_naming_both(
+    api: Api, first: str, second: str
+) -> None:
+    files = [{"name": first, "size": 1}, {"name": second, "size": 1}]
+    status, _, doc = api.call("POST", "/jobs", {"files": files})
+    assert (status, doc["error"]) == (400, "bad_request"), doc
+    assert repr(first) in doc["message"] and repr(second) in doc["message"]
+    assert {f["name"] for f in doc["files"]} == {first, second}
+
+
+def test_names_are_kept_as_the_client_sent_them(api: Api) -> None:
+    # Not normalised: the client finds each upload URL by the name it declared.
+    nfd = unicodedata.normalize("NFD", "café.dng")
+    (upload,) = _create(api, {nfd: 1})["uploads"]
+    assert upload["name"] == nfd
+    assert urlsplit(upload["url"]).path.endswith("/cafe%CC%81.dng")
+
+
+def test_a_body_nested_too_deep_is_400_before_it_is_parsed(api: Api) -> None:
+    for depth in (33, 100_000):
+        body = "[" * depth + "]" * depth
+        status, _, doc = api.call("POST", "/jobs", body)
+        assert (status, doc["error"]) == (400, "bad_request"), doc
+        assert "nests more than 32 levels" in doc["message"]
+    # Brackets inside strings nest nothing; a recipe at the depth it needs is fine.
+    name = "[" * 100 + '"{.dng'
+    status, _, doc = api.call("POST", "/jobs", {"files": [{"name": name, "size": 1}]})
+    assert status == 201, doc
+    nested: Any = {"files": [{"name": "a.dng", "size": 1}], "name": "x"}
+    nested["recipe"] = {"white_balance": {"mode": "fixed", "multipliers": [1, 1, 1]}}
+    assert api.call("POST", "/jobs", nested)[0] == 201
+    deep: Any = {}
+    for _ in range(40):
+        deep = {"a": deep}
+    status, _, doc = api.call("POST", "/jobs/j/reprocess", {"recipe": deep})
+    assert status == 400 and "nests" in doc["message"]
+
+
+def test_a_body_over_a_megabyte_is_413_before_it_is_parsed(api: Api) -> None:
+    body = json.dumps({"files": [{"name": "a.dng", "size": 1}], "name": "x" * (1 << 20)})
+    status, _, doc = api.call("POST", "/jobs", body)
+    assert (status, doc["error"], doc["max_body_bytes"]) == (413, "too_large", 1 << 20)
+    status, _, doc = api.call("POST", "/jobs", base64_body=body.encode())
+    assert status == 413
+
+
+def test_a_recipe_with_thousands_of_unknown_fields_gets_a_short_400(api: Api) -> None:
+    api.finish("finished", {"A.dng": 1})
+    recipe = {f"unknown-{i}": 1 for i in range(50_000)}
+    for method, path, body in (
+        ("POST", "/jobs", {"files": [{"name": "a.dng", "size": 1}], "recipe": recipe}),
+        ("POST", "/jobs/finished/reprocess", {"recipe": recipe}),
+    ):
+        status, _, doc = api.call(method, path, body)
+        assert (status, doc["error"]) == (400, "bad_request"), path
+        assert len(doc["message"]) < 1000, path
+        assert "recipe.unknown-0: unknown field" in doc["message"]
+        assert doc["message"].endswith("; and 49995 more")
+    # Unknown fields of the body itself (and a key a megabyte long) are cut short too.
+    body = {"files": [{"name": "a.dng", "size": 1}], **{f"k{i}": 1 for i in range(20_000)}}
+    body["x" * 500_000] = 1
+    status, _, doc = api.call("POST", "/jobs", body)
+    assert status == 400 and len(doc["message"]) < 1000, doc["message"][:2000]
+    assert doc["message"].endswith("and 19996 more")
+
+
 def test_the_signing_caller_is_recorded_with_the_job(api: Api) -> None:
     ann = "arn:aws:iam::123456789012:user/ann"
     status, _, doc = api.call(
@@ -604,6 +680,14 @@ def test_jobs_are_listed_newest_first_in_stable_pages(api: Api) -> None:
     assert seen[1:] == list(reversed(created))
     for bad in ({"limit": "0"}, {"limit": "x"}, {"cursor": "%%%"}, {"cursor": "WzFd"}):
         assert api.call("GET", "/jobs", query=bad)[0] == 400
+
+
+@pytest.mark.parametrize("limit", ["²", "٣", "１", "৫", "½", "1e1", "0x5", "9" * 5000])
+def test_a_limit_that_is_not_ascii_digits_in_range_is_400(api: Api, limit: str) -> None:
+    # str.isdigit() holds for "²", which int() refuses: no route may mistake one for the other.
+    status, _, doc = api.call("GET", "/jobs", query={"limit": limit})
+    assert (status, doc["error"]) == (400, "bad_request"), doc
+    assert "limit" in doc["message"] and len(doc["message"]) < 500
 
 
 def test_a_page_boundary_stays_put_when_jobs_arrive_between_pages(api: Api) -> None:
