@@ -7,9 +7,9 @@
 - ObjectRemoved: every thumbnail key the source could have is deleted. The output
   bucket is never listed or read, so the function cannot trigger or feed on itself.
 - A file that cannot be thumbnailed (a permanent error: the same bytes, or a key too long
-  for its thumbnails' keys, always fail the same way) gives one structured log line naming the key and the reason, a metric, and no
-  thumbnails (stale ones from an earlier version of the object are removed); the
-  invocation succeeds, so Lambda does not retry it.
+  for its thumbnails' keys, always fail the same way) gives one structured log line
+  naming the key and the reason, a metric, and no thumbnails (stale ones from an earlier
+  version of the object are removed); the invocation succeeds, so Lambda does not retry it.
 - Anything else (S3 throttling, a network fault, a bug) is raised: Lambda's asynchronous
   retries and the on-failure destination take over. Every step is idempotent, so a retry
   or a duplicated event writes the same objects again.
