@@ -193,8 +193,7 @@ class JobOperations:
                 "name": upload.name or job_id,
                 "files": [{"name": f.name, "size": f.size} for f in upload.files],
                 "submitted_at": submitted_at,
-                # The job keeps its place in the listing once the pipeline registers it.
-                "created_at": upload.created_at,
+                "created_at": upload.created_at,  # kept by RegisterJob: the listing's order
             }
             if upload.recipe is not None:
                 manifest["recipe"] = dict(upload.recipe)
@@ -209,9 +208,8 @@ class JobOperations:
     def reprocess_job(self, job_id: str, body: ReprocessIn) -> Reprocessing:
         job_id = known_job_id(job_id)
         try:
-            arn = pipeline.reprocess(
-                job_id, self.executions, self.jobs, body.recipe, now=self.clock()
-            )
+            now = self.clock()
+            arn = pipeline.reprocess(job_id, self.executions, self.jobs, body.recipe, now=now)
         except JobNotFound as exc:
             if self.uploads.get(job_id) is not None:
                 raise Conflict(
