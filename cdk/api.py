@@ -136,8 +136,10 @@ class DeliveryApi(Construct):
                     actions=["s3:GetObject"],
                     resources=[processed.arn_for_objects(f"{names.PROCESSED_PREFIX}*")],
                 ),
-                # JobStore.find (GetItem) and JobStore.registered (BatchGetItem).
-                ddb("ReadJobs", storage.jobs, "GetItem", "BatchGetItem"),
+                # JobStore.find (GetItem) and JobStore.registered (BatchGetItem); reprocess
+                # claims the job for its execution, and marks a stranded one FAILED first
+                # (conditional UpdateItems).
+                ddb("Jobs", storage.jobs, "GetItem", "BatchGetItem", "UpdateItem"),
                 # UploadStore: create (PutItem), get, mark_submitted (UpdateItem).
                 ddb("Uploads", storage.uploads, "GetItem", "PutItem", "UpdateItem"),
                 # GET /jobs: both tables' listing index, newest first (JobStore.newest,

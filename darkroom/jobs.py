@@ -94,6 +94,9 @@ class Job(BaseModel):
     progress: dict[str, FileProgress] = Field(default_factory=dict)
     execution_arn: str | None = None
     executions: tuple[str, ...] = ()
+    # A reprocess in flight: the execution the API is starting, until it registers.
+    claimed_by: str | None = None
+    claimed_at: float | None = None
     attempt: int = 0
     instance_id: str | None = None
     manifest_key: str | None = None

@@ -7,6 +7,7 @@ embedded local cloud, or test doubles.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from darkroom.aws.lease_store import LeaseState, LeaseStore, lease_is_active
 from darkroom.aws.objects import Objects
 from darkroom.aws.pool_instances import InstanceNotReady, PoolInstances
 from darkroom.errors import InvalidJob, JobBusy, JobNotFound, NoIdleWorker, StaleExecution
-from darkroom.jobs import JobStatus, finished_status, stable_error_name, utc_now
+from darkroom.jobs import Job, JobStatus, finished_status, stable_error_name, utc_now
 from darkroom.observability import logger
 from darkroom.recipes import RecipeError, parse_recipe
 from darkroom.s3_events import object_changes
@@ -67,28 +68,64 @@ def start_jobs(job_ids: Iterable[str], executions: Executions) -> list[Started]:
     return started
 
 
+# How long a claim may name an execution Step Functions does not know: the API function
+# that claimed starts it within its own timeout (29 s) or never will.
+CLAIM_GRACE_SECONDS = 60
+
+
 def reprocess(
     job_id: str,
     executions: Executions,
     jobs: JobStore,
     recipe: Mapping[str, Any] | None = None,
+    *,
+    now: float | None = None,
 ) -> str:
     """Start a new execution for a finished job, as an operator would in the console.
+
+    The job is claimed for that execution first, with one conditional write: of two
+    concurrent calls one starts an execution and the other is JobBusy, rather than both
+    starting one and the second failing at RegisterJob with its recipe dropped.
 
     A job whose execution ended without finishing it (aborted in the console, or timed
     out: no Catch runs then) is first marked FAILED, so it can be run again.
     """
+    now = time.time() if now is None else now
+    payload: dict[str, Any] = {"job_id": job_id, "reprocess": True}
+    if recipe is not None:
+        payload["recipe"] = parse_recipe(recipe).model_dump(mode="json")
     job = jobs.get(job_id)
     if not job.is_terminal:
         ended = executions.status(job.execution_arn) if job.execution_arn else "RUNNING"
         if ended not in ENDED_STATUSES:
             raise JobBusy(f"job {job_id} is {job.status}; reprocess it once it has finished")
         _fail_stranded(job_id, str(job.execution_arn), ended, jobs)
-    payload: dict[str, Any] = {"job_id": job_id, "reprocess": True}
-    if recipe is not None:
-        payload["recipe"] = parse_recipe(recipe).model_dump(mode="json")
-    arn, _ = executions.start(reprocess_execution_name(job_id), payload)
-    return arn
+    name = reprocess_execution_name(job_id)
+    arn = executions.arn_for(name)
+    jobs.claim(job_id, arn, now=now, replacing=_dead_claim(job, executions, now))
+    try:
+        started, _ = executions.start(name, payload)
+    except Exception:
+        jobs.release_claim(job_id, arn)
+        raise
+    return started
+
+
+def _dead_claim(job: Job, executions: Executions, now: float) -> str | None:
+    """The job's claim if its execution will never register the job (it ended first, or
+    was never started), so that a new claim may replace it; JobBusy if it still may."""
+    if job.claimed_by is None:
+        return None
+    status = executions.status(job.claimed_by)
+    starting = status == "MISSING" and now - (job.claimed_at or 0) < CLAIM_GRACE_SECONDS
+    if starting or status not in ENDED_STATUSES:
+        name = job.claimed_by.rsplit(":", 1)[-1]
+        raise JobBusy(f"job {job.job_id} is being reprocessed already (execution {name})")
+    logger.warning(
+        "claim of an execution that never registered replaced",
+        extra={"job_id": job.job_id, "execution": job.claimed_by, "status": status},
+    )
+    return job.claimed_by
 
 
 def _fail_stranded(job_id: str, execution_arn: str, ended: str, jobs: JobStore) -> None:
@@ -160,6 +197,7 @@ def register_job(
         files=files,
         name=manifest.get("name") or (existing.name if existing else None),
         recipe=recipe.model_dump(mode="json"),
+        created_at=_timestamp(manifest.get("created_at")),
     )
     logger.info(
         "job registered", extra={"job_id": job_id, "files": len(files), "attempt": job.attempt}
@@ -170,6 +208,18 @@ def register_job(
         "heartbeat_seconds": heartbeat_seconds,
         "timeout_seconds": timeout_seconds,
     }
+
+
+def _timestamp(value: Any) -> str | None:
+    """A moment as utc_now() writes it, or None: a hand-written manifest may hold anything,
+    and a job's created_at orders the listing."""
+    if not isinstance(value, str) or not value.endswith("Z"):
+        return None
+    try:
+        datetime.fromisoformat(value[:-1])
+    except ValueError:
+        return None
+    return value
 
 
 def _read_manifest(objects: Objects, bucket: str, job_id: str) -> dict[str, Any]:

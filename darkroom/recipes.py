@@ -37,6 +37,9 @@ MAX_COMPENSATION_EV = 5.0
 # White balance multipliers far outside this are a typo, not a light source.
 MULTIPLIER_RANGE = (0.05, 20.0)
 
+# How many problems a recipe error names in full; it counts the rest.
+MAX_NAMED_PROBLEMS = 5
+
 Format = Literal["jpeg", "webp", "tiff"]
 _EXTENSIONS: dict[str, str] = {"jpeg": "jpg", "webp": "webp", "tiff": "tif"}
 _CONTENT_TYPES: dict[str, str] = {"jpeg": "image/jpeg", "webp": "image/webp", "tiff": "image/tiff"}
@@ -46,11 +49,16 @@ class RecipeError(ValueError):
     """A recipe that cannot be used; the message names the field and what is wrong."""
 
 
+def shorten(text: str, limit: int = 60) -> str:
+    """Text as an error message quotes it: a hostile field name can be megabytes long."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _reject_bool_and_str(value: Any, what: str) -> Any:
     # Plain pydantic would take True as 1 and "90" as 90; a recipe says what it means.
     # Integral floats and Decimals (JSON, DynamoDB) still pass.
     if isinstance(value, bool | str):
-        raise ValueError(f"must be {what}, got {value!r}")
+        raise ValueError(f"must be {what}, got {shorten(repr(value))}")
     return value
 
 
@@ -85,7 +93,8 @@ class Rendition(BaseModel):
         # The name becomes a directory and an S3 key segment.
         if not NAME_PATTERN.fullmatch(value):
             raise ValueError(
-                f"must be 1-32 characters of lowercase letters, digits, '_' or '-' (got {value!r})"
+                "must be 1-32 characters of lowercase letters, digits, '_' or '-' "
+                f"(got {shorten(repr(value))})"
             )
         return value
 
@@ -266,7 +275,8 @@ def _describe(error: Any, union_field: bool) -> tuple[tuple[int | str, ...], str
     """Where the error is (a model-level check may name its own field) and what is wrong."""
     loc = tuple(error["loc"])
     kind = error["type"]
-    got = error.get("input")
+    value = error.get("input")
+    got = shorten(repr(value))
     if kind == "value_error":
         message = str(error["ctx"]["error"])
         # "field: why" from a model validator: point at that field.
@@ -275,26 +285,26 @@ def _describe(error: Any, union_field: bool) -> tuple[tuple[int | str, ...], str
             return (*loc, head), rest
         return loc, message
     if union_field:
-        return loc, f'must be a whole number of pixels or "full", got {got!r}'
+        return loc, f'must be a whole number of pixels or "full", got {got}'
     if kind == "extra_forbidden":
         fields = ", ".join(_model_at(loc).model_fields)
         return loc, f"unknown field (expected one of: {fields})"
     if kind == "missing":
         return loc, "required"
     if kind == "literal_error":
-        return loc, f"must be one of: {error['ctx']['expected']}, got {got!r}"
+        return loc, f"must be one of: {error['ctx']['expected']}, got {got}"
     if kind in ("int_type", "int_from_float", "int_parsing"):
-        return loc, f"must be a whole number, got {got!r}"
+        return loc, f"must be a whole number, got {got}"
     if kind in ("float_type", "float_parsing"):
-        return loc, f"must be a number, got {got!r}"
+        return loc, f"must be a number, got {got}"
     if kind in ("bool_type", "bool_parsing"):
-        return loc, f"must be true or false, got {got!r}"
+        return loc, f"must be true or false, got {got}"
     if kind in ("tuple_type", "list_type"):
-        return loc, f"must be a list, got {type(got).__name__}"
+        return loc, f"must be a list, got {type(value).__name__}"
     if kind == "too_short" or kind == "too_long":
         return loc, f"must list exactly {error['ctx'].get('max_length', 3)} values"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return loc, f"must be an object, got {type(got).__name__}"
+        return loc, f"must be an object, got {type(value).__name__}"
     message = str(error["msg"])
     return loc, message[:1].lower() + message[1:]
 
@@ -310,14 +320,27 @@ def parse_recipe(data: Mapping[str, Any] | Recipe | None) -> Recipe:
     try:
         return Recipe.model_validate(dict(data))
     except ValidationError as exc:
-        messages: dict[str, str] = {}
-        for error in exc.errors():
-            # A union field (long_edge) fails once per arm, each arm named in the location:
-            # one message per field says what to write instead.
-            loc = tuple(part for part in error["loc"] if not _is_union_arm(part))
-            where, why = _describe({**error, "loc": loc}, len(loc) < len(error["loc"]))
-            messages.setdefault(_field_path(where), why)
-        raise RecipeError("; ".join(f"{path}: {why}" for path, why in messages.items())) from None
+        raise RecipeError(_summary(exc.errors())) from None
+
+
+def _summary(errors: list[Any]) -> str:
+    """One message per field, the first few in full and how many more: a recipe may carry
+    thousands of unknown fields, and the answer must stay short."""
+    messages: dict[str, str] = {}
+    more: set[str] = set()
+    for error in errors:
+        # A union field (long_edge) fails once per arm, each arm named in the location:
+        # one message per field says what to write instead.
+        loc = tuple(part for part in error["loc"] if not _is_union_arm(part))
+        if len(messages) >= MAX_NAMED_PROBLEMS:
+            path = _field_path(loc)
+            if path not in messages:
+                more.add(path)
+            continue
+        where, why = _describe({**error, "loc": loc}, len(loc) < len(error["loc"]))
+        messages.setdefault(_field_path(where), why)
+    named = "; ".join(f"{shorten(path)}: {why}" for path, why in messages.items())
+    return named + (f"; and {len(more)} more" if more else "")
 
 
 def _is_union_arm(part: int | str) -> bool:

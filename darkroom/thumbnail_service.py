@@ -6,10 +6,10 @@
   its transparency) are deleted, so the output always mirrors the current source.
 - ObjectRemoved: every thumbnail key the source could have is deleted. The output
   bucket is never listed or read, so the function cannot trigger or feed on itself.
-- A file that cannot be thumbnailed (a permanent error: the same bytes always fail the
-  same way) gives one structured log line naming the key and the reason, a metric, and no
-  thumbnails (stale ones from an earlier version of the object are removed); the
-  invocation succeeds, so Lambda does not retry it.
+- A file that cannot be thumbnailed (a permanent error: the same bytes, or a key too long
+  for its thumbnails' keys, always fail the same way) gives one structured log line
+  naming the key and the reason, a metric, and no thumbnails (stale ones from an earlier
+  version of the object are removed); the invocation succeeds, so Lambda does not retry it.
 - Anything else (S3 throttling, a network fault, a bug) is raised: Lambda's asynchronous
   retries and the on-failure destination take over. Every step is idempotent, so a retry
   or a duplicated event writes the same objects again.
@@ -38,6 +38,11 @@ from darkroom.observability import NAMESPACE, SERVICE, logger, metrics
 from darkroom.s3_events import object_changes
 
 Action = Literal["thumbnailed", "removed", "failed", "skipped"]
+
+# S3 refuses a key over 1,024 bytes (UTF-8). A source whose thumbnail keys would be
+# longer can never be thumbnailed: a permanent failure of that file, not a fault to retry.
+MAX_KEY_BYTES = 1024
+KEY_TOO_LONG = "key_too_long"
 
 
 class Buckets(Protocol):
@@ -135,6 +140,13 @@ class ThumbnailService:
         if key.endswith("/"):
             # A "folder" made in the S3 console: an empty object that is no image.
             return Outcome(key, "skipped", detail="folder marker")
+        longest = max(self.thumbnail_keys(key), key=lambda k: len(k.encode()))
+        if len(longest.encode()) > MAX_KEY_BYTES:
+            detail = (
+                f"its thumbnail keys would be up to {len(longest.encode())} bytes; "
+                f"S3 keys hold at most {MAX_KEY_BYTES}"
+            )
+            return self._failed(bucket, key, KEY_TOO_LONG, detail)
         started = time.perf_counter()
         with tempfile.NamedTemporaryFile(dir=self.scratch_dir, prefix="thumbnail-") as scratch:
             try:
@@ -148,7 +160,7 @@ class ThumbnailService:
                     scratch, self.sizes, max_pixels=self.max_image_pixels, name=key
                 )
             except ThumbnailError as error:
-                return self._failed(bucket, key, error)
+                return self._failed(bucket, key, error.code.value, str(error))
 
         written = []
         for thumbnail in result.thumbnails:
@@ -180,18 +192,23 @@ class ThumbnailService:
         logger.info("thumbnails deleted", extra={"key": key})
         return Outcome(key, "removed")
 
-    def _failed(self, bucket: str, key: str, error: ThumbnailError) -> Outcome:
+    def _failed(self, bucket: str, key: str, reason: str, detail: str) -> Outcome:
         # Thumbnails of an earlier, good version of the object would now be a lie.
         self._delete(key, keep=())
-        self.recorder.failed(error.code.value)
+        self.recorder.failed(reason)
         logger.warning(
             "thumbnail failed",
-            extra={"bucket": bucket, "key": key, "reason": error.code.value, "detail": str(error)},
+            extra={"bucket": bucket, "key": key, "reason": reason, "detail": detail},
         )
-        return Outcome(key, "failed", reason=error.code.value, detail=str(error))
+        return Outcome(key, "failed", reason=reason, detail=detail)
 
     def _delete(self, key: str, keep: Iterable[str]) -> None:
         kept = set(keep)
-        stale = [k for k in self.thumbnail_keys(key) if k not in kept]
+        # A key S3 cannot hold was never written (and asking to delete it is an error).
+        stale = [
+            k
+            for k in self.thumbnail_keys(key)
+            if k not in kept and len(k.encode()) <= MAX_KEY_BYTES
+        ]
         if stale:
             self.buckets.delete(self.output_bucket, stale)

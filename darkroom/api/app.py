@@ -4,6 +4,7 @@ answered, and the headers every answer carries. `handle` is what the Lambda call
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -29,7 +30,7 @@ from darkroom.api.errors import (
 from darkroom.api.service import ApiService
 from darkroom.errors import JobBusy
 from darkroom.observability import logger
-from darkroom.recipes import RecipeError
+from darkroom.recipes import RecipeError, shorten
 
 app = APIGatewayHttpResolver(enable_validation=True)
 app.include_router(jobs.router)
@@ -48,6 +49,9 @@ ERRORS: dict[type[Exception], tuple[int, ErrorCode]] = {
     TooLarge: (413, "too_large"),
 }
 
+# How many problems an error message names, however many a request has.
+_NAMED_PROBLEMS = 5
+
 # Every answer: nothing here may be cached by a browser or proxy (links expire, tokens
 # are secrets), and a browser must not guess types.
 COMMON_HEADERS = {"cache-control": "no-store", "x-content-type-options": "nosniff"}
@@ -62,12 +66,16 @@ def error(status: int, code: ErrorCode, message: str, **details: Any) -> Respons
 def _refused(exc: Exception) -> Response:
     if isinstance(exc, RequestValidationError) and _about_the_response(exc):
         return _crashed(exc)
-    status, code = next(ERRORS[c] for c in type(exc).__mro__ if c in ERRORS)
+    status, code = _status_of(exc)
     if isinstance(exc, ApiError):
         return error(status, code, exc.message, **exc.details)
     if isinstance(exc, ValidationException):
         return error(status, code, describe(exc))
     return error(status, code, str(exc))
+
+
+def _status_of(exc: Exception) -> tuple[int, ErrorCode]:
+    return next(ERRORS[c] for c in type(exc).__mro__ if c in ERRORS)
 
 
 @app.not_found
@@ -93,9 +101,11 @@ def _crashed(exc: Exception) -> Response:
 
 
 def describe(exc: ValidationException) -> str:
-    """The resolver's findings as one message naming each field as the client wrote it."""
+    """The resolver's findings as one message naming each field as the client wrote it
+    (the first few, each cut short: a body may carry thousands of unknown fields)."""
+    found_all = exc.errors()
     problems = []
-    for found in exc.errors()[:5]:
+    for found in found_all[:_NAMED_PROBLEMS]:
         if found.get("type") == "json_invalid":
             reason = (found.get("ctx") or {}).get("error", "")
             return f"the request body is not valid JSON ({reason})"
@@ -103,27 +113,60 @@ def describe(exc: ValidationException) -> str:
         if loc[:1] == ["body"]:
             loc = loc[1:]
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
-        problems.append(f"{where.lstrip('.') or 'body'}: {found.get('msg', found.get('type'))}")
-    return "invalid request: " + "; ".join(problems)
+        where = shorten(where.lstrip(".")) or "body"
+        problems.append(f"{where}: {found.get('msg', found.get('type'))}")
+    more = len(found_all) - len(problems)
+    return "invalid request: " + "; ".join(problems) + (f"; and {more} more" if more > 0 else "")
 
 
-def _unreadable_body(event: dict[str, Any]) -> str | None:
-    """Why the request's body cannot be JSON text, before the resolver tries: it would
-    also parse forms and multipart, and fail on a malformed one or on bytes that are not
-    UTF-8."""
+# No body this API takes comes near either limit: 1,000 files of 255-byte names fit in a
+# few hundred KB, and nothing nests deeper than four levels. Refusing before parsing keeps
+# a hostile body from costing memory, time or a RecursionError in the JSON decoder.
+MAX_BODY_BYTES = 1024 * 1024
+MAX_BODY_DEPTH = 32
+# A JSON string (escapes included): brackets inside one do not nest anything.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def _refused_body(event: dict[str, Any]) -> ApiError | None:
+    """Why the request's body cannot be taken, before the resolver parses it: it would also
+    parse forms and multipart, fail on bytes that are not UTF-8, and recurse once per
+    level of nesting."""
     headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
     content_type = headers.get("content-type", "").strip().lower()
     method = str(((event.get("requestContext") or {}).get("http") or {}).get("method", ""))
     body = event.get("body") or ""
     sends_body = bool(body) or method.upper() in ("POST", "PUT", "PATCH")
     if sends_body and content_type and not content_type.startswith("application/json"):
-        return "the request body must be JSON (Content-Type: application/json)"
-    if body and event.get("isBase64Encoded"):
+        return BadRequest("the request body must be JSON (Content-Type: application/json)")
+    if not body:
+        return None
+    if event.get("isBase64Encoded"):
         try:
-            base64.b64decode(body).decode("utf-8")
+            body = base64.b64decode(body).decode("utf-8")
         except (ValueError, UnicodeDecodeError):
-            return "the request body is not valid JSON (it is not UTF-8 text)"
+            return BadRequest("the request body is not valid JSON (it is not UTF-8 text)")
+    size = len(body.encode("utf-8", "surrogatepass"))
+    if size > MAX_BODY_BYTES:
+        return TooLarge(
+            f"the request body is {size} bytes; at most {MAX_BODY_BYTES} are accepted",
+            max_body_bytes=MAX_BODY_BYTES,
+        )
+    if _depth(body) > MAX_BODY_DEPTH:
+        return BadRequest(f"the request body nests more than {MAX_BODY_DEPTH} levels deep")
     return None
+
+
+def _depth(text: str) -> int:
+    """How deeply JSON text nests arrays and objects (stopping once past the limit)."""
+    depth = deepest = 0
+    for bracket in _BRACKETS.finditer(_JSON_STRING.sub("", text)):
+        depth += 1 if bracket.group() in "[{" else -1
+        deepest = max(deepest, depth)
+        if deepest > MAX_BODY_DEPTH:
+            break
+    return deepest
 
 
 def _about_the_response(exc: RequestValidationError) -> bool:
@@ -136,13 +179,14 @@ def handle(
     event: dict[str, Any], context: LambdaContext | None, service: ApiService
 ) -> dict[str, Any]:
     """An HTTP API event (payload format 2.0) in, a proxy result out."""
-    problem = _unreadable_body(event)
-    if problem is not None:
-        body = ErrorBody(error="bad_request", message=problem).model_dump_json()
+    refused = _refused_body(event)
+    if refused is not None:
+        status, code = _status_of(refused)
+        body = ErrorBody(error=code, message=refused.message, **refused.details)
         result: dict[str, Any] = {
-            "statusCode": 400,
+            "statusCode": status,
             "headers": {"content-type": "application/json"},
-            "body": body,
+            "body": body.model_dump_json(),
             "isBase64Encoded": False,
         }
     else:

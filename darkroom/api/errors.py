@@ -65,7 +65,7 @@ _MEANINGS = {
     404: "No such job, share or link.",
     409: "The job is not in a state that allows this.",
     410: "The link expired or was revoked.",
-    413: "More files or bytes than a job may have.",
+    413: "More files or bytes than a job may have, or a request body too large to read.",
 }
 
 

@@ -193,6 +193,7 @@ class JobOperations:
                 "name": upload.name or job_id,
                 "files": [{"name": f.name, "size": f.size} for f in upload.files],
                 "submitted_at": submitted_at,
+                "created_at": upload.created_at,  # kept by RegisterJob: the listing's order
             }
             if upload.recipe is not None:
                 manifest["recipe"] = dict(upload.recipe)
@@ -207,7 +208,8 @@ class JobOperations:
     def reprocess_job(self, job_id: str, body: ReprocessIn) -> Reprocessing:
         job_id = known_job_id(job_id)
         try:
-            arn = pipeline.reprocess(job_id, self.executions, self.jobs, body.recipe)
+            now = self.clock()
+            arn = pipeline.reprocess(job_id, self.executions, self.jobs, body.recipe, now=now)
         except JobNotFound as exc:
             if self.uploads.get(job_id) is not None:
                 raise Conflict(
@@ -385,11 +387,12 @@ def submit_job(job_id: str, jobs: Jobs) -> Submitted:
     tags=TAGS,
     summary="Start a new execution for a finished job, optionally with another recipe.",
     description=(
-        "Refused (409) while the job's execution runs. A job whose execution ended without "
-        "finishing it (stopped in the console) is first recorded as FAILED "
-        "(ExecutionEnded), then run again."
+        "Refused (409) while the job's execution runs, and while another reprocess of it "
+        "is starting: of two calls at once, one starts an execution and the other is 409. "
+        "A job whose execution ended without finishing it (stopped in the console) is "
+        "first recorded as FAILED (ExecutionEnded), then run again."
     ),
-    responses=answers(202, "The new execution.", 400, 404, 409),
+    responses=answers(202, "The new execution.", 400, 404, 409, 413),
     status_code=202,
 )
 def reprocess_job(

@@ -211,7 +211,7 @@ Shares = Annotated[ShareOperations, Depends(current_service)]
         "The token (256 random bits) is returned once and stored only as a hash; keep "
         "`share_id` to revoke the link."
     ),
-    responses=answers(201, "The share link.", 400, 404, 409),
+    responses=answers(201, "The share link.", 400, 404, 409, 413),
     status_code=201,
 )
 def create_share(

@@ -25,6 +25,15 @@ def file_name_problem(name: str) -> str | None:
     return not_raw_reason(name)
 
 
+def same_on_every_disk(name: str) -> str:
+    """The form in which names that some file system would hold as one file are equal:
+    Unicode's canonical caseless match (APFS ignores normalisation and, like NTFS, case).
+
+    Names are kept as the client sent them, not normalised: the client finds its upload
+    URLs by the names it declared, and a rendition downloads under its original's name."""
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
+
+
 def check_files(
     files: Sequence[FileIn], *, max_file_bytes: int, max_job_bytes: int, max_files: int
 ) -> None:
@@ -45,11 +54,20 @@ def check_files(
     seen: dict[str, str] = {}
     for f in files:
         # Renditions are named after the stem, so two files sharing one would overwrite
-        # each other's outputs.
-        stem = PurePosixPath(f.name).stem
+        # each other's outputs; and stems equal up to case or Unicode normalisation
+        # (IMG_1/img_1, café in NFC/NFD) are one file once downloaded to macOS or Windows.
+        stem = same_on_every_disk(PurePosixPath(f.name).stem)
         if stem in seen:
-            what = "twice" if seen[stem] == f.name else f"and {seen[stem]!r} share a name"
-            raise BadRequest(f"{f.name!r} {what}: every file needs its own name before the dot")
+            other = seen[stem]
+            what = "twice" if other == f.name else f"and {other!r} share a name"
+            raise BadRequest(
+                f"{f.name!r} {what}: every file needs its own name before the dot, "
+                "whatever its case or Unicode form",
+                files=[
+                    {"name": f.name, "problem": f"same name as {other!r}"},
+                    {"name": other, "problem": f"same name as {f.name!r}"},
+                ],
+            )
         seen[stem] = f.name
     if len(files) > max_files:
         raise TooLarge(f"{len(files)} files declared; a job takes at most {max_files}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import suppress
 from typing import Any
 
 from darkroom import names
@@ -61,11 +62,14 @@ class JobStore:
         files: Sequence[str],
         name: str | None,
         recipe: Mapping[str, Any] | None,
+        created_at: str | None = None,
     ) -> Job:
-        """Make `execution_arn` the job's owner: new jobs, or terminal ones (reprocessing).
+        """Make `execution_arn` the job's owner: new jobs, or terminal ones (reprocessing)
+        that no other execution has claimed; its own claim is released.
 
         Idempotent for the same execution (a retried RegisterJob); any other live owner
-        means the job is already running, which is refused.
+        means the job is already running, which is refused. `created_at` is when the job
+        was declared (its upload), if it was; a job keeps the first one it is given.
         """
         now = utc_now()
         attribute_names = {
@@ -85,7 +89,8 @@ class JobStore:
             ":zero": 0,
             ":one": 1,
             ":entity": names.JOB_ENTITY,
-            ":created_key": created_key(now, job_id),
+            ":created": created_at or now,
+            ":created_key": created_key(created_at or now, job_id),
         }
         sets = [
             "#s = :registered",
@@ -95,7 +100,7 @@ class JobStore:
             "progress = :progress",
             "attempt = if_not_exists(attempt, :zero) + :one",
             # Both once, at creation: a job keeps its place in the listing when reprocessed.
-            "created_at = if_not_exists(created_at, :now)",
+            "created_at = if_not_exists(created_at, :created)",
             "#created_key = if_not_exists(#created_key, :created_key)",
             "#entity = :entity",
             "updated_at = :now",
@@ -114,8 +119,10 @@ class JobStore:
                 job_key(job_id),
                 "SET "
                 + ", ".join(sets)
-                + " REMOVE #e, cause, instance_id, manifest_key, started_at, finished_at",
-                condition=f"attribute_not_exists(job_id) OR #s IN ({', '.join(terminal)})",
+                + " REMOVE #e, cause, instance_id, manifest_key, started_at, finished_at,"
+                + " claimed_by, claimed_at",
+                condition=f"(attribute_not_exists(job_id) OR #s IN ({', '.join(terminal)}))"
+                " AND (attribute_not_exists(claimed_by) OR claimed_by = :exec)",
                 names=attribute_names,
                 values=values,
             )
@@ -123,11 +130,62 @@ class JobStore:
             current = self.get(job_id)
             if current.execution_arn == execution_arn:
                 return current
+            if current.is_terminal and current.claimed_by:
+                raise JobBusy(
+                    f"job {job_id} is claimed by execution {current.claimed_by}, "
+                    "which is reprocessing it"
+                ) from exc
             raise JobBusy(
                 f"job {job_id} is {current.status} under execution {current.execution_arn}; "
                 "it can be reprocessed once that finishes"
             ) from exc
         return Job.model_validate(item)
+
+    def claim(
+        self, job_id: str, execution_arn: str, *, now: float, replacing: str | None = None
+    ) -> Job:
+        """Name `execution_arn` as the one execution about to reprocess this finished job.
+
+        One conditional write: of two concurrent claims exactly one succeeds, and the
+        other is JobBusy. Only that execution can then register the job. `replacing`
+        takes over a claim whose execution will never register (the caller decides).
+        """
+        terminal = {f":t{i}": s for i, s in enumerate(sorted(TERMINAL))}
+        unclaimed = "attribute_not_exists(claimed_by)"
+        values: dict[str, Any] = {":exec": execution_arn, ":at": now, **terminal}
+        if replacing is not None:
+            unclaimed += " OR claimed_by = :replacing"
+            values[":replacing"] = replacing
+        try:
+            item = self._table.update(
+                job_key(job_id),
+                "SET claimed_by = :exec, claimed_at = :at",
+                condition=f"#s IN ({', '.join(terminal)}) AND ({unclaimed})",
+                names={"#s": "status"},
+                values=values,
+            )
+        except ConditionFailed as exc:
+            current = self.get(job_id)
+            if current.is_terminal and current.claimed_by:
+                raise JobBusy(
+                    f"job {job_id} is being reprocessed already "
+                    f"(execution {current.claimed_by.rsplit(':', 1)[-1]})"
+                ) from exc
+            raise JobBusy(
+                f"job {job_id} is {current.status}; reprocess it once it has finished"
+            ) from exc
+        return Job.model_validate(item)
+
+    def release_claim(self, job_id: str, execution_arn: str) -> None:
+        """Withdraw a claim whose execution was not started (only this execution's)."""
+        # A claim already taken over, or released by registering, is left as it is.
+        with suppress(ConditionFailed):
+            self._table.update(
+                job_key(job_id),
+                "REMOVE claimed_by, claimed_at",
+                condition="claimed_by = :exec",
+                values={":exec": execution_arn},
+            )
 
     def transition(
         self,

@@ -242,8 +242,12 @@ def test_the_api_function_policy_is_scoped_to_prefixes_tables_and_the_machine(
     assert by_sid["ListRaw"]["Condition"] == {"StringLike": {"s3:prefix": ["raw/*"]}}
     assert by_sid["ReadRenditions"]["Action"] == "s3:GetObject"
     assert by_sid["ReadRenditions"]["Resource"] == objects(storage.processed, "processed/")
-    assert by_sid["ReadJobs"]["Resource"] == arn(storage.jobs)
-    assert set(by_sid["ReadJobs"]["Action"]) == {"dynamodb:GetItem", "dynamodb:BatchGetItem"}
+    assert by_sid["Jobs"]["Resource"] == arn(storage.jobs)
+    assert set(by_sid["Jobs"]["Action"]) == {
+        "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:UpdateItem",
+    }
     assert by_sid["Uploads"]["Resource"] == arn(storage.uploads)
     # GET /jobs reads the listing indexes only: no scan of any table.
     assert by_sid["ListJobs"]["Action"] == "dynamodb:Query"

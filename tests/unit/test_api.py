@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
+import unicodedata
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -14,10 +17,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from darkroom import keys, names
+from darkroom import keys, names, pipeline
 from darkroom.api import tokens
 from darkroom.api.app import handle
-from darkroom.api.models import JobView, iso
+from darkroom.api.models import JobView, ReprocessIn, iso
 from darkroom.api.service import ApiService
 from darkroom.aws.executions import Executions
 from darkroom.aws.job_store import JobStore
@@ -26,6 +29,7 @@ from darkroom.aws.presign import Presigner, presigning_client
 from darkroom.aws.shares import ShareStore
 from darkroom.aws.table import create_request
 from darkroom.aws.uploads import UploadStore
+from darkroom.errors import JobBusy
 from darkroom.jobs import FileProgress, FileStatus, JobStatus
 from darkroom.settings import ApiSettings, env_key
 from tests.moto_config import IDLE_STATE_MACHINES
@@ -331,6 +335,81 @@ def test_a_field_of_the_wrong_type_is_400_naming_it_and_so_is_a_body_that_is_not
     assert (status, doc["error"]) == (400, "bad_request"), doc
 
 
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("IMG_1.dng", "img_1.dng"),
+        ("IMG_1.dng", "img_1.NEF"),
+        (unicodedata.normalize("NFC", "café.dng"), unicodedata.normalize("NFD", "café.dng")),
+        ("STRASSE.dng", "straße.dng"),
+    ],
+)
+def test_names_one_file_system_would_hold_as_one_file_are_refused_naming_both(
+    api: Api, first: str, second: str
+) -> None:
+    files = [{"name": first, "size": 1}, {"name": second, "size": 1}]
+    status, _, doc = api.call("POST", "/jobs", {"files": files})
+    assert (status, doc["error"]) == (400, "bad_request"), doc
+    assert repr(first) in doc["message"] and repr(second) in doc["message"]
+    assert {f["name"] for f in doc["files"]} == {first, second}
+
+
+def test_names_are_kept_as_the_client_sent_them(api: Api) -> None:
+    # Not normalised: the client finds each upload URL by the name it declared.
+    nfd = unicodedata.normalize("NFD", "café.dng")
+    (upload,) = _create(api, {nfd: 1})["uploads"]
+    assert upload["name"] == nfd
+    assert urlsplit(upload["url"]).path.endswith("/cafe%CC%81.dng")
+
+
+def test_a_body_nested_too_deep_is_400_before_it_is_parsed(api: Api) -> None:
+    for depth in (33, 100_000):
+        body = "[" * depth + "]" * depth
+        status, _, doc = api.call("POST", "/jobs", body)
+        assert (status, doc["error"]) == (400, "bad_request"), doc
+        assert "nests more than 32 levels" in doc["message"]
+    # Brackets inside strings nest nothing; a recipe at the depth it needs is fine.
+    name = "[" * 100 + '"{.dng'
+    status, _, doc = api.call("POST", "/jobs", {"files": [{"name": name, "size": 1}]})
+    assert status == 201, doc
+    nested: Any = {"files": [{"name": "a.dng", "size": 1}], "name": "x"}
+    nested["recipe"] = {"white_balance": {"mode": "fixed", "multipliers": [1, 1, 1]}}
+    assert api.call("POST", "/jobs", nested)[0] == 201
+    deep: Any = {}
+    for _ in range(40):
+        deep = {"a": deep}
+    status, _, doc = api.call("POST", "/jobs/j/reprocess", {"recipe": deep})
+    assert status == 400 and "nests" in doc["message"]
+
+
+def test_a_body_over_a_megabyte_is_413_before_it_is_parsed(api: Api) -> None:
+    body = json.dumps({"files": [{"name": "a.dng", "size": 1}], "name": "x" * (1 << 20)})
+    status, _, doc = api.call("POST", "/jobs", body)
+    assert (status, doc["error"], doc["max_body_bytes"]) == (413, "too_large", 1 << 20)
+    status, _, doc = api.call("POST", "/jobs", base64_body=body.encode())
+    assert status == 413
+
+
+def test_a_recipe_with_thousands_of_unknown_fields_gets_a_short_400(api: Api) -> None:
+    api.finish("finished", {"A.dng": 1})
+    recipe = {f"unknown-{i}": 1 for i in range(50_000)}
+    for method, path, body in (
+        ("POST", "/jobs", {"files": [{"name": "a.dng", "size": 1}], "recipe": recipe}),
+        ("POST", "/jobs/finished/reprocess", {"recipe": recipe}),
+    ):
+        status, _, doc = api.call(method, path, body)
+        assert (status, doc["error"]) == (400, "bad_request"), path
+        assert len(doc["message"]) < 1000, path
+        assert "recipe.unknown-0: unknown field" in doc["message"]
+        assert doc["message"].endswith("; and 49995 more")
+    # Unknown fields of the body itself (and a key a megabyte long) are cut short too.
+    body = {"files": [{"name": "a.dng", "size": 1}], **{f"k{i}": 1 for i in range(20_000)}}
+    body["x" * 500_000] = 1
+    status, _, doc = api.call("POST", "/jobs", body)
+    assert status == 400 and len(doc["message"]) < 1000, doc["message"][:2000]
+    assert doc["message"].endswith("and 19996 more")
+
+
 def test_the_signing_caller_is_recorded_with_the_job(api: Api) -> None:
     ann = "arn:aws:iam::123456789012:user/ann"
     status, _, doc = api.call(
@@ -457,6 +536,89 @@ def test_reprocess_takes_up_a_job_whose_execution_was_stopped_in_the_console(api
     assert "ended ABORTED" in job["cause"]
 
 
+def test_two_reprocess_calls_at_once_start_one_execution_and_the_other_is_409(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api.finish("finished", {"A.dng": 1})
+    # Both calls have read the finished job before either claims it.
+    both_read = threading.Barrier(2, timeout=10)
+    arn_for = api.service.executions.arn_for
+
+    def after_both_read(name: str) -> str:
+        both_read.wait()
+        return arn_for(name)
+
+    monkeypatch.setattr(api.service.executions, "arn_for", after_both_read)
+    # DynamoDB applies one conditional write to an item at a time; moto does not lock.
+    one_write = threading.Lock()
+    update_item = api.ddb.update_item
+
+    def atomic_update(**request: Any) -> Any:
+        with one_write:
+            return update_item(**request)
+
+    monkeypatch.setattr(api.ddb, "update_item", atomic_update)
+
+    # Each thread is one API function: Lambda gives a process one event at a time, and the
+    # resolver keeps the current event in the app, so the threads share only the core.
+    def reprocess(ev: float) -> tuple[int, str]:
+        body = ReprocessIn(recipe={"exposure": {"compensation_ev": ev}})
+        try:
+            return 202, api.service.reprocess_job("finished", body).execution_arn
+        except JobBusy as exc:
+            return 409, str(exc)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        answers = sorted(pool.map(reprocess, [1.5, -1.0]))
+    assert [status for status, _ in answers] == [202, 409], answers
+    (_, accepted), (_, refused) = answers
+    assert "reprocessed already" in refused
+    # And over HTTP, while the claim stands: 409.
+    monkeypatch.undo()
+    status, _, doc = api.call("POST", "/jobs/finished/reprocess")
+    assert (status, doc["error"]) == (409, "conflict") and "reprocessed already" in doc["message"]
+    (started,) = api.service.executions.list()
+    assert started["executionArn"] == accepted
+    assert api.service.jobs.get("finished").claimed_by == accepted
+    # The claimed execution registers the job and releases the claim; no other can.
+    hand_started = accepted + "-by-hand"
+    with pytest.raises(JobBusy, match="claimed by"):
+        api.service.jobs.register(
+            job_id="finished", execution_arn=hand_started, files=["A.dng"], name=None, recipe=None
+        )
+    api.service.jobs.register(
+        job_id="finished", execution_arn=accepted, files=["A.dng"], name=None, recipe=None
+    )
+    job = api.service.jobs.get("finished")
+    assert (job.status, job.claimed_by) == (JobStatus.REGISTERED, None)
+    assert api.call("POST", "/jobs/finished/reprocess")[0] == 409
+
+
+def test_a_job_keeps_its_place_in_the_listing_when_the_pipeline_registers_it(api: Api) -> None:
+    """Declared first, registered after a newer job was listed: still on the next page."""
+    older = _create(api, {"A.dng": 1})["job_id"]
+    time.sleep(0.002)
+    newer = _create(api, {"B.dng": 1})["job_id"]
+    _, _, page = api.call("GET", "/jobs", query={"limit": "1"})
+    assert [j["job_id"] for j in page["jobs"]] == [newer]
+    created_at = api.call("GET", f"/jobs/{older}")[2]["created_at"]
+    api.put_raw(older, "A.dng", 1)
+    assert api.call("POST", f"/jobs/{older}/submit")[0] == 202
+    time.sleep(0.002)
+    pipeline.register_job(
+        {"job_id": older},
+        api.service.executions.arn_for(older),
+        raw_bucket=names.RAW_BUCKET,
+        jobs=api.service.jobs,
+        objects=api.service.objects,
+        heartbeat_seconds=10,
+        timeout_seconds=600,
+    )
+    _, _, rest = api.call("GET", "/jobs", query={"cursor": page["next_cursor"]})
+    assert [(j["job_id"], j["status"]) for j in rest["jobs"]] == [(older, "REGISTERED")]
+    assert rest["jobs"][0]["created_at"] == created_at
+
+
 # -- shares ---------------------------------------------------------------------------
 def test_a_job_that_is_not_done_cannot_be_shared(api: Api) -> None:
     api.finish("busy", {"A.dng": 1}, status=JobStatus.PROCESSING)
@@ -561,8 +723,9 @@ def test_a_revoked_share_is_410_and_revoking_needs_the_owning_job(api: Api) -> N
 def test_a_share_of_a_job_being_reprocessed_is_409_until_it_is_done_again(api: Api) -> None:
     api.finish("done", {"A.dng": 1})
     token = api.share("done")["token"]
-    assert api.call("POST", "/jobs/done/reprocess")[0] == 202
-    arn = api.service.jobs.get("done").executions[0] + "-again"
+    status, _, started = api.call("POST", "/jobs/done/reprocess")
+    assert status == 202
+    arn = started["execution_arn"]
     api.service.jobs.register(
         job_id="done", execution_arn=arn, files=["A.dng"], name=None, recipe=None
     )
@@ -604,6 +767,14 @@ def test_jobs_are_listed_newest_first_in_stable_pages(api: Api) -> None:
     assert seen[1:] == list(reversed(created))
     for bad in ({"limit": "0"}, {"limit": "x"}, {"cursor": "%%%"}, {"cursor": "WzFd"}):
         assert api.call("GET", "/jobs", query=bad)[0] == 400
+
+
+@pytest.mark.parametrize("limit", ["²", "٣", "\uff11", "৫", "½", "1e1", "0x5", "9" * 5000])
+def test_a_limit_that_is_not_ascii_digits_in_range_is_400(api: Api, limit: str) -> None:
+    # str.isdigit() holds for "²", which int() refuses: no route may mistake one for the other.
+    status, _, doc = api.call("GET", "/jobs", query={"limit": limit})
+    assert (status, doc["error"]) == (400, "bad_request"), doc
+    assert "limit" in doc["message"] and len(doc["message"]) < 500
 
 
 def test_a_page_boundary_stays_put_when_jobs_arrive_between_pages(api: Api) -> None:

@@ -206,14 +206,19 @@ def test_start_worker_leaves_the_lease_of_a_running_execution_alone(world: World
 class _Executions(Executions):
     """Step Functions as far as reprocess sees it: statuses, and starts recorded."""
 
-    def __init__(self, statuses: dict[str, str]) -> None:
+    state_machine_arn = "arn:aws:states:us-east-1:123456789012:stateMachine:m"
+
+    def __init__(self, statuses: dict[str, str], fail: Exception | None = None) -> None:
         self.statuses = statuses
         self.started: list[tuple[str, dict[str, Any]]] = []
+        self.fail = fail
 
     def status(self, execution_arn: str) -> str:
         return self.statuses.get(execution_arn, "MISSING")
 
     def start(self, name: str, payload: Any) -> tuple[str, bool]:
+        if self.fail is not None:
+            raise self.fail
         self.started.append((name, dict(payload)))
         return f"arn:aws:states:us-east-1:123456789012:execution:m:{name}", True
 
@@ -238,6 +243,70 @@ def test_reprocess_refuses_a_job_whose_execution_is_still_running(world: World) 
         pipeline.reprocess("j19", executions, world.jobs)
     assert executions.started == []
     assert world.jobs.get("j19").status is JobStatus.PROCESSING
+
+
+def _finished(world: World, job_id: str) -> None:
+    _run_to_processing(world, job_id)
+    world.jobs.transition(job_id, EXEC_A, JobStatus.DONE)
+
+
+def test_reprocess_claims_the_job_for_the_execution_it_starts(world: World) -> None:
+    _finished(world, "j30")
+    executions = _Executions({})
+    arn = pipeline.reprocess("j30", executions, world.jobs, now=1000.0)
+    job = world.jobs.get("j30")
+    assert (job.claimed_by, job.claimed_at) == (arn, 1000.0)
+    executions.statuses[arn] = "RUNNING"
+    with pytest.raises(JobBusy, match="reprocessed already"):
+        pipeline.reprocess("j30", executions, world.jobs, now=1001.0)
+    # Only the claimed execution registers the job, which releases the claim.
+    with pytest.raises(JobBusy, match="claimed by"):
+        world.register("j30", EXEC_B)
+    world.register("j30", arn)
+    assert world.jobs.get("j30").claimed_by is None
+
+
+def test_a_claim_whose_execution_ended_before_registering_is_taken_over(world: World) -> None:
+    _finished(world, "j31")
+    executions = _Executions({})
+    dead = pipeline.reprocess("j31", executions, world.jobs, now=1000.0)
+    executions.statuses[dead] = "FAILED"  # RegisterJob refused its input, say
+    arn = pipeline.reprocess("j31", executions, world.jobs, now=1001.0)
+    assert arn != dead and world.jobs.get("j31").claimed_by == arn
+
+
+def test_a_claim_of_an_execution_never_started_stands_only_for_a_grace_period(
+    world: World,
+) -> None:
+    _finished(world, "j32")
+    world.jobs.claim("j32", EXEC_B, now=1000.0)  # the API function died before starting it
+    executions = _Executions({})
+    with pytest.raises(JobBusy):
+        pipeline.reprocess("j32", executions, world.jobs, now=1000.0 + 5)
+    later = 1000.0 + pipeline.CLAIM_GRACE_SECONDS + 1
+    arn = pipeline.reprocess("j32", executions, world.jobs, now=later)
+    assert world.jobs.get("j32").claimed_by == arn
+
+
+def test_a_reprocess_that_fails_to_start_releases_its_claim(world: World) -> None:
+    _finished(world, "j33")
+    executions = _Executions({}, fail=RuntimeError("Step Functions is down"))
+    with pytest.raises(RuntimeError):
+        pipeline.reprocess("j33", executions, world.jobs, now=1000.0)
+    assert world.jobs.get("j33").claimed_by is None
+    executions.fail = None
+    assert pipeline.reprocess("j33", executions, world.jobs, now=1001.0)
+
+
+def test_register_keeps_the_time_the_job_was_declared(world: World) -> None:
+    declared = "2026-01-02T03:04:05.678Z"
+    world.upload("j34", "A.DNG", manifest={"created_at": declared})
+    world.register("j34")
+    job = world.jobs.get("j34")
+    assert (job.created_at, job.created_key) == (declared, f"{declared}#j34")
+    world.upload("j35", "A.DNG", manifest={"created_at": "yesterday"})
+    world.register("j35")
+    assert world.jobs.get("j35").created_at != "yesterday"
 
 
 def _run_to_processing(world: World, job_id: str) -> None:

@@ -41,14 +41,22 @@ class MemoryBuckets:
         return len(data)
 
     def put(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
+        _fits_s3(key, "PutObject")
         self.objects[(bucket, key)] = (data, content_type)
 
     def delete(self, bucket: str, keys: Sequence[str]) -> None:
         for key in keys:
+            _fits_s3(key, "DeleteObjects")
             self.objects.pop((bucket, key), None)
 
     def output(self) -> dict[str, tuple[bytes, str]]:
         return {key: value for (bucket, key), value in self.objects.items() if bucket == OUTPUT}
+
+
+def _fits_s3(key: str, operation: str) -> None:
+    if len(key.encode()) > 1024:
+        error = {"Code": "KeyTooLongError", "Message": "Your key is too long"}
+        raise ClientError({"Error": error}, operation)
 
 
 class ListRecorder:
@@ -194,6 +202,27 @@ def test_a_source_replaced_by_a_bad_file_loses_its_old_thumbnails(
     (outcome,) = service.handle(s3_event("ObjectCreated:Put", "p.jpg"))
     assert outcome.reason == "truncated"
     assert buckets.output() == {}
+
+
+def test_a_key_too_long_for_its_thumbnails_fails_that_file_by_name_and_is_not_retried(
+    buckets: MemoryBuckets, recorder: ListRecorder, service: ThumbnailService
+) -> None:
+    # S3 holds the source (1,011 bytes of key) but not "thumbnails/<key>/256.webp".
+    key = "shoots/" + "é" * 500 + ".jpg"
+    assert 1000 <= len(key.encode()) <= 1024
+    buckets.put(INPUT, key, photo(), "image/jpeg")
+    (outcome,) = service.handle(s3_event("ObjectCreated:Put", key))
+    assert (outcome.action, outcome.reason) == ("failed", "key_too_long")
+    assert outcome.detail is not None and "1024" in outcome.detail
+    assert buckets.reads == [] and buckets.output() == {}
+    assert recorder.events == [("failed", "key_too_long")]
+    (removed,) = service.handle(s3_event("ObjectRemoved:Delete", key))
+    assert removed.action == "removed"
+    # A key just short enough still gets every thumbnail.
+    fits = "p" * (1024 - len("thumbnails//256.webp"))
+    buckets.put(INPUT, fits, photo(), "image/jpeg")
+    (outcome,) = service.handle(s3_event("ObjectCreated:Put", fits))
+    assert outcome.action == "thumbnailed"
 
 
 def test_a_source_deleted_before_it_was_read_is_skipped(service: ThumbnailService) -> None:
