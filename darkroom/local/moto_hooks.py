@@ -215,13 +215,12 @@ def _evaluate_attempt(self: Any, env: Any) -> None:
     # Step Functions gives every attempt of a .waitForTaskToken task a token of its own;
     # moto reuses the first attempt's. A worker holding a failed attempt's token must
     # find it dead (InvalidToken) and take up the retry's, not mistake one for the other.
-    retried = env.states.context_object.context_object_data["State"]["RetryCount"] > 0
+    context = env.states.context_object
     if (
-        retried
-        and isinstance(self, StateTaskServiceCallback)
+        isinstance(self, StateTaskServiceCallback)
         and self.resource.condition == ResourceCondition.WaitForTaskToken
+        and context.context_object_data.get("State", {}).get("RetryCount", 0) > 0
     ):
-        context = env.states.context_object
         env.callback_pool_manager._pool.pop(context.context_object_data["Task"]["Token"], None)
         env.callback_pool_manager.add(context.update_task_token())
     _original_evaluate_attempt(self, env)
