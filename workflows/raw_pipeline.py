@@ -95,8 +95,8 @@ EXECUTION_INPUT: Final = "$$.Execution.Input"
 
 NO_IDLE_WORKER: Final = "NoIdleWorker"
 # What a retry can cure: the Lambda service failing or throttling the Invoke, the function's
-# process dying or timing out (Runtime.ExitError, Sandbox.Timedout: a crash, an out-of-memory
-# kill, a host lost mid-call), and TransientError, which the adapters raise for throttling
+# process dying or timing out (Runtime.ExitError, Sandbox.Timedout: a crash, a killed
+# process, a host lost mid-call), and TransientError, which the adapters raise for throttling
 # and AWS 5xx. Errors a handler raises on purpose (InvalidJob, JobBusy...) are not retried.
 TRANSIENT_ERRORS: Final = (
     "Lambda.Unknown",
