@@ -9,12 +9,15 @@ from pathlib import PurePosixPath
 
 from darkroom.names import MANIFEST_NAME, PROCESSED_PREFIX, RAW_PREFIX
 
-_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
+# Never a ".": reprocess execution names rely on it (pipeline.reprocess_execution_name).
+_JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
 
 
 def validate_job_id(job_id: str) -> str:
     """A job id is used in keys and execution names, so it must be a safe single segment."""
-    if not _JOB_ID.match(job_id):
+    # fullmatch: with match and "$", "job\n" would pass ("$" also matches before a
+    # trailing newline).
+    if not _JOB_ID.fullmatch(job_id):
         raise ValueError(
             f"invalid job id {job_id!r}: use 1-40 letters, digits, '-' or '_' "
             "(starting with a letter or digit)"

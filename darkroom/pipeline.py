@@ -33,8 +33,10 @@ def execution_name(job_id: str) -> str:
 
 
 def reprocess_execution_name(job_id: str, when: datetime | None = None) -> str:
+    """`<job_id>.rp-<UTC stamp to the millisecond>`. A job id has no ".", so this is never
+    another job's first execution name, whatever id a client chooses."""
     stamp = (when or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%f")[:-3]
-    return f"{keys.validate_job_id(job_id)}-rp-{stamp}"
+    return f"{keys.validate_job_id(job_id)}.rp-{stamp}"
 
 
 # -- orchestrator -----------------------------------------------------------------

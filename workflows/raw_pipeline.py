@@ -19,7 +19,8 @@ State data, as it grows along the way (the ResultPaths):
                       + "failure":       {"Error", "Cause"}  MarkFailed's return, or its Catch
 
 Lambda contracts. Every task sends {"job_id", "execution_arn", ...} and every Lambda must be
-idempotent per execution_arn, because transient errors re-invoke it:
+idempotent per execution_arn: a throttle, a passing fault or a crash of its process (even
+after its work is done, before it answers) re-invokes it with the same event:
 
     RegisterJob   event {"input": <execution input>, "execution_arn"}
                   returns {"job_id": str, "file_count": int,
@@ -28,7 +29,9 @@ idempotent per execution_arn, because transient errors re-invoke it:
                   returns {"instance_id": str}; raises NoIdleWorker to queue the job
     AwaitWorker   event {"job_id", "execution_arn", "instance_id", "task_token"}
                   (WaitForWorker) return value ignored: the state ends when the worker calls
-                  SendTaskSuccess / SendTaskFailure with task_token
+                  SendTaskSuccess / SendTaskFailure with task_token. A retry brings a new
+                  token, which replaces the old one on the lease; a worker holding the old
+                  one finds it dead at its next heartbeat and takes up the new one
     StopWorker    event {"job_id", "execution_arn", "instance_id"}; return value ignored
     ReleaseWorker StopWorker's function, event {"input", "execution_arn", "release_only": true}
                   with no instance_id: StartWorker may never have run, so the lease is found
@@ -91,11 +94,18 @@ TASK_TOKEN: Final = "$$.Task.Token"
 EXECUTION_INPUT: Final = "$$.Execution.Input"
 
 NO_IDLE_WORKER: Final = "NoIdleWorker"
+# What a retry can cure: the Lambda service failing or throttling the Invoke, the function's
+# process dying or timing out (Runtime.ExitError, Sandbox.Timedout: a crash, a killed
+# process, a host lost mid-call), and TransientError, which the adapters raise for throttling
+# and AWS 5xx. Errors a handler raises on purpose (InvalidJob, JobBusy...) are not retried.
 TRANSIENT_ERRORS: Final = (
+    "Lambda.Unknown",
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
+    "Runtime.ExitError",
+    "Sandbox.Timedout",
     "TransientError",
 )
 
@@ -121,6 +131,7 @@ _KEY_ORDER: Final = (
     "MaxAttempts",
     "BackoffRate",
     "MaxDelaySeconds",
+    "JitterStrategy",
     "Retry",
     "Catch",
     "Next",
@@ -164,17 +175,26 @@ class LambdaInvoke(Task):
         return _ordered(result)
 
 
-class RetryWithMaxDelay(Retry):
-    """Retry with MaxDelaySeconds, which caps exponential backoff."""
+class RetryWithBackoff(Retry):
+    """Retry with MaxDelaySeconds, which caps exponential backoff, and JitterStrategy."""
 
-    def __init__(self, *, max_delay_seconds: int | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        max_delay_seconds: int | None = None,
+        full_jitter: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self._max_delay_seconds = max_delay_seconds
+        self._full_jitter = full_jitter
 
     def to_dict(self) -> dict[str, Any]:
         result = super().to_dict()
         if self._max_delay_seconds is not None:
             result["MaxDelaySeconds"] = self._max_delay_seconds
+        if self._full_jitter:
+            result["JitterStrategy"] = "FULL"
         return _ordered(result)
 
 
@@ -196,14 +216,21 @@ def _returned(*fields: str) -> dict[str, str]:
 
 
 def _transient_retry() -> Retry:
-    return RetryWithMaxDelay(
-        error_equals=list(TRANSIENT_ERRORS), interval_seconds=1, max_attempts=3, backoff_rate=2.0
+    # Five retries within 30 s at most. Full jitter: executions that met the same
+    # throttle or outage do not come back in step.
+    return RetryWithBackoff(
+        error_equals=list(TRANSIENT_ERRORS),
+        interval_seconds=1,
+        max_attempts=5,
+        backoff_rate=2.0,
+        max_delay_seconds=15,
+        full_jitter=True,
     )
 
 
 def _no_idle_worker_retry() -> Retry:
     # About 16 h of polling at most every 30 s: with the pool busy, jobs queue, not fail.
-    return RetryWithMaxDelay(
+    return RetryWithBackoff(
         error_equals=[NO_IDLE_WORKER],
         interval_seconds=2,
         max_attempts=2000,
@@ -277,8 +304,9 @@ def _main_path(on_error: Chain) -> Chain:
         retry=[_no_idle_worker_retry(), _transient_retry()],
         catch=catch(),
     )
-    # No Retry, transient Lambda errors included: a lost worker must fail the job, and one
-    # failure rule is simpler to reason about than a re-invoke that mints a second token.
+    # Retried only when handing over the token failed (the errors above, none of which the
+    # worker reports): a lost or failing worker (heartbeat timeout, SendTaskFailure) fails
+    # the job.
     wait_for_worker = LambdaInvoke(
         "WaitForWorker",
         comment=(
@@ -296,6 +324,7 @@ def _main_path(on_error: Chain) -> Chain:
         heartbeat_seconds_path="$.job.heartbeat_seconds",
         timeout_seconds_path="$.job.timeout_seconds",
         result_path="$.result",
+        retry=[_transient_retry()],
         catch=catch(),
     )
     stop_worker = LambdaInvoke(

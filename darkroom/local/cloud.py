@@ -374,6 +374,17 @@ class LocalCloud:
                 NotificationConfiguration={"LambdaFunctionConfigurations": [config]},
             )
 
+    # -- fault injection ----------------------------------------------------------
+    def kill_next_invocation(
+        self, function: str, *, after_handler: bool = False
+    ) -> threading.Event:
+        """The function's next invocation loses its process, before its handler runs or
+        (after_handler) once it has done its work; the caller sees Runtime.ExitError.
+        The event is set once the kill happened."""
+        if function not in names.HANDLERS:
+            raise ValueError(f"no function named {function!r}")
+        return self._runtime.kill_next(function, after_handler=after_handler)
+
     # -- moto_hooks.Host ----------------------------------------------------------
     def spec_for(
         self, name: str, handler: str, env: dict[str, str], timeout: float, memory_mb: int

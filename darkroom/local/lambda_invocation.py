@@ -8,11 +8,19 @@ import datetime as dt
 import json
 import signal
 import time
+from enum import Enum
 from typing import Any
 
 from darkroom.local.lambda_logs import InvocationLog, platform_report
 from darkroom.local.lambda_sandbox import LOG_DRAIN_SECONDS, ChannelClosedError, Sandbox
 from darkroom.local.lambda_spec import InvocationResult, error_payload
+
+
+class Kill(Enum):
+    """Where an injected fault kills the sandbox's process (SIGKILL to its group)."""
+
+    BEFORE_HANDLER = "before_handler"  # as the event is delivered: no work done
+    AFTER_HANDLER = "after_handler"  # once the handler has answered: work done, answer lost
 
 
 def run(
@@ -23,6 +31,7 @@ def run(
     *,
     cold: bool,
     init_timeout: float,
+    kill: Kill | None = None,
 ) -> tuple[InvocationResult, bool]:
     """The invocation's result, and whether the sandbox may serve another one."""
     spec = sandbox.spec
@@ -42,6 +51,8 @@ def run(
         init_ms = float(ready["init_ms"])
     deadline_ms = int(time.time() * 1000 + spec.timeout_seconds * 1000)
     started = time.monotonic()
+    if kill is Kill.BEFORE_HANDLER:
+        sandbox.signal_group(signal.SIGKILL)
     try:
         sandbox.send(
             {
@@ -56,6 +67,9 @@ def run(
         return _crashed(sandbox, log, request_id, started), False
     if response is None:
         return _timed_out(sandbox, log, request_id, spec.timeout_seconds), False
+    if kill is Kill.AFTER_HANDLER:
+        sandbox.signal_group(signal.SIGKILL)
+        return _crashed(sandbox, log, request_id, started), False
     log.complete.wait(LOG_DRAIN_SECONDS)
     sandbox.end_capture()
     if response["type"] == "error":

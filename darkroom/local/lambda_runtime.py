@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from darkroom.local import lambda_invocation
+from darkroom.local.lambda_invocation import Kill
 from darkroom.local.lambda_logs import InvocationLog, LogSink
 from darkroom.local.lambda_sandbox import Sandbox, dispose, stop_all
 from darkroom.local.lambda_spec import (
@@ -47,6 +48,12 @@ class _Function:
     sandboxes: set[Sandbox] = field(default_factory=set)  # idle and busy
     cold_starts: int = 0
     invocations: int = 0
+
+
+@dataclass(frozen=True)
+class _Fault:
+    kill: Kill
+    fired: threading.Event
 
 
 @dataclass(eq=False)  # identity: they live in a set
@@ -106,6 +113,7 @@ class LambdaRuntime:
         self._retiring: set[Sandbox] = set()
         self._queued: set[_QueuedEvent] = set()
         self._timers: set[threading.Timer] = set()
+        self._faults: dict[str, list[_Fault]] = {}
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=async_concurrency, thread_name_prefix="lambda-async"
         )
@@ -146,6 +154,20 @@ class LambdaRuntime:
                 "invocations": fn.invocations,
                 "warm_processes": sum(1 for s in fn.sandboxes if s.alive()),
             }
+
+    def kill_next(self, name: str, *, after_handler: bool = False) -> threading.Event:
+        """Fault injection: the next invocation of `name` loses its process to SIGKILL,
+        before its handler runs or, with after_handler, once the handler has done its work
+        and answered (the answer is lost). The caller sees what Lambda reports for a
+        crash, Runtime.ExitError; the returned event is set once the kill happened.
+        Several calls kill as many invocations in a row. The function need not be
+        registered yet (the local cloud registers each on its first invocation)."""
+        kill = Kill.AFTER_HANDLER if after_handler else Kill.BEFORE_HANDLER
+        fault = _Fault(kill, threading.Event())
+        with self._lock:
+            self._check_open()
+            self._faults.setdefault(name, []).append(fault)
+        return fault.fired
 
     # -- invocation -------------------------------------------------------------------
 
@@ -238,6 +260,9 @@ class LambdaRuntime:
     def _invoke(self, name: str, event: Any, request_id: str) -> InvocationResult:
         json.dumps(event)  # not JSON: the caller's error, before taking a sandbox
         sandbox, cold, invocation_log = self._acquire(name, request_id)
+        with self._lock:
+            faults = self._faults.get(name)
+            fault = faults.pop(0) if faults else None
         healthy = False
         try:
             result, healthy = lambda_invocation.run(
@@ -247,9 +272,12 @@ class LambdaRuntime:
                 request_id,
                 cold=cold,
                 init_timeout=self._init_timeout,
+                kill=fault.kill if fault else None,
             )
             return result
         finally:
+            if fault is not None:
+                fault.fired.set()
             sandbox.end_capture()
             self._release(name, sandbox, healthy)
 

@@ -4,12 +4,15 @@ moto would run Lambda code in Docker and has no notion of an instance booting. T
 hooks route Lambda invocations (from Step Functions, S3 notifications or any client) to
 warm local sandboxes running the real handlers, and EC2 start/stop to the local
 instances, each of which runs the worker program.
-They also make moto's DynamoDB item operations atomic, as DynamoDB's are, and keep the
-cause a worker gives SendTaskFailure.
+They also make moto's DynamoDB item operations atomic, as DynamoDB's are, and bring
+its Step Functions closer to AWS: SendTaskFailure keeps the worker's cause, StopExecution
+ends an execution ABORTED with the caller's error and cause, and each retry of a
+.waitForTaskToken task gets a token of its own.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import threading
@@ -23,7 +26,17 @@ from moto.ec2.models import instances as ec2_instances
 from moto.s3 import notifications as s3_notifications
 from moto.stepfunctions import responses as sfn_responses
 from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
+from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import (
+    ResourceCondition,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (  # noqa: E501
+    StateTaskServiceCallback,
+)
 from moto.stepfunctions.parser.asl.component.state.fail import state_fail
+from moto.stepfunctions.parser.asl.eval.environment import Environment
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 
 from darkroom.local.lambda_spec import FunctionSpec, InvocationResult
 
@@ -152,6 +165,67 @@ def _send_task_failure(self: Any) -> ActionResult:
     return EmptyResult()
 
 
+def _stop_execution(self: Any) -> ActionResult:
+    # moto's response drops the caller's error and cause; AWS records them on the
+    # aborted execution (DescribeExecution, the ExecutionAborted event).
+    execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
+    stop_date = dt.datetime.now(dt.UTC)
+    execution.stop(
+        stop_date=stop_date, error=self._get_param("error"), cause=self._get_param("cause")
+    )
+    worker = getattr(execution, "exec_worker", None)
+    if worker is not None:
+        # A task waiting on a callback would notice only at its next heartbeat; in AWS
+        # the execution ends at once, and a worker's late heartbeat finds it ended.
+        for endpoint in list(worker.env.callback_pool_manager._pool.values()):
+            endpoint.interrupt_all()
+    return ActionResult({"stopDate": stop_date})
+
+
+_original_set_error = Environment.set_error
+_original_set_timed_out = Environment.set_timed_out
+_original_reflect = BaseExecutionWorkerCommunication._reflect_execution_status
+
+
+def _unless_stopped(transition: Callable[..., None]) -> Callable[..., None]:
+    """In AWS an aborted execution stays aborted. moto's interpreter, woken in the state
+    it was stopped in, reports what followed (a callback wait "timing out", a Next it may
+    no longer set) as the execution's failure, which would replace the stop."""
+
+    @functools.wraps(transition)
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> None:
+        if isinstance(self._program_state, ProgramStopped):
+            return
+        transition(self, *args, **kwargs)
+
+    return guarded
+
+
+def _reflect_execution_status(self: Any) -> None:
+    _original_reflect(self)
+    state = self.execution.exec_worker.env.program_state()
+    if isinstance(state, ProgramStopped):
+        self.execution.error, self.execution.cause = state.error, state.cause
+
+
+_original_evaluate_attempt = ExecutionState._evaluate_with_timeout
+
+
+def _evaluate_attempt(self: Any, env: Any) -> None:
+    # Step Functions gives every attempt of a .waitForTaskToken task a token of its own;
+    # moto reuses the first attempt's. A worker holding a failed attempt's token must
+    # find it dead (InvalidToken) and take up the retry's, not mistake one for the other.
+    context = env.states.context_object
+    if (
+        isinstance(self, StateTaskServiceCallback)
+        and self.resource.condition == ResourceCondition.WaitForTaskToken
+        and context.context_object_data.get("State", {}).get("RetryCount", 0) > 0
+    ):
+        env.callback_pool_manager._pool.pop(context.context_object_data["Task"]["Token"], None)
+        env.callback_pool_manager.add(context.update_task_token())
+    _original_evaluate_attempt(self, env)
+
+
 class _FailStateErrorName(ErrorName):
     """AWS lets a Fail state's ErrorPath resolve to any name, States.* included; moto's
     interpreter crashes the execution with a ValueError instead. Only the failure path of
@@ -172,6 +246,11 @@ def install(host: Host) -> None:
         ec2_instances.Instance.stop = _stop  # type: ignore[method-assign]
         ec2_instances.Instance.terminate = _terminate  # type: ignore[method-assign]
         sfn_responses.StepFunctionResponse.send_task_failure = _send_task_failure  # type: ignore[method-assign]
+        sfn_responses.StepFunctionResponse.stop_execution = _stop_execution  # type: ignore[method-assign]
+        Environment.set_error = _unless_stopped(_original_set_error)  # type: ignore[method-assign]
+        Environment.set_timed_out = _unless_stopped(_original_set_timed_out)  # type: ignore[method-assign]
+        BaseExecutionWorkerCommunication._reflect_execution_status = _reflect_execution_status  # type: ignore[method-assign]
+        ExecutionState._evaluate_with_timeout = _evaluate_attempt  # type: ignore[method-assign]
         state_fail.CustomErrorName = _FailStateErrorName  # type: ignore[misc,assignment]
         for name in _DDB_ITEM_OPERATIONS:
             setattr(DynamoDBBackend, name, _atomic(getattr(DynamoDBBackend, name)))

@@ -312,6 +312,9 @@ def test_more_than_a_file_or_job_may_hold_is_413(
         {"files": [{"name": "a.dng", "size": 1}], "colour": "red"},
         {"files": [{"name": "a.dng", "size": 1}], "recipe": {"renditions": "lots"}},
         {"files": [{"name": "a.dng", "size": 1}], "job_id": "../x"},
+        {"files": [{"name": "a.dng", "size": 1}], "job_id": "shoot-1\n"},
+        # Another job's reprocess execution name.
+        {"files": [{"name": "a.dng", "size": 1}], "job_id": "shoot-1.rp-20260102T030405678"},
     ],
 )
 def test_malformed_bodies_are_400_with_a_message(api: Api, body: Any) -> None:
@@ -486,7 +489,7 @@ def test_reprocess_is_refused_while_the_job_runs_and_accepted_once_it_is_done(ap
     api.finish("finished", {"A.dng": 1})
     status, _, doc = api.call("POST", "/jobs/finished/reprocess", {})
     assert status == 202
-    assert ":finished-rp-" in doc["execution_arn"]
+    assert ":finished.rp-" in doc["execution_arn"]
     assert api.call("POST", "/jobs/missing/reprocess")[0] == 404
     job_id = _create(api, {"a.dng": 1})["job_id"]
     assert api.call("POST", f"/jobs/{job_id}/reprocess")[0] == 409
@@ -529,7 +532,7 @@ def test_reprocess_takes_up_a_job_whose_execution_was_stopped_in_the_console(api
     boto3.client("stepfunctions", region_name=REGION).stop_execution(executionArn=arn)
     status, _, doc = api.call("POST", "/jobs/stopped/reprocess")
     assert status == 202, doc
-    assert ":stopped-rp-" in doc["execution_arn"]
+    assert ":stopped.rp-" in doc["execution_arn"]
     job = api.call("GET", "/jobs/stopped")[2]
     # What the stopped execution left, until the new one registers the job.
     assert (job["status"], job["error"]) == ("FAILED", "ExecutionEnded")

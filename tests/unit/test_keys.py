@@ -26,10 +26,21 @@ def test_file_names_of_a_job_exclude_the_manifest_and_nested_keys() -> None:
     assert keys.file_name_from_raw_key("j1", "raw/j2/A.NEF") is None
 
 
-@pytest.mark.parametrize("bad", ["", "../x", "a/b", "-lead", "x" * 41, "sp ace"])
+@pytest.mark.parametrize(
+    "bad", ["", "../x", "a/b", "-lead", "x" * 41, "sp ace", "a.b", "j1\n", "j1\r\n", "\nj1"]
+)
 def test_unsafe_job_ids_are_rejected_with_the_id_in_the_message(bad: str) -> None:
     with pytest.raises(ValueError, match="invalid job id"):
         keys.validate_job_id(bad)
+
+
+def test_a_job_id_is_matched_in_full_so_a_trailing_newline_is_refused() -> None:
+    assert keys.validate_job_id("j1") == "j1"
+    assert keys.validate_job_id("x" * 40) == "x" * 40
+    for bad in ("j1\n", "x" * 40 + "\n"):
+        with pytest.raises(ValueError, match="invalid job id"):
+            keys.validate_job_id(bad)
+    assert keys.job_id_from_manifest_key("raw/j1\n/manifest.json") is None
 
 
 @pytest.mark.parametrize("bad", ["", ".", "..", "a/b", "a\\b", ".hidden", "x\n"])

@@ -245,6 +245,48 @@ def test_a_crashing_handler_is_an_exit_error_and_the_process_is_replaced(
     assert runtime.stats("crash") == {"cold_starts": 3, "invocations": 4, "warm_processes": 1}
 
 
+def test_an_injected_kill_crashes_the_next_invocation_before_its_handler_runs(
+    runtime: LambdaRuntime, tmp_path: Path
+) -> None:
+    runtime.register(spec("crash", "crash.handler"))
+    warm = body(runtime.invoke("crash", {}))["pid"]
+    fired = runtime.kill_next("crash")
+    assert not fired.is_set()
+    work = tmp_path / "work"
+
+    killed = runtime.invoke("crash", {"touch": str(work)})
+    assert fired.is_set()
+    assert killed.error_type == "Runtime.ExitError"
+    assert body(killed)["errorMessage"] == (
+        f"RequestId: {killed.request_id} Error: Runtime exited with error: signal: killed"
+    )
+    assert not work.exists()
+    assert not alive(warm)
+
+    # One kill only: the next invocation cold-starts and runs.
+    again = runtime.invoke("crash", {"touch": str(work)})
+    assert again.function_error is None
+    assert work.read_text() == str(body(again)["pid"])
+    assert runtime.stats("crash")["cold_starts"] == 2
+
+
+def test_an_injected_kill_after_the_handler_keeps_its_work_and_loses_its_answer(
+    runtime: LambdaRuntime, tmp_path: Path
+) -> None:
+    # Armed before the function's first invocation, as the local cloud may do.
+    fired = runtime.kill_next("crash", after_handler=True)
+    runtime.register(spec("crash", "crash.handler"))
+    work = tmp_path / "work"
+
+    killed = runtime.invoke("crash", {"touch": str(work)})
+    assert fired.is_set()
+    assert killed.error_type == "Runtime.ExitError"
+    assert body(killed)["errorMessage"].endswith("signal: killed")
+    pid = int(work.read_text())
+    assert eventually(lambda: not alive(pid))
+    assert runtime.invoke("crash", {}).function_error is None
+
+
 def test_handler_exception_is_reported_like_the_aws_python_runtime(
     runtime: LambdaRuntime,
 ) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from darkroom import names, pipeline
+from darkroom import keys, names, pipeline
 from darkroom.aws.executions import Executions
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.lease_store import LeaseState, LeaseStore
@@ -377,6 +378,20 @@ def test_execution_names_fit_step_functions_limits() -> None:
     job_id = "x" * 40
     assert len(pipeline.reprocess_execution_name(job_id)) <= 80
     assert pipeline.execution_name("j1") == "j1"
+
+
+def test_a_reprocess_execution_name_is_never_a_job_id_so_never_another_jobs_execution() -> None:
+    when = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    name = pipeline.reprocess_execution_name("job", when)
+    assert name == "job.rp-20260102T030405678"
+    # The old form ("job-rp-<stamp>") was a valid id a client could pick for its own job,
+    # whose first execution then bore the other job's reprocess name.
+    assert keys.validate_job_id("job-rp-20260102T030405678")
+    for job_id in ("job", "job-rp-20260102T030405678", "x" * 40, "a_b-c"):
+        reprocess = pipeline.reprocess_execution_name(job_id, when)
+        with pytest.raises(ValueError):
+            pipeline.execution_name(reprocess)  # no job can be named like it
+        assert reprocess.startswith(f"{job_id}.rp-")
 
 
 def test_starting_a_job_twice_returns_the_same_execution() -> None:

@@ -25,15 +25,20 @@ CALLBACK = f"{LAMBDA_INVOKE}.waitForTaskToken"
 MAIN_PATH = ("RegisterJob", "StartWorker", "WaitForWorker", "StopWorker", "MarkDone")
 TRANSIENT_RETRY = {
     "ErrorEquals": [
+        "Lambda.Unknown",
         "Lambda.ServiceException",
         "Lambda.AWSLambdaException",
         "Lambda.SdkClientException",
         "Lambda.TooManyRequestsException",
+        "Runtime.ExitError",
+        "Sandbox.Timedout",
         "TransientError",
     ],
     "IntervalSeconds": 1,
-    "MaxAttempts": 3,
+    "MaxAttempts": 5,
     "BackoffRate": 2,
+    "MaxDelaySeconds": 15,
+    "JitterStrategy": "FULL",
 }
 
 
@@ -287,13 +292,25 @@ def test_start_worker_queues_on_no_idle_worker_before_anything_else(
     assert others == [TRANSIENT_RETRY]
 
 
-def test_transient_lambda_errors_are_retried_everywhere_but_the_wait(
+def test_every_task_retries_a_crash_or_throttle_of_its_own_lambda_with_jitter(
     states: dict[str, dict[str, Any]],
 ) -> None:
-    for name, state in states.items():
-        if state["Type"] == "Task" and name != "WaitForWorker":
-            assert state["Retry"][-1] == TRANSIENT_RETRY, name
-            assert state["Retry"].count(TRANSIENT_RETRY) == 1, name
+    tasks = [name for name, state in states.items() if state["Type"] == "Task"]
+    assert len(tasks) == 7
+    for name in tasks:
+        assert states[name]["Retry"][-1] == TRANSIENT_RETRY, name
+        assert states[name]["Retry"].count(TRANSIENT_RETRY) == 1, name
+
+
+def test_no_error_the_worker_or_a_timeout_reports_is_retried(
+    states: dict[str, dict[str, Any]],
+) -> None:
+    # A lost worker (heartbeat timeout) or one that failed must fail the job, not run it
+    # again; only a failure to hand over the token is retried.
+    retried = {e for r in states["WaitForWorker"]["Retry"] for e in r["ErrorEquals"]}
+    worker_reports = {"AllFilesFailed", "WorkerFailed", "WorkerInterrupted"}
+    assert not retried & worker_reports
+    assert not {e for e in retried if e.startswith("States.")}
 
 
 def test_wait_for_worker_waits_on_a_token_with_heartbeat_and_timeout_from_register_job(
@@ -307,7 +324,6 @@ def test_wait_for_worker_waits_on_a_token_with_heartbeat_and_timeout_from_regist
     assert wait["HeartbeatSecondsPath"] == "$.job.heartbeat_seconds"
     assert wait["TimeoutSecondsPath"] == "$.job.timeout_seconds"
     assert wait["ResultPath"] == "$.result"
-    assert "Retry" not in wait  # a lost worker fails the job
     assert "ResultSelector" not in wait  # SendTaskSuccess output arrives bare
 
 
