@@ -185,6 +185,13 @@ class WorkerSettings(RawBucket, ProcessedBucket, JobsTable, WorkersTable):
     # Files developed at once, one process each (0: one per core). Each holds one file's
     # decode: about 250 MB for a 24 MP RAW at full size, half that for web sizes.
     develop_workers: int = Field(default=0, ge=0)
+    # Past this a file's decoder is killed and the file fails `timeout`. A 60 MP RAW takes
+    # 12 s on one core with the default recipe, 57 s as a full-size 16-bit TIFF.
+    develop_file_timeout_seconds: float = Field(default=300.0, gt=0)
+    # What each develop process may allocate (RLIMIT_DATA); a file that needs more fails
+    # `out_of_memory`. Peaks: 0.85 GiB for a 60 MP RAW with the default recipe, 1.8 GiB
+    # as a full-size 16-bit TIFF, so 4 GiB develops any 150 MP sensor to JPEG.
+    develop_memory_limit_mb: int = Field(default=4096, ge=512)
 
 
 FUNCTION_SETTINGS: Final[Mapping[str, type[Settings]]] = {

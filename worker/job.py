@@ -167,7 +167,11 @@ class JobRunner:
         some files others download and upload. At most `in_flight` files are on the
         scratch disk at any time, whatever the shoot's size.
         """
-        pool = DevelopProcesses(self._settings.develop_workers or None)
+        pool = DevelopProcesses(
+            self._settings.develop_workers or None,
+            file_timeout_seconds=self._settings.develop_file_timeout_seconds,
+            memory_limit_mb=self._settings.develop_memory_limit_mb,
+        )
         in_flight = 2 * pool.count
         outcomes: dict[str, FileOutcome] = {}
         transfers = ThreadPoolExecutor(in_flight, thread_name_prefix="file")

@@ -6,6 +6,12 @@ so memory is bounded by the number of processes times one file's worth. Each slo
 which file its process is developing, so a decoder crash (a segfault on a hostile file)
 fails that one file, and a fresh process takes the slot's next file.
 
+A hostile file can also make a decoder spin or allocate without end: each file has a time
+limit (past it the slot kills its process: that file fails `timeout`), and each process a
+memory limit (RLIMIT_DATA, set before any library loads: an allocation past it fails, and
+the file with it, `out_of_memory`). Each process has a pipe of its own and no lock shared
+with the others, so killing one cannot wedge the rest.
+
 This module imports no imaging library at the top: a child sets its OpenMP thread count
 before LibRaw loads.
 """
@@ -17,8 +23,11 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import queue
+import resource
 import signal
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +40,14 @@ from darkroom.recipes import Recipe, parse_recipe
 # the bound honest at the cost of one interpreter start per this many files.
 TASKS_PER_PROCESS = 50
 
+# How long a new process may take to load the imaging libraries before files are sent
+# to it regardless (and their time limits start).
+STARTUP_SECONDS = 120
+
+# What a process runs for each file: develop_file's signature. Module-level, so a process
+# can import it by name.
+Develop = Callable[..., Any]
+
 
 @dataclass(frozen=True)
 class _Task:
@@ -40,13 +57,29 @@ class _Task:
     future: Future[Any]
 
 
-def _child(conn: multiprocessing.connection.Connection, threads: int) -> None:
+def _child(
+    conn: multiprocessing.connection.Connection, threads: int, memory_limit_mb: int | None
+) -> None:
     # Before LibRaw (and its OpenMP runtime) loads: one process per core already uses
     # every core, more threads would only contend.
     os.environ["OMP_NUM_THREADS"] = str(threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from darkroom.imaging.develop import DevelopError, develop_file
+    if memory_limit_mb:
+        # RLIMIT_DATA, not RLIMIT_AS: it counts the memory the process can write, not the
+        # address space libraries and thread arenas reserve and never touch.
+        limit = memory_limit_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+    import numpy as np
 
+    from darkroom.imaging.develop import DevelopError, develop_file
+    from darkroom.imaging.develop.decode import OUT_OF_MEMORY_REASON
+
+    # OpenBLAS allocates its work buffer at the first matrix product and exits the
+    # process if it cannot: have it do so now, while memory is plentiful (it keeps it).
+    np.ones((64, 64)) @ np.ones((64, 64))
+    # Sent after the limits are in place: unpickling it may import the imaging libraries.
+    develop: Develop = conn.recv() or develop_file
+    conn.send("ready")
     while True:
         try:
             message = conn.recv()
@@ -55,25 +88,49 @@ def _child(conn: multiprocessing.connection.Connection, threads: int) -> None:
         if message is None:
             return
         src, out_dir, recipe = message
+        name = Path(src).name
+        error: DevelopError
         try:
-            result = develop_file(Path(src), Path(out_dir), parse_recipe(recipe), threads=threads)
-            conn.send(("ok", result))
+            result = develop(Path(src), Path(out_dir), parse_recipe(recipe), threads=threads)
         except DevelopError as exc:
-            conn.send(("error", exc))
+            error = exc
+        except MemoryError:
+            error = DevelopError("out_of_memory", name, OUT_OF_MEMORY_REASON)
         except BaseException as exc:
-            name = Path(src).name
-            conn.send(
-                ("error", DevelopError("decode_failed", name, f"{type(exc).__name__}: {exc}"))
+            error = DevelopError("decode_failed", name, f"{type(exc).__name__}: {exc}")
+        else:
+            conn.send(("ok", result))
+            continue
+        if error.code == "out_of_memory" and memory_limit_mb:
+            error = DevelopError(
+                error.code, name, f"{error.reason} (limit {memory_limit_mb} MiB per process)"
             )
+        conn.send(("error", error))
 
 
 class DevelopProcesses:
     """`count` processes developing files (default: one per core); submit() returns a
-    Future of DevelopResult that fails with DevelopError."""
+    Future of DevelopResult that fails with DevelopError.
 
-    def __init__(self, count: int | None = None) -> None:
+    file_timeout_seconds: how long one file may take before its process is killed (None:
+    no limit). memory_limit_mb: what each process may allocate (None: no limit).
+    develop: what a process runs for each file (default develop_file); a module-level
+    callable with its signature.
+    """
+
+    def __init__(
+        self,
+        count: int | None = None,
+        *,
+        file_timeout_seconds: float | None = None,
+        memory_limit_mb: int | None = None,
+        develop: Develop | None = None,
+    ) -> None:
         cores = usable_cores()
         self.count = max(1, count or cores)
+        self.file_timeout_seconds = file_timeout_seconds
+        self.memory_limit_mb = memory_limit_mb
+        self._develop = develop
         # Fewer processes than cores may still thread their resizes.
         self._threads = max(1, cores // self.count)
         self._context = multiprocessing.get_context("spawn")
@@ -130,10 +187,19 @@ class DevelopProcesses:
     def _spawn(self) -> tuple[multiprocessing.process.BaseProcess, Any]:
         ours, theirs = self._context.Pipe()
         process = self._context.Process(
-            target=_child, args=(theirs, self._threads), name="darkroom-develop", daemon=True
+            target=_child,
+            args=(theirs, self._threads, self.memory_limit_mb),
+            name="darkroom-develop",
+            daemon=True,
         )
         process.start()
         theirs.close()
+        ours.send(self._develop)
+        # A file's time limit counts its development, not the interpreter's start. A
+        # process that dies starting is found by the first file sent to it.
+        if ours in multiprocessing.connection.wait([ours, process.sentinel], STARTUP_SECONDS):
+            with contextlib.suppress(EOFError, OSError):
+                ours.recv()
         with self._lock:
             self._processes.add(process)
         return process, ours
@@ -181,12 +247,34 @@ class DevelopProcesses:
 
     def _run(self, task: _Task, process: multiprocessing.process.BaseProcess, conn: Any) -> bool:
         """Develop one file in `process`; False when the process did not survive it."""
+        from darkroom.imaging.develop import DevelopError
+
         name = task.src.name
+        limit = self.file_timeout_seconds
+        deadline = None if limit is None else time.monotonic() + limit
         try:
             conn.send((str(task.src), str(task.out_dir), task.recipe))
-            ready = multiprocessing.connection.wait([conn, process.sentinel])
-            if conn in ready:
-                status, payload = conn.recv()
+            while True:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                ready = multiprocessing.connection.wait([conn, process.sentinel], timeout=left)
+                if not ready:
+                    process.kill()
+                    process.join()
+                    task.future.set_exception(
+                        DevelopError(
+                            "timeout",
+                            name,
+                            f"not developed within the {limit:g} s limit per file; "
+                            "its decoder was stopped",
+                        )
+                    )
+                    return False
+                if conn not in ready:
+                    break
+                message = conn.recv()
+                if message == "ready":  # a process that started slower than STARTUP_SECONDS
+                    continue
+                status, payload = message
                 if status == "ok":
                     task.future.set_result(payload)
                 else:
@@ -194,8 +282,6 @@ class DevelopProcesses:
                 return True
         except (EOFError, OSError):
             pass
-        from darkroom.imaging.develop import DevelopError
-
         process.join(timeout=5)
         code = process.exitcode
         why = (

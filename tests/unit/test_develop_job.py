@@ -4,6 +4,7 @@ development, a bounded scratch disk, and nothing half-uploaded left behind."""
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import threading
@@ -19,6 +20,7 @@ import pytest
 import worker.job
 from darkroom import keys
 from darkroom.aws.lease_store import Lease, LeaseState
+from darkroom.imaging.develop import DevelopResult, develop_file
 from darkroom.imaging.develop_processes import DevelopProcesses
 from darkroom.imaging.fixtures import make_demo_shoot, write_corrupt_raw
 from darkroom.jobs import FileProgress, FileStatus, Job, JobStatus
@@ -120,6 +122,7 @@ def run_job(
     leases: Leases | None = None,
     heartbeat_seconds: float = 30,
     on_record: Callable[[str], None] | None = None,
+    file_timeout_seconds: float = 300,
 ):
     objects = objects or Objects(tmp_path / "s3")
     for path in files:
@@ -142,6 +145,7 @@ def run_job(
         scratch_dir=tmp_path / "scratch",
         heartbeat_interval_seconds=heartbeat_seconds,
         develop_workers=workers,
+        develop_file_timeout_seconds=file_timeout_seconds,
     )
     runner = JobRunner(
         settings,
@@ -253,6 +257,40 @@ def test_a_blank_frame_fails_that_file_alone_as_blank_frame(
     )
     assert entry["error_code"] == "blank_frame"
     assert not any("BLANK" in key for key in objects.keys(PROCESSED))
+
+
+def hang_on_hang(src: Path, out_dir: Path, recipe: Recipe, *, threads: int) -> DevelopResult:
+    """develop_file, except that a file named HANG* never finishes (as a decoder spinning
+    on a hostile file would); a develop process imports it by name."""
+    if src.stem.startswith("HANG"):
+        time.sleep(3600)
+    return develop_file(src, out_dir, recipe, threads=threads)
+
+
+def test_a_file_past_the_time_limit_fails_timeout_and_the_job_goes_on(
+    shoot: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        worker.job, "DevelopProcesses", functools.partial(DevelopProcesses, develop=hang_on_hang)
+    )
+    hung = Path(shutil.copy(shoot[2], tmp_path / "HANG.dng"))
+    objects, jobs, callbacks = run_job(
+        tmp_path, [shoot[0], hung, shoot[1]], workers=1, file_timeout_seconds=3
+    )
+    (output,) = callbacks.succeeded
+    assert (output["files_done"], output["files_failed"]) == (2, 1)
+    entry = next(
+        f
+        for f in objects.json[keys.processed_manifest_key(JOB)]["files"]
+        if f["name"] == "HANG.dng"
+    )
+    assert entry["status"] == "FAILED"
+    assert entry["error_code"] == "timeout"
+    assert entry["error"] == (
+        "HANG.dng: not developed within the 3 s limit per file; its decoder was stopped"
+    )
+    assert jobs.progress[shoot[1].name].status is FileStatus.DONE
+    assert not any("HANG" in key for key in objects.keys(PROCESSED))
 
 
 # -- heartbeats ----------------------------------------------------------------------------
