@@ -24,7 +24,7 @@ from darkroom.aws.executions import Executions
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.objects import Objects
 from darkroom.jobs import Job
-from darkroom.local.cloud import state_machine_arn
+from darkroom.local.cloud import LocalCloud, state_machine_arn
 from darkroom.recipes import parse_recipe
 
 
@@ -152,3 +152,16 @@ class Studio:
                 self.objects.download(self.target.processed_bucket, meta["key"], path)
                 paths.append(path)
         return paths
+
+
+def lease_of(cloud: LocalCloud) -> dict[str, Any]:
+    """The pool instance's lease; a never-used instance has no row, which is idle too."""
+    (instance,) = cloud.instance_ids
+    item = (
+        cloud.client("dynamodb")
+        .get_item(
+            TableName=names.WORKERS_TABLE, Key={"instance_id": {"S": instance}}, ConsistentRead=True
+        )
+        .get("Item", {"state": {"S": "IDLE"}})
+    )
+    return {k: next(iter(v.values())) for k, v in item.items()}

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from typing import Final
 
+import pytest
 from moto.core.config import DefaultConfig
 
 # moto's config is process-wide and a local cloud in this process (the integration
 # tests' session cloud) turns execution on: a test's executions must stay RUNNING until
 # it stops them.
 IDLE_STATE_MACHINES: Final[DefaultConfig] = {"stepfunctions": {"execute_state_machine": False}}
+
+
+def offline_aws(monkeypatch: pytest.MonkeyPatch, region: str = "us-east-1") -> None:
+    """Credentials moto accepts and no endpoint or profile that could reach a real account."""
+    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", region)

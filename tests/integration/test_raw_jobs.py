@@ -14,7 +14,7 @@ from darkroom.cli.studio_client import raw_files
 from darkroom.imaging.fixtures import make_demo_shoot, write_corrupt_raw
 from darkroom.jobs import FileStatus, JobStatus
 from darkroom.local.cloud import LocalCloud
-from tests.harness import Studio
+from tests.harness import Studio, lease_of
 from tests.integration.conftest import HEARTBEAT_SECONDS, IDLE_SHUTDOWN_SECONDS
 
 pytestmark = pytest.mark.integration
@@ -22,19 +22,6 @@ pytestmark = pytest.mark.integration
 
 def _executions_named(studio: Studio, name: str) -> list[dict]:
     return [e for e in studio.executions.list() if e["name"] == name]
-
-
-def _lease(cloud: LocalCloud) -> dict:
-    """The pool instance's lease; a never-used instance has no row, which is idle too."""
-    (instance,) = cloud.instance_ids
-    item = (
-        cloud.client("dynamodb")
-        .get_item(
-            TableName=names.WORKERS_TABLE, Key={"instance_id": {"S": instance}}, ConsistentRead=True
-        )
-        .get("Item", {"state": {"S": "IDLE"}})
-    )
-    return {k: next(iter(v.values())) for k, v in item.items()}
 
 
 def _instance_state(cloud: LocalCloud) -> str:
@@ -88,7 +75,7 @@ def test_a_shoot_of_dngs_reaches_done_with_every_rendition_decodable(
             assert max(image.size) <= limits[path.parent.name]
     # The worker is stopped and its lease free once the job is done.
     assert _wait_for(lambda: _instance_state(cloud) == "stopped")
-    assert _lease(cloud)["state"] == "IDLE"
+    assert lease_of(cloud)["state"] == "IDLE"
 
 
 def test_a_corrupt_file_fails_alone_and_its_error_is_in_the_manifest(
@@ -148,7 +135,7 @@ def test_a_worker_killed_mid_job_fails_the_execution_within_the_heartbeat_window
     assert noticed < HEARTBEAT_SECONDS + 10, noticed
     assert studio.executions.describe(job.execution_arn or "")["status"] == "FAILED"
     assert _wait_for(lambda: _instance_state(cloud) == "stopped")
-    assert _lease(cloud)["state"] == "IDLE"
+    assert lease_of(cloud)["state"] == "IDLE"
 
 
 def test_the_same_manifest_event_twice_starts_one_execution(
@@ -220,7 +207,7 @@ def test_a_job_whose_execution_was_aborted_in_the_console_can_be_reprocessed(
     assert _wait_for(lambda: studio.executions.status(first) == "ABORTED")
     # No Catch runs for an aborted execution: the job and the lease are left as they were.
     assert studio.jobs.get(job_id).status is JobStatus.PROCESSING
-    assert _lease(cloud)["execution_arn"] == first
+    assert lease_of(cloud)["execution_arn"] == first
 
     arn = studio.reprocess(job_id)
     job = studio.wait(job_id, timeout=180, since_execution=first)
@@ -229,7 +216,7 @@ def test_a_job_whose_execution_was_aborted_in_the_console_can_be_reprocessed(
     assert studio.executions.status(arn) == "SUCCEEDED"
     assert {f["status"] for f in studio.manifest(job_id)["files"]} == {"DONE"}
     assert _wait_for(lambda: _instance_state(cloud) == "stopped")
-    assert _lease(cloud)["state"] == "IDLE"
+    assert lease_of(cloud)["state"] == "IDLE"
 
 
 def test_real_raw_samples_each_develop_or_fail_with_a_clear_error(
@@ -276,7 +263,7 @@ def test_an_execution_started_by_hand_for_a_job_without_files_fails_clearly(
     assert execution["error"] == "InvalidJob"
     assert "no files" in execution["cause"]
     assert studio.jobs.find("no-such-shoot") is None
-    assert _lease(cloud)["state"] == "IDLE"
+    assert lease_of(cloud)["state"] == "IDLE"
 
 
 def test_a_console_style_execution_with_only_the_job_id_reprocesses_a_finished_job(

@@ -13,13 +13,12 @@ from typing import Any
 
 import pytest
 
-from darkroom import names
 from darkroom.cli.studio_client import raw_files
 from darkroom.imaging.fixtures import write_corrupt_raw
 from darkroom.jobs import FileStatus, JobStatus
 from darkroom.local.cloud import LocalCloud
 from darkroom.names import Function
-from tests.harness import Studio
+from tests.harness import Studio, lease_of
 
 pytestmark = pytest.mark.integration
 
@@ -35,18 +34,6 @@ def _crashed_states(studio: Studio, execution_arn: str) -> list[str]:
         elif event["type"] == "TaskFailed" and event["taskFailedEventDetails"]["error"] == CRASH:
             crashed.append(state)
     return crashed
-
-
-def _lease(cloud: LocalCloud) -> dict[str, Any]:
-    (instance,) = cloud.instance_ids
-    item = (
-        cloud.client("dynamodb")
-        .get_item(
-            TableName=names.WORKERS_TABLE, Key={"instance_id": {"S": instance}}, ConsistentRead=True
-        )
-        .get("Item", {"state": {"S": "IDLE"}})
-    )
-    return {k: next(iter(v.values())) for k, v in item.items()}
 
 
 def _wait_for(predicate: Any, timeout: float, poll: float = 0.2) -> Any:
@@ -76,7 +63,7 @@ def test_mark_done_killed_before_and_after_its_work_still_ends_the_job_done(
     arn = job.execution_arn or ""
     assert studio.executions.status(arn) == "SUCCEEDED"
     assert _crashed_states(studio, arn) == ["MarkDone", "MarkDone"]
-    assert _lease(cloud)["state"] == "IDLE"
+    assert lease_of(cloud)["state"] == "IDLE"
 
 
 def test_every_step_of_the_main_path_survives_a_crash_of_its_process(
@@ -106,7 +93,7 @@ def test_every_step_of_the_main_path_survives_a_crash_of_its_process(
         "StopWorker",
     ]
     assert job.attempt == 1
-    assert _lease(cloud)["state"] == "IDLE"
+    assert lease_of(cloud)["state"] == "IDLE"
 
 
 def test_the_failure_path_survives_crashes_and_records_the_real_error(
@@ -132,7 +119,7 @@ def test_the_failure_path_survives_crashes_and_records_the_real_error(
     described = studio.executions.describe(arn)
     assert (described["status"], described["error"]) == ("FAILED", "AllFilesFailed")
     assert _crashed_states(studio, arn) == ["ReleaseWorker", "MarkFailed"]
-    assert _lease(cloud)["state"] == "IDLE"
+    assert lease_of(cloud)["state"] == "IDLE"
 
 
 def test_stop_execution_ends_it_aborted_with_the_callers_error_and_cause(

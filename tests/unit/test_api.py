@@ -32,7 +32,7 @@ from darkroom.aws.uploads import UploadStore
 from darkroom.errors import JobBusy
 from darkroom.jobs import FileProgress, FileStatus, JobStatus
 from darkroom.settings import ApiSettings, env_key
-from tests.moto_config import IDLE_STATE_MACHINES
+from tests.moto_config import IDLE_STATE_MACHINES, offline_aws
 
 REGION = "us-east-1"
 SM_ARN = f"arn:aws:states:{REGION}:123456789012:stateMachine:{names.STATE_MACHINE}"
@@ -142,11 +142,7 @@ class Api:
 
 @pytest.fixture
 def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
-    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    offline_aws(monkeypatch, REGION)
     with mock_aws(config=IDLE_STATE_MACHINES):
         session = boto3.session.Session(region_name=REGION)
         s3 = session.client("s3")

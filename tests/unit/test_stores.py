@@ -16,16 +16,14 @@ from darkroom.aws.shares import RETENTION_AFTER_EXPIRY_SECONDS, Share, ShareIdTa
 from darkroom.aws.table import create_request
 from darkroom.aws.uploads import DeclaredFile, JobExists, Upload, UploadStatus, UploadStore
 from darkroom.jobs import JobStatus
+from tests.moto_config import offline_aws
 
 REGION = "us-east-1"
 
 
 @pytest.fixture
 def ddb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    offline_aws(monkeypatch)
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION)
         for schema in names.TABLES:

@@ -13,16 +13,14 @@ from moto import mock_aws
 from darkroom import names
 from darkroom.aws.table import ConditionFailed, Table, create_request
 from darkroom.errors import TransientError
+from tests.moto_config import offline_aws
 
 REGION = "us-east-1"
 
 
 @pytest.fixture
 def ddb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    offline_aws(monkeypatch)
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION)
         client.create_table(**create_request(names.JOBS_SCHEMA, "jobs"))

@@ -389,12 +389,9 @@ def test_the_handler_publishes_what_it_made_and_why_a_file_failed(
     from darkroom import names
     from darkroom.aws import clients
     from darkroom.settings import env_key
+    from tests.moto_config import offline_aws
 
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    offline_aws(monkeypatch, "us-east-1")
     monkeypatch.setenv(env_key("output_bucket"), OUTPUT)
     monkeypatch.setenv(env_key("thumbnail_sizes"), "64,256")
     # The handler's cached S3 client is made inside the mock and dropped with it.
