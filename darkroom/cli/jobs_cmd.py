@@ -42,7 +42,9 @@ def exit_code(job: dict[str, Any]) -> int:
 
 def upload(
     ctx: typer.Context,
-    directory: Path,
+    directory: Annotated[
+        Path, typer.Argument(exists=True, file_okay=False, help="A folder of RAW files.")
+    ],
     job_id: Annotated[str | None, typer.Option(help="Job id (default: generated).")] = None,
     name: Annotated[str | None, typer.Option(help="A name for the shoot.")] = None,
     recipe: Annotated[Path | None, typer.Option(help="Recipe JSON file.")] = None,

@@ -168,3 +168,20 @@ def test_no_command_has_an_option_named_like_a_connection_option() -> None:
 
     for name, command in group.commands.items():
         assert not options(command) & connection, name
+
+
+@pytest.mark.parametrize("kind", ["missing", "file"])
+def test_upload_of_a_missing_folder_or_a_file_is_a_usage_error_naming_it(
+    tmp_path: Path, kind: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from darkroom.cli.main import app
+
+    target = tmp_path / "shoot"
+    if kind == "file":
+        target.write_bytes(b"not a folder")
+    result = CliRunner().invoke(app, ["upload", str(target), "--api-url", "http://127.0.0.1:9"])
+    assert result.exit_code == 2
+    assert "shoot" in result.output
+    assert "Traceback" not in result.output
