@@ -5,7 +5,6 @@ reads from the event, and share tokens."""
 from __future__ import annotations
 
 import base64
-import difflib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,25 +17,14 @@ from darkroom import keys
 from darkroom.api import openapi, tokens
 from darkroom.api.context import base_url_of, caller_of, preferred_type, prefers_html
 from darkroom.api.routes import ROUTES, resolve, routes_of
+from tests.checks import assert_generated
 
 REGENERATE = "python -m darkroom.api.openapi"
 SHARE_ROUTES = {"GET /share/{token}"}
 
 
 def test_the_committed_openapi_document_is_the_one_the_app_generates() -> None:
-    committed = openapi.DOCUMENT_PATH.read_text(encoding="utf-8")
-    expected = openapi.render()
-    if committed != expected:
-        diff = "".join(
-            difflib.unified_diff(
-                committed.splitlines(keepends=True),
-                expected.splitlines(keepends=True),
-                "committed",
-                "generated",
-                n=1,
-            )
-        )
-        pytest.fail(f"openapi.yaml is stale; run `{REGENERATE}`:\n{diff[:4000]}")
+    assert_generated(openapi.DOCUMENT_PATH, openapi.render(), REGENERATE)
 
 
 def test_the_routes_everything_deploys_are_the_documents_operations() -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,7 +19,7 @@ from darkroom.settings import (
     env_keys,
     load,
 )
-from tests.conftest import REPO
+from tests.checks import run_fresh_python
 
 
 @pytest.fixture
@@ -111,8 +109,6 @@ def test_a_missing_or_empty_resource_name_fails_at_start_up_naming_its_key() -> 
 
 
 def test_every_handler_applies_the_log_level_at_start_up() -> None:
-    from tests.unit.test_workflow import HANDLER_ENV
-
     modules = sorted({handler.rsplit(".", 1)[0] for handler in names.HANDLERS.values()})
     code = (
         "import importlib, logging\n"
@@ -122,13 +118,4 @@ def test_every_handler_applies_the_log_level_at_start_up() -> None:
         "    importlib.import_module(module)\n"
         "    assert logger.log_level == logging.WARNING, module\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DARKROOM_", "AWS_"))}
-    completed = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**env, **HANDLER_ENV, env_key("log_level"): "warning"},
-        cwd=REPO,
-    )
-    assert completed.returncode == 0, completed.stderr
+    run_fresh_python(code, {env_key("log_level"): "warning"})

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import difflib
 import json
-import os
 import re
-import subprocess
-import sys
 from itertools import pairwise
 from typing import Any
 
 import pytest
 
 from darkroom import names
-from darkroom.settings import RUNTIME_SETTINGS, env_key
 from darkroom.task_events import TASK_EVENTS
 from darkroom.workflow import ASL_PATH, load_template, placeholders, render_definition
-from tests.conftest import REPO
+from tests.checks import assert_generated, run_fresh_python
 
 REGENERATE = "python -m workflows.raw_pipeline"
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
@@ -75,22 +70,7 @@ def test_committed_asl_is_what_the_generator_renders() -> None:
     )
     from workflows.raw_pipeline import render
 
-    expected = render()
-    committed = ASL_PATH.read_text(encoding="utf-8")
-    if committed != expected:
-        diff = "".join(
-            difflib.unified_diff(
-                committed.splitlines(keepends=True),
-                expected.splitlines(keepends=True),
-                "committed",
-                "generated",
-                n=1,
-            )
-        )
-        pytest.fail(
-            f"{ASL_PATH.name} is stale; regenerate it with `{REGENERATE}` (or `make workflow`) "
-            f"and commit the result.\n{diff[:4000]}"
-        )
+    assert_generated(ASL_PATH, render(), f"{REGENERATE}` (or `make workflow")
 
 
 def test_rendering_is_deterministic() -> None:
@@ -110,18 +90,6 @@ RUNTIME_MODULES = (
     "darkroom.local.lambda_bootstrap",
     "darkroom.cli.main",
 )
-# Handlers read their settings at import: every required one, any value.
-HANDLER_ENV = {
-    **{
-        env_key(name): "i-1" if name == "worker_instance_ids" else f"test-{name}"
-        for model in RUNTIME_SETTINGS
-        for name, field in model.model_fields.items()
-        if field.is_required()
-    },
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-}
 
 
 def test_nothing_that_runs_imports_the_stepfunctions_sdk() -> None:
@@ -135,16 +103,7 @@ def test_nothing_that_runs_imports_the_stepfunctions_sdk() -> None:
         "leaked = sorted(m for m in ('stepfunctions', 'sagemaker') if m in sys.modules)\n"
         "assert not leaked, leaked\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DARKROOM_", "AWS_"))}
-    completed = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**env, **HANDLER_ENV},
-        cwd=REPO,
-    )
-    assert completed.returncode == 0, completed.stderr
+    run_fresh_python(code)
 
 
 # -- placeholders and substitution ---------------------------------------------------------
