@@ -76,6 +76,14 @@ WORKER_POOL_TAG_VALUE: Final = "raw-workers"
 # The cost guard's own bookkeeping tag: when it first saw an instance running unleased.
 UNLEASED_SINCE_TAG: Final = "darkroom:unleased-since"
 COST_GUARD_SCHEDULE_MINUTES: Final = 5
+# Submissions the orchestrator could not start are looked for this often.
+SUBMISSION_RECONCILE_SCHEDULE_MINUTES: Final = 5
+# Where the orchestrator's events go once its async retries are spent (the queue's name
+# on the local cloud; CloudFormation names it in AWS).
+SUBMISSION_FAILURES_QUEUE: Final = "darkroom-submission-failures"
+# Execution endings the ending reconciler is told of (EventBridge's status changes).
+EXECUTION_STATUS_CHANGE: Final = "Step Functions Execution Status Change"
+EXECUTION_ENDINGS: Final = ("FAILED", "TIMED_OUT", "ABORTED")
 
 
 class Function:
@@ -91,6 +99,8 @@ class Function:
     THUMBNAIL: Final = "darkroom-thumbnail"
     API: Final = "darkroom-api"
     COST_GUARD: Final = "darkroom-cost-guard"
+    RECONCILE_ENDING: Final = "darkroom-reconcile-ending"
+    RECONCILE_SUBMISSIONS: Final = "darkroom-reconcile-submissions"
 
 
 # Handler paths ("module.function"), as the Lambda runtime resolves them.
@@ -105,6 +115,8 @@ HANDLERS: Final[dict[str, str]] = {
     Function.THUMBNAIL: "tasks.thumbnail.handler",
     Function.API: "tasks.api.handler",
     Function.COST_GUARD: "tasks.cost_guard.handler",
+    Function.RECONCILE_ENDING: "tasks.reconcile_ending.handler",
+    Function.RECONCILE_SUBMISSIONS: "tasks.reconcile_submissions.handler",
 }
 
 FUNCTION_TIMEOUT_SECONDS: Final[dict[str, int]] = {

@@ -101,7 +101,11 @@ def reprocess(
         ended = executions.status(job.execution_arn) if job.execution_arn else "RUNNING"
         if ended not in ENDED_STATUSES:
             raise JobBusy(f"job {job_id} is {job.status}; reprocess it once it has finished")
-        _fail_stranded(job_id, str(job.execution_arn), ended, jobs)
+        try:
+            fail_ended(job_id, str(job.execution_arn), ended, jobs)
+        except StaleExecution:
+            # Another reprocess got there first; its execution now owns the job.
+            raise JobBusy(f"job {job_id} is being reprocessed already") from None
     name = reprocess_execution_name(job_id)
     arn = executions.arn_for(name)
     jobs.claim(job_id, arn, now=now, replacing=_dead_claim(job, executions, now))
@@ -130,19 +134,33 @@ def _dead_claim(job: Job, executions: Executions, now: float) -> str | None:
     return job.claimed_by
 
 
-def _fail_stranded(job_id: str, execution_arn: str, ended: str, jobs: JobStore) -> None:
-    cause = f"execution {execution_arn.rsplit(':', 1)[-1]} ended {ended} before the job finished"
-    try:
-        jobs.transition(
-            job_id,
-            execution_arn,
-            JobStatus.FAILED,
-            set_fields={"error": "ExecutionEnded", "cause": cause, "finished_at": utc_now()},
-        )
-    except StaleExecution:
-        # Another reprocess got there first; its execution now owns the job.
-        raise JobBusy(f"job {job_id} is being reprocessed already") from None
-    logger.warning("stranded job marked failed", extra={"job_id": job_id, "why": cause})
+def fail_ended(
+    job_id: str,
+    execution_arn: str,
+    status: str,
+    jobs: JobStore,
+    *,
+    error: str | None = None,
+    cause: str | None = None,
+) -> Job:
+    """Mark FAILED (`ExecutionEnded`) a job whose execution ended without finishing it:
+    stopped, timed out, or failed where no Catch runs. The one way a job is failed for
+    its execution's ending, whoever notices (the ending reconciler, a reprocess).
+
+    Conditional on that execution still owning the job; StaleExecution otherwise.
+    """
+    why = f"execution {execution_arn.rsplit(':', 1)[-1]} ended {status} before the job finished"
+    told = ": ".join(part for part in (error, cause) if part)
+    if told:
+        why += f" ({told})"
+    job = jobs.transition(
+        job_id,
+        execution_arn,
+        JobStatus.FAILED,
+        set_fields={"error": "ExecutionEnded", "cause": why, "finished_at": utc_now()},
+    )
+    logger.warning("stranded job marked failed", extra={"job_id": job_id, "why": why})
+    return job
 
 
 # -- RegisterJob ------------------------------------------------------------------

@@ -170,6 +170,18 @@ class CostGuardSettings(WorkersTable, Pool):
     cost_guard_max_idle_seconds: int = Field(default=1800, ge=60)
 
 
+class ReconcileEndingSettings(JobsTable, WorkersTable):
+    pass
+
+
+class ReconcileSubmissionsSettings(RawBucket, JobsTable, UploadsTable, StateMachine):
+    # The orchestrator's on-failure queue, redriven every run.
+    submission_failures_queue_url: Name
+    # A submitted job with no execution this long after its submission is started: past
+    # the orchestrator's own tries (S3's delivery and two async retries take seconds).
+    resubmit_after_seconds: int = Field(default=300, ge=0)
+
+
 class WorkerSettings(RawBucket, ProcessedBucket, JobsTable, WorkersTable):
     """The EC2 worker's settings (an env file written by user data, or the local cloud)."""
 
@@ -205,6 +217,8 @@ FUNCTION_SETTINGS: Final[Mapping[str, type[Settings]]] = {
     Function.THUMBNAIL: ThumbnailSettings,
     Function.API: ApiSettings,
     Function.COST_GUARD: CostGuardSettings,
+    Function.RECONCILE_ENDING: ReconcileEndingSettings,
+    Function.RECONCILE_SUBMISSIONS: ReconcileSubmissionsSettings,
 }
 
 # Every field some runtime reads: a value for anything else is a typo.
