@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from botocore.exceptions import ClientError
 
-from darkroom import keys, pipeline
+from darkroom import keys, pipeline, submissions
 from darkroom.api.context import Caller, current_service
 from darkroom.api.errors import BadRequest, Conflict, NotFound, answers, known_job_id
 from darkroom.api.models import (
@@ -203,6 +203,11 @@ class JobOperations:
             self.objects.put_json(self.settings.raw_bucket, keys.raw_manifest_key(job_id), manifest)
             upload = self.uploads.mark_submitted(job_id, submitted_at)
             logger.info("job submitted", extra={"job_id": job_id})
+        elif self.jobs.find(job_id) is None:
+            # Submitted, never registered: the orchestrator may have spent its tries in
+            # an outage. Its execution is named after the job, so this starts it once.
+            started = submissions.resubmit(job_id, self.executions)
+            logger.info("job submitted again", extra={"job_id": job_id, "new": started.started_now})
         return Submitted(job_id=job_id, status="SUBMITTED", submitted_at=upload.submitted_at)
 
     def reprocess_job(self, job_id: str, body: ReprocessIn) -> Reprocessing:
@@ -371,8 +376,9 @@ def get_job(job_id: str, jobs: Jobs) -> JobView:
     tags=TAGS,
     summary="Check every declared file is uploaded with its size, then start the job.",
     description=(
-        "Idempotent; submitting a submitted job answers 202 again. 409 lists in `files` "
-        "each file missing or not of its declared size."
+        "Idempotent; submitting a submitted job answers 202 again, and starts its "
+        "execution if it has none yet (at most once). 409 lists in `files` each file "
+        "missing or not of its declared size."
     ),
     responses=answers(202, "Submitted; the pipeline picks the job up.", 404, 409),
     status_code=202,
