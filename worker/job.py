@@ -187,7 +187,7 @@ class JobRunner:
                 while queue and len(pending) < in_flight:
                     index, name = queue.pop(0)
                     future = transfers.submit(
-                        self._develop_one, job_id, name, recipe, workdir, index, pool
+                        self._develop_one, job_id, name, recipe, workdir, index, pool, lost
                     )
                     pending[future] = name
                 finished, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
@@ -222,6 +222,7 @@ class JobRunner:
         workdir: Path,
         index: int,
         pool: DevelopProcesses,
+        lost: threading.Event,
     ) -> FileOutcome:
         # Per file: two files of one stem (A.CR2, A.dng) never share an output directory.
         src = workdir / "raw" / f"{index:05d}" / name
@@ -243,6 +244,10 @@ class JobRunner:
                 src.unlink(missing_ok=True)
             renditions: dict[str, dict[str, Any]] = {}
             for rendered in result.renditions:
+                if lost.is_set() or self._stopping.is_set():
+                    # The execution is over (or the instance stopping): nothing more of
+                    # this run may reach the bucket.
+                    return _failed(name, "interrupted", f"{name}: development was stopped")
                 key = keys.rendition_key(job_id, rendered.rendition, name, rendered.path.suffix[1:])
                 try:
                     self._objects.upload(

@@ -479,3 +479,49 @@ def test_at_most_twice_the_pool_of_files_are_on_the_scratch_disk_at_once(
     assert objects.most_on_scratch <= 2 * workers
     assert objects.most_on_scratch >= 2  # several files at once, not one after another
     assert objects.on_scratch == set()
+
+
+# -- the execution ends mid-run ----------------------------------------------------------
+class EndingCallbacks(Callbacks):
+    """The task is over (its execution stopped) once `ended` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ended = threading.Event()
+
+    def heartbeat(self, token: str) -> bool:
+        return not self.ended.is_set()
+
+
+class SlowDownloads(Objects):
+    def download(self, bucket: str, key: str, dest: Path) -> Path:
+        time.sleep(0.5)
+        return super().download(bucket, key, dest)
+
+
+def test_a_worker_whose_execution_ended_stops_within_a_heartbeat_and_uploads_nothing_more(
+    shoot: list[Path], tmp_path: Path
+) -> None:
+    callbacks = EndingCallbacks()
+    objects = SlowDownloads(tmp_path / "s3")
+    # One process, two files in flight: the first two download together; the execution
+    # is stopped as the first is recorded, while the third starts downloading.
+    started = time.monotonic()
+    _, jobs, _ = run_job(
+        tmp_path,
+        shoot,
+        objects,
+        workers=1,
+        callbacks=callbacks,
+        heartbeat_seconds=0.05,
+        on_record=lambda name: callbacks.ended.set(),
+    )
+    assert time.monotonic() - started < 5
+    # Nothing reported: the task is gone, and the state machine has moved on.
+    assert callbacks.succeeded == [] and callbacks.failed == []
+    uploaded = {Path(key).stem for key in objects.keys(PROCESSED)}
+    # Only files in flight when it ended went up; the rest were never developed.
+    assert uploaded <= {shoot[0].stem, shoot[1].stem}, uploaded
+    assert shoot[0].name in jobs.progress
+    assert set(jobs.progress) <= {shoot[0].name, shoot[1].name}
+    assert keys.processed_manifest_key(JOB) not in objects.json
