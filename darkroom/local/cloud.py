@@ -9,7 +9,9 @@ moto's hooks share its state, which is why this module runs a little past 400 li
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
+import json
 import logging
 import os
 import threading
@@ -29,6 +31,7 @@ from darkroom.local.api_server import LocalApiGateway, lambda_invoker
 from darkroom.local.instances import LocalInstances
 from darkroom.local.lambda_runtime import LambdaRuntime
 from darkroom.local.lambda_spec import FunctionSpec, InvocationResult
+from darkroom.local.service_events import SCHEDULED_EVENT, Schedule, on_failure_record
 from darkroom.names import Function
 from darkroom.workflow import render_definition
 
@@ -38,6 +41,11 @@ LOCAL_AMI_ID = "ami-12c6146b"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Where the local HTTP API's URL is recorded, for clients given only the AWS endpoint.
 LOCAL_API_URL_TAG = "darkroom:local-url"
+# Asynchronously invoked functions whose events, once their retries are spent, are parked
+# on a queue (the CDK app's on-failure destinations).
+ON_FAILURE_QUEUES: Mapping[str, str] = {Function.ORCHESTRATOR: names.SUBMISSION_FAILURES_QUEUE}
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,11 @@ class LocalCloudConfig:
     worker_idle_shutdown_seconds: float = 300.0
     # The cost guard is provisioned but not scheduled: `aws lambda invoke` runs it.
     cost_guard_max_idle_seconds: int = 1800
+    # The submission reconciler runs on a schedule as in AWS, in laptop time: every this
+    # many seconds (0: never), starting submissions left without an execution this long
+    # (the orchestrator's own tries take a few seconds here).
+    submission_reconcile_seconds: float = 5.0
+    resubmit_after_seconds: int = 10
     thumbnail_sizes: tuple[int, ...] = (256, 1024)
     max_image_pixels: int = 100_000_000
     # The API's local gateway (0 picks a free port), and overrides of the API function's
@@ -84,6 +97,7 @@ class LocalCloud:
         self.instances: LocalInstances | None = None
         self.api: LocalApiGateway | None = None
         self.api_url = ""
+        self._schedule: Schedule | None = None
 
     # -- lifecycle --------------------------------------------------------------
     def start(self) -> LocalCloud:
@@ -117,9 +131,13 @@ class LocalCloud:
         self.instances = LocalInstances(self.state_dir, self.worker_environment())
         self.provision()
         self._start_api()
+        self._start_schedule()
         return self
 
     def stop(self) -> None:
+        if self._schedule is not None:
+            self._schedule.stop()
+            self._schedule = None
         if self.api is not None:
             self.api.stop()
             self.api = None
@@ -190,6 +208,8 @@ class LocalCloud:
             "thumbnail_sizes": cfg.thumbnail_sizes,
             "max_image_pixels": cfg.max_image_pixels,
             "cost_guard_max_idle_seconds": cfg.cost_guard_max_idle_seconds,
+            "submission_failures_queue_url": self.queue_url(names.SUBMISSION_FAILURES_QUEUE),
+            "resubmit_after_seconds": cfg.resubmit_after_seconds,
             # Presigned URLs name the bucket in the path: the endpoint is an IP address.
             "s3_addressing_style": "path",
             "heartbeat_interval_seconds": cfg.worker_heartbeat_interval_seconds,
@@ -199,6 +219,9 @@ class LocalCloud:
             "shutdown_mode": "ec2-api",
             **cfg.api_settings,
         }
+
+    def queue_url(self, name: str) -> str:
+        return f"{self.endpoint_url}/{ACCOUNT_ID}/{name}"
 
     def function_environment(self, name: str) -> dict[str, str]:
         return settings.environment(settings.FUNCTION_SETTINGS[name], self.settings_values())
@@ -233,6 +256,10 @@ class LocalCloud:
             names.OUTPUT_BUCKET,
         ):
             s3.create_bucket(Bucket=bucket)
+
+        sqs = self.client("sqs")
+        for queue in sorted(set(ON_FAILURE_QUEUES.values())):
+            sqs.create_queue(QueueName=queue)
 
         ddb = self.client("dynamodb")
         for schema in names.TABLES:
@@ -327,6 +354,22 @@ class LocalCloud:
             Tags={LOCAL_API_URL_TAG: self.api_url},
         )
 
+    def _start_schedule(self) -> None:
+        """The stack's EventBridge schedule: the submission reconciler, invoked
+        asynchronously every few minutes in AWS, every few seconds here."""
+        interval = self.config.submission_reconcile_seconds
+        if interval <= 0:
+            return
+        lam = self.client("lambda")
+        payload = json.dumps(SCHEDULED_EVENT)
+        self._schedule = Schedule(
+            Function.RECONCILE_SUBMISSIONS,
+            interval,
+            lambda: lam.invoke(
+                FunctionName=Function.RECONCILE_SUBMISSIONS, InvocationType="Event", Payload=payload
+            ),
+        ).start()
+
     def _notify(self, s3: Any, lam: Any) -> None:
         """S3 -> Lambda wiring, as the CDK app declares it."""
         manifest_only = {
@@ -416,7 +459,43 @@ class LocalCloud:
         return self._runtime.invoke(self._registered(spec), event)
 
     def invoke_async(self, spec: FunctionSpec, event: Any) -> None:
-        self._runtime.invoke_async(self._registered(spec), event)
+        future = self._runtime.invoke_async(self._registered(spec), event)
+        queue = ON_FAILURE_QUEUES.get(spec.name)
+        if queue is not None:
+            future.add_done_callback(lambda done: self._park(spec, event, done, queue))
+
+    def _park(
+        self,
+        spec: FunctionSpec,
+        event: Any,
+        done: concurrent.futures.Future[InvocationResult],
+        queue: str,
+    ) -> None:
+        """An event whose every try failed goes to the function's on-failure queue, in
+        the record Lambda writes there."""
+        if done.cancelled() or done.exception() is not None:
+            return  # the runtime closed: the cloud is going down
+        result = done.result()
+        if result.function_error is None:
+            return
+        record = on_failure_record(spec, event, result)
+        try:
+            self.client("sqs").send_message(
+                QueueUrl=self.queue_url(queue), MessageBody=json.dumps(record)
+            )
+        except Exception:
+            log.exception("could not park a failed %s event on %s", spec.name, queue)
+
+    def execution_ended(self, event: dict[str, Any]) -> None:
+        """The stack's EventBridge rule: this state machine's executions that end without
+        succeeding go to the ending reconciler."""
+        detail = event.get("detail", {})
+        if detail.get("status") in names.EXECUTION_ENDINGS and detail.get(
+            "stateMachineArn"
+        ) == state_machine_arn(self.config.region):
+            moto_hooks.invoke_event(
+                Function.RECONCILE_ENDING, event, account_id=ACCOUNT_ID, region=self.config.region
+            )
 
     def instance_started(self, instance_id: str) -> None:
         if self.instances is not None and instance_id in self.instance_ids:

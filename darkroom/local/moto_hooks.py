@@ -6,8 +6,9 @@ warm local sandboxes running the real handlers, and EC2 start/stop to the local
 instances, each of which runs the worker program.
 They also make moto's DynamoDB item operations atomic, as DynamoDB's are, and bring
 its Step Functions closer to AWS: SendTaskFailure keeps the worker's cause, StopExecution
-ends an execution ABORTED with the caller's error and cause, and each retry of a
-.waitForTaskToken task gets a token of its own.
+ends an execution ABORTED with the caller's error and cause, each retry of a
+.waitForTaskToken task gets a token of its own, and every execution that ends is
+reported as the "Step Functions Execution Status Change" event EventBridge delivers.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import datetime as dt
 import functools
 import json
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -38,6 +40,7 @@ from moto.stepfunctions.parser.asl.eval.environment import Environment
 from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 
+from darkroom import names
 from darkroom.local.lambda_spec import FunctionSpec, InvocationResult
 
 
@@ -48,6 +51,7 @@ class Host(Protocol):
     def invoke_async(self, spec: FunctionSpec, event: Any) -> None: ...
     def instance_started(self, instance_id: str) -> None: ...
     def instance_stopped(self, instance_id: str) -> None: ...
+    def execution_ended(self, event: dict[str, Any]) -> None: ...
     def spec_for(
         self, name: str, handler: str, env: dict[str, str], timeout: float, memory_mb: int
     ) -> FunctionSpec: ...
@@ -206,6 +210,53 @@ def _reflect_execution_status(self: Any) -> None:
     state = self.execution.exec_worker.env.program_state()
     if isinstance(state, ProgramStopped):
         self.execution.error, self.execution.cause = state.error, state.cause
+    if _host is not None:
+        _host.execution_ended(status_change_event(self.execution))
+
+
+def _epoch_ms(moment: Any) -> int | None:
+    return int(moment.timestamp() * 1000) if isinstance(moment, dt.datetime) else None
+
+
+def status_change_event(execution: Any) -> dict[str, Any]:
+    """What EventBridge delivers when an execution's status changes (source aws.states)."""
+    status = str(execution.status)
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": names.EXECUTION_STATUS_CHANGE,
+        "source": "aws.states",
+        "account": execution.account_id,
+        "time": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": execution.region_name,
+        "resources": [execution.exec_arn],
+        "detail": {
+            "executionArn": execution.exec_arn,
+            "stateMachineArn": execution.state_machine_arn,
+            "name": execution.name,
+            "status": status,
+            "startDate": _epoch_ms(execution.start_date),
+            "stopDate": _epoch_ms(execution.stop_date),
+            "input": json.dumps(execution.input_data, separators=(",", ":")),
+            "output": (
+                json.dumps(execution.output, separators=(",", ":"))
+                if status == "SUCCEEDED"
+                else None
+            ),
+            "error": execution.error,
+            "cause": execution.cause,
+        },
+    }
+
+
+def invoke_event(function_name: str, event: Any, *, account_id: str, region: str) -> None:
+    """An asynchronous invocation of a function as a service (EventBridge) makes it."""
+    from moto.awslambda.utils import get_backend
+
+    if _host is None:
+        return
+    fn = get_backend(account_id, region).get_function(function_name)
+    _host.invoke_async(_spec(fn), event)
 
 
 _original_evaluate_attempt = ExecutionState._evaluate_with_timeout

@@ -25,6 +25,7 @@ from tests.infra.helpers import functions_by_name, getatt_target, name_of_functi
 LAPTOP_DIFFERS = {
     env_key("worker_heartbeat_seconds"),
     env_key("job_timeout_seconds"),
+    env_key("resubmit_after_seconds"),
     env_key("s3_addressing_style"),
 }
 

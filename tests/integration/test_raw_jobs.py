@@ -205,9 +205,14 @@ def test_a_job_whose_execution_was_aborted_in_the_console_can_be_reprocessed(
         executionArn=first, error="Operator", cause="stopped from the console"
     )
     assert _wait_for(lambda: studio.executions.status(first) == "ABORTED")
-    # No Catch runs for an aborted execution: the job and the lease are left as they were.
-    assert studio.jobs.get(job_id).status is JobStatus.PROCESSING
-    assert lease_of(cloud)["execution_arn"] == first
+    # No Catch runs for an aborted execution: the ending reconciler, told of the ending,
+    # fails the job with the caller's words, stops the instance and frees the lease.
+    job = _wait_for(lambda: (j := studio.jobs.get(job_id)).is_terminal and j, 30)
+    assert (job.status, job.error) == (JobStatus.FAILED, "ExecutionEnded")
+    assert job.cause and "ended ABORTED" in job.cause, job.cause
+    assert "Operator: stopped from the console" in job.cause
+    assert _wait_for(lambda: _instance_state(cloud) == "stopped")
+    assert _wait_for(lambda: lease_of(cloud)["state"] == "IDLE")
 
     arn = studio.reprocess(job_id)
     job = studio.wait(job_id, timeout=180, since_execution=first)
