@@ -463,6 +463,22 @@ def test_submitting_a_complete_job_writes_its_manifest_once(api: Api) -> None:
     assert api.call("GET", f"/jobs/{job_id}")[2]["status"] == "SUBMITTED"
 
 
+def test_submitting_again_starts_a_submitted_job_that_has_no_execution_once(api: Api) -> None:
+    job_id = _create(api, {"A.dng": 10})["job_id"]
+    api.put_raw(job_id, "A.dng", 10)
+    assert api.call("POST", f"/jobs/{job_id}/submit")[0] == 202
+    executions = api.service.executions
+    # No orchestrator here: as after an outage that outlasted its retries.
+    assert executions.list() == []
+    for _ in range(2):
+        status, _, doc = api.call("POST", f"/jobs/{job_id}/submit")
+        assert (status, doc["status"]) == (202, "SUBMITTED")
+    (started,) = executions.list()
+    assert started["name"] == pipeline.execution_name(job_id)
+    described = executions.describe(started["executionArn"])
+    assert json.loads(described["input"]) == {"job_id": job_id}
+
+
 def test_unknown_and_impossible_job_ids_are_404(api: Api) -> None:
     for path in ("/jobs/nope", "/jobs/..%2F..%2Fetc", "/jobs/nope/submit"):
         method = "POST" if path.endswith("submit") else "GET"
