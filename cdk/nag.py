@@ -133,6 +133,13 @@ def acknowledge(stack: DarkroomStack) -> None:
         "run time. Scoped to this state machine's executions, DescribeExecution only.",
     )
     ack(
+        _policy(stack.pipeline.reconcilers.submissions.role),
+        THIS_MACHINE_EXECUTIONS,
+        "The submission reconciler reads whether a submitted job's execution exists; "
+        "execution names derive from job ids, known only at run time. Scoped to this "
+        "state machine's executions, DescribeExecution only.",
+    )
+    ack(
         _policy(stack.pipeline.state_machine.role),
         ANY_RESOURCE,
         "CDK's statement for the "
@@ -206,7 +213,7 @@ def acknowledge(stack: DarkroomStack) -> None:
         ack(_cfn(function.function), "AwsSolutions-L1", PYTHON_PINNED)
         if function is not stack.cost_guard.guard:  # acknowledged above, with its reason
             ack(_policy(function.role), ANY_RESOURCE, TRACING)
-    for queue in (stack.thumbnails.failures, stack.pipeline.submission_failures):
+    for queue in (stack.thumbnails.failures, *stack.pipeline.failure_queues.values()):
         ack(_cfn(queue), "AwsSolutions-SQS3", END_OF_THE_LINE_QUEUE)
 
     # -- CDK's own bucket-notifications handler (see DarkroomStack._tame_notifications_handler)

@@ -24,6 +24,7 @@ from constructs import Construct
 
 from cdk.config import DeployConfig
 from cdk.functions import DarkroomFunction
+from cdk.reconcilers import Reconcilers
 from cdk.storage import Storage
 from cdk.tidy import drop_implied_role_dependency
 from darkroom import names, workflow
@@ -263,4 +264,29 @@ class RawPipeline(Construct):
             s3n.LambdaDestination(self.orchestrator.function),
             s3.NotificationKeyFilter(prefix=names.RAW_PREFIX, suffix=MANIFEST_SUFFIX),
         )
-        self.functions = {**self.tasks, Function.ORCHESTRATOR: self.orchestrator}
+
+        # -- what no Catch and no orchestrator retry covers (cdk/reconcilers.py)
+        self.ending_failures = failure_queue(self, "EndingFailures")
+        self.reconcilers = Reconcilers(
+            self,
+            "Reconcilers",
+            storage=storage,
+            code=code,
+            state_machine=self.state_machine,
+            executions_arn=execution_arns(self),
+            pool=pool,
+            submission_failures=self.submission_failures,
+            ending_failures=self.ending_failures,
+            settings_values=settings_values,
+            log_retention=log_retention,
+        )
+        self.functions = {
+            **self.tasks,
+            Function.ORCHESTRATOR: self.orchestrator,
+            **self.reconcilers.functions,
+        }
+        # Every on-failure queue, by the name its alarm goes by.
+        self.failure_queues = {
+            "Submission": self.submission_failures,
+            "Ending": self.ending_failures,
+        }

@@ -121,7 +121,7 @@ class DarkroomStack(cdk.Stack):
             cost_guard=self.cost_guard.function,
             failure_queues={
                 "Thumbnail": self.thumbnails.failures,
-                "Submission": self.pipeline.submission_failures,
+                **self.pipeline.failure_queues,
             },
             worker_logs=self.worker_pool.log_group,
             api=self.api,

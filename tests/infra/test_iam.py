@@ -90,6 +90,23 @@ SCOPED: dict[str, dict[str, set[str]]] = {
         "dynamodb:UpdateItem": {"workers table"},
         "states:DescribeExecution": {"executions"},
     },
+    Function.RECONCILE_ENDING: {
+        **OWN_LOGS,
+        "dynamodb:GetItem": {"jobs table"},
+        "dynamodb:UpdateItem": {"jobs table", "workers table"},
+        "dynamodb:Scan": {"workers table"},
+        "ec2:StopInstances": {"pool instances"},
+        **{action: {"ending failures"} for action in FAILURE_QUEUE},
+    },
+    Function.RECONCILE_SUBMISSIONS: {
+        **OWN_LOGS,
+        "dynamodb:Query": {"uploads listing index"},
+        "dynamodb:BatchGetItem": {"jobs table"},
+        "states:DescribeExecution": {"executions"},
+        "states:StartExecution": {"state machine"},
+        "sqs:ReceiveMessage": {"submission failures"},
+        "sqs:DeleteMessage": {"submission failures"},
+    },
 }
 # Statements that narrow their grant further by a condition; every other has none.
 CONDITIONS: dict[tuple[str, str], dict[str, Any]] = {
@@ -242,6 +259,8 @@ def scopes(synth: Synth, function: str) -> dict[str, set[str]]:
         "output thumbnails/ objects": {arn(storage.output) + "/" + THUMBNAIL_PREFIX + "*"},
         "submission failures": {arn(stack.pipeline.submission_failures)},
         "thumbnail failures": {arn(stack.thumbnails.failures)},
+        "ending failures": {arn(stack.pipeline.ending_failures)},
+        "uploads listing index": {arn(storage.uploads) + f"/index/{names.NEWEST_INDEX}"},
         "pool instances": {
             in_account.replace("{service}", "ec2") + "instance/${" + synth.logical_id(i) + "}"
             for i in stack.worker_pool.instances

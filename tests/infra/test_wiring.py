@@ -262,6 +262,7 @@ def event_invoke_config(synth: Synth, function: str) -> dict[str, Any]:
     [
         (Function.THUMBNAIL, "thumbnails.failures"),
         (Function.ORCHESTRATOR, "pipeline.submission_failures"),
+        (Function.RECONCILE_ENDING, "pipeline.ending_failures"),
     ],
 )
 def test_async_functions_retry_then_park_the_event_on_a_queue(
@@ -407,7 +408,7 @@ def test_the_worker_source_asset_holds_what_pip_needs_and_nothing_else(synth: Sy
 
 # -- cost guard, monitoring, outputs --------------------------------------------------
 def test_cost_guard_runs_every_five_minutes(synth: Synth) -> None:
-    (rule,) = synth.resources("AWS::Events::Rule").values()
+    rule = synth.resource(synth.stack.cost_guard.rule)
     assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
     logical_id, function = functions_by_name(synth.template)[Function.COST_GUARD]
     assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [logical_id, "Arn"]}
@@ -436,6 +437,7 @@ def test_alarms_notify_the_topic(synth: Synth) -> None:
         "FailedExecutions",
         "ThumbnailQueued",
         "SubmissionQueued",
+        "EndingQueued",
         "WorkerRunningTooLong",
         "CostGuardFailing",
         "ApiServerErrors",
@@ -588,6 +590,7 @@ def test_dashboard_counts_worker_instance_hours_from_the_cost_guard_samples(
     [
         ("ThumbnailQueued", "thumbnails.failures"),
         ("SubmissionQueued", "pipeline.submission_failures"),
+        ("EndingQueued", "pipeline.ending_failures"),
     ],
 )
 def test_an_event_parked_on_an_on_failure_queue_raises_its_alarm(

@@ -1,0 +1,154 @@
+"""The pipeline's reconcilers: no ending is silent, no submission is lost.
+
+- Ending reconciler: an EventBridge rule sends this state machine's FAILED, TIMED_OUT
+  and ABORTED status changes to a function (darkroom/endings.py) that fails the job and
+  frees that execution's worker, which no Catch does for those endings.
+- Submission reconciler: on a schedule, a function (darkroom/submissions.py) starts
+  submitted jobs that have no execution and redrives the orchestrator's on-failure queue.
+  A function of its own rather than a part of the cost guard: it needs StartExecution
+  and the queue, the guard needs to stop instances, and neither role should hold both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from cdk.functions import DarkroomFunction
+from cdk.storage import Storage
+from darkroom import names
+from darkroom.names import Function
+
+# An ending must outlive an outage of the function: EventBridge retries delivery for a
+# day, Lambda retries the function twice over six hours, and what is left is parked.
+DELIVERY_RETRIES = 185
+DELIVERY_MAX_AGE = cdk.Duration.hours(24)
+
+
+class Reconcilers(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        storage: Storage,
+        code: lambda_.Code,
+        state_machine: sfn.StateMachine,
+        executions_arn: str,
+        pool: Sequence[str],
+        submission_failures: sqs.IQueue,
+        ending_failures: sqs.IQueue,
+        settings_values: Mapping[str, Any],
+        log_retention: logs.RetentionDays,
+    ) -> None:
+        super().__init__(scope, id)
+
+        def ddb(table: Any, *actions: str) -> iam.PolicyStatement:
+            return iam.PolicyStatement(
+                actions=[f"dynamodb:{a}" for a in actions], resources=[table.table_arn]
+            )
+
+        # -- endings ------------------------------------------------------------------
+        self.ending = DarkroomFunction(
+            self,
+            "Ending",
+            function_name=Function.RECONCILE_ENDING,
+            code=code,
+            settings_values=settings_values,
+            statements=[
+                # JobStore.find, release_claim and the FAILED transition (conditional).
+                ddb(storage.jobs, "GetItem", "UpdateItem"),
+                # The lease this execution holds (LeaseStore.held_by scans: the event does
+                # not say which instance), then its conditional release.
+                ddb(storage.workers, "Scan", "UpdateItem"),
+                iam.PolicyStatement(actions=["ec2:StopInstances"], resources=list(pool)),
+            ],
+            log_retention=log_retention,
+            description="fails the job and frees the worker of an execution that ended badly",
+        )
+        self.ending.function.configure_async_invoke(
+            retry_attempts=2,
+            max_event_age=cdk.Duration.hours(6),
+            on_failure=destinations.SqsDestination(ending_failures),
+        )
+        self.ending_rule = events.Rule(
+            self,
+            "Endings",
+            description="this state machine's executions that end without succeeding",
+            event_pattern=events.EventPattern(
+                source=["aws.states"],
+                detail_type=[names.EXECUTION_STATUS_CHANGE],
+                detail={
+                    "stateMachineArn": [state_machine.state_machine_arn],
+                    "status": list(names.EXECUTION_ENDINGS),
+                },
+            ),
+            targets=[
+                targets.LambdaFunction(
+                    self.ending.function,
+                    retry_attempts=DELIVERY_RETRIES,
+                    max_event_age=DELIVERY_MAX_AGE,
+                    dead_letter_queue=ending_failures,
+                )
+            ],
+        )
+
+        # -- submissions --------------------------------------------------------------
+        self.submissions = DarkroomFunction(
+            self,
+            "Submissions",
+            function_name=Function.RECONCILE_SUBMISSIONS,
+            code=code,
+            settings_values={
+                **settings_values,
+                "state_machine_arn": state_machine.state_machine_arn,
+                "submission_failures_queue_url": submission_failures.queue_url,
+            },
+            statements=[
+                # UploadStore.newest: the uploads' listing index, never a scan.
+                iam.PolicyStatement(
+                    actions=["dynamodb:Query"],
+                    resources=[f"{storage.uploads.table_arn}/index/{names.NEWEST_INDEX}"],
+                ),
+                # JobStore.registered.
+                ddb(storage.jobs, "BatchGetItem"),
+                # Whether a submitted job's execution exists, and starting it.
+                iam.PolicyStatement(
+                    actions=["states:DescribeExecution"], resources=[executions_arn]
+                ),
+                iam.PolicyStatement(
+                    actions=["states:StartExecution"],
+                    resources=[state_machine.state_machine_arn],
+                ),
+                iam.PolicyStatement(
+                    actions=["sqs:ReceiveMessage", "sqs:DeleteMessage"],
+                    resources=[submission_failures.queue_arn],
+                ),
+            ],
+            log_retention=log_retention,
+            description="starts submitted jobs that have no execution; redrives submissions",
+        )
+        self.submissions_schedule = events.Rule(
+            self,
+            "SubmissionsSchedule",
+            schedule=events.Schedule.rate(
+                cdk.Duration.minutes(names.SUBMISSION_RECONCILE_SCHEDULE_MINUTES)
+            ),
+            # The next run retries; every start it makes is idempotent.
+            targets=[targets.LambdaFunction(self.submissions.function, retry_attempts=0)],
+        )
+        self.functions = {
+            Function.RECONCILE_ENDING: self.ending,
+            Function.RECONCILE_SUBMISSIONS: self.submissions,
+        }
