@@ -1,10 +1,10 @@
 """The cost guard: stop pool instances that run without an active lease.
 
 The worker stops its own instance after `idle_shutdown_seconds` without a lease, and
-StopWorker stops it at the end of every job. This is the backstop for when both miss:
-an execution aborted from the console (no Catch runs, the lease stays LEASED and the
-worker keeps polling it), a ReleaseWorker that failed, an instance an operator started
-by hand and forgot, or a worker that crashed before its idle timer ran out.
+StopWorker stops it at the end of every job (the ending reconciler, when an execution
+ends where no Catch runs). This is the backstop for when those miss: an ending whose
+reconciling failed every try, a ReleaseWorker that failed, an instance an operator
+started by hand and forgot, or a worker that crashed before its idle timer ran out.
 
 A lease is *active* when it is LEASED to an execution that is still RUNNING. An instance
 running without one is marked with a tag the first time the guard sees it; once it has
