@@ -177,8 +177,9 @@ class ReconcileEndingSettings(JobsTable, WorkersTable):
 class ReconcileSubmissionsSettings(RawBucket, JobsTable, UploadsTable, StateMachine):
     # The orchestrator's on-failure queue, redriven every run.
     submission_failures_queue_url: Name
-    # A submitted job with no execution this long after its submission is started: past
-    # the orchestrator's own tries (S3's delivery and two async retries take seconds).
+    # A submitted job with no execution this long after its submission is started: by
+    # then the orchestrator's own tries (Lambda's two async retries come within about
+    # three minutes) are spent. Starting it earlier would be harmless, only redundant.
     resubmit_after_seconds: int = Field(default=300, ge=0)
 
 
