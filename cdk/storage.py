@@ -109,7 +109,8 @@ class Storage(Construct):
             time_to_live_attribute=schema.ttl,
         )
         if schema.index:
-            # Listing newest first reads whole items (the job view), so all is projected.
+            # Listing newest first reads whole items (the job view), so all is projected;
+            # a job's shares are few and small, so theirs is too.
             table.add_global_secondary_index(
                 index_name=schema.index.name,
                 partition_key=_string(schema.index.partition_key),
