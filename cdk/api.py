@@ -151,9 +151,12 @@ class DeliveryApi(Construct):
                         }
                     },
                 ),
+                # S3's DeleteObjects asks for s3:DeleteObject on every request and
+                # s3:DeleteObjectVersion for each version it names; the adapter names a
+                # version every time (darkroom/aws/objects.py delete_versions).
                 iam.PolicyStatement(
                     sid="EraseJobObjects",
-                    actions=["s3:DeleteObjectVersion"],
+                    actions=["s3:DeleteObject", "s3:DeleteObjectVersion"],
                     resources=[
                         raw.arn_for_objects(f"{names.RAW_PREFIX}*"),
                         processed.arn_for_objects(f"{names.PROCESSED_PREFIX}*"),

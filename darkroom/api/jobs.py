@@ -395,8 +395,9 @@ TAGS = ["photographer"]
         "File names are single plain names with a camera RAW extension (dng, cr2, cr3, nef, "
         "arw, raf, orf, rw2, pef, srw, iiq, ...), unique up to their extension since "
         "renditions are named after them. Each file and the whole job are size-limited "
-        "(413). Upload each file with `PUT` to its URL, sending exactly the declared "
-        "`Content-Length`, then submit the job."
+        "(413). Upload each file with `PUT` to its URL, sending the headers given with it "
+        "(the declared `Content-Length`, and `If-None-Match: *`: a URL creates its file "
+        "once and never replaces it), then submit the job."
     ),
     responses=answers(201, "The job is created; upload its files, then submit it.", 400, 409, 413),
     status_code=201,

@@ -117,6 +117,7 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "s3:ListBucket",
         "s3:GetObject",
         "s3:ListBucketVersions",
+        "s3:DeleteObject",
         "s3:DeleteObjectVersion",
         "dynamodb:GetItem",
         "dynamodb:BatchGetItem",
