@@ -3,8 +3,9 @@
 Routes and their authorization come from the API's OpenAPI document, generated from the
 app (darkroom.api.routes.ROUTES): IAM-signed unless the operation states no security,
 which only a client's share link does. The function (tasks.api.handler) presigns uploads
-to and downloads from the buckets, writes a job's submission manifest and reads the
-tables; its role holds exactly those calls (darkroom/api/jobs.py, shares.py and the
+to and downloads from the buckets, writes a job's submission manifest, reads the tables
+and erases a job (every version of its objects, every record); its role holds exactly
+those calls (darkroom/api/jobs.py, shares.py and the
 adapters in darkroom/aws/).
 """
 
@@ -136,12 +137,48 @@ class DeliveryApi(Construct):
                     actions=["s3:GetObject"],
                     resources=[processed.arn_for_objects(f"{names.PROCESSED_PREFIX}*")],
                 ),
+                # DELETE /jobs/{job_id} (darkroom/erasure.py): every version and delete
+                # marker under raw/<job_id>/ and processed/<job_id>/, listed
+                # (ListObjectVersions) and deleted by version id (DeleteObjects naming
+                # each version), so nothing is left to restore.
+                iam.PolicyStatement(
+                    sid="ListJobVersions",
+                    actions=["s3:ListBucketVersions"],
+                    resources=[raw.bucket_arn, processed.bucket_arn],
+                    conditions={
+                        "StringLike": {
+                            "s3:prefix": [f"{names.RAW_PREFIX}*", f"{names.PROCESSED_PREFIX}*"]
+                        }
+                    },
+                ),
+                # S3's DeleteObjects asks for s3:DeleteObject on every request and
+                # s3:DeleteObjectVersion for each version it names; the adapter names a
+                # version every time (darkroom/aws/objects.py delete_versions).
+                iam.PolicyStatement(
+                    sid="EraseJobObjects",
+                    actions=["s3:DeleteObject", "s3:DeleteObjectVersion"],
+                    resources=[
+                        raw.arn_for_objects(f"{names.RAW_PREFIX}*"),
+                        processed.arn_for_objects(f"{names.PROCESSED_PREFIX}*"),
+                    ],
+                ),
                 # JobStore.find (GetItem) and JobStore.registered (BatchGetItem); reprocess
-                # claims the job for its execution, and marks a stranded one FAILED first
-                # (conditional UpdateItems).
-                ddb("Jobs", storage.jobs, "GetItem", "BatchGetItem", "UpdateItem"),
-                # UploadStore: create (PutItem), get, mark_submitted (UpdateItem).
-                ddb("Uploads", storage.uploads, "GetItem", "PutItem", "UpdateItem"),
+                # and erasure claim the job (conditional UpdateItems), reprocess marks a
+                # stranded one FAILED first; erasure reads the job's partition (Query on
+                # job_id) and deletes each item (BatchWriteItem, DeleteItem).
+                ddb(
+                    "Jobs",
+                    storage.jobs,
+                    "GetItem",
+                    "BatchGetItem",
+                    "UpdateItem",
+                    "Query",
+                    "BatchWriteItem",
+                    "DeleteItem",
+                ),
+                # UploadStore: create (PutItem), get, mark_submitted (UpdateItem), and
+                # erasure's delete (DeleteItem).
+                ddb("Uploads", storage.uploads, "GetItem", "PutItem", "UpdateItem", "DeleteItem"),
                 # GET /jobs: both tables' listing index, newest first (JobStore.newest,
                 # UploadStore.newest). No scans.
                 iam.PolicyStatement(
@@ -152,9 +189,15 @@ class DeliveryApi(Construct):
                         for table in (storage.jobs, storage.uploads)
                     ],
                 ),
-                # ShareStore: put, get, revoke (UpdateItem). No index: revocation reads by
-                # share id, with the job id as a condition.
-                ddb("Shares", storage.shares, "GetItem", "PutItem", "UpdateItem"),
+                # ShareStore: put, get, revoke (UpdateItem): by share id, with the job id as
+                # a condition; erasure's delete (DeleteItem).
+                ddb("Shares", storage.shares, "GetItem", "PutItem", "UpdateItem", "DeleteItem"),
+                # Erasure finds a job's shares by its index (ShareStore.of_job).
+                iam.PolicyStatement(
+                    sid="JobShares",
+                    actions=["dynamodb:Query"],
+                    resources=[f"{storage.shares.table_arn}/index/{names.JOB_SHARES_INDEX}"],
+                ),
                 # POST /jobs/{job_id}/reprocess starts a new execution.
                 iam.PolicyStatement(
                     sid="Reprocess",

@@ -47,6 +47,12 @@ RETENTION_DAYS: Final = frozenset(
 )  # fmt: skip
 
 
+# Options that changed meaning: a deploy still passing one must not be silently ignored.
+RENAMED: Final = {
+    "raw_expire_days": "raw_expire_after_days (unset by default: originals never expire)"
+}
+
+
 class DeployConfig(BaseModel):
     """The deploy's options. pydantic coerces `-c key=value` strings ("3", "false")."""
 
@@ -75,9 +81,15 @@ class DeployConfig(BaseModel):
     thumbnail_reserved_concurrency: int = 10  # 0: none reserved
     thumbnail_sizes: str = "256,1024"
     max_image_pixels: int = 100_000_000
-    # -- storage lifecycle (0: never)
+    # -- storage lifecycle (0 or None: never)
+    # Originals are versioned and never expire unless a deployer says so: the standard
+    # IA move loses nothing, an archive class is opt-in, and deletion takes both an
+    # expiry (which only hides the current version behind a delete marker) and a
+    # noncurrent expiry (which removes the versions themselves).
     raw_infrequent_access_days: int = 30
-    raw_expire_days: int = 180
+    raw_archive_after_days: int | None = None
+    raw_expire_after_days: int | None = None
+    raw_noncurrent_expire_after_days: int | None = None
     processed_infrequent_access_days: int = 30
     processed_expire_days: int = 0
     access_log_expire_days: int = 90
@@ -89,6 +101,12 @@ class DeployConfig(BaseModel):
     @classmethod
     def from_context(cls, get: Callable[[str], Any]) -> DeployConfig:
         """`get` is node.try_get_context: cdk.json gives JSON types, `-c` gives strings."""
+        renamed = [old for old in RENAMED if get(old) is not None]
+        if renamed:
+            raise ValueError(
+                "invalid darkroom context: "
+                + "; ".join(f"{old} is now {RENAMED[old]}" for old in renamed)
+            )
         given = {name: value for name in cls.model_fields if (value := get(name)) is not None}
         try:
             return cls.model_validate(given)
@@ -126,17 +144,36 @@ class DeployConfig(BaseModel):
         if not sizes or min(sizes) <= 0:
             problems.append('thumbnail_sizes must be positive integers, e.g. "256,1024"')
         for name in ("raw", "processed"):
-            ia = getattr(self, f"{name}_infrequent_access_days")
-            expire = getattr(self, f"{name}_expire_days")
-            if ia and ia < 30:
+            if (ia := getattr(self, f"{name}_infrequent_access_days")) and ia < 30:
                 problems.append(f"{name}_infrequent_access_days: S3 needs 30 or more (or 0)")
-            if ia and expire and expire <= ia:
-                problems.append(f"{name}_expire_days must come after the IA transition")
+        problems += self._raw_lifecycle_problems()
+        if (
+            self.processed_infrequent_access_days
+            and self.processed_expire_days
+            and self.processed_expire_days <= self.processed_infrequent_access_days
+        ):
+            problems.append("processed_expire_days must come after the IA transition")
         if self.worker_scratch_gb < 8 or self.worker_root_gb < 8:
             problems.append("worker volumes need 8 GB or more")
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _raw_lifecycle_problems(self) -> list[str]:
+        problems = []
+        ia = self.raw_infrequent_access_days
+        archive = self.raw_archive_after_days
+        expire = self.raw_expire_after_days
+        for field in ("archive", "expire", "noncurrent_expire"):
+            days = getattr(self, f"raw_{field}_after_days")
+            if days is not None and days < 1:
+                problems.append(f"raw_{field}_after_days must be 1 or more (leave it unset: never)")
+        # S3 keeps an object 30 days in Standard-IA before a lifecycle may move it on.
+        if ia and archive and archive < ia + 30:
+            problems.append("raw_archive_after_days must be at least 30 days after the IA move")
+        if expire and any(expire <= days for days in (ia, archive) if days):
+            problems.append("raw_expire_after_days must come after the IA and archive moves")
+        return problems
 
     @property
     def thumbnail_sizes_env(self) -> str:

@@ -35,25 +35,24 @@ class Storage(Construct):
             ],
         )
 
+        # Originals are the one thing nothing can rebuild: versioned, so an overwrite or a
+        # delete leaves the earlier version, and aged only as the deployer chose.
         self.raw = self._data_bucket(
-            "Raw",
-            names.RAW_BUCKET,
-            names.RAW_PREFIX,
-            config.raw_infrequent_access_days,
-            config.raw_expire_days,
-            data_removal,
+            "Raw", names.RAW_BUCKET, _raw_rules(config), data_removal, versioned=True
         )
         self.processed = self._data_bucket(
             "Processed",
             names.PROCESSED_BUCKET,
-            names.PROCESSED_PREFIX,
-            config.processed_infrequent_access_days,
-            config.processed_expire_days,
+            _age_rules(
+                names.PROCESSED_PREFIX,
+                [(s3.StorageClass.INFREQUENT_ACCESS, config.processed_infrequent_access_days)],
+                config.processed_expire_days,
+            ),
             data_removal,
         )
         # Thumbnails are derived and re-creatable: no transitions, uploads cleaned up.
-        self.input = self._data_bucket("Input", names.INPUT_BUCKET, None, 0, 0, data_removal)
-        self.output = self._data_bucket("Output", names.OUTPUT_BUCKET, None, 0, 0, data_removal)
+        self.input = self._data_bucket("Input", names.INPUT_BUCKET, [], data_removal)
+        self.output = self._data_bucket("Output", names.OUTPUT_BUCKET, [], data_removal)
 
         # Keys and indexes are darkroom.names' schemas, which the local cloud creates too.
         self.jobs = self._table("Jobs", names.JOBS_SCHEMA, data_removal)
@@ -67,44 +66,26 @@ class Storage(Construct):
         self,
         id: str,
         logical_name: str,
-        prefix: str | None,
-        ia_days: int,
-        expire_days: int,
+        rules: list[s3.LifecycleRule],
         removal: cdk.RemovalPolicy,
+        *,
+        versioned: bool = False,
     ) -> s3.Bucket:
-        transitions = (
-            [
-                s3.Transition(
-                    storage_class=s3.StorageClass.INFREQUENT_ACCESS,
-                    transition_after=cdk.Duration.days(ia_days),
-                )
-            ]
-            if ia_days
-            else None
-        )
-        rules = [
-            # Abandoned multipart uploads are billed as storage until aborted.
-            s3.LifecycleRule(
-                id="abort-incomplete-uploads",
-                abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
-            )
-        ]
-        if transitions or expire_days:
-            rules.append(
-                s3.LifecycleRule(
-                    id=f"age-{prefix.rstrip('/') if prefix else 'objects'}",
-                    prefix=prefix,
-                    transitions=transitions,
-                    expiration=cdk.Duration.days(expire_days) if expire_days else None,
-                )
-            )
         bucket = _private_bucket(
             self,
             id,
             encryption=s3.BucketEncryption.S3_MANAGED,
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix=f"{logical_name}/",
-            lifecycle_rules=rules,
+            # Abandoned multipart uploads are billed as storage until aborted.
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="abort-incomplete-uploads",
+                    abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
+                ),
+                *rules,
+            ],
+            versioned=versioned,
             removal_policy=removal,
         )
         cdk.Tags.of(bucket).add("darkroom:bucket", logical_name)
@@ -128,7 +109,8 @@ class Storage(Construct):
             time_to_live_attribute=schema.ttl,
         )
         if schema.index:
-            # Listing newest first reads whole items (the job view), so all is projected.
+            # Listing newest first reads whole items (the job view), so all is projected;
+            # a job's shares are few and small, so theirs is too.
             table.add_global_secondary_index(
                 index_name=schema.index.name,
                 partition_key=_string(schema.index.partition_key),
@@ -136,6 +118,60 @@ class Storage(Construct):
                 projection_type=dynamodb.ProjectionType.ALL,
             )
         return table
+
+
+def _raw_rules(config: DeployConfig) -> list[s3.LifecycleRule]:
+    """The RAW bucket's aging: Standard-IA after 30 days by default; Glacier Instant
+    Retrieval only if asked (it answers GetObject at once, as a reprocess needs: Flexible
+    Retrieval would need a restore first); deletion only if both expiries are set."""
+    rules = _age_rules(
+        names.RAW_PREFIX,
+        [
+            (s3.StorageClass.INFREQUENT_ACCESS, config.raw_infrequent_access_days),
+            (s3.StorageClass.GLACIER_INSTANT_RETRIEVAL, config.raw_archive_after_days),
+        ],
+        config.raw_expire_after_days,
+        noncurrent_expire_days=config.raw_noncurrent_expire_after_days,
+    )
+    if config.raw_noncurrent_expire_after_days:
+        # Once their versions are gone, the delete markers left by expiry go too.
+        rules.append(
+            s3.LifecycleRule(
+                id="remove-expired-delete-markers",
+                prefix=names.RAW_PREFIX,
+                expired_object_delete_marker=True,
+            )
+        )
+    return rules
+
+
+def _age_rules(
+    prefix: str,
+    transitions: list[tuple[s3.StorageClass, int | None]],
+    expire_days: int | None,
+    *,
+    noncurrent_expire_days: int | None = None,
+) -> list[s3.LifecycleRule]:
+    """One rule aging what is under `prefix` (none when nothing is configured; 0 or None
+    is never)."""
+    moves = [
+        s3.Transition(storage_class=storage_class, transition_after=cdk.Duration.days(days))
+        for storage_class, days in transitions
+        if days
+    ]
+    if not (moves or expire_days or noncurrent_expire_days):
+        return []
+    return [
+        s3.LifecycleRule(
+            id=f"age-{prefix.rstrip('/')}",
+            prefix=prefix,
+            transitions=moves or None,
+            expiration=cdk.Duration.days(expire_days) if expire_days else None,
+            noncurrent_version_expiration=(
+                cdk.Duration.days(noncurrent_expire_days) if noncurrent_expire_days else None
+            ),
+        )
+    ]
 
 
 def _string(name: str) -> dynamodb.Attribute:

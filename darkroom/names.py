@@ -40,6 +40,8 @@ ENTITY: Final = "entity"
 CREATED_KEY: Final = "created_key"
 JOB_ENTITY: Final = "JOB"
 UPLOAD_ENTITY: Final = "UPLOAD"
+# A job's shares, found when the job is erased (a share is otherwise read by its id).
+JOB_SHARES_INDEX: Final = "job_shares"
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,9 @@ _NEWEST = Index(NEWEST_INDEX, ENTITY, CREATED_KEY)
 JOBS_SCHEMA: Final = TableSchema(JOBS_TABLE, JOB_ID, SORT_KEY, index=_NEWEST)
 WORKERS_SCHEMA: Final = TableSchema(WORKERS_TABLE, INSTANCE_ID)
 UPLOADS_SCHEMA: Final = TableSchema(UPLOADS_TABLE, JOB_ID, index=_NEWEST, ttl=TTL_ATTRIBUTE)
-SHARES_SCHEMA: Final = TableSchema(SHARES_TABLE, SHARE_ID, ttl=TTL_ATTRIBUTE)
+SHARES_SCHEMA: Final = TableSchema(
+    SHARES_TABLE, SHARE_ID, index=Index(JOB_SHARES_INDEX, JOB_ID, SHARE_ID), ttl=TTL_ATTRIBUTE
+)
 TABLES: Final = (JOBS_SCHEMA, WORKERS_SCHEMA, UPLOADS_SCHEMA, SHARES_SCHEMA)
 # The HTTP API (API Gateway HTTP API in AWS, a local gateway in the embedded cloud).
 API_NAME: Final = "darkroom-api"

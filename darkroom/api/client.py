@@ -33,7 +33,12 @@ class ApiCallError(Exception):
 
 
 class TransferError(Exception):
-    """An upload to or a download from a presigned URL failed."""
+    """An upload to or a download from a presigned URL failed (status: S3's answer, if
+    one came)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def sigv4_signer(session: Any, region: str) -> Signer:
@@ -103,10 +108,20 @@ class ApiClient:
         return json.loads(raw) if raw else None
 
 
-def put_file(url: str, path: Path, on_progress: Progress | None = None) -> None:
-    """PUT a file to a presigned URL, streamed, with the exact Content-Length it was signed for."""
+def put_file(
+    url: str,
+    path: Path,
+    on_progress: Progress | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> None:
+    """PUT a file to a presigned URL, streamed, with the headers it was signed for (the
+    upload's `headers`; Content-Length is always the file's size)."""
     size = path.stat().st_size
-    _with_retries(lambda report: _put_once(url, path, size, report), on_progress)
+    sent = {k: v for k, v in (headers or {}).items() if k.lower() != "content-length"}
+    declared = {k.lower(): v for k, v in (headers or {}).items()}.get("content-length")
+    if declared is not None and int(declared) != size:
+        raise TransferError(f"{path.name} is {size} bytes; its upload URL is for {declared}")
+    _with_retries(lambda report: _put_once(url, path, size, sent, report), on_progress)
 
 
 def get_file(url: str, dest: Path, on_progress: Progress | None = None) -> int:
@@ -133,9 +148,10 @@ def _with_retries(attempt: Callable[[Progress], int], on_progress: Progress | No
         except (OSError, http.client.HTTPException, TransferError) as exc:
             if on_progress and moved:
                 on_progress(-moved)
-            retryable = not isinstance(exc, TransferError) or "HTTP 5" in str(exc)
+            status = exc.status if isinstance(exc, TransferError) else None
+            retryable = status is None or status >= 500
             if n == TRANSFER_ATTEMPTS or not retryable:
-                raise TransferError(str(exc)) from exc
+                raise TransferError(str(exc), status) from exc
             time.sleep(0.5 * 2**n)
     raise AssertionError("unreachable")
 
@@ -147,11 +163,13 @@ def _connection(url: str) -> tuple[http.client.HTTPConnection, str]:
     return cls(parts.netloc, timeout=120), target
 
 
-def _put_once(url: str, path: Path, size: int, report: Progress) -> int:
+def _put_once(url: str, path: Path, size: int, headers: Mapping[str, str], report: Progress) -> int:
     connection, target = _connection(url)
     try:
         connection.putrequest("PUT", target, skip_accept_encoding=True)
         connection.putheader("Content-Length", str(size))
+        for name, value in headers.items():
+            connection.putheader(name, value)
         connection.endheaders()
         with path.open("rb") as source:
             while chunk := source.read(CHUNK):
@@ -160,7 +178,9 @@ def _put_once(url: str, path: Path, size: int, report: Progress) -> int:
         response = connection.getresponse()
         body = response.read()
         if response.status != 200:
-            raise TransferError(f"upload of {path.name}: HTTP {response.status} {body[:300]!r}")
+            raise TransferError(
+                f"upload of {path.name}: HTTP {response.status} {body[:300]!r}", response.status
+            )
         return size
     finally:
         connection.close()
@@ -172,7 +192,9 @@ def _get_once(url: str, dest: Path, report: Progress) -> int:
         connection.request("GET", target)
         response = connection.getresponse()
         if response.status != 200:
-            raise TransferError(f"download: HTTP {response.status} {response.read()[:300]!r}")
+            raise TransferError(
+                f"download: HTTP {response.status} {response.read()[:300]!r}", response.status
+            )
         written = 0
         with dest.open("wb") as sink:
             while chunk := response.read(CHUNK):

@@ -1,4 +1,7 @@
-"""The photographer's job routes: declare a job, upload, submit, follow, list, reprocess."""
+"""The photographer's job routes: declare a job, upload (and resume), submit, follow, list,
+reprocess, delete.
+
+A job's whole life is one router, which is why this module runs past 400 lines."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import base64
 import heapq
 import itertools
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.depends import Depends
@@ -22,12 +25,14 @@ from darkroom.api.models import (
     CreateJobIn,
     FileView,
     FileViewStatus,
+    JobDeleted,
     JobPage,
     JobView,
     ReprocessIn,
     Reprocessing,
     Submitted,
     UploadUrl,
+    UploadUrls,
     iso,
 )
 from darkroom.api.validation import check_files
@@ -35,6 +40,7 @@ from darkroom.aws.executions import Executions
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.objects import Objects
 from darkroom.aws.presign import Presigner
+from darkroom.aws.shares import ShareStore
 from darkroom.aws.uploads import (
     RETENTION_SECONDS,
     DeclaredFile,
@@ -43,6 +49,7 @@ from darkroom.aws.uploads import (
     UploadStatus,
     UploadStore,
 )
+from darkroom.erasure import Erasure
 from darkroom.errors import JobNotFound
 from darkroom.jobs import Job, JobStatus, created_key, utc_now
 from darkroom.observability import logger
@@ -60,6 +67,7 @@ class JobOperations:
     settings: ApiSettings
     jobs: JobStore
     uploads: UploadStore
+    shares: ShareStore
     objects: Objects
     presigner: Presigner
     executions: Executions
@@ -101,18 +109,7 @@ class JobOperations:
         except JobExists as exc:
             raise Conflict(str(exc)) from exc
         expires_in = s.upload_url_expiry_seconds
-        uploads = [
-            UploadUrl(
-                name=f.name,
-                size=f.size,
-                method="PUT",
-                url=self.presigner.put(
-                    s.raw_bucket, keys.raw_key(job_id, f.name), f.size, expires_in
-                ),
-                headers={"Content-Length": str(f.size)},
-            )
-            for f in upload.files
-        ]
+        uploads = self._upload_urls(job_id, upload.files)
         logger.info("job created", extra={"job_id": job_id, "files": len(uploads)})
         return CreatedJob(
             job_id=job_id,
@@ -223,6 +220,77 @@ class JobOperations:
             raise NotFound(f"job {job_id} not found") from exc
         return Reprocessing(job_id=job_id, execution_arn=arn)
 
+    def resume_upload(self, job_id: str) -> UploadUrls:
+        """Fresh URLs for the declared files not uploaded yet: an interrupted upload goes
+        on where it stopped, however long ago its first URLs expired."""
+        job_id = known_job_id(job_id)
+        upload = self.uploads.get(job_id)
+        if upload is None:
+            if self.jobs.find(job_id) is not None:
+                raise Conflict(f"job {job_id} was already submitted; its files cannot change")
+            raise NotFound(f"job {job_id} not found")
+        if upload.status is not UploadStatus.CREATED:
+            raise Conflict(f"job {job_id} was already submitted; its files cannot change")
+        present = self._uploaded(job_id)
+        wrong = [f for f in upload.files if present.get(f.name) not in (None, f.size)]
+        if wrong:
+            # An upload URL can only create a file, never replace one (If-None-Match).
+            raise Conflict(
+                f"job {job_id} has files of another size than declared, which no upload "
+                f"can replace: {', '.join(f.name for f in wrong)}; delete the job and "
+                "upload it again",
+                files=[
+                    {"name": f.name, "expected_size": f.size, "actual_size": present[f.name]}
+                    for f in wrong
+                ],
+            )
+        missing = [f for f in upload.files if f.name not in present]
+        expires_in = self.settings.upload_url_expiry_seconds
+        logger.info("upload resumed", extra={"job_id": job_id, "files": len(missing)})
+        return UploadUrls(
+            job_id=job_id,
+            status="CREATED",
+            expires_at=iso(self.clock() + expires_in),
+            expires_in=expires_in,
+            uploads=self._upload_urls(job_id, missing),
+            uploaded=[f.name for f in upload.files if f.name in present],
+        )
+
+    def delete_job(self, job_id: str) -> JobDeleted:
+        job_id = known_job_id(job_id)
+        s = self.settings
+        erasure = Erasure(
+            jobs=self.jobs,
+            uploads=self.uploads,
+            shares=self.shares,
+            objects=self.objects,
+            executions=self.executions,
+            raw_bucket=s.raw_bucket,
+            processed_bucket=s.processed_bucket,
+        )
+        try:
+            erased = erasure.erase(job_id, now=self.clock())
+        except JobNotFound as exc:
+            raise NotFound(str(exc)) from exc
+        return JobDeleted(
+            job_id=job_id,
+            object_versions=erased.object_versions,
+            records=erased.records,
+            shares=erased.shares,
+        )
+
+    def _upload_urls(self, job_id: str, files: Iterable[DeclaredFile]) -> list[UploadUrl]:
+        s = self.settings
+        urls = []
+        for f in files:
+            put = self.presigner.put(
+                s.raw_bucket, keys.raw_key(job_id, f.name), f.size, s.upload_url_expiry_seconds
+            )
+            urls.append(
+                UploadUrl(name=f.name, size=f.size, method="PUT", url=put.url, headers=put.headers)
+            )
+        return urls
+
     # -- views ------------------------------------------------------------------------
     def _job_view(self, job: Job, upload: Upload | None, *, with_state: bool = False) -> JobView:
         return JobView.of_job(
@@ -332,8 +400,9 @@ TAGS = ["photographer"]
         "File names are single plain names with a camera RAW extension (dng, cr2, cr3, nef, "
         "arw, raf, orf, rw2, pef, srw, iiq, ...), unique up to their extension since "
         "renditions are named after them. Each file and the whole job are size-limited "
-        "(413). Upload each file with `PUT` to its URL, sending exactly the declared "
-        "`Content-Length`, then submit the job."
+        "(413). Upload each file with `PUT` to its URL, sending the headers given with it "
+        "(the declared `Content-Length`, and `If-None-Match: *`: a URL creates its file "
+        "once and never replaces it), then submit the job."
     ),
     responses=answers(201, "The job is created; upload its files, then submit it.", 400, 409, 413),
     status_code=201,
@@ -405,3 +474,38 @@ def reprocess_job(
     job_id: str, jobs: Jobs, body: Annotated[ReprocessIn, Body()] = ReprocessIn()
 ) -> Reprocessing:
     return jobs.reprocess_job(job_id, body)
+
+
+@router.post(
+    "/jobs/<job_id>/uploads",
+    operation_id="resume_upload",
+    tags=TAGS,
+    summary="Fresh presigned PUT URLs for the declared files not uploaded yet.",
+    description=(
+        "Resumes an interrupted upload: `uploads` has one URL per declared file that has "
+        "not arrived (send the headers given with each), `uploaded` names the ones that "
+        "have. Only for a job not yet submitted (409 after). An upload URL can create its "
+        "file once and never replace it (`If-None-Match: *`), so a file of another size "
+        "than declared is 409: delete the job and create it again."
+    ),
+    responses=answers(200, "The URLs of the files still to upload.", 404, 409),
+)
+def resume_upload(job_id: str, jobs: Jobs) -> UploadUrls:
+    return jobs.resume_upload(job_id)
+
+
+@router.delete(
+    "/jobs/<job_id>",
+    operation_id="delete_job",
+    tags=TAGS,
+    summary="Erase a job: every version of its originals, its renditions, shares, records.",
+    description=(
+        "Permanent: the originals' earlier versions and delete markers go too, so nothing "
+        "can be restored. Refused (409) while a run is in progress: the job is submitted "
+        "and not finished, or a reprocess of it is starting. Safe to repeat: a delete that "
+        "failed midway is finished by the next one; once nothing of the job is left, 404."
+    ),
+    responses=answers(200, "Erased; what was removed.", 404, 409),
+)
+def delete_job(job_id: str, jobs: Jobs) -> JobDeleted:
+    return jobs.delete_job(job_id)

@@ -186,6 +186,28 @@ class CreatedJob(BaseModel):
     uploads: list[UploadUrl]
 
 
+class UploadUrls(BaseModel):
+    """Fresh upload URLs for a declared job's files that have not arrived yet."""
+
+    job_id: str
+    status: Literal["CREATED"]
+    expires_at: str = Field(json_schema_extra={"format": "date-time"})
+    expires_in: int
+    uploads: list[UploadUrl] = Field(description="One per declared file not uploaded yet.")
+    uploaded: list[str] = Field(description="Declared files already uploaded, at their size.")
+
+
+class JobDeleted(BaseModel):
+    """What erasing a job removed (on a repeated delete, what was left of it)."""
+
+    job_id: str
+    object_versions: int = Field(
+        description="Versions and delete markers of its originals, and its renditions."
+    )
+    records: int = Field(description="Its items in the jobs table and its upload record.")
+    shares: int
+
+
 class Submitted(BaseModel):
     job_id: str
     status: Literal["SUBMITTED"]

@@ -230,6 +230,20 @@ class JobStore:
             raise JobBusy(f"job {job_id} cannot go from {current.status} to {target}") from exc
         return Job.model_validate(item)
 
+    def delete_job(self, job_id: str) -> int:
+        """Delete every item of the job's partition, whatever its sort key; the job's own
+        item last, so a delete that fails midway still finds the job when retried.
+        How many items there were."""
+        items = list(
+            self._table.query(
+                "#pk = :job", names={"#pk": names.JOB_ID}, values={":job": job_id}, consistent=True
+            )
+        )
+        keys = [{names.JOB_ID: job_id, names.SORT_KEY: i[names.SORT_KEY]} for i in items]
+        self._table.delete_many([k for k in keys if k[names.SORT_KEY] != names.JOB_ITEM])
+        self._table.delete(job_key(job_id))
+        return len(keys)
+
     def record_file(
         self, job_id: str, execution_arn: str, file_name: str, progress: FileProgress
     ) -> None:

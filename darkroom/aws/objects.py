@@ -1,18 +1,41 @@
-"""S3 objects: listing a job's uploads, streaming files to and from disk, JSON documents."""
+"""S3 objects: listing a job's uploads, streaming files to and from disk, JSON documents,
+and erasing every version under a prefix."""
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import ClientError
 
-from darkroom.aws.clients import client
+from darkroom.aws.clients import client, error_code
+from darkroom.errors import DarkroomError, TransientError
 
 # Multipart with a few threads: RAW files are tens of MB, renditions a few MB.
 _TRANSFER = TransferConfig(multipart_threshold=16 * 1024 * 1024, max_concurrency=4)
+_DELETE_MAX = 1000  # keys per DeleteObjects request
+# Throttles and S3's own faults (botocore's retries already spent): worth another try.
+_TRANSIENT_CODES = frozenset({"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout"})
+
+
+class NotDeleted(DarkroomError):
+    """S3 refused to delete some object versions for a reason a retry will not cure."""
+
+
+@contextmanager
+def _s3_errors() -> Iterator[None]:
+    try:
+        yield
+    except ClientError as exc:
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        if error_code(exc) in _TRANSIENT_CODES or status >= 500:
+            raise TransientError(f"S3: {exc}") from exc
+        raise
 
 
 class Objects:
@@ -46,3 +69,36 @@ class Objects:
 
     def delete(self, bucket: str, key: str) -> None:
         self._s3.delete_object(Bucket=bucket, Key=key)
+
+    def versions(self, bucket: str, prefix: str) -> builtins.list[dict[str, str]]:
+        """Every version and delete marker under `prefix`, as {Key, VersionId} (an
+        unversioned bucket's objects have the version id "null")."""
+        found: builtins.list[dict[str, str]] = []
+        paginator = self._s3.get_paginator("list_object_versions")
+        with _s3_errors():
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                for entry in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                    found.append({"Key": entry["Key"], "VersionId": entry["VersionId"]})
+        return found
+
+    def delete_versions(self, bucket: str, prefix: str) -> int:
+        """Delete every version and delete marker under `prefix`, for good; how many.
+
+        Naming each version id deletes it outright: no delete marker is left behind and
+        nothing of the object can be restored."""
+        found = self.versions(bucket, prefix)
+        for start in range(0, len(found), _DELETE_MAX):
+            batch = found[start : start + _DELETE_MAX]
+            with _s3_errors():
+                answer = self._s3.delete_objects(
+                    Bucket=bucket, Delete={"Objects": batch, "Quiet": True}
+                )
+            errors = answer.get("Errors", [])
+            if errors:
+                codes = {str(e.get("Code")) for e in errors}
+                problem = (
+                    f"S3 did not delete {len(errors)} of {len(batch)} versions under "
+                    f"s3://{bucket}/{prefix} ({', '.join(sorted(codes))})"
+                )
+                raise (TransientError if codes <= _TRANSIENT_CODES else NotDeleted)(problem)
+        return len(found)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import boto3
@@ -16,19 +17,29 @@ def presigning_client(addressing_style: AddressingStyle, session: Any | None = N
     return (session or boto3.session.Session()).client("s3", config=config)
 
 
+@dataclass(frozen=True)
+class PresignedPut:
+    url: str
+    headers: dict[str, str]  # signed: the PUT must send exactly these
+
+
 class Presigner:
     def __init__(self, s3: Any) -> None:
         self._s3 = s3
 
-    def put(self, bucket: str, key: str, size: int, expires_in: int) -> str:
-        # Content-Length is a signed header, so S3 refuses a body of any other size.
-        return str(
-            self._s3.generate_presigned_url(
-                "put_object",
-                Params={"Bucket": bucket, "Key": key, "ContentLength": size},
-                ExpiresIn=expires_in,
-            )
+    def put(self, bucket: str, key: str, size: int, expires_in: int) -> PresignedPut:
+        """A PUT that can create the object once and never replace it.
+
+        Both headers are signed, so S3 refuses a request without them: Content-Length,
+        so a body of any other size is refused; If-None-Match: *, so once the object
+        exists every later PUT through the URL fails 412, however long the URL lives.
+        """
+        url = self._s3.generate_presigned_url(
+            "put_object",
+            Params={"Bucket": bucket, "Key": key, "ContentLength": size, "IfNoneMatch": "*"},
+            ExpiresIn=expires_in,
         )
+        return PresignedPut(str(url), {"Content-Length": str(size), "If-None-Match": "*"})
 
     def get(
         self,

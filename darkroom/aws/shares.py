@@ -62,3 +62,19 @@ class ShareStore:
         except ConditionFailed:
             return None
         return Share.model_validate(item)
+
+    def of_job(self, job_id: str) -> list[str]:
+        """The ids of every share of a job (the job's index: shares are otherwise read by
+        id)."""
+        return [
+            str(item[names.SHARE_ID])
+            for item in self._table.query(
+                "#job = :job",
+                names={"#job": names.JOB_ID},
+                values={":job": job_id},
+                index=names.JOB_SHARES_INDEX,
+            )
+        ]
+
+    def delete(self, share_id: str) -> None:
+        self._table.delete(self._table.key(share_id))

@@ -33,6 +33,7 @@ _TRANSIENT_CODES = frozenset(
     }
 )
 _BATCH_GET_MAX = 100
+_BATCH_WRITE_MAX = 25
 _UNPROCESSED_TRIES = 5
 
 
@@ -229,6 +230,28 @@ class Table:
         with _dynamodb_errors():
             raw = self._ddb.update_item(**request)["Attributes"]
         return from_item(raw)
+
+    def delete(self, key: Mapping[str, Any]) -> None:
+        """Delete the item if it exists (deleting a missing item is not an error)."""
+        with _dynamodb_errors():
+            self._ddb.delete_item(TableName=self.name, Key=to_item(key))
+
+    def delete_many(self, keys: Sequence[Mapping[str, Any]]) -> None:
+        """Delete these items, 25 a request; the ones DynamoDB leaves are asked again."""
+        for start in range(0, len(keys), _BATCH_WRITE_MAX):
+            pending = [
+                {"DeleteRequest": {"Key": to_item(k)}}
+                for k in keys[start : start + _BATCH_WRITE_MAX]
+            ]
+            for attempt in range(_UNPROCESSED_TRIES):
+                with _dynamodb_errors():
+                    answer = self._ddb.batch_write_item(RequestItems={self.name: pending})
+                pending = answer.get("UnprocessedItems", {}).get(self.name, [])
+                if not pending:
+                    break
+                time.sleep(0.05 * 2**attempt)
+            else:
+                raise TransientError(f"DynamoDB left {len(pending)} item(s) of {self.name}")
 
 
 def _expressions(

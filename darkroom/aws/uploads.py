@@ -98,6 +98,13 @@ class UploadStore:
             return current
         return Upload.model_validate(item)
 
+    def delete(self, job_id: str) -> bool:
+        """Delete the job's upload record; whether there was one."""
+        if self.get(job_id) is None:
+            return False
+        self._table.delete(self._table.key(job_id))
+        return True
+
     def newest(self, *, before: str | None = None, page_size: int = 25) -> Iterator[Upload]:
         """Uploads newest first (before a created key, if given), a page at a time."""
         for item in self._table.newest(names.UPLOAD_ENTITY, before=before, page_size=page_size):

@@ -1,8 +1,10 @@
-"""`darkroom upload | status | watch | reprocess`: a studio's jobs, through the API."""
+"""`darkroom upload | status | watch | reprocess | delete`: a studio's jobs, through the
+API."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -45,20 +47,42 @@ def upload(
     directory: Annotated[
         Path, typer.Argument(exists=True, file_okay=False, help="A folder of RAW files.")
     ],
-    job_id: Annotated[str | None, typer.Option(help="Job id (default: generated).")] = None,
+    job_id: Annotated[
+        str | None,
+        typer.Option(help="Job id (default: generated); an unsubmitted job's id resumes it."),
+    ] = None,
     name: Annotated[str | None, typer.Option(help="A name for the shoot.")] = None,
     recipe: Annotated[Path | None, typer.Option(help="Recipe JSON file.")] = None,
 ) -> None:
-    """Upload a folder of RAW files through presigned URLs and submit it; prints the job id."""
+    """Upload a folder of RAW files through presigned URLs and submit it; prints the job id.
+
+    Interrupted, the same command with --job-id JOB resumes: only the files not yet
+    uploaded are sent."""
     files = raw_files(directory)
     if not files:
         err.print(f"[red]{directory}: no RAW files found[/red]")
         raise typer.Exit(2)
     client = studio(ctx)
     checked = read_recipe(recipe)
+
+    def started(new_id: str, skipped: list[str]) -> None:
+        if skipped:
+            shown = ", ".join(sorted(skipped)[:10]) + (", ..." if len(skipped) > 10 else "")
+            err.print(
+                f"job {new_id}: resuming; {len(skipped)} of {len(files)} files were already "
+                f"uploaded and are skipped ({shown})"
+            )
+        else:
+            err.print(
+                f"job {new_id}: uploading {len(files)} files (if interrupted, resume with "
+                f"`darkroom upload {directory} --job-id {new_id}`)"
+            )
+
     with transfer_bars("uploading") as bars:
         new_id = api_call(
-            lambda: client.upload(files, job_id=job_id, name=name, recipe=checked, transfer=bars)
+            lambda: client.upload(
+                files, job_id=job_id, name=name, recipe=checked, transfer=bars, on_job=started
+            )
         )
     print(new_id)
 
@@ -108,3 +132,35 @@ def reprocess(
     print(arn)
     if wait:
         raise typer.Exit(exit_code(follow(client, job_id, timeout=3600, since=previous)))
+
+
+def can_ask() -> bool:
+    """Whether someone is at the terminal to answer a question."""
+    return sys.stdin.isatty()
+
+
+def delete(
+    ctx: typer.Context,
+    job_id: str,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Erase without asking (required when not a terminal).")
+    ] = False,
+) -> None:
+    """Erase a job for good: every version of its originals, its renditions, its shares
+    and its records (refused while it runs)."""
+    if not yes:
+        if not can_ask():
+            err.print(f"[red]refusing to erase job {job_id} without --yes[/red]")
+            raise typer.Exit(2)
+        if not typer.confirm(
+            f"Erase job {job_id}: its originals (every version), renditions and share "
+            "links, for good?"
+        ):
+            err.print("nothing erased")
+            raise typer.Exit(1)
+    client = studio(ctx)
+    erased = api_call(lambda: client.delete(job_id))
+    console.print(
+        f"job {job_id} erased: {erased['object_versions']} object versions, "
+        f"{erased['records']} records, {erased['shares']} share links"
+    )

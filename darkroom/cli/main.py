@@ -27,6 +27,7 @@ for command in (
     jobs_cmd.status,
     jobs_cmd.watch,
     jobs_cmd.reprocess,
+    jobs_cmd.delete,
     shares_cmd.share,
     shares_cmd.download,
 ):

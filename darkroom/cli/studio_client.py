@@ -19,7 +19,15 @@ from urllib.parse import urlsplit
 import boto3
 
 from darkroom import keys, names
-from darkroom.api.client import ApiCallError, ApiClient, Signer, get_file, put_file, sigv4_signer
+from darkroom.api.client import (
+    ApiCallError,
+    ApiClient,
+    Signer,
+    TransferError,
+    get_file,
+    put_file,
+    sigv4_signer,
+)
 from darkroom.formats import files_in, is_raw
 from darkroom.jobs import TERMINAL
 from darkroom.recipes import NAME_PATTERN
@@ -128,35 +136,78 @@ class StudioClient:
         recipe: Mapping[str, Any] | None = None,
         transfer: Transfer | None = None,
         parallel: int = 4,
+        on_job: Callable[[str, list[str]], None] | None = None,
     ) -> str:
-        """Create the job, PUT every file to its presigned URL, then submit it."""
+        """Create the job, PUT every file to its presigned URL, then submit it.
+
+        Given the id of a job that exists and is not submitted yet (an upload that was
+        interrupted), it resumes instead: fresh URLs for the files not uploaded yet, only
+        those are sent. `on_job(job_id, skipped)` hears which job it is and which files
+        were already there, before any transfer."""
         paths = {p.name: p for p in files}
         if not paths:
             raise ValueError("no RAW files to upload")
-        body: dict[str, Any] = {
-            "files": [{"name": n, "size": p.stat().st_size} for n, p in paths.items()]
-        }
-        if job_id:
-            body["job_id"] = job_id
-        if name:
-            body["name"] = name
-        if recipe is not None:
-            body["recipe"] = dict(recipe)
-        created = self.api.call("POST", "/jobs", body)
-        uploads = created["uploads"]
+        existing = self.find(job_id) if job_id else None
+        if existing is not None:
+            answer = self._resume(existing, paths)
+        else:
+            body: dict[str, Any] = {
+                "files": [{"name": n, "size": p.stat().st_size} for n, p in paths.items()]
+            }
+            if job_id:
+                body["job_id"] = job_id
+            if name:
+                body["name"] = name
+            if recipe is not None:
+                body["recipe"] = dict(recipe)
+            answer = self.api.call("POST", "/jobs", body)
+        new_id = str(answer["job_id"])
+        uploads = answer["uploads"]
+        if on_job:
+            on_job(new_id, list(answer.get("uploaded", [])))
         if transfer:
             transfer.begin(sum(u["size"] for u in uploads), len(uploads))
 
         def one(upload: Mapping[str, Any]) -> None:
-            put_file(upload["url"], paths[upload["name"]], transfer.advance if transfer else None)
+            try:
+                put_file(
+                    upload["url"],
+                    paths[upload["name"]],
+                    transfer.advance if transfer else None,
+                    headers=upload.get("headers"),
+                )
+            except TransferError as exc:
+                # 412: the file is there already (a PUT whose answer was lost, retried);
+                # an upload URL never replaces a file, and submitting checks its size.
+                if exc.status != 412:
+                    raise
             if transfer:
                 transfer.file_done(upload["name"])
 
         with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
             for future in [pool.submit(one, u) for u in uploads]:
                 future.result()
-        self.api.call("POST", f"/jobs/{created['job_id']}/submit")
-        return str(created["job_id"])
+        self.api.call("POST", f"/jobs/{new_id}/submit")
+        return new_id
+
+    def _resume(self, job: Mapping[str, Any], paths: Mapping[str, Path]) -> Any:
+        """Fresh upload URLs for a declared job's missing files, once the folder is
+        checked to hold the very files the job declared."""
+        job_id = job["job_id"]
+        if job["status"] != "CREATED":
+            raise ValueError(f"job {job_id} is {job['status']}: already submitted")
+        declared = {n: f.get("size") for n, f in (job.get("files") or {}).items()}
+        local = {n: p.stat().st_size for n, p in paths.items()}
+        if declared != local:
+            differ = sorted(
+                n for n in declared.keys() | local.keys() if declared.get(n) != local.get(n)
+            )
+            raise ValueError(
+                f"job {job_id} declared other files than these (differing: "
+                f"{', '.join(differ[:5])}{', ...' if len(differ) > 5 else ''}); "
+                "upload this folder as a new job"
+            )
+        return self.api.call("POST", f"/jobs/{job_id}/uploads")
 
     def job(self, job_id: str) -> dict[str, Any]:
         return dict(self.api.call("GET", f"/jobs/{job_id}"))
@@ -197,6 +248,11 @@ class StudioClient:
                 status = job["status"] if job else "not found"
                 raise TimeoutError(f"job {job_id} still {status} after {timeout:.0f}s")
             time.sleep(poll)
+
+    def delete(self, job_id: str) -> dict[str, Any]:
+        """Erase the job: every version of its originals, its renditions, its shares and
+        records. What was removed."""
+        return dict(self.api.call("DELETE", f"/jobs/{job_id}"))
 
     def reprocess(self, job_id: str, recipe: Mapping[str, Any] | None = None) -> str:
         body = {"recipe": dict(recipe)} if recipe is not None else {}

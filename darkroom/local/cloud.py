@@ -256,6 +256,11 @@ class LocalCloud:
             names.OUTPUT_BUCKET,
         ):
             s3.create_bucket(Bucket=bucket)
+        # Versioned as deployed (cdk/storage.py): an overwritten or deleted original
+        # keeps its earlier versions here too.
+        s3.put_bucket_versioning(
+            Bucket=names.RAW_BUCKET, VersioningConfiguration={"Status": "Enabled"}
+        )
 
         sqs = self.client("sqs")
         for queue in sorted(set(ON_FAILURE_QUEUES.values())):

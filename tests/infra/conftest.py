@@ -38,7 +38,9 @@ CONFIGURED_CONTEXT: dict[str, Any] = {
     "pool_size": 3,
     "worker_instance_type": "c7i.2xlarge",
     "raw_infrequent_access_days": 0,  # never
-    "raw_expire_days": 365,
+    "raw_archive_after_days": 90,
+    "raw_expire_after_days": 365,
+    "raw_noncurrent_expire_after_days": 30,
     "processed_infrequent_access_days": 90,
     "processed_expire_days": 730,
     "cost_guard_max_idle_minutes": 45,

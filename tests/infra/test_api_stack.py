@@ -247,6 +247,9 @@ def test_the_api_function_policy_is_scoped_to_prefixes_tables_and_the_machine(
         "dynamodb:GetItem",
         "dynamodb:BatchGetItem",
         "dynamodb:UpdateItem",
+        "dynamodb:Query",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:DeleteItem",
     }
     assert by_sid["Uploads"]["Resource"] == arn(storage.uploads)
     # GET /jobs reads the listing indexes only: no scan of any table.
@@ -258,22 +261,78 @@ def test_the_api_function_policy_is_scoped_to_prefixes_tables_and_the_machine(
     assert "dynamodb:Scan" not in json.dumps(api_statements(synth))
     assert by_sid["Shares"]["Resource"] == arn(storage.shares)
     assert "dynamodb:Scan" not in by_sid["Shares"]["Action"], "shares are read by id only"
+    # Erasure finds a job's shares through their job index, never by a scan.
+    assert by_sid["JobShares"]["Action"] == "dynamodb:Query"
+    assert by_sid["JobShares"]["Resource"] == {
+        "Fn::Join": ["", [arn(storage.shares), f"/index/{names.JOB_SHARES_INDEX}"]]
+    }
     assert by_sid["Reprocess"]["Resource"] == {
         "Ref": synth.logical_id(stack.pipeline.state_machine)
     }
     executions = render(by_sid["ReadExecutions"]["Resource"])
     assert executions.endswith(f":execution:{names.STATE_MACHINE}:*"), executions
-    # Nothing of the other buckets or tables, and no deletes anywhere.
+    # Nothing of the other buckets or tables.
     everything = json.dumps(api_statements(synth))
     for other in (storage.input, storage.output, storage.workers, storage.access_logs):
         assert synth.logical_id(other) not in everything
-    assert "Delete" not in everything
+
+
+def test_the_api_erases_only_under_the_job_prefixes(
+    synth: Synth,
+) -> None:
+    storage = synth.stack.storage
+    statements = api_statements(synth)
+    by_sid = {s["Sid"]: s for s in statements}
+
+    def arn(construct: Any) -> dict[str, Any]:
+        return {"Fn::GetAtt": [synth.logical_id(construct), "Arn"]}
+
+    listing = by_sid["ListJobVersions"]
+    assert listing["Action"] == "s3:ListBucketVersions"
+    assert sorted(listing["Resource"], key=str) == sorted(
+        [arn(storage.raw), arn(storage.processed)], key=str
+    )
+    assert listing["Condition"] == {
+        "StringLike": {"s3:prefix": [names.RAW_PREFIX + "*", names.PROCESSED_PREFIX + "*"]}
+    }
+    erase = by_sid["EraseJobObjects"]
+    assert set(erase["Action"]) == {"s3:DeleteObject", "s3:DeleteObjectVersion"}
+    assert sorted(erase["Resource"], key=str) == sorted(
+        [
+            {"Fn::Join": ["", [arn(storage.raw), f"/{names.RAW_PREFIX}*"]]},
+            {"Fn::Join": ["", [arn(storage.processed), f"/{names.PROCESSED_PREFIX}*"]]},
+        ],
+        key=str,
+    )
+    # Only there: nowhere else may the API delete an object.
+    s3_deletes = {
+        (s["Sid"], action)
+        for s in statements
+        for action in as_list(s["Action"])
+        if action.startswith("s3:Delete")
+    }
+    assert s3_deletes == {
+        ("EraseJobObjects", "s3:DeleteObject"),
+        ("EraseJobObjects", "s3:DeleteObjectVersion"),
+    }
+    ddb_deletes = {
+        (s["Sid"], action)
+        for s in statements
+        for action in as_list(s["Action"])
+        if action in ("dynamodb:DeleteItem", "dynamodb:BatchWriteItem")
+    }
+    assert ddb_deletes == {
+        ("Jobs", "dynamodb:DeleteItem"),
+        ("Jobs", "dynamodb:BatchWriteItem"),
+        ("Uploads", "dynamodb:DeleteItem"),
+        ("Shares", "dynamodb:DeleteItem"),
+    }
 
 
 # -- tables -----------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("table", "key", "indexes"),
-    [("uploads", "job_id", [names.NEWEST_INDEX]), ("shares", "share_id", [])],
+    [("uploads", "job_id", [names.NEWEST_INDEX]), ("shares", "share_id", [names.JOB_SHARES_INDEX])],
 )
 def test_the_api_tables_expire_items_by_ttl(
     synth: Synth, table: str, key: str, indexes: list[str]
@@ -284,7 +343,8 @@ def test_the_api_tables_expire_items_by_ttl(
     assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_ttl", "Enabled": True}
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
-    # Uploads are listed newest first beside the jobs; shares are read by id only.
+    # Uploads are listed newest first beside the jobs; shares are read by id, and found
+    # by their job only to erase it.
     assert [i["IndexName"] for i in props.get("GlobalSecondaryIndexes", [])] == indexes
     assert resource["DeletionPolicy"] == "Retain"
 

@@ -25,6 +25,17 @@ def test_a_deploy_without_options_runs_one_graviton_worker() -> None:
     assert default.worker_instance_type == "c7g.xlarge"
 
 
+def test_by_default_originals_never_expire_and_no_version_is_deleted() -> None:
+    default = config.DeployConfig.from_context({}.get)
+    assert default.raw_archive_after_days is None
+    assert default.raw_expire_after_days is None
+    assert default.raw_noncurrent_expire_after_days is None
+    opted_in = config.DeployConfig.from_context(
+        {"raw_archive_after_days": "90", "raw_expire_after_days": "400"}.get
+    )
+    assert (opted_in.raw_archive_after_days, opted_in.raw_expire_after_days) == (90, 400)
+
+
 def test_cli_strings_are_coerced_and_checked() -> None:
     given = {"pool_size": "3", "retain_data": "false", "worker_instance_type": "c7i.2xlarge"}
     parsed = config.DeployConfig.from_context(given.get)
@@ -53,6 +64,10 @@ def test_cli_strings_are_coerced_and_checked() -> None:
         ({"log_retention_days": 10}, "log_retention_days"),
         ({"thumbnail_sizes": "big"}, "thumbnail_sizes"),
         ({"raw_infrequent_access_days": 10}, "30 or more"),
+        ({"raw_archive_after_days": 40}, "30 days after the IA move"),
+        ({"raw_expire_after_days": 20}, "after the IA and archive moves"),
+        ({"raw_infrequent_access_days": 0, "raw_expire_after_days": 0}, "1 or more"),
+        ({"raw_expire_days": 180}, "raw_expire_days is now raw_expire_after_days"),
     ],
 )
 def test_unsafe_combinations_are_refused(context: dict[str, object], complaint: str) -> None:

@@ -125,18 +125,24 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
     **{function: set(scoped) for function, scoped in SCOPED.items()},
     # darkroom/api/service.py through its adapters: presigned PUTs and the manifest PUT
     # (raw/), the upload listing, presigned GETs and the processed manifest, the three
-    # tables, reprocessing, and reading an execution's status and history.
+    # tables, reprocessing, reading an execution's status and history, and erasing a job
+    # (its object versions and its items).
     Function.API: LOGS
     | TRACING
     | {
         "s3:PutObject",
         "s3:ListBucket",
         "s3:GetObject",
+        "s3:ListBucketVersions",
+        "s3:DeleteObject",
+        "s3:DeleteObjectVersion",
         "dynamodb:GetItem",
         "dynamodb:BatchGetItem",
         "dynamodb:PutItem",
         "dynamodb:Query",
         "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem",
         "states:StartExecution",
         "states:DescribeExecution",
         "states:GetExecutionHistory",

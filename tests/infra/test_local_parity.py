@@ -179,6 +179,23 @@ def test_the_same_pool_tables_and_buckets(synth: Synth, local: RecordingCloud) -
         names.INPUT_BUCKET,
         names.OUTPUT_BUCKET,
     } <= created
+    versioned = {
+        c["Bucket"]
+        for c in local.calls("s3", "put_bucket_versioning")
+        if c["VersioningConfiguration"] == {"Status": "Enabled"}
+    }
+    deployed = {
+        name
+        for name, bucket in (
+            (names.RAW_BUCKET, storage.raw),
+            (names.PROCESSED_BUCKET, storage.processed),
+            (names.INPUT_BUCKET, storage.input),
+            (names.OUTPUT_BUCKET, storage.output),
+        )
+        if synth.resource(bucket)["Properties"].get("VersioningConfiguration")
+        == {"Status": "Enabled"}
+    }
+    assert versioned == deployed == {names.RAW_BUCKET}
 
 
 @pytest.mark.parametrize("function", sorted(names.HANDLERS))

@@ -102,12 +102,15 @@ def lifecycle(bucket: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_raw_and_processed_data_age_by_the_configured_lifecycle(synth: Synth) -> None:
     config = synth.stack.config
     found = buckets(synth)
-    raw = lifecycle(found[names.RAW_BUCKET][1])["age-raw"]
+    raw_rules = lifecycle(found[names.RAW_BUCKET][1])
+    raw = raw_rules["age-raw"]
     assert raw["Prefix"] == names.RAW_PREFIX
     assert raw["Transitions"] == [
         {"StorageClass": "STANDARD_IA", "TransitionInDays": config.raw_infrequent_access_days}
     ]
-    assert raw["ExpirationInDays"] == config.raw_expire_days
+    # Nothing deletes an original by default: no expiry, no archive, every version kept.
+    for deletes in ("ExpirationInDays", "NoncurrentVersionExpiration", "ExpiredObjectDeleteMarker"):
+        assert all(deletes not in rule for rule in raw_rules.values()), deletes
     processed = lifecycle(found[names.PROCESSED_BUCKET][1])["age-processed"]
     assert processed["Prefix"] == names.PROCESSED_PREFIX
     assert processed["Transitions"] == [
@@ -657,11 +660,32 @@ def test_the_configured_pool_size_is_the_number_of_workers(configured_synth: Syn
     assert ids == {"Fn::Join": [",", [{"Ref": configured_synth.logical_id(i)} for i in pool]]}
 
 
+def test_the_raw_bucket_alone_is_versioned(synth: Synth) -> None:
+    for name, (_, bucket) in buckets(synth).items():
+        versioning = bucket["Properties"].get("VersioningConfiguration")
+        if name == names.RAW_BUCKET:
+            assert versioning == {"Status": "Enabled"}
+        else:
+            assert versioning is None, name
+
+
 def test_the_configured_lifecycle_reaches_the_buckets(configured_synth: Synth) -> None:
     found = buckets(configured_synth)
-    raw = lifecycle(found[names.RAW_BUCKET][1])["age-raw"]
-    assert "Transitions" not in raw, "raw_infrequent_access_days 0: never"
-    assert raw["ExpirationInDays"] == CONFIGURED_CONTEXT["raw_expire_days"]
+    raw_rules = lifecycle(found[names.RAW_BUCKET][1])
+    raw = raw_rules["age-raw"]
+    # raw_infrequent_access_days 0: no IA move, straight to the archive class.
+    assert raw["Transitions"] == [
+        {
+            "StorageClass": "GLACIER_IR",
+            "TransitionInDays": CONFIGURED_CONTEXT["raw_archive_after_days"],
+        }
+    ]
+    assert raw["ExpirationInDays"] == CONFIGURED_CONTEXT["raw_expire_after_days"]
+    assert raw["NoncurrentVersionExpiration"] == {
+        "NoncurrentDays": CONFIGURED_CONTEXT["raw_noncurrent_expire_after_days"]
+    }
+    markers = raw_rules["remove-expired-delete-markers"]
+    assert (markers["Prefix"], markers["ExpiredObjectDeleteMarker"]) == (names.RAW_PREFIX, True)
     processed = lifecycle(found[names.PROCESSED_BUCKET][1])["age-processed"]
     assert processed["Transitions"] == [
         {

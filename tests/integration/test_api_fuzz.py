@@ -80,6 +80,10 @@ def test_on_a_real_shared_job_every_route_still_answers_within_its_schema(
         # A real reprocess would take the job away from the share for the rest of the run
         # (409 everywhere after); reprocess has its own tests.
         return
+    if case.method.upper() == "DELETE" and path == "/jobs/{job_id}":
+        # Erasing the job would leave nothing to answer for the rest of the run (404
+        # everywhere after); erasure has its own tests.
+        return
     params = case.path_parameters or {}
     if "job_id" in params:
         params["job_id"] = shared_job["job_id"]

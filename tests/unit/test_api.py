@@ -206,8 +206,9 @@ def test_creating_a_job_returns_one_sigv4_put_url_per_file_signed_for_its_size(a
         assert upload["method"] == "PUT"
         assert q["X-Amz-Algorithm"] == "AWS4-HMAC-SHA256"
         assert q["X-Amz-Expires"] == "3600"
-        assert "content-length" in q["X-Amz-SignedHeaders"].split(";")
-        assert upload["headers"] == {"Content-Length": str(upload["size"])}
+        # Both signed: S3 refuses a PUT of another size, or one that would replace a file.
+        assert {"content-length", "if-none-match"} <= set(q["X-Amz-SignedHeaders"].split(";"))
+        assert upload["headers"] == {"Content-Length": str(upload["size"]), "If-None-Match": "*"}
         assert urlsplit(url).path.endswith(keys.raw_key(doc["job_id"], upload["name"]))
     status, _, job = api.call("GET", f"/jobs/{doc['job_id']}")
     assert status == 200
