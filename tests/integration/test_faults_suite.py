@@ -3,7 +3,7 @@ each step, a worker killed mid-run, races and hostile inputs. Each job must end 
 or recover without a hand edit, and its originals keep their checksums throughout.
 
 test_step_faults.py kills each step at one point; the kills here are the other points.
-The tests marked xfail need recovery paths still being built (named in each reason).
+Each test marked xfail names in its reason the recovery it waits for.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import requests
@@ -28,26 +28,16 @@ from darkroom.local.cloud import LocalCloud
 from darkroom.names import Function
 from tests.harness import Studio, lease_of
 from tests.integration.conftest import HEARTBEAT_SECONDS, IDLE_SHUTDOWN_SECONDS
+from tests.integration.test_step_faults import _crashed_states, _wait_for
 
 pytestmark = pytest.mark.integration
 
-CRASH = "Runtime.ExitError"
 TERMINAL = {"DONE", "DONE_WITH_ERRORS", "FAILED"}
-T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
 def client(cloud: LocalCloud) -> StudioClient:
     return StudioClient(ApiClient(cloud.api_url))
-
-
-def _wait_for(predicate: Callable[[], T | None], timeout: float, poll: float = 0.1) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 def _shoot(tmp_path: Path, count: int = 2, *, large: bool = False) -> list[Path]:
@@ -102,16 +92,6 @@ def _developing(
         return None
 
     return _wait_for(check, 120, poll=0.05)
-
-
-def _crashed_states(studio: Studio, execution_arn: str) -> list[str]:
-    state, crashed = "", []
-    for event in studio.executions.history(execution_arn):
-        if event["type"].endswith("StateEntered"):
-            state = event["stateEnteredEventDetails"]["name"]
-        elif event["type"] == "TaskFailed" and event["taskFailedEventDetails"]["error"] == CRASH:
-            crashed.append(state)
-    return crashed
 
 
 def _executions_of(studio: Studio, job_id: str) -> list[dict[str, Any]]:
@@ -344,7 +324,7 @@ def test_a_stopped_execution_ends_its_job_failed_and_its_worker_stops(
         cause="the client cancelled the shoot",
     )
 
-    job: dict[str, Any] = _wait_for(
+    job = _wait_for(
         lambda: j if (j := client.job(job_id))["status"] in TERMINAL else None,
         HEARTBEAT_SECONDS + 10,
         poll=0.3,
