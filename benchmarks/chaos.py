@@ -138,6 +138,7 @@ class Chaos:
             state_machine_arn(cloud.config.region), cloud.client("stepfunctions")
         )
         self.kills: list[Kill] = []
+        self.api_errors: Counter[int] = Counter()
         self.armed_task_kills: list[tuple[str, threading.Event]] = []
         self._lock = threading.Lock()
         # One submission at a time: an orchestrator kill then hits this job's tries only.
@@ -156,6 +157,9 @@ class Chaos:
             return dict(self.call("GET", f"/jobs/{job_id}"))
         except ApiCallError as exc:
             if exc.status in {404, 0} or exc.status >= 500:
+                # Polled again; counted, so that an erring API does not pass for a lost job.
+                with self._lock:
+                    self.api_errors[exc.status] += 1
                 return None
             raise
 
@@ -529,6 +533,11 @@ def report(
         "Every job that ended FAILED was reprocessed once, as an operator would; "
         f"{recovered} then ended DONE (counted in 'recovered by a reprocess')."
     )
+    if chaos.api_errors:
+        answers = ", ".join(
+            f"{n} x {status or 'unreachable'}" for status, n in chaos.api_errors.items()
+        )
+        console.print(f"Job polls the API failed (polled again): {answers}.")
     if unfired:
         console.print(f"{unfired} armed task kills found no invocation to kill (not counted).")
     for run in runs:
