@@ -3,7 +3,7 @@ each step, a worker killed mid-run, races and hostile inputs. Each job must end 
 or recover without a hand edit, and its originals keep their checksums throughout.
 
 test_step_faults.py kills each step at one point; the kills here are the other points.
-Each test marked xfail names in its reason the recovery it waits for.
+Lost submissions and stopped executions are in test_faults_endings.py.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import time
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +26,7 @@ from darkroom.imaging.fixtures import make_demo_shoot
 from darkroom.local.cloud import LocalCloud
 from darkroom.names import Function
 from tests.harness import Studio, lease_of
-from tests.integration.conftest import HEARTBEAT_SECONDS, IDLE_SHUTDOWN_SECONDS
+from tests.integration.conftest import HEARTBEAT_SECONDS
 from tests.integration.test_step_faults import _crashed_states, _wait_for
 
 pytestmark = pytest.mark.integration
@@ -285,65 +284,6 @@ def test_hostile_inputs_get_a_short_4xx_never_a_500(
 
 
 # -- needs the recovery paths being built -------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="a SUBMITTED job with no execution is never started again: submit does "
-    "nothing for it and no scheduled re-submitter exists yet",
-)
-def test_a_submission_whose_orchestrator_dies_on_every_try_still_runs(
-    cloud: LocalCloud, client: StudioClient, tmp_path: Path
-) -> None:
-    # The first try and both of Lambda's async retries.
-    kills = [cloud.kill_next_invocation(Function.ORCHESTRATOR) for _ in range(3)]
-    files = _shoot(tmp_path)
-    job_id = client.upload(files)
-    assert all(kill.wait(30) for kill in kills)
-    time.sleep(1)  # the last try's failure recorded
-
-    # The client submits again, as it would after seeing no progress.
-    client.api.call("POST", f"/jobs/{job_id}/submit")
-    job = client.wait(job_id, timeout=60)
-    assert job["status"] == "DONE", job
-    _assert_originals_intact(cloud, job_id, files)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="no reconciler of execution endings yet: a stopped execution leaves its job "
-    "PROCESSING, and its worker develops on",
-)
-def test_a_stopped_execution_ends_its_job_failed_and_its_worker_stops(
-    studio: Studio, cloud: LocalCloud, client: StudioClient, tmp_path: Path
-) -> None:
-    files = _shoot(tmp_path, 3, large=True)
-    job_id = client.upload(files)
-    developing = _developing(client, job_id)
-    studio.target.client("stepfunctions").stop_execution(
-        executionArn=developing["execution_arn"],
-        error="Operator.Cancelled",
-        cause="the client cancelled the shoot",
-    )
-
-    job = _wait_for(
-        lambda: j if (j := client.job(job_id))["status"] in TERMINAL else None,
-        HEARTBEAT_SECONDS + 10,
-        poll=0.3,
-    )
-    assert (job["status"], job["error"]) == ("FAILED", "ExecutionEnded"), job
-    assert "Operator.Cancelled" in f"{job['error']} {job['cause']}", job
-    # Its worker notices within a heartbeat, stops, and the idle instance stops itself.
-    assert cloud.instances is not None
-    _wait_for(
-        lambda: (
-            cloud.instances is not None and cloud.instances.pid(developing["instance_id"]) is None
-        ),
-        HEARTBEAT_SECONDS + IDLE_SHUTDOWN_SECONDS + 10,
-    )
-    assert client.job(job_id)["files_done"] < 3
-    assert lease_of(cloud)["state"] == "IDLE"
-    _assert_originals_intact(cloud, job_id, files)
-
-
 @pytest.mark.xfail(
     strict=True,
     reason="reprocess still writes over the delivered renditions and the share answers "
