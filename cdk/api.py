@@ -129,8 +129,7 @@ class DeliveryApi(Construct):
                     resources=[raw.bucket_arn],
                     conditions={"StringLike": {"s3:prefix": [f"{names.RAW_PREFIX}*"]}},
                 ),
-                # The processed manifest of a shared job, and presigned GETs of its
-                # renditions, under processed/<job_id>/.
+                # Presigned GETs of a shared job's renditions, under processed/<job_id>/.
                 iam.PolicyStatement(
                     sid="ReadRenditions",
                     actions=["s3:GetObject"],
@@ -139,7 +138,8 @@ class DeliveryApi(Construct):
                 # JobStore.find (GetItem) and JobStore.registered (BatchGetItem); reprocess
                 # claims the job for its execution, and marks a stranded one FAILED first
                 # (conditional UpdateItems).
-                ddb("Jobs", storage.jobs, "GetItem", "BatchGetItem", "UpdateItem"),
+                # GET /jobs/{job_id} and share links read the job's file items (Query).
+                ddb("Jobs", storage.jobs, "GetItem", "BatchGetItem", "UpdateItem", "Query"),
                 # UploadStore: create (PutItem), get, mark_submitted (UpdateItem).
                 ddb("Uploads", storage.uploads, "GetItem", "PutItem", "UpdateItem"),
                 # GET /jobs: both tables' listing index, newest first (JobStore.newest,

@@ -20,7 +20,17 @@ from darkroom.aws.lease_store import LeaseState, LeaseStore, lease_is_active
 from darkroom.aws.objects import Objects
 from darkroom.aws.pool_instances import InstanceNotReady, PoolInstances
 from darkroom.errors import InvalidJob, JobBusy, JobNotFound, NoIdleWorker, StaleExecution
-from darkroom.jobs import Job, JobStatus, finished_status, stable_error_name, utc_now
+from darkroom.jobs import (
+    MAX_CAUSE_CHARS,
+    DeliveredRun,
+    FileRecord,
+    FileStatus,
+    Job,
+    JobStatus,
+    finished_status,
+    stable_error_name,
+    utc_now,
+)
 from darkroom.observability import logger
 from darkroom.recipes import RecipeError, parse_recipe
 from darkroom.s3_events import object_changes
@@ -166,8 +176,8 @@ def register_job(
 
     manifest = _read_manifest(objects, raw_bucket, job_id)
     present = {
-        name: int(obj.get("Size", 0))
-        for obj in objects.list(raw_bucket, keys.raw_prefix(job_id))
+        name: obj
+        for obj in objects.latest_versions(raw_bucket, keys.raw_prefix(job_id))
         if (name := keys.file_name_from_raw_key(job_id, obj["Key"])) is not None
     }
     declared = manifest.get("files")
@@ -193,6 +203,10 @@ def register_job(
     except RecipeError as exc:
         raise InvalidJob(f"job {job_id}: {exc}") from exc
 
+    if existing is not None and execution_arn not in (existing.execution_arn, existing.claimed_by):
+        # Started by hand (the console, {"job_id": ...}): claimed as the API's reprocess
+        # claims, so a job that runs or is being reprocessed refuses it the same way.
+        jobs.claim(job_id, execution_arn, now=time.time())
     job = jobs.register(
         job_id=job_id,
         execution_arn=execution_arn,
@@ -200,6 +214,7 @@ def register_job(
         name=manifest.get("name") or (existing.name if existing else None),
         recipe=recipe.model_dump(mode="json"),
         created_at=_timestamp(manifest.get("created_at")),
+        versions={name: present[name].get("VersionId") for name in files},
     )
     logger.info(
         "job registered", extra={"job_id": job_id, "files": len(files), "attempt": job.attempt}
@@ -332,24 +347,92 @@ def stop_worker(
 
 # -- MarkDone / MarkFailed --------------------------------------------------------
 def mark_done(
-    job_id: str, execution_arn: str, result: Mapping[str, Any], *, jobs: JobStore
+    job_id: str,
+    execution_arn: str,
+    result: Mapping[str, Any],
+    *,
+    jobs: JobStore,
+    objects: Objects,
+    processed_bucket: str,
 ) -> dict[str, Any]:
+    """The run finished: each file it developed is delivered from it, superseded
+    renditions go, and the job takes its terminal status.
+
+    Idempotent: a retry switches nothing twice and finds nothing left to delete."""
     job = jobs.get(job_id)
     status = finished_status(job.files_done, job.files_failed)
+    if job.execution_arn != execution_arn:
+        raise StaleExecution(
+            f"job {job_id} now belongs to {job.execution_arn}, not {execution_arn}"
+        )
+    if job.status not in (JobStatus.PROCESSING, status):
+        raise JobBusy(f"job {job_id} cannot go from {job.status} to {status}")
+    run = keys.run_id(execution_arn)
+    records = []
+    for record in jobs.files(job_id):
+        if record.run_id == run and record.status is FileStatus.DONE:
+            if record.delivered_run != run:
+                jobs.deliver_file(job_id, run, record.name, record.outputs)
+            record = record.model_copy(update={"delivered_run": run, "delivered": record.outputs})
+        records.append(record)
+    _delete_superseded(objects, processed_bucket, job_id, run, records)
+    manifest_key = result.get("manifest_key") or keys.run_manifest_key(job_id, run)
+    now = utc_now()
+    delivered = DeliveredRun(
+        run_id=run,
+        finished_at=now,
+        manifest_key=manifest_key,
+        files_delivered=sum(1 for r in records if r.delivered),
+    )
     job = jobs.transition(
         job_id,
         execution_arn,
         status,
-        set_fields={"finished_at": utc_now(), "manifest_key": result.get("manifest_key")},
+        set_fields={
+            "finished_at": now,
+            "manifest_key": manifest_key,
+            "delivered": delivered.model_dump(mode="json", exclude_none=True),
+        },
     )
     return {
         "job_id": job_id,
+        "run_id": run,
         "status": str(job.status),
-        "files_total": len(job.files),
+        "files_total": job.files_total,
         "files_done": job.files_done,
         "files_failed": job.files_failed,
+        "files_delivered": delivered.files_delivered,
         "manifest_key": job.manifest_key,
     }
+
+
+def _delete_superseded(
+    objects: Objects, bucket: str, job_id: str, run: str, records: Iterable[FileRecord]
+) -> None:
+    """Delete what no file delivers any more: renditions switched away from, failed
+    runs' leftovers, manifests of runs that deliver nothing. Best effort: what stays is
+    only storage, and the next finished run tries again."""
+    keep = {o.key for r in records for o in r.delivered.values()}
+    keep |= {keys.run_manifest_key(job_id, r.delivered_run) for r in records if r.delivered_run}
+    own = keys.run_prefix(job_id, run)
+    try:
+        stale = [
+            key
+            for obj in objects.list(bucket, keys.processed_prefix(job_id))
+            if (key := obj["Key"]) not in keep and not key.startswith(own)
+        ]
+        failed = objects.delete_many(bucket, stale)
+    except Exception:
+        logger.exception("superseded renditions not deleted", extra={"job_id": job_id})
+        return
+    if failed:
+        logger.warning(
+            "some superseded renditions not deleted",
+            extra={"job_id": job_id, "keys": failed[:20], "count": len(failed)},
+        )
+    logger.info(
+        "superseded renditions deleted", extra={"job_id": job_id, "count": len(stale) - len(failed)}
+    )
 
 
 def mark_failed(
@@ -358,9 +441,11 @@ def mark_failed(
     """Record the failure on the job (if this execution owns it) and name it stably.
 
     Returns {"Error", "Cause"}, the same shape as a Catch's output, for the Fail state.
+    What is delivered stays as it was: a failed run switches nothing.
     """
     raw_error = str((error or {}).get("Error") or "")
     cause = _readable_cause(str((error or {}).get("Cause") or "the job failed without a cause"))
+    cause = cause[:MAX_CAUSE_CHARS]
     name = stable_error_name(raw_error)
     if name == "WorkerTimedOut":
         cause = f"no heartbeat or result from the worker in time ({raw_error}): {cause}"

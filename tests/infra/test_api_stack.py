@@ -247,6 +247,7 @@ def test_the_api_function_policy_is_scoped_to_prefixes_tables_and_the_machine(
         "dynamodb:GetItem",
         "dynamodb:BatchGetItem",
         "dynamodb:UpdateItem",
+        "dynamodb:Query",
     }
     assert by_sid["Uploads"]["Resource"] == arn(storage.uploads)
     # GET /jobs reads the listing indexes only: no scan of any table.
