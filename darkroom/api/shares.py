@@ -207,10 +207,12 @@ Shares = Annotated[ShareOperations, Depends(current_service)]
     "/jobs/<job_id>/shares",
     operation_id="create_share",
     tags=["photographer"],
-    summary="A share link for the client to download a finished job.",
+    summary="A share link for the client to download a job's delivered renditions.",
     description=(
         "The token (256 random bits) is returned once and stored only as a hash; keep "
-        "`share_id` to revoke the link."
+        "`share_id` to revoke the link. A job can be shared once a run has delivered "
+        "renditions (409 before), also while it is reprocessed or after a reprocess "
+        "failed: the link serves what is delivered."
     ),
     responses=answers(201, "The share link.", 400, 404, 409, 413),
     status_code=201,
@@ -245,7 +247,9 @@ def revoke_share(job_id: str, share_id: str, shares: Shares) -> Response[None]:
     description=(
         "JSON by default; with `Accept: text/html` a gallery page (previews and download "
         "links). Download URLs are presigned S3 GETs (SigV4, 15 minutes by default) that "
-        "save the file under its original name (`Content-Disposition: attachment`)."
+        "save the file under its original name (`Content-Disposition: attachment`). "
+        "Always the delivered renditions: a reprocess switches a file only once it has "
+        "finished, and a failed one changes nothing."
     ),
     responses=answers(
         200,
