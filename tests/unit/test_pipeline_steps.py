@@ -552,3 +552,23 @@ def test_mark_failed_keeps_the_message_of_a_lambda_error_document(world: World) 
     )
     assert out == {"Error": "InvalidJob", "Cause": "job j13 has no files"}
     assert world.jobs.get("j13").cause == "job j13 has no files"
+
+
+def test_register_records_each_originals_version_and_keeps_it_across_runs(world: World) -> None:
+    world.s3.put_bucket_versioning(Bucket=RAW, VersioningConfiguration={"Status": "Enabled"})
+    world.upload("j43", "A.DNG", "B.DNG", manifest={})
+    versions = {
+        v["Key"].rsplit("/", 1)[-1]: v["VersionId"]
+        for v in world.s3.list_object_versions(Bucket=RAW, Prefix="raw/j43/")["Versions"]
+    }
+    world.register("j43", EXEC_A)
+    recorded = {r.name: r.original_version for r in world.jobs.files("j43")}
+    assert recorded == {"A.DNG": versions["A.DNG"], "B.DNG": versions["B.DNG"]}
+    assert None not in recorded.values()
+    # Written again later (whatever wrote it): every run still reads the registered one.
+    world.upload("j43", "A.DNG")
+    world.start("j43", EXEC_A)
+    world.jobs.transition("j43", EXEC_A, JobStatus.PROCESSING)
+    world.jobs.transition("j43", EXEC_A, JobStatus.FAILED)
+    world.register("j43", EXEC_B)
+    assert {r.name: r.original_version for r in world.jobs.files("j43")} == recorded
