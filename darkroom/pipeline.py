@@ -1,5 +1,7 @@
 """The RAW pipeline's steps: what each task Lambda does, minus the Lambda.
 
+(Over 400 lines: every step of the state machine, so its contract reads in one place.)
+
 Each function takes its adapters as arguments, so it runs the same against AWS, the
 embedded local cloud, or test doubles.
 """
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from darkroom import keys
+from darkroom import delivery, keys
 from darkroom.aws.executions import ENDED_STATUSES, Executions
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.lease_store import LeaseState, LeaseStore, lease_is_active
@@ -22,9 +24,6 @@ from darkroom.aws.pool_instances import InstanceNotReady, PoolInstances
 from darkroom.errors import InvalidJob, JobBusy, JobNotFound, NoIdleWorker, StaleExecution
 from darkroom.jobs import (
     MAX_CAUSE_CHARS,
-    DeliveredRun,
-    FileRecord,
-    FileStatus,
     Job,
     JobStatus,
     finished_status,
@@ -368,21 +367,10 @@ def mark_done(
     if job.status not in (JobStatus.PROCESSING, status):
         raise JobBusy(f"job {job_id} cannot go from {job.status} to {status}")
     run = keys.run_id(execution_arn)
-    records = []
-    for record in jobs.files(job_id):
-        if record.run_id == run and record.status is FileStatus.DONE:
-            if record.delivered_run != run:
-                jobs.deliver_file(job_id, run, record.name, record.outputs)
-            record = record.model_copy(update={"delivered_run": run, "delivered": record.outputs})
-        records.append(record)
-    _delete_superseded(objects, processed_bucket, job_id, run, records)
     manifest_key = result.get("manifest_key") or keys.run_manifest_key(job_id, run)
     now = utc_now()
-    delivered = DeliveredRun(
-        run_id=run,
-        finished_at=now,
-        manifest_key=manifest_key,
-        files_delivered=sum(1 for r in records if r.delivered),
+    delivered = delivery.deliver_run(
+        job_id, run, manifest_key, now, jobs=jobs, objects=objects, bucket=processed_bucket
     )
     job = jobs.transition(
         job_id,
@@ -404,35 +392,6 @@ def mark_done(
         "files_delivered": delivered.files_delivered,
         "manifest_key": job.manifest_key,
     }
-
-
-def _delete_superseded(
-    objects: Objects, bucket: str, job_id: str, run: str, records: Iterable[FileRecord]
-) -> None:
-    """Delete what no file delivers any more: renditions switched away from, failed
-    runs' leftovers, manifests of runs that deliver nothing. Best effort: what stays is
-    only storage, and the next finished run tries again."""
-    keep = {o.key for r in records for o in r.delivered.values()}
-    keep |= {keys.run_manifest_key(job_id, r.delivered_run) for r in records if r.delivered_run}
-    own = keys.run_prefix(job_id, run)
-    try:
-        stale = [
-            key
-            for obj in objects.list(bucket, keys.processed_prefix(job_id))
-            if (key := obj["Key"]) not in keep and not key.startswith(own)
-        ]
-        failed = objects.delete_many(bucket, stale)
-    except Exception:
-        logger.exception("superseded renditions not deleted", extra={"job_id": job_id})
-        return
-    if failed:
-        logger.warning(
-            "some superseded renditions not deleted",
-            extra={"job_id": job_id, "keys": failed[:20], "count": len(failed)},
-        )
-    logger.info(
-        "superseded renditions deleted", extra={"job_id": job_id, "count": len(stale) - len(failed)}
-    )
 
 
 def mark_failed(

@@ -1,5 +1,8 @@
 """The jobs table: a job item and one item per file, in the job's partition.
 
+(Over 400 lines: every conditional write on the table, so each condition reads beside
+the others it must agree with.)
+
 Every change is a conditional write keyed on the owning execution (or, for a file, the
 run its current attempt belongs to)."""
 
