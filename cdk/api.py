@@ -130,8 +130,7 @@ class DeliveryApi(Construct):
                     resources=[raw.bucket_arn],
                     conditions={"StringLike": {"s3:prefix": [f"{names.RAW_PREFIX}*"]}},
                 ),
-                # The processed manifest of a shared job, and presigned GETs of its
-                # renditions, under processed/<job_id>/.
+                # Presigned GETs of a shared job's renditions, under processed/<job_id>/.
                 iam.PolicyStatement(
                     sid="ReadRenditions",
                     actions=["s3:GetObject"],
@@ -165,7 +164,8 @@ class DeliveryApi(Construct):
                 # JobStore.find (GetItem) and JobStore.registered (BatchGetItem); reprocess
                 # and erasure claim the job (conditional UpdateItems), reprocess marks a
                 # stranded one FAILED first; erasure reads the job's partition (Query on
-                # job_id) and deletes each item (BatchWriteItem, DeleteItem).
+                # job_id) and deletes each item (BatchWriteItem, DeleteItem). GET /jobs/{job_id}
+                # and share links read the job's file items (Query).
                 ddb(
                     "Jobs",
                     storage.jobs,

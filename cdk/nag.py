@@ -126,6 +126,13 @@ def acknowledge(stack: DarkroomStack) -> None:
         "execution input. ListBucket is limited to the raw/ prefix by condition.",
     )
     ack(
+        _policy(stack.pipeline.mark_done.role),
+        processed_objects,
+        "MarkDone deletes a job's superseded renditions under processed/<job_id>/ once a "
+        "run has replaced them; the job id arrives in the task input. DeleteObject only, "
+        "and ListBucket is limited to the processed/ prefix by condition.",
+    )
+    ack(
         _policy(stack.pipeline.start_worker.role),
         THIS_MACHINE_EXECUTIONS,
         "StartWorker reads the status of the executions holding leases, to free one "
@@ -189,7 +196,7 @@ def acknowledge(stack: DarkroomStack) -> None:
     ack(
         api_policy,
         processed_objects,
-        "A share link reads its job's manifest and presigns downloads of its renditions "
+        "A share link presigns downloads of its job's delivered renditions "
         "under processed/<job_id>/; job ids exist only at run time. GetObject only, and "
         "the code keeps only keys under the shared job's own prefix.",
     )

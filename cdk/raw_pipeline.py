@@ -89,6 +89,7 @@ class RawPipeline(Construct):
     ) -> None:
         super().__init__(scope, id)
         jobs, workers, raw = storage.jobs, storage.workers, storage.raw
+        processed = storage.processed
         pool = instance_arns(self, worker_instance_ids)
 
         def ddb(table: dynamodb.ITable, *actions: str) -> iam.PolicyStatement:
@@ -116,8 +117,9 @@ class RawPipeline(Construct):
             Function.REGISTER_JOB,
             "reads the job's RAW listing and manifest, writes the job record",
             [
+                # The originals' current versions (ListObjectVersions), recorded per file.
                 iam.PolicyStatement(
-                    actions=["s3:ListBucket"],
+                    actions=["s3:ListBucketVersions"],
                     resources=[raw.bucket_arn],
                     conditions={"StringLike": {"s3:prefix": [f"{names.RAW_PREFIX}*"]}},
                 ),
@@ -125,7 +127,10 @@ class RawPipeline(Construct):
                     actions=["s3:GetObject"],
                     resources=[raw.arn_for_objects(f"{names.RAW_PREFIX}*")],
                 ),
-                ddb(jobs, "GetItem", "UpdateItem"),
+                # The job item (claim, register) and its file items: read (Query) and
+                # written in transactions (PutItem) that check the job item is still this
+                # execution's (ConditionCheckItem).
+                ddb(jobs, "GetItem", "UpdateItem", "Query", "PutItem", "ConditionCheckItem"),
             ],
         )
         self.start_worker = function(
@@ -161,8 +166,21 @@ class RawPipeline(Construct):
         self.mark_done = function(
             "MarkDone",
             Function.MARK_DONE,
-            "records the job's final status",
-            [ddb(jobs, "GetItem", "UpdateItem")],
+            "delivers the run's renditions, deletes superseded ones, records the job's status",
+            [
+                ddb(jobs, "GetItem", "UpdateItem", "Query"),
+                # What the job has under processed/<job_id>/, and deleting what no file
+                # delivers any more.
+                iam.PolicyStatement(
+                    actions=["s3:ListBucket"],
+                    resources=[processed.bucket_arn],
+                    conditions={"StringLike": {"s3:prefix": [f"{names.PROCESSED_PREFIX}*"]}},
+                ),
+                iam.PolicyStatement(
+                    actions=["s3:DeleteObject"],
+                    resources=[processed.arn_for_objects(f"{names.PROCESSED_PREFIX}*")],
+                ),
+            ],
         )
         self.mark_failed = function(
             "MarkFailed",

@@ -189,9 +189,10 @@ class WorkerPool(Construct):
     def _grant(self, storage: Storage) -> None:
         stack = cdk.Stack.of(self)
         statements = [
+            # The originals, in the version RegisterJob recorded.
             iam.PolicyStatement(
                 sid="ReadRaw",
-                actions=["s3:GetObject"],
+                actions=["s3:GetObject", "s3:GetObjectVersion"],
                 resources=[storage.raw.arn_for_objects(f"{names.RAW_PREFIX}*")],
             ),
             iam.PolicyStatement(
@@ -201,7 +202,9 @@ class WorkerPool(Construct):
             ),
             iam.PolicyStatement(
                 sid="JobRecord",
-                actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                # The job item and its file items (Query); each file's outcome and the
+                # job's counter are one transaction of two UpdateItems.
+                actions=["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"],
                 resources=[storage.jobs.table_arn],
             ),
             iam.PolicyStatement(

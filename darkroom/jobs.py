@@ -1,8 +1,7 @@
-"""The job model: statuses, legal transitions, per-file progress. Pure logic, no AWS."""
+"""The job model: statuses, legal transitions, the job and its files. Pure logic, no AWS."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -67,39 +66,111 @@ def created_key(created_at: str, job_id: str) -> str:
     return f"{created_at}#{job_id}"
 
 
+# Error messages are recorded per file; a decoder's message can be anything, and a
+# file item must stay small whatever happens.
+MAX_ERROR_CHARS = 1000
+# A failed job's cause, likewise (Step Functions passes up to 32,768 characters).
+MAX_CAUSE_CHARS = 4000
+
+
+class Output(BaseModel):
+    """One rendition of one file, as uploaded: where it is and what it is."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    width: int | None = None
+    height: int | None = None
+    bytes: int | None = None
+    content_type: str | None = None
+
+
 class FileProgress(BaseModel):
+    """What one run made of one file: its status, renditions, or error."""
+
     model_config = ConfigDict(frozen=True)
 
     status: FileStatus = FileStatus.PENDING
-    outputs: dict[str, str] = Field(default_factory=dict)  # rendition -> S3 key
+    outputs: dict[str, Output] = Field(default_factory=dict)  # rendition -> output
     error_code: str | None = None
     error: str | None = None
 
     def to_item(self) -> dict[str, Any]:
-        """The file's entry as stored on the job and shown by status readers: only what
-        it has (no empty outputs before it is developed, no null errors)."""
-        return self.model_dump(
+        """The attempt as a file item stores it: only what it has, errors cut to size."""
+        item = self.model_dump(
             mode="json", exclude_none=True, exclude=None if self.outputs else {"outputs"}
+        )
+        if self.error is not None:
+            item["error"] = self.error[:MAX_ERROR_CHARS]
+        return item
+
+
+class FileRecord(BaseModel):
+    """One file of a job, its own item: the original it develops from, the current run's
+    attempt at it, and what the client is delivered (a finished run's renditions)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    # The S3 version of the original every run reads (None: an unversioned bucket).
+    original_version: str | None = None
+    # The current attempt: the run it belongs to and how it went.
+    run_id: str | None = None
+    status: FileStatus = FileStatus.PENDING
+    outputs: dict[str, Output] = Field(default_factory=dict)
+    error_code: str | None = None
+    error: str | None = None
+    # What shares, downloads and the gallery serve; switched only when a run finishes.
+    delivered_run: str | None = None
+    delivered: dict[str, Output] = Field(default_factory=dict)
+    delivered_at: str | None = None
+
+    @property
+    def progress(self) -> FileProgress:
+        return FileProgress(
+            status=self.status, outputs=self.outputs, error_code=self.error_code, error=self.error
         )
 
 
+class DeliveredRun(BaseModel):
+    """The last run whose renditions were delivered (files it did not develop keep
+    those of earlier runs)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    finished_at: str | None = None
+    manifest_key: str | None = None
+    files_delivered: int = 0
+
+
 class Job(BaseModel):
+    """The job item: identity, status, the current run's counters, what is delivered.
+
+    Nothing on it grows with the job: each file's state is a FileRecord of its own."""
+
     model_config = ConfigDict(frozen=True)
 
     job_id: str
     status: JobStatus
-    files: tuple[str, ...] = ()
     name: str | None = None
     recipe: dict[str, Any] | None = None
-    progress: dict[str, FileProgress] = Field(default_factory=dict)
+    files_total: int = 0
+    # Of the current run, counted (atomic ADD) as its files finish.
+    files_done: int = 0
+    files_failed: int = 0
+    run_id: str | None = None
     execution_arn: str | None = None
+    # The most recent executions, oldest first (at most MAX_EXECUTIONS).
     executions: tuple[str, ...] = ()
     # A reprocess in flight: the execution the API is starting, until it registers.
     claimed_by: str | None = None
     claimed_at: float | None = None
     attempt: int = 0
     instance_id: str | None = None
+    # The current run's manifest, once its worker wrote it.
     manifest_key: str | None = None
+    delivered: DeliveredRun | None = None
     error: str | None = None
     cause: str | None = None
     created_at: str | None = None
@@ -108,24 +179,20 @@ class Job(BaseModel):
     finished_at: str | None = None
 
     @property
-    def files_done(self) -> int:
-        return sum(1 for p in self.progress.values() if p.status is FileStatus.DONE)
-
-    @property
-    def files_failed(self) -> int:
-        return sum(1 for p in self.progress.values() if p.status is FileStatus.FAILED)
-
-    @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL
+
+    @property
+    def has_delivery(self) -> bool:
+        """Whether some run finished and left renditions to share."""
+        return self.delivered is not None and self.delivered.files_delivered > 0
 
     @property
     def created_key(self) -> str:
         return created_key(self.created_at or "", self.job_id)
 
 
-def pending_progress(files: Iterable[str]) -> dict[str, FileProgress]:
-    return {name: FileProgress() for name in files}
+MAX_EXECUTIONS = 20
 
 
 # Step Functions' own error names may not be re-raised by a Fail state, and they mean

@@ -87,13 +87,32 @@ def processed_prefix(job_id: str) -> str:
     return f"{PROCESSED_PREFIX}{validate_job_id(job_id)}/"
 
 
-def rendition_key(job_id: str, rendition: str, file_name: str, extension: str) -> str:
+def run_id(execution_arn: str) -> str:
+    """A run's id: its execution's name, the last ":" segment of the ARN (unique per
+    state machine)."""
+    return validate_run_id(execution_arn.rsplit(":", 1)[-1])
+
+
+def validate_run_id(run: str) -> str:
+    # Execution names never hold "/" (Step Functions refuses it), so a run is one key
+    # segment; "." and ".." would read as paths to people and tools.
+    if not run or run in {".", ".."} or "/" in run or len(run) > 80:
+        raise ValueError(f"invalid run id {run!r}: an execution name is one key segment")
+    return run
+
+
+def run_prefix(job_id: str, run: str) -> str:
+    """Where one run of a job writes: its renditions and its manifest."""
+    return f"{processed_prefix(job_id)}{validate_run_id(run)}/"
+
+
+def rendition_key(job_id: str, run: str, rendition: str, file_name: str, extension: str) -> str:
     stem = PurePosixPath(validate_file_name(file_name)).stem
-    return f"{processed_prefix(job_id)}{rendition}/{stem}.{extension}"
+    return f"{run_prefix(job_id, run)}{rendition}/{stem}.{extension}"
 
 
-def processed_manifest_key(job_id: str) -> str:
-    return processed_prefix(job_id) + MANIFEST_NAME
+def run_manifest_key(job_id: str, run: str) -> str:
+    return run_prefix(job_id, run) + MANIFEST_NAME
 
 
 def thumbnail_key(source_key: str, size: int, extension: str) -> str:

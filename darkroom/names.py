@@ -28,6 +28,7 @@ SHARES_TABLE: Final = "darkroom-shares"
 JOB_ID: Final = "job_id"
 SORT_KEY: Final = "sk"
 JOB_ITEM: Final = "JOB"
+FILE_ITEM_PREFIX: Final = "FILE#"
 INSTANCE_ID: Final = "instance_id"
 SHARE_ID: Final = "share_id"
 # Epoch seconds after which DynamoDB may delete an item (uploads and shares).

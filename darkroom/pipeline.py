@@ -1,5 +1,7 @@
 """The RAW pipeline's steps: what each task Lambda does, minus the Lambda.
 
+(Over 400 lines: every step of the state machine, so its contract reads in one place.)
+
 Each function takes its adapters as arguments, so it runs the same against AWS, the
 embedded local cloud, or test doubles.
 """
@@ -13,14 +15,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from darkroom import keys
+from darkroom import delivery, keys
 from darkroom.aws.executions import ENDED_STATUSES, Executions
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.lease_store import LeaseState, LeaseStore, lease_is_active
 from darkroom.aws.objects import Objects
 from darkroom.aws.pool_instances import InstanceNotReady, PoolInstances
 from darkroom.errors import InvalidJob, JobBusy, JobNotFound, NoIdleWorker, StaleExecution
-from darkroom.jobs import Job, JobStatus, finished_status, stable_error_name, utc_now
+from darkroom.jobs import (
+    MAX_CAUSE_CHARS,
+    Job,
+    JobStatus,
+    finished_status,
+    stable_error_name,
+    utc_now,
+)
 from darkroom.observability import logger
 from darkroom.recipes import RecipeError, parse_recipe
 from darkroom.s3_events import object_changes
@@ -184,8 +193,8 @@ def register_job(
 
     manifest = _read_manifest(objects, raw_bucket, job_id)
     present = {
-        name: int(obj.get("Size", 0))
-        for obj in objects.list(raw_bucket, keys.raw_prefix(job_id))
+        name: obj
+        for obj in objects.latest_versions(raw_bucket, keys.raw_prefix(job_id))
         if (name := keys.file_name_from_raw_key(job_id, obj["Key"])) is not None
     }
     declared = manifest.get("files")
@@ -211,6 +220,10 @@ def register_job(
     except RecipeError as exc:
         raise InvalidJob(f"job {job_id}: {exc}") from exc
 
+    if existing is not None and execution_arn not in (existing.execution_arn, existing.claimed_by):
+        # Started by hand (the console, {"job_id": ...}): claimed as the API's reprocess
+        # claims, so a job that runs or is being reprocessed refuses it the same way.
+        jobs.claim(job_id, execution_arn, now=time.time())
     job = jobs.register(
         job_id=job_id,
         execution_arn=execution_arn,
@@ -218,6 +231,7 @@ def register_job(
         name=manifest.get("name") or (existing.name if existing else None),
         recipe=recipe.model_dump(mode="json"),
         created_at=_timestamp(manifest.get("created_at")),
+        versions={name: present[name].get("VersionId") for name in files},
     )
     logger.info(
         "job registered", extra={"job_id": job_id, "files": len(files), "attempt": job.attempt}
@@ -350,22 +364,50 @@ def stop_worker(
 
 # -- MarkDone / MarkFailed --------------------------------------------------------
 def mark_done(
-    job_id: str, execution_arn: str, result: Mapping[str, Any], *, jobs: JobStore
+    job_id: str,
+    execution_arn: str,
+    result: Mapping[str, Any],
+    *,
+    jobs: JobStore,
+    objects: Objects,
+    processed_bucket: str,
 ) -> dict[str, Any]:
+    """The run finished: each file it developed is delivered from it, superseded
+    renditions go, and the job takes its terminal status.
+
+    Idempotent: a retry switches nothing twice and finds nothing left to delete."""
     job = jobs.get(job_id)
     status = finished_status(job.files_done, job.files_failed)
+    if job.execution_arn != execution_arn:
+        raise StaleExecution(
+            f"job {job_id} now belongs to {job.execution_arn}, not {execution_arn}"
+        )
+    if job.status not in (JobStatus.PROCESSING, status):
+        raise JobBusy(f"job {job_id} cannot go from {job.status} to {status}")
+    run = keys.run_id(execution_arn)
+    manifest_key = result.get("manifest_key") or keys.run_manifest_key(job_id, run)
+    now = utc_now()
+    delivered = delivery.deliver_run(
+        job_id, run, manifest_key, now, jobs=jobs, objects=objects, bucket=processed_bucket
+    )
     job = jobs.transition(
         job_id,
         execution_arn,
         status,
-        set_fields={"finished_at": utc_now(), "manifest_key": result.get("manifest_key")},
+        set_fields={
+            "finished_at": now,
+            "manifest_key": manifest_key,
+            "delivered": delivered.model_dump(mode="json", exclude_none=True),
+        },
     )
     return {
         "job_id": job_id,
+        "run_id": run,
         "status": str(job.status),
-        "files_total": len(job.files),
+        "files_total": job.files_total,
         "files_done": job.files_done,
         "files_failed": job.files_failed,
+        "files_delivered": delivered.files_delivered,
         "manifest_key": job.manifest_key,
     }
 
@@ -376,9 +418,11 @@ def mark_failed(
     """Record the failure on the job (if this execution owns it) and name it stably.
 
     Returns {"Error", "Cause"}, the same shape as a Catch's output, for the Fail state.
+    What is delivered stays as it was: a failed run switches nothing.
     """
     raw_error = str((error or {}).get("Error") or "")
     cause = _readable_cause(str((error or {}).get("Cause") or "the job failed without a cause"))
+    cause = cause[:MAX_CAUSE_CHARS]
     name = stable_error_name(raw_error)
     if name == "WorkerTimedOut":
         cause = f"no heartbeat or result from the worker in time ({raw_error}): {cause}"

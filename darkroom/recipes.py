@@ -37,6 +37,9 @@ MAX_COMPENSATION_EV = 5.0
 # White balance multipliers far outside this are a typo, not a light source.
 MULTIPLIER_RANGE = (0.05, 20.0)
 
+# Renditions per recipe: each is an output of every file, and a file's item records them.
+MAX_RENDITIONS = 8
+
 # How many problems a recipe error names in full; it counts the rest.
 MAX_NAMED_PROBLEMS = 5
 
@@ -237,6 +240,8 @@ class Recipe(BaseModel):
     def _check_renditions(cls, value: tuple[Rendition, ...]) -> tuple[Rendition, ...]:
         if not value:
             raise ValueError("must list at least one rendition")
+        if len(value) > MAX_RENDITIONS:
+            raise ValueError(f"at most {MAX_RENDITIONS} renditions, got {len(value)}")
         names = [r.name for r in value]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:

@@ -147,7 +147,7 @@ class StopWorkerSettings(WorkersTable):
     pass
 
 
-class MarkDoneSettings(JobsTable):
+class MarkDoneSettings(JobsTable, ProcessedBucket):
     pass
 
 

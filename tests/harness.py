@@ -134,23 +134,23 @@ class Studio:
         return pipeline.reprocess(job_id, self.executions, self.jobs, recipe)
 
     def manifest(self, job_id: str) -> dict[str, Any]:
-        document = self.objects.get_json(
-            self.target.processed_bucket, keys.processed_manifest_key(job_id)
-        )
+        """The manifest of the job's current run."""
+        job = self.jobs.get(job_id)
+        key = job.manifest_key or keys.run_manifest_key(job_id, job.run_id or "")
+        document = self.objects.get_json(self.target.processed_bucket, key)
         assert isinstance(document, dict)
         return document
 
     def download(self, job_id: str, dest: Path) -> list[Path]:
-        """Every rendition the job's manifest lists, as dest/<rendition>/<file>."""
-        job = self.jobs.get(job_id)
-        if not job.is_terminal or (job.status == "FAILED" and not job.manifest_key):
-            raise RuntimeError(f"job {job_id} is {job.status}: nothing to download yet")
+        """Every delivered rendition of the job, as dest/<rendition>/<file>."""
         paths = []
-        for entry in self.manifest(job_id).get("files", []):
-            for rendition, meta in entry.get("outputs", {}).items():
-                path = dest / rendition / Path(meta["key"]).name
-                self.objects.download(self.target.processed_bucket, meta["key"], path)
+        for record in self.jobs.files(job_id):
+            for rendition, output in record.delivered.items():
+                path = dest / rendition / Path(output.key).name
+                self.objects.download(self.target.processed_bucket, output.key, path)
                 paths.append(path)
+        if not paths:
+            raise RuntimeError(f"job {job_id}: nothing delivered to download")
         return paths
 
 

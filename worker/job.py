@@ -11,7 +11,7 @@ from concurrent.futures import (
     ThreadPoolExecutor,
     wait,
 )
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from darkroom.aws.objects import Objects
 from darkroom.errors import StaleExecution
 from darkroom.imaging.develop import DevelopError
 from darkroom.imaging.develop_processes import DevelopProcesses
-from darkroom.jobs import FileProgress, FileStatus, JobStatus, utc_now
+from darkroom.jobs import FileProgress, FileRecord, FileStatus, JobStatus, Output, utc_now
 from darkroom.observability import logger
 from darkroom.recipes import Recipe, parse_recipe
 from darkroom.settings import WorkerSettings
@@ -38,7 +38,6 @@ class Interrupted(Exception):
 class FileOutcome:
     name: str
     progress: FileProgress
-    renditions: dict[str, dict[str, Any]] = field(default_factory=dict)
     develop_seconds: float = 0.0
 
     def manifest_entry(self) -> dict[str, Any]:
@@ -47,8 +46,11 @@ class FileOutcome:
             "status": str(self.progress.status),
             "develop_seconds": round(self.develop_seconds, 3),
         }
-        if self.renditions:
-            entry["outputs"] = self.renditions
+        if self.progress.outputs:
+            entry["outputs"] = {
+                rendition: output.model_dump(mode="json", exclude_none=True)
+                for rendition, output in self.progress.outputs.items()
+            }
         if self.progress.error:
             entry["error_code"] = self.progress.error_code
             entry["error"] = self.progress.error
@@ -122,16 +124,23 @@ class JobRunner:
         self, job_id: str, execution_arn: str, workdir: Path, lost: threading.Event
     ) -> dict[str, Any]:
         job = self._jobs.get(job_id)
+        run = keys.run_id(execution_arn)
         self._jobs.transition(
             job_id, execution_arn, JobStatus.PROCESSING, set_fields={"started_at": utc_now()}
         )
         recipe = parse_recipe(job.recipe)
-        outcomes = self._develop_all(job_id, execution_arn, list(job.files), recipe, workdir, lost)
+        # This run's files; those it has recorded already (a worker taking the job up
+        # again) are not developed twice.
+        records = [r for r in self._jobs.files(job_id) if r.run_id == run]
+        todo = [r for r in records if r.status is FileStatus.PENDING]
+        developed = self._develop_all(job_id, execution_arn, todo, recipe, workdir, lost)
+        outcomes = [developed.get(r.name) or FileOutcome(r.name, r.progress) for r in records]
 
-        manifest_key = keys.processed_manifest_key(job_id)
+        manifest_key = keys.run_manifest_key(job_id, run)
         done = sum(1 for o in outcomes if o.progress.status is FileStatus.DONE)
         summary = {
             "job_id": job_id,
+            "run_id": run,
             "files_total": len(outcomes),
             "files_done": done,
             "files_failed": len(outcomes) - done,
@@ -155,11 +164,11 @@ class JobRunner:
         self,
         job_id: str,
         execution_arn: str,
-        files: list[str],
+        files: list[FileRecord],
         recipe: Recipe,
         workdir: Path,
         lost: threading.Event,
-    ) -> list[FileOutcome]:
+    ) -> dict[str, FileOutcome]:
         """Every file through download -> develop -> upload, several at once.
 
         The develop pool runs one file per process (CPU and memory bounded by its size);
@@ -173,6 +182,7 @@ class JobRunner:
             memory_limit_mb=self._settings.develop_memory_limit_mb,
         )
         in_flight = 2 * pool.count
+        run = keys.run_id(execution_arn)
         outcomes: dict[str, FileOutcome] = {}
         transfers = ThreadPoolExecutor(in_flight, thread_name_prefix="file")
         pending: dict[Future[FileOutcome], str] = {}
@@ -185,11 +195,11 @@ class JobRunner:
                 if lost.is_set():
                     raise Interrupted("the execution stopped waiting for this worker")
                 while queue and len(pending) < in_flight:
-                    index, name = queue.pop(0)
+                    index, record = queue.pop(0)
                     future = transfers.submit(
-                        self._develop_one, job_id, name, recipe, workdir, index, pool, lost
+                        self._develop_one, job_id, run, record, recipe, workdir, index, pool, lost
                     )
-                    pending[future] = name
+                    pending[future] = record.name
                 finished, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                 for future in finished:
                     name = pending.pop(future)
@@ -212,25 +222,33 @@ class JobRunner:
         finally:
             pool.close(kill=interrupted is not None or bool(pending))
             transfers.shutdown(wait=interrupted is None, cancel_futures=True)
-        return [outcomes[name] for name in files]
+        return outcomes
 
     def _develop_one(
         self,
         job_id: str,
-        name: str,
+        run: str,
+        record: FileRecord,
         recipe: Recipe,
         workdir: Path,
         index: int,
         pool: DevelopProcesses,
         lost: threading.Event,
     ) -> FileOutcome:
+        name = record.name
         # Per file: two files of one stem (A.CR2, A.dng) never share an output directory.
         src = workdir / "raw" / f"{index:05d}" / name
         out_dir = workdir / "out" / f"{index:05d}"
         uploaded: list[str] = []
         try:
             try:
-                self._objects.download(self._settings.raw_bucket, keys.raw_key(job_id, name), src)
+                # The original as it was registered, whatever was written there since.
+                self._objects.download(
+                    self._settings.raw_bucket,
+                    keys.raw_key(job_id, name),
+                    src,
+                    version_id=record.original_version,
+                )
             except Exception as exc:
                 return _failed(name, "download_failed", f"{name}: could not download ({exc})")
             try:
@@ -242,13 +260,15 @@ class JobRunner:
             finally:
                 # The RAW is done with: free the scratch disk before the uploads.
                 src.unlink(missing_ok=True)
-            renditions: dict[str, dict[str, Any]] = {}
+            outputs: dict[str, Output] = {}
             for rendered in result.renditions:
                 if lost.is_set() or self._stopping.is_set():
                     # The execution is over (or the instance stopping): nothing more of
                     # this run may reach the bucket.
                     return _failed(name, "interrupted", f"{name}: development was stopped")
-                key = keys.rendition_key(job_id, rendered.rendition, name, rendered.path.suffix[1:])
+                key = keys.rendition_key(
+                    job_id, run, rendered.rendition, name, rendered.path.suffix[1:]
+                )
                 try:
                     self._objects.upload(
                         rendered.path, self._settings.processed_bucket, key, rendered.content_type
@@ -257,20 +277,16 @@ class JobRunner:
                     self._delete(uploaded)
                     return _failed(name, "upload_failed", f"{name}: could not upload {key} ({exc})")
                 uploaded.append(key)
-                renditions[rendered.rendition] = {
-                    "key": key,
-                    "width": rendered.width,
-                    "height": rendered.height,
-                    "bytes": rendered.size_bytes,
-                    "content_type": rendered.content_type,
-                }
+                outputs[rendered.rendition] = Output(
+                    key=key,
+                    width=rendered.width,
+                    height=rendered.height,
+                    bytes=rendered.size_bytes,
+                    content_type=rendered.content_type,
+                )
             return FileOutcome(
                 name,
-                FileProgress(
-                    status=FileStatus.DONE,
-                    outputs={r: meta["key"] for r, meta in renditions.items()},
-                ),
-                renditions,
+                FileProgress(status=FileStatus.DONE, outputs=outputs),
                 result.decode_seconds + result.render_seconds,
             )
         finally:

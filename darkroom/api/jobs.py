@@ -293,8 +293,10 @@ class JobOperations:
 
     # -- views ------------------------------------------------------------------------
     def _job_view(self, job: Job, upload: Upload | None, *, with_state: bool = False) -> JobView:
+        """The job; with its state, each file too (read a page at a time)."""
         return JobView.of_job(
             job,
+            list(self.jobs.files(job.job_id)) if with_state else None,
             submitted_at=upload.submitted_at if upload else None,
             state=self._current_state(job.execution_arn) if with_state else None,
         )

@@ -4,13 +4,13 @@ job that every reader (the API, the CLI) uses."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from darkroom.jobs import FileProgress, Job
+from darkroom.jobs import FileRecord, Job
 
 MAX_NAME_LENGTH = 200  # characters of a job's display name
 
@@ -80,24 +80,48 @@ FileViewStatus = Literal["AWAITING_UPLOAD", "UPLOADED", "PENDING", "DONE", "FAIL
 
 
 class FileView(BaseModel):
-    """One file of a job: its upload while it is declared, its development after."""
+    """One file of a job: its upload while it is declared, then its current run's attempt
+    and what the client is delivered of it."""
 
     status: FileViewStatus
     size: int | None = Field(default=None, exclude_if=_absent)
+    run_id: str | None = Field(
+        default=None, exclude_if=_absent, description="The run of the current attempt."
+    )
     outputs: dict[str, str] | None = Field(
-        default=None, exclude_if=_empty, description="Rendition name -> S3 key."
+        default=None, exclude_if=_empty, description="Rendition name -> S3 key (this attempt)."
     )
     error_code: str | None = Field(default=None, exclude_if=_empty)
     error: str | None = Field(default=None, exclude_if=_empty)
+    delivered_run: str | None = Field(
+        default=None, exclude_if=_absent, description="The run whose renditions are delivered."
+    )
+    delivered: dict[str, str] | None = Field(
+        default=None,
+        exclude_if=_empty,
+        description="Rendition name -> S3 key: what shares and downloads serve.",
+    )
 
     @classmethod
-    def of_progress(cls, progress: FileProgress) -> FileView:
+    def of_record(cls, record: FileRecord) -> FileView:
         return cls(
-            status=progress.status.value,
-            outputs=dict(progress.outputs) or None,
-            error_code=progress.error_code,
-            error=progress.error,
+            status=record.status.value,
+            run_id=record.run_id,
+            outputs={r: o.key for r, o in record.outputs.items()} or None,
+            error_code=record.error_code,
+            error=record.error,
+            delivered_run=record.delivered_run,
+            delivered={r: o.key for r, o in record.delivered.items()} or None,
         )
+
+
+class DeliveredView(BaseModel):
+    """The last run whose renditions were delivered."""
+
+    run_id: str
+    finished_at: str | None = None
+    manifest_key: str | None = None
+    files_delivered: int = Field(ge=0)
 
 
 class JobView(BaseModel):
@@ -107,9 +131,10 @@ class JobView(BaseModel):
     name: str | None = None
     status: JobViewStatus
     files_total: int = Field(ge=0)
-    files_done: int = Field(ge=0)
-    files_failed: int = Field(ge=0)
+    files_done: int = Field(ge=0, description="Of the current run.")
+    files_failed: int = Field(ge=0, description="Of the current run.")
     attempt: int = Field(ge=0)
+    run_id: str | None = Field(default=None, description="The current run (execution name).")
     execution_arn: str | None = None
     instance_id: str | None = None
     manifest_key: str | None = None
@@ -124,21 +149,32 @@ class JobView(BaseModel):
         default=None,
         description="The state machine state the job's execution is in (or ended in).",
     )
+    delivered: DeliveredView | None = Field(
+        default=None,
+        exclude_if=_absent,
+        description="What the client gets: kept through a reprocess and after a failed one.",
+    )
     # Left out of listings, which show counts only.
     files: dict[str, FileView] | None = Field(default=None, exclude_if=_absent)
 
     @classmethod
     def of_job(
-        cls, job: Job, *, submitted_at: str | None = None, state: str | None = None
+        cls,
+        job: Job,
+        files: Iterable[FileRecord] | None = None,
+        *,
+        submitted_at: str | None = None,
+        state: str | None = None,
     ) -> JobView:
         return cls(
             job_id=job.job_id,
             name=job.name,
             status=job.status.value,
-            files_total=len(job.files),
+            files_total=job.files_total,
             files_done=job.files_done,
             files_failed=job.files_failed,
             attempt=job.attempt,
+            run_id=job.run_id,
             execution_arn=job.execution_arn,
             instance_id=job.instance_id,
             manifest_key=job.manifest_key,
@@ -150,7 +186,12 @@ class JobView(BaseModel):
             started_at=job.started_at,
             finished_at=job.finished_at,
             state=state,
-            files={n: FileView.of_progress(p) for n, p in sorted(job.progress.items())},
+            delivered=DeliveredView.model_validate(job.delivered.model_dump())
+            if job.delivered
+            else None,
+            files=None
+            if files is None
+            else {r.name: FileView.of_record(r) for r in sorted(files, key=lambda r: r.name)},
         )
 
     def summary(self) -> JobView:

@@ -12,7 +12,6 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
-from botocore.exceptions import ClientError
 
 from darkroom import keys
 from darkroom.api import gallery, tokens
@@ -40,7 +39,7 @@ from darkroom.aws.objects import Objects
 from darkroom.aws.presign import Presigner
 from darkroom.aws.shares import Share, ShareIdTaken, ShareStore
 from darkroom.aws.uploads import UploadStore
-from darkroom.jobs import SHAREABLE, Job, utc_now
+from darkroom.jobs import Job, utc_now
 from darkroom.observability import logger
 from darkroom.settings import ApiSettings
 
@@ -77,8 +76,12 @@ class ShareOperations:
             if self.uploads.get(job_id) is not None:
                 raise Conflict(f"job {job_id} has not been processed yet; share it once it is done")
             raise NotFound(f"job {job_id} not found")
-        if job.status not in SHAREABLE:
-            raise Conflict(f"job {job_id} is {job.status}; only a finished job can be shared")
+        if not job.has_delivery:
+            # A reprocess running, or one that failed, leaves earlier renditions shareable.
+            raise Conflict(
+                f"job {job_id} is {job.status} and has nothing delivered yet; "
+                "share it once it has finished"
+            )
         expires_at = int(self.clock()) + expires_in
         for _ in range(3):
             issued = tokens.issue()
@@ -133,39 +136,36 @@ class ShareOperations:
         job = self.jobs.find(share.job_id)
         if job is None:
             raise unknown
-        if job.status not in SHAREABLE:
-            raise Conflict("the photos are being processed again; try again later")
+        if not job.has_delivery:
+            raise Conflict("the photos are not available yet; try again later")
         return self._shared_job(job, share)
 
     def _shared_job(self, job: Job, share: Share) -> SharedJob:
+        """What is delivered of each file, from the file items: a reprocess in flight or
+        one that failed changes none of it."""
         s = self.settings
-        try:
-            manifest = self.objects.get_json(
-                s.processed_bucket, keys.processed_manifest_key(job.job_id)
-            )
-        except (ClientError, ValueError) as exc:
-            logger.warning("no readable manifest for a shared job", extra={"job_id": job.job_id})
-            raise Conflict("the photos are not available yet; try again later") from exc
         prefix = keys.processed_prefix(job.job_id)
         expires_in = s.download_url_expiry_seconds
         files = []
-        for entry in manifest.get("files", []) if isinstance(manifest, dict) else []:
-            name = str(entry.get("name", ""))
+        for record in self.jobs.files(job.job_id):
+            name = record.name
             renditions = []
             smallest: tuple[int, str, str | None] | None = None
-            for rendition, meta in sorted((entry.get("outputs") or {}).items()):
-                key = str(meta.get("key", ""))
-                # Only this job's objects, whatever its manifest says.
+            for rendition, output in sorted(record.delivered.items()):
+                key = output.key
+                # Only this job's objects, whatever its record says.
                 if not key.startswith(prefix):
                     continue
                 filename = f"{PurePosixPath(name).stem}-{rendition}{PurePosixPath(key).suffix}"
                 url = self.presigner.get(
                     s.processed_bucket, key, expires_in, disposition=attachment(filename)
                 )
-                renditions.append(SharedRendition.of_output(rendition, filename, url, meta))
-                pixels = int(meta.get("width") or 0) * int(meta.get("height") or 0)
+                renditions.append(
+                    SharedRendition.of_output(rendition, filename, url, output.model_dump())
+                )
+                pixels = (output.width or 0) * (output.height or 0)
                 if smallest is None or pixels < smallest[0]:
-                    smallest = (pixels, key, meta.get("content_type"))
+                    smallest = (pixels, key, output.content_type)
             preview_url = None
             if smallest is not None:
                 # Inline (no attachment disposition), for <img> previews.
@@ -185,11 +185,12 @@ class ShareOperations:
             job=SharedJobSummary(
                 job_id=job.job_id,
                 name=job.name,
-                status=job.status.value,  # type: ignore[arg-type]
+                # What is delivered, not what a reprocess in flight may make of it.
+                status="DONE" if done == len(files) else "DONE_WITH_ERRORS",
                 files_total=len(files),
                 files_done=done,
                 files_failed=len(files) - done,
-                finished_at=job.finished_at,
+                finished_at=job.delivered.finished_at if job.delivered else job.finished_at,
             ),
             expires_at=iso(share.expires_at),
             links_expire_in=expires_in,
@@ -206,10 +207,12 @@ Shares = Annotated[ShareOperations, Depends(current_service)]
     "/jobs/<job_id>/shares",
     operation_id="create_share",
     tags=["photographer"],
-    summary="A share link for the client to download a finished job.",
+    summary="A share link for the client to download a job's delivered renditions.",
     description=(
         "The token (256 random bits) is returned once and stored only as a hash; keep "
-        "`share_id` to revoke the link."
+        "`share_id` to revoke the link. A job can be shared once a run has delivered "
+        "renditions (409 before), also while it is reprocessed or after a reprocess "
+        "failed: the link serves what is delivered."
     ),
     responses=answers(201, "The share link.", 400, 404, 409, 413),
     status_code=201,
@@ -244,7 +247,9 @@ def revoke_share(job_id: str, share_id: str, shares: Shares) -> Response[None]:
     description=(
         "JSON by default; with `Accept: text/html` a gallery page (previews and download "
         "links). Download URLs are presigned S3 GETs (SigV4, 15 minutes by default) that "
-        "save the file under its original name (`Content-Disposition: attachment`)."
+        "save the file under its original name (`Content-Disposition: attachment`). "
+        "Always the delivered renditions: a reprocess switches a file only once it has "
+        "finished, and a failed one changes nothing."
     ),
     responses=answers(
         200,

@@ -1,4 +1,10 @@
-"""The jobs table. Every change is a conditional write keyed on the owning execution."""
+"""The jobs table: a job item and one item per file, in the job's partition.
+
+(Over 400 lines: every conditional write on the table, so each condition reads beside
+the others it must agree with.)
+
+Every change is a conditional write keyed on the owning execution (or, for a file, the
+run its current attempt belongs to)."""
 
 from __future__ import annotations
 
@@ -6,16 +12,19 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from typing import Any
 
-from darkroom import names
-from darkroom.aws.table import ConditionFailed, Table
+from darkroom import keys, names
+from darkroom.aws.table import TRANSACTION_MAX, Check, ConditionFailed, Put, Table, Update
 from darkroom.errors import JobBusy, JobNotFound, StaleExecution
 from darkroom.jobs import (
+    MAX_EXECUTIONS,
     TERMINAL,
     FileProgress,
+    FileRecord,
+    FileStatus,
     Job,
     JobStatus,
+    Output,
     created_key,
-    pending_progress,
     sources_of,
     utc_now,
 )
@@ -24,6 +33,10 @@ from darkroom.jobs import (
 def job_key(job_id: str) -> dict[str, str]:
     """The key of a job's own item (its files' and runs' items share the partition)."""
     return {names.JOB_ID: job_id, names.SORT_KEY: names.JOB_ITEM}
+
+
+def file_key(job_id: str, file_name: str) -> dict[str, str]:
+    return {names.JOB_ID: job_id, names.SORT_KEY: names.FILE_ITEM_PREFIX + file_name}
 
 
 class JobStore:
@@ -53,6 +66,20 @@ class JobStore:
         keys = [job_key(job_id) for job_id in dict.fromkeys(job_ids)]
         return {item[names.JOB_ID] for item in self._table.get_many(keys)} if keys else set()
 
+    def files(self, job_id: str) -> Iterator[FileRecord]:
+        """The job's file items in name order, a page at a time (consistent reads)."""
+        for item in self._table.query(
+            "#pk = :job AND begins_with(#sk, :file)",
+            names={"#pk": names.JOB_ID, "#sk": names.SORT_KEY},
+            values={":job": job_id, ":file": names.FILE_ITEM_PREFIX},
+            consistent=True,
+        ):
+            yield FileRecord.model_validate(item)
+
+    def file(self, job_id: str, file_name: str) -> FileRecord | None:
+        item = self._table.get(file_key(job_id, file_name))
+        return FileRecord.model_validate(item) if item else None
+
     # -- writes -------------------------------------------------------------------
     def register(
         self,
@@ -63,15 +90,35 @@ class JobStore:
         name: str | None,
         recipe: Mapping[str, Any] | None,
         created_at: str | None = None,
+        versions: Mapping[str, str | None] | None = None,
     ) -> Job:
         """Make `execution_arn` the job's owner: new jobs, or terminal ones (reprocessing)
-        that no other execution has claimed; its own claim is released.
+        that no other execution has claimed; its own claim is released. Then give each
+        file a pending attempt in this run, keeping what it has delivered.
 
         Idempotent for the same execution (a retried RegisterJob); any other live owner
         means the job is already running, which is refused. `created_at` is when the job
         was declared (its upload), if it was; a job keeps the first one it is given.
+        `versions` are the originals' S3 version ids; a file keeps the first it is given.
         """
+        job = self._register_job(job_id, execution_arn, files, name, recipe, created_at)
+        self._register_files(job_id, execution_arn, files, versions or {})
+        return job
+
+    def _register_job(
+        self,
+        job_id: str,
+        execution_arn: str,
+        files: Sequence[str],
+        name: str | None,
+        recipe: Mapping[str, Any] | None,
+        created_at: str | None,
+    ) -> Job:
         now = utc_now()
+        current = self.find(job_id)
+        if current is not None and current.execution_arn == execution_arn:
+            return current  # a retried RegisterJob: the job item is written already
+        executions = [*(current.executions if current else ()), execution_arn]
         attribute_names = {
             "#s": "status",
             "#e": "error",
@@ -81,13 +128,13 @@ class JobStore:
         values: dict[str, Any] = {
             ":registered": JobStatus.REGISTERED,
             ":exec": execution_arn,
-            ":exec_list": [execution_arn],
-            ":empty": [],
-            ":files": list(files),
-            ":progress": {k: p.to_item() for k, p in pending_progress(files).items()},
+            ":run": keys.run_id(execution_arn),
+            ":executions": executions[-MAX_EXECUTIONS:],
+            ":total": len(files),
             ":now": now,
             ":zero": 0,
-            ":one": 1,
+            ":attempt": (current.attempt if current else 0) + 1,
+            ":previous": current.attempt if current else 0,
             ":entity": names.JOB_ENTITY,
             ":created": created_at or now,
             ":created_key": created_key(created_at or now, job_id),
@@ -95,10 +142,12 @@ class JobStore:
         sets = [
             "#s = :registered",
             "execution_arn = :exec",
-            "executions = list_append(if_not_exists(executions, :empty), :exec_list)",
-            "files = :files",
-            "progress = :progress",
-            "attempt = if_not_exists(attempt, :zero) + :one",
+            "run_id = :run",
+            "executions = :executions",
+            "files_total = :total",
+            "files_done = :zero",
+            "files_failed = :zero",
+            "attempt = :attempt",
             # Both once, at creation: a job keeps its place in the listing when reprocessed.
             "created_at = if_not_exists(created_at, :created)",
             "#created_key = if_not_exists(#created_key, :created_key)",
@@ -119,9 +168,12 @@ class JobStore:
                 job_key(job_id),
                 "SET "
                 + ", ".join(sets)
+                # `delivered` stays: what the client has until this run finishes.
                 + " REMOVE #e, cause, instance_id, manifest_key, started_at, finished_at,"
-                + " claimed_by, claimed_at",
-                condition=f"(attribute_not_exists(job_id) OR #s IN ({', '.join(terminal)}))"
+                + " claimed_by, claimed_at, files, progress",
+                # The attempt read above is still the job's: the executions kept are its.
+                condition="(attribute_not_exists(job_id) OR "
+                f"(#s IN ({', '.join(terminal)}) AND attempt = :previous))"
                 " AND (attribute_not_exists(claimed_by) OR claimed_by = :exec)",
                 names=attribute_names,
                 values=values,
@@ -140,6 +192,57 @@ class JobStore:
                 "it can be reprocessed once that finishes"
             ) from exc
         return Job.model_validate(item)
+
+    def _register_files(
+        self,
+        job_id: str,
+        execution_arn: str,
+        files: Sequence[str],
+        versions: Mapping[str, str | None],
+    ) -> None:
+        """Whole file items, in transactions that each hold only while the job is this
+        execution's and registered, and that never reset an attempt this run recorded."""
+        run = keys.run_id(execution_arn)
+        existing = {record.name: record for record in self.files(job_id)}
+        items = []
+        for file_name in files:
+            old = existing.get(file_name)
+            if old is not None and old.run_id == run and old.status is not FileStatus.PENDING:
+                continue  # recorded by this run already (RegisterJob retried late)
+            record = FileRecord(
+                name=file_name,
+                original_version=(old.original_version if old else None) or versions.get(file_name),
+                run_id=run,
+                delivered_run=old.delivered_run if old else None,
+                delivered=old.delivered if old else {},
+                delivered_at=old.delivered_at if old else None,
+            )
+            items.append(
+                {**file_key(job_id, file_name), **record.model_dump(mode="json", exclude_none=True)}
+            )
+        owned = Check(
+            job_key(job_id),
+            "execution_arn = :exec AND #s = :registered",
+            names={"#s": "status"},
+            values={":exec": execution_arn, ":registered": JobStatus.REGISTERED},
+        )
+        batch = TRANSACTION_MAX - 1
+        for start in range(0, len(items), batch):
+            puts = [
+                Put(
+                    item,
+                    condition="attribute_not_exists(run_id) OR run_id <> :run OR #st = :pending",
+                    names={"#st": "status"},
+                    values={":run": run, ":pending": FileStatus.PENDING},
+                )
+                for item in items[start : start + batch]
+            ]
+            try:
+                self._table.write_together([owned, *puts])
+            except ConditionFailed as exc:
+                raise JobBusy(
+                    f"job {job_id} changed while execution {run} registered its files"
+                ) from exc
 
     def claim(
         self, job_id: str, execution_arn: str, *, now: float, replacing: str | None = None
@@ -246,22 +349,90 @@ class JobStore:
 
     def record_file(
         self, job_id: str, execution_arn: str, file_name: str, progress: FileProgress
-    ) -> None:
-        """Per-file progress, written as each file finishes (only while this run owns it)."""
+    ) -> bool:
+        """A file's outcome in this run, written as it finishes (only while this run owns
+        the job), and counted on the job in the same transaction.
+
+        Once per (run, file): a repeat finds the attempt no longer pending and counts
+        nothing (False)."""
+        run = keys.run_id(execution_arn)
+        counter = "files_done" if progress.status is FileStatus.DONE else "files_failed"
+        attempt = progress.to_item()
+        sets = ", ".join(f"#a{i} = :a{i}" for i in range(len(attempt)))
+        cleared = [f for f in ("outputs", "error_code", "error") if f not in attempt]
+        now = utc_now()
         try:
-            self._table.update(
-                job_key(job_id),
-                "SET progress.#f = :p, updated_at = :now",
-                condition="execution_arn = :exec AND #s = :processing",
-                names={"#f": file_name, "#s": "status"},
-                values={
-                    ":p": progress.to_item(),
-                    ":now": utc_now(),
-                    ":exec": execution_arn,
-                    ":processing": JobStatus.PROCESSING,
-                },
+            self._table.write_together(
+                [
+                    Update(
+                        file_key(job_id, file_name),
+                        f"SET {sets}, updated_at = :now"
+                        + (
+                            " REMOVE " + ", ".join(f"#c{i}" for i in range(len(cleared)))
+                            if cleared
+                            else ""
+                        ),
+                        condition="run_id = :run AND #a0 = :pending",
+                        names={
+                            **{f"#a{i}": k for i, k in enumerate(attempt)},
+                            **{f"#c{i}": k for i, k in enumerate(cleared)},
+                        },
+                        values={
+                            **{f":a{i}": v for i, v in enumerate(attempt.values())},
+                            ":run": run,
+                            ":pending": FileStatus.PENDING,
+                            ":now": now,
+                        },
+                    ),
+                    Update(
+                        job_key(job_id),
+                        f"ADD {counter} :one SET updated_at = :now",
+                        condition="execution_arn = :exec AND #s = :processing",
+                        names={"#s": "status"},
+                        values={
+                            ":one": 1,
+                            ":now": now,
+                            ":exec": execution_arn,
+                            ":processing": JobStatus.PROCESSING,
+                        },
+                    ),
+                ]
             )
         except ConditionFailed as exc:
+            record = self.file(job_id, file_name)
+            current = self.find(job_id)
+            owned = (
+                current is not None
+                and current.execution_arn == execution_arn
+                and current.status is JobStatus.PROCESSING
+            )
+            if (
+                owned
+                and record is not None
+                and record.run_id == run
+                and record.status is not FileStatus.PENDING
+            ):
+                return False
             raise StaleExecution(
-                f"job {job_id} is no longer processing under {execution_arn}"
+                f"job {job_id} is no longer processing {file_name} under {execution_arn}"
             ) from exc
+        return True
+
+    def deliver_file(
+        self, job_id: str, run: str, file_name: str, outputs: Mapping[str, Output]
+    ) -> None:
+        """Switch what the client gets of this file to `run`'s renditions: only if the
+        file's current attempt is that run's and developed."""
+        with suppress(ConditionFailed):  # switched already, or another run's by now
+            self._table.update(
+                file_key(job_id, file_name),
+                "SET delivered_run = :run, delivered = :outputs, delivered_at = :now",
+                condition="run_id = :run AND #st = :done",
+                names={"#st": "status"},
+                values={
+                    ":run": run,
+                    ":outputs": {r: o.model_dump(mode="json") for r, o in outputs.items()},
+                    ":now": utc_now(),
+                    ":done": FileStatus.DONE,
+                },
+            )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -47,11 +47,25 @@ class Objects:
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
             yield from page.get("Contents", [])
 
-    def download(self, bucket: str, key: str, dest: Path) -> Path:
-        """Stream to a temp name, then rename: a partial download never looks complete."""
+    def latest_versions(self, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
+        """The current version of each object under `prefix` (Key, Size, VersionId: None
+        when the bucket has never been versioned); deleted objects are left out."""
+        paginator = self._s3.get_paginator("list_object_versions")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for version in page.get("Versions", []):
+                if version.get("IsLatest"):
+                    # S3 names the version of an object written while unversioned "null".
+                    vid = version.get("VersionId")
+                    yield {**version, "VersionId": None if vid in (None, "null") else vid}
+
+    def download(self, bucket: str, key: str, dest: Path, *, version_id: str | None = None) -> Path:
+        """Stream to a temp name, then rename: a partial download never looks complete.
+
+        With `version_id`, that version of the object, whatever has been written since."""
         dest.parent.mkdir(parents=True, exist_ok=True)
         partial = dest.with_name(dest.name + ".part")
-        self._s3.download_file(bucket, key, str(partial), Config=_TRANSFER)
+        extra = {"VersionId": version_id} if version_id else None
+        self._s3.download_file(bucket, key, str(partial), ExtraArgs=extra, Config=_TRANSFER)
         partial.replace(dest)
         return dest
 
@@ -102,3 +116,14 @@ class Objects:
                 )
                 raise (TransientError if codes <= _TRANSIENT_CODES else NotDeleted)(problem)
         return len(found)
+
+    def delete_many(self, bucket: str, keys: Sequence[str]) -> Sequence[str]:
+        """Delete these objects, a thousand per request; the keys S3 could not delete."""
+        answers = [
+            self._s3.delete_objects(
+                Bucket=bucket,
+                Delete={"Objects": [{"Key": k} for k in keys[i : i + _DELETE_MAX]], "Quiet": True},
+            )
+            for i in range(0, len(keys), _DELETE_MAX)
+        ]
+        return [e["Key"] for answer in answers for e in answer.get("Errors", [])]

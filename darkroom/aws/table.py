@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -34,6 +35,7 @@ _TRANSIENT_CODES = frozenset(
 )
 _BATCH_GET_MAX = 100
 _BATCH_WRITE_MAX = 25
+TRANSACTION_MAX = 100  # actions DynamoDB takes in one TransactWriteItems
 _UNPROCESSED_TRIES = 5
 
 
@@ -47,8 +49,17 @@ def _dynamodb_errors() -> Iterator[None]:
         yield
     except ClientError as exc:
         code = error_code(exc)
-        if code == "ConditionalCheckFailedException":
+        if code == "ConditionalCheckFailedException" or (
+            code == "TransactionCanceledException"
+            and any(
+                reason.get("Code") == "ConditionalCheckFailed"
+                for reason in exc.response.get("CancellationReasons", [])
+            )
+        ):
             raise ConditionFailed(str(exc)) from exc
+        if code in ("TransactionCanceledException", "TransactionConflictException"):
+            # Another transaction on the same items at that moment: try again.
+            raise TransientError(f"DynamoDB: {exc}") from exc
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
         if code in _TRANSIENT_CODES or status >= 500:
             raise TransientError(f"DynamoDB: {exc}") from exc
@@ -83,6 +94,37 @@ def create_request(schema: TableSchema, name: str | None = None) -> dict[str, An
         {"AttributeName": a, "AttributeType": "S"} for a in sorted(attributes)
     ]
     return request
+
+
+@dataclass(frozen=True)
+class Update:
+    """A conditional UpdateItem, as one action of a transaction (Table.write_together)."""
+
+    key: Mapping[str, Any]
+    expression: str
+    condition: str | None = None
+    names: Mapping[str, str] | None = None
+    values: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Put:
+    """A PutItem, as one action of a transaction."""
+
+    item: Mapping[str, Any]
+    condition: str | None = None
+    names: Mapping[str, str] | None = None
+    values: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Check:
+    """A condition on another item that the transaction needs to hold."""
+
+    key: Mapping[str, Any]
+    condition: str
+    names: Mapping[str, str] | None = None
+    values: Mapping[str, Any] | None = None
 
 
 class Table:
@@ -209,6 +251,26 @@ class Table:
     def put_new(self, item: Mapping[str, Any]) -> None:
         """Write the item only if none has its key; ConditionFailed otherwise."""
         self.put(item, condition=f"attribute_not_exists({self.schema.partition_key})")
+
+    def write_together(self, actions: Sequence[Update | Put | Check]) -> None:
+        """Apply every write or none (one transaction, at most TRANSACTION_MAX actions);
+        ConditionFailed if any condition does not hold."""
+        if len(actions) > TRANSACTION_MAX:
+            raise ValueError(f"a transaction takes at most {TRANSACTION_MAX} actions")
+        request = []
+        for a in actions:
+            action: dict[str, Any] = {"TableName": self.name}
+            if isinstance(a, Put):
+                action["Item"] = to_item(a.item)
+            else:
+                action["Key"] = to_item(a.key)
+            if isinstance(a, Update):
+                action["UpdateExpression"] = a.expression
+            action.update(_expressions(a.condition, a.names, a.values))
+            kind = {Update: "Update", Put: "Put", Check: "ConditionCheck"}[type(a)]
+            request.append({kind: action})
+        with _dynamodb_errors():
+            self._ddb.transact_write_items(TransactItems=request)
 
     def update(
         self,

@@ -9,11 +9,11 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from darkroom import keys, names
+from darkroom import names
 from darkroom.api.client import ApiClient
 from darkroom.aws.objects import Objects
 from darkroom.cli.connection import api_call
@@ -42,6 +42,7 @@ def demo(
     t0 = time.perf_counter()
     state_dir = Path(tempfile.mkdtemp(prefix="darkroom-local-"))
     succeeded = False
+    manifest: dict[str, Any] = {}
     try:
         with LocalCloud(LocalCloudConfig(port=port, state_dir=state_dir)) as cloud:
             console.print(
@@ -84,9 +85,8 @@ def demo(
             )
             # Developing times are the worker's own, in the processed manifest: the API
             # shows a studio its photos, not the pipeline's timings.
-            manifest = Objects(s3).get_json(
-                names.PROCESSED_BUCKET, keys.processed_manifest_key(job_id)
-            )
+            if job.get("manifest_key"):
+                manifest = Objects(s3).get_json(names.PROCESSED_BUCKET, job["manifest_key"])
         succeeded = job["status"] == "DONE" and thumbs_ok
     finally:
         if succeeded:

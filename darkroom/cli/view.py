@@ -48,19 +48,37 @@ def _job_panel(job: JobView) -> Panel:
     head.add_row("job", job.job_id)
     head.add_row("status", Text(job.status, style=_STATUS_STYLE.get(job.status, "bold cyan")))
     head.add_row("state", job.state or "-")
+    head.add_row("run", f"{job.run_id or '-'} (attempt {job.attempt})")
     head.add_row("instance", job.instance_id or "-")
     head.add_row(
         "files", f"{job.files_done} done, {job.files_failed} failed, {job.files_total} total"
     )
     if job.error:
         head.add_row("error", Text(f"{job.error}: {job.cause}", style="red"))
+    delivered = job.delivered
+    head.add_row(
+        "delivered",
+        f"{delivered.files_delivered} of {job.files_total} files, last from run "
+        f"{delivered.run_id} ({delivered.finished_at or '-'})"
+        if delivered
+        else "nothing yet",
+    )
     files = Table(show_header=True, header_style="bold", expand=True)
     files.add_column("file")
     files.add_column("status")
     files.add_column("renditions / error", overflow="fold")
+    files.add_column("delivered", overflow="fold")
     for name, file in (job.files or {}).items():
         detail = ", ".join(sorted(file.outputs)) if file.outputs else (file.error or "")
-        files.add_row(name, Text(file.status, style=_FILE_STYLE.get(file.status, "dim")), detail)
+        if not file.delivered:
+            shown = "-"
+        elif file.delivered_run == job.run_id:
+            shown = "this run"
+        else:
+            shown = f"run {file.delivered_run}"
+        files.add_row(
+            name, Text(file.status, style=_FILE_STYLE.get(file.status, "dim")), detail, shown
+        )
     return Panel(Group(head, files), title=f"darkroom job {job.job_id}")
 
 

@@ -39,10 +39,13 @@ SCOPED: dict[str, dict[str, set[str]]] = {
     },
     Function.REGISTER_JOB: {
         **OWN_LOGS,
-        "s3:ListBucket": {"raw bucket"},
+        "s3:ListBucketVersions": {"raw bucket"},
         "s3:GetObject": {"raw/ objects"},
         "dynamodb:GetItem": {"jobs table"},
         "dynamodb:UpdateItem": {"jobs table"},
+        "dynamodb:Query": {"jobs table"},
+        "dynamodb:PutItem": {"jobs table"},
+        "dynamodb:ConditionCheckItem": {"jobs table"},
     },
     Function.START_WORKER: {
         **OWN_LOGS,
@@ -66,6 +69,9 @@ SCOPED: dict[str, dict[str, set[str]]] = {
         **OWN_LOGS,
         "dynamodb:GetItem": {"jobs table"},
         "dynamodb:UpdateItem": {"jobs table"},
+        "dynamodb:Query": {"jobs table"},
+        "s3:ListBucket": {"processed bucket"},
+        "s3:DeleteObject": {"processed/ objects"},
     },
     Function.MARK_FAILED: {
         **OWN_LOGS,
@@ -110,8 +116,11 @@ SCOPED: dict[str, dict[str, set[str]]] = {
 }
 # Statements that narrow their grant further by a condition; every other has none.
 CONDITIONS: dict[tuple[str, str], dict[str, Any]] = {
-    (Function.REGISTER_JOB, "s3:ListBucket"): {
+    (Function.REGISTER_JOB, "s3:ListBucketVersions"): {
         "StringLike": {"s3:prefix": [f"{names.RAW_PREFIX}*"]}
+    },
+    (Function.MARK_DONE, "s3:ListBucket"): {
+        "StringLike": {"s3:prefix": [f"{names.PROCESSED_PREFIX}*"]}
     },
     (Function.COST_GUARD, "ec2:CreateTags"): {
         "ForAllValues:StringEquals": {"aws:TagKeys": [names.UNLEASED_SINCE_TAG]}
@@ -151,11 +160,13 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
 
 WORKER_ACTIONS = {
     "s3:GetObject",  # raw/* and its own source asset
+    "s3:GetObjectVersion",  # raw/*: the version RegisterJob recorded
     "s3:PutObject",
     "s3:DeleteObject",
     "s3:AbortMultipartUpload",
     "dynamodb:GetItem",
     "dynamodb:UpdateItem",
+    "dynamodb:Query",
     "states:SendTaskSuccess",
     "states:SendTaskFailure",
     "states:SendTaskHeartbeat",
@@ -260,6 +271,8 @@ def scopes(synth: Synth, function: str) -> dict[str, set[str]]:
         "workers table": {arn(storage.workers)},
         "raw bucket": {arn(storage.raw)},
         "raw/ objects": {arn(storage.raw) + "/" + names.RAW_PREFIX + "*"},
+        "processed bucket": {arn(storage.processed)},
+        "processed/ objects": {arn(storage.processed) + "/" + names.PROCESSED_PREFIX + "*"},
         "input bucket": {arn(storage.input)},
         "input objects": {arn(storage.input) + "/*"},
         "output thumbnails/ objects": {arn(storage.output) + "/" + THUMBNAIL_PREFIX + "*"},

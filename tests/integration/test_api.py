@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from darkroom import keys, names
+from darkroom import names
 from darkroom.imaging.fixtures import make_demo_shoot
 from darkroom.local.cloud import LocalCloud
 
@@ -174,9 +174,13 @@ def test_a_finished_job_reports_its_times_and_every_files_progress(job: Submitte
     assert finished["files_total"] == finished["files_done"] == len(job.files)
     assert finished["files_failed"] == 0
     assert set(finished["files"]) == {p.name for p in job.files}
+    assert finished["delivered"]["run_id"] == finished["run_id"] == job.job_id
+    assert finished["delivered"]["files_delivered"] == len(job.files)
     for name, progress in finished["files"].items():
         assert progress["status"] == "DONE", (name, progress)
         assert set(progress["outputs"]) == {"web", "thumb", "full"}, (name, progress)
+        # What the run made is what is delivered.
+        assert progress["delivered"] == progress["outputs"], (name, progress)
 
 
 def test_a_shared_job_downloads_with_curl_byte_for_byte_what_the_worker_wrote(
@@ -190,11 +194,8 @@ def test_a_shared_job_downloads_with_curl_byte_for_byte_what_the_worker_wrote(
     document = requests.get(link, timeout=30).json()
     assert document["job"]["files_done"] == len(job.files)
     s3 = cloud.client("s3")
-    manifest = json.loads(
-        s3.get_object(Bucket=names.PROCESSED_BUCKET, Key=keys.processed_manifest_key(job.job_id))[
-            "Body"
-        ].read()
-    )
+    key = job.finished["manifest_key"]
+    manifest = json.loads(s3.get_object(Bucket=names.PROCESSED_BUCKET, Key=key)["Body"].read())
     expected = {
         (entry["name"], rendition): meta["key"]
         for entry in manifest["files"]

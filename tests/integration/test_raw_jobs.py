@@ -85,8 +85,10 @@ def test_a_corrupt_file_fails_alone_and_its_error_is_in_the_manifest(
     job_id = studio.upload(raw_files(shoot))
     job = studio.wait(job_id, timeout=180)
     assert job.status is JobStatus.DONE_WITH_ERRORS
-    assert job.progress["BROKEN.dng"].status is FileStatus.FAILED
-    assert job.files_done == len(job.files) - 1
+    records = {r.name: r for r in studio.jobs.files(job_id)}
+    assert records["BROKEN.dng"].status is FileStatus.FAILED
+    assert not records["BROKEN.dng"].delivered
+    assert job.files_done == job.files_total - 1
 
     manifest = studio.manifest(job_id)
     entries = {f["name"]: f for f in manifest["files"]}
@@ -116,7 +118,9 @@ def test_a_shoot_where_every_file_fails_ends_failed_with_the_workers_cause(
     assert job.error == "AllFilesFailed"
     # The worker's own words travel through SendTaskFailure to the job record.
     assert job.cause and "none of the 2 files developed" in job.cause, job.cause
-    assert all(job.progress[name].status is FileStatus.FAILED for name in ("A.dng", "B.dng"))
+    records = list(studio.jobs.files(job_id))
+    assert [r.status for r in records] == [FileStatus.FAILED, FileStatus.FAILED]
+    assert job.delivered is None
 
 
 def test_a_worker_killed_mid_job_fails_the_execution_within_the_heartbeat_window(

@@ -58,7 +58,8 @@ def test_mark_done_killed_before_and_after_its_work_still_ends_the_job_done(
     assert before.is_set() and after.is_set()
     assert job.status is JobStatus.DONE, job.model_dump()
     assert job.error is None
-    assert job.files_done == len(job.files) == 3
+    assert job.files_done == job.files_total == 3
+    assert job.delivered is not None and job.delivered.files_delivered == 3
     assert {f["status"] for f in studio.manifest(job_id)["files"]} == {"DONE"}
     arn = job.execution_arn or ""
     assert studio.executions.status(arn) == "SUCCEEDED"
@@ -83,7 +84,9 @@ def test_every_step_of_the_main_path_survives_a_crash_of_its_process(
     job = studio.wait(job_id, timeout=240)
     assert all(kill.is_set() for kill in kills)
     assert job.status is JobStatus.DONE, job.model_dump()
-    assert all(job.progress[name].status is FileStatus.DONE for name in job.files)
+    records = list(studio.jobs.files(job_id))
+    assert len(records) == job.files_total == 3
+    assert all(r.status is FileStatus.DONE and r.delivered for r in records)
     arn = job.execution_arn or ""
     assert studio.executions.status(arn) == "SUCCEEDED"
     assert _crashed_states(studio, arn) == [

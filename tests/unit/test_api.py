@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import boto3
 import pytest
@@ -30,7 +30,7 @@ from darkroom.aws.shares import ShareStore
 from darkroom.aws.table import create_request
 from darkroom.aws.uploads import UploadStore
 from darkroom.errors import JobBusy
-from darkroom.jobs import FileProgress, FileStatus, JobStatus
+from darkroom.jobs import FileProgress, FileStatus, JobStatus, Output
 from darkroom.settings import ApiSettings, env_key
 from tests.moto_config import IDLE_STATE_MACHINES, offline_aws
 
@@ -92,47 +92,54 @@ class Api:
             Bucket=names.RAW_BUCKET, Key=keys.raw_key(job_id, name), Body=b"x" * size
         )
 
-    def finish(
-        self, job_id: str, files: dict[str, int], status: JobStatus = JobStatus.DONE
-    ) -> None:
-        """A job as the pipeline leaves it: a record, renditions and the manifest."""
+    def finish(self, job_id: str, files: dict[str, int], status: JobStatus = JobStatus.DONE) -> str:
+        """A job as the pipeline leaves it: a record, renditions, the run's manifest and,
+        unless it is still PROCESSING, its delivery (MarkDone's own). The run's id."""
         jobs = self.service.jobs
         arn = f"arn:aws:states:{REGION}:123456789012:execution:{names.STATE_MACHINE}:{job_id}"
         jobs.register(
             job_id=job_id, execution_arn=arn, files=list(files), name="a shoot", recipe=None
         )
+        return self.develop(job_id, arn, list(files), status)
+
+    def develop(
+        self, job_id: str, arn: str, files: list[str], status: JobStatus = JobStatus.DONE
+    ) -> str:
+        """What a worker and MarkDone do for a registered run."""
+        jobs = self.service.jobs
+        run = keys.run_id(arn)
         jobs.transition(job_id, arn, JobStatus.STARTING)
         jobs.transition(job_id, arn, JobStatus.PROCESSING)
         entries = []
         for name in files:
             outputs = {}
             for rendition, (w, h) in {"web": (2048, 1365), "thumb": (400, 267)}.items():
-                key = keys.rendition_key(job_id, rendition, name, "jpg")
-                body = f"{rendition}:{name}".encode()
+                key = keys.rendition_key(job_id, run, rendition, name, "jpg")
+                body = f"{run}:{rendition}:{name}".encode()
                 self.s3.put_object(Bucket=names.PROCESSED_BUCKET, Key=key, Body=body)
-                outputs[rendition] = {
-                    "key": key,
-                    "width": w,
-                    "height": h,
-                    "bytes": len(body),
-                    "content_type": "image/jpeg",
-                }
+                outputs[rendition] = Output(
+                    key=key, width=w, height=h, bytes=len(body), content_type="image/jpeg"
+                )
             jobs.record_file(
-                job_id,
-                arn,
-                name,
-                FileProgress(
-                    status=FileStatus.DONE, outputs={r: o["key"] for r, o in outputs.items()}
-                ),
+                job_id, arn, name, FileProgress(status=FileStatus.DONE, outputs=outputs)
             )
-            entries.append({"name": name, "status": "DONE", "outputs": outputs})
+            entries.append({"name": name, "status": "DONE"})
+        manifest_key = keys.run_manifest_key(job_id, run)
         self.s3.put_object(
             Bucket=names.PROCESSED_BUCKET,
-            Key=keys.processed_manifest_key(job_id),
+            Key=manifest_key,
             Body=json.dumps({"job_id": job_id, "files": entries}).encode(),
         )
         if status is not JobStatus.PROCESSING:
-            jobs.transition(job_id, arn, status)
+            pipeline.mark_done(
+                job_id,
+                arn,
+                {"manifest_key": manifest_key},
+                jobs=jobs,
+                objects=Objects(self.s3),
+                processed_bucket=names.PROCESSED_BUCKET,
+            )
+        return run
 
     def share(self, job_id: str, **body: Any) -> dict[str, Any]:
         status, _, doc = self.call("POST", f"/jobs/{job_id}/shares", body)
@@ -736,27 +743,78 @@ def test_a_revoked_share_is_410_and_revoking_needs_the_owning_job(api: Api) -> N
     assert api.call("DELETE", "/jobs/done/shares/not-a-share")[0] == 404
 
 
-def test_a_share_of_a_job_being_reprocessed_is_409_until_it_is_done_again(api: Api) -> None:
+def _reprocess(api: Api, job_id: str, files: list[str]) -> str:
+    status, _, started = api.call("POST", f"/jobs/{job_id}/reprocess")
+    assert status == 202, started
+    arn = str(started["execution_arn"])
+    api.service.jobs.register(job_id=job_id, execution_arn=arn, files=files, name=None, recipe=None)
+    return arn
+
+
+def _shared_bodies(api: Api, token: str) -> dict[str, bytes]:
+    """rendition URL path -> the object it serves, for each rendition a share lists."""
+    status, _, doc = api.call("GET", f"/share/{token}")
+    assert status == 200, doc
+    found = {}
+    for f in doc["files"]:
+        for r in f["renditions"]:
+            key = unquote(urlsplit(r["url"]).path).lstrip("/")
+            key = key.removeprefix(f"{names.PROCESSED_BUCKET}/")
+            found[key] = api.s3.get_object(Bucket=names.PROCESSED_BUCKET, Key=key)["Body"].read()
+    return found
+
+
+def test_a_share_serves_what_is_delivered_while_the_job_is_reprocessed(api: Api) -> None:
+    first = api.finish("done", {"A.dng": 1, "B.dng": 1})
+    token = api.share("done")["token"]
+    before = _shared_bodies(api, token)
+    assert all(body.startswith(first.encode()) for body in before.values())
+    arn = _reprocess(api, "done", ["A.dng", "B.dng"])
+    assert _shared_bodies(api, token) == before
+    # A new share of a job being reprocessed is fine too: it shares what is delivered.
+    assert api.call("POST", "/jobs/done/shares")[0] == 201
+    doc = api.call("GET", f"/share/{token}")[2]
+    assert doc["job"]["status"] == "DONE" and doc["job"]["files_done"] == 2
+
+    second = api.develop("done", arn, ["A.dng", "B.dng"])
+    after = _shared_bodies(api, token)
+    assert all(body.startswith(second.encode()) for body in after.values())
+    # The superseded renditions are gone; the new run's are all that is left.
+    left = {o["Key"] for o in api.s3.list_objects_v2(Bucket=names.PROCESSED_BUCKET)["Contents"]}
+    assert not any(key.startswith(keys.run_prefix("done", first)) for key in left), left
+    assert set(after) <= left
+
+
+def test_after_a_failed_reprocess_the_delivery_and_its_share_are_unchanged(api: Api) -> None:
     api.finish("done", {"A.dng": 1})
     token = api.share("done")["token"]
-    status, _, started = api.call("POST", "/jobs/done/reprocess")
-    assert status == 202
-    arn = started["execution_arn"]
-    api.service.jobs.register(
-        job_id="done", execution_arn=arn, files=["A.dng"], name=None, recipe=None
+    before = _shared_bodies(api, token)
+    arn = _reprocess(api, "done", ["A.dng"])
+    api.develop("done", arn, ["A.dng"], status=JobStatus.PROCESSING)
+    pipeline.mark_failed(
+        "done", arn, {"Error": "States.HeartbeatTimeout", "Cause": "gone"}, jobs=api.service.jobs
     )
-    assert api.call("GET", f"/share/{token}")[0] == 409
+    assert _shared_bodies(api, token) == before
+    assert api.call("POST", "/jobs/done/shares")[0] == 201
+    job = api.call("GET", "/jobs/done")[2]
+    assert (job["status"], job["error"]) == ("FAILED", "WorkerLost")
+    assert job["delivered"]["files_delivered"] == 1
+    file = job["files"]["A.dng"]
+    assert file["run_id"] == keys.run_id(arn) and file["delivered_run"] == "done"
+    assert file["delivered"] != file["outputs"]
 
 
-def test_a_manifest_naming_another_jobs_objects_presigns_nothing_of_it(api: Api) -> None:
+def test_a_file_record_naming_another_jobs_objects_presigns_nothing_of_it(api: Api) -> None:
     api.finish("done", {"A.dng": 1})
     api.finish("secret", {"S.dng": 1})
-    key = keys.processed_manifest_key("done")
-    manifest = json.loads(api.s3.get_object(Bucket=names.PROCESSED_BUCKET, Key=key)["Body"].read())
-    manifest["files"][0]["outputs"]["web"]["key"] = keys.rendition_key(
-        "secret", "web", "S.dng", "jpg"
+    other = keys.rendition_key("secret", "secret", "web", "S.dng", "jpg")
+    api.ddb.update_item(
+        TableName=names.JOBS_TABLE,
+        Key={"job_id": {"S": "done"}, "sk": {"S": "FILE#A.dng"}},
+        UpdateExpression="SET delivered.web.#k = :k",
+        ExpressionAttributeNames={"#k": "key"},
+        ExpressionAttributeValues={":k": {"S": other}},
     )
-    api.s3.put_object(Bucket=names.PROCESSED_BUCKET, Key=key, Body=json.dumps(manifest).encode())
     _, _, doc = api.call("GET", f"/share/{api.share('done')['token']}")
     assert "secret" not in json.dumps(doc)
 

@@ -23,12 +23,14 @@ from darkroom.aws.lease_store import Lease, LeaseState
 from darkroom.imaging.develop import DevelopResult, develop_file
 from darkroom.imaging.develop_processes import DevelopProcesses
 from darkroom.imaging.fixtures import make_demo_shoot, write_corrupt_raw
-from darkroom.jobs import FileProgress, FileStatus, Job, JobStatus
+from darkroom.jobs import FileProgress, FileRecord, FileStatus, Job, JobStatus, Output
 from darkroom.recipes import Recipe
 from darkroom.settings import WorkerSettings
 from worker.job import JobRunner
 
 JOB = "20240101-000000-abcdef"
+RUN = "20240101-000000-abcdef.rp-1"
+EXECUTION = f"arn:aws:states:us-east-1:1:execution:m:{RUN}"
 RAW, PROCESSED = "raw-bucket", "processed-bucket"
 WEB_THUMB = {"renditions": [{"name": "web", "long_edge": 300}, {"name": "thumb", "long_edge": 100}]}
 
@@ -41,6 +43,7 @@ class Objects:
         self.json: dict[str, Any] = {}
         self.fail_uploads: set[str] = set()
         self.deleted: list[str] = []
+        self.versions_read: list[tuple[str, str | None]] = []
         self.lock = threading.Lock()
 
     def _path(self, bucket: str, key: str) -> Path:
@@ -51,8 +54,10 @@ class Objects:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, target)
 
-    def download(self, bucket: str, key: str, dest: Path) -> Path:
+    def download(self, bucket: str, key: str, dest: Path, *, version_id: str | None = None) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
+        with self.lock:
+            self.versions_read.append((key, version_id))
         shutil.copy(self._path(bucket, key), dest)
         return dest
 
@@ -74,8 +79,14 @@ class Objects:
 
 
 class Jobs:
-    def __init__(self, job: Job, on_record: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        job: Job,
+        files: list[FileRecord],
+        on_record: Callable[[str], None] | None = None,
+    ) -> None:
         self.job = job
+        self.records = files
         self.progress: dict[str, FileProgress] = {}
         self.transitions: list[JobStatus] = []
         self.on_record = on_record
@@ -83,13 +94,17 @@ class Jobs:
     def get(self, job_id: str) -> Job:
         return self.job
 
+    def files(self, job_id: str) -> list[FileRecord]:
+        return self.records
+
     def transition(self, job_id: str, execution_arn: str, status: JobStatus, **_: Any) -> None:
         self.transitions.append(status)
 
-    def record_file(self, job_id: str, arn: str, name: str, progress: FileProgress) -> None:
+    def record_file(self, job_id: str, arn: str, name: str, progress: FileProgress) -> bool:
         self.progress[name] = progress
         if self.on_record is not None:
             self.on_record(name)
+        return True
 
 
 class Callbacks:
@@ -123,17 +138,14 @@ def run_job(
     heartbeat_seconds: float = 30,
     on_record: Callable[[str], None] | None = None,
     file_timeout_seconds: float = 300,
+    records: list[FileRecord] | None = None,
 ):
     objects = objects or Objects(tmp_path / "s3")
     for path in files:
         objects.store(path, RAW, keys.raw_key(JOB, path.name))
     jobs = Jobs(
-        Job(
-            job_id=JOB,
-            status=JobStatus.STARTING,
-            files=tuple(p.name for p in files),
-            recipe=WEB_THUMB,
-        ),
+        Job(job_id=JOB, status=JobStatus.STARTING, files_total=len(files), recipe=WEB_THUMB),
+        records or [FileRecord(name=p.name, run_id=RUN) for p in files],
         on_record,
     )
     callbacks = callbacks or Callbacks()
@@ -161,7 +173,7 @@ def run_job(
             instance_id="i-1",
             state=LeaseState.LEASED,
             job_id=JOB,
-            execution_arn="arn:exec:1",
+            execution_arn=EXECUTION,
             task_token="t",
         )
     )
@@ -181,12 +193,13 @@ def test_every_file_develops_in_parallel_and_the_manifest_lists_them_in_order(
     (output,) = callbacks.succeeded
     assert output == {
         "job_id": JOB,
+        "run_id": RUN,
         "files_total": 4,
         "files_done": 4,
         "files_failed": 0,
-        "manifest_key": keys.processed_manifest_key(JOB),
+        "manifest_key": keys.run_manifest_key(JOB, RUN),
     }
-    manifest = objects.json[keys.processed_manifest_key(JOB)]
+    manifest = objects.json[keys.run_manifest_key(JOB, RUN)]
     assert [f["name"] for f in manifest["files"]] == [p.name for p in shoot]
     for entry in manifest["files"]:
         assert entry["status"] == "DONE"
@@ -194,6 +207,8 @@ def test_every_file_develops_in_parallel_and_the_manifest_lists_them_in_order(
         assert set(entry["outputs"]) == {"web", "thumb"}
     assert set(jobs.progress) == {p.name for p in shoot}
     assert len(objects.keys(PROCESSED)) == 8
+    # Every rendition under the run's own prefix: an earlier run's are left as they are.
+    assert all(k.startswith(keys.run_prefix(JOB, RUN)) for k in objects.keys(PROCESSED))
     # The scratch disk is left clean.
     assert not any(p.is_file() for p in (tmp_path / "scratch").rglob("*"))
 
@@ -233,7 +248,7 @@ def test_nothing_developed_fails_the_task_with_all_files_failed(tmp_path: Path) 
     ((error, cause),) = callbacks.failed
     assert error == "AllFilesFailed"
     assert "none of the 2 files" in cause
-    assert objects.json[keys.processed_manifest_key(JOB)]["files_failed"] == 2
+    assert objects.json[keys.run_manifest_key(JOB, RUN)]["files_failed"] == 2
 
 
 def test_a_blank_frame_fails_that_file_alone_as_blank_frame(
@@ -252,7 +267,7 @@ def test_a_blank_frame_fails_that_file_alone_as_blank_frame(
     assert jobs.progress[shoot[1].name].status is FileStatus.DONE
     entry = next(
         f
-        for f in objects.json[keys.processed_manifest_key(JOB)]["files"]
+        for f in objects.json[keys.run_manifest_key(JOB, RUN)]["files"]
         if f["name"] == "BLANK.dng"
     )
     assert entry["error_code"] == "blank_frame"
@@ -280,9 +295,7 @@ def test_a_file_past_the_time_limit_fails_timeout_and_the_job_goes_on(
     (output,) = callbacks.succeeded
     assert (output["files_done"], output["files_failed"]) == (2, 1)
     entry = next(
-        f
-        for f in objects.json[keys.processed_manifest_key(JOB)]["files"]
-        if f["name"] == "HANG.dng"
+        f for f in objects.json[keys.run_manifest_key(JOB, RUN)]["files"] if f["name"] == "HANG.dng"
     )
     assert entry["status"] == "FAILED"
     assert entry["error_code"] == "timeout"
@@ -329,7 +342,7 @@ class SlowObjects(Objects):
         self.callbacks = callbacks
         self.seen_while_downloading: tuple[int, int] | None = None
 
-    def download(self, bucket: str, key: str, dest: Path) -> Path:
+    def download(self, bucket: str, key: str, dest: Path, **_: Any) -> Path:
         self.leases.enough.wait(timeout=10)
         self.seen_while_downloading = (len(self.callbacks.heartbeats), len(self.leases.beats))
         return super().download(bucket, key, dest)
@@ -358,7 +371,7 @@ def test_the_worker_heartbeats_the_task_and_its_lease_while_it_works(
     assert task_beats >= BEATS_WANTED and lease_beats >= BEATS_WANTED
     # Every beat names this job's task token and this instance's lease for its execution.
     assert set(callbacks.heartbeats) == {"t"}
-    assert set(leases.beats) == {("i-1", "arn:exec:1")}
+    assert set(leases.beats) == {("i-1", EXECUTION)}
 
 
 # -- transfers, development and the scratch disk ------------------------------------------
@@ -393,7 +406,7 @@ class TimedObjects(Objects):
         with self.lock:
             self.spans.append(Span(what, stem, start, time.monotonic()))
 
-    def download(self, bucket: str, key: str, dest: Path) -> Path:
+    def download(self, bucket: str, key: str, dest: Path, **_: Any) -> Path:
         with self.lock:
             self.on_scratch.add(dest.name)
             self.most_on_scratch = max(self.most_on_scratch, len(self.on_scratch))
@@ -524,4 +537,36 @@ def test_a_worker_whose_execution_ended_stops_within_a_heartbeat_and_uploads_not
     assert uploaded <= {shoot[0].stem, shoot[1].stem}, uploaded
     assert shoot[0].name in jobs.progress
     assert set(jobs.progress) <= {shoot[0].name, shoot[1].name}
-    assert keys.processed_manifest_key(JOB) not in objects.json
+    assert keys.run_manifest_key(JOB, RUN) not in objects.json
+
+
+def test_each_original_is_read_in_its_registered_version_and_recorded_files_are_not_redone(
+    shoot: list[Path], tmp_path: Path
+) -> None:
+    earlier = FileProgress(
+        status=FileStatus.DONE,
+        outputs={"web": Output(key=keys.rendition_key(JOB, RUN, "web", shoot[0].name, "jpg"))},
+    )
+    records = [
+        # Recorded by this run before its worker was taken over: not developed again.
+        FileRecord(name=shoot[0].name, run_id=RUN, status=FileStatus.DONE, **_outputs(earlier)),
+        FileRecord(name=shoot[1].name, run_id=RUN, original_version="v-1"),
+        FileRecord(name=shoot[2].name, run_id=RUN),  # an unversioned bucket
+        # Not this run's: another run covers it.
+        FileRecord(name=shoot[3].name, run_id="an-earlier-run", status=FileStatus.DONE),
+    ]
+    objects, jobs, callbacks = run_job(tmp_path, shoot, records=records)
+    assert callbacks.failed == []
+    assert sorted(objects.versions_read) == [
+        (keys.raw_key(JOB, shoot[1].name), "v-1"),
+        (keys.raw_key(JOB, shoot[2].name), None),
+    ]
+    assert set(jobs.progress) == {shoot[1].name, shoot[2].name}
+    manifest = objects.json[keys.run_manifest_key(JOB, RUN)]
+    assert [f["name"] for f in manifest["files"]] == [p.name for p in shoot[:3]]
+    assert manifest["files"][0]["outputs"]["web"]["key"] == earlier.outputs["web"].key
+    assert callbacks.succeeded[0]["files_done"] == 3
+
+
+def _outputs(progress: FileProgress) -> dict[str, Any]:
+    return {"outputs": progress.outputs}

@@ -5,11 +5,15 @@ from pydantic import ValidationError
 
 from darkroom.aws.ddb_codec import from_item, to_item
 from darkroom.jobs import (
+    MAX_ERROR_CHARS,
     TERMINAL,
+    DeliveredRun,
     FileProgress,
+    FileRecord,
     FileStatus,
     Job,
     JobStatus,
+    Output,
     can_transition,
     finished_status,
     sources_of,
@@ -49,32 +53,46 @@ def test_some_failed_files_give_the_distinct_done_with_errors_status() -> None:
     assert finished_status(2, 1) is JobStatus.DONE_WITH_ERRORS
 
 
-def test_counts_derive_from_per_file_progress() -> None:
-    job = Job(
-        job_id="j",
-        status=JobStatus.PROCESSING,
-        files=("a", "b", "c"),
-        progress={
-            "a": FileProgress(status=FileStatus.DONE, outputs={"web": "k"}),
-            "b": FileProgress(status=FileStatus.FAILED, error_code="blank_frame", error="b: empty"),
-            "c": FileProgress(),
-        },
+def test_a_file_record_holds_its_attempt_and_what_it_delivers() -> None:
+    web = Output(key="processed/j/r2/web/a.jpg", width=2048, height=1365)
+    record = FileRecord(
+        name="a.dng",
+        run_id="r2",
+        status=FileStatus.FAILED,
+        error_code="blank_frame",
+        error="a.dng: empty",
+        delivered_run="r1",
+        delivered={"web": Output(key="processed/j/r1/web/a.jpg")},
     )
-    assert (job.files_done, job.files_failed) == (1, 1)
+    assert record.progress == FileProgress(
+        status=FileStatus.FAILED, error_code="blank_frame", error="a.dng: empty"
+    )
+    item = from_item(to_item({"job_id": "j", "sk": "FILE#a.dng", **record.model_dump()}))
+    assert FileRecord.model_validate(item) == record
+    assert FileProgress(status=FileStatus.DONE, outputs={"web": web}).to_item() == {
+        "status": "DONE",
+        "outputs": {"web": {"key": web.key, "width": 2048, "height": 1365}},
+    }
+
+
+def test_a_job_has_a_delivery_once_a_run_delivered_a_file() -> None:
+    job = Job(job_id="j", status=JobStatus.FAILED)
+    assert not job.has_delivery
+    delivered = DeliveredRun(run_id="r1", files_delivered=2)
+    assert job.model_copy(update={"delivered": delivered}).has_delivery
 
 
 def test_a_job_round_trips_through_its_item_with_keys_it_does_not_model() -> None:
     job = Job(
         job_id="j",
         status=JobStatus.PROCESSING,
-        files=("a", "b"),
+        files_total=2,
+        files_done=1,
+        run_id="j",
         recipe={"exposure": {"compensation_ev": 0.5}},
-        progress={
-            "a": FileProgress(status=FileStatus.DONE, outputs={"web": "k"}),
-            "b": FileProgress(),
-        },
         executions=("arn:1",),
         attempt=2,
+        delivered=DeliveredRun(run_id="j", files_delivered=1),
         created_at="2026-01-01T00:00:00.000Z",
     )
     item = from_item(to_item(job.model_dump(mode="json", exclude_none=True)))
@@ -83,7 +101,7 @@ def test_a_job_round_trips_through_its_item_with_keys_it_does_not_model() -> Non
     assert job.created_key == "2026-01-01T00:00:00.000Z#j"
 
 
-def test_a_files_view_shows_only_what_it_has() -> None:
+def test_an_attempt_stores_only_what_it_has_and_a_short_error() -> None:
     assert FileProgress().to_item() == {"status": "PENDING"}
     failed = FileProgress(status=FileStatus.FAILED, error_code="blank_frame", error="b: empty")
     assert failed.to_item() == {
@@ -91,8 +109,8 @@ def test_a_files_view_shows_only_what_it_has() -> None:
         "error_code": "blank_frame",
         "error": "b: empty",
     }
-    done = FileProgress(status=FileStatus.DONE, outputs={"web": "k"})
-    assert done.to_item() == {"status": "DONE", "outputs": {"web": "k"}}
+    long = FileProgress(status=FileStatus.FAILED, error_code="x", error="e" * 10_000)
+    assert len(long.to_item()["error"]) == MAX_ERROR_CHARS
 
 
 def test_records_are_immutable() -> None:

@@ -6,8 +6,12 @@ from darkroom import keys
 def test_raw_and_processed_keys_follow_the_layout() -> None:
     assert keys.raw_key("j1", "IMG_1.CR3") == "raw/j1/IMG_1.CR3"
     assert keys.raw_manifest_key("j1") == "raw/j1/manifest.json"
-    assert keys.rendition_key("j1", "web", "IMG_1.CR3", "jpg") == "processed/j1/web/IMG_1.jpg"
-    assert keys.processed_manifest_key("j1") == "processed/j1/manifest.json"
+    run = "j1.rp-20260101T000000000"
+    assert (
+        keys.rendition_key("j1", run, "web", "IMG_1.CR3", "jpg")
+        == f"processed/j1/{run}/web/IMG_1.jpg"
+    )
+    assert keys.run_manifest_key("j1", run) == f"processed/j1/{run}/manifest.json"
     assert keys.thumbnail_key("a/b c.jpg", 256, "jpg") == "thumbnails/a/b c.jpg/256.jpg"
 
 
@@ -47,3 +51,12 @@ def test_a_job_id_is_matched_in_full_so_a_trailing_newline_is_refused() -> None:
 def test_unsafe_file_names_are_rejected(bad: str) -> None:
     with pytest.raises(ValueError, match="invalid file name"):
         keys.validate_file_name(bad)
+
+
+def test_a_run_id_is_its_executions_name() -> None:
+    arn = "arn:aws:states:us-east-1:123456789012:execution:darkroom-raw-pipeline:j1.rp-1"
+    assert keys.run_id(arn) == "j1.rp-1"
+    assert keys.run_id("arn:aws:states:us-east-1:1:execution:m:j1") == "j1"
+    for bad in ("", "..", "a/b", "x" * 81):
+        with pytest.raises(ValueError):
+            keys.validate_run_id(bad)

@@ -19,10 +19,11 @@ from darkroom.aws.objects import Objects
 from darkroom.aws.pool_instances import PoolInstances
 from darkroom.aws.table import create_request
 from darkroom.errors import InvalidJob, JobBusy, LeaseLost, NoIdleWorker, StaleExecution
-from darkroom.jobs import FileProgress, FileStatus, JobStatus
+from darkroom.jobs import FileProgress, FileStatus, JobStatus, Output
 from darkroom.local.cloud import LOCAL_AMI_ID
 
 RAW = "raw-bucket"
+PROCESSED = "processed-bucket"
 EXEC_A = "arn:aws:states:us-east-1:123456789012:execution:m:a"
 EXEC_B = "arn:aws:states:us-east-1:123456789012:execution:m:b"
 
@@ -34,6 +35,7 @@ class World:
         self.ddb = boto3.client("dynamodb", region_name=region)
         self.ec2 = boto3.client("ec2", region_name=region)
         self.s3.create_bucket(Bucket=RAW)
+        self.s3.create_bucket(Bucket=PROCESSED)
         self.ddb.create_table(**create_request(names.JOBS_SCHEMA, "jobs"))
         self.ddb.create_table(**create_request(names.WORKERS_SCHEMA, "workers"))
         instances = self.ec2.run_instances(ImageId=LOCAL_AMI_ID, MinCount=1, MaxCount=1)[
@@ -100,10 +102,14 @@ def test_register_lists_the_jobs_files_and_hands_timings_to_the_state_machine(wo
     }
     job = world.jobs.get("j1")
     assert job.status is JobStatus.REGISTERED
-    assert job.files == ("A.DNG", "B.NEF")
+    assert job.files_total == 2 and job.run_id == "a"
     assert job.name == "Shoot"
     assert job.attempt == 1
-    assert all(p.status is FileStatus.PENDING for p in job.progress.values())
+    records = list(world.jobs.files("j1"))
+    assert [r.name for r in records] == ["A.DNG", "B.NEF"]
+    assert all(r.status is FileStatus.PENDING and r.run_id == "a" for r in records)
+    # The bucket is not versioned here: S3 has no version id to record.
+    assert all(r.original_version is None for r in records)
 
 
 def test_register_refuses_a_job_with_no_files(world: World) -> None:
@@ -130,7 +136,7 @@ def test_a_running_job_cannot_be_registered_by_another_execution(world: World) -
     world.upload("j4", "A.DNG", manifest={})
     world.register("j4", EXEC_A)
     assert world.register("j4", EXEC_A)["file_count"] == 1  # a retried RegisterJob is fine
-    with pytest.raises(JobBusy, match=r"under execution"):
+    with pytest.raises(JobBusy, match=r"REGISTERED"):
         world.register("j4", EXEC_B)
 
 
@@ -261,7 +267,7 @@ def test_reprocess_claims_the_job_for_the_execution_it_starts(world: World) -> N
     with pytest.raises(JobBusy, match="reprocessed already"):
         pipeline.reprocess("j30", executions, world.jobs, now=1001.0)
     # Only the claimed execution registers the job, which releases the claim.
-    with pytest.raises(JobBusy, match="claimed by"):
+    with pytest.raises(JobBusy, match="reprocessed already"):
         world.register("j30", EXEC_B)
     world.register("j30", arn)
     assert world.jobs.get("j30").claimed_by is None
@@ -317,22 +323,91 @@ def _run_to_processing(world: World, job_id: str) -> None:
     world.jobs.transition(job_id, EXEC_A, JobStatus.PROCESSING)
 
 
+def _web(job_id: str, execution: str, name: str) -> FileProgress:
+    key = keys.rendition_key(job_id, keys.run_id(execution), "web", name, "jpg")
+    return FileProgress(status=FileStatus.DONE, outputs={"web": Output(key=key)})
+
+
+def _mark_done(world: World, job_id: str, execution: str = EXEC_A) -> dict[str, Any]:
+    return pipeline.mark_done(
+        job_id,
+        execution,
+        {"manifest_key": keys.run_manifest_key(job_id, keys.run_id(execution))},
+        jobs=world.jobs,
+        objects=world.objects,
+        processed_bucket=PROCESSED,
+    )
+
+
 def test_mark_done_says_done_with_errors_when_a_file_failed(world: World) -> None:
     _run_to_processing(world, "j10")
-    world.jobs.record_file(
-        "j10", EXEC_A, "A.DNG", FileProgress(status=FileStatus.DONE, outputs={"web": "k"})
-    )
+    world.jobs.record_file("j10", EXEC_A, "A.DNG", _web("j10", EXEC_A, "A.DNG"))
     world.jobs.record_file(
         "j10",
         EXEC_A,
         "B.DNG",
         FileProgress(status=FileStatus.FAILED, error_code="truncated", error="B"),
     )
-    out = pipeline.mark_done(
-        "j10", EXEC_A, {"manifest_key": "processed/j10/manifest.json"}, jobs=world.jobs
-    )
+    out = _mark_done(world, "j10")
     assert out["status"] == "DONE_WITH_ERRORS"
-    assert (out["files_done"], out["files_failed"]) == (1, 1)
+    assert (out["files_done"], out["files_failed"], out["files_delivered"]) == (1, 1, 1)
+
+
+def test_a_file_recorded_twice_in_a_run_counts_once(world: World) -> None:
+    _run_to_processing(world, "j40")
+    assert world.jobs.record_file("j40", EXEC_A, "A.DNG", _web("j40", EXEC_A, "A.DNG"))
+    assert not world.jobs.record_file("j40", EXEC_A, "A.DNG", _web("j40", EXEC_A, "A.DNG"))
+    job = world.jobs.get("j40")
+    assert (job.files_done, job.files_failed) == (1, 0)
+    with pytest.raises(StaleExecution):
+        world.jobs.record_file("j40", EXEC_B, "B.DNG", _web("j40", EXEC_B, "B.DNG"))
+
+
+def test_delivery_switches_per_file_when_a_run_finishes_and_superseded_renditions_go(
+    world: World,
+) -> None:
+    _run_to_processing(world, "j41")
+    for name in ("A.DNG", "B.DNG"):
+        world.jobs.record_file("j41", EXEC_A, name, _web("j41", EXEC_A, name))
+        world.s3.put_object(Bucket=PROCESSED, Key=_web("j41", EXEC_A, name).outputs["web"].key)
+    _mark_done(world, "j41")
+    first = {r.name: r.delivered for r in world.jobs.files("j41")}
+    # A reprocess: B fails in it, A develops anew.
+    world.register("j41", EXEC_B)
+    world.start("j41", EXEC_B, {EXEC_A: "SUCCEEDED"})
+    world.jobs.transition("j41", EXEC_B, JobStatus.PROCESSING)
+    world.jobs.record_file("j41", EXEC_B, "A.DNG", _web("j41", EXEC_B, "A.DNG"))
+    world.s3.put_object(Bucket=PROCESSED, Key=_web("j41", EXEC_B, "A.DNG").outputs["web"].key)
+    # Until the run finishes, both files deliver the first run's renditions.
+    assert {r.name: r.delivered for r in world.jobs.files("j41")} == first
+    world.jobs.record_file(
+        "j41", EXEC_B, "B.DNG", FileProgress(status=FileStatus.FAILED, error_code="x", error="B")
+    )
+    out = _mark_done(world, "j41", EXEC_B)
+    assert (out["status"], out["files_delivered"]) == ("DONE_WITH_ERRORS", 2)
+    records = {r.name: r for r in world.jobs.files("j41")}
+    assert records["A.DNG"].delivered_run == "b"
+    assert records["B.DNG"].delivered == first["B.DNG"] and records["B.DNG"].delivered_run == "a"
+    left = {o["Key"] for o in world.objects.list(PROCESSED, "processed/j41/")}
+    assert left == {o.key for r in records.values() for o in r.delivered.values()}
+    # A retried MarkDone switches and deletes nothing more.
+    assert _mark_done(world, "j41", EXEC_B)["status"] == "DONE_WITH_ERRORS"
+    assert {o["Key"] for o in world.objects.list(PROCESSED, "processed/j41/")} == left
+
+
+def test_a_console_start_claims_the_job_as_the_api_does(world: World) -> None:
+    _finished(world, "j42")
+    world.jobs.claim("j42", EXEC_B, now=1000.0)  # the API's reprocess, about to start
+    with pytest.raises(JobBusy, match="being reprocessed"):
+        world.register("j42", "arn:aws:states:us-east-1:123456789012:execution:m:by-hand")
+    world.jobs.release_claim("j42", EXEC_B)
+    by_hand = "arn:aws:states:us-east-1:123456789012:execution:m:by-hand"
+    world.register("j42", by_hand)
+    job = world.jobs.get("j42")
+    assert (job.execution_arn, job.claimed_by, job.run_id) == (by_hand, None, "by-hand")
+    # Running now: a second start by hand is refused the same way.
+    with pytest.raises(JobBusy):
+        world.register("j42", "arn:aws:states:us-east-1:123456789012:execution:m:again")
 
 
 def test_mark_failed_records_a_stable_error_and_returns_the_fail_state_shape(world: World) -> None:
@@ -446,18 +521,14 @@ def test_every_write_to_the_tables_is_conditional(world: World) -> None:
     pipeline.await_worker(instance, EXEC_A, "token-a", leases=world.leases)
     world.jobs.transition("j20", EXEC_A, JobStatus.PROCESSING, set_fields={"started_at": "now"})
     world.leases.beat(instance, EXEC_A)
-    world.jobs.record_file(
-        "j20", EXEC_A, "A.DNG", FileProgress(status=FileStatus.DONE, outputs={"web": "k"})
-    )
+    world.jobs.record_file("j20", EXEC_A, "A.DNG", _web("j20", EXEC_A, "A.DNG"))
     world.jobs.record_file(
         "j20",
         EXEC_A,
         "B.DNG",
         FileProgress(status=FileStatus.FAILED, error_code="truncated", error="B"),
     )
-    assert pipeline.mark_done("j20", EXEC_A, {"manifest_key": "m"}, jobs=world.jobs)["status"] == (
-        "DONE_WITH_ERRORS"
-    )
+    assert _mark_done(world, "j20")["status"] == "DONE_WITH_ERRORS"
     assert pipeline.stop_worker(EXEC_A, instance, leases=world.leases, pool=world.pool)["released"]
     # And one that fails: released by the failure path, then marked failed.
     world.upload("j21", "A.DNG", manifest={})
@@ -467,7 +538,7 @@ def test_every_write_to_the_tables_is_conditional(world: World) -> None:
     pipeline.mark_failed("j21", EXEC_B, {"Error": "X", "Cause": "y"}, jobs=world.jobs)
     assert world.jobs.get("j21").status is JobStatus.FAILED
 
-    assert {name for name, _ in writes} >= {"PutItem", "UpdateItem"}
+    assert {name for name, _ in writes} >= {"PutItem", "UpdateItem", "TransactWriteItems"}
     assert len(writes) >= 14
     unconditional = [(name, params) for name, params in writes if _unconditional(name, params)]
     assert unconditional == []
@@ -481,3 +552,23 @@ def test_mark_failed_keeps_the_message_of_a_lambda_error_document(world: World) 
     )
     assert out == {"Error": "InvalidJob", "Cause": "job j13 has no files"}
     assert world.jobs.get("j13").cause == "job j13 has no files"
+
+
+def test_register_records_each_originals_version_and_keeps_it_across_runs(world: World) -> None:
+    world.s3.put_bucket_versioning(Bucket=RAW, VersioningConfiguration={"Status": "Enabled"})
+    world.upload("j43", "A.DNG", "B.DNG", manifest={})
+    versions = {
+        v["Key"].rsplit("/", 1)[-1]: v["VersionId"]
+        for v in world.s3.list_object_versions(Bucket=RAW, Prefix="raw/j43/")["Versions"]
+    }
+    world.register("j43", EXEC_A)
+    recorded = {r.name: r.original_version for r in world.jobs.files("j43")}
+    assert recorded == {"A.DNG": versions["A.DNG"], "B.DNG": versions["B.DNG"]}
+    assert None not in recorded.values()
+    # Written again later (whatever wrote it): every run still reads the registered one.
+    world.upload("j43", "A.DNG")
+    world.start("j43", EXEC_A)
+    world.jobs.transition("j43", EXEC_A, JobStatus.PROCESSING)
+    world.jobs.transition("j43", EXEC_A, JobStatus.FAILED)
+    world.register("j43", EXEC_B)
+    assert {r.name: r.original_version for r in world.jobs.files("j43")} == recorded

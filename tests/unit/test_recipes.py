@@ -7,7 +7,14 @@ from decimal import Decimal
 
 import pytest
 
-from darkroom.recipes import DEFAULT_RECIPE, Recipe, RecipeError, Rendition, parse_recipe
+from darkroom.recipes import (
+    DEFAULT_RECIPE,
+    MAX_RENDITIONS,
+    Recipe,
+    RecipeError,
+    Rendition,
+    parse_recipe,
+)
 
 
 def recipe(*renditions: dict[str, object]) -> Recipe:
@@ -185,3 +192,10 @@ def test_several_mistakes_are_reported_together() -> None:
         parse_recipe({"highlights": "soft", "colour_space": "cmyk"})
     assert "recipe.highlights" in str(caught.value)
     assert "recipe.colour_space" in str(caught.value)
+
+
+def test_a_recipe_has_at_most_eight_renditions() -> None:
+    eight = [{"name": f"r{i}"} for i in range(MAX_RENDITIONS)]
+    assert len(parse_recipe({"renditions": eight}).renditions) == MAX_RENDITIONS == 8
+    with pytest.raises(RecipeError, match="at most 8 renditions"):
+        parse_recipe({"renditions": [*eight, {"name": "r9"}]})

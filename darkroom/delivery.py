@@ -1,0 +1,72 @@
+"""What the client is delivered: switched per file when a run finishes, and the
+renditions no file delivers any more deleted after the switch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from darkroom import keys
+from darkroom.aws.job_store import JobStore
+from darkroom.aws.objects import Objects
+from darkroom.jobs import DeliveredRun, FileRecord, FileStatus
+from darkroom.observability import logger
+
+
+def deliver_run(
+    job_id: str,
+    run: str,
+    manifest_key: str,
+    finished_at: str,
+    *,
+    jobs: JobStore,
+    objects: Objects,
+    bucket: str,
+) -> DeliveredRun:
+    """Each file `run` developed is delivered from it; files it did not develop (failed
+    in it, or not covered by it) keep what they had. Then what that superseded goes.
+
+    Idempotent: a file already switched is not switched again, and the deletion is
+    worked out afresh from what is delivered."""
+    records = []
+    for record in jobs.files(job_id):
+        if record.run_id == run and record.status is FileStatus.DONE:
+            if record.delivered_run != run:
+                jobs.deliver_file(job_id, run, record.name, record.outputs)
+            record = record.model_copy(update={"delivered_run": run, "delivered": record.outputs})
+        records.append(record)
+    delete_superseded(objects, bucket, job_id, run, records)
+    return DeliveredRun(
+        run_id=run,
+        finished_at=finished_at,
+        manifest_key=manifest_key,
+        files_delivered=sum(1 for r in records if r.delivered),
+    )
+
+
+def delete_superseded(
+    objects: Objects, bucket: str, job_id: str, run: str, records: Iterable[FileRecord]
+) -> None:
+    """Delete what no file delivers any more: renditions switched away from, failed
+    runs' leftovers, manifests of runs that deliver nothing. Best effort: what stays is
+    only storage, and the next finished run tries again."""
+    keep = {o.key for r in records for o in r.delivered.values()}
+    keep |= {keys.run_manifest_key(job_id, r.delivered_run) for r in records if r.delivered_run}
+    own = keys.run_prefix(job_id, run)
+    try:
+        stale = [
+            key
+            for obj in objects.list(bucket, keys.processed_prefix(job_id))
+            if (key := obj["Key"]) not in keep and not key.startswith(own)
+        ]
+        failed = objects.delete_many(bucket, stale)
+    except Exception:
+        logger.exception("superseded renditions not deleted", extra={"job_id": job_id})
+        return
+    if failed:
+        logger.warning(
+            "some superseded renditions not deleted",
+            extra={"job_id": job_id, "keys": list(failed[:20]), "count": len(failed)},
+        )
+    logger.info(
+        "superseded renditions deleted", extra={"job_id": job_id, "count": len(stale) - len(failed)}
+    )

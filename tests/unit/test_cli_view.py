@@ -1,0 +1,64 @@
+"""The job panel the CLI draws: per-file status and what each file delivers."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from darkroom.api.models import JobView
+from darkroom.cli.view import panel
+from darkroom.jobs import DeliveredRun, FileRecord, FileStatus, Job, JobStatus, Output
+
+
+def _text(view: dict) -> str:
+    console = Console(record=True, width=160, file=io.StringIO())
+    console.print(panel(view, view["job_id"]))
+    return console.export_text()
+
+
+def test_a_failed_reprocess_shows_its_attempt_and_what_is_still_delivered() -> None:
+    job = Job(
+        job_id="j1",
+        status=JobStatus.FAILED,
+        files_total=2,
+        files_done=1,
+        run_id="j1.rp-2",
+        attempt=2,
+        error="WorkerLost",
+        cause="no heartbeat",
+        delivered=DeliveredRun(
+            run_id="j1", finished_at="2026-01-01T00:00:00.000Z", files_delivered=2
+        ),
+    )
+    web = {"web": Output(key="processed/j1/j1/web/A.jpg")}
+    files = [
+        FileRecord(
+            name="A.dng",
+            run_id="j1.rp-2",
+            status=FileStatus.DONE,
+            outputs={"web": Output(key="processed/j1/j1.rp-2/web/A.jpg")},
+            delivered_run="j1",
+            delivered=web,
+        ),
+        FileRecord(name="B.dng", run_id="j1.rp-2", delivered_run="j1", delivered=web),
+    ]
+    text = _text(JobView.of_job(job, files).model_dump(mode="json"))
+    assert "WorkerLost: no heartbeat" in text
+    assert "j1.rp-2 (attempt 2)" in text
+    assert "2 of 2 files, last from run j1" in text
+    rows = {
+        next(word for word in line.split() if word.endswith(".dng")): line
+        for line in text.splitlines()
+        if ".dng" in line
+    }
+    # Each file: its attempt in the failed run, and the first run's renditions delivered.
+    assert "DONE" in rows["A.dng"] and "run j1 " in rows["A.dng"]
+    assert "PENDING" in rows["B.dng"] and "run j1 " in rows["B.dng"]
+
+
+def test_a_first_run_shows_nothing_delivered_yet() -> None:
+    job = Job(job_id="j2", status=JobStatus.PROCESSING, files_total=1, run_id="j2", attempt=1)
+    files = [FileRecord(name="A.dng", run_id="j2")]
+    text = _text(JobView.of_job(job, files).model_dump(mode="json"))
+    assert "nothing yet" in text and "PENDING" in text
