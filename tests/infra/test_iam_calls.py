@@ -363,3 +363,22 @@ def test_async_failure_destinations_are_writable_by_their_functions(synth: Synth
         arn = str(resolver.resolve(destination))
         action = "sqs:SendMessage" if ":sqs:" in arn else "sns:Publish"
         assert decide(resolver.statements_of_role(role), Request(action, arn)) == "Allow"
+
+
+def test_a_worker_may_stop_its_own_instance_and_no_other(synth: Synth) -> None:
+    resolver = Resolver(synth.template, "us-east-1", ACCOUNT_ID)
+    pool = pool_instances(synth.template)
+    assert len(pool) >= 2
+    for index, logical_id in enumerate(pool):
+        resolver.physical[logical_id] = f"i-{index:017x}"
+    statements = resolver.statements_of_role(roles_by_principal(synth.template)["worker"])
+    own, other = (resolver.arn(logical_id) for logical_id in pool[:2])
+
+    def may_stop(target: str, caller: str | None) -> bool:
+        context = {"ec2:SourceInstanceARN": caller} if caller else {}
+        return decide(statements, Request("ec2:StopInstances", target, context)) == "Allow"
+
+    assert may_stop(own, caller=own)
+    assert may_stop(other, caller=other)
+    assert not may_stop(other, caller=own)
+    assert not may_stop(own, caller=None), "the role's credentials used off the instance"
