@@ -143,7 +143,11 @@ RestrictRealtime=yes
 LockPersonality=yes
 RemoveIPC=yes
 SystemCallArchitectures=native
-RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
+SystemCallFilter=@system-service
+SystemCallErrorNumber=EPERM
+# AF_NETLINK: glibc's getaddrinfo reads the interfaces' addresses through it.
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK
+# No MemoryDenyWriteExecute: compiled extensions (cffi callbacks) may need W+X pages.
 # Decoders run as child processes in this unit's cgroup: together they may not take
 # the memory the OS, the agents and the worker's own bookkeeping need. A decoder the
 # kernel kills fails its file; the worker and its other children carry on.

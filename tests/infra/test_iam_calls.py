@@ -26,7 +26,6 @@ from darkroom.api.routes import ROUTES
 from darkroom.cli.studio_client import ApiTarget, StudioClient
 from darkroom.local import call_recorder
 from darkroom.local.cloud import ACCOUNT_ID, LocalCloud, LocalCloudConfig, state_machine_arn
-from darkroom.names import Function
 from tests.infra.aws_calls import Account, requests_for
 from tests.infra.conftest import Synth
 from tests.infra.helpers import as_list, functions_by_name, getatt_target, role_logical_id
@@ -41,7 +40,7 @@ _BOOKKEEPING = ("logs:", "xray:")
 
 @pytest.fixture(scope="module")
 def recorded(
-    tmp_path_factory: pytest.TempPathFactory,
+    synth: Synth, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[LocalCloud, list[dict[str, Any]]]]:
     config = LocalCloudConfig(
         port=0,
@@ -53,11 +52,11 @@ def recorded(
         record_calls=True,
     )
     with LocalCloud(config) as cloud:
-        exercise(cloud, tmp_path_factory.mktemp("iam-shoot"))
+        exercise(cloud, tmp_path_factory.mktemp("iam-shoot"), scheduled_functions(synth.template))
         yield cloud, call_recorder.read(cloud.calls_path)
 
 
-def exercise(cloud: LocalCloud, workdir: Path) -> None:
+def exercise(cloud: LocalCloud, workdir: Path, scheduled: list[str]) -> None:
     from PIL import Image
 
     from darkroom.imaging.fixtures import make_demo_shoot
@@ -65,8 +64,14 @@ def exercise(cloud: LocalCloud, workdir: Path) -> None:
     make_demo_shoot(workdir / "shoot", count=2, width=240, height=160)
     studio = StudioClient.at(ApiTarget(cloud.api_url))
     job_id = studio.upload(sorted((workdir / "shoot").iterdir()), name="iam")
+    # A thumbnail, made while the RAW job runs (nothing they share).
+    s3 = cloud.client("s3")
+    image = workdir / "thumb.png"
+    Image.new("RGB", (64, 48), (200, 120, 40)).save(image)
+    s3.upload_file(str(image), names.INPUT_BUCKET, "iam/thumb.png")
     first = studio.wait(job_id, timeout=120, poll=0.2)
     assert first["status"] == "DONE", first
+    wait_for(lambda: thumbnail_count(s3) > 0)
     studio.jobs()
     execution = studio.reprocess(job_id)
     wait_for(
@@ -84,7 +89,6 @@ def exercise(cloud: LocalCloud, workdir: Path) -> None:
     # A submission naming a file never uploaded fails at registration: MarkFailed runs.
     failing = keys.new_job_id()
     manifest = {"job_id": failing, "name": "missing", "files": [{"name": "gone.dng", "size": 1}]}
-    s3 = cloud.client("s3")
     s3.put_object(
         Bucket=names.RAW_BUCKET, Key=keys.raw_manifest_key(failing), Body=json.dumps(manifest)
     )
@@ -94,14 +98,13 @@ def exercise(cloud: LocalCloud, workdir: Path) -> None:
     )
     wait_for(lambda: execution_status(sfn, failed_run) not in (None, "RUNNING"))
 
-    image = workdir / "thumb.png"
-    Image.new("RGB", (64, 48), (200, 120, 40)).save(image)
-    s3.upload_file(str(image), names.INPUT_BUCKET, "iam/thumb.png")
-    wait_for(lambda: thumbnail_count(s3) > 0)
     s3.delete_object(Bucket=names.INPUT_BUCKET, Key="iam/thumb.png")
     wait_for(lambda: thumbnail_count(s3) == 0)
 
-    cloud.client("lambda").invoke(FunctionName=Function.COST_GUARD, Payload=b"{}")
+    # What EventBridge schedules in AWS runs here once, as a scheduled event would.
+    event = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+    for function in scheduled:
+        cloud.client("lambda").invoke(FunctionName=function, Payload=json.dumps(event).encode())
     sweep_routes(cloud.api_url, failing)
     # Started with no lease (as an operator might), the worker stops its own instance.
     instances = cloud.instances
@@ -112,6 +115,21 @@ def exercise(cloud: LocalCloud, workdir: Path) -> None:
     cloud.client("ec2").start_instances(InstanceIds=[instance])
     wait_for(lambda: instances.boots.get(instance, 0) > boots)
     wait_for(lambda: instances.pid(instance) is None)
+
+
+def scheduled_functions(template: dict[str, Any]) -> list[str]:
+    """Names of the functions EventBridge schedules."""
+    found = []
+    for rule in template["Resources"].values():
+        if rule["Type"] != "AWS::Events::Rule" or "ScheduleExpression" not in rule["Properties"]:
+            continue
+        for target in rule["Properties"]["Targets"]:
+            target_id = getatt_target(target["Arn"])
+            resource = template["Resources"].get(target_id or "", {})
+            if resource.get("Type") == "AWS::Lambda::Function":
+                found.append(resource["Properties"]["FunctionName"])
+    assert found, "the cost guard, at least, runs on a schedule"
+    return found
 
 
 def execution_status(sfn: Any, arn: str) -> str | None:
