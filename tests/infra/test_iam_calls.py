@@ -4,8 +4,8 @@ by the template's permissions.
 
 One small local cloud run records each call (darkroom.local.call_recorder): a RAW job
 through the API end to end, a reprocess, a share opened and revoked, a job that fails
-at registration, a thumbnail created and removed, the cost guard, the worker's idle
-self-stop, and every API route once more. Principals and roles come from the template
+at registration, a thumbnail created and removed, each scheduled function, every other
+API route once, and the worker's idle self-stop. Principals and roles come from the template
 (functions by name, the pool instances' profile), so a new function or call is checked
 without a line here; aws_calls.py holds the operation -> IAM action map.
 """
@@ -105,7 +105,10 @@ def exercise(cloud: LocalCloud, workdir: Path, scheduled: list[str]) -> None:
     event = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
     for function in scheduled:
         cloud.client("lambda").invoke(FunctionName=function, Payload=json.dumps(event).encode())
-    sweep_routes(cloud.api_url, failing)
+    live = studio.share(job_id)
+    sweep_routes(
+        cloud.api_url, {"job_id": job_id, "share_id": live["share_id"], "token": live["token"]}
+    )
     # Started with no lease (as an operator might), the worker stops its own instance.
     instances = cloud.instances
     assert instances is not None
@@ -144,14 +147,30 @@ def thumbnail_count(s3: Any) -> int:
     return int(listed.get("KeyCount", 0))
 
 
-def sweep_routes(api_url: str, job_id: str) -> None:
-    """Each route once more, whatever it answers, so a route added later is recorded
-    too; destructive methods last, on the job that failed."""
-    order = {"GET": 0, "POST": 1, "PUT": 1, "PATCH": 1, "DELETE": 2}
-    for route in sorted(ROUTES, key=lambda r: order.get(r.method, 1)):
-        path = route.path.replace("{job_id}", job_id)
-        for param in ("{share_id}", "{token}"):
-            path = path.replace(param, "x" * 43)
+# The routes the run above calls on purpose; sweep_routes calls every other one.
+EXERCISED = {
+    "create_job",
+    "submit_job",
+    "get_job",
+    "list_jobs",
+    "reprocess_job",
+    "create_share",
+    "open_share",
+    "revoke_share",
+}
+
+
+def sweep_routes(api_url: str, path_params: dict[str, str]) -> None:
+    """Every route the run does not call on purpose, once, with the finished job and a
+    live share, whatever it answers: a route added later is recorded too. Deletions
+    last: they may erase the job."""
+    assert {r.operation for r in ROUTES} >= EXERCISED, "a route the run calls was renamed"
+    order = {"GET": 0, "DELETE": 2}
+    routes = [r for r in ROUTES if r.operation not in EXERCISED]
+    for route in sorted(routes, key=lambda r: order.get(r.method, 1)):
+        path = route.path
+        for name, value in path_params.items():
+            path = path.replace("{" + name + "}", value)
         requests.request(route.method, f"{api_url.rstrip('/')}{path}", json={}, timeout=30)
 
 
