@@ -2,10 +2,8 @@
 role the synthesized template gives them; the calls AWS services make for us are allowed
 by the template's permissions.
 
-One small local cloud run records each call (darkroom.local.call_recorder): a RAW job
-through the API end to end, a reprocess, a share opened and revoked, a job that fails
-at registration, a thumbnail created and removed, each scheduled function, every other
-API route once, and the worker's idle self-stop. Principals and roles come from the template
+One small local cloud run (tests/infra/iam_run.py, in a process of its own) records each
+call (darkroom.local.call_recorder). Principals and roles come from the template
 (functions by name, the pool instances' profile), so a new function or call is checked
 without a line here; aws_calls.py holds the operation -> IAM action map.
 """
@@ -13,111 +11,53 @@ without a line here; aws_calls.py holds the operation -> IAM action map.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
-from darkroom import keys, names
-from darkroom.api.routes import ROUTES
-from darkroom.cli.studio_client import ApiTarget, StudioClient
-from darkroom.local import call_recorder
-from darkroom.local.cloud import ACCOUNT_ID, LocalCloud, LocalCloudConfig, state_machine_arn
+from darkroom import names
+from darkroom.local.call_recorder import WORKER_PRINCIPAL, read
+from darkroom.local.cloud import ACCOUNT_ID
+from tests.infra import iam_run
 from tests.infra.aws_calls import Account, requests_for
-from tests.infra.conftest import Synth
+from tests.infra.conftest import REPO, Synth
 from tests.infra.helpers import as_list, functions_by_name, getatt_target, role_logical_id
 from tests.infra.iam_policy import Request, Resolver, decide, statement_matches
 
 pytestmark = pytest.mark.integration
 
-TERMINAL = {"DONE", "DONE_WITH_ERRORS", "FAILED"}
 # Log and trace statements every function has; a role with nothing else makes no call.
 _BOOKKEEPING = ("logs:", "xray:")
 
 
+@dataclass(frozen=True)
+class Run:
+    region: str
+    instance_ids: list[str]
+    endpoints: dict[str, Any]
+    calls: list[dict[str, Any]]
+
+
 @pytest.fixture(scope="module")
-def recorded(
-    synth: Synth, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[LocalCloud, list[dict[str, Any]]]]:
-    config = LocalCloudConfig(
-        port=0,
-        state_dir=tmp_path_factory.mktemp("iam-cloud"),
-        pool_size=1,
-        worker_heartbeat_interval_seconds=1.0,
-        worker_poll_seconds=0.2,
-        worker_idle_shutdown_seconds=2,
-        record_calls=True,
+def recorded(synth: Synth, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    state_dir = tmp_path_factory.mktemp("iam-cloud")
+    workdir = tmp_path_factory.mktemp("iam-shoot")
+    command = [sys.executable, "-m", "tests.infra.iam_run", str(state_dir), str(workdir)]
+    result = subprocess.run(
+        [*command, *scheduled_functions(synth.template)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
-    with LocalCloud(config) as cloud:
-        exercise(cloud, tmp_path_factory.mktemp("iam-shoot"), scheduled_functions(synth.template))
-        yield cloud, call_recorder.read(cloud.calls_path)
-
-
-def exercise(cloud: LocalCloud, workdir: Path, scheduled: list[str]) -> None:
-    from PIL import Image
-
-    from darkroom.imaging.fixtures import make_demo_shoot
-
-    make_demo_shoot(workdir / "shoot", count=2, width=240, height=160)
-    studio = StudioClient.at(ApiTarget(cloud.api_url))
-    job_id = studio.upload(sorted((workdir / "shoot").iterdir()), name="iam")
-    # A thumbnail, made while the RAW job runs (nothing they share).
-    s3 = cloud.client("s3")
-    image = workdir / "thumb.png"
-    Image.new("RGB", (64, 48), (200, 120, 40)).save(image)
-    s3.upload_file(str(image), names.INPUT_BUCKET, "iam/thumb.png")
-    first = studio.wait(job_id, timeout=120, poll=0.2)
-    assert first["status"] == "DONE", first
-    wait_for(lambda: thumbnail_count(s3) > 0)
-    studio.jobs()
-    execution = studio.reprocess(job_id)
-    wait_for(
-        lambda: (
-            (job := studio.job(job_id))["status"] in TERMINAL
-            and job.get("execution_arn") == execution
-        ),
-        timeout=120,
-    )
-    share = studio.share(job_id)
-    studio.shared(share["url"])
-    requests.get(share["url"], headers={"Accept": "text/html"}, timeout=30)
-    studio.revoke(job_id, share["share_id"])
-
-    # A submission naming a file never uploaded fails at registration: MarkFailed runs.
-    failing = keys.new_job_id()
-    manifest = {"job_id": failing, "name": "missing", "files": [{"name": "gone.dng", "size": 1}]}
-    s3.put_object(
-        Bucket=names.RAW_BUCKET, Key=keys.raw_manifest_key(failing), Body=json.dumps(manifest)
-    )
-    sfn = cloud.client("stepfunctions")
-    failed_run = f"{state_machine_arn(cloud.config.region)}:{failing}".replace(
-        ":stateMachine:", ":execution:"
-    )
-    wait_for(lambda: execution_status(sfn, failed_run) not in (None, "RUNNING"))
-
-    s3.delete_object(Bucket=names.INPUT_BUCKET, Key="iam/thumb.png")
-    wait_for(lambda: thumbnail_count(s3) == 0)
-
-    # What EventBridge schedules in AWS runs here once, as a scheduled event would.
-    event = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
-    for function in scheduled:
-        cloud.client("lambda").invoke(FunctionName=function, Payload=json.dumps(event).encode())
-    live = studio.share(job_id)
-    sweep_routes(
-        cloud.api_url, {"job_id": job_id, "share_id": live["share_id"], "token": live["token"]}
-    )
-    # Started with no lease (as an operator might), the worker stops its own instance.
-    instances = cloud.instances
-    assert instances is not None
-    (instance,) = cloud.instance_ids
-    wait_for(lambda: instances.pid(instance) is None)
-    boots = instances.boots.get(instance, 0)
-    cloud.client("ec2").start_instances(InstanceIds=[instance])
-    wait_for(lambda: instances.boots.get(instance, 0) > boots)
-    wait_for(lambda: instances.pid(instance) is None)
+    assert result.returncode == 0, f"the recorded run failed:\n{result.stderr[-4000:]}"
+    run = json.loads((state_dir / iam_run.RUN_FILE).read_text())
+    return Run(run["region"], run["instance_ids"], run["endpoints"], read(Path(run["calls"])))
 
 
 def scheduled_functions(template: dict[str, Any]) -> list[str]:
@@ -135,67 +75,21 @@ def scheduled_functions(template: dict[str, Any]) -> list[str]:
     return found
 
 
-def execution_status(sfn: Any, arn: str) -> str | None:
-    try:
-        return str(sfn.describe_execution(executionArn=arn)["status"])
-    except sfn.exceptions.ExecutionDoesNotExist:
-        return None
-
-
-def thumbnail_count(s3: Any) -> int:
-    listed = s3.list_objects_v2(Bucket=names.OUTPUT_BUCKET, Prefix="thumbnails/iam/")
-    return int(listed.get("KeyCount", 0))
-
-
-# The routes the run above calls on purpose; sweep_routes calls every other one.
-EXERCISED = {
-    "create_job",
-    "submit_job",
-    "get_job",
-    "list_jobs",
-    "reprocess_job",
-    "create_share",
-    "open_share",
-    "revoke_share",
-}
-
-
-def sweep_routes(api_url: str, path_params: dict[str, str]) -> None:
-    """Every route the run does not call on purpose, once, with the finished job and a
-    live share, whatever it answers: a route added later is recorded too. Deletions
-    last: they may erase the job."""
-    assert {r.operation for r in ROUTES} >= EXERCISED, "a route the run calls was renamed"
-    order = {"GET": 0, "DELETE": 2}
-    routes = [r for r in ROUTES if r.operation not in EXERCISED]
-    for route in sorted(routes, key=lambda r: order.get(r.method, 1)):
-        path = route.path
-        for name, value in path_params.items():
-            path = path.replace("{" + name + "}", value)
-        requests.request(route.method, f"{api_url.rstrip('/')}{path}", json={}, timeout=30)
-
-
-def wait_for(predicate: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.2)
-
-
 # -- the template side ------------------------------------------------------------
 
 
-def resolver_for(synth: Synth, cloud: LocalCloud) -> Resolver:
+def resolver_for(synth: Synth, run: Run) -> Resolver:
     """Physical names: the local cloud's, matched to the template by stack output and,
     for the pool, by position."""
     template = synth.template
-    resolver = Resolver(template, cloud.config.region, ACCOUNT_ID)
-    for key, value in cloud.endpoints().items():
+    resolver = Resolver(template, run.region, ACCOUNT_ID)
+    for key, value in run.endpoints.items():
         output = template["Outputs"].get(key, {}).get("Value")
         if isinstance(output, dict) and "Ref" in output and isinstance(value, str):
             kind = template["Resources"][output["Ref"]]["Type"]
             if kind in ("AWS::S3::Bucket", "AWS::DynamoDB::Table"):
                 resolver.physical[output["Ref"]] = value
-    for logical_id, instance_id in zip(pool_instances(template), cloud.instance_ids, strict=False):
+    for logical_id, instance_id in zip(pool_instances(template), run.instance_ids, strict=False):
         resolver.physical[logical_id] = instance_id
     return resolver
 
@@ -218,7 +112,7 @@ def roles_by_principal(template: dict[str, Any]) -> dict[str, str]:
         for role in template["Resources"][profile]["Properties"]["Roles"]:
             worker_roles.add(role["Ref"])
     assert len(worker_roles) == 1, worker_roles
-    roles[call_recorder.WORKER_PRINCIPAL] = worker_roles.pop()
+    roles[WORKER_PRINCIPAL] = worker_roles.pop()
     return roles
 
 
@@ -240,12 +134,10 @@ def account_of(resolver: Resolver) -> Account:
 # -- the tests ----------------------------------------------------------------------
 
 
-def test_every_recorded_call_is_allowed_by_its_role(
-    synth: Synth, recorded: tuple[LocalCloud, list[dict[str, Any]]]
-) -> None:
-    cloud, calls = recorded
+def test_every_recorded_call_is_allowed_by_its_role(synth: Synth, recorded: Run) -> None:
+    calls = recorded.calls
     assert calls, "nothing was recorded"
-    resolver = resolver_for(synth, cloud)
+    resolver = resolver_for(synth, recorded)
     where = account_of(resolver)
     roles = roles_by_principal(synth.template)
     statements = {role: resolver.statements_of_role(role) for role in set(roles.values())}
@@ -267,14 +159,12 @@ def test_every_recorded_call_is_allowed_by_its_role(
     assert not denied, "calls their role does not allow:\n" + "\n".join(sorted(denied))
 
 
-def test_the_run_exercised_every_function_that_has_permissions(
-    synth: Synth, recorded: tuple[LocalCloud, list[dict[str, Any]]]
-) -> None:
+def test_the_run_exercised_every_function_that_has_permissions(synth: Synth, recorded: Run) -> None:
     """Without this the test above would pass by not calling a function at all."""
-    cloud, calls = recorded
-    resolver = resolver_for(synth, cloud)
+    calls = recorded.calls
+    resolver = resolver_for(synth, recorded)
     roles = roles_by_principal(synth.template)
-    local = set(names.HANDLERS) | {call_recorder.WORKER_PRINCIPAL}
+    local = set(names.HANDLERS) | {WORKER_PRINCIPAL}
     expected = {
         principal
         for principal, role in roles.items()
@@ -408,7 +298,7 @@ def test_a_worker_may_stop_its_own_instance_and_no_other(synth: Synth) -> None:
     assert len(pool) >= 2
     for index, logical_id in enumerate(pool):
         resolver.physical[logical_id] = f"i-{index:017x}"
-    statements = resolver.statements_of_role(roles_by_principal(synth.template)["worker"])
+    statements = resolver.statements_of_role(roles_by_principal(synth.template)[WORKER_PRINCIPAL])
     own, other = (resolver.arn(logical_id) for logical_id in pool[:2])
 
     def may_stop(target: str, caller: str | None) -> bool:
