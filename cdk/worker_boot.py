@@ -177,6 +177,22 @@ LOGROTATE: Final = """@LOG_FILE@ {
 """
 
 
+def placeholders() -> dict[str, str]:
+    """Every @NAME@ the scripts and units above use, with its value."""
+    return {
+        "MOUNT": MOUNT_POINT,
+        "SCRATCH": SCRATCH_DIR,
+        "DEVICE": SCRATCH_DEVICE,
+        "USER": WORKER_USER,
+        "INSTALL": INSTALL_DIR,
+        "ENV_FILE": WORKER_ENV_FILE,
+        "LOG_FILE": WORKER_LOG_FILE,
+        "SETUP_UNIT": SETUP_UNIT_NAME,
+        "WORKER_UNIT": UNIT_NAME,
+        "MEMORY_MAX": MEMORY_MAX,
+    }
+
+
 def fill(text: str, **values: str) -> str:
     for key, value in values.items():
         text = text.replace(f"@{key}@", value)

@@ -34,7 +34,6 @@ from cdk.worker_boot import (
     INSTALL_DIR,
     INSTALL_SCRIPT,
     LOGROTATE,
-    MEMORY_MAX,
     MOUNT_POINT,
     ROOT_DEVICE,
     SCRATCH_DEVICE,
@@ -49,6 +48,7 @@ from cdk.worker_boot import (
     WORKER_USER,
     env_file,
     fill,
+    placeholders,
     write_file,
 )
 from darkroom import names, settings
@@ -283,22 +283,7 @@ class WorkerPool(Construct):
 
     def _user_data(self) -> ec2.UserData:
         stack = cdk.Stack.of(self)
-        common = {
-            "MOUNT": MOUNT_POINT,
-            "SCRATCH": SCRATCH_DIR,
-            "DEVICE": SCRATCH_DEVICE,
-            "USER": WORKER_USER,
-        }
-        paths = {
-            "INSTALL": INSTALL_DIR,
-            "ENV_FILE": WORKER_ENV_FILE,
-            "LOG_FILE": WORKER_LOG_FILE,
-            "SCRATCH": SCRATCH_DIR,
-            "USER": WORKER_USER,
-            "SETUP_UNIT": SETUP_UNIT_NAME,
-            "WORKER_UNIT": UNIT_NAME,
-            "MEMORY_MAX": MEMORY_MAX,
-        }
+        values = placeholders()
         agent = {
             "logs": {
                 "logs_collected": {
@@ -326,12 +311,12 @@ class WorkerPool(Construct):
             f" --home-dir {SCRATCH_DIR} --shell /sbin/nologin {WORKER_USER}",
             *write_file(WORKER_ENV_FILE, env_file(self.environment)),
             *write_file(f"{INSTALL_DIR}/source.env", env_file(source)),
-            *write_file(f"{INSTALL_DIR}/scratch.sh", fill(SCRATCH_SCRIPT, **common), "0755"),
-            *write_file(f"{INSTALL_DIR}/install.sh", fill(INSTALL_SCRIPT, **paths), "0755"),
+            *write_file(f"{INSTALL_DIR}/scratch.sh", fill(SCRATCH_SCRIPT, **values), "0755"),
+            *write_file(f"{INSTALL_DIR}/install.sh", fill(INSTALL_SCRIPT, **values), "0755"),
             *write_file(f"{INSTALL_DIR}/cloudwatch-agent.json", json.dumps(agent, indent=2)),
-            *write_file("/etc/logrotate.d/darkroom-worker", fill(LOGROTATE, **paths)),
-            *write_file(f"/etc/systemd/system/{SETUP_UNIT_NAME}", fill(SETUP_UNIT, **paths)),
-            *write_file(f"/etc/systemd/system/{UNIT_NAME}", fill(UNIT, **paths)),
+            *write_file("/etc/logrotate.d/darkroom-worker", fill(LOGROTATE, **values)),
+            *write_file(f"/etc/systemd/system/{SETUP_UNIT_NAME}", fill(SETUP_UNIT, **values)),
+            *write_file(f"/etc/systemd/system/{UNIT_NAME}", fill(UNIT, **values)),
             "systemctl daemon-reload",
             f"systemctl enable {SETUP_UNIT_NAME} {UNIT_NAME}",
             # Not waiting: cloud-init must finish; the setup unit's first start installs.

@@ -8,16 +8,7 @@ import re
 
 from cdk import worker_boot as boot
 
-PATHS = {
-    "INSTALL": boot.INSTALL_DIR,
-    "ENV_FILE": boot.WORKER_ENV_FILE,
-    "LOG_FILE": boot.WORKER_LOG_FILE,
-    "SCRATCH": boot.SCRATCH_DIR,
-    "USER": boot.WORKER_USER,
-    "SETUP_UNIT": boot.SETUP_UNIT_NAME,
-    "WORKER_UNIT": boot.UNIT_NAME,
-    "MEMORY_MAX": boot.MEMORY_MAX,
-}
+PATHS = boot.placeholders()
 
 
 def directives(text: str) -> dict[str, dict[str, list[str]]]:
@@ -96,13 +87,7 @@ def test_the_worker_requires_the_root_setup_unit() -> None:
 
 
 def test_the_scratch_directory_belongs_to_the_worker() -> None:
-    script = boot.fill(
-        boot.SCRATCH_SCRIPT,
-        MOUNT=boot.MOUNT_POINT,
-        SCRATCH=boot.SCRATCH_DIR,
-        DEVICE=boot.SCRATCH_DEVICE,
-        USER=boot.WORKER_USER,
-    )
+    script = boot.fill(boot.SCRATCH_SCRIPT, **PATHS)
     owner = f"chown -R {boot.WORKER_USER}:{boot.WORKER_USER} {boot.SCRATCH_DIR}"
     # On both paths: already mounted, and mounted now.
     assert script.count(owner) == 2
