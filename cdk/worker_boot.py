@@ -1,6 +1,9 @@
-"""What boots a pool instance: paths on the instance, the scripts and the systemd unit
+"""What boots a pool instance: paths on the instance, the scripts and the systemd units
 that user data writes, and the helpers that fill them in. The worker pool construct
-assembles them into user data."""
+assembles them into user data.
+
+Two units: a root one-shot that mounts the scratch volume and installs the worker, and
+the worker itself, which requires it and runs as an unprivileged, sandboxed user."""
 
 from __future__ import annotations
 
@@ -14,16 +17,21 @@ SCRATCH_DIR: Final = f"{MOUNT_POINT}/scratch"
 WORKER_ENV_FILE: Final = "/etc/darkroom/worker.env"
 WORKER_LOG_FILE: Final = "/var/log/darkroom/worker.log"
 UNIT_NAME: Final = "darkroom-worker.service"
+SETUP_UNIT_NAME: Final = "darkroom-worker-setup.service"
+WORKER_USER: Final = "darkroom-worker"
+# Of the instance's memory, what the worker and its decoders may use together.
+MEMORY_MAX: Final = "85%"
 INSTALL_DIR: Final = "/opt/darkroom"
 
 
 SCRATCH_SCRIPT: Final = r"""#!/bin/bash
-# Mounts the scratch volume at @MOUNT@, formatting it only if it carries no file system.
-# Safe at every boot.
+# Mounts the scratch volume at @MOUNT@, formatting it only if it carries no file system,
+# and hands the scratch directory to the worker's user. Safe at every boot.
 set -euo pipefail
 mount_point=@MOUNT@
 if mountpoint -q "$mount_point"; then
   mkdir -p @SCRATCH@
+  chown -R @USER@:@USER@ @SCRATCH@
   exit 0
 fi
 device=""
@@ -47,6 +55,8 @@ if ! grep -q "UUID=$uuid" /etc/fstab; then
 fi
 mount "$mount_point"
 mkdir -p @SCRATCH@
+# The worker runs unprivileged: its scratch directory is the one place it writes.
+chown -R @USER@:@USER@ @SCRATCH@
 """
 
 INSTALL_SCRIPT: Final = r"""#!/bin/bash
@@ -70,26 +80,84 @@ python3.12 -m venv @INSTALL@/venv
 echo "$DARKROOM_SOURCE_KEY" > "$stamp"
 """
 
-UNIT: Final = """[Unit]
-Description=darkroom RAW worker
+SETUP_UNIT: Final = """[Unit]
+Description=darkroom worker setup: scratch volume and worker install (as root)
 Wants=network-online.target
 After=network-online.target
 
 [Service]
-Type=simple
-EnvironmentFile=@ENV_FILE@
-ExecStartPre=@INSTALL@/scratch.sh
-ExecStartPre=@INSTALL@/install.sh
-ExecStart=@INSTALL@/venv/bin/python -m worker
-# Root, because the idle shutdown powers the OS off (DARKROOM_SHUTDOWN_MODE=poweroff);
-# the rest of the system is kept out of its reach where that costs nothing.
-NoNewPrivileges=yes
-PrivateTmp=yes
-ProtectHome=yes
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=@INSTALL@/scratch.sh
+ExecStart=@INSTALL@/install.sh
+# Once set up (at every boot: a first boot cut short finishes on the next), start the
+# worker; the worker unit requires this one, so it never runs on a half-installed box.
+ExecStartPost=/usr/bin/systemctl start --no-block @WORKER_UNIT@
 Restart=on-failure
 RestartSec=30
 # The first start installs Python and the worker's wheels.
 TimeoutStartSec=1800
+StandardOutput=append:@LOG_FILE@
+StandardError=inherit
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+# The worker itself: an unprivileged user that can write its scratch directory and
+# nothing else on the box. It stops its own instance through the EC2 API when idle
+# (an IAM grant limited to that instance), so it needs no root and no polkit rule.
+UNIT: Final = """[Unit]
+Description=darkroom RAW worker
+Requires=@SETUP_UNIT@
+After=@SETUP_UNIT@ network-online.target
+Wants=network-online.target
+
+[Service]
+Type=simple
+User=@USER@
+Group=@USER@
+EnvironmentFile=@ENV_FILE@
+Environment=HOME=@SCRATCH@
+WorkingDirectory=@SCRATCH@
+ExecStart=@INSTALL@/venv/bin/python -m worker
+UMask=0027
+NoNewPrivileges=yes
+CapabilityBoundingSet=
+AmbientCapabilities=
+ProtectSystem=strict
+ReadWritePaths=@SCRATCH@
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+ProtectProc=invisible
+RestrictSUIDSGID=yes
+RestrictNamespaces=yes
+RestrictRealtime=yes
+LockPersonality=yes
+RemoveIPC=yes
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallErrorNumber=EPERM
+# AF_NETLINK: glibc's getaddrinfo reads the interfaces' addresses through it.
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK
+# No MemoryDenyWriteExecute: compiled extensions (cffi callbacks) may need W+X pages.
+# Decoders run as child processes in this unit's cgroup: together they may not take
+# the memory the OS, the agents and the worker's own bookkeeping need. A decoder the
+# kernel kills fails its file; the worker and its other children carry on.
+MemoryMax=@MEMORY_MAX@
+MemorySwapMax=0
+OOMPolicy=continue
+TasksMax=512
+LimitCORE=0
+Restart=on-failure
+RestartSec=30
 StandardOutput=append:@LOG_FILE@
 StandardError=inherit
 
@@ -107,6 +175,22 @@ LOGROTATE: Final = """@LOG_FILE@ {
     copytruncate
 }
 """
+
+
+def placeholders() -> dict[str, str]:
+    """Every @NAME@ the scripts and units above use, with its value."""
+    return {
+        "MOUNT": MOUNT_POINT,
+        "SCRATCH": SCRATCH_DIR,
+        "DEVICE": SCRATCH_DEVICE,
+        "USER": WORKER_USER,
+        "INSTALL": INSTALL_DIR,
+        "ENV_FILE": WORKER_ENV_FILE,
+        "LOG_FILE": WORKER_LOG_FILE,
+        "SETUP_UNIT": SETUP_UNIT_NAME,
+        "WORKER_UNIT": UNIT_NAME,
+        "MEMORY_MAX": MEMORY_MAX,
+    }
 
 
 def fill(text: str, **values: str) -> str:

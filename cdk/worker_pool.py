@@ -8,8 +8,9 @@ Linux repositories, PyPI). S3 and DynamoDB traffic stays on gateway endpoints.
 Operators reach an instance with Session Manager; there is no SSH key and no port open.
 
 Bootstrap: user data writes the worker's settings, two idempotent scripts (mount the
-scratch volume; install the worker from the CDK asset) and a systemd unit that runs both
-before `python -m worker` at every boot. A first boot cut short (the cost guard, an
+scratch volume; install the worker from the CDK asset), a root one-shot unit that runs
+both at every boot and the worker's unit, which requires it and runs `python -m worker`
+as an unprivileged, sandboxed user. A first boot cut short (the cost guard, an
 operator) therefore finishes on the next start instead of leaving a broken instance.
 Changing the user data (a new worker asset: any change to the project's runtime code)
 replaces the instances, since cloud-init would not run it again on existing ones.
@@ -38,12 +39,16 @@ from cdk.worker_boot import (
     SCRATCH_DEVICE,
     SCRATCH_DIR,
     SCRATCH_SCRIPT,
+    SETUP_UNIT,
+    SETUP_UNIT_NAME,
     UNIT,
     UNIT_NAME,
     WORKER_ENV_FILE,
     WORKER_LOG_FILE,
+    WORKER_USER,
     env_file,
     fill,
+    placeholders,
     write_file,
 )
 from darkroom import names, settings
@@ -60,9 +65,9 @@ def worker_environment(config: DeployConfig, storage: Storage, region: str) -> d
         "heartbeat_interval_seconds": config.worker_heartbeat_interval_seconds,
         "poll_seconds": config.worker_poll_seconds,
         "idle_shutdown_seconds": config.worker_idle_shutdown_seconds,
-        # The OS halts and EC2 stops the instance (shutdown behaviour "stop"); no EC2
-        # permission needed, and the EBS volumes stay.
-        "shutdown_mode": "poweroff",
+        # The worker is no root and may not power the OS off: it stops its own
+        # instance through EC2 (the role allows that instance only); the EBS volumes stay.
+        "shutdown_mode": "ec2-api",
     }
     return {
         # Empty DARKROOM_INSTANCE_ID (its default): the worker asks the metadata
@@ -185,6 +190,7 @@ class WorkerPool(Construct):
             cdk.Tags.of(instance).add(names.WORKER_POOL_TAG_KEY, names.WORKER_POOL_TAG_VALUE)
             self.instances.append(instance)
         self.instance_ids = [i.instance_id for i in self.instances]
+        self._grant_self_stop()
 
     def _grant(self, storage: Storage) -> None:
         stack = cdk.Stack.of(self)
@@ -257,10 +263,30 @@ class WorkerPool(Construct):
         for statement in statements:
             self.role.add_to_policy(statement)
 
+    def _grant_self_stop(self) -> None:
+        """Each instance may stop itself and no other: a statement per instance, its ARN
+        as the resource and as the calling instance (ec2:SourceInstanceARN, set on calls
+        signed with an instance profile's credentials). A policy of its own, not the
+        role's default one: the instances depend on the role, and this names them."""
+        stack = cdk.Stack.of(self)
+        statements = []
+        for index, instance in enumerate(self.instances):
+            arn = stack.format_arn(
+                service="ec2", resource="instance", resource_name=instance.instance_id
+            )
+            statements.append(
+                iam.PolicyStatement(
+                    sid=f"StopItself{index}",
+                    actions=["ec2:StopInstances"],
+                    resources=[arn],
+                    conditions={"ArnEquals": {"ec2:SourceInstanceARN": arn}},
+                )
+            )
+        self.self_stop = iam.Policy(self, "SelfStop", roles=[self.role], statements=statements)
+
     def _user_data(self) -> ec2.UserData:
         stack = cdk.Stack.of(self)
-        common = {"MOUNT": MOUNT_POINT, "SCRATCH": SCRATCH_DIR, "DEVICE": SCRATCH_DEVICE}
-        paths = {"INSTALL": INSTALL_DIR, "ENV_FILE": WORKER_ENV_FILE, "LOG_FILE": WORKER_LOG_FILE}
+        values = placeholders()
         agent = {
             "logs": {
                 "logs_collected": {
@@ -284,16 +310,19 @@ class WorkerPool(Construct):
         commands = [
             "set -euo pipefail",
             f"install -d -m 0755 /etc/darkroom {INSTALL_DIR} /var/log/darkroom {MOUNT_POINT}",
+            f"id -u {WORKER_USER} >/dev/null 2>&1 || useradd --system --no-create-home"
+            f" --home-dir {SCRATCH_DIR} --shell /sbin/nologin {WORKER_USER}",
             *write_file(WORKER_ENV_FILE, env_file(self.environment)),
             *write_file(f"{INSTALL_DIR}/source.env", env_file(source)),
-            *write_file(f"{INSTALL_DIR}/scratch.sh", fill(SCRATCH_SCRIPT, **common), "0755"),
-            *write_file(f"{INSTALL_DIR}/install.sh", fill(INSTALL_SCRIPT, **paths), "0755"),
+            *write_file(f"{INSTALL_DIR}/scratch.sh", fill(SCRATCH_SCRIPT, **values), "0755"),
+            *write_file(f"{INSTALL_DIR}/install.sh", fill(INSTALL_SCRIPT, **values), "0755"),
             *write_file(f"{INSTALL_DIR}/cloudwatch-agent.json", json.dumps(agent, indent=2)),
-            *write_file("/etc/logrotate.d/darkroom-worker", fill(LOGROTATE, **paths)),
-            *write_file(f"/etc/systemd/system/{UNIT_NAME}", fill(UNIT, **paths)),
+            *write_file("/etc/logrotate.d/darkroom-worker", fill(LOGROTATE, **values)),
+            *write_file(f"/etc/systemd/system/{SETUP_UNIT_NAME}", fill(SETUP_UNIT, **values)),
+            *write_file(f"/etc/systemd/system/{UNIT_NAME}", fill(UNIT, **values)),
             "systemctl daemon-reload",
-            f"systemctl enable {UNIT_NAME}",
-            # Not waiting: cloud-init must finish; the unit's first start installs.
+            f"systemctl enable {SETUP_UNIT_NAME} {UNIT_NAME}",
+            # Not waiting: cloud-init must finish; the setup unit's first start installs.
             f"systemctl start --no-block {UNIT_NAME}",
         ]
         user_data = ec2.UserData.for_linux(shebang="#!/bin/bash")

@@ -192,8 +192,9 @@ class WorkerSettings(RawBucket, ProcessedBucket, JobsTable, WorkersTable):
     poll_seconds: float = Field(default=2.0, gt=0)
     heartbeat_interval_seconds: float = Field(default=30.0, gt=0)
     idle_shutdown_seconds: float = Field(default=600.0, gt=0)
-    # poweroff: the OS halts and EC2 stops the instance (shutdown behaviour "stop");
-    # ec2-api: ask EC2 to stop it (the local cloud); none: just exit.
+    # poweroff: the OS halts and EC2 stops the instance (shutdown behaviour "stop"; needs
+    # root); ec2-api: ask EC2 to stop it (the deployed worker, unprivileged, and the local
+    # cloud); none: just exit.
     shutdown_mode: Literal["poweroff", "ec2-api", "none"] = "poweroff"
     # Files developed at once, one process each (0: one per core). Each holds one file's
     # decode: about 250 MB for a 24 MP RAW at full size, half that for web sizes.

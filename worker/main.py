@@ -53,15 +53,24 @@ def serve(settings: WorkerSettings, instance_id: str, stopping: threading.Event)
     return "signal"
 
 
-def shut_down(settings: WorkerSettings, instance_id: str) -> None:
+def shut_down(settings: WorkerSettings, instance_id: str) -> bool:
+    """Stop this instance; False if that failed (the caller exits non-zero, so systemd
+    restarts the worker and the cost guard remains the backstop)."""
     logger.info(
         "no lease for a while: shutting the instance down", extra={"mode": settings.shutdown_mode}
     )
     if settings.shutdown_mode == "poweroff":
         # Instance-initiated shutdown behaviour is "stop": the EBS scratch disk survives.
-        subprocess.run(["systemctl", "poweroff"], check=False)
-    elif settings.shutdown_mode == "ec2-api":
-        PoolInstances().stop(instance_id)
+        # Needs root; the deployed worker is not, and uses "ec2-api".
+        return subprocess.run(["systemctl", "poweroff"], check=False).returncode == 0
+    if settings.shutdown_mode == "ec2-api":
+        # Its role may stop this instance and no other (cdk/worker_pool.py).
+        try:
+            PoolInstances().stop(instance_id)
+        except Exception:
+            logger.exception("could not stop the instance")
+            return False
+    return True
 
 
 def main() -> int:
@@ -81,7 +90,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, on_signal)
     logger.info("worker up", extra={"scratch": str(settings.scratch_dir)})
     reason = serve(settings, instance_id, stopping)
-    if reason == "idle":
-        shut_down(settings, instance_id)
+    if reason == "idle" and not shut_down(settings, instance_id):
+        return 1
     logger.info("worker down", extra={"reason": reason})
     return 0

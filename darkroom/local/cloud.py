@@ -26,7 +26,7 @@ import requests
 
 from darkroom import names, settings
 from darkroom.aws.table import create_request
-from darkroom.local import moto_hooks
+from darkroom.local import call_recorder, moto_hooks
 from darkroom.local.api_server import LocalApiGateway, lambda_invoker
 from darkroom.local.instances import LocalInstances
 from darkroom.local.lambda_runtime import LambdaRuntime
@@ -74,6 +74,9 @@ class LocalCloudConfig:
     # settings by field name (e.g. smaller size limits: {"max_file_bytes": 1000}).
     api_port: int = 0
     api_settings: Mapping[str, Any] = field(default_factory=dict)
+    # Functions and workers append each AWS call they make to LocalCloud.calls_path
+    # (darkroom.local.call_recorder), for the test that checks them against IAM.
+    record_calls: bool = False
 
 
 def function_arn(name: str, region: str) -> str:
@@ -154,6 +157,15 @@ class LocalCloud:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    @property
+    def calls_path(self) -> Path:
+        return self.state_dir / "aws-calls.jsonl"
+
+    def _recording_env(self) -> dict[str, str]:
+        if not self.config.record_calls:
+            return {}
+        return {call_recorder.CALL_LOG_ENV: str(self.calls_path)}
 
     # -- clients ----------------------------------------------------------------
     def client_env(self) -> dict[str, str]:
@@ -236,6 +248,7 @@ class LocalCloud:
             "PYTHONPATH": str(PROJECT_ROOT),
             "PYTHONUNBUFFERED": "1",
             **self.client_env(),
+            **self._recording_env(),
             **settings.environment(settings.WorkerSettings, self.settings_values()),
         }
 
@@ -448,6 +461,7 @@ class LocalCloud:
             # AWS, Lambda runs the X-Ray daemon; nothing here would receive segments.
             extra_env={
                 **self.client_env(),
+                **self._recording_env(),
                 "PYTHONPATH": str(PROJECT_ROOT),
                 "POWERTOOLS_TRACE_DISABLED": "true",
             },

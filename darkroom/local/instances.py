@@ -14,6 +14,7 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 
+from darkroom.local import call_recorder
 from darkroom.settings import env_key
 
 
@@ -60,7 +61,7 @@ class LocalInstances:
             }
             with log.open("ab") as out:
                 self._procs[instance_id] = subprocess.Popen(
-                    [self._python, "-m", "worker"],
+                    call_recorder.worker_command(self._python, env, instance_id),
                     env=env,
                     stdout=out,
                     stderr=subprocess.STDOUT,

@@ -19,8 +19,8 @@ prints or logs (Python, C extensions, subprocesses) lands in the log stream and 
 corrupt a response. Around each invocation the child writes AWS's START / END / REPORT
 lines to the log stream; the parent uses the REPORT line to know it has read the whole log.
 
-Deliberately stdlib-only and small: it is imported before the handler, so anything it
-imports would be charged to every cold start.
+Deliberately stdlib-only and small (the call recorder too, until enabled): it is imported
+before the handler, so anything it imports would be charged to every cold start.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ import traceback
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any, BinaryIO
+
+from darkroom.local import call_recorder
 
 Handler = Callable[[Any, Any], Any]
 
@@ -268,6 +270,8 @@ def main() -> int:
     requests, proto_out = _claim_protocol_channel()
     faulthandler.enable()  # a segfaulting extension leaves a Python traceback in the log
     _setup_logging()
+    # Before the handler's import creates any client; the local cloud's IAM test reads it.
+    call_recorder.install_from_environment(os.environ.get("AWS_LAMBDA_FUNCTION_NAME", ""))
     started = time.perf_counter()
     try:
         handler = load_handler(os.environ.get("_HANDLER", ""))

@@ -178,6 +178,7 @@ WORKER_ACTIONS = {
     "ssmmessages:CreateDataChannel",
     "ssmmessages:OpenControlChannel",
     "ssmmessages:OpenDataChannel",
+    "ec2:StopInstances",  # its own instance only, when idle
 }
 
 # The only actions allowed on Resource "*", each because the service offers nothing
@@ -328,7 +329,15 @@ def test_worker_role(synth: Synth) -> None:
     by_sid = {s.get("Sid"): s for s in statements}
     callbacks = by_sid["TaskCallbacks"]["Resource"]
     assert callbacks["Fn::Join"][1][-1] == ":stateMachine:darkroom-raw-pipeline"
-    assert "ec2:StopInstances" not in actions_of(statements), "it powers itself off"
+    stops = [s for s in statements if "ec2:StopInstances" in as_list(s["Action"])]
+    instances = synth.stack.worker_pool.instances
+    assert len(stops) == len(instances)
+    for statement, instance in zip(stops, instances, strict=True):
+        # The instance it names is the instance calling, and no other.
+        (resource,) = as_list(statement["Resource"])
+        assert resource["Fn::Join"][1][-1] == {"Ref": synth.logical_id(instance)}
+        assert statement["Condition"] == {"ArnEquals": {"ec2:SourceInstanceARN": resource}}
+        assert as_list(statement["Action"]) == ["ec2:StopInstances"]
     profile = next(iter(synth.resources("AWS::IAM::InstanceProfile").values()))
     assert profile["Properties"]["Roles"] == [{"Ref": role_id}]
 

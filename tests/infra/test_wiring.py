@@ -353,7 +353,7 @@ def user_data(synth: Synth) -> str:
 def test_user_data_writes_the_worker_settings(synth: Synth, user_data: str) -> None:
     env_file = heredoc(user_data, "/etc/darkroom/worker.env")
     values = dict(line.split("=", 1) for line in env_file.splitlines())
-    assert values[env_key("shutdown_mode")] == "poweroff"
+    assert values[env_key("shutdown_mode")] == "ec2-api"
     assert values[env_key("scratch_dir")] == "/var/lib/darkroom/scratch"
     assert values[env_key("heartbeat_interval_seconds")] == "60"
     assert values[env_key("idle_shutdown_seconds")] == "600"
@@ -366,17 +366,27 @@ def test_user_data_writes_the_worker_settings(synth: Synth, user_data: str) -> N
 
 
 def test_user_data_runs_the_worker_as_a_service_at_every_boot(user_data: str) -> None:
+    setup = heredoc(user_data, "/etc/systemd/system/darkroom-worker-setup.service")
     unit = heredoc(user_data, "/etc/systemd/system/darkroom-worker.service")
     assert "ExecStart=/opt/darkroom/venv/bin/python -m worker" in unit
     assert "Restart=on-failure" in unit
     assert "WantedBy=multi-user.target" in unit
     assert "EnvironmentFile=/etc/darkroom/worker.env" in unit
-    # Mount and install are re-checked at every boot, before the worker starts.
-    assert unit.index("ExecStartPre=/opt/darkroom/scratch.sh") < unit.index("ExecStart=")
-    assert "systemctl enable darkroom-worker.service" in user_data
+    assert "User=darkroom-worker" in unit
+    # Mount and install are re-checked at every boot, as root, before the worker starts.
+    assert "Requires=darkroom-worker-setup.service" in unit
+    assert setup.index("ExecStart=/opt/darkroom/scratch.sh") < setup.index(
+        "ExecStart=/opt/darkroom/install.sh"
+    )
+    assert "User=" not in setup
+    assert "systemctl enable darkroom-worker-setup.service darkroom-worker.service" in user_data
+    assert "useradd --system" in user_data
+    assert user_data.index("useradd") < user_data.index("systemctl start")
     install = heredoc(user_data, "/opt/darkroom/install.sh")
     assert "pip install --quiet --disable-pip-version-check '/opt/darkroom/src[worker]'" in install
     assert "python3.12 -m venv /opt/darkroom/venv" in install
+    scratch = heredoc(user_data, "/opt/darkroom/scratch.sh")
+    assert "chown -R darkroom-worker:darkroom-worker /var/lib/darkroom/scratch" in scratch
 
 
 def test_scratch_volume_is_formatted_only_when_blank(user_data: str) -> None:
