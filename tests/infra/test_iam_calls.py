@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from cdk.config import ExtraOutput
 from darkroom import names
 from darkroom.local.call_recorder import WORKER_PRINCIPAL, read
 from darkroom.local.cloud import ACCOUNT_ID
@@ -31,6 +32,7 @@ from tests.infra.iam_policy import Request, Resolver, decide, statement_matches
 pytestmark = pytest.mark.integration
 
 # Log and trace statements every function has; a role with nothing else makes no call.
+LOCAL_QUEUES = {ExtraOutput.SUBMISSION_FAILURE_QUEUE_URL: names.SUBMISSION_FAILURES_QUEUE}
 _BOOKKEEPING = ("logs:", "xray:")
 
 
@@ -89,6 +91,11 @@ def resolver_for(synth: Synth, run: Run) -> Resolver:
             kind = template["Resources"][output["Ref"]]["Type"]
             if kind in ("AWS::S3::Bucket", "AWS::DynamoDB::Table"):
                 resolver.physical[output["Ref"]] = value
+    # The local cloud's queues are named by constants, the stack's by CloudFormation: match
+    # them through the stack output that names each queue.
+    for key, queue in LOCAL_QUEUES.items():
+        output = template["Outputs"][key]["Value"]
+        resolver.physical[output["Ref"]] = queue
     for logical_id, instance_id in zip(pool_instances(template), run.instance_ids, strict=False):
         resolver.physical[logical_id] = instance_id
     return resolver
