@@ -13,8 +13,9 @@ import secrets
 from dataclasses import dataclass
 
 SECRET_BYTES = 32  # 256 bits: far past guessing, whatever the rate limit
-_SHARE_ID = re.compile(r"^[0-9a-f]{20}$")
-_SECRET = re.compile(r"^[A-Za-z0-9_-]{43}$")  # token_urlsafe(32)
+# Matched in full: `$` alone would let a trailing newline through.
+_SHARE_ID = re.compile(r"[0-9a-f]{20}")
+_SECRET = re.compile(r"[A-Za-z0-9_-]{43}")  # token_urlsafe(32)
 
 
 @dataclass(frozen=True)
@@ -39,13 +40,13 @@ def digest(token: str) -> str:
 def share_id_of(token: str) -> str | None:
     """The share id a well-formed token names, else None (malformed tokens are unknown)."""
     share_id, dot, secret = token.partition(".")
-    if not dot or not _SHARE_ID.match(share_id) or not _SECRET.match(secret):
+    if not dot or not _SHARE_ID.fullmatch(share_id) or not _SECRET.fullmatch(secret):
         return None
     return share_id
 
 
 def valid_share_id(share_id: str) -> bool:
-    return bool(_SHARE_ID.match(share_id))
+    return bool(_SHARE_ID.fullmatch(share_id))
 
 
 def matches(token: str, stored_sha256: str) -> bool:

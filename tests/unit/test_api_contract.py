@@ -134,8 +134,18 @@ def test_share_tokens_carry_256_random_bits_and_parse_back_to_their_id() -> None
     assert tokens.matches(issued.token, issued.sha256)
     assert not tokens.matches(issued.token + "x", issued.sha256)
     assert issued.token not in issued.sha256
-    for bad in ("", ".", f"{share_id}.", f"{share_id}.short", f"XYZ.{secret}", issued.token + "/"):
+    for bad in (
+        "",
+        ".",
+        f"{share_id}.",
+        f"{share_id}.short",
+        f"XYZ.{secret}",
+        issued.token + "/",
+        issued.token + "\n",
+        f"{share_id}\n.{secret}",
+    ):
         assert tokens.share_id_of(bad) is None
+    assert not tokens.valid_share_id(share_id + "\n")
 
 
 def test_requests_to_a_deployed_api_are_signed_for_execute_api_in_its_region(

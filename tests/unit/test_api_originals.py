@@ -137,7 +137,8 @@ def test_deleting_a_job_erases_every_version_item_upload_and_share_and_nothing_e
     status, _, erased = api.call("DELETE", "/jobs/shoot1")
     assert status == 200, erased
     # A, A again, B, B's delete marker, the manifest; four renditions and their manifest.
-    assert erased == {"job_id": "shoot1", "object_versions": 10, "records": 3, "shares": 2}
+    # Records: the job item, one item per file, the upload record.
+    assert erased == {"job_id": "shoot1", "object_versions": 10, "records": 4, "shares": 2}
     assert _everything_of(api, "shoot1") == NOTHING
     assert _everything_of(api, "shoot10") == before
     assert api.call("GET", "/jobs/shoot1")[0] == 404
