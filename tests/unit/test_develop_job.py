@@ -507,9 +507,9 @@ class EndingCallbacks(Callbacks):
 
 
 class SlowDownloads(Objects):
-    def download(self, bucket: str, key: str, dest: Path) -> Path:
+    def download(self, bucket: str, key: str, dest: Path, *, version_id: str | None = None) -> Path:
         time.sleep(0.5)
-        return super().download(bucket, key, dest)
+        return super().download(bucket, key, dest, version_id=version_id)
 
 
 def test_a_worker_whose_execution_ended_stops_within_a_heartbeat_and_uploads_nothing_more(
