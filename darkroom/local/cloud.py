@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import os
+import resource
 import threading
 import zipfile
 from collections.abc import Mapping
@@ -79,6 +80,16 @@ class LocalCloudConfig:
     record_calls: bool = False
 
 
+def _allow_open_files() -> None:
+    """moto holds every stored object over a few MB (each version, in a versioned bucket)
+    as an open temporary file, so a long session passes a laptop's default of 256 or
+    1,024 descriptors; raise the soft limit as far as the hard one allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
 def function_arn(name: str, region: str) -> str:
     return f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}"
 
@@ -116,6 +127,7 @@ class LocalCloud:
         moto_log.handlers = [logging.FileHandler(self.state_dir / "logs" / "moto.log")]
         moto_log.propagate = False
         moto_hooks.install(self)
+        _allow_open_files()
         self._server = ThreadedMotoServer(
             ip_address=self.config.host, port=self.config.port, verbose=False
         )

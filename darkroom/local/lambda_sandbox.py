@@ -3,7 +3,7 @@
 A sandbox is a bootstrap process (darkroom.local.lambda_bootstrap) started with exactly
 the function's environment, the JSON-lines channel to it, and the pump that copies its
 output to the function's log. POSIX only: each sandbox is a process group of its own, and
-its pipes are read with select().
+its pipes are read with poll().
 """
 
 from __future__ import annotations
@@ -115,6 +115,10 @@ class Sandbox:
         assert self.proc.stdin and self.proc.stdout and self.proc.stderr
         self._stdin = self.proc.stdin
         self._stdout_fd = self.proc.stdout.fileno()
+        # poll, not select: select refuses descriptors past 1024, which a long-lived local
+        # cloud (many clients, sandboxes and sockets in one process) does reach.
+        self._readable = select.poll()
+        self._readable.register(self._stdout_fd, select.POLLIN)
         self._pump = threading.Thread(
             target=self._pump_logs, name=f"lambda-log-{spec.name}-{self.proc.pid}", daemon=True
         )
@@ -182,8 +186,7 @@ class Sandbox:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            ready, _, _ = select.select([self._stdout_fd], [], [], remaining)
-            if not ready:
+            if not self._readable.poll(remaining * 1000):
                 return None
             chunk = os.read(self._stdout_fd, 1 << 20)
             if not chunk:

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import re
+import resource
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -106,6 +107,26 @@ def test_warm_process_is_reused_with_a_full_context(runtime: LambdaRuntime) -> N
     assert f"echo {second.request_id}" in second.log_tail
     assert f"echo {first.request_id}" not in second.log_tail
     assert f"REPORT RequestId: {second.request_id}" in second.log_tail
+
+
+def test_a_process_holding_over_1024_descriptors_still_reads_its_sandboxes(
+    runtime: LambdaRuntime,
+) -> None:
+    # A long-lived local cloud holds one descriptor per large stored object; the
+    # sandbox's pipe then lands past select()'s limit of 1024.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"this machine allows only {hard} open files")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        runtime.register(spec("echo", "echo.handler", timeout=3))
+        result = runtime.invoke("echo", {"n": 1})
+    finally:
+        for fd in held:
+            os.close(fd)
+    assert result.function_error is None, result.payload
+    assert body(result)["event"] == {"n": 1}
 
 
 def test_child_sees_only_the_function_environment(
