@@ -22,14 +22,13 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
-from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from cdk.functions import DarkroomFunction
+from cdk.functions import DarkroomFunction, table_statement
 from cdk.raw_pipeline import execution_arns
 from cdk.storage import Storage
 from darkroom import names
@@ -98,11 +97,6 @@ class DeliveryApi(Construct):
         super().__init__(scope, id)
         raw, processed = storage.raw, storage.processed
 
-        def ddb(id: str, table: dynamodb.ITable, *actions: str) -> iam.PolicyStatement:
-            return iam.PolicyStatement(
-                sid=id, actions=[f"dynamodb:{a}" for a in actions], resources=[table.table_arn]
-            )
-
         self.server = DarkroomFunction(
             self,
             "Function",
@@ -166,8 +160,7 @@ class DeliveryApi(Construct):
                 # stranded one FAILED first; erasure reads the job's partition (Query on
                 # job_id) and deletes each item (BatchWriteItem, DeleteItem). GET /jobs/{job_id}
                 # and share links read the job's file items (Query).
-                ddb(
-                    "Jobs",
+                table_statement(
                     storage.jobs,
                     "GetItem",
                     "BatchGetItem",
@@ -175,10 +168,13 @@ class DeliveryApi(Construct):
                     "Query",
                     "BatchWriteItem",
                     "DeleteItem",
+                    sid="Jobs",
                 ),
                 # UploadStore: create (PutItem), get, mark_submitted (UpdateItem), and
                 # erasure's delete (DeleteItem).
-                ddb("Uploads", storage.uploads, "GetItem", "PutItem", "UpdateItem", "DeleteItem"),
+                table_statement(
+                    storage.uploads, "GetItem", "PutItem", "UpdateItem", "DeleteItem", sid="Uploads"
+                ),
                 # GET /jobs: both tables' listing index, newest first (JobStore.newest,
                 # UploadStore.newest). No scans.
                 iam.PolicyStatement(
@@ -191,7 +187,9 @@ class DeliveryApi(Construct):
                 ),
                 # ShareStore: put, get, revoke (UpdateItem): by share id, with the job id as
                 # a condition; erasure's delete (DeleteItem).
-                ddb("Shares", storage.shares, "GetItem", "PutItem", "UpdateItem", "DeleteItem"),
+                table_statement(
+                    storage.shares, "GetItem", "PutItem", "UpdateItem", "DeleteItem", sid="Shares"
+                ),
                 # Erasure finds a job's shares by its index (ShareStore.of_job).
                 iam.PolicyStatement(
                     sid="JobShares",

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -44,6 +45,15 @@ def settings_values(
         "max_image_pixels": config.max_image_pixels,
         "cost_guard_max_idle_seconds": config.cost_guard_max_idle_minutes * 60,
     }
+
+
+def table_statement(
+    table: dynamodb.ITable, *actions: str, sid: str | None = None
+) -> iam.PolicyStatement:
+    """DynamoDB actions on one table (not its indexes: grant those by their own ARN)."""
+    return iam.PolicyStatement(
+        sid=sid, actions=[f"dynamodb:{a}" for a in actions], resources=[table.table_arn]
+    )
 
 
 class DarkroomFunction(Construct):

@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aws_cdk as cdk
-from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
@@ -23,7 +22,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from cdk.config import DeployConfig
-from cdk.functions import DarkroomFunction
+from cdk.functions import DarkroomFunction, table_statement
 from cdk.reconcilers import Reconcilers
 from cdk.storage import Storage
 from cdk.tidy import drop_implied_role_dependency
@@ -92,11 +91,6 @@ class RawPipeline(Construct):
         processed = storage.processed
         pool = instance_arns(self, worker_instance_ids)
 
-        def ddb(table: dynamodb.ITable, *actions: str) -> iam.PolicyStatement:
-            return iam.PolicyStatement(
-                actions=[f"dynamodb:{a}" for a in actions], resources=[table.table_arn]
-            )
-
         def function(
             id: str, name: str, description: str, statements: list[iam.PolicyStatement]
         ) -> DarkroomFunction:
@@ -130,7 +124,9 @@ class RawPipeline(Construct):
                 # The job item (claim, register) and its file items: read (Query) and
                 # written in transactions (PutItem) that check the job item is still this
                 # execution's (ConditionCheckItem).
-                ddb(jobs, "GetItem", "UpdateItem", "Query", "PutItem", "ConditionCheckItem"),
+                table_statement(
+                    jobs, "GetItem", "UpdateItem", "Query", "PutItem", "ConditionCheckItem"
+                ),
             ],
         )
         self.start_worker = function(
@@ -139,8 +135,8 @@ class RawPipeline(Construct):
             "leases an idle pool instance and starts it",
             [
                 # The pool's own lease rows (BatchGetItem), never a scan of the table.
-                ddb(workers, "PutItem", "BatchGetItem", "UpdateItem"),
-                ddb(jobs, "GetItem", "UpdateItem"),
+                table_statement(workers, "PutItem", "BatchGetItem", "UpdateItem"),
+                table_statement(jobs, "GetItem", "UpdateItem"),
                 iam.PolicyStatement(actions=["ec2:StartInstances"], resources=pool),
                 # Whether the execution holding a lease has ended (aborted in the console).
                 iam.PolicyStatement(
@@ -152,14 +148,14 @@ class RawPipeline(Construct):
             "AwaitWorker",
             Function.AWAIT_WORKER,
             "hands the task token to the leased instance",
-            [ddb(workers, "UpdateItem")],
+            [table_statement(workers, "UpdateItem")],
         )
         self.stop_worker = function(
             "StopWorker",
             Function.STOP_WORKER,
             "stops the instance and releases the lease this execution holds",
             [
-                ddb(workers, "GetItem", "Scan", "UpdateItem"),
+                table_statement(workers, "GetItem", "Scan", "UpdateItem"),
                 iam.PolicyStatement(actions=["ec2:StopInstances"], resources=pool),
             ],
         )
@@ -168,7 +164,7 @@ class RawPipeline(Construct):
             Function.MARK_DONE,
             "delivers the run's renditions, deletes superseded ones, records the job's status",
             [
-                ddb(jobs, "GetItem", "UpdateItem", "Query"),
+                table_statement(jobs, "GetItem", "UpdateItem", "Query"),
                 # What the job has under processed/<job_id>/, and deleting what no file
                 # delivers any more.
                 iam.PolicyStatement(
@@ -186,7 +182,7 @@ class RawPipeline(Construct):
             "MarkFailed",
             Function.MARK_FAILED,
             "records the job's failure",
-            [ddb(jobs, "GetItem", "UpdateItem")],
+            [table_statement(jobs, "GetItem", "UpdateItem")],
         )
         by_name: dict[str, DarkroomFunction] = {
             Function.REGISTER_JOB: self.register_job,

@@ -25,7 +25,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from cdk.functions import DarkroomFunction
+from cdk.functions import DarkroomFunction, table_statement
 from cdk.storage import Storage
 from darkroom import names
 from darkroom.names import Function
@@ -54,11 +54,6 @@ class Reconcilers(Construct):
     ) -> None:
         super().__init__(scope, id)
 
-        def ddb(table: Any, *actions: str) -> iam.PolicyStatement:
-            return iam.PolicyStatement(
-                actions=[f"dynamodb:{a}" for a in actions], resources=[table.table_arn]
-            )
-
         # -- endings ------------------------------------------------------------------
         self.ending = DarkroomFunction(
             self,
@@ -68,10 +63,10 @@ class Reconcilers(Construct):
             settings_values=settings_values,
             statements=[
                 # JobStore.find, release_claim and the FAILED transition (conditional).
-                ddb(storage.jobs, "GetItem", "UpdateItem"),
+                table_statement(storage.jobs, "GetItem", "UpdateItem"),
                 # The lease this execution holds (LeaseStore.held_by scans: the event does
                 # not say which instance), then its conditional release.
-                ddb(storage.workers, "Scan", "UpdateItem"),
+                table_statement(storage.workers, "Scan", "UpdateItem"),
                 iam.PolicyStatement(actions=["ec2:StopInstances"], resources=list(pool)),
             ],
             log_retention=log_retention,
@@ -122,7 +117,7 @@ class Reconcilers(Construct):
                     resources=[f"{storage.uploads.table_arn}/index/{names.NEWEST_INDEX}"],
                 ),
                 # JobStore.registered.
-                ddb(storage.jobs, "BatchGetItem"),
+                table_statement(storage.jobs, "BatchGetItem"),
                 # Whether a submitted job's execution exists, and starting it.
                 iam.PolicyStatement(
                     actions=["states:DescribeExecution"], resources=[executions_arn]
