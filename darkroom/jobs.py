@@ -124,12 +124,24 @@ class FileRecord(BaseModel):
     delivered_run: str | None = None
     delivered: dict[str, Output] = Field(default_factory=dict)
     delivered_at: str | None = None
+    # Which shard of the run develops it (RegisterJob assigns it; 0 for a single shard).
+    shard: int = 0
 
     @property
     def progress(self) -> FileProgress:
         return FileProgress(
             status=self.status, outputs=self.outputs, error_code=self.error_code, error=self.error
         )
+
+
+class Archive(BaseModel):
+    """A "download all" ZIP of one rendition of the delivered files."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    bytes: int
+    files: int
 
 
 class DeliveredRun(BaseModel):
@@ -142,6 +154,8 @@ class DeliveredRun(BaseModel):
     finished_at: str | None = None
     manifest_key: str | None = None
     files_delivered: int = 0
+    # rendition -> its ZIP, when packaging succeeded (keys.archive_key).
+    archives: dict[str, Archive] = Field(default_factory=dict)
 
 
 class Job(BaseModel):

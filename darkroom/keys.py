@@ -115,5 +115,11 @@ def run_manifest_key(job_id: str, run: str) -> str:
     return run_prefix(job_id, run) + MANIFEST_NAME
 
 
+def archive_key(job_id: str, run: str, rendition: str) -> str:
+    """A run's "download all" ZIP of one rendition. Beside the rendition directories,
+    never inside one: `<rendition>.zip` cannot be a rendition name (no "." allowed)."""
+    return f"{run_prefix(job_id, run)}{rendition}.zip"
+
+
 def thumbnail_key(source_key: str, size: int, extension: str) -> str:
     return f"thumbnails/{source_key}/{size}.{extension}"
