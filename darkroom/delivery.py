@@ -3,12 +3,12 @@ renditions no file delivers any more deleted after the switch."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from darkroom import keys
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.objects import Objects
-from darkroom.jobs import DeliveredRun, FileRecord, FileStatus
+from darkroom.jobs import Archive, DeliveredRun, FileRecord, FileStatus
 from darkroom.observability import logger
 
 
@@ -21,6 +21,7 @@ def deliver_run(
     jobs: JobStore,
     objects: Objects,
     bucket: str,
+    archives: Mapping[str, Archive] | None = None,
 ) -> DeliveredRun:
     """Each file `run` developed is delivered from it; files it did not develop (failed
     in it, or not covered by it) keep what they had. Then what that superseded goes.
@@ -40,6 +41,7 @@ def deliver_run(
         finished_at=finished_at,
         manifest_key=manifest_key,
         files_delivered=sum(1 for r in records if r.delivered),
+        archives=dict(archives or {}),
     )
 
 

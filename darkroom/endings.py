@@ -9,7 +9,7 @@ reconciler receives the FAILED, TIMED_OUT and ABORTED ones and, for that executi
 - marks its job FAILED (`ExecutionEnded`, with the execution's error and cause) if the
   execution still owns the job and left it unfinished (`pipeline.fail_ended`);
 - withdraws a claim it made on the job and never used by registering;
-- stops the instance it leased and frees the lease (`pipeline.stop_worker`).
+- stops the instance it leased and frees the lease (`worker_queue.stop_worker`).
 
 Each step is conditional on the execution, so a repeated event, or an ending the
 state machine's own failure path already handled, changes nothing.
@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from darkroom import keys, names, pipeline
+from darkroom import keys, names, pipeline, worker_queue
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.lease_store import LeaseStore
 from darkroom.aws.pool_instances import PoolInstances
@@ -126,7 +126,7 @@ def reconcile(
             except (StaleExecution, JobBusy) as exc:
                 # A reprocess took the job over meanwhile: it is that execution's now.
                 logger.info("job left to its new execution", extra={"why": str(exc)})
-    worker = pipeline.stop_worker(ending.execution_arn, None, leases=leases, pool=pool)
+    worker = worker_queue.stop_worker(ending.execution_arn, None, leases=leases, pool=pool)
     outcome = Reconciled(
         ending.execution_arn,
         ending.status,

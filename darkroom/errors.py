@@ -37,3 +37,7 @@ class StaleExecution(DarkroomError):
 
 class LeaseLost(DarkroomError):
     """The worker lease no longer belongs to this job/execution."""
+
+
+class AllFilesFailed(DarkroomError):
+    """A run developed none of its files: the job fails rather than delivering nothing."""

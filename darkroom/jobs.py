@@ -94,6 +94,8 @@ class FileProgress(BaseModel):
     outputs: dict[str, Output] = Field(default_factory=dict)  # rendition -> output
     error_code: str | None = None
     error: str | None = None
+    # Decoding and rendering, for the run's manifest (the orchestration overhead).
+    develop_seconds: float | None = None
 
     def to_item(self) -> dict[str, Any]:
         """The attempt as a file item stores it: only what it has, errors cut to size."""
@@ -120,6 +122,7 @@ class FileRecord(BaseModel):
     outputs: dict[str, Output] = Field(default_factory=dict)
     error_code: str | None = None
     error: str | None = None
+    develop_seconds: float | None = None
     # What shares, downloads and the gallery serve; switched only when a run finishes.
     delivered_run: str | None = None
     delivered: dict[str, Output] = Field(default_factory=dict)
@@ -130,7 +133,11 @@ class FileRecord(BaseModel):
     @property
     def progress(self) -> FileProgress:
         return FileProgress(
-            status=self.status, outputs=self.outputs, error_code=self.error_code, error=self.error
+            status=self.status,
+            outputs=self.outputs,
+            error_code=self.error_code,
+            error=self.error,
+            develop_seconds=self.develop_seconds,
         )
 
 

@@ -10,20 +10,25 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from darkroom import delivery, keys
+from darkroom import delivery, keys, shards
 from darkroom.aws.executions import ENDED_STATUSES, Executions
 from darkroom.aws.job_store import JobStore
-from darkroom.aws.lease_store import LeaseState, LeaseStore, lease_is_active
 from darkroom.aws.objects import Objects
-from darkroom.aws.pool_instances import InstanceNotReady, PoolInstances
-from darkroom.errors import InvalidJob, JobBusy, JobNotFound, NoIdleWorker, StaleExecution
+from darkroom.errors import (
+    AllFilesFailed,
+    InvalidJob,
+    JobBusy,
+    JobNotFound,
+    StaleExecution,
+)
 from darkroom.jobs import (
     MAX_CAUSE_CHARS,
+    Archive,
     Job,
     JobStatus,
     finished_status,
@@ -182,6 +187,7 @@ def register_job(
     objects: Objects,
     heartbeat_seconds: int,
     timeout_seconds: int,
+    shard_size: int = 200,
 ) -> dict[str, Any]:
     job_id = execution_input.get("job_id")
     if not isinstance(job_id, str):
@@ -232,6 +238,7 @@ def register_job(
         recipe=recipe.model_dump(mode="json"),
         created_at=_timestamp(manifest.get("created_at")),
         versions={name: present[name].get("VersionId") for name in files},
+        shards={name: shards.shard_of(i, shard_size) for i, name in enumerate(files)},
     )
     logger.info(
         "job registered", extra={"job_id": job_id, "files": len(files), "attempt": job.attempt}
@@ -241,6 +248,7 @@ def register_job(
         "file_count": len(files),
         "heartbeat_seconds": heartbeat_seconds,
         "timeout_seconds": timeout_seconds,
+        "shards": shards.shard_list(len(files), shard_size),
     }
 
 
@@ -270,110 +278,20 @@ def _read_manifest(objects: Objects, bucket: str, job_id: str) -> dict[str, Any]
     return document
 
 
-# -- StartWorker / WaitForWorker / StopWorker -------------------------------------
-def start_worker(
-    job_id: str,
-    execution_arn: str,
-    *,
-    instance_ids: tuple[str, ...],
-    jobs: JobStore,
-    leases: LeaseStore,
-    pool: PoolInstances,
-    execution_status: Callable[[str], str] | None = None,
-) -> dict[str, Any]:
-    """Lease an idle instance and start it, or raise NoIdleWorker (the state retries).
-
-    With `execution_status`, leases still held by executions that have ended (aborted
-    in the console: no Catch released them) are freed first, rather than leaving the
-    queue to wait for the cost guard.
-    """
-    if not instance_ids:
-        raise InvalidJob("the worker pool is empty (DARKROOM_WORKER_INSTANCE_IDS)")
-    leases.ensure(instance_ids)
-    lease = leases.acquire(job_id, execution_arn, instance_ids)
-    if (
-        lease is None
-        and execution_status is not None
-        and _reclaim(instance_ids, execution_arn, leases, execution_status)
-    ):
-        lease = leases.acquire(job_id, execution_arn, instance_ids)
-    if lease is None:
-        raise NoIdleWorker(f"all {len(instance_ids)} worker instance(s) busy; job {job_id} waits")
-    try:
-        pool.start(lease.instance_id)
-    except InstanceNotReady as exc:
-        leases.release(lease.instance_id, execution_arn)
-        raise NoIdleWorker(f"{exc}; job {job_id} waits") from exc
-    jobs.transition(
-        job_id, execution_arn, JobStatus.STARTING, set_fields={"instance_id": lease.instance_id}
-    )
-    logger.info("worker started", extra={"job_id": job_id, "instance_id": lease.instance_id})
-    return {"instance_id": lease.instance_id}
-
-
-def _reclaim(
-    instance_ids: tuple[str, ...],
-    execution_arn: str,
-    leases: LeaseStore,
-    execution_status: Callable[[str], str],
-) -> bool:
-    freed = False
-    for lease in leases.of(instance_ids):
-        stale = (
-            lease.state is LeaseState.LEASED
-            and lease.execution_arn not in (None, execution_arn)
-            and not lease_is_active(lease, execution_status)
-        )
-        # Conditional on the old owner: a lease that changed hands meanwhile is kept.
-        # The instance keeps running: its worker drops the old job at its next heartbeat
-        # (the task is gone) and then picks up the new lease's token.
-        if stale and leases.release(lease.instance_id, str(lease.execution_arn)):
-            logger.warning(
-                "lease of an ended execution reclaimed",
-                extra={"instance_id": lease.instance_id, "execution": lease.execution_arn},
-            )
-            freed = True
-    return freed
-
-
-def await_worker(
-    instance_id: str, execution_arn: str, task_token: str, *, leases: LeaseStore
-) -> None:
-    leases.attach_token(instance_id, execution_arn, task_token)
-
-
-def stop_worker(
-    execution_arn: str,
-    instance_id: str | None,
-    *,
-    leases: LeaseStore,
-    pool: PoolInstances,
-) -> dict[str, Any]:
-    """Stop the instance and free its lease, only if this execution holds it.
-
-    Stop before release, so no other job can lease an instance that is about to stop.
-    """
-    lease = leases.get(instance_id) if instance_id else leases.held_by(execution_arn)
-    if lease is None or lease.execution_arn != execution_arn:
-        logger.info("no lease to release", extra={"execution": execution_arn})
-        return {"instance_id": instance_id, "released": False}
-    pool.stop(lease.instance_id)
-    released = leases.release(lease.instance_id, execution_arn)
-    return {"instance_id": lease.instance_id, "released": released}
-
-
 # -- MarkDone / MarkFailed --------------------------------------------------------
 def mark_done(
     job_id: str,
     execution_arn: str,
-    result: Mapping[str, Any],
+    package: Mapping[str, Any] | None,
     *,
     jobs: JobStore,
     objects: Objects,
     processed_bucket: str,
 ) -> dict[str, Any]:
-    """The run finished: each file it developed is delivered from it, superseded
-    renditions go, and the job takes its terminal status.
+    """Every shard is over: the run's manifest is written from its file items, each
+    file it developed is delivered from it with the packaging's ZIPs (if packaging
+    succeeded), superseded renditions go, and the job takes its terminal status. A run
+    that developed no file at all fails AllFilesFailed instead.
 
     Idempotent: a retry switches nothing twice and finds nothing left to delete."""
     job = jobs.get(job_id)
@@ -385,10 +303,32 @@ def mark_done(
     if job.status not in (JobStatus.PROCESSING, status):
         raise JobBusy(f"job {job_id} cannot go from {job.status} to {status}")
     run = keys.run_id(execution_arn)
-    manifest_key = result.get("manifest_key") or keys.run_manifest_key(job_id, run)
+    summary = {
+        "job_id": job_id,
+        "run_id": run,
+        "files_total": job.files_total,
+        "files_done": job.files_done,
+        "files_failed": job.files_failed,
+        "manifest_key": keys.run_manifest_key(job_id, run),
+    }
+    manifest_key = shards.write_manifest(
+        job, execution_arn, jobs=jobs, objects=objects, bucket=processed_bucket, summary=summary
+    )
+    if job.files_done == 0:
+        raise AllFilesFailed(
+            f"none of the {job.files_total} files developed; "
+            f"see s3://{processed_bucket}/{manifest_key}"
+        )
     now = utc_now()
     delivered = delivery.deliver_run(
-        job_id, run, manifest_key, now, jobs=jobs, objects=objects, bucket=processed_bucket
+        job_id,
+        run,
+        manifest_key,
+        now,
+        jobs=jobs,
+        objects=objects,
+        bucket=processed_bucket,
+        archives=_archives(job_id, package),
     )
     job = jobs.transition(
         job_id,
@@ -409,7 +349,21 @@ def mark_done(
         "files_failed": job.files_failed,
         "files_delivered": delivered.files_delivered,
         "manifest_key": job.manifest_key,
+        "archives": sorted(delivered.archives),
     }
+
+
+def _archives(job_id: str, package: Mapping[str, Any] | None) -> dict[str, Archive] | None:
+    """The packaging's ZIPs, or None when it failed (its Catch put an "error" there):
+    the run is delivered without them rather than not at all."""
+    if not package or "error" in package:
+        if package:
+            logger.warning(
+                "run delivered without archives", extra={"job_id": job_id, "why": package["error"]}
+            )
+        return None
+    archives = package.get("archives") or {}
+    return {rendition: Archive.model_validate(a) for rendition, a in archives.items()}
 
 
 def mark_failed(
@@ -438,6 +392,22 @@ def mark_failed(
             # Another execution owns the job (or it never existed): leave it alone.
             logger.info("failure not recorded on job", extra={"job_id": job_id, "why": str(exc)})
     return {"Error": name, "Cause": cause}
+
+
+def fail_shard(
+    job_id: str | None,
+    execution_arn: str,
+    shard: int,
+    error: Mapping[str, Any] | None,
+    *,
+    jobs: JobStore,
+) -> dict[str, Any]:
+    """A shard's worker was lost twice: its pending files fail, the job goes on."""
+    if not job_id:
+        raise InvalidJob('execution input needs "job_id" (a string)')
+    name = stable_error_name(str((error or {}).get("Error") or ""))
+    cause = _readable_cause(str((error or {}).get("Cause") or "no cause given"))
+    return shards.fail_shard(job_id, execution_arn, shard, f"{name}: {cause}", jobs=jobs)
 
 
 def _readable_cause(cause: str) -> str:

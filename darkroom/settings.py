@@ -100,6 +100,11 @@ class JobTimings(Settings):
     job_timeout_seconds: int = Field(default=6 * 3600, ge=30)
 
 
+class Sharding(Settings):
+    # Files a shard holds: a job of more is developed by several workers at once.
+    shard_size: int = Field(default=200, ge=1)
+
+
 class Thumbnails(Settings):
     # Long edges of the thumbnails, e.g. "256,1024".
     thumbnail_sizes: CsvInts = (256, 1024)
@@ -131,7 +136,7 @@ class OrchestratorSettings(RawBucket, StateMachine):
     pass
 
 
-class RegisterJobSettings(RawBucket, JobsTable, JobTimings):
+class RegisterJobSettings(RawBucket, JobsTable, JobTimings, Sharding):
     pass
 
 

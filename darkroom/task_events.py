@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from darkroom.aws.lease_store import LeaseTask
 from darkroom.names import Function
 
 
@@ -41,12 +42,18 @@ class RegisterJobEvent(TaskEvent):
 
 class StartWorkerEvent(TaskEvent):
     job_id: str
+    # Which shard of the run the lease is for, and what the worker does with it.
+    shard: int = 0
+    task: LeaseTask = LeaseTask.DEVELOP
+    # A second attempt names the instance the first one lost ("" on the first).
+    avoid: str | None = None
 
 
 class AwaitWorkerEvent(TaskEvent):
     job_id: str
     instance_id: str
     task_token: str
+    shard: int = 0
 
 
 class StopWorkerEvent(_ExecutionInput):
@@ -55,18 +62,24 @@ class StopWorkerEvent(_ExecutionInput):
 
     job_id: str | None = None
     instance_id: str | None = None
+    # The shard whose lease is freed; None (ReleaseWorker) frees every one it holds.
+    shard: int | None = None
     release_only: bool = False
 
 
 class MarkDoneEvent(TaskEvent):
     job_id: str
-    # The worker's SendTaskSuccess output.
-    result: dict[str, Any] | None = None
+    # The packaging worker's SendTaskSuccess output ({"archives": ...}), or
+    # {"error": {"Error", "Cause"}} when packaging failed.
+    package: dict[str, Any] | None = None
 
 
 class MarkFailedEvent(_ExecutionInput):
     # The Catch's {"Error", "Cause"}.
     error: dict[str, Any] | None = None
+    # FailShard: only this shard's files fail (its worker was lost twice); the job
+    # goes on with the others.
+    shard: int | None = None
 
 
 # The function each ASL Task invokes -> the event it receives.

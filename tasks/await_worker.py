@@ -4,7 +4,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from darkroom import pipeline
+from darkroom import worker_queue
 from darkroom.aws.lease_store import LeaseStore
 from darkroom.observability import configure, logger
 from darkroom.settings import AwaitWorkerSettings, load
@@ -20,5 +20,7 @@ leases = LeaseStore(settings.workers_table)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     task = AwaitWorkerEvent.model_validate(event)
-    pipeline.await_worker(task.instance_id, task.execution_arn, task.task_token, leases=leases)
+    worker_queue.await_worker(
+        task.instance_id, task.execution_arn, task.task_token, leases=leases, shard=task.shard
+    )
     return {"instance_id": task.instance_id, "token_handed_over": True}

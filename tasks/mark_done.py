@@ -1,5 +1,5 @@
-"""MarkDone: the run's renditions delivered, superseded ones deleted, the job DONE or
-DONE_WITH_ERRORS."""
+"""MarkDone: the run's manifest written, its renditions and ZIPs delivered, superseded
+ones deleted, the job DONE or DONE_WITH_ERRORS."""
 
 from typing import Any
 
@@ -26,7 +26,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return pipeline.mark_done(
         task.job_id,
         task.execution_arn,
-        task.result or {},
+        task.package,
         jobs=jobs,
         objects=objects,
         processed_bucket=settings.processed_bucket,

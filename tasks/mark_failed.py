@@ -1,4 +1,5 @@
-"""MarkFailed: the job is FAILED with a stable error name and its cause."""
+"""MarkFailed: the job is FAILED with a stable error name and its cause. FailShard: only
+one shard's pending files are, and the job goes on."""
 
 from typing import Any
 
@@ -18,6 +19,10 @@ jobs = JobStore(settings.jobs_table)
 
 @logger.inject_lambda_context(correlation_id_path="input.job_id")
 @tracer.capture_lambda_handler
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     task = MarkFailedEvent.model_validate(event)
+    if task.shard is not None:
+        return pipeline.fail_shard(
+            task.input_job_id, task.execution_arn, task.shard, task.error, jobs=jobs
+        )
     return pipeline.mark_failed(task.input_job_id, task.execution_arn, task.error, jobs=jobs)

@@ -30,4 +30,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         objects=objects,
         heartbeat_seconds=settings.worker_heartbeat_seconds,
         timeout_seconds=settings.job_timeout_seconds,
+        shard_size=settings.shard_size,
     )

@@ -1,10 +1,11 @@
-"""StartWorker: lease an idle pool instance and start it, or raise NoIdleWorker."""
+"""StartWorker: lease an idle pool instance to a shard (or a run's packaging) and start
+it, or raise NoIdleWorker while the shard waits its turn."""
 
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from darkroom import pipeline
+from darkroom import worker_queue
 from darkroom.aws.executions import Executions, ExecutionStatus
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.lease_store import LeaseStore
@@ -26,9 +27,12 @@ executions = Executions()
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     task = StartWorkerEvent.model_validate(event)
-    return pipeline.start_worker(
+    return worker_queue.start_worker(
         task.job_id,
         task.execution_arn,
+        shard=task.shard,
+        task=task.task,
+        avoid=task.avoid or None,
         instance_ids=settings.worker_instance_ids,
         jobs=jobs,
         leases=leases,

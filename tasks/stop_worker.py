@@ -1,10 +1,11 @@
-"""StopWorker / ReleaseWorker: stop the instance and free the lease this execution holds."""
+"""StopWorker / ReleaseWorker: stop the instances and free the leases this execution holds
+(one shard's, or every one)."""
 
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from darkroom import pipeline
+from darkroom import worker_queue
 from darkroom.aws.lease_store import LeaseStore
 from darkroom.aws.pool_instances import PoolInstances
 from darkroom.observability import configure, logger
@@ -23,5 +24,8 @@ pool = PoolInstances()
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     task = StopWorkerEvent.model_validate(event)
-    # The failure path may not know the instance (StartWorker may never have run).
-    return pipeline.stop_worker(task.execution_arn, task.instance_id, leases=leases, pool=pool)
+    # The failure path may not know the instance (StartWorker may never have run), and
+    # frees every lease the execution holds; a shard's release frees only its own.
+    return worker_queue.stop_worker(
+        task.execution_arn, task.instance_id, leases=leases, pool=pool, shard=task.shard
+    )

@@ -22,12 +22,14 @@ class Heartbeat:
         instance_id: str,
         execution_arn: str,
         interval: float,
+        shard: int = 0,
     ) -> None:
         self._callbacks = callbacks
         self._leases = leases
         self._token = token
         self._instance_id = instance_id
         self._execution_arn = execution_arn
+        self._shard = shard
         self._interval = interval
         self._stop = threading.Event()
         self.lost = threading.Event()
@@ -48,7 +50,7 @@ class Heartbeat:
                 logger.warning("task is no longer waiting for this worker")
                 self.lost.set()
                 return
-            self._leases.beat(self._instance_id, self._execution_arn)
+            self._leases.beat(self._instance_id, self._execution_arn, shard=self._shard)
         except LeaseLost:
             logger.warning("lease moved on while working")
             self.lost.set()

@@ -1,4 +1,5 @@
-"""Developing one job: every file, its progress, the manifest, and the callback."""
+"""One lease's work: developing a shard of a run (every pending file of it, each file's
+progress) or packaging the run, and the callback."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typing import Any
 from darkroom import keys
 from darkroom.aws.executions import TaskCallbacks
 from darkroom.aws.job_store import JobStore
-from darkroom.aws.lease_store import Lease, LeaseStore
+from darkroom.aws.lease_store import Lease, LeaseStore, LeaseTask
 from darkroom.aws.objects import Objects
 from darkroom.errors import StaleExecution
 from darkroom.imaging.develop import DevelopError
@@ -27,6 +28,7 @@ from darkroom.jobs import FileProgress, FileRecord, FileStatus, JobStatus, Outpu
 from darkroom.observability import logger
 from darkroom.recipes import Recipe, parse_recipe
 from darkroom.settings import WorkerSettings
+from worker import package
 from worker.heartbeat import Heartbeat
 
 
@@ -39,22 +41,6 @@ class FileOutcome:
     name: str
     progress: FileProgress
     develop_seconds: float = 0.0
-
-    def manifest_entry(self) -> dict[str, Any]:
-        entry: dict[str, Any] = {
-            "name": self.name,
-            "status": str(self.progress.status),
-            "develop_seconds": round(self.develop_seconds, 3),
-        }
-        if self.progress.outputs:
-            entry["outputs"] = {
-                rendition: output.model_dump(mode="json", exclude_none=True)
-                for rendition, output in self.progress.outputs.items()
-            }
-        if self.progress.error:
-            entry["error_code"] = self.progress.error_code
-            entry["error"] = self.progress.error
-        return entry
 
 
 class JobRunner:
@@ -81,28 +67,36 @@ class JobRunner:
         assert lease.task_token and lease.job_id and lease.execution_arn
         token, job_id, execution_arn = lease.task_token, lease.job_id, lease.execution_arn
         logger.set_correlation_id(job_id)
-        workdir = self._settings.scratch_dir / "jobs" / job_id
+        logger.append_keys(shard=lease.shard, task=str(lease.task))
+        workdir = self._settings.scratch_dir / "jobs" / job_id / str(lease.shard)
         heartbeat = Heartbeat(
             self._callbacks,
             self._leases,
             token=token,
             instance_id=self._instance_id,
             execution_arn=execution_arn,
+            shard=lease.shard,
             interval=self._settings.heartbeat_interval_seconds,
         )
         try:
             with heartbeat:
-                output = self._develop_job(job_id, execution_arn, workdir, heartbeat.lost)
-            if output["files_done"] == 0:
-                self._callbacks.fail(
-                    token,
-                    "AllFilesFailed",
-                    f"none of the {output['files_total']} files developed; "
-                    f"see s3://{self._settings.processed_bucket}/{output['manifest_key']}",
-                )
-            else:
-                self._callbacks.succeed(token, output)
-            logger.info("job finished", extra=output)
+                if lease.task is LeaseTask.PACKAGE:
+                    output = package.package_run(
+                        job_id,
+                        keys.run_id(execution_arn),
+                        jobs=self._jobs,
+                        objects=self._objects,
+                        bucket=self._settings.processed_bucket,
+                        lost=heartbeat.lost,
+                    )
+                else:
+                    output = self._develop_shard(
+                        job_id, execution_arn, lease.shard, workdir, heartbeat.lost
+                    )
+            # A shard whose files all failed to develop still succeeds: its files
+            # carry their errors, and MarkDone judges the run as a whole.
+            self._callbacks.succeed(token, output)
+            logger.info("lease's work finished", extra={"output": output})
         except (Interrupted, StaleExecution) as exc:
             logger.warning("job abandoned", extra={"reason": str(exc)})
             if not heartbeat.lost.is_set():
@@ -112,6 +106,7 @@ class JobRunner:
             self._safe_fail(token, "WorkerFailed", f"{type(exc).__name__}: {exc}")
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+            logger.remove_keys(["shard", "task"])
             logger.set_correlation_id(None)
 
     def _safe_fail(self, token: str, error: str, cause: str) -> None:
@@ -120,45 +115,34 @@ class JobRunner:
         except Exception:
             logger.exception("could not report the failure; the heartbeat timeout will")
 
-    def _develop_job(
-        self, job_id: str, execution_arn: str, workdir: Path, lost: threading.Event
+    def _develop_shard(
+        self, job_id: str, execution_arn: str, shard: int, workdir: Path, lost: threading.Event
     ) -> dict[str, Any]:
         job = self._jobs.get(job_id)
         run = keys.run_id(execution_arn)
-        self._jobs.transition(
-            job_id, execution_arn, JobStatus.PROCESSING, set_fields={"started_at": utc_now()}
-        )
+        if job.status is not JobStatus.PROCESSING:
+            # The run's first shard to start; the others find it PROCESSING.
+            self._jobs.transition(
+                job_id, execution_arn, JobStatus.PROCESSING, set_fields={"started_at": utc_now()}
+            )
         recipe = parse_recipe(job.recipe)
-        # This run's files; those it has recorded already (a worker taking the job up
-        # again) are not developed twice.
-        records = [r for r in self._jobs.files(job_id) if r.run_id == run]
-        todo = [r for r in records if r.status is FileStatus.PENDING]
+        # This shard's files of this run; those recorded already (a worker taking the
+        # shard up again, or its second attempt) are not developed twice.
+        todo = [
+            r
+            for r in self._jobs.files(job_id)
+            if r.run_id == run and r.shard == shard and r.status is FileStatus.PENDING
+        ]
         developed = self._develop_all(job_id, execution_arn, todo, recipe, workdir, lost)
-        outcomes = [developed.get(r.name) or FileOutcome(r.name, r.progress) for r in records]
-
-        manifest_key = keys.run_manifest_key(job_id, run)
-        done = sum(1 for o in outcomes if o.progress.status is FileStatus.DONE)
-        summary = {
+        done = sum(1 for o in developed.values() if o.progress.status is FileStatus.DONE)
+        return {
             "job_id": job_id,
             "run_id": run,
-            "files_total": len(outcomes),
+            "shard": shard,
+            "files_developed": len(developed),
             "files_done": done,
-            "files_failed": len(outcomes) - done,
-            "manifest_key": manifest_key,
+            "files_failed": len(developed) - done,
         }
-        self._objects.put_json(
-            self._settings.processed_bucket,
-            manifest_key,
-            {
-                **summary,
-                "execution_arn": execution_arn,
-                "name": job.name,
-                "recipe": recipe.model_dump(mode="json"),
-                "finished_at": utc_now(),
-                "files": [o.manifest_entry() for o in outcomes],
-            },
-        )
-        return summary
 
     def _develop_all(
         self,
@@ -284,10 +268,13 @@ class JobRunner:
                     bytes=rendered.size_bytes,
                     content_type=rendered.content_type,
                 )
+            seconds = result.decode_seconds + result.render_seconds
             return FileOutcome(
                 name,
-                FileProgress(status=FileStatus.DONE, outputs=outputs),
-                result.decode_seconds + result.render_seconds,
+                FileProgress(
+                    status=FileStatus.DONE, outputs=outputs, develop_seconds=round(seconds, 3)
+                ),
+                seconds,
             )
         finally:
             src.unlink(missing_ok=True)

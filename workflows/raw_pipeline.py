@@ -63,6 +63,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any, Final
 
+from darkroom.aws.lease_store import PACKAGE_SHARD, LeaseTask
 from darkroom.names import ASL_FUNCTION_PLACEHOLDERS
 from darkroom.workflow import ASL_PATH
 
@@ -71,7 +72,7 @@ from darkroom.workflow import ASL_PATH
 logging.getLogger("sagemaker.config").setLevel(logging.WARNING)
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)
-    from stepfunctions.steps import Catch, Chain, Fail, Graph, Retry, Task
+    from stepfunctions.steps import Catch, Chain, Fail, Graph, Map, Retry, Task
     from stepfunctions.steps.compute import LambdaApi
     from stepfunctions.steps.integration_resources import IntegrationPattern
 
@@ -94,6 +95,14 @@ TASK_TOKEN: Final = "$$.Task.Token"
 EXECUTION_INPUT: Final = "$$.Execution.Input"
 
 NO_IDLE_WORKER: Final = "NoIdleWorker"
+TASK_DEVELOP: Final = str(LeaseTask.DEVELOP)
+TASK_PACKAGE: Final = str(LeaseTask.PACKAGE)
+# Shards the Map runs at once. Not the pool's size, which only the deploy knows: each
+# running iteration's StartWorker waits its turn in the workers table's queue, which
+# decides across every execution who gets the next free instance (a Map limit would
+# only order one execution's shards). 40 is what an inline Map runs at once in AWS,
+# and covers the largest job the API admits (5,000 files in shards of 200: 25).
+MAX_SHARDS_AT_ONCE: Final = 40
 # What a retry can cure: the Lambda service failing or throttling the Invoke, the function's
 # process dying or timing out (Runtime.ExitError, Sandbox.Timedout: a crash, a killed
 # process, a host lost mid-call), and TransientError, which the adapters raise for throttling
@@ -120,6 +129,10 @@ _KEY_ORDER: Final = (
     "ResultSelector",
     "ResultPath",
     "OutputPath",
+    "ItemsPath",
+    "ItemSelector",
+    "MaxConcurrency",
+    "ItemProcessor",
     "HeartbeatSecondsPath",
     "TimeoutSecondsPath",
     "Error",
@@ -195,6 +208,24 @@ class RetryWithBackoff(Retry):
             result["MaxDelaySeconds"] = self._max_delay_seconds
         if self._full_jitter:
             result["JitterStrategy"] = "FULL"
+        return _ordered(result)
+
+
+class InlineMap(Map):
+    """An inline Map in today's ASL: ItemProcessor and ItemSelector (the SDK writes the
+    older Iterator and Parameters)."""
+
+    def __init__(
+        self, state_id: str, *, item_selector: Mapping[str, Any], iterator: Chain, **kwargs: Any
+    ) -> None:
+        super().__init__(state_id, iterator=iterator, **kwargs)
+        self._item_selector = dict(item_selector)
+
+    def to_dict(self) -> dict[str, Any]:
+        result = super().to_dict()
+        processor = result.pop("Iterator")
+        result["ItemSelector"] = self._item_selector
+        result["ItemProcessor"] = {"ProcessorConfig": {"Mode": "INLINE"}, **processor}
         return _ordered(result)
 
 
@@ -281,6 +312,122 @@ def _failure_path() -> Chain:
     return Chain([release_worker, mark_failed, job_failed])
 
 
+def _develop_shard() -> Chain:
+    """One Map iteration: lease a worker for the shard, wait for it, stop it. A lost or
+    failing worker (or a StartWorker that gave up) releases the shard's lease and tries
+    once more on another instance; if that fails too, only the shard's files fail."""
+
+    def start(state_id: str, avoid: str | None, on_error: Any) -> LambdaInvoke:
+        payload: dict[str, Any] = {
+            "job_id.$": "$.job_id",
+            "execution_arn.$": EXECUTION_ARN,
+            "shard.$": "$.shard",
+            "task": TASK_DEVELOP,
+        }
+        if avoid is not None:
+            payload["avoid.$"] = avoid
+        return LambdaInvoke(
+            state_id,
+            comment="NoIdleWorker is retried for hours: shards queue for the pool, in turn.",
+            function="StartWorkerFunctionArn",
+            payload=payload,
+            result_selector=_returned("instance_id"),
+            result_path="$.worker",
+            retry=[_no_idle_worker_retry(), _transient_retry()],
+            catch=[_catch_all(on_error, "$.error")],
+        )
+
+    def wait(state_id: str, on_error: Any) -> LambdaInvoke:
+        # Retried only when handing over the token failed: a lost or failing worker
+        # (heartbeat timeout, SendTaskFailure) goes to the Catch.
+        return LambdaInvoke(
+            state_id,
+            comment=(
+                "The shard's worker reports with SendTaskSuccess/Failure and heartbeats "
+                "meanwhile; heartbeat and timeout come from RegisterJob."
+            ),
+            function="AwaitWorkerFunctionArn",
+            wait_for_callback=True,
+            payload={
+                "job_id.$": "$.job_id",
+                "execution_arn.$": EXECUTION_ARN,
+                "instance_id.$": "$.worker.instance_id",
+                "shard.$": "$.shard",
+                "task_token.$": TASK_TOKEN,
+            },
+            heartbeat_seconds_path="$.heartbeat_seconds",
+            timeout_seconds_path="$.timeout_seconds",
+            result_path="$.result",
+            retry=[_transient_retry()],
+            catch=[_catch_all(on_error, "$.error")],
+        )
+
+    def stop(state_id: str) -> LambdaInvoke:
+        # No Catch: a StopWorker failing every retry fails the Map, and the failure
+        # path then frees whatever the execution still holds.
+        return LambdaInvoke(
+            state_id,
+            function="StopWorkerFunctionArn",
+            payload={
+                "job_id.$": "$.job_id",
+                "execution_arn.$": EXECUTION_ARN,
+                "instance_id.$": "$.worker.instance_id",
+                "shard.$": "$.shard",
+            },
+            result_path=None,
+            retry=[_transient_retry()],
+        )
+
+    def release(state_id: str, next_step: Any) -> LambdaInvoke:
+        return LambdaInvoke(
+            state_id,
+            comment="Stop and free this shard's instance, if it still holds one.",
+            function="StopWorkerFunctionArn",
+            payload={
+                "job_id.$": "$.job_id",
+                "execution_arn.$": EXECUTION_ARN,
+                "shard.$": "$.shard",
+                "release_only": True,
+            },
+            result_path=None,
+            retry=[_transient_retry()],
+            # Beside $.error, not over it: FailShard must say why the shard failed.
+            catch=[_catch_all(next_step, "$.release_error")],
+        )
+
+    fail_shard = LambdaInvoke(
+        "FailShard",
+        comment="The shard's pending files fail with the cause; the other shards go on.",
+        function="MarkFailedFunctionArn",
+        payload={
+            "input.$": EXECUTION_INPUT,
+            "execution_arn.$": EXECUTION_ARN,
+            "error.$": "$.error",
+            "shard.$": "$.shard",
+        },
+        result_path=None,
+        retry=[_transient_retry()],
+    )
+    release_again = release("ReleaseShardAgain", fail_shard)
+    release_again.next(fail_shard)
+    second = Chain(
+        [
+            start("RetryStartWorker", "$.worker.instance_id", release_again),
+            wait("RetryWaitForWorker", release_again),
+            stop("RetryStopWorker"),
+        ]
+    )
+    release_first = release("ReleaseShard", second)
+    release_first.next(second)
+    return Chain(
+        [
+            start("StartWorker", None, release_first),
+            wait("WaitForWorker", release_first),
+            stop("StopWorker"),
+        ]
+    )
+
+
 def _main_path(on_error: Chain) -> Chain:
     def catch() -> list[Catch]:
         return [_catch_all(on_error, "$.error")]
@@ -289,71 +436,111 @@ def _main_path(on_error: Chain) -> Chain:
         "RegisterJob",
         function="RegisterJobFunctionArn",
         payload={"input.$": "$", "execution_arn.$": EXECUTION_ARN},
-        result_selector=_returned("job_id", "file_count", "heartbeat_seconds", "timeout_seconds"),
+        result_selector=_returned(
+            "job_id", "file_count", "heartbeat_seconds", "timeout_seconds", "shards"
+        ),
         result_path="$.job",
         retry=[_transient_retry()],
         catch=catch(),
     )
-    start_worker = LambdaInvoke(
-        "StartWorker",
-        comment="NoIdleWorker is retried for hours: jobs queue for the pool.",
-        function="StartWorkerFunctionArn",
-        payload={"job_id.$": "$.job.job_id", "execution_arn.$": EXECUTION_ARN},
-        result_selector=_returned("instance_id"),
-        result_path="$.worker",
-        retry=[_no_idle_worker_retry(), _transient_retry()],
-        catch=catch(),
-    )
-    # Retried only when handing over the token failed (the errors above, none of which the
-    # worker reports): a lost or failing worker (heartbeat timeout, SendTaskFailure) fails
-    # the job.
-    wait_for_worker = LambdaInvoke(
-        "WaitForWorker",
-        comment=(
-            "The leased worker reports with SendTaskSuccess/Failure and heartbeats meanwhile; "
-            "heartbeat and timeout come from RegisterJob (seconds locally, minutes in AWS)."
-        ),
-        function="AwaitWorkerFunctionArn",
-        wait_for_callback=True,
-        payload={
+    develop = InlineMap(
+        "DevelopShards",
+        comment="Each shard of the run on a worker of its own, as the pool frees them.",
+        items_path="$.job.shards",
+        item_selector={
             "job_id.$": "$.job.job_id",
-            "execution_arn.$": EXECUTION_ARN,
-            "instance_id.$": "$.worker.instance_id",
-            "task_token.$": TASK_TOKEN,
+            "shard.$": "$$.Map.Item.Value.shard",
+            "heartbeat_seconds.$": "$.job.heartbeat_seconds",
+            "timeout_seconds.$": "$.job.timeout_seconds",
+            # What RetryStartWorker avoids when the first StartWorker never leased one.
+            "worker": {"instance_id": ""},
         },
-        heartbeat_seconds_path="$.job.heartbeat_seconds",
-        timeout_seconds_path="$.job.timeout_seconds",
-        result_path="$.result",
-        retry=[_transient_retry()],
-        catch=catch(),
-    )
-    stop_worker = LambdaInvoke(
-        "StopWorker",
-        function="StopWorkerFunctionArn",
-        payload={
-            "job_id.$": "$.job.job_id",
-            "execution_arn.$": EXECUTION_ARN,
-            "instance_id.$": "$.worker.instance_id",
-        },
+        max_concurrency=MAX_SHARDS_AT_ONCE,
+        iterator=_develop_shard(),
         result_path=None,
-        retry=[_transient_retry()],
         catch=catch(),
     )
-    # OutputPath rather than a ResultSelector: the return value is only the execution's
-    # output, so it passes through whole instead of tying the definition to its fields.
     mark_done = LambdaInvoke(
         "MarkDone",
         function="MarkDoneFunctionArn",
         payload={
             "job_id.$": "$.job.job_id",
             "execution_arn.$": EXECUTION_ARN,
-            "result.$": "$.result",
+            "package.$": "$.package",
         },
+        # OutputPath rather than a ResultSelector: the return value is only the
+        # execution's output, so it passes through whole.
         output_path="$.Payload",
         retry=[_transient_retry()],
         catch=catch(),
     )
-    return Chain([register_job, start_worker, wait_for_worker, stop_worker, mark_done])
+    release_packager = LambdaInvoke(
+        "ReleasePackager",
+        comment="Packaging failed: free its instance; the run is delivered without ZIPs.",
+        function="StopWorkerFunctionArn",
+        payload={
+            "job_id.$": "$.job.job_id",
+            "execution_arn.$": EXECUTION_ARN,
+            "shard": PACKAGE_SHARD,
+            "release_only": True,
+        },
+        result_path=None,
+        retry=[_transient_retry()],
+        catch=[_catch_all(mark_done, "$.release_error")],
+    )
+    release_packager.next(mark_done)
+
+    def packaging_failed() -> list[Catch]:
+        return [_catch_all(release_packager, "$.package.error")]
+
+    start_packager = LambdaInvoke(
+        "StartPackager",
+        comment="One worker writes the run's ZIPs once every shard is over.",
+        function="StartWorkerFunctionArn",
+        payload={
+            "job_id.$": "$.job.job_id",
+            "execution_arn.$": EXECUTION_ARN,
+            "shard": PACKAGE_SHARD,
+            "task": TASK_PACKAGE,
+        },
+        result_selector=_returned("instance_id"),
+        result_path="$.packager",
+        retry=[_no_idle_worker_retry(), _transient_retry()],
+        catch=packaging_failed(),
+    )
+    wait_for_packager = LambdaInvoke(
+        "WaitForPackager",
+        function="AwaitWorkerFunctionArn",
+        wait_for_callback=True,
+        payload={
+            "job_id.$": "$.job.job_id",
+            "execution_arn.$": EXECUTION_ARN,
+            "instance_id.$": "$.packager.instance_id",
+            "shard": PACKAGE_SHARD,
+            "task_token.$": TASK_TOKEN,
+        },
+        heartbeat_seconds_path="$.job.heartbeat_seconds",
+        timeout_seconds_path="$.job.timeout_seconds",
+        result_path="$.package",
+        retry=[_transient_retry()],
+        catch=packaging_failed(),
+    )
+    stop_packager = LambdaInvoke(
+        "StopPackager",
+        function="StopWorkerFunctionArn",
+        payload={
+            "job_id.$": "$.job.job_id",
+            "execution_arn.$": EXECUTION_ARN,
+            "instance_id.$": "$.packager.instance_id",
+            "shard": PACKAGE_SHARD,
+        },
+        result_path=None,
+        retry=[_transient_retry()],
+        catch=catch(),
+    )
+    return Chain(
+        [register_job, develop, start_packager, wait_for_packager, stop_packager, mark_done]
+    )
 
 
 # -- public API --------------------------------------------------------------------------

@@ -91,6 +91,7 @@ class JobStore:
         recipe: Mapping[str, Any] | None,
         created_at: str | None = None,
         versions: Mapping[str, str | None] | None = None,
+        shards: Mapping[str, int] | None = None,
     ) -> Job:
         """Make `execution_arn` the job's owner: new jobs, or terminal ones (reprocessing)
         that no other execution has claimed; its own claim is released. Then give each
@@ -100,9 +101,10 @@ class JobStore:
         means the job is already running, which is refused. `created_at` is when the job
         was declared (its upload), if it was; a job keeps the first one it is given.
         `versions` are the originals' S3 version ids; a file keeps the first it is given.
+        `shards`: which shard of the run develops each file (0 when not given).
         """
         job = self._register_job(job_id, execution_arn, files, name, recipe, created_at)
-        self._register_files(job_id, execution_arn, files, versions or {})
+        self._register_files(job_id, execution_arn, files, versions or {}, shards or {})
         return job
 
     def _register_job(
@@ -199,6 +201,7 @@ class JobStore:
         execution_arn: str,
         files: Sequence[str],
         versions: Mapping[str, str | None],
+        shards: Mapping[str, int],
     ) -> None:
         """Whole file items, in transactions that each hold only while the job is this
         execution's and registered, and that never reset an attempt this run recorded."""
@@ -216,6 +219,7 @@ class JobStore:
                 delivered_run=old.delivered_run if old else None,
                 delivered=old.delivered if old else {},
                 delivered_at=old.delivered_at if old else None,
+                shard=shards.get(file_name, 0),
             )
             items.append(
                 {**file_key(job_id, file_name), **record.model_dump(mode="json", exclude_none=True)}
@@ -359,7 +363,9 @@ class JobStore:
         counter = "files_done" if progress.status is FileStatus.DONE else "files_failed"
         attempt = progress.to_item()
         sets = ", ".join(f"#a{i} = :a{i}" for i in range(len(attempt)))
-        cleared = [f for f in ("outputs", "error_code", "error") if f not in attempt]
+        cleared = [
+            f for f in ("outputs", "error_code", "error", "develop_seconds") if f not in attempt
+        ]
         now = utc_now()
         try:
             self._table.write_together(

@@ -55,7 +55,9 @@ class LocalCloudConfig:
     port: int = 4599  # 0 picks a free port
     region: str = "us-east-1"
     state_dir: Path = field(default_factory=lambda: Path(".darkroom") / "local")
-    pool_size: int = 1
+    # Two workers: a job of several shards develops them side by side, as in AWS.
+    pool_size: int = 2
+    shard_size: int = 200
     # Laptop timings: the same ASL reads them from RegisterJob's output.
     worker_heartbeat_seconds: int = 10
     job_timeout_seconds: int = 3600
@@ -229,6 +231,7 @@ class LocalCloud:
             "worker_instance_ids": self.instance_ids,
             "worker_heartbeat_seconds": cfg.worker_heartbeat_seconds,
             "job_timeout_seconds": cfg.job_timeout_seconds,
+            "shard_size": cfg.shard_size,
             "thumbnail_sizes": cfg.thumbnail_sizes,
             "max_image_pixels": cfg.max_image_pixels,
             "cost_guard_max_idle_seconds": cfg.cost_guard_max_idle_seconds,

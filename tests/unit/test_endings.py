@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from darkroom import endings, names
+from darkroom import endings, names, worker_queue
 from darkroom.jobs import JobStatus
 from tests.unit.test_pipeline_steps import EXEC_A, EXEC_B, World
 
@@ -109,7 +109,7 @@ def test_a_failure_the_state_machine_recorded_keeps_its_own_error(world: World) 
     _processing(world, "j1")
     from darkroom import pipeline
 
-    pipeline.stop_worker(EXEC_A, None, leases=world.leases, pool=world.pool)
+    worker_queue.stop_worker(EXEC_A, None, leases=world.leases, pool=world.pool)
     pipeline.mark_failed(
         "j1", EXEC_A, {"Error": "AllFilesFailed", "Cause": "none developed"}, jobs=world.jobs
     )
@@ -126,7 +126,7 @@ def test_an_older_executions_ending_touches_neither_the_job_nor_the_new_lease(
     world.jobs.transition("j1", EXEC_A, JobStatus.DONE)
     from darkroom import pipeline
 
-    pipeline.stop_worker(EXEC_A, None, leases=world.leases, pool=world.pool)
+    worker_queue.stop_worker(EXEC_A, None, leases=world.leases, pool=world.pool)
     instance_id = _processing(world, "j1", EXEC_B)  # reprocessing now
     outcome = _reconcile(world, _event(EXEC_A, "ABORTED"))
     assert (outcome.job_failed, outcome.released) == (False, False)

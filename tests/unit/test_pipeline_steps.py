@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from darkroom import keys, names, pipeline
+from darkroom import keys, names, pipeline, worker_queue
 from darkroom.aws.executions import Executions
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.lease_store import LeaseState, LeaseStore
@@ -74,7 +74,7 @@ class World:
     def start(
         self, job_id: str, execution: str = EXEC_A, statuses: dict[str, str] | None = None
     ) -> dict[str, Any]:
-        return pipeline.start_worker(
+        return worker_queue.start_worker(
             job_id,
             execution,
             instance_ids=self.instance_ids,
@@ -164,7 +164,7 @@ def test_a_second_job_gets_no_idle_worker_while_the_pool_is_busy(world: World) -
     _first_leased_second_queued(world, "j6", "j7")
     with pytest.raises(NoIdleWorker, match="busy"):
         world.start("j7", EXEC_B)
-    released = pipeline.stop_worker(EXEC_A, None, leases=world.leases, pool=world.pool)
+    released = worker_queue.stop_worker(EXEC_A, None, leases=world.leases, pool=world.pool)
     assert released["released"] is True
     assert world.state(world.instance_ids[0]) == "stopped"
     assert world.start("j7", EXEC_B)["instance_id"] == world.instance_ids[0]
@@ -174,7 +174,7 @@ def test_stop_worker_leaves_a_lease_held_by_another_execution_alone(world: World
     world.upload("j8", "A.DNG", manifest={})
     world.register("j8", EXEC_A)
     world.start("j8", EXEC_A)
-    result = pipeline.stop_worker(
+    result = worker_queue.stop_worker(
         EXEC_B, world.instance_ids[0], leases=world.leases, pool=world.pool
     )
     assert result["released"] is False
@@ -186,11 +186,11 @@ def test_the_token_is_handed_only_to_the_lease_of_its_execution(world: World) ->
     world.register("j9", EXEC_A)
     (instance,) = world.instance_ids
     world.start("j9", EXEC_A)
-    pipeline.await_worker(instance, EXEC_A, "token-1", leases=world.leases)
+    worker_queue.await_worker(instance, EXEC_A, "token-1", leases=world.leases)
     lease = world.leases.get(instance)
     assert lease is not None and lease.task_token == "token-1"
     with pytest.raises(LeaseLost):
-        pipeline.await_worker(instance, EXEC_B, "token-2", leases=world.leases)
+        worker_queue.await_worker(instance, EXEC_B, "token-2", leases=world.leases)
 
 
 def test_start_worker_takes_back_the_lease_of_an_aborted_execution(world: World) -> None:
@@ -518,7 +518,7 @@ def test_every_write_to_the_tables_is_conditional(world: World) -> None:
     world.upload("j20", "A.DNG", "B.DNG", manifest={})
     world.register("j20", EXEC_A)
     world.start("j20", EXEC_A)
-    pipeline.await_worker(instance, EXEC_A, "token-a", leases=world.leases)
+    worker_queue.await_worker(instance, EXEC_A, "token-a", leases=world.leases)
     world.jobs.transition("j20", EXEC_A, JobStatus.PROCESSING, set_fields={"started_at": "now"})
     world.leases.beat(instance, EXEC_A)
     world.jobs.record_file("j20", EXEC_A, "A.DNG", _web("j20", EXEC_A, "A.DNG"))
@@ -529,12 +529,12 @@ def test_every_write_to_the_tables_is_conditional(world: World) -> None:
         FileProgress(status=FileStatus.FAILED, error_code="truncated", error="B"),
     )
     assert _mark_done(world, "j20")["status"] == "DONE_WITH_ERRORS"
-    assert pipeline.stop_worker(EXEC_A, instance, leases=world.leases, pool=world.pool)["released"]
+    assert worker_queue.stop_worker(EXEC_A, instance, leases=world.leases, pool=world.pool)["released"]
     # And one that fails: released by the failure path, then marked failed.
     world.upload("j21", "A.DNG", manifest={})
     world.register("j21", EXEC_B)
     world.start("j21", EXEC_B)
-    assert pipeline.stop_worker(EXEC_B, None, leases=world.leases, pool=world.pool)["released"]
+    assert worker_queue.stop_worker(EXEC_B, None, leases=world.leases, pool=world.pool)["released"]
     pipeline.mark_failed("j21", EXEC_B, {"Error": "X", "Cause": "y"}, jobs=world.jobs)
     assert world.jobs.get("j21").status is JobStatus.FAILED
 

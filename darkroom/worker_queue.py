@@ -1,0 +1,193 @@
+"""StartWorker, WaitForWorker and StopWorker: a shard (or a run's packaging) leases a pool
+instance, waiting its turn in a queue shared by every execution, hands the worker its
+task token, and frees the instance when done.
+
+Each function takes its adapters as arguments, so it runs the same against AWS, the
+embedded local cloud, or test doubles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from darkroom import shards
+from darkroom.aws.job_store import JobStore
+from darkroom.aws.lease_store import (
+    Lease,
+    LeaseState,
+    LeaseStore,
+    LeaseTask,
+    Waiter,
+    lease_is_active,
+)
+from darkroom.aws.pool_instances import InstanceNotReady, PoolInstances
+from darkroom.errors import InvalidJob, JobBusy, NoIdleWorker
+from darkroom.jobs import JobStatus
+from darkroom.observability import logger
+
+
+def start_worker(
+    job_id: str,
+    execution_arn: str,
+    *,
+    instance_ids: tuple[str, ...],
+    jobs: JobStore,
+    leases: LeaseStore,
+    pool: PoolInstances,
+    shard: int = 0,
+    task: LeaseTask = LeaseTask.DEVELOP,
+    avoid: str | None = None,
+    execution_status: Callable[[str], str] | None = None,
+) -> dict[str, Any]:
+    """Lease an idle instance to this shard and start it, or raise NoIdleWorker (the
+    state retries) when none is idle or waiters before it take those that are.
+
+    `avoid`: the instance a shard's first attempt lost; its second attempt takes
+    another one if the pool has another. With `execution_status`, leases and waiters
+    of executions that have ended (aborted in the console: no Catch released them)
+    are dropped first, rather than leaving the queue to wait for the cost guard.
+    """
+    if not instance_ids:
+        raise InvalidJob("the worker pool is empty (DARKROOM_WORKER_INSTANCE_IDS)")
+    leases.ensure(instance_ids)
+    lease = leases.held_for(execution_arn, shard, instance_ids)
+    if lease is None:
+        job = jobs.get(job_id)
+        me = Waiter(
+            job_id=job_id, execution_arn=execution_arn, shard=shard, created_at=job.created_at or ""
+        )
+        lease = _take_turn(me, task, avoid, instance_ids, leases, execution_status)
+        if lease is None:
+            leases.wait(me)
+            raise NoIdleWorker(
+                f"all {len(instance_ids)} worker instance(s) busy or promised; "
+                f"job {job_id} shard {shard} waits"
+            )
+    leases.stop_waiting(execution_arn, shard)
+    try:
+        pool.start(lease.instance_id)
+    except InstanceNotReady as exc:
+        leases.release(lease.instance_id, execution_arn, shard=shard)
+        raise NoIdleWorker(f"{exc}; job {job_id} shard {shard} waits") from exc
+    _starting(job_id, execution_arn, lease.instance_id, jobs)
+    logger.info(
+        "worker started",
+        extra={"job_id": job_id, "instance_id": lease.instance_id, "shard": shard, "task": task},
+    )
+    return {"instance_id": lease.instance_id}
+
+
+def _starting(job_id: str, execution_arn: str, instance_id: str, jobs: JobStore) -> None:
+    """The job's first lease makes it STARTING; a later shard's finds it STARTING (and
+    names its instance) or PROCESSING already, which is as it should be."""
+    try:
+        jobs.transition(
+            job_id, execution_arn, JobStatus.STARTING, set_fields={"instance_id": instance_id}
+        )
+    except JobBusy:
+        if jobs.get(job_id).status is not JobStatus.PROCESSING:
+            raise
+
+
+def _take_turn(
+    me: Waiter,
+    task: LeaseTask,
+    avoid: str | None,
+    instance_ids: tuple[str, ...],
+    leases: LeaseStore,
+    execution_status: Callable[[str], str] | None,
+) -> Lease | None:
+    def idle() -> list[Lease]:
+        return [
+            lease
+            for lease in leases.of(instance_ids)
+            if lease.state is LeaseState.IDLE
+            and not (lease.instance_id == avoid and len(instance_ids) > 1)
+        ]
+
+    free = idle()
+    if not free and execution_status is not None and _reclaim(instance_ids, leases, execution_status):
+        free = idle()
+    if not free:
+        return None
+    ahead = shards.live_ahead(
+        me,
+        leases.waiters(),
+        execution_status,
+        lambda w: leases.stop_waiting(w.execution_arn, w.shard),
+    )
+    if not shards.turn(len(ahead), len(free)):
+        return None
+    return leases.acquire(
+        me.job_id, me.execution_arn, instance_ids, shard=me.shard, task=task, avoid=avoid
+    )
+
+
+def _reclaim(
+    instance_ids: tuple[str, ...],
+    leases: LeaseStore,
+    execution_status: Callable[[str], str],
+) -> bool:
+    freed = False
+    for lease in leases.of(instance_ids):
+        stale = (
+            lease.state is LeaseState.LEASED
+            and lease.execution_arn is not None
+            and not lease_is_active(lease, execution_status)
+        )
+        # Conditional on the old owner: a lease that changed hands meanwhile is kept.
+        # The instance keeps running: its worker drops the old job at its next heartbeat
+        # (the task is gone) and then picks up the new lease's token.
+        if stale and leases.release(lease.instance_id, str(lease.execution_arn)):
+            logger.warning(
+                "lease of an ended execution reclaimed",
+                extra={"instance_id": lease.instance_id, "execution": lease.execution_arn},
+            )
+            freed = True
+    return freed
+
+
+def await_worker(
+    instance_id: str, execution_arn: str, task_token: str, *, leases: LeaseStore, shard: int = 0
+) -> None:
+    leases.attach_token(instance_id, execution_arn, task_token, shard=shard)
+
+
+def stop_worker(
+    execution_arn: str,
+    instance_id: str | None,
+    *,
+    leases: LeaseStore,
+    pool: PoolInstances,
+    shard: int | None = None,
+) -> dict[str, Any]:
+    """Stop the instances and free the leases this execution holds: the one of `shard`
+    (on `instance_id` if known), or with no shard every one (the failure path, an
+    ending). Another shard's lease, or another execution's, is left alone.
+
+    Stop before release, so no other job can lease an instance that is about to stop.
+    """
+    if instance_id is not None:
+        lease = leases.get(instance_id)
+        held = [lease] if lease is not None else []
+    else:
+        held = leases.held_by(execution_arn)
+    mine = [
+        lease
+        for lease in held
+        if lease.execution_arn == execution_arn and (shard is None or lease.shard == shard)
+    ]
+    if not mine:
+        logger.info("no lease to release", extra={"execution": execution_arn, "shard": shard})
+        return {"instance_id": instance_id, "released": False, "instance_ids": []}
+    released = []
+    for lease in mine:
+        pool.stop(lease.instance_id)
+        if leases.release(lease.instance_id, execution_arn, shard=lease.shard):
+            released.append(lease.instance_id)
+    return {
+        "instance_id": mine[0].instance_id,
+        "released": bool(released),
+        "instance_ids": released,
+    }
