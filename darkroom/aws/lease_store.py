@@ -253,4 +253,10 @@ class LeaseStore:
         ]
 
     def stop_waiting(self, execution_arn: str, shard: int) -> None:
-        self._table.delete(self._table.key(waiter_key(execution_arn, shard)))
+        # Conditional like every write here: only a waiter item, never a lease.
+        with contextlib.suppress(ConditionFailed):
+            self._table.delete(
+                self._table.key(waiter_key(execution_arn, shard)),
+                condition="execution_arn = :exec",
+                values={":exec": execution_arn},
+            )

@@ -293,10 +293,19 @@ class Table:
             raw = self._ddb.update_item(**request)["Attributes"]
         return from_item(raw)
 
-    def delete(self, key: Mapping[str, Any]) -> None:
-        """Delete the item if it exists (deleting a missing item is not an error)."""
+    def delete(
+        self,
+        key: Mapping[str, Any],
+        *,
+        condition: str | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Delete the item if it exists (deleting a missing item is not an error), and
+        if `condition` holds (ConditionFailed otherwise)."""
+        request: dict[str, Any] = {"TableName": self.name, "Key": to_item(key)}
+        request.update(_expressions(condition, None, values))
         with _dynamodb_errors():
-            self._ddb.delete_item(TableName=self.name, Key=to_item(key))
+            self._ddb.delete_item(**request)
 
     def delete_many(self, keys: Sequence[Mapping[str, Any]]) -> None:
         """Delete these items, 25 a request; the ones DynamoDB leaves are asked again."""

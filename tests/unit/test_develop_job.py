@@ -1,5 +1,5 @@
-"""The worker's job loop with in-memory stores: parallel development, one file's failure,
-the manifest and the callback, heartbeats while it works, transfers overlapping
+"""The worker's job loop with in-memory stores: parallel development of a shard's files,
+one file's failure, each file's record and the callback, heartbeats while it works, transfers overlapping
 development, a bounded scratch disk, and nothing half-uploaded left behind."""
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ class Callbacks:
 
 
 class Leases:
-    def beat(self, instance_id: str, execution_arn: str) -> None:
+    def beat(self, instance_id: str, execution_arn: str, *, shard: int = 0) -> None:
         pass
 
 
@@ -139,6 +139,7 @@ def run_job(
     on_record: Callable[[str], None] | None = None,
     file_timeout_seconds: float = 300,
     records: list[FileRecord] | None = None,
+    shard: int = 0,
 ):
     objects = objects or Objects(tmp_path / "s3")
     for path in files:
@@ -175,6 +176,7 @@ def run_job(
             job_id=JOB,
             execution_arn=EXECUTION,
             task_token="t",
+            shard=shard,
         )
     )
     return objects, jobs, callbacks
@@ -185,7 +187,7 @@ def shoot(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return make_demo_shoot(tmp_path_factory.mktemp("shoot"), count=4, width=480, height=320)
 
 
-def test_every_file_develops_in_parallel_and_the_manifest_lists_them_in_order(
+def test_every_file_develops_in_parallel_and_each_is_recorded_with_its_time(
     shoot: list[Path], tmp_path: Path
 ) -> None:
     objects, jobs, callbacks = run_job(tmp_path, shoot)
@@ -194,18 +196,18 @@ def test_every_file_develops_in_parallel_and_the_manifest_lists_them_in_order(
     assert output == {
         "job_id": JOB,
         "run_id": RUN,
-        "files_total": 4,
+        "shard": 0,
+        "files_developed": 4,
         "files_done": 4,
         "files_failed": 0,
-        "manifest_key": keys.run_manifest_key(JOB, RUN),
     }
-    manifest = objects.json[keys.run_manifest_key(JOB, RUN)]
-    assert [f["name"] for f in manifest["files"]] == [p.name for p in shoot]
-    for entry in manifest["files"]:
-        assert entry["status"] == "DONE"
-        assert entry["develop_seconds"] > 0
-        assert set(entry["outputs"]) == {"web", "thumb"}
+    # The shard writes no manifest: MarkDone writes the run's, from the file items.
+    assert objects.json == {}
     assert set(jobs.progress) == {p.name for p in shoot}
+    for progress in jobs.progress.values():
+        assert progress.status is FileStatus.DONE
+        assert progress.develop_seconds and progress.develop_seconds > 0
+        assert set(progress.outputs) == {"web", "thumb"}
     assert len(objects.keys(PROCESSED)) == 8
     # Every rendition under the run's own prefix: an earlier run's are left as they are.
     assert all(k.startswith(keys.run_prefix(JOB, RUN)) for k in objects.keys(PROCESSED))
@@ -238,17 +240,32 @@ def test_a_failed_upload_removes_that_files_other_renditions(
     assert jobs.progress[shoot[0].name].status is FileStatus.DONE
 
 
-def test_nothing_developed_fails_the_task_with_all_files_failed(tmp_path: Path) -> None:
+def test_a_shard_of_bad_files_still_succeeds_with_its_counts(tmp_path: Path) -> None:
+    # Its files carry their errors; MarkDone judges the run (AllFilesFailed) as a whole,
+    # and a second attempt on another worker would fail them the same way.
     bad = [
         write_corrupt_raw(tmp_path / "B0.dng", "empty"),
         write_corrupt_raw(tmp_path / "B1.dng", "garbage"),
     ]
-    objects, _, callbacks = run_job(tmp_path, bad, workers=1)
-    assert callbacks.succeeded == []
-    ((error, cause),) = callbacks.failed
-    assert error == "AllFilesFailed"
-    assert "none of the 2 files" in cause
-    assert objects.json[keys.run_manifest_key(JOB, RUN)]["files_failed"] == 2
+    _, jobs, callbacks = run_job(tmp_path, bad, workers=1)
+    assert callbacks.failed == []
+    (output,) = callbacks.succeeded
+    assert (output["files_done"], output["files_failed"]) == (0, 2)
+    assert {p.status for p in jobs.progress.values()} == {FileStatus.FAILED}
+
+
+def test_a_shard_develops_only_its_own_pending_files(shoot: list[Path], tmp_path: Path) -> None:
+    records = [
+        FileRecord(name=shoot[0].name, run_id=RUN, shard=0),
+        FileRecord(name=shoot[1].name, run_id=RUN, shard=1),
+        FileRecord(name=shoot[2].name, run_id=RUN, shard=1),
+        FileRecord(name=shoot[3].name, run_id=RUN, shard=2),
+    ]
+    objects, jobs, callbacks = run_job(tmp_path, shoot, records=records, shard=1)
+    assert set(jobs.progress) == {shoot[1].name, shoot[2].name}
+    (output,) = callbacks.succeeded
+    assert (output["shard"], output["files_done"]) == (1, 2)
+    assert {Path(k).stem for k in objects.keys(PROCESSED)} == {shoot[1].stem, shoot[2].stem}
 
 
 def test_a_blank_frame_fails_that_file_alone_as_blank_frame(
@@ -265,12 +282,6 @@ def test_a_blank_frame_fails_that_file_alone_as_blank_frame(
     assert progress.error and progress.error.startswith("BLANK.dng: ")
     assert jobs.progress[shoot[0].name].status is FileStatus.DONE
     assert jobs.progress[shoot[1].name].status is FileStatus.DONE
-    entry = next(
-        f
-        for f in objects.json[keys.run_manifest_key(JOB, RUN)]["files"]
-        if f["name"] == "BLANK.dng"
-    )
-    assert entry["error_code"] == "blank_frame"
     assert not any("BLANK" in key for key in objects.keys(PROCESSED))
 
 
@@ -294,12 +305,10 @@ def test_a_file_past_the_time_limit_fails_timeout_and_the_job_goes_on(
     )
     (output,) = callbacks.succeeded
     assert (output["files_done"], output["files_failed"]) == (2, 1)
-    entry = next(
-        f for f in objects.json[keys.run_manifest_key(JOB, RUN)]["files"] if f["name"] == "HANG.dng"
-    )
-    assert entry["status"] == "FAILED"
-    assert entry["error_code"] == "timeout"
-    assert entry["error"] == (
+    entry = jobs.progress["HANG.dng"]
+    assert entry.status is FileStatus.FAILED
+    assert entry.error_code == "timeout"
+    assert entry.error == (
         "HANG.dng: not developed within the 3 s limit per file; its decoder was stopped"
     )
     assert jobs.progress[shoot[1].name].status is FileStatus.DONE
@@ -327,7 +336,7 @@ class CountingLeases(Leases):
         self.beats: list[tuple[str, str]] = []
         self.enough = threading.Event()
 
-    def beat(self, instance_id: str, execution_arn: str) -> None:
+    def beat(self, instance_id: str, execution_arn: str, *, shard: int = 0) -> None:
         self.beats.append((instance_id, execution_arn))
         if len(self.beats) >= BEATS_WANTED:
             self.enough.set()
@@ -537,7 +546,6 @@ def test_a_worker_whose_execution_ended_stops_within_a_heartbeat_and_uploads_not
     assert uploaded <= {shoot[0].stem, shoot[1].stem}, uploaded
     assert shoot[0].name in jobs.progress
     assert set(jobs.progress) <= {shoot[0].name, shoot[1].name}
-    assert keys.run_manifest_key(JOB, RUN) not in objects.json
 
 
 def test_each_original_is_read_in_its_registered_version_and_recorded_files_are_not_redone(
@@ -562,10 +570,7 @@ def test_each_original_is_read_in_its_registered_version_and_recorded_files_are_
         (keys.raw_key(JOB, shoot[2].name), None),
     ]
     assert set(jobs.progress) == {shoot[1].name, shoot[2].name}
-    manifest = objects.json[keys.run_manifest_key(JOB, RUN)]
-    assert [f["name"] for f in manifest["files"]] == [p.name for p in shoot[:3]]
-    assert manifest["files"][0]["outputs"]["web"]["key"] == earlier.outputs["web"].key
-    assert callbacks.succeeded[0]["files_done"] == 3
+    assert callbacks.succeeded[0]["files_developed"] == 2
 
 
 def _outputs(progress: FileProgress) -> dict[str, Any]:

@@ -29,7 +29,7 @@ EXEC_B = "arn:aws:states:us-east-1:123456789012:execution:m:b"
 
 
 class World:
-    def __init__(self) -> None:
+    def __init__(self, pool_size: int = 1) -> None:
         region = "us-east-1"
         self.s3 = boto3.client("s3", region_name=region)
         self.ddb = boto3.client("dynamodb", region_name=region)
@@ -38,9 +38,9 @@ class World:
         self.s3.create_bucket(Bucket=PROCESSED)
         self.ddb.create_table(**create_request(names.JOBS_SCHEMA, "jobs"))
         self.ddb.create_table(**create_request(names.WORKERS_SCHEMA, "workers"))
-        instances = self.ec2.run_instances(ImageId=LOCAL_AMI_ID, MinCount=1, MaxCount=1)[
-            "Instances"
-        ]
+        instances = self.ec2.run_instances(
+            ImageId=LOCAL_AMI_ID, MinCount=pool_size, MaxCount=pool_size
+        )["Instances"]
         self.instance_ids = tuple(i["InstanceId"] for i in instances)
         self.ec2.stop_instances(InstanceIds=list(self.instance_ids))
         self.jobs = JobStore("jobs", self.ddb)
@@ -60,7 +60,9 @@ class World:
                 Bucket=RAW, Key=f"raw/{job_id}/manifest.json", Body=json.dumps(manifest)
             )
 
-    def register(self, job_id: str, execution: str = EXEC_A, **extra: Any) -> dict[str, Any]:
+    def register(
+        self, job_id: str, execution: str = EXEC_A, *, shard_size: int = 200, **extra: Any
+    ) -> dict[str, Any]:
         return pipeline.register_job(
             {"job_id": job_id, **extra},
             execution,
@@ -69,14 +71,23 @@ class World:
             objects=self.objects,
             heartbeat_seconds=10,
             timeout_seconds=600,
+            shard_size=shard_size,
         )
 
     def start(
-        self, job_id: str, execution: str = EXEC_A, statuses: dict[str, str] | None = None
+        self,
+        job_id: str,
+        execution: str = EXEC_A,
+        statuses: dict[str, str] | None = None,
+        *,
+        shard: int = 0,
+        avoid: str | None = None,
     ) -> dict[str, Any]:
         return worker_queue.start_worker(
             job_id,
             execution,
+            shard=shard,
+            avoid=avoid,
             instance_ids=self.instance_ids,
             jobs=self.jobs,
             leases=self.leases,
@@ -99,6 +110,7 @@ def test_register_lists_the_jobs_files_and_hands_timings_to_the_state_machine(wo
         "file_count": 2,
         "heartbeat_seconds": 10,
         "timeout_seconds": 600,
+        "shards": [{"shard": 0}],
     }
     job = world.jobs.get("j1")
     assert job.status is JobStatus.REGISTERED
@@ -332,7 +344,7 @@ def _mark_done(world: World, job_id: str, execution: str = EXEC_A) -> dict[str, 
     return pipeline.mark_done(
         job_id,
         execution,
-        {"manifest_key": keys.run_manifest_key(job_id, keys.run_id(execution))},
+        {"archives": {}},
         jobs=world.jobs,
         objects=world.objects,
         processed_bucket=PROCESSED,
@@ -389,7 +401,10 @@ def test_delivery_switches_per_file_when_a_run_finishes_and_superseded_rendition
     assert records["A.DNG"].delivered_run == "b"
     assert records["B.DNG"].delivered == first["B.DNG"] and records["B.DNG"].delivered_run == "a"
     left = {o["Key"] for o in world.objects.list(PROCESSED, "processed/j41/")}
-    assert left == {o.key for r in records.values() for o in r.delivered.values()}
+    # The renditions delivered, and the manifests of the runs they come from.
+    assert left == {o.key for r in records.values() for o in r.delivered.values()} | {
+        keys.run_manifest_key("j41", run) for run in ("a", "b")
+    }
     # A retried MarkDone switches and deletes nothing more.
     assert _mark_done(world, "j41", EXEC_B)["status"] == "DONE_WITH_ERRORS"
     assert {o["Key"] for o in world.objects.list(PROCESSED, "processed/j41/")} == left
