@@ -154,14 +154,26 @@ class Studio:
         return paths
 
 
-def lease_of(cloud: LocalCloud) -> dict[str, Any]:
-    """The pool instance's lease; a never-used instance has no row, which is idle too."""
-    (instance,) = cloud.instance_ids
-    item = (
-        cloud.client("dynamodb")
-        .get_item(
-            TableName=names.WORKERS_TABLE, Key={"instance_id": {"S": instance}}, ConsistentRead=True
+def leases_of(cloud: LocalCloud) -> list[dict[str, Any]]:
+    """Each pool instance's lease, in the pool's order; a never-used instance has no
+    row, which is idle too."""
+    leases = []
+    for instance in cloud.instance_ids:
+        item = (
+            cloud.client("dynamodb")
+            .get_item(
+                TableName=names.WORKERS_TABLE,
+                Key={"instance_id": {"S": instance}},
+                ConsistentRead=True,
+            )
+            .get("Item", {"instance_id": {"S": instance}, "state": {"S": "IDLE"}})
         )
-        .get("Item", {"state": {"S": "IDLE"}})
-    )
-    return {k: next(iter(v.values())) for k, v in item.items()}
+        leases.append({k: next(iter(v.values())) for k, v in item.items()})
+    return leases
+
+
+def lease_of(cloud: LocalCloud) -> dict[str, Any]:
+    """The pool's one lease in use (the first, if several are), else the first idle one:
+    its state is "IDLE" only when the whole pool is idle."""
+    leases = leases_of(cloud)
+    return next((lease for lease in leases if lease["state"] != "IDLE"), leases[0])

@@ -22,7 +22,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
     config = LocalCloudConfig(
         port=0,
         state_dir=tmp_path_factory.mktemp("local-cloud"),
-        pool_size=1,
+        pool_size=2,
         worker_heartbeat_seconds=HEARTBEAT_SECONDS,
         worker_heartbeat_interval_seconds=1.0,
         worker_poll_seconds=0.2,

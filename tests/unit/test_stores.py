@@ -11,7 +11,7 @@ from moto import mock_aws
 
 from darkroom import names
 from darkroom.aws.job_store import JobStore, job_key
-from darkroom.aws.lease_store import LeaseState, LeaseStore
+from darkroom.aws.lease_store import LeaseState, LeaseStore, Waiter
 from darkroom.aws.shares import RETENTION_AFTER_EXPIRY_SECONDS, Share, ShareIdTaken, ShareStore
 from darkroom.aws.table import create_request
 from darkroom.aws.uploads import DeclaredFile, JobExists, Upload, UploadStatus, UploadStore
@@ -129,10 +129,26 @@ def test_finding_a_held_lease_in_a_known_pool_reads_its_rows_and_never_scans(ddb
     calls: list[str] = []
     ddb.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
     assert leases.acquire("j1", "arn:exec:1", pool) == taken
-    assert leases.held_by("arn:exec:1", pool) == taken
+    assert leases.held_by("arn:exec:1", pool) == [taken]
+    assert leases.held_for("arn:exec:1", 0, pool) == taken
+    assert leases.held_for("arn:exec:1", 1, pool) is None
     assert "Scan" not in calls and "BatchGetItem" in calls
     assert [lease.instance_id for lease in leases.of(("i-2", "i-1", "i-9"))] == ["i-1", "i-2"]
     # Without the pool's ids (the failure path may not know them) it reads the table.
     calls.clear()
-    assert leases.held_by("arn:exec:1") == taken and "Scan" in calls
+    assert leases.held_by("arn:exec:1") == [taken] and "Scan" in calls
     assert [lease.instance_id for lease in leases.all()] == ["i-1", "i-2"]
+
+
+def test_waiters_share_the_workers_table_but_no_lease_read_sees_them(ddb: Any) -> None:
+    leases = LeaseStore(names.WORKERS_TABLE, ddb)
+    leases.ensure(("i-1",))
+    waiter = Waiter(job_id="j1", execution_arn="arn:exec:1", shard=2, created_at="t")
+    leases.wait(waiter)
+    leases.wait(waiter)  # a retried StartWorker keeps its place
+    assert [lease.instance_id for lease in leases.all()] == ["i-1"]
+    assert [w.key for w in leases.waiters()] == [waiter.key]
+    assert leases.waiters()[0].since is not None
+    leases.stop_waiting("arn:exec:1", 2)
+    leases.stop_waiting("arn:exec:1", 2)  # gone already: nothing to do
+    assert leases.waiters() == []

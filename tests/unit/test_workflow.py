@@ -17,7 +17,18 @@ from tests.checks import assert_generated, run_fresh_python
 REGENERATE = "python -m workflows.raw_pipeline"
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 CALLBACK = f"{LAMBDA_INVOKE}.waitForTaskToken"
-MAIN_PATH = ("RegisterJob", "StartWorker", "WaitForWorker", "StopWorker", "MarkDone")
+MAIN_PATH = (
+    "RegisterJob",
+    "DevelopShards",
+    "StartPackager",
+    "WaitForPackager",
+    "StopPackager",
+    "MarkDone",
+)
+# One shard's iteration of the Map: a first attempt, and a second on another instance.
+SHARD_PATH = ("StartWorker", "WaitForWorker", "StopWorker")
+RETRY_PATH = ("RetryStartWorker", "RetryWaitForWorker", "RetryStopWorker")
+CALLBACK_STATES = {"WaitForWorker", "RetryWaitForWorker", "WaitForPackager"}
 TRANSIENT_RETRY = {
     "ErrorEquals": [
         "Lambda.Unknown",
@@ -52,8 +63,18 @@ def asl() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def states(asl: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    result: dict[str, dict[str, Any]] = asl["States"]
+    """Every state, the Map's iteration's too (state names are unique machine-wide)."""
+    result: dict[str, dict[str, Any]] = dict(asl["States"])
+    for state in asl["States"].values():
+        if state["Type"] == "Map":
+            result.update(state["ItemProcessor"]["States"])
     return result
+
+
+@pytest.fixture(scope="module")
+def shard(asl: dict[str, Any]) -> dict[str, Any]:
+    processor: dict[str, Any] = asl["States"]["DevelopShards"]["ItemProcessor"]
+    return processor
 
 
 def payload(state: dict[str, Any]) -> dict[str, Any]:
@@ -115,9 +136,19 @@ def test_every_task_invokes_lambda_through_a_function_arn_placeholder(
     states: dict[str, dict[str, Any]],
 ) -> None:
     tasks = {name: s for name, s in states.items() if s["Type"] == "Task"}
-    assert set(tasks) == {*MAIN_PATH, "ReleaseWorker", "MarkFailed"}
+    assert set(tasks) == {
+        *(set(MAIN_PATH) - {"DevelopShards"}),
+        *SHARD_PATH,
+        *RETRY_PATH,
+        "ReleaseShard",
+        "ReleaseShardAgain",
+        "FailShard",
+        "ReleasePackager",
+        "ReleaseWorker",
+        "MarkFailed",
+    }
     for name, state in tasks.items():
-        expected = CALLBACK if name == "WaitForWorker" else LAMBDA_INVOKE
+        expected = CALLBACK if name in CALLBACK_STATES else LAMBDA_INVOKE
         assert state["Resource"] == expected, name
         assert re.fullmatch(r"\$\{\w+FunctionArn\}", state["Parameters"]["FunctionName"]), name
         assert payload(state)["execution_arn.$"] == "$$.Execution.Id", name
@@ -161,8 +192,11 @@ PATH_SAMPLES: dict[str, Any] = {
     "$$.Execution.Id": "arn:aws:states:us-east-1:123456789012:execution:m:job-1",
     "$$.Task.Token": "token",
     "$.job.job_id": "job-1",
+    "$.job_id": "job-1",
+    "$.shard": 1,
     "$.worker.instance_id": "i-1",
-    "$.result": {"manifest_key": "processed/job-1/manifest.json"},
+    "$.packager.instance_id": "i-2",
+    "$.package": {"archives": {}},
     "$.error": {"Error": "States.TaskFailed", "Cause": "boom"},
 }
 
@@ -192,28 +226,94 @@ def test_every_task_payload_is_the_event_model_of_the_function_it_invokes(
 
 
 # -- structure ----------------------------------------------------------------------------
+def _targets(block: dict[str, dict[str, Any]]) -> list[str]:
+    return [s["Next"] for s in block.values() if "Next" in s] + [
+        c["Next"] for s in block.values() for c in s.get("Catch", [])
+    ]
+
+
 def test_the_happy_path_runs_in_order_and_every_transition_exists(
-    asl: dict[str, Any], states: dict[str, dict[str, Any]]
+    asl: dict[str, Any], shard: dict[str, Any]
 ) -> None:
+    top = asl["States"]
     assert asl["StartAt"] == "RegisterJob"
     assert asl["Comment"]
     for current, following in pairwise(MAIN_PATH):
-        assert states[current]["Next"] == following
-    assert states["MarkDone"]["End"] is True
-    targets = [s["Next"] for s in states.values() if "Next" in s] + [
-        c["Next"] for s in states.values() for c in s.get("Catch", [])
-    ]
-    assert set(targets) <= set(states)
-    assert set(states) == set(targets) | {"RegisterJob"}
+        assert top[current]["Next"] == following
+    assert top["MarkDone"]["End"] is True
+    assert set(_targets(top)) <= set(top)
+    assert set(top) == set(_targets(top)) | {"RegisterJob"}
+    # The iteration is a world of its own: its transitions stay inside it.
+    inner = shard["States"]
+    assert shard["StartAt"] == "StartWorker"
+    assert shard["ProcessorConfig"] == {"Mode": "INLINE"}
+    for path in (SHARD_PATH, RETRY_PATH):
+        for current, following in pairwise(path):
+            assert inner[current]["Next"] == following
+        assert inner[path[-1]]["End"] is True
+    assert inner["FailShard"]["End"] is True
+    assert set(inner) == set(_targets(inner)) | {"StartWorker"}
+
+
+def test_the_map_runs_one_iteration_per_shard_from_register_job(
+    states: dict[str, dict[str, Any]],
+) -> None:
+    develop = states["DevelopShards"]
+    assert develop["ItemsPath"] == "$.job.shards"
+    assert develop["ItemSelector"] == {
+        "job_id.$": "$.job.job_id",
+        "shard.$": "$$.Map.Item.Value.shard",
+        "heartbeat_seconds.$": "$.job.heartbeat_seconds",
+        "timeout_seconds.$": "$.job.timeout_seconds",
+        "worker": {"instance_id": ""},
+    }
+    assert develop["MaxConcurrency"] == 40
+    assert develop["ResultPath"] is None  # the shards' outcomes live in the file items
 
 
 def test_every_main_state_catches_everything_into_release_worker(
     states: dict[str, dict[str, Any]],
 ) -> None:
-    for name in MAIN_PATH:
+    for name in ("RegisterJob", "DevelopShards", "StopPackager", "MarkDone"):
         assert states[name]["Catch"] == [
             {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "ReleaseWorker"}
         ], name
+
+
+def test_a_shard_lost_once_is_released_and_tried_again_then_fails_alone(
+    states: dict[str, dict[str, Any]],
+) -> None:
+    for name, release in (
+        *((n, "ReleaseShard") for n in SHARD_PATH[:2]),
+        *((n, "ReleaseShardAgain") for n in RETRY_PATH[:2]),
+    ):
+        assert states[name]["Catch"] == [
+            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": release}
+        ], name
+    assert states["ReleaseShard"]["Next"] == "RetryStartWorker"
+    assert states["ReleaseShardAgain"]["Next"] == "FailShard"
+    for name in ("ReleaseShard", "ReleaseShardAgain"):
+        release = states[name]
+        assert payload(release)["shard.$"] == "$.shard" and payload(release)["release_only"]
+        assert release["ResultPath"] is None
+        assert release["Catch"][0]["ResultPath"] == "$.release_error"
+    # The second attempt leaves out the instance the first one lost.
+    assert payload(states["RetryStartWorker"])["avoid.$"] == "$.worker.instance_id"
+    fail = states["FailShard"]
+    assert fail["Parameters"]["FunctionName"] == "${MarkFailedFunctionArn}"
+    assert payload(fail)["shard.$"] == "$.shard" and payload(fail)["error.$"] == "$.error"
+
+
+def test_packaging_failing_delivers_the_run_without_archives(
+    states: dict[str, dict[str, Any]],
+) -> None:
+    for name in ("StartPackager", "WaitForPackager"):
+        assert states[name]["Catch"] == [
+            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.package.error", "Next": "ReleasePackager"}
+        ], name
+    assert states["ReleasePackager"]["Next"] == "MarkDone"
+    assert payload(states["StartPackager"])["task"] == "package"
+    assert payload(states["StartPackager"])["shard"] == payload(states["ReleasePackager"])["shard"]
 
 
 def test_the_data_flow_between_states(states: dict[str, dict[str, Any]]) -> None:
@@ -225,13 +325,19 @@ def test_the_data_flow_between_states(states: dict[str, dict[str, Any]]) -> None
         "file_count.$",
         "heartbeat_seconds.$",
         "timeout_seconds.$",
+        "shards.$",
     }
-    assert payload(states["StartWorker"])["job_id.$"] == "$.job.job_id"
-    assert states["StartWorker"]["ResultSelector"] == {"instance_id.$": "$.Payload.instance_id"}
-    assert states["StartWorker"]["ResultPath"] == "$.worker"
-    assert payload(states["StopWorker"])["instance_id.$"] == "$.worker.instance_id"
-    assert states["StopWorker"]["ResultPath"] is None
-    assert payload(states["MarkDone"])["result.$"] == "$.result"
+    for start in ("StartWorker", "RetryStartWorker"):
+        assert payload(states[start])["job_id.$"] == "$.job_id"
+        assert payload(states[start])["shard.$"] == "$.shard"
+        assert states[start]["ResultSelector"] == {"instance_id.$": "$.Payload.instance_id"}
+        assert states[start]["ResultPath"] == "$.worker"
+    for stop in ("StopWorker", "RetryStopWorker"):
+        assert payload(states[stop])["instance_id.$"] == "$.worker.instance_id"
+        assert payload(states[stop])["shard.$"] == "$.shard"
+        assert states[stop]["ResultPath"] is None
+    assert states["WaitForPackager"]["ResultPath"] == "$.package"
+    assert payload(states["MarkDone"])["package.$"] == "$.package"
     # The execution's output is MarkDone's return value, not the Invoke envelope.
     assert states["MarkDone"]["OutputPath"] == "$.Payload"
     assert "ResultPath" not in states["MarkDone"]
@@ -240,22 +346,23 @@ def test_the_data_flow_between_states(states: dict[str, dict[str, Any]]) -> None
 def test_start_worker_queues_on_no_idle_worker_before_anything_else(
     states: dict[str, dict[str, Any]],
 ) -> None:
-    first, *others = states["StartWorker"]["Retry"]
-    assert first == {
-        "ErrorEquals": ["NoIdleWorker"],
-        "IntervalSeconds": 2,
-        "MaxAttempts": 2000,
-        "BackoffRate": 1.5,
-        "MaxDelaySeconds": 30,
-    }
-    assert others == [TRANSIENT_RETRY]
+    for name in ("StartWorker", "RetryStartWorker", "StartPackager"):
+        first, *others = states[name]["Retry"]
+        assert first == {
+            "ErrorEquals": ["NoIdleWorker"],
+            "IntervalSeconds": 2,
+            "MaxAttempts": 2000,
+            "BackoffRate": 1.5,
+            "MaxDelaySeconds": 30,
+        }, name
+        assert others == [TRANSIENT_RETRY], name
 
 
 def test_every_task_retries_a_crash_or_throttle_of_its_own_lambda_with_jitter(
     states: dict[str, dict[str, Any]],
 ) -> None:
     tasks = [name for name, state in states.items() if state["Type"] == "Task"]
-    assert len(tasks) == 7
+    assert len(tasks) == 17
     for name in tasks:
         assert states[name]["Retry"][-1] == TRANSIENT_RETRY, name
         assert states[name]["Retry"].count(TRANSIENT_RETRY) == 1, name
@@ -264,26 +371,33 @@ def test_every_task_retries_a_crash_or_throttle_of_its_own_lambda_with_jitter(
 def test_no_error_the_worker_or_a_timeout_reports_is_retried(
     states: dict[str, dict[str, Any]],
 ) -> None:
-    # A lost worker (heartbeat timeout) or one that failed must fail the job, not run it
-    # again; only a failure to hand over the token is retried.
-    retried = {e for r in states["WaitForWorker"]["Retry"] for e in r["ErrorEquals"]}
-    worker_reports = {"AllFilesFailed", "WorkerFailed", "WorkerInterrupted"}
-    assert not retried & worker_reports
-    assert not {e for e in retried if e.startswith("States.")}
+    # A lost worker (heartbeat timeout) or one that failed goes to the Catch (another
+    # attempt, then the shard fails); only a failure to hand over the token is retried.
+    for name in CALLBACK_STATES:
+        retried = {e for r in states[name]["Retry"] for e in r["ErrorEquals"]}
+        worker_reports = {"AllFilesFailed", "WorkerFailed", "WorkerInterrupted"}
+        assert not retried & worker_reports, name
+        assert not {e for e in retried if e.startswith("States.")}, name
 
 
 def test_wait_for_worker_waits_on_a_token_with_heartbeat_and_timeout_from_register_job(
     states: dict[str, dict[str, Any]],
 ) -> None:
-    wait = states["WaitForWorker"]
-    assert wait["Resource"] == CALLBACK
-    assert wait["Parameters"]["FunctionName"] == "${AwaitWorkerFunctionArn}"
-    assert payload(wait)["instance_id.$"] == "$.worker.instance_id"
-    assert payload(wait)["task_token.$"] == "$$.Task.Token"
-    assert wait["HeartbeatSecondsPath"] == "$.job.heartbeat_seconds"
-    assert wait["TimeoutSecondsPath"] == "$.job.timeout_seconds"
-    assert wait["ResultPath"] == "$.result"
-    assert "ResultSelector" not in wait  # SendTaskSuccess output arrives bare
+    for name in ("WaitForWorker", "RetryWaitForWorker"):
+        wait = states[name]
+        assert wait["Resource"] == CALLBACK
+        assert wait["Parameters"]["FunctionName"] == "${AwaitWorkerFunctionArn}"
+        assert payload(wait)["instance_id.$"] == "$.worker.instance_id"
+        assert payload(wait)["shard.$"] == "$.shard"
+        assert payload(wait)["task_token.$"] == "$$.Task.Token"
+        # The iteration's input carries RegisterJob's timings (the Map's ItemSelector).
+        assert wait["HeartbeatSecondsPath"] == "$.heartbeat_seconds"
+        assert wait["TimeoutSecondsPath"] == "$.timeout_seconds"
+        assert wait["ResultPath"] == "$.result"
+        assert "ResultSelector" not in wait  # SendTaskSuccess output arrives bare
+    packager = states["WaitForPackager"]
+    assert packager["HeartbeatSecondsPath"] == "$.job.heartbeat_seconds"
+    assert payload(packager)["instance_id.$"] == "$.packager.instance_id"
 
 
 def test_the_failure_path_works_without_the_job_registered(
