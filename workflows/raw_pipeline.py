@@ -1,18 +1,34 @@
 """The RAW job state machine, authored with the stepfunctions SDK.
 
+(Over 400 lines: every state and its contract, so the machine reads in one place.)
+
 `python -m workflows.raw_pipeline` (or `make workflow`) writes raw_pipeline.asl.json beside
 this file. That committed JSON, with its ${...FunctionArn} placeholders, is what CDK, the
 local cloud and darkroom.workflow load; no runtime imports this module or the SDK.
 
-    RegisterJob -> StartWorker -> WaitForWorker -> StopWorker -> MarkDone
-        any of them --Catch States.ALL--> ReleaseWorker -> MarkFailed -> JobFailed (Fail)
+    RegisterJob -> DevelopShards (an inline Map, one iteration per shard) -> StartPackager
+        -> WaitForPackager -> StopPackager -> MarkDone
+        any of them but the packaging --Catch States.ALL--> ReleaseWorker -> MarkFailed
+        -> JobFailed (Fail)
+    one iteration:  StartWorker -> WaitForWorker -> StopWorker
+        --Catch--> ReleaseShard -> RetryStartWorker -> RetryWaitForWorker -> RetryStopWorker
+        --Catch--> ReleaseShardAgain -> FailShard (the shard's pending files fail; the
+        iteration, and the job, go on)
+    packaging:      StartPackager / WaitForPackager --Catch--> ReleasePackager -> MarkDone
+                    (delivered without ZIPs)
 
 State data, as it grows along the way (the ResultPaths):
 
     execution input   {"job_id": str, "recipe"?: {...}, "reprocess"?: bool}
-    RegisterJob       + "job":    {"job_id", "file_count", "heartbeat_seconds", "timeout_seconds"}
-    StartWorker       + "worker": {"instance_id"}
-    WaitForWorker     + "result": whatever the worker passed to SendTaskSuccess
+    RegisterJob       + "job":      {"job_id", "file_count", "heartbeat_seconds",
+                                     "timeout_seconds", "shards": [{"shard": int}, ...]}
+    an iteration      its own input {"job_id", "shard", "heartbeat_seconds",
+                                     "timeout_seconds", "worker": {"instance_id": ""}}
+                      + "worker", "result", "error" within it; the Map's output is dropped
+                      (ResultPath null): each shard's outcome is in the file items
+    StartPackager     + "packager": {"instance_id"}
+    WaitForPackager   + "package":  the packager's SendTaskSuccess output
+                      ({"archives": {...}}), or {"error": {"Error", "Cause"}} from its Catch
     MarkDone          the execution's output is MarkDone's return value, verbatim
     failure path      + "error":         {"Error", "Cause"}  the Catch that left the main path
                       + "release_error": {"Error", "Cause"}  only if ReleaseWorker failed
@@ -23,20 +39,25 @@ idempotent per execution_arn: a throttle, a passing fault or a crash of its proc
 after its work is done, before it answers) re-invokes it with the same event:
 
     RegisterJob   event {"input": <execution input>, "execution_arn"}
-                  returns {"job_id": str, "file_count": int,
-                           "heartbeat_seconds": int > 0, "timeout_seconds": int > 0}
-    StartWorker   event {"job_id", "execution_arn"}
-                  returns {"instance_id": str}; raises NoIdleWorker to queue the job
-    AwaitWorker   event {"job_id", "execution_arn", "instance_id", "task_token"}
+                  returns {"job_id": str, "file_count": int, "heartbeat_seconds": int > 0,
+                           "timeout_seconds": int > 0, "shards": [{"shard": int}, ...]}
+    StartWorker   event {"job_id", "execution_arn", "shard", "task": "develop"|"package",
+                  "avoid"?: the instance a first attempt lost}
+                  returns {"instance_id": str}; raises NoIdleWorker while the shard waits
+                  its turn (the queue in the workers table orders every execution's shards)
+    AwaitWorker   event {"job_id", "execution_arn", "instance_id", "shard", "task_token"}
                   (WaitForWorker) return value ignored: the state ends when the worker calls
                   SendTaskSuccess / SendTaskFailure with task_token. A retry brings a new
                   token, which replaces the old one on the lease; a worker holding the old
                   one finds it dead at its next heartbeat and takes up the new one
-    StopWorker    event {"job_id", "execution_arn", "instance_id"}; return value ignored
+    StopWorker    event {"job_id", "execution_arn", "instance_id", "shard"}; return ignored
+    ReleaseShard  StopWorker's function, event {"job_id", "execution_arn", "shard",
+                  "release_only": true}: frees that shard's lease, if it still holds one
     ReleaseWorker StopWorker's function, event {"input", "execution_arn", "release_only": true}
-                  with no instance_id: StartWorker may never have run, so the lease is found
-                  by execution_arn; return value ignored
-    MarkDone      event {"job_id", "execution_arn", "result": <worker's output>}
+                  with no instance_id and no shard: every lease the execution holds (each
+                  shard's, the packager's) is found by execution_arn; return value ignored
+    FailShard     MarkFailed's function, event {"input", "execution_arn", "error", "shard"}
+    MarkDone      event {"job_id", "execution_arn", "package": <packaging's output or error>}
                   returns any JSON, which becomes the execution's output
     MarkFailed    event {"input", "execution_arn", "error": {"Error", "Cause"}}
                   returns {"Error": str, "Cause": str} -- capitalised like a Catch's output,
@@ -77,9 +98,10 @@ with warnings.catch_warnings():
     from stepfunctions.steps.integration_resources import IntegrationPattern
 
 COMMENT: Final = (
-    "darkroom RAW job: register the job, lease and start a pool worker, wait for its "
-    "callback, stop it, mark the job done. Any failure releases the worker and marks the "
-    "job failed. Generated by workflows/raw_pipeline.py; do not edit by hand."
+    "darkroom RAW job: register the job, develop each shard on a pool worker of its own "
+    "(lease, start, wait for its callback, stop; once more on another worker if it is lost), "
+    "package the run's ZIPs, mark the job done. Any other failure releases the workers and "
+    "marks the job failed. Generated by workflows/raw_pipeline.py; do not edit by hand."
 )
 
 # Pinned rather than taken from the SDK's LambdaStep, which derives the partition from the

@@ -15,6 +15,9 @@ HEARTBEAT_SECONDS = 8
 # A worker with no lease this long stops its own instance. Safe to keep short: StartWorker
 # leases an instance before starting it, so a booting worker for a job is never idle.
 IDLE_SHUTDOWN_SECONDS = 3
+# Small enough that a few dozen small DNGs make several shards; every other test's job
+# (at most 14 files) stays one shard.
+SHARD_SIZE = 20
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +26,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
         port=0,
         state_dir=tmp_path_factory.mktemp("local-cloud"),
         pool_size=2,
+        shard_size=SHARD_SIZE,
         worker_heartbeat_seconds=HEARTBEAT_SECONDS,
         worker_heartbeat_interval_seconds=1.0,
         worker_poll_seconds=0.2,

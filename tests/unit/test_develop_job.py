@@ -1,6 +1,7 @@
 """The worker's job loop with in-memory stores: parallel development of a shard's files,
-one file's failure, each file's record and the callback, heartbeats while it works, transfers overlapping
-development, a bounded scratch disk, and nothing half-uploaded left behind."""
+one file's failure, each file's record and the callback, heartbeats while it works,
+transfers overlapping development, a bounded scratch disk, and nothing half-uploaded
+left behind."""
 
 from __future__ import annotations
 

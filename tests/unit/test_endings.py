@@ -124,7 +124,6 @@ def test_an_older_executions_ending_touches_neither_the_job_nor_the_new_lease(
 ) -> None:
     _processing(world, "j1")
     world.jobs.transition("j1", EXEC_A, JobStatus.DONE)
-    from darkroom import pipeline
 
     worker_queue.stop_worker(EXEC_A, None, leases=world.leases, pool=world.pool)
     instance_id = _processing(world, "j1", EXEC_B)  # reprocessing now

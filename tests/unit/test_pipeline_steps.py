@@ -544,7 +544,9 @@ def test_every_write_to_the_tables_is_conditional(world: World) -> None:
         FileProgress(status=FileStatus.FAILED, error_code="truncated", error="B"),
     )
     assert _mark_done(world, "j20")["status"] == "DONE_WITH_ERRORS"
-    assert worker_queue.stop_worker(EXEC_A, instance, leases=world.leases, pool=world.pool)["released"]
+    assert worker_queue.stop_worker(EXEC_A, instance, leases=world.leases, pool=world.pool)[
+        "released"
+    ]
     # And one that fails: released by the failure path, then marked failed.
     world.upload("j21", "A.DNG", manifest={})
     world.register("j21", EXEC_B)

@@ -203,9 +203,7 @@ def test_a_shard_lost_twice_fails_only_its_pending_files(pool2: World) -> None:
     assert records["F003.DNG"].status is FileStatus.FAILED
     assert records["F003.DNG"].error == "shard 1: worker lost twice: WorkerLost: no heartbeat"
     assert records["F002.DNG"].status is FileStatus.DONE
-    assert {records[n].status for n in ("F000.DNG", "F001.DNG", "F004.DNG")} == {
-        FileStatus.PENDING
-    }
+    assert {records[n].status for n in ("F000.DNG", "F001.DNG", "F004.DNG")} == {FileStatus.PENDING}
     job = pool2.jobs.get("j5")
     assert (job.status, job.files_done, job.files_failed) == (JobStatus.PROCESSING, 1, 1)
 

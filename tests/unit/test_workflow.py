@@ -309,7 +309,11 @@ def test_packaging_failing_delivers_the_run_without_archives(
 ) -> None:
     for name in ("StartPackager", "WaitForPackager"):
         assert states[name]["Catch"] == [
-            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.package.error", "Next": "ReleasePackager"}
+            {
+                "ErrorEquals": ["States.ALL"],
+                "ResultPath": "$.package.error",
+                "Next": "ReleasePackager",
+            }
         ], name
     assert states["ReleasePackager"]["Next"] == "MarkDone"
     assert payload(states["StartPackager"])["task"] == "package"

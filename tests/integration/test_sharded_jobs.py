@@ -1,0 +1,84 @@
+"""A job of several shards on the local cloud's pool of two: developed side by side,
+then packaged and marked done from the file items."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from benchmarks.orchestration import state_durations
+from darkroom import keys
+from darkroom.imaging.fixtures import make_demo_shoot
+from darkroom.jobs import FileStatus, JobStatus
+from darkroom.local.cloud import LocalCloud
+from tests.harness import Studio, leases_of
+from tests.integration.conftest import SHARD_SIZE
+
+pytestmark = pytest.mark.integration
+
+# Three shards on two workers. The issue's 600 files in shards of 200 take several
+# minutes on a two-core laptop; 60 in shards of 20 keep the same shape.
+FILES = 3 * SHARD_SIZE
+
+
+def shard_spans(studio: Studio, job_id: str) -> dict[int, tuple[str, str]]:
+    """Per shard, when its first and last file were recorded."""
+    times: dict[int, list[str]] = defaultdict(list)
+    for item in studio.jobs._table.query(  # updated_at is not on the FileRecord model
+        "#pk = :job AND begins_with(#sk, :file)",
+        names={"#pk": "job_id", "#sk": "sk"},
+        values={":job": job_id, ":file": "FILE#"},
+        consistent=True,
+    ):
+        times[int(item["shard"])].append(str(item["updated_at"]))
+    return {shard: (min(t), max(t)) for shard, t in times.items()}
+
+
+def overlapping(spans: dict[int, tuple[str, str]]) -> set[tuple[int, int]]:
+    pairs = set()
+    for a, (a_start, a_end) in spans.items():
+        for b, (b_start, b_end) in spans.items():
+            if a < b and a_start < b_end and b_start < a_end:
+                pairs.add((a, b))
+    return pairs
+
+
+def test_a_job_of_three_shards_is_developed_two_at_a_time_and_ends_done(
+    studio: Studio, cloud: LocalCloud, tmp_path: Path
+) -> None:
+    files = make_demo_shoot(tmp_path / "shoot", count=FILES, width=300, height=200)
+    started = time.monotonic()
+    job_id = studio.upload(files, name="sharded")
+    job = studio.wait(job_id, timeout=400)
+    wall = time.monotonic() - started
+    assert job.status is JobStatus.DONE, job.model_dump()
+    assert (job.files_total, job.files_done, job.files_failed) == (FILES, FILES, 0)
+    assert job.delivered is not None and job.delivered.files_delivered == FILES
+
+    records = list(studio.jobs.files(job_id))
+    assert sorted({r.shard for r in records}) == [0, 1, 2]
+    assert all(r.status is FileStatus.DONE and r.delivered_run == job.run_id for r in records)
+    # Two shards were developed at once: their files' records interleave in time.
+    spans = shard_spans(studio, job_id)
+    assert overlapping(spans), spans
+
+    execution = studio.executions.describe(job.execution_arn or "")
+    assert execution["status"] == "SUCCEEDED"
+    assert json.loads(execution["output"])["status"] == "DONE"
+    manifest = studio.manifest(job_id)
+    assert [f["name"] for f in manifest["files"]] == sorted(p.name for p in files)
+    assert {f["shard"] for f in manifest["files"]} == {0, 1, 2}
+    assert manifest["manifest_key"] == keys.run_manifest_key(job_id, job.run_id or "")
+    # Every lease is free again, the packaging's too.
+    assert all(lease["state"] == "IDLE" for lease in leases_of(cloud))
+
+    history = studio.executions.history(job.execution_arn or "")
+    per_state = state_durations(history)
+    print(
+        f"\n{FILES} files in {len(spans)} shards: {wall:.1f} s wall; shard spans {spans}; "
+        + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in sorted(per_state.items()))
+    )
