@@ -60,7 +60,8 @@ class DeployConfig(BaseModel):
 
     stack_name: str = "darkroom"
     # -- worker pool
-    pool_size: int = 1
+    # Two: a job of several shards develops them side by side (the local cloud too).
+    pool_size: int = 2
     worker_instance_type: str = "c7g.xlarge"
     worker_scratch_gb: int = 30
     worker_root_gb: int = 16

@@ -19,9 +19,9 @@ def test_cdk_json_lists_every_option_with_its_default() -> None:
     assert cdk_json["app"] == "../.venv/bin/python app.py"
 
 
-def test_a_deploy_without_options_runs_one_graviton_worker() -> None:
+def test_a_deploy_without_options_runs_two_graviton_workers() -> None:
     default = config.DeployConfig.from_context({}.get)
-    assert default.pool_size == 1
+    assert default.pool_size == 2
     assert default.worker_instance_type == "c7g.xlarge"
 
 

@@ -25,8 +25,14 @@ def _executions_named(studio: Studio, name: str) -> list[dict]:
 
 
 def _instance_state(cloud: LocalCloud) -> str:
+    """ "stopped" once every pool instance is, else the state of one that is not."""
     reservations = cloud.client("ec2").describe_instances(InstanceIds=cloud.instance_ids)
-    return reservations["Reservations"][0]["Instances"][0]["State"]["Name"]
+    states = [
+        instance["State"]["Name"]
+        for reservation in reservations["Reservations"]
+        for instance in reservation["Instances"]
+    ]
+    return next((state for state in states if state != "stopped"), "stopped")
 
 
 def _wait_for(predicate, timeout: float = 30.0, poll: float = 0.2):
@@ -123,21 +129,26 @@ def test_a_shoot_where_every_file_fails_ends_failed_with_the_workers_cause(
     assert job.delivered is None
 
 
-def test_a_worker_killed_mid_job_fails_the_execution_within_the_heartbeat_window(
+def test_a_worker_killed_mid_job_is_replaced_by_the_other_and_the_job_finishes(
     studio: Studio, cloud: LocalCloud, tmp_path: Path
 ) -> None:
     job_id = _processing_job(studio, tmp_path, count=12)
     assert cloud.instances is not None
-    cloud.instances.kill(cloud.instance_ids[0])
+    victim = str(lease_of(cloud)["instance_id"])
+    cloud.instances.kill(victim)
     killed_at = time.monotonic()
 
-    job = studio.wait(job_id, timeout=HEARTBEAT_SECONDS * 4)
-    noticed = time.monotonic() - killed_at
-    assert job.status is JobStatus.FAILED
-    assert job.error in {"WorkerTimedOut", "WorkerLost"}
-    # Within the window (plus the few seconds the failure path itself takes).
-    assert noticed < HEARTBEAT_SECONDS + 10, noticed
-    assert studio.executions.describe(job.execution_arn or "")["status"] == "FAILED"
+    # Within the heartbeat window (plus the release's few seconds) the job's one shard
+    # is leased again, to the pool's other instance.
+    _wait_for(
+        lambda: lease_of(cloud).get("task_token") and lease_of(cloud)["instance_id"] != victim,
+        HEARTBEAT_SECONDS + 20,
+    )
+    assert time.monotonic() - killed_at < HEARTBEAT_SECONDS + 20
+    job = studio.wait(job_id, timeout=300)
+    assert job.status is JobStatus.DONE, job.model_dump()
+    assert job.files_done == 12
+    assert studio.executions.describe(job.execution_arn or "")["status"] == "SUCCEEDED"
     assert _wait_for(lambda: _instance_state(cloud) == "stopped")
     assert lease_of(cloud)["state"] == "IDLE"
 
@@ -172,17 +183,21 @@ def test_the_same_manifest_event_twice_starts_one_execution(
     assert studio.jobs.get(job_id).attempt == 1
 
 
-def test_two_jobs_on_a_pool_of_one_both_finish_one_after_the_other(
+def test_three_jobs_on_a_pool_of_two_all_finish_the_third_waiting_for_a_free_worker(
     studio: Studio, tmp_path: Path
 ) -> None:
-    first = studio.upload(make_demo_shoot(tmp_path / "a", count=3, width=900, height=600))
-    second = studio.upload(make_demo_shoot(tmp_path / "b", count=3, width=900, height=600))
-    jobs = [studio.wait(job_id, timeout=300) for job_id in (first, second)]
-    assert [j.status for j in jobs] == [JobStatus.DONE, JobStatus.DONE]
-    a, b = sorted(jobs, key=lambda j: j.started_at or "")
-    assert a.instance_id == b.instance_id
-    # Never sharing the instance: the second started developing after the first finished.
-    assert (a.finished_at or "") <= (b.started_at or ""), (a.model_dump(), b.model_dump())
+    job_ids = [
+        studio.upload(make_demo_shoot(tmp_path / name, count=3, width=900, height=600))
+        for name in ("a", "b", "c")
+    ]
+    jobs = [studio.wait(job_id, timeout=300) for job_id in job_ids]
+    assert [j.status for j in jobs] == [JobStatus.DONE] * 3
+    a, b, c = sorted(jobs, key=lambda j: j.started_at or "")
+    assert a.instance_id != b.instance_id
+    # Never sharing an instance: the last started developing after one had finished.
+    assert min(a.finished_at or "", b.finished_at or "") <= (c.started_at or ""), [
+        j.model_dump() for j in (a, b, c)
+    ]
 
 
 def test_reprocessing_a_finished_job_runs_a_second_execution_that_succeeds(
@@ -309,7 +324,7 @@ def test_a_hand_typed_input_without_a_job_id_fails_with_invalid_job(
 
 def test_a_worker_with_no_lease_stops_its_own_instance(cloud: LocalCloud) -> None:
     assert cloud.instances is not None
-    (instance,) = cloud.instance_ids
+    instance = cloud.instance_ids[0]
     _wait_for(lambda: _instance_state(cloud) == "stopped")
     boots = cloud.instances.boots.get(instance, 0)
     # Someone starts the instance by hand (or a job's StartWorker died right after).
