@@ -107,7 +107,11 @@ def _take_turn(
         ]
 
     free = idle()
-    if not free and execution_status is not None and _reclaim(instance_ids, leases, execution_status):
+    if (
+        not free
+        and execution_status is not None
+        and _reclaim(instance_ids, leases, execution_status)
+    ):
         free = idle()
     if not free:
         return None

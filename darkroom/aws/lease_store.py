@@ -112,9 +112,7 @@ class LeaseStore:
         )
         return sorted(leases, key=lambda lease: lease.instance_id)
 
-    def held_by(
-        self, execution_arn: str, instance_ids: Iterable[str] | None = None
-    ) -> list[Lease]:
+    def held_by(self, execution_arn: str, instance_ids: Iterable[str] | None = None) -> list[Lease]:
         """Every lease this execution holds (one per shard it is developing, and its
         packaging). Give the pool's instance ids where they are known: reading their
         rows is cheaper than scanning the table."""
