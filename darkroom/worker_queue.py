@@ -177,6 +177,11 @@ def stop_worker(
         held = [lease] if lease is not None else []
     else:
         held = leases.held_by(execution_arn)
+        # A release (the failure path, a shard given up, an ending) also takes the
+        # shards that were still waiting out of the queue.
+        for waiter in leases.waiters():
+            if waiter.execution_arn == execution_arn and shard in (None, waiter.shard):
+                leases.stop_waiting(execution_arn, waiter.shard)
     mine = [
         lease
         for lease in held

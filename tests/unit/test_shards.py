@@ -266,3 +266,19 @@ def test_a_run_that_developed_nothing_fails_all_files_failed(pool2: World) -> No
         pipeline.mark_done(
             "j9", EXEC_A, None, jobs=pool2.jobs, objects=pool2.objects, processed_bucket=PROCESSED
         )
+
+
+def test_a_release_takes_the_executions_waiting_shards_out_of_the_queue(pool2: World) -> None:
+    _registered(pool2, "busy", EXEC_A, 4, 2)
+    pool2.start("busy", EXEC_A, shard=0)
+    pool2.start("busy", EXEC_A, shard=1)
+    _registered(pool2, "queued", EXEC_B, 6, 2)
+    for shard in (0, 1, 2):
+        with pytest.raises(NoIdleWorker):
+            pool2.start("queued", EXEC_B, shard=shard)
+    worker_queue.stop_worker(EXEC_B, None, leases=pool2.leases, pool=pool2.pool, shard=1)
+    assert sorted(w.shard for w in pool2.leases.waiters()) == [0, 2]
+    # The failure path (or the ending reconciler) releases everything the run holds.
+    worker_queue.stop_worker(EXEC_B, None, leases=pool2.leases, pool=pool2.pool)
+    assert pool2.leases.waiters() == []
+    assert len(pool2.leases.held_by(EXEC_A)) == 2
