@@ -36,6 +36,14 @@ def _crashed_states(studio: Studio, execution_arn: str) -> list[str]:
     return crashed
 
 
+def _entered(studio: Studio, execution_arn: str) -> set[str]:
+    return {
+        event["stateEnteredEventDetails"]["name"]
+        for event in studio.executions.history(execution_arn)
+        if event["type"].endswith("StateEntered")
+    }
+
+
 def _wait_for(predicate: Any, timeout: float, poll: float = 0.2) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -106,11 +114,13 @@ def test_the_failure_path_survives_crashes_and_records_the_real_error(
     shoot.mkdir()
     write_corrupt_raw(shoot / "A.dng", "truncated")
     write_corrupt_raw(shoot / "B.dng", "garbage")
-    kills = [
-        cloud.kill_next_invocation(Function.STOP_WORKER, after_handler=True),  # ReleaseWorker
-        cloud.kill_next_invocation(Function.MARK_FAILED, after_handler=True),
-    ]
+    kills = [cloud.kill_next_invocation(Function.MARK_FAILED, after_handler=True)]
     job_id = studio.upload(raw_files(shoot))
+    # StopWorker's function also stops the shard's and the packager's workers first:
+    # its kill is armed once MarkDone (which finds nothing developed) has begun.
+    arn = _wait_for(lambda: (j := studio.jobs.find(job_id)) and j.execution_arn, 120)
+    _wait_for(lambda: "MarkDone" in _entered(studio, arn), 180, poll=0.05)
+    kills.append(cloud.kill_next_invocation(Function.STOP_WORKER, after_handler=True))
 
     job = studio.wait(job_id, timeout=180)
     assert all(kill.is_set() for kill in kills)
