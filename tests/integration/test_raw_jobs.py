@@ -194,10 +194,21 @@ def test_three_jobs_on_a_pool_of_two_all_finish_the_third_waiting_for_a_free_wor
     assert [j.status for j in jobs] == [JobStatus.DONE] * 3
     a, b, c = sorted(jobs, key=lambda j: j.started_at or "")
     assert a.instance_id != b.instance_id
-    # Never sharing an instance: the last started developing after one had finished.
-    assert min(a.finished_at or "", b.finished_at or "") <= (c.started_at or ""), [
-        j.model_dump() for j in (a, b, c)
-    ]
+    # Never sharing an instance: the last started developing after one of the others
+    # had recorded its last file (its worker is freed then, before packaging).
+    first_free = min(_last_recorded(studio, a.job_id), _last_recorded(studio, b.job_id))
+    assert first_free <= (c.started_at or ""), [j.model_dump() for j in (a, b, c)]
+
+
+def _last_recorded(studio: Studio, job_id: str) -> str:
+    """When the job's last file item was written (updated_at is not on FileRecord)."""
+    items = studio.jobs._table.query(
+        "#pk = :job AND begins_with(#sk, :file)",
+        names={"#pk": names.JOB_ID, "#sk": names.SORT_KEY},
+        values={":job": job_id, ":file": names.FILE_ITEM_PREFIX},
+        consistent=True,
+    )
+    return max(str(item["updated_at"]) for item in items)
 
 
 def test_reprocessing_a_finished_job_runs_a_second_execution_that_succeeds(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.orchestration import state_durations
-from darkroom import keys
+from darkroom import keys, names
 from darkroom.imaging.fixtures import make_demo_shoot
 from darkroom.jobs import FileStatus, JobStatus
 from darkroom.local.cloud import LocalCloud
@@ -30,8 +30,8 @@ def shard_spans(studio: Studio, job_id: str) -> dict[int, tuple[str, str]]:
     times: dict[int, list[str]] = defaultdict(list)
     for item in studio.jobs._table.query(  # updated_at is not on the FileRecord model
         "#pk = :job AND begins_with(#sk, :file)",
-        names={"#pk": "job_id", "#sk": "sk"},
-        values={":job": job_id, ":file": "FILE#"},
+        names={"#pk": names.JOB_ID, "#sk": names.SORT_KEY},
+        values={":job": job_id, ":file": names.FILE_ITEM_PREFIX},
         consistent=True,
     ):
         times[int(item["shard"])].append(str(item["updated_at"]))
