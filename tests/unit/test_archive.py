@@ -21,14 +21,18 @@ import boto3
 import pytest
 from moto import mock_aws
 from PIL import Image
+from rich.console import Console
 
 from darkroom import delivery, keys, names
+from darkroom.api.models import JobView
 from darkroom.archive import MIB, Entry, MultipartWriter, Source, write_zip
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.objects import Objects
 from darkroom.aws.table import create_request
+from darkroom.cli.view import panel
 from darkroom.errors import TransientError
-from darkroom.jobs import Archive, FileProgress, FileStatus, JobStatus, Output
+from darkroom.jobs import Archive, DeliveredRun, FileProgress, FileStatus, JobStatus, Output
+from darkroom.jobs import Job as JobModel
 from tests.moto_config import offline_aws
 from worker.job import Interrupted
 from worker.package import entry_name, package_run
@@ -455,3 +459,36 @@ def test_delivery_records_the_runs_zips_and_deletes_earlier_runs_ones(job: Job) 
     assert set(job.zip("web").values()) == {
         job.bodies[o.key] for r in job.jobs.files("j1") for o in [r.delivered["web"]]
     }
+
+
+# -- who shows the job ------------------------------------------------------------------
+def test_the_job_view_and_status_panel_show_each_zip_briefly() -> None:
+    web = Archive(key=keys.archive_key("j1", "b", "web"), bytes=12_345_678, files=120)
+    thumb = Archive(key=keys.archive_key("j1", "b", "thumb"), bytes=987_654, files=119)
+    job = JobModel(
+        job_id="j1",
+        status=JobStatus.DONE,
+        files_total=120,
+        files_done=120,
+        run_id="b",
+        attempt=2,
+        delivered=DeliveredRun(
+            run_id="b", files_delivered=120, archives={"web": web, "thumb": thumb}
+        ),
+    )
+    view = JobView.of_job(job, []).model_dump(mode="json")
+    assert view["delivered"]["archives"] == {
+        "web": {"key": "processed/j1/b/web.zip", "bytes": 12_345_678, "files": 120},
+        "thumb": {"key": "processed/j1/b/thumb.zip", "bytes": 987_654, "files": 119},
+    }
+    console = Console(record=True, width=160, file=io.StringIO())
+    console.print(panel(view, "j1"))
+    text = console.export_text()
+    assert "thumb ZIP 987.7 kB (119 files), web ZIP 12.3 MB (120 files)" in text
+    # No ZIPs (packaging failed, or a run from before they existed): nothing shown.
+    bare = job.model_copy(update={"delivered": DeliveredRun(run_id="b", files_delivered=1)})
+    view = JobView.of_job(bare, []).model_dump(mode="json")
+    assert "archives" not in view["delivered"]
+    console = Console(record=True, width=160, file=io.StringIO())
+    console.print(panel(view, "j1"))
+    assert "ZIP" not in console.export_text()
