@@ -67,13 +67,13 @@ class MultipartWriter:
         bucket: str,
         key: str,
         *,
-        part_bytes: int = PART_BYTES,
+        part_bytes: int | None = None,
         content_type: str = ZIP_CONTENT_TYPE,
     ) -> None:
         self._objects = objects
         self._bucket = bucket
         self._key = key
-        self._part_bytes = part_bytes
+        self._part_bytes = part_bytes or PART_BYTES
         self._content_type = content_type
         self._upload_id: str | None = None
         self._etags: list[str] = []
