@@ -1,15 +1,19 @@
 """ZIP archives of S3 objects, written into S3 as they are read: each entry streamed
-from its object, the archive streamed into a multipart upload. Memory stays flat
-whatever the number or size of the entries (a part's buffer, a read chunk, and
-zipfile's few hundred bytes per entry for the central directory)."""
+from its object (small ones read a few ahead), the archive streamed into a multipart
+upload. Memory stays flat whatever the number or size of the entries: a part's buffer,
+a read chunk, the bounded read-ahead, and zipfile's few hundred bytes per entry for the
+central directory."""
 
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from types import TracebackType
 from typing import Protocol
 
@@ -24,6 +28,12 @@ MAX_PARTS = 10_000  # S3's limit per multipart upload
 # Parts double in size every this many, so an upload reaches ~0.5 TB before S3's part
 # limit while an ordinary archive holds one 8 MiB buffer.
 _PARTS_PER_DOUBLING = 2_000
+# Small entries are read this far ahead, a few at once: one GET at a time would make
+# an archive of thousands of files as slow as thousands of round trips.
+READ_AHEAD_THREADS = 8
+READ_AHEAD_ENTRIES = 16
+READ_AHEAD_BYTES = 16 * 1024 * 1024  # at most this much read ahead, whatever the count
+READ_AHEAD_LARGEST = 4 * 1024 * 1024  # larger entries are streamed when their turn comes
 
 
 class ArchiveError(DarkroomError):
@@ -50,6 +60,74 @@ class Entry:
 
     name: str
     open: Callable[[], AbstractContextManager[Source]]
+    size: int | None = None  # what it is expected to be, if known (for reading ahead)
+
+
+@dataclass(frozen=True)
+class _Read:
+    size: int | None
+    modified: datetime | None
+    body: bytes
+
+    @property
+    def chunks(self) -> Iterator[bytes]:
+        return iter((self.body,))
+
+
+def _read(entry: Entry) -> _Read:
+    with entry.open() as source:
+        return _Read(source.size, source.modified, b"".join(source.chunks))
+
+
+def read_ahead(
+    entries: Iterable[Entry],
+    *,
+    threads: int = READ_AHEAD_THREADS,
+    most_entries: int = READ_AHEAD_ENTRIES,
+    most_bytes: int = READ_AHEAD_BYTES,
+    largest: int = READ_AHEAD_LARGEST,
+) -> Generator[Entry, None, None]:
+    """`entries` in their order, the small ones (size known, at most `largest`) read
+    whole in threads while earlier ones are written: at most `most_entries` and
+    `most_bytes` ahead. A read's error surfaces when its entry is opened.
+
+    Close the iterator if it is left before its end: reads in flight are waited for,
+    queued ones cancelled (entries handed out but not opened yet can then not be)."""
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="read-ahead")
+    window: deque[tuple[Entry, Future[_Read] | None]] = deque()
+    ahead = 0
+
+    def ready() -> Entry:
+        nonlocal ahead
+        entry, read = window.popleft()
+        if read is None:
+            return entry
+        ahead -= entry.size or 0
+        return Entry(entry.name, partial(_opened, read), entry.size)
+
+    try:
+        for entry in entries:
+            small = entry.size is not None and entry.size <= largest
+            while window and (
+                len(window) >= most_entries or (small and ahead + (entry.size or 0) > most_bytes)
+            ):
+                yield ready()
+            if small:
+                window.append((entry, pool.submit(_read, entry)))
+                ahead += entry.size or 0
+            else:
+                window.append((entry, None))
+        while window:
+            yield ready()
+    except BaseException:  # closed early (GeneratorExit) or failed
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    # Every read belongs to an entry handed out, maybe not opened yet: let them finish.
+    pool.shutdown(wait=False)
+
+
+def _opened(read: Future[_Read]) -> AbstractContextManager[Source]:
+    return nullcontext(read.result())
 
 
 class MultipartWriter:

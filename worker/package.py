@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import closing
 from functools import partial
 from pathlib import PurePosixPath
 from typing import Any
 
 from darkroom import keys
 from darkroom.api.validation import same_on_every_disk
-from darkroom.archive import Entry, MultipartWriter, write_zip
+from darkroom.archive import Entry, MultipartWriter, read_ahead, write_zip
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.objects import Objects
 from darkroom.delivery import delivered_after
@@ -41,7 +42,10 @@ def package_run(
     `lost` (the task is over) stops it between entries and reads: the upload is aborted
     and Interrupted raised. Any failure aborts the upload being written, so a ZIP exists
     only whole; ZIPs of renditions finished before it stay, to be overwritten by the next
-    attempt, which writes the same keys."""
+    attempt, which writes the same keys.
+
+    The file items are read once to learn the renditions, then once per rendition: one
+    ZIP is written at a time, its small renditions read a few ahead."""
     renditions = sorted(
         {rendition for record in jobs.files(job_id) for rendition in delivered_after(record, run)}
     )
@@ -71,8 +75,10 @@ def _package_rendition(
         if lost.is_set():
             raise Interrupted(f"the execution stopped waiting while {key} was written")
 
-    entries = _entries(job_id, run, rendition, jobs=jobs, objects=objects, bucket=bucket)
-    with MultipartWriter(objects, bucket, key) as out:
+    entries = read_ahead(
+        _entries(job_id, run, rendition, jobs=jobs, objects=objects, bucket=bucket)
+    )
+    with closing(entries), MultipartWriter(objects, bucket, key) as out:
         files = write_zip(out, entries, check=check)
     return Archive(key=key, bytes=out.size, files=files)
 
@@ -88,7 +94,7 @@ def _entries(
         if output is None or not output.key.startswith(prefix):
             continue
         name = entry_name(record.name, PurePosixPath(output.key).suffix, taken)
-        yield Entry(name, partial(objects.reading, bucket, output.key))
+        yield Entry(name, partial(objects.reading, bucket, output.key), output.bytes)
 
 
 def entry_name(file_name: str, suffix: str, taken: set[str]) -> str:

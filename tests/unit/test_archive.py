@@ -8,10 +8,11 @@ import shutil
 import struct
 import subprocess
 import threading
+import time
 import tracemalloc
 import zipfile
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +26,7 @@ from rich.console import Console
 
 from darkroom import delivery, keys, names
 from darkroom.api.models import JobView
-from darkroom.archive import MIB, Entry, MultipartWriter, Source, write_zip
+from darkroom.archive import MIB, Entry, MultipartWriter, Source, read_ahead, write_zip
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.objects import Objects
 from darkroom.aws.table import create_request
@@ -179,6 +180,63 @@ def test_a_source_shorter_than_it_said_is_an_error() -> None:
         write_zip(Unseekable(), [_entry("a.jpg", Short(b"0123456789"))])
 
 
+def _counted(opened: list[int], i: int, size: int | None, fail: bool = False) -> Entry:
+    def open_() -> AbstractContextManager[Source]:
+        opened.append(i)
+        if fail:
+            raise OSError(f"cannot read {i}")
+        return nullcontext(Bytes(bytes([i]) * (size or 700)))
+
+    return Entry(f"{i}.jpg", open_, size)
+
+
+def _settle(opened: list[int], count: int) -> set[int]:
+    deadline = time.monotonic() + 5
+    while len(opened) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)  # and nothing more
+    return set(opened)
+
+
+def test_small_entries_are_read_ahead_in_order_within_bounds() -> None:
+    opened: list[int] = []
+    # Ten small entries, one too large to read ahead, one of unknown size, two small.
+    sizes: list[int | None] = [100] * 10 + [600, None, 100, 100]
+    entries = [_counted(opened, i, size) for i, size in enumerate(sizes)]
+    ahead = read_ahead(entries, threads=2, most_entries=4, most_bytes=1000, largest=500)
+    first = next(ahead)
+    assert first.name == "0.jpg"
+    assert _settle(opened, 4) == {0, 1, 2, 3}  # four ahead at most
+    written = Unseekable()
+    with closing(ahead):
+        count = write_zip(written, [first, *ahead])
+    assert count == len(sizes)
+    with zipfile.ZipFile(io.BytesIO(written.data)) as archive:
+        assert archive.namelist() == [f"{i}.jpg" for i in range(len(sizes))]
+        for i, size in enumerate(sizes):
+            assert archive.read(f"{i}.jpg") == bytes([i]) * (size or 700)
+    assert sorted(opened) == list(range(len(sizes)))
+
+
+def test_read_ahead_holds_at_most_its_byte_budget_and_streams_the_rest() -> None:
+    opened: list[int] = []
+    entries = [_counted(opened, i, size) for i, size in enumerate([100, 100, 100, 600, 100])]
+    ahead = read_ahead(entries, threads=4, most_entries=10, most_bytes=250, largest=500)
+    assert next(ahead).name == "0.jpg"
+    assert _settle(opened, 2) == {0, 1}  # a third small one would pass 250 bytes
+    names_seen = [e.name for e in ahead]
+    assert names_seen == ["1.jpg", "2.jpg", "3.jpg", "4.jpg"]
+    # The large entry is never read ahead: only opened by whoever writes it.
+    assert 3 not in opened
+
+
+def test_a_read_ahead_error_surfaces_when_its_entry_is_opened() -> None:
+    opened: list[int] = []
+    entries = [_counted(opened, 0, 100), _counted(opened, 1, 100, fail=True)]
+    with closing(read_ahead(entries)) as ahead, pytest.raises(OSError, match="cannot read 1"):
+        write_zip(Unseekable(), ahead)
+
+
 def test_entry_names_take_the_originals_stem_and_tell_equal_stems_apart() -> None:
     taken: set[str] = set()
     assert entry_name("A.CR2", ".jpg", taken) == "A.jpg"
@@ -325,7 +383,10 @@ class Job:
                     key = keys.rendition_key(self.job_id, run, rendition, name, "jpg")
                     self.bodies[key] = _jpeg(f"{run}/{rendition}/{name}")
                     self.s3.put_object(Bucket=BUCKET, Key=key, Body=self.bodies[key])
-                    outputs[rendition] = Output(key=key, content_type="image/jpeg")
+                    # The worker records each rendition's size; an older record may not
+                    # (its ZIP entry is then streamed, not read ahead).
+                    size = len(self.bodies[key]) if rendition == "web" else None
+                    outputs[rendition] = Output(key=key, content_type="image/jpeg", bytes=size)
                 progress = FileProgress(status=FileStatus.DONE, outputs=outputs)
             self.jobs.record_file(self.job_id, execution, name, progress)
 
