@@ -16,7 +16,7 @@ from darkroom.archive import Entry, MultipartWriter, read_ahead, write_zip
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.objects import Objects
 from darkroom.delivery import delivered_after
-from darkroom.jobs import Archive
+from darkroom.jobs import Archive, FileRecord, Output
 from darkroom.observability import logger
 from worker.job import Interrupted
 
@@ -47,7 +47,7 @@ def package_run(
     The file items are read once to learn the renditions, then once per rendition: one
     ZIP is written at a time, its small renditions read a few ahead."""
     renditions = sorted(
-        {rendition for record in jobs.files(job_id) for rendition in delivered_after(record, run)}
+        {r for record in jobs.files(job_id) for r in archived_outputs(job_id, record, run)}
     )
     archives: dict[str, Any] = {}
     for rendition in renditions:
@@ -86,15 +86,24 @@ def _package_rendition(
 def _entries(
     job_id: str, run: str, rendition: str, *, jobs: JobStore, objects: Objects, bucket: str
 ) -> Iterator[Entry]:
-    prefix = keys.processed_prefix(job_id)
     taken: set[str] = set()
     for record in jobs.files(job_id):
-        output = delivered_after(record, run).get(rendition)
-        # Only this job's objects, whatever its record says.
-        if output is None or not output.key.startswith(prefix):
+        output = archived_outputs(job_id, record, run).get(rendition)
+        if output is None:
             continue
         name = entry_name(record.name, PurePosixPath(output.key).suffix, taken)
         yield Entry(name, partial(objects.reading, bucket, output.key), output.bytes)
+
+
+def archived_outputs(job_id: str, record: FileRecord, run: str) -> dict[str, Output]:
+    """What of the file goes into the ZIPs: what it will deliver, and only this job's
+    objects, whatever its record says."""
+    prefix = keys.processed_prefix(job_id)
+    return {
+        rendition: output
+        for rendition, output in delivered_after(record, run).items()
+        if output.key.startswith(prefix)
+    }
 
 
 def entry_name(file_name: str, suffix: str, taken: set[str]) -> str:

@@ -32,11 +32,19 @@ from darkroom.aws.objects import Objects
 from darkroom.aws.table import create_request
 from darkroom.cli.view import panel
 from darkroom.errors import TransientError
-from darkroom.jobs import Archive, DeliveredRun, FileProgress, FileStatus, JobStatus, Output
+from darkroom.jobs import (
+    Archive,
+    DeliveredRun,
+    FileProgress,
+    FileRecord,
+    FileStatus,
+    JobStatus,
+    Output,
+)
 from darkroom.jobs import Job as JobModel
 from tests.moto_config import offline_aws
 from worker.job import Interrupted
-from worker.package import entry_name, package_run
+from worker.package import archived_outputs, entry_name, package_run
 
 BUCKET = "processed-bucket"
 EXEC_A = "arn:aws:states:us-east-1:123456789012:execution:m:a"
@@ -450,6 +458,20 @@ def test_a_run_is_packaged_as_what_it_will_deliver_one_zip_per_rendition(job: Jo
     # A second packaging (a retried step) writes the same keys, the same content.
     assert job.package()["archives"].keys() == result["archives"].keys()
     assert job.zip("web") == web
+
+
+def test_only_the_jobs_own_objects_go_into_its_zips() -> None:
+    record = FileRecord(
+        name="A.dng",
+        run_id="b",
+        status=FileStatus.FAILED,
+        delivered_run="a",
+        delivered={
+            "web": Output(key="processed/j1/a/web/A.jpg"),
+            "thumb": Output(key="processed/j2/a/thumb/A.jpg"),  # another job's
+        },
+    )
+    assert archived_outputs("j1", record, "b") == {"web": record.delivered["web"]}
 
 
 def test_a_lost_task_aborts_the_zip_and_leaves_nothing(job: Job) -> None:
