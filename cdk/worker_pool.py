@@ -202,6 +202,12 @@ class WorkerPool(Construct):
                 resources=[storage.raw.arn_for_objects(f"{names.RAW_PREFIX}*")],
             ),
             iam.PolicyStatement(
+                sid="ReadRenditions",
+                # Packaging streams the delivered renditions into the run's ZIPs.
+                actions=["s3:GetObject"],
+                resources=[storage.processed.arn_for_objects(f"{names.PROCESSED_PREFIX}*")],
+            ),
+            iam.PolicyStatement(
                 sid="WriteRenditions",
                 actions=["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
                 resources=[storage.processed.arn_for_objects(f"{names.PROCESSED_PREFIX}*")],

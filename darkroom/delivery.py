@@ -1,5 +1,6 @@
-"""What the client is delivered: switched per file when a run finishes, and the
-renditions no file delivers any more deleted after the switch."""
+"""What the client is delivered: switched per file when a run finishes, with the run's
+"download all" ZIPs, and the renditions and ZIPs nothing delivers any more deleted after
+the switch."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from darkroom import keys
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.objects import Objects
-from darkroom.jobs import Archive, DeliveredRun, FileRecord, FileStatus
+from darkroom.jobs import Archive, DeliveredRun, FileRecord, FileStatus, Output
 from darkroom.observability import logger
 
 
@@ -26,32 +27,57 @@ def deliver_run(
     """Each file `run` developed is delivered from it; files it did not develop (failed
     in it, or not covered by it) keep what they had. Then what that superseded goes.
 
+    `archives` are the run's ZIPs of what is delivered now (rendition -> ZIP; none when
+    packaging failed): recorded on the delivered run. Earlier runs' ZIPs go with the
+    rest of what is superseded, as they no longer match what is delivered.
+
     Idempotent: a file already switched is not switched again, and the deletion is
     worked out afresh from what is delivered."""
     records = []
     for record in jobs.files(job_id):
-        if record.run_id == run and record.status is FileStatus.DONE:
+        if delivers_from(record, run):
             if record.delivered_run != run:
                 jobs.deliver_file(job_id, run, record.name, record.outputs)
             record = record.model_copy(update={"delivered_run": run, "delivered": record.outputs})
         records.append(record)
-    delete_superseded(objects, bucket, job_id, run, records)
+    archives = dict(archives or {})
+    delete_superseded(objects, bucket, job_id, run, records, archives=archives.values())
     return DeliveredRun(
         run_id=run,
         finished_at=finished_at,
         manifest_key=manifest_key,
         files_delivered=sum(1 for r in records if r.delivered),
-        archives=dict(archives or {}),
+        archives=archives,
     )
 
 
+def delivers_from(record: FileRecord, run: str) -> bool:
+    """Whether the file switches to `run`'s renditions when `run` is marked done: its
+    current attempt is that run's and developed."""
+    return record.run_id == run and record.status is FileStatus.DONE
+
+
+def delivered_after(record: FileRecord, run: str) -> Mapping[str, Output]:
+    """What the file delivers once `run` is marked done: this run's renditions if it
+    developed the file, else what the file delivers now (maybe nothing)."""
+    return record.outputs if delivers_from(record, run) else record.delivered
+
+
 def delete_superseded(
-    objects: Objects, bucket: str, job_id: str, run: str, records: Iterable[FileRecord]
+    objects: Objects,
+    bucket: str,
+    job_id: str,
+    run: str,
+    records: Iterable[FileRecord],
+    *,
+    archives: Iterable[Archive] = (),
 ) -> None:
     """Delete what no file delivers any more: renditions switched away from, failed
-    runs' leftovers, manifests of runs that deliver nothing. Best effort: what stays is
-    only storage, and the next finished run tries again."""
+    runs' leftovers, manifests of runs that deliver nothing, earlier runs' ZIPs (only
+    `run`'s, `archives`, match what is delivered). Best effort: what stays is only
+    storage, and the next finished run tries again."""
     keep = {o.key for r in records for o in r.delivered.values()}
+    keep |= {a.key for a in archives}
     keep |= {keys.run_manifest_key(job_id, r.delivered_run) for r in records if r.delivered_run}
     own = keys.run_prefix(job_id, run)
     try:

@@ -115,6 +115,14 @@ class FileView(BaseModel):
         )
 
 
+class ArchiveView(BaseModel):
+    """A "download all" ZIP of one rendition of what is delivered."""
+
+    key: str = Field(description="S3 key in the processed bucket.")
+    bytes: int = Field(ge=0)
+    files: int = Field(ge=0)
+
+
 class DeliveredView(BaseModel):
     """The last run whose renditions were delivered."""
 
@@ -122,6 +130,11 @@ class DeliveredView(BaseModel):
     finished_at: str | None = None
     manifest_key: str | None = None
     files_delivered: int = Field(ge=0)
+    archives: dict[str, ArchiveView] | None = Field(
+        default=None,
+        exclude_if=_empty,
+        description="Rendition name -> its ZIP of every delivered file, when packaged.",
+    )
 
 
 class JobView(BaseModel):

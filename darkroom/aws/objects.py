@@ -1,5 +1,5 @@
 """S3 objects: listing a job's uploads, streaming files to and from disk, JSON documents,
-and erasing every version under a prefix."""
+erasing every version under a prefix, and writing an object of unknown length in parts."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import builtins
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,15 @@ _TRANSFER = TransferConfig(multipart_threshold=16 * 1024 * 1024, max_concurrency
 _DELETE_MAX = 1000  # keys per DeleteObjects request
 # Throttles and S3's own faults (botocore's retries already spent): worth another try.
 _TRANSIENT_CODES = frozenset({"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout"})
+
+
+@dataclass(frozen=True)
+class ObjectStream:
+    """An object being read: its length, when it was written, its bytes a chunk at a time."""
+
+    size: int
+    modified: datetime | None
+    chunks: Iterator[bytes]
 
 
 class NotDeleted(DarkroomError):
@@ -127,3 +138,60 @@ class Objects:
             for i in range(0, len(keys), _DELETE_MAX)
         ]
         return [e["Key"] for answer in answers for e in answer.get("Errors", [])]
+
+    # -- reading in chunks, writing in parts ------------------------------------------
+    @contextmanager
+    def reading(
+        self, bucket: str, key: str, *, chunk_bytes: int = 1024 * 1024
+    ) -> Iterator[ObjectStream]:
+        """The object's body as it arrives, never whole in memory; closed on leaving."""
+        with _s3_errors():
+            answer = self._s3.get_object(Bucket=bucket, Key=key)
+        body = answer["Body"]
+        try:
+            yield ObjectStream(
+                size=int(answer["ContentLength"]),
+                modified=answer.get("LastModified"),
+                chunks=body.iter_chunks(chunk_bytes),
+            )
+        finally:
+            body.close()
+
+    def start_parts(self, bucket: str, key: str, content_type: str) -> str:
+        """Begin a multipart upload; its id. Nothing is at `key` until it is completed."""
+        with _s3_errors():
+            answer = self._s3.create_multipart_upload(
+                Bucket=bucket, Key=key, ContentType=content_type
+            )
+        return str(answer["UploadId"])
+
+    def put_part(
+        self, bucket: str, key: str, upload_id: str, number: int, body: bytes | bytearray
+    ) -> str:
+        """Upload part `number` (from 1); its ETag, which completing the upload names."""
+        with _s3_errors():
+            answer = self._s3.upload_part(
+                Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
+            )
+        return str(answer["ETag"])
+
+    def complete_parts(self, bucket: str, key: str, upload_id: str, etags: Sequence[str]) -> None:
+        """Join the parts (ETags in part order, from part 1) into the object at `key`."""
+        parts = [{"PartNumber": n, "ETag": etag} for n, etag in enumerate(etags, start=1)]
+        with _s3_errors():
+            self._s3.complete_multipart_upload(
+                Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+
+    def abort_parts(self, bucket: str, key: str, upload_id: str) -> None:
+        """Drop an upload and the parts it holds (they are billed until then)."""
+        with _s3_errors():
+            self._s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+
+    def open_uploads(self, bucket: str, prefix: str) -> builtins.list[dict[str, Any]]:
+        """Multipart uploads begun under `prefix` and neither completed nor aborted."""
+        found: builtins.list[dict[str, Any]] = []
+        paginator = self._s3.get_paginator("list_multipart_uploads")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            found.extend(page.get("Uploads", []))
+        return found

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console, Group
+from rich.filesize import decimal
 from rich.panel import Panel
 from rich.progress import (
     BarColumn,
@@ -63,6 +64,14 @@ def _job_panel(job: JobView) -> Panel:
         if delivered
         else "nothing yet",
     )
+    if delivered and delivered.archives:
+        head.add_row(
+            "download all",
+            ", ".join(
+                f"{rendition} ZIP {decimal(a.bytes)} ({a.files} files)"
+                for rendition, a in sorted(delivered.archives.items())
+            ),
+        )
     files = Table(show_header=True, header_style="bold", expand=True)
     files.add_column("file")
     files.add_column("status")

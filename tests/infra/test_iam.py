@@ -159,7 +159,7 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
 }
 
 WORKER_ACTIONS = {
-    "s3:GetObject",  # raw/* and its own source asset
+    "s3:GetObject",  # raw/*, processed/* (packaging) and its own source asset
     "s3:GetObjectVersion",  # raw/*: the version RegisterJob recorded
     "s3:PutObject",
     "s3:DeleteObject",
@@ -329,6 +329,12 @@ def test_worker_role(synth: Synth) -> None:
     by_sid = {s.get("Sid"): s for s in statements}
     callbacks = by_sid["TaskCallbacks"]["Resource"]
     assert callbacks["Fn::Join"][1][-1] == ":stateMachine:darkroom-raw-pipeline"
+    # Packaging reads the renditions it zips, and nothing else of the bucket.
+    processed = synth.logical_id(synth.stack.storage.processed)
+    assert by_sid["ReadRenditions"]["Action"] == "s3:GetObject"
+    assert by_sid["ReadRenditions"]["Resource"] == {
+        "Fn::Join": ["", [{"Fn::GetAtt": [processed, "Arn"]}, f"/{names.PROCESSED_PREFIX}*"]]
+    }
     stops = [s for s in statements if "ec2:StopInstances" in as_list(s["Action"])]
     instances = synth.stack.worker_pool.instances
     assert len(stops) == len(instances)

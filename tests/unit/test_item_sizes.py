@@ -12,6 +12,7 @@ from darkroom.jobs import (
     MAX_CAUSE_CHARS,
     MAX_ERROR_CHARS,
     MAX_EXECUTIONS,
+    Archive,
     DeliveredRun,
     FileRecord,
     FileStatus,
@@ -85,6 +86,13 @@ def test_the_largest_job_item_stays_under_100_kb() -> None:
             finished_at=now,
             manifest_key=keys.run_manifest_key(JOB_ID, _run(1)),
             files_delivered=files,
+            # A ZIP per rendition, each of a whole job (S3 objects are at most 5 TB).
+            archives={
+                r["name"]: Archive(
+                    key=keys.archive_key(JOB_ID, _run(1), r["name"]), bytes=5 * 10**12, files=files
+                )
+                for r in _largest_recipe()["renditions"]
+            },
         ),
         error="E" * 256,  # Step Functions' limit for an error name
         cause=WIDE * MAX_CAUSE_CHARS,

@@ -1,0 +1,125 @@
+"""A run's "download all" ZIPs on the local cloud: packaging that fails midway leaves no
+ZIP and no open upload and touches no rendition; the next attempt writes ZIPs holding
+every delivered rendition; and a later run's delivery deletes the earlier run's ZIPs."""
+
+from __future__ import annotations
+
+import io
+import threading
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pytest
+
+from darkroom import archive, keys
+from darkroom.aws.objects import Objects
+from darkroom.errors import TransientError
+from darkroom.imaging.fixtures import make_demo_shoot
+from darkroom.jobs import Archive, JobStatus
+from tests.harness import Studio
+from worker.package import package_run
+
+pytestmark = pytest.mark.integration
+
+
+class FailingSecondPart(Objects):
+    """S3 as seen by a worker whose connection drops during the second part."""
+
+    def __init__(self, s3: Any) -> None:
+        super().__init__(s3)
+        self.parts = 0
+
+    def put_part(self, *args: Any, **kwargs: Any) -> str:
+        self.parts += 1
+        if self.parts == 2:
+            raise TransientError("S3: RequestTimeout")
+        return super().put_part(*args, **kwargs)
+
+
+def _delivered(studio: Studio, job_id: str) -> dict[str, bytes]:
+    s3 = studio.target.client("s3")
+    return {
+        output.key: s3.get_object(Bucket=studio.target.processed_bucket, Key=output.key)[
+            "Body"
+        ].read()
+        for record in studio.jobs.files(job_id)
+        for output in record.delivered.values()
+    }
+
+
+def _zip(studio: Studio, key: str) -> dict[str, bytes]:
+    s3 = studio.target.client("s3")
+    body = s3.get_object(Bucket=studio.target.processed_bucket, Key=key)["Body"].read()
+    with zipfile.ZipFile(io.BytesIO(body)) as opened:
+        assert opened.testzip() is None
+        return {info.filename: opened.read(info) for info in opened.infolist()}
+
+
+def _keys(studio: Studio, job_id: str) -> set[str]:
+    return {
+        o["Key"]
+        for o in studio.objects.list(studio.target.processed_bucket, keys.processed_prefix(job_id))
+    }
+
+
+def test_packaging_that_fails_midway_leaves_nothing_and_a_rerun_zips_every_rendition(
+    studio: Studio, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = make_demo_shoot(tmp_path / "shoot", count=3, width=900, height=600)
+    job_id = studio.upload(files, name="zipped")
+    job = studio.wait(job_id, timeout=240)
+    assert job.status is JobStatus.DONE, job.model_dump()
+    run = job.run_id or ""
+    bucket = studio.target.processed_bucket
+    s3 = studio.target.client("s3")
+    before = _delivered(studio, job_id)
+    assert len(before) == 3 * len(files)
+    renditions = {PurePosixPath(k).parent.name for k in before}
+
+    def package(objects: Objects) -> dict[str, Any]:
+        return package_run(
+            job_id, run, jobs=studio.jobs, objects=objects, bucket=bucket, lost=threading.Event()
+        )
+
+    # Parts of 64 KiB: the first ZIP needs several, and its second part fails.
+    monkeypatch.setattr(archive, "PART_BYTES", 64 * 1024)
+    failing = FailingSecondPart(s3)
+    with pytest.raises(TransientError):
+        package(failing)
+    assert failing.parts == 2
+    zips = {keys.archive_key(job_id, run, r) for r in renditions}
+    assert not zips & _keys(studio, job_id), "a ZIP was left half-written"
+    assert studio.objects.open_uploads(bucket, keys.processed_prefix(job_id)) == []
+    assert _delivered(studio, job_id) == before
+
+    # The next attempt, with S3's usual parts: one ZIP per rendition, every delivered
+    # rendition in it, named as the client downloads it.
+    monkeypatch.undo()
+    result = package(Objects(s3))["archives"]
+    assert set(result) == renditions
+    stems = sorted(p.stem for p in files)
+    for rendition, document in result.items():
+        made = Archive.model_validate(document)
+        assert made.key == keys.archive_key(job_id, run, rendition)
+        assert made.files == len(files)
+        assert made.bytes == s3.head_object(Bucket=bucket, Key=made.key)["ContentLength"]
+        entries = _zip(studio, made.key)
+        expected = {
+            f"{PurePosixPath(k).stem}{PurePosixPath(k).suffix}": body
+            for k, body in before.items()
+            if PurePosixPath(k).parent.name == rendition
+        }
+        assert entries == expected
+        assert sorted(PurePosixPath(n).stem for n in entries) == stems
+    assert studio.objects.open_uploads(bucket, keys.processed_prefix(job_id)) == []
+    assert _delivered(studio, job_id) == before
+
+    # A reprocess that finishes delivers its own renditions: the first run's ZIPs,
+    # superseded with them, are deleted by its delivery.
+    second = studio.reprocess(job_id)
+    done = studio.wait(job_id, timeout=240, since_execution=job.execution_arn)
+    assert done.status is JobStatus.DONE and done.execution_arn == second
+    left = _keys(studio, job_id)
+    assert not zips & left
+    assert not any(k.startswith(keys.run_prefix(job_id, run)) for k in left)
