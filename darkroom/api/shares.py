@@ -1,11 +1,13 @@
 """Share links: the photographer creates and revokes them; the client opens one, with no
-AWS account, and gets the job's renditions (JSON, or a gallery page for a browser)."""
+AWS account, and gets the job's renditions a page at a time (JSON, or a gallery page for
+a browser), each behind a stable link that redirects to a fresh presigned GET.
+
+(Just over 400 lines: a share's whole life, from creating it to following its links, is
+one router.)"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from pathlib import PurePosixPath
 from typing import Annotated, Any
 from urllib.parse import quote, unquote
 
@@ -13,7 +15,6 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
-from pydantic import BaseModel
 
 from darkroom import keys
 from darkroom.api import gallery, paging, tokens
@@ -33,25 +34,25 @@ from darkroom.api.models import (
     SharedFile,
     SharedJob,
     SharedJobSummary,
-    SharedRendition,
     iso,
 )
 from darkroom.api.openapi import PUBLIC
+from darkroom.api.share_links import (
+    PAGE_FILES_BYTES,
+    archive_name,
+    disposition,
+    download_name,
+    encoded,
+    shared_file,
+)
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.objects import Objects
 from darkroom.aws.presign import Presigner
 from darkroom.aws.shares import Share, ShareIdTaken, ShareStore
 from darkroom.aws.uploads import UploadStore
-from darkroom.jobs import FileRecord, Job, utc_now
+from darkroom.jobs import Job, utc_now
 from darkroom.observability import logger
 from darkroom.settings import ApiSettings
-
-
-def disposition(kind: str, filename: str) -> str:
-    """Content-Disposition (attachment or inline) naming the file, with an ASCII
-    fallback for old clients."""
-    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in filename)
-    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 class ShareOperations:
@@ -155,7 +156,7 @@ class ShareOperations:
         files: list[SharedFile] = []
         budget = PAGE_FILES_BYTES
         for record in records:
-            shared = _shared_file(job.job_id, record, links)
+            shared = shared_file(job.job_id, record, links)
             if shared is None:
                 continue  # never developed: nothing to offer
             budget -= len(encoded(shared)) + 1
@@ -237,59 +238,6 @@ class ShareOperations:
 
     def public_base(self, base_url: str) -> str:
         return (self.settings.api_public_url or base_url).rstrip("/")
-
-
-# The files of a share's page stop short of this, so that with the rest of the page
-# (the job, its ZIPs, the cursor: a few KB) the JSON stays under 1 MB.
-PAGE_FILES_BYTES = 1_000_000 - 50_000
-
-
-def encoded(model: BaseModel) -> str:
-    """A model as the resolver sends it (its default serializer: compact, ASCII)."""
-    return json.dumps(model.model_dump(mode="json"), separators=(",", ":"))
-
-
-def download_name(file_name: str, rendition: str, key: str) -> str:
-    """What a rendition saves as: the original's stem, the rendition, the format's
-    extension (IMG_0001-web.jpg)."""
-    return f"{PurePosixPath(file_name).stem}-{rendition}{PurePosixPath(key).suffix}"
-
-
-def archive_name(job: Job, rendition: str) -> str:
-    title = "".join(
-        "_" if ord(c) < 32 or c in '/\\:*?"<>|' else c for c in (job.name or job.job_id)
-    )
-    return f"{title.strip()[:100] or job.job_id}-{rendition}.zip"
-
-
-def _shared_file(job_id: str, record: FileRecord, links: str) -> SharedFile | None:
-    prefix = keys.processed_prefix(job_id)
-    base = f"{links}/files/{quote(record.name, safe='')}"
-    renditions = []
-    smallest: tuple[int, str] | None = None
-    for rendition, output in sorted(record.delivered.items()):
-        # Only this job's objects, whatever its record says.
-        if not output.key.startswith(prefix):
-            continue
-        url = f"{base}/{quote(rendition, safe='')}"
-        renditions.append(
-            SharedRendition.of_output(
-                rendition,
-                download_name(record.name, rendition, output.key),
-                url,
-                output.model_dump(),
-            )
-        )
-        pixels = (output.width or 0) * (output.height or 0)
-        if smallest is None or pixels < smallest[0]:
-            smallest = (pixels, url)
-    if not renditions:
-        return None
-    return SharedFile(
-        name=record.name,
-        renditions=renditions,
-        preview_url=smallest[1] if smallest else None,
-    )
 
 
 # -- routes ---------------------------------------------------------------------------
