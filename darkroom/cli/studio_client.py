@@ -33,7 +33,8 @@ from darkroom.jobs import TERMINAL
 from darkroom.recipes import NAME_PATTERN
 
 # A share made just for one `download` of the photographer's own job, revoked after it.
-DOWNLOAD_SHARE_SECONDS = 900
+# Its links must outlive the download: a wedding's thousands of renditions take a while.
+DOWNLOAD_SHARE_SECONDS = 12 * 3600
 
 
 def raw_files(directory: Path) -> list[Path]:
