@@ -1,6 +1,6 @@
 """Pages of a job's files (its status, a share of it): their sizes and their cursors.
 
-A cursor is the name of the last file a page held, base64url-encoded so that clients
+A cursor is the name of the last file a page read, base64url-encoded so that clients
 treat it as opaque. It is not signed: the next page is read from the job's own file
 items, after whatever name the cursor holds, so a forged cursor can only skip ahead
 within what its bearer may list anyway. One that does not decode to a plain file name
