@@ -37,11 +37,17 @@ from darkroom.names import Function
 
 STAGE_RATE_LIMIT: Final = 50  # requests per second, steady state, the whole stage
 STAGE_BURST_LIMIT: Final = 100
-# The one public route: a guessed or leaked link must not be hammered at the stage rate.
+# The share page: a guessed or leaked link must not be hammered at the stage rate.
 SHARE_RATE_LIMIT: Final = 5
 SHARE_BURST_LIMIT: Final = 10
-# Unpacked, so a second public route fails the synth until someone decides its limits.
-(SHARE_ROUTE,) = (r for r in ROUTES if not r.iam)
+(SHARE_ROUTE,) = (r for r in ROUTES if r.operation == "open_share")
+# The other public routes take the stage's limits: a gallery page asks for each of its
+# previews at once, through the share's stable links, and for its script.
+STAGE_LIMITED_PUBLIC: Final = frozenset(
+    {"open_shared_file", "open_shared_archive", "gallery_script"}
+)
+# So a new public route fails the synth until someone decides its limits.
+assert {r.operation for r in ROUTES if not r.iam} == {SHARE_ROUTE.operation, *STAGE_LIMITED_PUBLIC}
 
 ACCESS_LOG_GROUP: Final = f"/aws/vendedlogs/apigateway/{names.API_NAME}"
 # One JSON object per request. The route key ("GET /share/{token}"), never the path:

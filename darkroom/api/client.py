@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.error import HTTPError, URLError
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 from urllib.request import Request, urlopen
 
 # (method, url, headers, body) -> the headers to send, authorisation included
@@ -19,6 +19,8 @@ Progress = Callable[[int], None]  # bytes moved since the last call (negative: r
 
 CHUNK = 1024 * 1024
 TRANSFER_ATTEMPTS = 3
+MAX_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 class ApiCallError(Exception):
@@ -125,7 +127,9 @@ def put_file(
 
 
 def get_file(url: str, dest: Path, on_progress: Progress | None = None) -> int:
-    """GET a presigned URL into `dest` (written whole or not at all); the bytes written."""
+    """GET a URL into `dest`, following redirects; the bytes written. Written whole or
+    not at all: into a ".part" file beside it, renamed only once complete, so an
+    interrupted download never leaves a partial file under the final name."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(dest.name + ".part")
     written = _with_retries(lambda report: _get_once(url, partial, report), on_progress)
@@ -187,20 +191,33 @@ def _put_once(url: str, path: Path, size: int, headers: Mapping[str, str], repor
 
 
 def _get_once(url: str, dest: Path, report: Progress) -> int:
-    connection, target = _connection(url)
-    try:
-        connection.request("GET", target)
-        response = connection.getresponse()
-        if response.status != 200:
-            raise TransferError(
-                f"download: HTTP {response.status} {response.read()[:300]!r}", response.status
-            )
-        written = 0
-        with dest.open("wb") as sink:
-            while chunk := response.read(CHUNK):
-                sink.write(chunk)
-                written += len(chunk)
-                report(len(chunk))
-        return written
-    finally:
-        connection.close()
+    """GET into `dest`, following redirects (a share's stable links answer 302 to a
+    presigned URL, fresh each time)."""
+    redirected = 0
+    for _ in range(MAX_REDIRECTS + 1):
+        connection, target = _connection(url)
+        try:
+            connection.request("GET", target)
+            response = connection.getresponse()
+            if response.status in _REDIRECTS:
+                location = response.getheader("location")
+                redirected = response.status
+                response.read()
+                if not location:
+                    raise TransferError("download: a redirect without a Location", response.status)
+                url = urljoin(url, location)
+                continue
+            if response.status != 200:
+                raise TransferError(
+                    f"download: HTTP {response.status} {response.read()[:300]!r}", response.status
+                )
+            written = 0
+            with dest.open("wb") as sink:
+                while chunk := response.read(CHUNK):
+                    sink.write(chunk)
+                    written += len(chunk)
+                    report(len(chunk))
+            return written
+        finally:
+            connection.close()
+    raise TransferError(f"download: more than {MAX_REDIRECTS} redirects", redirected)

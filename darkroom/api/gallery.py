@@ -1,18 +1,27 @@
-"""The client's gallery page: previews and download links of a shared job, plain HTML.
+"""The client's gallery page: previews, view and download links of a shared job's page
+of files, and its download-all ZIPs, in plain HTML.
 
-No script, one static stylesheet; every value from the job is escaped. The page's URL
-carries the share token, so it sends no referrer and asks not to be indexed or framed.
+Every link is a stable share link (never a presigned URL), every value from the job is
+escaped. The page works without script: a "More photos" link opens the next page. With
+script, the one static file gallery.js (no inline script; the CSP names that file
+alone) fetches the next pages as JSON while the client scrolls and appends them. The
+page's URL carries the share token, so it sends no referrer and asks not to be indexed
+or framed.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime
 from html import escape
-from urllib.parse import urlsplit
+from importlib import resources
+from urllib.parse import urlencode, urlsplit
 
-from darkroom.api.models import SharedJob
+from darkroom.api.models import SharedFile, SharedJob
+
+SCRIPT = resources.files("darkroom.api").joinpath("gallery.js").read_text(encoding="utf-8")
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:72rem;padding:0 1rem;color:#222}
@@ -24,12 +33,29 @@ figure img{width:100%;height:14rem;object-fit:contain;background:#f3f3f3}
 figcaption{margin-top:.5rem;font-weight:600;word-break:break-all}
 figure ul{list-style:none;padding:0;margin:.25rem 0 0}
 figure li{margin:.15rem 0}
-.failed{color:#a33}
+ul.archives{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:1rem}
+a.more{display:block;margin:2rem auto;text-align:center;font-size:1.1rem}
 """.strip()
 _CSS_HASH = base64.b64encode(hashlib.sha256(_CSS.encode()).digest()).decode()
 
 
-def _size(n: int) -> str:
+@dataclass(frozen=True)
+class Page:
+    shared: SharedJob
+    share_url: str  # the share's own link, without a query
+    script_url: str
+    limit: int | None = None  # as the client asked, kept on the next page's link
+
+    @property
+    def more_url(self) -> str | None:
+        cursor = self.shared.next_cursor
+        if cursor is None:
+            return None
+        query = {"cursor": cursor, **({"limit": str(self.limit)} if self.limit else {})}
+        return f"{self.share_url}?{urlencode(query)}"
+
+
+def size(n: int) -> str:
     value = float(n)
     for unit in ("B", "KB", "MB", "GB"):
         if value < 1000 or unit == "GB":
@@ -46,17 +72,21 @@ def _when(iso: str) -> str:
     return moment.strftime("%d %b %Y, %H:%M UTC")
 
 
-def _origin(url: str) -> str:
+def origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def content_security_policy(shared: SharedJob) -> str:
-    origins = sorted({_origin(f.preview_url) for f in shared.files if f.preview_url})
+def content_security_policy(page: Page, bucket_origin: str) -> str:
+    # Images load through the API's stable links, which redirect to the bucket: a
+    # redirect's target must be allowed too.
+    api = origin(page.share_url)
     return "; ".join(
         [
             "default-src 'none'",
-            f"img-src {' '.join(origins) or 'none'}",
+            f"img-src {' '.join(sorted({api, bucket_origin}))}",
+            f"script-src {page.script_url}",
+            f"connect-src {api}",
             f"style-src 'sha256-{_CSS_HASH}'",
             "base-uri 'none'",
             "form-action 'none'",
@@ -65,37 +95,35 @@ def content_security_policy(shared: SharedJob) -> str:
     )
 
 
-def render(shared: SharedJob) -> str:
+def _item(f: SharedFile) -> str:
+    """One file; gallery.js builds the same markup for the pages it appends."""
+    name = escape(f.name)
+    links = "".join(
+        f'<li><a href="{escape(r.url)}">{escape(r.rendition)}</a> '
+        f"({r.width or '?'}\u00d7{r.height or '?'}, {size(r.bytes or 0)}) "
+        f'<a href="{escape(r.download_url)}" download="{escape(r.filename)}">download</a></li>'
+        for r in f.renditions
+    )
+    preview = (
+        f'<img src="{escape(f.preview_url)}" alt="{name}" loading="lazy">' if f.preview_url else ""
+    )
+    return f"<li><figure>{preview}<figcaption>{name}</figcaption><ul>{links}</ul></figure></li>"
+
+
+def render(page: Page) -> str:
+    shared = page.shared
     job = shared.job
     title = escape(job.name or job.job_id)
-    items = []
-    for f in shared.files:
-        name = escape(f.name)
-        if f.status != "DONE":
-            items.append(
-                f"<li><figure><figcaption>{name}</figcaption>"
-                f'<p class="failed">could not be developed</p></figure></li>'
-            )
-            continue
-        links = "".join(
-            f'<li><a href="{escape(r.url)}" download="{escape(r.filename)}">'
-            f"{escape(r.rendition)}</a> "
-            f"({r.width or '?'}\u00d7{r.height or '?'}, {_size(r.bytes or 0)})"
-            "</li>"
-            for r in f.renditions
-        )
-        preview = (
-            f'<img src="{escape(f.preview_url)}" alt="{name}" loading="lazy">'
-            if f.preview_url
-            else ""
-        )
-        items.append(
-            f"<li><figure>{preview}<figcaption>{name}</figcaption><ul>{links}</ul></figure></li>"
-        )
     done, failed = job.files_done, job.files_failed
     summary = f"{done} photo{'s' if done != 1 else ''}" + (
         f", {failed} could not be developed" if failed else ""
     )
+    archives = "".join(
+        f'<li><a href="{escape(a.url)}">Download all: {escape(rendition)}</a> '
+        f"({a.files} photos, {size(a.bytes)})</li>"
+        for rendition, a in shared.archives.items()
+    )
+    more = page.more_url
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -105,17 +133,19 @@ def render(shared: SharedJob) -> str:
 <meta name="robots" content="noindex, nofollow">
 <title>{title}</title>
 <style>{_CSS}</style>
+<script src="{escape(page.script_url)}" defer></script>
 </head>
 <body>
 <header>
 <h1>{title}</h1>
-<p>{escape(summary)}. Download links stay valid for {shared.links_expire_in // 60} minutes;
-reload the page for fresh ones. This share link expires on {escape(_when(shared.expires_at))}.</p>
+<p>{escape(summary)}. This share link expires on {escape(_when(shared.expires_at))}.</p>
+{f'<ul class="archives">{archives}</ul>' if archives else ""}
 </header>
 <main>
 <ul class="gallery">
-{"".join(items)}
+{"".join(_item(f) for f in shared.files)}
 </ul>
+{f'<a class="more" href="{escape(more)}">More photos</a>' if more else ""}
 </main>
 </body>
 </html>

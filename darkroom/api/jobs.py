@@ -9,7 +9,7 @@ import base64
 import heapq
 import itertools
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.depends import Depends
@@ -18,6 +18,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from botocore.exceptions import ClientError
 
 from darkroom import keys, pipeline, submissions
+from darkroom.api import paging
 from darkroom.api.context import Caller, current_service
 from darkroom.api.errors import BadRequest, Conflict, NotFound, answers, known_job_id
 from darkroom.api.models import (
@@ -26,6 +27,7 @@ from darkroom.api.models import (
     FileView,
     FileViewStatus,
     JobDeleted,
+    JobFiles,
     JobPage,
     JobView,
     ReprocessIn,
@@ -153,11 +155,29 @@ class JobOperations:
             return self._job_view(job, upload, with_state=True)
         if upload is None:
             raise NotFound(f"job {job_id} not found")
-        uploaded = self._uploaded(job_id) if upload.status is UploadStatus.CREATED else None
-        view = self._upload_view(upload, uploaded)
+        view = self._upload_view(upload, self._declared_page(upload, None, paging.DEFAULT_FILES))
         if upload.status is UploadStatus.SUBMITTED:
             view = self._failed_before_registering(view)
         return view
+
+    def job_files(self, job_id: str, cursor: str | None, limit: int) -> JobFiles:
+        """A page of the job's files in name order: its file items once the pipeline has
+        it, else the files its upload declared."""
+        job_id = known_job_id(job_id)
+        after = paging.decode_cursor(cursor)
+        if self.jobs.find(job_id) is not None:
+            records, next_name = self.jobs.files_page(job_id, start_after=after, limit=limit)
+            files = {r.name: FileView.of_record(r) for r in records}
+        else:
+            upload = self.uploads.get(job_id)
+            if upload is None:
+                raise NotFound(f"job {job_id} not found")
+            files, next_name = self._declared_page(upload, after, limit)
+        return JobFiles(
+            job_id=job_id,
+            files=files,
+            next_cursor=None if next_name is None else paging.encode_cursor(next_name),
+        )
 
     def submit_job(self, job_id: str) -> Submitted:
         job_id = known_job_id(job_id)
@@ -293,17 +313,32 @@ class JobOperations:
 
     # -- views ------------------------------------------------------------------------
     def _job_view(self, job: Job, upload: Upload | None, *, with_state: bool = False) -> JobView:
-        """The job; with its state, each file too (read a page at a time)."""
+        """The job; with its state, the first page of its files too."""
+        records, next_name = (
+            self.jobs.files_page(job.job_id, start_after=None, limit=paging.DEFAULT_FILES)
+            if with_state
+            else (None, None)
+        )
         return JobView.of_job(
             job,
-            list(self.jobs.files(job.job_id)) if with_state else None,
+            records,
             submitted_at=upload.submitted_at if upload else None,
             state=self._current_state(job.execution_arn) if with_state else None,
+            files_next_cursor=None if next_name is None else paging.encode_cursor(next_name),
         )
 
-    def _upload_view(self, upload: Upload, uploaded: Mapping[str, int] | None) -> JobView:
+    def _declared_page(
+        self, upload: Upload, after: str | None, limit: int
+    ) -> tuple[dict[str, FileView], str | None]:
+        """A page of the files an upload declared, in name order, with the name to go on
+        after (None on the last page)."""
+        declared = sorted(
+            (f for f in upload.files if after is None or f.name > after), key=lambda f: f.name
+        )
+        page = declared[:limit]
+        uploaded = self._uploaded(upload.job_id) if upload.status is UploadStatus.CREATED else None
         files: dict[str, FileView] = {}
-        for f in upload.files:
+        for f in page:
             status: FileViewStatus
             if upload.status is UploadStatus.SUBMITTED:
                 status = "PENDING"
@@ -312,6 +347,13 @@ class JobOperations:
             else:
                 status = "AWAITING_UPLOAD"
             files[f.name] = FileView(status=status, size=f.size)
+        return files, page[-1].name if len(declared) > limit else None
+
+    def _upload_view(
+        self, upload: Upload, page: tuple[dict[str, FileView], str | None] | None
+    ) -> JobView:
+        """The job as its upload declared it; with a page of its files, if given."""
+        files, next_name = page if page is not None else (None, None)
         return JobView(
             job_id=upload.job_id,
             name=upload.name,
@@ -323,7 +365,8 @@ class JobOperations:
             created_at=upload.created_at,
             updated_at=upload.submitted_at or upload.created_at,
             submitted_at=upload.submitted_at,
-            files=dict(sorted(files.items())),
+            files=files,
+            files_next_cursor=None if next_name is None else paging.encode_cursor(next_name),
         )
 
     def _failed_before_registering(self, view: JobView) -> JobView:
@@ -434,11 +477,38 @@ def list_jobs(
     "/jobs/<job_id>",
     operation_id="get_job",
     tags=TAGS,
-    summary="A job's status, per-file progress, counts, timestamps and errors.",
+    summary="A job's status, counts, timestamps, errors and its first page of files.",
+    description=(
+        "`files` holds the first files in name order; when more follow, "
+        "`files_next_cursor` pages through the rest with `GET /jobs/{job_id}/files`."
+    ),
     responses=answers(200, "The job.", 404),
 )
 def get_job(job_id: str, jobs: Jobs) -> JobView:
     return jobs.get_job(job_id)
+
+
+@router.get(
+    "/jobs/<job_id>/files",
+    operation_id="list_job_files",
+    tags=TAGS,
+    summary="A page of a job's per-file progress, in name order.",
+    description=(
+        "`GET /jobs/{job_id}` holds the first page of its files and, when more follow, "
+        "`files_next_cursor`: pass it here as `cursor`, then each page's `next_cursor`, "
+        "until it is null."
+    ),
+    responses=answers(200, "A page of the job's files.", 400, 404),
+)
+def list_job_files(
+    job_id: str,
+    jobs: Jobs,
+    limit: Annotated[int, Query(ge=1, le=paging.MAX_FILES)] = paging.DEFAULT_FILES,
+    cursor: Annotated[
+        str | None, Query(description="The `next_cursor` of the previous page.")
+    ] = None,
+) -> JobFiles:
+    return jobs.job_files(job_id, cursor, limit)
 
 
 @router.post(

@@ -167,8 +167,13 @@ class JobView(BaseModel):
         exclude_if=_absent,
         description="What the client gets: kept through a reprocess and after a failed one.",
     )
-    # Left out of listings, which show counts only.
+    # Left out of listings, which show counts only; a job's view holds its first page.
     files: dict[str, FileView] | None = Field(default=None, exclude_if=_absent)
+    files_next_cursor: str | None = Field(
+        default=None,
+        exclude_if=_absent,
+        description="More files follow: GET /jobs/{job_id}/files?cursor= this.",
+    )
 
     @classmethod
     def of_job(
@@ -178,6 +183,7 @@ class JobView(BaseModel):
         *,
         submitted_at: str | None = None,
         state: str | None = None,
+        files_next_cursor: str | None = None,
     ) -> JobView:
         return cls(
             job_id=job.job_id,
@@ -205,16 +211,25 @@ class JobView(BaseModel):
             files=None
             if files is None
             else {r.name: FileView.of_record(r) for r in sorted(files, key=lambda r: r.name)},
+            files_next_cursor=files_next_cursor,
         )
 
     def summary(self) -> JobView:
         """The view without its per-file detail, as listings show it."""
-        return self.model_copy(update={"files": None})
+        return self.model_copy(update={"files": None, "files_next_cursor": None})
 
     @property
     def is_registered(self) -> bool:
         """Whether the pipeline has the job (its record exists), not just the API."""
         return self.status not in ("CREATED", "SUBMITTED")
+
+
+class JobFiles(BaseModel):
+    """A page of a job's files, in name order."""
+
+    job_id: str
+    files: dict[str, FileView]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
 
 
 class JobPage(BaseModel):
@@ -286,7 +301,11 @@ class CreatedShare(BaseModel):
 class SharedRendition(BaseModel):
     rendition: str
     filename: str = Field(description="The name the download saves as.")
-    url: str = Field(description="A presigned GET that downloads it as an attachment.")
+    url: str = Field(
+        description="A stable link: it checks the share, then redirects to a fresh "
+        "presigned GET that shows the rendition inline."
+    )
+    download_url: str = Field(description="The same link with ?download=1: an attachment.")
     width: int | None = None
     height: int | None = None
     bytes: int | None = None
@@ -300,6 +319,7 @@ class SharedRendition(BaseModel):
             rendition=rendition,
             filename=filename,
             url=url,
+            download_url=f"{url}?download=1",
             width=meta.get("width"),
             height=meta.get("height"),
             bytes=meta.get("bytes"),
@@ -308,12 +328,24 @@ class SharedRendition(BaseModel):
 
 
 class SharedFile(BaseModel):
+    """A file with delivered renditions (one that never developed is not listed)."""
+
     name: str
-    status: Literal["DONE", "FAILED"]
+    status: Literal["DONE"] = "DONE"
     renditions: list[SharedRendition]
     preview_url: str | None = Field(
-        default=None, exclude_if=_absent, description="An inline URL of the smallest rendition."
+        default=None,
+        exclude_if=_absent,
+        description="The stable inline link of the smallest rendition.",
     )
+
+
+class SharedArchive(BaseModel):
+    """A ZIP of every delivered file's rendition ("download all")."""
+
+    url: str = Field(description="A stable link that redirects to the ZIP (an attachment).")
+    bytes: int
+    files: int
 
 
 class SharedJobSummary(BaseModel):
@@ -327,7 +359,15 @@ class SharedJobSummary(BaseModel):
 
 
 class SharedJob(BaseModel):
+    """One page of a share: the job, its download-all ZIPs, and some of its files."""
+
     job: SharedJobSummary
     expires_at: str = Field(json_schema_extra={"format": "date-time"})
-    links_expire_in: int = Field(description="Seconds the download URLs stay valid.")
-    files: list[SharedFile]
+    archives: dict[str, SharedArchive] = Field(
+        default_factory=dict, description="Rendition -> its ZIP, once one is made."
+    )
+    files: list[SharedFile] = Field(description="In name order.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last. A page may "
+        "hold fewer files than `limit` (each page stays under 1 MB)."
+    )

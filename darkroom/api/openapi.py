@@ -28,8 +28,9 @@ S3 through presigned PUT URLs, submit it, follow it, reprocess it, and share the
 finished renditions with a client through a link that needs no AWS account.
 
 Every operation states its authorization: SigV4 (IAM, service `execute-api`) for the
-studio's routes, none for `GET /share/{token}`, whose token is the only key. API Gateway
-enforces it in AWS; the embedded local cloud's routes are open.
+studio's routes, none for the share link's (`/share/{token}...`), whose token is the
+only key, and the gallery page's script. API Gateway enforces it in AWS; the embedded
+local cloud's routes are open.
 
 Every error is JSON: `{"error": code, "message": text, ...}` with 400 for bad input,
 404 for an unknown job, share or token, 409 for the wrong state, 410 for an expired

@@ -1,20 +1,23 @@
 """Share links: the photographer creates and revokes them; the client opens one, with no
-AWS account, and gets the job's renditions (JSON, or a gallery page for a browser)."""
+AWS account, and gets the job's renditions a page at a time (JSON, or a gallery page for
+a browser), each behind a stable link that redirects to a fresh presigned GET.
+
+(Just over 400 lines: a share's whole life, from creating it to following its links, is
+one router.)"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import PurePosixPath
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.depends import Depends
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from darkroom import keys
-from darkroom.api import gallery, tokens
+from darkroom.api import gallery, paging, tokens
 from darkroom.api.context import BaseUrl, Caller, PrefersHtml, current_service
 from darkroom.api.errors import (
     BadRequest,
@@ -27,13 +30,21 @@ from darkroom.api.errors import (
 from darkroom.api.models import (
     CreatedShare,
     CreateShareIn,
+    SharedArchive,
     SharedFile,
     SharedJob,
     SharedJobSummary,
-    SharedRendition,
     iso,
 )
 from darkroom.api.openapi import PUBLIC
+from darkroom.api.share_links import (
+    PAGE_FILES_BYTES,
+    archive_name,
+    disposition,
+    download_name,
+    encoded,
+    shared_file,
+)
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.objects import Objects
 from darkroom.aws.presign import Presigner
@@ -42,12 +53,6 @@ from darkroom.aws.uploads import UploadStore
 from darkroom.jobs import Job, utc_now
 from darkroom.observability import logger
 from darkroom.settings import ApiSettings
-
-
-def attachment(filename: str) -> str:
-    """Content-Disposition naming the file, with an ASCII fallback for old clients."""
-    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in filename)
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 class ShareOperations:
@@ -101,7 +106,7 @@ class ShareOperations:
                 continue
         else:  # pragma: no cover - 80-bit ids do not collide three times
             raise RuntimeError("could not draw a free share id")
-        base = (s.api_public_url or base_url).rstrip("/")
+        base = self.public_base(base_url)
         logger.info("share created", extra={"job_id": job_id, "share_id": issued.share_id})
         return CreatedShare(
             share_id=issued.share_id,
@@ -120,7 +125,8 @@ class ShareOperations:
             raise NotFound(f"share {share_id!r} of job {job_id} not found")
         logger.info("share revoked", extra={"job_id": job_id, "share_id": share_id})
 
-    def open_share(self, token: str) -> SharedJob:
+    def _shared(self, token: str) -> tuple[Share, Job]:
+        """The share a token opens and its job, if it may be opened now."""
         # One message for every way a token can be unknown: a guess learns nothing.
         unknown = NotFound("unknown share link")
         share_id = tokens.share_id_of(token)
@@ -138,64 +144,100 @@ class ShareOperations:
             raise unknown
         if not job.has_delivery:
             raise Conflict("the photos are not available yet; try again later")
-        return self._shared_job(job, share)
+        return share, job
 
-    def _shared_job(self, job: Job, share: Share) -> SharedJob:
-        """What is delivered of each file, from the file items: a reprocess in flight or
-        one that failed changes none of it."""
-        s = self.settings
+    def open_share(self, token: str, cursor: str | None, limit: int, base_url: str) -> SharedJob:
+        """One page of what is delivered, from the file items in name order: a reprocess
+        in flight or one that failed changes none of it. Every link in it is stable."""
+        share, job = self._shared(token)
+        after = paging.decode_cursor(cursor)
+        links = f"{self.public_base(base_url)}/share/{token}"
+        records, next_name = self.jobs.files_page(job.job_id, start_after=after, limit=limit)
+        files: list[SharedFile] = []
+        budget = PAGE_FILES_BYTES
+        for record in records:
+            shared = shared_file(job.job_id, record, links)
+            if shared is None:
+                continue  # never developed: nothing to offer
+            budget -= len(encoded(shared)) + 1
+            if budget < 0 and files:
+                # The page is full: the next one starts at this file.
+                next_name = files[-1].name
+                break
+            files.append(shared)
+        delivered = job.delivered
+        done = delivered.files_delivered if delivered else 0
+        total = max(job.files_total, done)
         prefix = keys.processed_prefix(job.job_id)
-        expires_in = s.download_url_expiry_seconds
-        files = []
-        for record in self.jobs.files(job.job_id):
-            name = record.name
-            renditions = []
-            smallest: tuple[int, str, str | None] | None = None
-            for rendition, output in sorted(record.delivered.items()):
-                key = output.key
-                # Only this job's objects, whatever its record says.
-                if not key.startswith(prefix):
-                    continue
-                filename = f"{PurePosixPath(name).stem}-{rendition}{PurePosixPath(key).suffix}"
-                url = self.presigner.get(
-                    s.processed_bucket, key, expires_in, disposition=attachment(filename)
-                )
-                renditions.append(
-                    SharedRendition.of_output(rendition, filename, url, output.model_dump())
-                )
-                pixels = (output.width or 0) * (output.height or 0)
-                if smallest is None or pixels < smallest[0]:
-                    smallest = (pixels, key, output.content_type)
-            preview_url = None
-            if smallest is not None:
-                # Inline (no attachment disposition), for <img> previews.
-                preview_url = self.presigner.get(
-                    s.processed_bucket, smallest[1], expires_in, content_type=smallest[2]
-                )
-            files.append(
-                SharedFile(
-                    name=name,
-                    status="DONE" if renditions else "FAILED",
-                    renditions=renditions,
-                    preview_url=preview_url,
-                )
-            )
-        done = sum(1 for f in files if f.status == "DONE")
         return SharedJob(
             job=SharedJobSummary(
                 job_id=job.job_id,
                 name=job.name,
                 # What is delivered, not what a reprocess in flight may make of it.
-                status="DONE" if done == len(files) else "DONE_WITH_ERRORS",
-                files_total=len(files),
+                status="DONE" if done == total else "DONE_WITH_ERRORS",
+                files_total=total,
                 files_done=done,
-                files_failed=len(files) - done,
-                finished_at=job.delivered.finished_at if job.delivered else job.finished_at,
+                files_failed=total - done,
+                finished_at=delivered.finished_at if delivered else job.finished_at,
             ),
             expires_at=iso(share.expires_at),
-            links_expire_in=expires_in,
+            archives={
+                rendition: SharedArchive(
+                    url=f"{links}/archives/{quote(rendition, safe='')}",
+                    bytes=archive.bytes,
+                    files=archive.files,
+                )
+                for rendition, archive in sorted((delivered.archives if delivered else {}).items())
+                if archive.key.startswith(prefix)
+            },
             files=files,
+            next_cursor=None if next_name is None else paging.encode_cursor(next_name),
         )
+
+    def shared_file_url(self, token: str, file_name: str, rendition: str, download: bool) -> str:
+        """A fresh presigned GET of one delivered rendition: inline, or as an attachment."""
+        _, job = self._shared(token)
+        missing = NotFound("no such photo in this share")
+        try:
+            keys.validate_file_name(file_name)
+        except ValueError as exc:
+            raise missing from exc
+        record = self.jobs.file(job.job_id, file_name)
+        output = record.delivered.get(rendition) if record is not None else None
+        # Only this job's objects, whatever its record says.
+        if output is None or not output.key.startswith(keys.processed_prefix(job.job_id)):
+            raise missing
+        filename = download_name(file_name, rendition, output.key)
+        return self.presigner.get(
+            self.settings.processed_bucket,
+            output.key,
+            self.settings.download_url_expiry_seconds,
+            disposition=disposition("attachment" if download else "inline", filename),
+            content_type=output.content_type,
+        )
+
+    def shared_archive_url(self, token: str, rendition: str) -> str:
+        """A fresh presigned GET of one rendition's ZIP, as an attachment."""
+        _, job = self._shared(token)
+        archive = job.delivered.archives.get(rendition) if job.delivered else None
+        if archive is None or not archive.key.startswith(keys.processed_prefix(job.job_id)):
+            raise NotFound("no download-all archive for this rendition yet")
+        return self.presigner.get(
+            self.settings.processed_bucket,
+            archive.key,
+            self.settings.download_url_expiry_seconds,
+            disposition=disposition("attachment", archive_name(job, rendition)),
+            content_type="application/zip",
+        )
+
+    def bucket_origin(self) -> str:
+        """Where the renditions' presigned URLs point (what a gallery page's images are
+        redirected to); presigning needs no request."""
+        url = self.presigner.get(self.settings.processed_bucket, "origin", 60)
+        return gallery.origin(url)
+
+    def public_base(self, base_url: str) -> str:
+        return (self.settings.api_public_url or base_url).rstrip("/")
 
 
 # -- routes ---------------------------------------------------------------------------
@@ -243,17 +285,21 @@ def revoke_share(job_id: str, share_id: str, shares: Shares) -> Response[None]:
     "/share/<token>",
     operation_id="open_share",
     tags=["client"],
-    summary="The shared job's renditions, each with a short-lived download URL.",
+    summary="A page of the shared job's delivered renditions, each with stable links.",
     description=(
-        "JSON by default; with `Accept: text/html` a gallery page (previews and download "
-        "links). Download URLs are presigned S3 GETs (SigV4, 15 minutes by default) that "
-        "save the file under its original name (`Content-Disposition: attachment`). "
-        "Always the delivered renditions: a reprocess switches a file only once it has "
-        "finished, and a failed one changes nothing."
+        "JSON by default; with `Accept: text/html` a gallery page (previews, view and "
+        "download links, download-all ZIPs; further pages load as the client scrolls, or "
+        'through its "More photos" link). Files come in name order, `limit` at most '
+        "(fewer when a page would pass 1 MB); pass `next_cursor` as `cursor` for the next "
+        "page. Every link is stable for the share's life: it checks the share, then "
+        "redirects to a fresh presigned S3 GET. Always the delivered renditions: a "
+        "reprocess switches a file only once it has finished, and a failed one changes "
+        "nothing. A file that never developed is not listed."
     ),
     responses=answers(
         200,
         "The shared renditions.",
+        400,
         404,
         409,
         410,
@@ -265,12 +311,109 @@ def revoke_share(job_id: str, share_id: str, shares: Shares) -> Response[None]:
     # Open to anyone: the token is the only key.
     openapi_extensions=PUBLIC,
 )
-def open_share(token: str, shares: Shares, prefers_html: PrefersHtml) -> Response[Any]:
-    shared = shares.open_share(token)
-    # The link carries the token: nothing may pass it on as a referrer.
-    headers = {"referrer-policy": "no-referrer", "vary": "Accept"}
+def open_share(
+    token: str,
+    shares: Shares,
+    prefers_html: PrefersHtml,
+    base_url: BaseUrl,
+    cursor: Annotated[
+        str | None, Query(description="The `next_cursor` of the previous page.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=paging.MAX_FILES)] = paging.DEFAULT_FILES,
+) -> Response[Any]:
+    shared = shares.open_share(token, cursor, limit, base_url)
     if prefers_html:
-        headers["content-security-policy"] = gallery.content_security_policy(shared)
-        headers["x-robots-tag"] = "noindex, nofollow"
-        return Response(200, "text/html; charset=utf-8", gallery.render(shared), headers)
-    return Response(200, "application/json", shared.model_dump(mode="json"), headers)
+        base = shares.public_base(base_url)
+        page = gallery.Page(
+            shared=shared,
+            share_url=f"{base}/share/{token}",
+            script_url=f"{base}{GALLERY_SCRIPT_PATH}",
+            limit=None if limit == paging.DEFAULT_FILES else limit,
+        )
+        headers = {
+            **PRIVATE_HEADERS,
+            "content-security-policy": gallery.content_security_policy(
+                page, shares.bucket_origin()
+            ),
+            "x-robots-tag": "noindex, nofollow",
+        }
+        return Response(200, "text/html; charset=utf-8", gallery.render(page), headers)
+    return Response(200, "application/json", shared.model_dump(mode="json"), PRIVATE_HEADERS)
+
+
+# The link carries the token: nothing may pass it on as a referrer.
+PRIVATE_HEADERS = {"referrer-policy": "no-referrer", "vary": "Accept"}
+
+
+def _redirect(url: str) -> Response[None]:
+    # Never cached: each click gets a presigned URL of its own, fresh.
+    headers = {"location": url, "cache-control": "no-store", "referrer-policy": "no-referrer"}
+    return Response(302, None, None, headers)
+
+
+@router.get(
+    "/share/<token>/files/<file_name>/<rendition>",
+    operation_id="open_shared_file",
+    tags=["client"],
+    summary="One delivered rendition of a shared file: a redirect to a fresh presigned GET.",
+    description=(
+        "The stable link a share page lists (`file_name` URL-quoted). It checks the share "
+        "as `GET /share/{token}` does (404 unknown, 410 expired or revoked), then answers "
+        "302 to a presigned S3 GET (SigV4, 15 minutes by default) of what is delivered of "
+        "the file: inline, or with `download=1` as an attachment saved as "
+        "`<stem>-<rendition>.<ext>`. 404 when the file has no such rendition delivered."
+    ),
+    responses=answers(
+        302, "To the rendition; `Location` is a presigned S3 GET.", 404, 409, 410, content={}
+    ),
+    openapi_extensions=PUBLIC,
+)
+def open_shared_file(
+    token: str,
+    file_name: str,
+    rendition: str,
+    shares: Shares,
+    download: Annotated[
+        int, Query(ge=0, le=1, description="1: save as an attachment; 0: view inline.")
+    ] = 0,
+) -> Response[None]:
+    # The gateway hands the path segment over as the client quoted it.
+    return _redirect(shares.shared_file_url(token, unquote(file_name), rendition, download == 1))
+
+
+@router.get(
+    "/share/<token>/archives/<rendition>",
+    operation_id="open_shared_archive",
+    tags=["client"],
+    summary="The ZIP of every delivered file's rendition: a redirect to a fresh presigned GET.",
+    description=(
+        "Checks the share as `GET /share/{token}` does, then answers 302 to a presigned "
+        "S3 GET of the rendition's download-all ZIP, as an attachment. 404 while the "
+        "delivered run has no ZIP of that rendition."
+    ),
+    responses=answers(
+        302, "To the ZIP; `Location` is a presigned S3 GET.", 404, 409, 410, content={}
+    ),
+    openapi_extensions=PUBLIC,
+)
+def open_shared_archive(token: str, rendition: str, shares: Shares) -> Response[None]:
+    return _redirect(shares.shared_archive_url(token, rendition))
+
+
+GALLERY_SCRIPT_PATH = "/assets/gallery.js"
+
+
+@router.get(
+    GALLERY_SCRIPT_PATH,
+    operation_id="gallery_script",
+    tags=["client"],
+    summary="The gallery page's script: loads further pages as the client scrolls.",
+    responses=answers(
+        200, "JavaScript.", content={"text/javascript": {"schema": {"type": "string"}}}
+    ),
+    openapi_extensions=PUBLIC,
+)
+def gallery_script() -> Response[str]:
+    # The same for everyone and free of secrets: caching it is safe.
+    headers = {"cache-control": "public, max-age=300"}
+    return Response(200, "text/javascript; charset=utf-8", gallery.SCRIPT, headers)

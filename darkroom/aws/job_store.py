@@ -8,6 +8,7 @@ run its current attempt belongs to)."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from typing import Any
@@ -75,6 +76,25 @@ class JobStore:
             consistent=True,
         ):
             yield FileRecord.model_validate(item)
+
+    def files_page(
+        self, job_id: str, *, start_after: str | None, limit: int
+    ) -> tuple[list[FileRecord], str | None]:
+        """Up to `limit` file items in name order, after the file named `start_after`;
+        and the name to continue after, None when no file follows. One more item is read
+        than returned, so the last page says it is the last."""
+        items = self._table.query(
+            "#pk = :job AND begins_with(#sk, :file)",
+            names={"#pk": names.JOB_ID, "#sk": names.SORT_KEY},
+            values={":job": job_id, ":file": names.FILE_ITEM_PREFIX},
+            consistent=True,
+            page_size=limit + 1,
+            start_after=None if start_after is None else file_key(job_id, start_after),
+        )
+        records = [FileRecord.model_validate(i) for i in itertools.islice(items, limit + 1)]
+        if len(records) > limit:
+            return records[:limit], records[limit - 1].name
+        return records, None
 
     def file(self, job_id: str, file_name: str) -> FileRecord | None:
         item = self._table.get(file_key(job_id, file_name))

@@ -179,8 +179,10 @@ class Table:
         descending: bool = False,
         page_size: int | None = None,
         consistent: bool = False,
+        start_after: Mapping[str, Any] | None = None,
     ) -> Iterator[Item]:
-        """Every matching item, fetched a page at a time as the caller iterates."""
+        """Every matching item, fetched a page at a time as the caller iterates; with
+        `start_after` (a key, which need not exist), only those past it."""
         request: dict[str, Any] = {
             "TableName": self.name,
             "KeyConditionExpression": key_condition,
@@ -195,6 +197,8 @@ class Table:
             request["ConsistentRead"] = consistent
         if page_size:
             request["Limit"] = page_size
+        if start_after is not None:
+            request["ExclusiveStartKey"] = to_item(start_after)
         yield from self._pages("query", request)
 
     def newest(

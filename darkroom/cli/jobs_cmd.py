@@ -92,8 +92,12 @@ def status(
     job_id: Annotated[str | None, typer.Argument()] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     limit: Annotated[int, typer.Option(help="Recent jobs to list.")] = 20,
+    every_file: Annotated[
+        bool, typer.Option("--all", help="Every file of the job, not only the first page.")
+    ] = False,
 ) -> None:
-    """A job's status and per-file progress, or the recent jobs."""
+    """A job's status and per-file progress (its first files; --all for every one), or
+    the recent jobs."""
     client = studio(ctx)
     if job_id is None:
         recent = api_call(lambda: client.jobs(limit))
@@ -102,7 +106,7 @@ def status(
         else:
             console.print(jobs_table(recent))
         return
-    view = api_call(lambda: client.job(job_id))
+    view = api_call(lambda: client.job(job_id, every_file=every_file))
     if as_json:
         print(json.dumps(view, indent=2))
     else:

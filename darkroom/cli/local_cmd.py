@@ -75,7 +75,7 @@ def demo(
             # A failed job has nothing to share; its panel above already says why.
             if job["status"] in SHAREABLE:
                 with transfer_bars("downloading") as bars:
-                    paths = api_call(lambda: client.download(job_id, dest, bars))
+                    paths = api_call(lambda: client.download(job_id, dest, bars)).paths
             thumbs_ok = show_thumbnails(
                 s3,
                 thumb_keys,

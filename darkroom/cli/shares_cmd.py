@@ -65,13 +65,15 @@ def download(
 ) -> None:
     """Download a finished job's renditions into DIRECTORY/<rendition>/.
 
-    A share link needs nothing else: no AWS account, no API options.
+    A share link needs nothing else: no AWS account, no API options. Interrupted, the
+    same command fetches only what is missing: each file is written whole or not at all.
     """
     if job_or_link.startswith(("http://", "https://")):
         with transfer_bars("downloading") as bars:
-            paths = api_call(lambda: StudioClient.download_link(job_or_link, directory, bars))
+            got = api_call(lambda: StudioClient.download_link(job_or_link, directory, bars))
     else:
         client = studio(ctx)
         with transfer_bars("downloading") as bars:
-            paths = api_call(lambda: client.download(job_or_link, directory, bars))
-    console.print(f"{len(paths)} files in {directory.resolve()}")
+            got = api_call(lambda: client.download(job_or_link, directory, bars))
+    already = f" ({got.skipped} were there already)" if got.skipped else ""
+    console.print(f"{len(got.paths)} files in {directory.resolve()}{already}")

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import boto3
 
@@ -33,7 +33,8 @@ from darkroom.jobs import TERMINAL
 from darkroom.recipes import NAME_PATTERN
 
 # A share made just for one `download` of the photographer's own job, revoked after it.
-DOWNLOAD_SHARE_SECONDS = 900
+# Its links must outlive the download: a wedding's thousands of renditions take a while.
+DOWNLOAD_SHARE_SECONDS = 12 * 3600
 
 
 def raw_files(directory: Path) -> list[Path]:
@@ -147,7 +148,7 @@ class StudioClient:
         paths = {p.name: p for p in files}
         if not paths:
             raise ValueError("no RAW files to upload")
-        existing = self.find(job_id) if job_id else None
+        existing = self.find(job_id, every_file=True) if job_id else None
         if existing is not None:
             answer = self._resume(existing, paths)
         else:
@@ -209,12 +210,26 @@ class StudioClient:
             )
         return self.api.call("POST", f"/jobs/{job_id}/uploads")
 
-    def job(self, job_id: str) -> dict[str, Any]:
-        return dict(self.api.call("GET", f"/jobs/{job_id}"))
+    def job(self, job_id: str, *, every_file: bool = False) -> dict[str, Any]:
+        """The job with its first page of files; `every_file`: with all of them (the
+        following pages read and merged in)."""
+        view = dict(self.api.call("GET", f"/jobs/{job_id}"))
+        cursor = view.get("files_next_cursor")
+        if every_file and cursor:
+            files = dict(view.get("files") or {})
+            while cursor:
+                page = self.api.call(
+                    "GET", f"/jobs/{job_id}/files", query={"cursor": cursor, "limit": PAGE}
+                )
+                files.update(page["files"])
+                cursor = page["next_cursor"]
+            view["files"] = files
+            view.pop("files_next_cursor")
+        return view
 
-    def find(self, job_id: str) -> dict[str, Any] | None:
+    def find(self, job_id: str, *, every_file: bool = False) -> dict[str, Any] | None:
         try:
-            return self.job(job_id)
+            return self.job(job_id, every_file=every_file)
         except ApiCallError as exc:
             if exc.status == 404:
                 return None
@@ -266,66 +281,112 @@ class StudioClient:
         self.api.call("DELETE", f"/jobs/{job_id}/shares/{share_id}")
 
     @staticmethod
-    def shared(share_url: str) -> dict[str, Any]:
-        """What a share link offers, as its client sees it: no credentials involved."""
+    def shared(share_url: str, cursor: str | None = None) -> dict[str, Any]:
+        """A page of what a share link offers, as its client sees it: no credentials."""
         share_token(share_url)
-        return dict(ApiClient(share_url).fetch("GET", share_url))
+        api = ApiClient(share_url)
+        query = {"cursor": cursor, "limit": PAGE} if cursor else {"limit": PAGE}
+        return dict(api.fetch("GET", f"{share_url.split('?', 1)[0]}?{urlencode(query)}"))
 
     @classmethod
-    def download_link(cls, url: str, dest: Path, transfer: Transfer | None = None) -> list[Path]:
+    def download_link(
+        cls, url: str, dest: Path, transfer: Transfer | None = None
+    ) -> DownloadResult:
         """What a share link offers, downloaded as its client would."""
-        return download_shared(cls.shared(url), dest, transfer)
+        return download_shared(lambda cursor: cls.shared(url, cursor), dest, transfer)
 
     def download(
         self, job_or_link: str, dest: Path, transfer: Transfer | None = None
-    ) -> list[Path]:
+    ) -> DownloadResult:
         """Every rendition of a finished job (or of a share link) as dest/<rendition>/<file>."""
         if job_or_link.startswith(("http://", "https://")):
             return self.download_link(job_or_link, dest, transfer)
         share = self.share(job_or_link, expires_in=DOWNLOAD_SHARE_SECONDS)
         try:
-            document = self.api.call("GET", f"/share/{share['token']}")
-            return download_shared(document, dest, transfer)
+            return self.download_link(share["url"], dest, transfer)
         finally:
             self.revoke(job_or_link, share["share_id"])
 
 
+# Files per page when walking a share or a job's files (the API's largest page).
+PAGE = 500
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    paths: list[Path]  # every rendition the share offers, where it now is
+    skipped: int  # of them, already there complete (a download run again)
+
+
+def shared_pages(
+    page: Callable[[str | None], Mapping[str, Any]],
+) -> Iterator[Mapping[str, Any]]:
+    """Every page of a share, from the first (`page(None)`) until next_cursor is null."""
+    cursor: str | None = None
+    while True:
+        document = page(cursor)
+        yield document
+        cursor = document.get("next_cursor")
+        if not cursor:
+            return
+
+
 def download_shared(
-    document: Mapping[str, Any], dest: Path, transfer: Transfer | None = None
-) -> list[Path]:
-    """Fetch what a share offers into dest/<rendition>/<stem>.<ext>, plus manifest.json."""
+    page: Callable[[str | None], Mapping[str, Any]],
+    dest: Path,
+    transfer: Transfer | None = None,
+) -> DownloadResult:
+    """Fetch what a share offers into dest/<rendition>/<stem>.<ext>, plus manifest.json.
+
+    Every page is read first (their links are stable, so none goes stale meanwhile),
+    then each rendition is fetched through its link. Each file is written whole or not
+    at all, and one already there at its size is skipped: run again after an
+    interruption, it fetches only what is missing."""
     planned: list[tuple[Path, Mapping[str, Any]]] = []
     entries = []
-    for entry in document.get("files", []):
-        name = keys.validate_file_name(str(entry["name"]))
-        written = []
-        for rendition in entry.get("renditions", []):
-            label = str(rendition["rendition"])
-            # The server names the paths; it must never name one outside `dest`.
-            if not NAME_PATTERN.fullmatch(label):
-                raise ValueError(f"unexpected rendition name {label!r}")
-            suffix = Path(keys.validate_file_name(str(rendition["filename"]))).suffix
-            path = dest / label / f"{Path(name).stem}{suffix}"
-            planned.append((path, rendition))
-            written.append(
-                {
-                    "rendition": label,
-                    "path": str(path.relative_to(dest)),
-                    **{k: rendition.get(k) for k in ("width", "height", "bytes", "content_type")},
-                }
-            )
-        entries.append({"name": name, "status": entry.get("status"), "renditions": written})
+    summary: dict[str, Any] = {}
+    for document in shared_pages(page):
+        summary = dict(document.get("job", {}))
+        for entry in document.get("files", []):
+            name = keys.validate_file_name(str(entry["name"]))
+            written = []
+            for rendition in entry.get("renditions", []):
+                label = str(rendition["rendition"])
+                # The server names the paths; it must never name one outside `dest`.
+                if not NAME_PATTERN.fullmatch(label):
+                    raise ValueError(f"unexpected rendition name {label!r}")
+                suffix = Path(keys.validate_file_name(str(rendition["filename"]))).suffix
+                path = dest / label / f"{Path(name).stem}{suffix}"
+                planned.append((path, rendition))
+                written.append(
+                    {
+                        "rendition": label,
+                        "path": str(path.relative_to(dest)),
+                        **{
+                            k: rendition.get(k)
+                            for k in ("width", "height", "bytes", "content_type")
+                        },
+                    }
+                )
+            entries.append({"name": name, "status": entry.get("status"), "renditions": written})
+    missing = [(p, r) for p, r in planned if not _complete(p, r.get("bytes"))]
     if transfer:
-        transfer.begin(sum(int(r.get("bytes") or 0) for _, r in planned), len(planned))
-    paths = []
-    for path, rendition in planned:
+        transfer.begin(sum(int(r.get("bytes") or 0) for _, r in missing), len(missing))
+    for path, rendition in missing:
         get_file(str(rendition["url"]), path, transfer.advance if transfer else None)
         if transfer:
             transfer.file_done(path.name)
-        paths.append(path)
     dest.mkdir(parents=True, exist_ok=True)
-    document_job = dict(document.get("job", {}))
-    (dest / "manifest.json").write_text(
-        json.dumps({**document_job, "files": entries}, indent=2) + "\n"
-    )
-    return paths
+    manifest = dest / "manifest.json"
+    partial = manifest.with_name(manifest.name + ".part")
+    partial.write_text(json.dumps({**summary, "files": entries}, indent=2) + "\n")
+    partial.replace(manifest)
+    return DownloadResult([p for p, _ in planned], len(planned) - len(missing))
+
+
+def _complete(path: Path, size: Any) -> bool:
+    """Whether a rendition is there already, whole (a download run before)."""
+    try:
+        return size is not None and path.stat().st_size == int(size)
+    except OSError:
+        return False

@@ -88,6 +88,9 @@ def _job_panel(job: JobView) -> Panel:
         files.add_row(
             name, Text(file.status, style=_FILE_STYLE.get(file.status, "dim")), detail, shown
         )
+    if job.files_next_cursor:
+        more = job.files_total - len(job.files or {})
+        files.add_row(Text(f"... and {more} more (status --all lists every file)", style="dim"))
     return Panel(Group(head, files), title=f"darkroom job {job.job_id}")
 
 

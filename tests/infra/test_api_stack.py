@@ -25,6 +25,12 @@ from tests.infra.helpers import (
 )
 
 SHARE_ROUTE_KEY = "GET /share/{token}"
+# The share page's stable links and the gallery's script: open too, at the stage's rate.
+LINK_ROUTE_KEYS = {
+    "GET /share/{token}/files/{file_name}/{rendition}",
+    "GET /share/{token}/archives/{rendition}",
+    "GET /assets/gallery.js",
+}
 DATA_SERVICES = ("s3:", "dynamodb:", "states:")
 
 
@@ -70,7 +76,7 @@ def test_every_documented_route_is_deployed_iam_signed_but_the_share_link(synth:
     documented = documented_security()
     assert set(declared) == set(documented), "the template's routes are the document's"
     for key, props in declared.items():
-        if key == SHARE_ROUTE_KEY:
+        if key == SHARE_ROUTE_KEY or key in LINK_ROUTE_KEYS:
             assert documented[key] == [], key
             assert props["AuthorizationType"] == "NONE", key
         else:
@@ -125,8 +131,8 @@ def test_the_default_stage_auto_deploys_with_stage_wide_throttling(synth: Synth)
 
 def test_the_share_route_is_public_and_throttled_tighter_than_the_stage(synth: Synth) -> None:
     assert routes(synth)[SHARE_ROUTE_KEY]["AuthorizationType"] == "NONE"
-    public = [r.key for r in ROUTES if not r.iam]
-    assert public == [SHARE_ROUTE_KEY], "the share link is the only public route"
+    public = {r.key for r in ROUTES if not r.iam}
+    assert public == {SHARE_ROUTE_KEY, *LINK_ROUTE_KEYS}, "the share link and its links"
     _, resource = stage(synth)
     props = resource["Properties"]
     share = props["RouteSettings"][SHARE_ROUTE_KEY]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -20,7 +21,7 @@ import pytest
 import requests
 
 from darkroom import names
-from darkroom.imaging.fixtures import make_demo_shoot
+from darkroom.imaging.fixtures import make_demo_shoot, write_corrupt_raw
 from darkroom.local.cloud import LocalCloud
 
 pytestmark = pytest.mark.integration
@@ -204,14 +205,21 @@ def test_a_shared_job_downloads_with_curl_byte_for_byte_what_the_worker_wrote(
     seen = set()
     for entry in document["files"]:
         for rendition in entry["renditions"]:
-            url = rendition["url"]
-            q = query_of(url)
+            url = rendition["download_url"]
+            assert url.startswith(f"{link}/files/"), url
+            # The stable link redirects to a presigned GET made for this request.
+            redirect = requests.get(url, timeout=30, allow_redirects=False)
+            assert redirect.status_code == 302, redirect.text
+            assert redirect.headers["cache-control"] == "no-store"
+            q = query_of(redirect.headers["location"])
             assert q["X-Amz-Algorithm"] == "AWS4-HMAC-SHA256"
             assert q["X-Amz-Expires"] == "900"
             out = tmp_path / rendition["filename"]
-            result = curl("--dump-header", "-", "--output", str(out), url)
+            result = curl("--location", "--dump-header", "-", "--output", str(out), url)
             assert result.returncode == 0, result.stderr
-            status_line, *header_lines = result.stdout.strip().splitlines()
+            # The last of the answers curl followed: S3's.
+            last = re.split(r"\r?\n\r?\n", result.stdout.strip())[-1]
+            status_line, *header_lines = last.splitlines()
             assert " 200" in status_line
             headers = dict(
                 (k.lower(), v.strip()) for k, _, v in (h.partition(":") for h in header_lines)
@@ -229,6 +237,76 @@ def test_a_shared_job_downloads_with_curl_byte_for_byte_what_the_worker_wrote(
             )
             seen.add((entry["name"], rendition["rendition"]))
     assert seen == set(expected)
+
+
+def test_a_share_pages_by_cursor_and_each_stable_link_serves_the_delivered_bytes(
+    api: str, cloud: LocalCloud, tmp_path: Path
+) -> None:
+    """Seven files, one of which cannot develop, three to a page: three pages, the
+    failed file in none of them, and every link to the very rendition delivered."""
+    files = make_demo_shoot(tmp_path / "shoot", count=6, width=300, height=200)
+    files.append(write_corrupt_raw(tmp_path / "shoot" / "IMG_BROKEN.dng", "garbage"))
+    response = create(api, declared(files), name="Paged shoot")
+    assert response.status_code == 201, response.text
+    created = response.json()
+    by_name = {p.name: p for p in files}
+    for upload in created["uploads"]:
+        assert put_with_curl(upload["url"], by_name[upload["name"]]) == 200
+    job_id = created["job_id"]
+    assert requests.post(f"{api}/jobs/{job_id}/submit", timeout=30).status_code == 202
+    finished = wait_done(api, job_id)
+    assert (finished["status"], finished["files_failed"]) == ("DONE_WITH_ERRORS", 1), finished
+    share = requests.post(f"{api}/jobs/{job_id}/shares", json={}, timeout=30).json()
+
+    pages = []
+    cursor = None
+    while True:
+        page = requests.get(
+            share["url"], params={"limit": 3, **({"cursor": cursor} if cursor else {})}, timeout=30
+        )
+        assert page.status_code == 200, page.text
+        pages.append(page.json())
+        cursor = pages[-1]["next_cursor"]
+        if cursor is None:
+            break
+    assert len(pages) == 3
+    listed = [f["name"] for page in pages for f in page["files"]]
+    assert listed == sorted(p.name for p in files if p.name != "IMG_BROKEN.dng")
+    assert pages[0]["job"]["files_failed"] == 1
+
+    s3 = cloud.client("s3")
+    delivered = {
+        (record.name, rendition): output.key
+        for record in _file_records(cloud, job_id)
+        for rendition, output in record.delivered.items()
+    }
+    served = {}
+    for page in pages:
+        for entry in page["files"]:
+            for rendition in entry["renditions"]:
+                for url in (rendition["url"], rendition["download_url"]):
+                    got = requests.get(url, timeout=30)
+                    assert got.status_code == 200, url
+                    key = delivered[(entry["name"], rendition["rendition"])]
+                    body = s3.get_object(Bucket=names.PROCESSED_BUCKET, Key=key)["Body"].read()
+                    assert got.content == body, url
+                    served[(entry["name"], rendition["rendition"])] = key
+    assert served == delivered
+    broken = f"{share['url']}/files/IMG_BROKEN.dng/web"
+    assert requests.get(broken, timeout=30).status_code == 404
+
+    # Revoked, every stable link with it.
+    link = pages[0]["files"][0]["renditions"][0]["url"]
+    revoked = requests.delete(f"{api}/jobs/{job_id}/shares/{share['share_id']}", timeout=30)
+    assert revoked.status_code == 204
+    gone = requests.get(link, timeout=30, allow_redirects=False)
+    assert gone.status_code == 410 and "revoked" in gone.json()["message"]
+
+
+def _file_records(cloud: LocalCloud, job_id: str) -> list[Any]:
+    from darkroom.aws.job_store import JobStore
+
+    return list(JobStore(names.JOBS_TABLE, cloud.client("dynamodb")).files(job_id))
 
 
 def test_the_cli_shares_a_job_and_its_client_downloads_it_with_only_the_link(

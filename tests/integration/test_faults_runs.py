@@ -40,12 +40,16 @@ class Link:
         return document
 
     def keys(self) -> set[str]:
-        """The S3 keys the link's renditions download (the object part of each URL)."""
-        return {
-            requests.utils.unquote(r["url"].split("?", 1)[0]).split("/processed/", 1)[1]
-            for f in self.open()["files"]
-            for r in f["renditions"]
-        }
+        """The S3 keys the link's renditions download (the object part of the presigned
+        URL each stable link redirects to)."""
+        found = set()
+        for f in self.open()["files"]:
+            for r in f["renditions"]:
+                answer = requests.get(r["url"], timeout=30, allow_redirects=False)
+                assert answer.status_code == 302, answer.text
+                location = answer.headers["location"].split("?", 1)[0]
+                found.add(requests.utils.unquote(location).split("/processed/", 1)[1])
+        return found
 
 
 def _delivered(studio: Studio, job_id: str) -> dict[str, bytes]:

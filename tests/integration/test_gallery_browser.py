@@ -1,12 +1,15 @@
 """The client's gallery page in a real browser: headless Chromium opens a share link,
-its previews load and every download link resolves."""
+further pages load as it scrolls, its previews load through the stable links (under the
+page's CSP) and every link resolves."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -55,8 +58,8 @@ def browser(tmp_path: Path) -> Iterator[object]:
         driver.quit()
 
 
-def _shared_job(api: str, tmp_path: Path) -> str:
-    files = make_demo_shoot(tmp_path / "shoot", count=2, width=600, height=400)
+def _shared_job(api: str, tmp_path: Path, count: int) -> str:
+    files = make_demo_shoot(tmp_path / "shoot", count=count, width=600, height=400)
     created = requests.post(
         f"{api}/jobs",
         json={
@@ -78,36 +81,84 @@ def _shared_job(api: str, tmp_path: Path) -> str:
     return str(share["url"])
 
 
-def test_the_gallery_shows_every_photo_and_each_link_downloads(
+def test_the_gallery_loads_every_page_as_it_scrolls_and_each_link_resolves(
     browser: object, cloud: LocalCloud, tmp_path: Path
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
 
     assert isinstance(browser, WebDriver)
-    link = _shared_job(cloud.api_url, tmp_path)
-    browser.get(link)
+    count = 5
+    link = _shared_job(cloud.api_url, tmp_path, count)
+    browser.set_window_size(1000, 700)
+    # Two photos a page: the rest come as the page is scrolled.
+    browser.get(f"{link}?limit=2")
     assert browser.title == "Gallery shoot"
+    deadline = time.monotonic() + 60
+    while len(browser.find_elements(By.CSS_SELECTOR, "ul.gallery figure")) < count:
+        assert time.monotonic() < deadline, "further pages did not load"
+        browser.execute_script("window.scrollTo(0, document.body.scrollHeight)")
+        time.sleep(0.3)
+    assert not browser.find_elements(By.CSS_SELECTOR, "a.more"), "the last page was loaded"
     images = browser.find_elements(By.CSS_SELECTOR, "ul.gallery img")
-    assert len(images) == 2
-    # Previews are loaded by the browser itself, under the page's CSP.
+    assert len(images) == count
+    # Previews are loaded by the browser itself, through the stable links' redirects,
+    # under the page's CSP.
     deadline = time.monotonic() + 30
-    while not all(browser.execute_script("return arguments[0].complete", i) for i in images):
+    while not all(
+        browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", i)
+        for i in images
+    ):
         assert time.monotonic() < deadline, "previews did not load"
+        browser.execute_script("window.scrollTo(0, 0)")
         time.sleep(0.2)
-    assert all(browser.execute_script("return arguments[0].naturalWidth", i) > 0 for i in images)
-    links = browser.find_elements(By.CSS_SELECTOR, "a[href]")
-    offered = requests.get(link, timeout=30).json()
-    renditions = [r for f in offered["files"] for r in f["renditions"]]
-    assert sorted(a.get_attribute("download") or "" for a in links) == sorted(
+    browser.execute_script("window.scrollTo(0, 0)")
+    screenshot = tmp_path / "gallery.png"
+    browser.save_screenshot(str(screenshot))
+    if os.environ.get("DARKROOM_GALLERY_SCREENSHOT"):
+        shutil.copy(screenshot, os.environ["DARKROOM_GALLERY_SCREENSHOT"])
+    offered = []
+    cursor = None
+    while True:
+        page = requests.get(link, params={"cursor": cursor} if cursor else {}, timeout=30).json()
+        offered += page["files"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert [f.text for f in browser.find_elements(By.CSS_SELECTOR, "figcaption")] == [
+        f["name"] for f in offered
+    ]
+    html = browser.page_source
+    assert "X-Amz" not in html, "no presigned URL in the page"
+    downloads = browser.find_elements(By.CSS_SELECTOR, "figure a[download]")
+    renditions = [r for f in offered for r in f["renditions"]]
+    assert sorted(a.get_attribute("download") or "" for a in downloads) == sorted(
         r["filename"] for r in renditions
     )
-    for a in links:
+    for a in downloads:
         href = a.get_attribute("href")
-        assert href
+        assert href and href.startswith(f"{link}/files/") and href.endswith("?download=1")
         response = requests.get(href, timeout=30)
         assert response.status_code == 200, href
         assert response.headers["content-disposition"].startswith("attachment;")
         assert response.headers["content-type"] == "image/jpeg"
-    for href in {i.get_attribute("src") for i in images}:
-        assert href and requests.get(href, timeout=30).status_code == 200
+    views = browser.find_elements(By.CSS_SELECTOR, "figure a:not([download])")
+    assert len(views) == len(renditions)
+    for a in views:
+        response = requests.get(a.get_attribute("href") or "", timeout=30)
+        assert response.status_code == 200
+        assert response.headers["content-disposition"].startswith("inline;")
+
+
+def test_without_script_the_gallery_links_to_its_next_page(
+    cloud: LocalCloud, tmp_path: Path
+) -> None:
+    link = _shared_job(cloud.api_url, tmp_path, 3)
+    html = {"accept": "text/html"}
+    first = requests.get(link, params={"limit": 2}, headers=html, timeout=30).text
+    assert first.count("<figure>") == 2
+    more = re.search(r'<a class="more" href="([^"]+)">More photos</a>', first)
+    assert more, first
+    rest = requests.get(unescape(more.group(1)), headers=html, timeout=30)
+    assert rest.status_code == 200 and rest.text.count("<figure>") == 1
+    assert "More photos" not in rest.text

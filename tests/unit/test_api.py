@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit
 
 import boto3
 import pytest
@@ -666,32 +666,55 @@ def test_a_share_token_is_long_random_and_stored_only_as_a_hash(api: Api) -> Non
     assert tokens.digest(first["token"]) in dumped
 
 
-def test_a_share_lists_every_rendition_with_a_short_lived_attachment_url(api: Api) -> None:
+def follow(api: Api, url: str) -> tuple[int, dict[str, str], Any]:
+    """A stable link as its client opens it: the API's answer, not yet the redirect."""
+    parts = urlsplit(url)
+    assert f"{parts.scheme}://{parts.netloc}" == "https://api.example.test", url
+    return api.call("GET", parts.path, query=dict(parse_qsl(parts.query)))
+
+
+def test_a_share_lists_every_rendition_with_stable_links_that_redirect_to_fresh_urls(
+    api: Api,
+) -> None:
     api.finish("done", {"IMG_0001.dng": 1, "Élan.nef": 1})
     share = api.share("done")
     status, headers, doc = api.call("GET", f"/share/{share['token']}")
     assert status == 200, doc
     assert headers["cache-control"] == "no-store"
     assert doc["job"]["job_id"] == "done" and doc["job"]["files_done"] == 2
+    assert doc["next_cursor"] is None and doc["archives"] == {}
+    assert "X-Amz" not in json.dumps(doc), "no presigned URL in a share page"
     by_name = {f["name"]: f for f in doc["files"]}
     renditions = {r["rendition"]: r for r in by_name["IMG_0001.dng"]["renditions"]}
     assert set(renditions) == {"web", "thumb"}
     web = renditions["web"]
     assert web["filename"] == "IMG_0001-web.jpg"
-    q = _query(web["url"])
+    link = f"https://api.example.test/share/{share['token']}/files/IMG_0001.dng/web"
+    assert (web["url"], web["download_url"]) == (link, f"{link}?download=1")
+
+    status, headers, body = follow(api, web["download_url"])
+    assert (status, body) == (302, "")
+    assert headers["cache-control"] == "no-store"
+    q = _query(headers["location"])
     assert q["X-Amz-Algorithm"] == "AWS4-HMAC-SHA256"
     assert q["X-Amz-Expires"] == "900"
     assert q["response-content-disposition"].startswith('attachment; filename="IMG_0001-web.jpg"')
+    assert urlsplit(headers["location"]).path.endswith("/web/IMG_0001.jpg")
+    # Viewing: inline, as what it is.
+    status, headers, _ = follow(api, web["url"])
+    q = _query(headers["location"])
+    assert status == 302 and q["response-content-disposition"].startswith("inline;")
+    assert q["response-content-type"] == "image/jpeg"
     accented = by_name["Élan.nef"]["renditions"][0]
-    disposition = _query(accented["url"])["response-content-disposition"]
-    assert "filename*=UTF-8''%C3%89lan-" in disposition
-    # Previews are the smallest rendition, served inline.
-    preview = _query(by_name["IMG_0001.dng"]["preview_url"])
-    assert "response-content-disposition" not in preview
-    assert urlsplit(by_name["IMG_0001.dng"]["preview_url"]).path.endswith("/thumb/IMG_0001.jpg")
+    assert "/files/%C3%89lan.nef/" in accented["url"]
+    disposition = _query(follow(api, accented["download_url"])[1]["location"])
+    assert "filename*=UTF-8''%C3%89lan-" in disposition["response-content-disposition"]
+    # Previews are the smallest rendition, inline.
+    preview = by_name["IMG_0001.dng"]["preview_url"]
+    assert preview == f"https://api.example.test/share/{share['token']}/files/IMG_0001.dng/thumb"
 
 
-def test_a_browser_gets_a_gallery_page_without_referrer_or_scripts(api: Api) -> None:
+def test_a_browser_gets_a_gallery_page_of_stable_links_and_one_script_file(api: Api) -> None:
     api.finish("done", {'<img src=x onerror="alert(1)">.dng': 1})
     token = api.share("done")["token"]
     accept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
@@ -699,11 +722,26 @@ def test_a_browser_gets_a_gallery_page_without_referrer_or_scripts(api: Api) -> 
     assert status == 200
     assert headers["content-type"].startswith("text/html")
     assert headers["referrer-policy"] == "no-referrer"
-    assert "script-src" not in headers["content-security-policy"]
-    assert "default-src 'none'" in headers["content-security-policy"]
+    policy = dict(p.split(" ", 1) for p in headers["content-security-policy"].split("; "))
+    assert policy["default-src"] == "'none'"
+    # One script, a file: nothing inline runs.
+    assert policy["script-src"] == "https://api.example.test/assets/gallery.js"
+    assert policy["connect-src"] == "https://api.example.test"
+    # The stable links, and the bucket they redirect to.
+    assert policy["img-src"].split() == [
+        "https://api.example.test",
+        f"https://{names.PROCESSED_BUCKET}.s3.amazonaws.com",
+    ]
+    assert page.count("<script") == 1
+    assert '<script src="https://api.example.test/assets/gallery.js" defer></script>' in page
+    assert "X-Amz" not in page, "no presigned URL in the page"
     assert "<img src=x" not in page and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page
     assert page.count("<img ") == 1
     assert page.count(" download=") == 2
+    assert "More photos" not in page  # a single page
+    status, headers, script = api.call("GET", "/assets/gallery.js")
+    assert status == 200 and headers["content-type"].startswith("text/javascript")
+    assert "innerHTML" not in script and "next_cursor" in script
 
 
 def test_a_token_that_is_unknown_tampered_or_malformed_is_404_alike(api: Api) -> None:
@@ -752,14 +790,15 @@ def _reprocess(api: Api, job_id: str, files: list[str]) -> str:
 
 
 def _shared_bodies(api: Api, token: str) -> dict[str, bytes]:
-    """rendition URL path -> the object it serves, for each rendition a share lists."""
+    """rendition key -> the object it serves, for each stable link a share lists."""
     status, _, doc = api.call("GET", f"/share/{token}")
     assert status == 200, doc
     found = {}
     for f in doc["files"]:
         for r in f["renditions"]:
-            key = unquote(urlsplit(r["url"]).path).lstrip("/")
-            key = key.removeprefix(f"{names.PROCESSED_BUCKET}/")
+            status, headers, _ = follow(api, r["url"])
+            assert status == 302
+            key = unquote(urlsplit(headers["location"]).path).lstrip("/")
             found[key] = api.s3.get_object(Bucket=names.PROCESSED_BUCKET, Key=key)["Body"].read()
     return found
 
@@ -804,7 +843,7 @@ def test_after_a_failed_reprocess_the_delivery_and_its_share_are_unchanged(api: 
     assert file["delivered"] != file["outputs"]
 
 
-def test_a_file_record_naming_another_jobs_objects_presigns_nothing_of_it(api: Api) -> None:
+def test_a_file_record_naming_another_jobs_objects_links_nothing_of_it(api: Api) -> None:
     api.finish("done", {"A.dng": 1})
     api.finish("secret", {"S.dng": 1})
     other = keys.rendition_key("secret", "secret", "web", "S.dng", "jpg")
@@ -815,8 +854,11 @@ def test_a_file_record_naming_another_jobs_objects_presigns_nothing_of_it(api: A
         ExpressionAttributeNames={"#k": "key"},
         ExpressionAttributeValues={":k": {"S": other}},
     )
-    _, _, doc = api.call("GET", f"/share/{api.share('done')['token']}")
+    token = api.share("done")["token"]
+    _, _, doc = api.call("GET", f"/share/{token}")
     assert "secret" not in json.dumps(doc)
+    assert [r["rendition"] for r in doc["files"][0]["renditions"]] == ["thumb"]
+    assert api.call("GET", f"/share/{token}/files/A.dng/web")[0] == 404
 
 
 # -- listing and routing --------------------------------------------------------------

@@ -20,7 +20,13 @@ from darkroom.api.routes import ROUTES, resolve, routes_of
 from tests.checks import assert_generated
 
 REGENERATE = "python -m darkroom.api.openapi"
-SHARE_ROUTES = {"GET /share/{token}"}
+# Open to anyone: the share link's page, its stable links, and the gallery's script.
+SHARE_ROUTES = {
+    "GET /share/{token}",
+    "GET /share/{token}/files/{file_name}/{rendition}",
+    "GET /share/{token}/archives/{rendition}",
+    "GET /assets/gallery.js",
+}
 
 
 def test_the_committed_openapi_document_is_the_one_the_app_generates() -> None:
@@ -35,7 +41,7 @@ def test_the_routes_everything_deploys_are_the_documents_operations() -> None:
         for method, op in item.items()
     }
     assert documented == {(r.method, r.path, r.operation) for r in ROUTES}
-    assert len(ROUTES) == 10
+    assert len(ROUTES) == 14
 
 
 def test_every_operation_states_its_authorization_sigv4_except_the_share_link() -> None:
@@ -76,6 +82,10 @@ def test_routes_resolve_with_their_parameters_as_the_gateway_matches_them() -> N
     match = resolve("PATCH", "/jobs/j-1")
     assert match.route is None and sorted(r.method for r in match.on_path) == ["DELETE", "GET"]
     assert resolve("GET", "/jobs/j-1/extra/x").on_path == ()
+    # A stable link's file name arrives quoted, and is matched as one segment.
+    match = resolve("GET", "/share/t.s/files/IMG%200001%2F.dng/web")
+    assert match.route is not None and match.route.operation == "open_shared_file"
+    assert match.params == {"token": "t.s", "file_name": "IMG 0001/.dng", "rendition": "web"}
 
 
 @pytest.mark.parametrize(

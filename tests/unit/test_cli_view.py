@@ -62,3 +62,45 @@ def test_a_first_run_shows_nothing_delivered_yet() -> None:
     files = [FileRecord(name="A.dng", run_id="j2")]
     text = _text(JobView.of_job(job, files).model_dump(mode="json"))
     assert "nothing yet" in text and "PENDING" in text
+
+
+def test_a_job_with_more_files_than_its_first_page_says_how_to_see_them_all() -> None:
+    job = Job(job_id="j3", status=JobStatus.PROCESSING, files_total=250, run_id="j3")
+    first = [FileRecord(name=f"F{n:03d}.dng", run_id="j3") for n in range(100)]
+    view = JobView.of_job(job, first, files_next_cursor="RjA5OS5kbmc").model_dump(mode="json")
+    text = _text(view)
+    assert "F099.dng" in text
+    assert "... and 150 more (status --all lists every file)" in text
+
+
+def test_status_of_every_file_walks_the_pages_of_the_jobs_files() -> None:
+    from darkroom.cli.studio_client import StudioClient
+
+    class Pages:
+        def __init__(self) -> None:
+            self.asked: list[tuple[str, dict[str, object] | None]] = []
+
+        def call(self, method: str, path: str, query: dict[str, object] | None = None) -> dict:
+            self.asked.append((path, query))
+            if path == "/jobs/j4":
+                return {
+                    "job_id": "j4",
+                    "files": {"A.dng": {"status": "DONE"}},
+                    "files_next_cursor": "c1",
+                }
+            cursor = (query or {})["cursor"]
+            if cursor == "c1":
+                return {"files": {"B.dng": {"status": "DONE"}}, "next_cursor": "c2"}
+            return {"files": {"C.dng": {"status": "FAILED"}}, "next_cursor": None}
+
+    api = Pages()
+    client = StudioClient(api)  # type: ignore[arg-type]
+    assert client.job("j4") == {
+        "job_id": "j4",
+        "files": {"A.dng": {"status": "DONE"}},
+        "files_next_cursor": "c1",
+    }
+    whole = client.job("j4", every_file=True)
+    assert list(whole["files"]) == ["A.dng", "B.dng", "C.dng"]
+    assert "files_next_cursor" not in whole
+    assert [q["cursor"] for p, q in api.asked if p == "/jobs/j4/files" and q] == ["c1", "c2"]
