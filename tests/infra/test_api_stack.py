@@ -236,7 +236,11 @@ def test_the_api_function_policy_is_scoped_to_prefixes_tables_and_the_machine(
     def objects(bucket: Any, prefix: str) -> dict[str, Any]:
         return {"Fn::Join": ["", [arn(bucket), f"/{prefix}*"]]}
 
-    assert by_sid["UploadRaw"]["Action"] == "s3:PutObject"
+    assert by_sid["UploadRaw"]["Action"] == [
+        "s3:PutObject",
+        "s3:ListMultipartUploadParts",
+        "s3:AbortMultipartUpload",
+    ]
     assert by_sid["UploadRaw"]["Resource"] == objects(storage.raw, names.RAW_PREFIX)
     assert by_sid["ListRaw"]["Resource"] == arn(storage.raw)
     assert by_sid["ListRaw"]["Condition"] == {"StringLike": {"s3:prefix": ["raw/*"]}}
