@@ -208,7 +208,7 @@ class JobOperations(UploadOperations):
             job_id=upload.job_id,
             name=upload.name,
             status=upload.status.value,
-            files_total=len(upload.files),
+            files_total=upload.files_total,
             files_done=0,
             files_failed=0,
             attempt=0,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any
+from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
@@ -348,6 +349,7 @@ def _checked_parts(
 
 
 # -- routes ---------------------------------------------------------------------------
+# A path parameter arrives as the client percent-encoded it (the event's raw path).
 router = APIGatewayHttpRouter()
 Uploads = Annotated[UploadOperations, Depends(current_service)]
 TAGS = ["photographer"]
@@ -411,7 +413,7 @@ def resume_upload(job_id: str, uploads: Uploads) -> UploadUrls:
 def complete_upload(
     job_id: str, file_name: str, body: CompleteUploadIn, uploads: Uploads
 ) -> CompletedUpload:
-    return uploads.complete_upload(job_id, file_name, body)
+    return uploads.complete_upload(job_id, unquote(file_name), body)
 
 
 @router.post(
@@ -426,4 +428,4 @@ def complete_upload(
     responses=answers(200, "What was aborted.", 404, 409),
 )
 def abort_upload(job_id: str, file_name: str, uploads: Uploads) -> AbortedUpload:
-    return uploads.abort_upload(job_id, file_name)
+    return uploads.abort_upload(job_id, unquote(file_name))
