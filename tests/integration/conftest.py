@@ -15,6 +15,9 @@ HEARTBEAT_SECONDS = 8
 # A worker with no lease this long stops its own instance. Safe to keep short: StartWorker
 # leases an instance before starting it, so a booting worker for a job is never idle.
 IDLE_SHUTDOWN_SECONDS = 3
+# Files over 6 MiB upload in parts of 5 MiB (the smallest S3, and moto, accept), so a
+# test uploads a file in parts with a dozen MB; every other fixture stays one PUT.
+MULTIPART = {"multipart_threshold_bytes": 6 * 1024**2, "multipart_part_bytes": 5 * 1024**2}
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +30,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
         worker_heartbeat_interval_seconds=1.0,
         worker_poll_seconds=0.2,
         worker_idle_shutdown_seconds=IDLE_SHUTDOWN_SECONDS,
+        api_settings=MULTIPART,
     )
     with LocalCloud(config) as running:
         yield running
