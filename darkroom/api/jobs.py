@@ -171,6 +171,7 @@ class JobOperations(UploadOperations):
             executions=self.executions,
             raw_bucket=s.raw_bucket,
             processed_bucket=s.processed_bucket,
+            multipart=self.multipart,
         )
         try:
             erased = erasure.erase(job_id, now=self.clock())

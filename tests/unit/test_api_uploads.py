@@ -252,3 +252,12 @@ def test_a_job_of_five_thousand_files_with_the_longest_names_is_declared_and_rea
     assert header["files_total"] == {"N": "5000"} and len(json.dumps(header)) < 2048
     listed = api.call("GET", "/jobs")[2]["jobs"]
     assert next(j for j in listed if j["job_id"] == doc["job_id"])["files_total"] == 5000
+
+
+def test_erasing_a_job_aborts_its_uploads_in_parts(parts_api: Api) -> None:
+    doc = _create(parts_api, {"big.dng": SIZE})
+    job_id = doc["job_id"]
+    _put_part(parts_api, job_id, "big.dng", _plan(doc, "big.dng"), 1)
+    assert parts_api.call("DELETE", f"/jobs/{job_id}")[0] == 200
+    assert _in_progress(parts_api, job_id) == []
+    assert parts_api.service.uploads.get(job_id) is None
