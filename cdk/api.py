@@ -118,10 +118,23 @@ class DeliveryApi(Construct):
                 # Presigned PUTs of a job's RAW files and the PUT of its submission
                 # manifest, all under raw/<job_id>/ (a presigned URL carries this role's
                 # permission, so this is also what a client's upload URL can do).
+                # PutObject also covers a large file's multipart upload (create, each
+                # presigned part, complete); its parts are listed on resume and complete,
+                # and freed on abort.
                 iam.PolicyStatement(
                     sid="UploadRaw",
-                    actions=["s3:PutObject"],
+                    actions=[
+                        "s3:PutObject",
+                        "s3:ListMultipartUploadParts",
+                        "s3:AbortMultipartUpload",
+                    ],
                     resources=[raw.arn_for_objects(f"{names.RAW_PREFIX}*")],
+                ),
+                # An abort finds every multipart upload of its file (ListMultipartUploads).
+                iam.PolicyStatement(
+                    sid="ListRawUploads",
+                    actions=["s3:ListBucketMultipartUploads"],
+                    resources=[raw.bucket_arn],
                 ),
                 # Which declared files have arrived (ListObjectsV2 on raw/<job_id>/).
                 iam.PolicyStatement(
@@ -176,10 +189,18 @@ class DeliveryApi(Construct):
                     "DeleteItem",
                     sid="Jobs",
                 ),
-                # UploadStore: create (PutItem), get, mark_submitted (UpdateItem), and
-                # erasure's delete (DeleteItem).
+                # UploadStore: create (PutItem, the file items by BatchWriteItem), get (Query
+                # of the job's items, GetItem), mark_submitted and a file's multipart upload
+                # id (UpdateItem), and erasure's delete (BatchWriteItem, DeleteItem).
                 table_statement(
-                    storage.uploads, "GetItem", "PutItem", "UpdateItem", "DeleteItem", sid="Uploads"
+                    storage.uploads,
+                    "GetItem",
+                    "PutItem",
+                    "UpdateItem",
+                    "Query",
+                    "BatchWriteItem",
+                    "DeleteItem",
+                    sid="Uploads",
                 ),
                 # GET /jobs: both tables' listing index, newest first (JobStore.newest,
                 # UploadStore.newest). No scans.

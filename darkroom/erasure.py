@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from darkroom import keys, pipeline
 from darkroom.aws.executions import ENDED_STATUSES, Executions
 from darkroom.aws.job_store import JobStore
+from darkroom.aws.multipart import MultipartUploads
 from darkroom.aws.objects import Objects
 from darkroom.aws.shares import ShareStore
 from darkroom.aws.uploads import UploadStatus, UploadStore
@@ -45,6 +46,8 @@ class Erasure:
     executions: Executions
     raw_bucket: str
     processed_bucket: str
+    # Uploads in parts still in progress hold the parts' bytes outside any object version.
+    multipart: MultipartUploads | None = None
 
     def erase(self, job_id: str, *, now: float) -> Erased:
         """JobNotFound if nothing of the job exists; JobBusy while a run may use it."""
@@ -60,6 +63,11 @@ class Erasure:
         share_ids = self.shares.of_job(job_id)
         for share_id in share_ids:
             self.shares.delete(share_id)
+        if self.multipart is not None:
+            for key, upload_id in self.multipart.in_progress(
+                self.raw_bucket, keys.raw_prefix(job_id)
+            ):
+                self.multipart.abort(self.raw_bucket, key, upload_id)
         versions = self.objects.delete_versions(self.raw_bucket, keys.raw_prefix(job_id))
         versions += self.objects.delete_versions(
             self.processed_bucket, keys.processed_prefix(job_id)

@@ -29,6 +29,8 @@ JOB_ID: Final = "job_id"
 SORT_KEY: Final = "sk"
 JOB_ITEM: Final = "JOB"
 FILE_ITEM_PREFIX: Final = "FILE#"
+# The uploads table is keyed the same way: an upload item, and one FILE#<name> per file.
+UPLOAD_ITEM: Final = "UPLOAD"
 INSTANCE_ID: Final = "instance_id"
 SHARE_ID: Final = "share_id"
 # Epoch seconds after which DynamoDB may delete an item (uploads and shares).
@@ -68,7 +70,9 @@ class TableSchema:
 _NEWEST = Index(NEWEST_INDEX, ENTITY, CREATED_KEY)
 JOBS_SCHEMA: Final = TableSchema(JOBS_TABLE, JOB_ID, SORT_KEY, index=_NEWEST)
 WORKERS_SCHEMA: Final = TableSchema(WORKERS_TABLE, INSTANCE_ID)
-UPLOADS_SCHEMA: Final = TableSchema(UPLOADS_TABLE, JOB_ID, index=_NEWEST, ttl=TTL_ATTRIBUTE)
+UPLOADS_SCHEMA: Final = TableSchema(
+    UPLOADS_TABLE, JOB_ID, SORT_KEY, index=_NEWEST, ttl=TTL_ATTRIBUTE
+)
 SHARES_SCHEMA: Final = TableSchema(
     SHARES_TABLE, SHARE_ID, index=Index(JOB_SHARES_INDEX, JOB_ID, SHARE_ID), ttl=TTL_ATTRIBUTE
 )

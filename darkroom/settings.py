@@ -119,10 +119,17 @@ class ApiLimits(Settings):
     download_url_expiry_seconds: int = Field(default=900, ge=60, le=7 * 24 * 3600)
     share_default_expiry_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     share_max_expiry_seconds: int = Field(default=90 * 24 * 3600, ge=60)
-    # A single presigned PUT can carry at most 5 GiB.
-    max_file_bytes: int = Field(default=1024**3, ge=1, le=5 * 1024**3)
-    max_job_bytes: int = Field(default=200 * 1024**3, ge=1)
-    max_files_per_job: int = Field(default=1000, ge=1)
+    # What one job may declare: a wedding's 5,000 RAW files, and video-sized files.
+    max_file_bytes: int = Field(default=5 * 1024**3, ge=1, le=5 * 1024**4)
+    max_job_bytes: int = Field(default=1024**4, ge=1)
+    max_files_per_job: int = Field(default=5000, ge=1)
+    # Files over the threshold upload in parts (a single PUT carries at most 5 GiB), of
+    # this size or more (darkroom.multipart.part_size).
+    multipart_threshold_bytes: int = Field(default=100 * 1024**2, ge=1, le=5 * 1024**3)
+    multipart_part_bytes: int = Field(default=16 * 1024**2, ge=5 * 1024**2, le=5 * 1024**3)
+    # Presigned URLs in one answer (each is about 1.5 KB with a session token): the rest
+    # come from the next POST /jobs/{id}/uploads, so no answer nears Lambda's 6 MB.
+    upload_urls_per_answer: int = Field(default=1000, ge=1)
     # "virtual" gives regional bucket hostnames in AWS; the local cloud needs "path"
     # because its endpoint is an IP address.
     s3_addressing_style: Literal["auto", "virtual", "path"] = "virtual"

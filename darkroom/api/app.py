@@ -15,7 +15,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from darkroom.api import jobs, shares
+from darkroom.api import jobs, shares, uploads
 from darkroom.api.context import SERVICE_KEY
 from darkroom.api.errors import (
     ApiError,
@@ -34,6 +34,7 @@ from darkroom.recipes import RecipeError, shorten
 
 app = APIGatewayHttpResolver(enable_validation=True)
 app.include_router(jobs.router)
+app.include_router(uploads.router)
 app.include_router(shares.router)
 
 # Every failure a route answers on purpose, by class (or a base class).
@@ -119,10 +120,11 @@ def describe(exc: ValidationException) -> str:
     return "invalid request: " + "; ".join(problems) + (f"; and {more} more" if more > 0 else "")
 
 
-# No body this API takes comes near either limit: 1,000 files of 255-byte names fit in a
-# few hundred KB, and nothing nests deeper than four levels. Refusing before parsing keeps
-# a hostile body from costing memory, time or a RecursionError in the JSON decoder.
-MAX_BODY_BYTES = 1024 * 1024
+# No body this API takes comes near either limit: the most files a job declares (5,000)
+# with 255-byte names are about 1.5 MB, and nothing nests deeper than four levels.
+# Refusing before parsing keeps a hostile body from costing memory, time or a
+# RecursionError in the JSON decoder.
+MAX_BODY_BYTES = 2 * 1024 * 1024
 MAX_BODY_DEPTH = 32
 # A JSON string (escapes included): brackets inside one do not nest anything.
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')

@@ -8,7 +8,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlencode, urljoin, urlsplit
 from urllib.request import Request, urlopen
@@ -17,6 +17,7 @@ from urllib.request import Request, urlopen
 Signer = Callable[[str, str, dict[str, str], bytes], dict[str, str]]
 Progress = Callable[[int], None]  # bytes moved since the last call (negative: rolled back)
 
+T = TypeVar("T")
 CHUNK = 1024 * 1024
 TRANSFER_ATTEMPTS = 3
 MAX_REDIRECTS = 5
@@ -119,11 +120,27 @@ def put_file(
     """PUT a file to a presigned URL, streamed, with the headers it was signed for (the
     upload's `headers`; Content-Length is always the file's size)."""
     size = path.stat().st_size
+    put_range(url, path, 0, size, on_progress, headers)
+
+
+def put_range(
+    url: str,
+    path: Path,
+    offset: int,
+    length: int,
+    on_progress: Progress | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> str:
+    """PUT `length` bytes of a file from `offset` (a whole file, or one part of a
+    multipart upload) to a presigned URL, streamed; the ETag S3 answers. Retried on a
+    network error or a 5xx, sending the bytes again."""
     sent = {k: v for k, v in (headers or {}).items() if k.lower() != "content-length"}
     declared = {k.lower(): v for k, v in (headers or {}).items()}.get("content-length")
-    if declared is not None and int(declared) != size:
-        raise TransferError(f"{path.name} is {size} bytes; its upload URL is for {declared}")
-    _with_retries(lambda report: _put_once(url, path, size, sent, report), on_progress)
+    if declared is not None and int(declared) != length:
+        raise TransferError(f"{path.name} is {length} bytes; its upload URL is for {declared}")
+    return _with_retries(
+        lambda report: _put_once(url, path, offset, length, sent, report), on_progress
+    )
 
 
 def get_file(url: str, dest: Path, on_progress: Progress | None = None) -> int:
@@ -137,7 +154,7 @@ def get_file(url: str, dest: Path, on_progress: Progress | None = None) -> int:
     return written
 
 
-def _with_retries(attempt: Callable[[Progress], int], on_progress: Progress | None) -> int:
+def _with_retries(attempt: Callable[[Progress], T], on_progress: Progress | None) -> T:
     for n in range(1, TRANSFER_ATTEMPTS + 1):
         moved = 0
 
@@ -167,25 +184,32 @@ def _connection(url: str) -> tuple[http.client.HTTPConnection, str]:
     return cls(parts.netloc, timeout=120), target
 
 
-def _put_once(url: str, path: Path, size: int, headers: Mapping[str, str], report: Progress) -> int:
+def _put_once(
+    url: str, path: Path, offset: int, length: int, headers: Mapping[str, str], report: Progress
+) -> str:
     connection, target = _connection(url)
     try:
         connection.putrequest("PUT", target, skip_accept_encoding=True)
-        connection.putheader("Content-Length", str(size))
+        connection.putheader("Content-Length", str(length))
         for name, value in headers.items():
             connection.putheader(name, value)
         connection.endheaders()
         with path.open("rb") as source:
-            while chunk := source.read(CHUNK):
+            source.seek(offset)
+            left = length
+            while left and (chunk := source.read(min(CHUNK, left))):
                 connection.send(chunk)
+                left -= len(chunk)
                 report(len(chunk))
+        if left:
+            raise TransferError(f"{path.name} ended {left} bytes early; it changed while sent")
         response = connection.getresponse()
         body = response.read()
         if response.status != 200:
             raise TransferError(
                 f"upload of {path.name}: HTTP {response.status} {body[:300]!r}", response.status
             )
-        return size
+        return str(response.getheader("ETag") or "")
     finally:
         connection.close()
 

@@ -1,7 +1,5 @@
-"""The photographer's job routes: declare a job, upload (and resume), submit, follow, list,
-reprocess, delete.
-
-A job's whole life is one router, which is why this module runs past 400 lines."""
+"""The photographer's job routes: submit, follow, list, reprocess, delete (declaring a job
+and uploading its files: darkroom.api.uploads)."""
 
 from __future__ import annotations
 
@@ -9,7 +7,7 @@ import base64
 import heapq
 import itertools
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.depends import Depends
@@ -19,11 +17,9 @@ from botocore.exceptions import ClientError
 
 from darkroom import keys, pipeline, submissions
 from darkroom.api import paging
-from darkroom.api.context import Caller, current_service
+from darkroom.api.context import current_service
 from darkroom.api.errors import BadRequest, Conflict, NotFound, answers, known_job_id
 from darkroom.api.models import (
-    CreatedJob,
-    CreateJobIn,
     FileView,
     FileViewStatus,
     JobDeleted,
@@ -33,20 +29,14 @@ from darkroom.api.models import (
     ReprocessIn,
     Reprocessing,
     Submitted,
-    UploadUrl,
-    UploadUrls,
-    iso,
 )
-from darkroom.api.validation import check_files
+from darkroom.api.uploads import UploadOperations
 from darkroom.aws.executions import Executions
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.objects import Objects
 from darkroom.aws.presign import Presigner
 from darkroom.aws.shares import ShareStore
 from darkroom.aws.uploads import (
-    RETENTION_SECONDS,
-    DeclaredFile,
-    JobExists,
     Upload,
     UploadStatus,
     UploadStore,
@@ -55,7 +45,6 @@ from darkroom.erasure import Erasure
 from darkroom.errors import JobNotFound
 from darkroom.jobs import Job, JobStatus, created_key, utc_now
 from darkroom.observability import logger
-from darkroom.recipes import parse_recipe
 from darkroom.settings import ApiSettings
 
 DEFAULT_PAGE = 20
@@ -63,7 +52,7 @@ MAX_PAGE = 100
 _FAILED_EXECUTION = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
 
 
-class JobOperations:
+class JobOperations(UploadOperations):
     """What each job route does; ApiService supplies the settings and adapters."""
 
     settings: ApiSettings
@@ -74,53 +63,6 @@ class JobOperations:
     presigner: Presigner
     executions: Executions
     clock: Callable[[], float]
-
-    def create_job(self, body: CreateJobIn, caller: str | None) -> CreatedJob:
-        s = self.settings
-        check_files(
-            body.files,
-            max_file_bytes=s.max_file_bytes,
-            max_job_bytes=s.max_job_bytes,
-            max_files=s.max_files_per_job,
-        )
-        recipe = None
-        if body.recipe is not None:
-            recipe = parse_recipe(body.recipe).model_dump(mode="json")
-        if body.job_id is not None:
-            try:
-                job_id = keys.validate_job_id(body.job_id)
-            except ValueError as exc:
-                raise BadRequest(str(exc)) from exc
-            if self.jobs.find(job_id) is not None:
-                raise Conflict(f"job {job_id} already exists")
-        else:
-            job_id = keys.new_job_id()
-        now = self.clock()
-        upload = Upload(
-            job_id=job_id,
-            status=UploadStatus.CREATED,
-            files=tuple(DeclaredFile(name=f.name, size=f.size) for f in body.files),
-            created_at=utc_now(),
-            name=body.name,
-            recipe=recipe,
-            created_by=caller,
-            expires_ttl=int(now) + RETENTION_SECONDS,
-        )
-        try:
-            self.uploads.create(upload)
-        except JobExists as exc:
-            raise Conflict(str(exc)) from exc
-        expires_in = s.upload_url_expiry_seconds
-        uploads = self._upload_urls(job_id, upload.files)
-        logger.info("job created", extra={"job_id": job_id, "files": len(uploads)})
-        return CreatedJob(
-            job_id=job_id,
-            name=upload.name,
-            status="CREATED",
-            expires_at=iso(now + expires_in),
-            expires_in=expires_in,
-            uploads=uploads,
-        )
 
     def list_jobs(self, limit: int, after: str | None) -> JobPage:
         before = self._cursor(after)
@@ -187,20 +129,18 @@ class JobOperations:
                 raise Conflict(f"job {job_id} was already submitted")
             raise NotFound(f"job {job_id} not found")
         if upload.status is UploadStatus.CREATED:
-            present = self._uploaded(job_id)
-            problems: list[dict[str, Any]] = [
-                {"name": f.name, "expected_size": f.size, "actual_size": present.get(f.name)}
-                for f in upload.files
-                if present.get(f.name) != f.size
-            ]
+            problems = self.upload_problems(upload)
             if problems:
                 missing = [p["name"] for p in problems if p["actual_size"] is None]
+                unfinished = [p["name"] for p in problems if p.get("in_parts")]
                 wrong = [p["name"] for p in problems if p["actual_size"] is not None]
                 parts = []
                 if missing:
-                    parts.append(f"not uploaded: {', '.join(missing)}")
+                    parts.append(f"not uploaded: {', '.join(missing[:20])}")
+                if unfinished:
+                    parts.append(f"uploads in parts not completed: {', '.join(unfinished[:20])}")
                 if wrong:
-                    parts.append(f"not the declared size: {', '.join(wrong)}")
+                    parts.append(f"not the declared size: {', '.join(wrong[:20])}")
                 raise Conflict(
                     f"job {job_id} cannot be submitted yet; " + "; ".join(parts), files=problems
                 )
@@ -240,42 +180,6 @@ class JobOperations:
             raise NotFound(f"job {job_id} not found") from exc
         return Reprocessing(job_id=job_id, execution_arn=arn)
 
-    def resume_upload(self, job_id: str) -> UploadUrls:
-        """Fresh URLs for the declared files not uploaded yet: an interrupted upload goes
-        on where it stopped, however long ago its first URLs expired."""
-        job_id = known_job_id(job_id)
-        upload = self.uploads.get(job_id)
-        if upload is None:
-            if self.jobs.find(job_id) is not None:
-                raise Conflict(f"job {job_id} was already submitted; its files cannot change")
-            raise NotFound(f"job {job_id} not found")
-        if upload.status is not UploadStatus.CREATED:
-            raise Conflict(f"job {job_id} was already submitted; its files cannot change")
-        present = self._uploaded(job_id)
-        wrong = [f for f in upload.files if present.get(f.name) not in (None, f.size)]
-        if wrong:
-            # An upload URL can only create a file, never replace one (If-None-Match).
-            raise Conflict(
-                f"job {job_id} has files of another size than declared, which no upload "
-                f"can replace: {', '.join(f.name for f in wrong)}; delete the job and "
-                "upload it again",
-                files=[
-                    {"name": f.name, "expected_size": f.size, "actual_size": present[f.name]}
-                    for f in wrong
-                ],
-            )
-        missing = [f for f in upload.files if f.name not in present]
-        expires_in = self.settings.upload_url_expiry_seconds
-        logger.info("upload resumed", extra={"job_id": job_id, "files": len(missing)})
-        return UploadUrls(
-            job_id=job_id,
-            status="CREATED",
-            expires_at=iso(self.clock() + expires_in),
-            expires_in=expires_in,
-            uploads=self._upload_urls(job_id, missing),
-            uploaded=[f.name for f in upload.files if f.name in present],
-        )
-
     def delete_job(self, job_id: str) -> JobDeleted:
         job_id = known_job_id(job_id)
         s = self.settings
@@ -287,6 +191,7 @@ class JobOperations:
             executions=self.executions,
             raw_bucket=s.raw_bucket,
             processed_bucket=s.processed_bucket,
+            multipart=self.multipart,
         )
         try:
             erased = erasure.erase(job_id, now=self.clock())
@@ -298,18 +203,6 @@ class JobOperations:
             records=erased.records,
             shares=erased.shares,
         )
-
-    def _upload_urls(self, job_id: str, files: Iterable[DeclaredFile]) -> list[UploadUrl]:
-        s = self.settings
-        urls = []
-        for f in files:
-            put = self.presigner.put(
-                s.raw_bucket, keys.raw_key(job_id, f.name), f.size, s.upload_url_expiry_seconds
-            )
-            urls.append(
-                UploadUrl(name=f.name, size=f.size, method="PUT", url=put.url, headers=put.headers)
-            )
-        return urls
 
     # -- views ------------------------------------------------------------------------
     def _job_view(self, job: Job, upload: Upload | None, *, with_state: bool = False) -> JobView:
@@ -358,7 +251,7 @@ class JobOperations:
             job_id=upload.job_id,
             name=upload.name,
             status=upload.status.value,
-            files_total=len(upload.files),
+            files_total=upload.files_total,
             files_done=0,
             files_failed=0,
             attempt=0,
@@ -401,14 +294,6 @@ class JobOperations:
                 return str(details["name"])
         return None
 
-    def _uploaded(self, job_id: str) -> dict[str, int]:
-        present: dict[str, int] = {}
-        for obj in self.objects.list(self.settings.raw_bucket, keys.raw_prefix(job_id)):
-            name = keys.file_name_from_raw_key(job_id, obj["Key"])
-            if name is not None:
-                present[name] = int(obj.get("Size", 0))
-        return present
-
     @staticmethod
     def _cursor(raw: str | None) -> str | None:
         """The created key a page continues after (the cursor names its last job)."""
@@ -434,26 +319,6 @@ def _encode_cursor(record: Job | Upload) -> str:
 router = APIGatewayHttpRouter()
 Jobs = Annotated[JobOperations, Depends(current_service)]
 TAGS = ["photographer"]
-
-
-@router.post(
-    "/jobs",
-    operation_id="create_job",
-    tags=TAGS,
-    summary="Declare a job's RAW files; one presigned PUT URL per file.",
-    description=(
-        "File names are single plain names with a camera RAW extension (dng, cr2, cr3, nef, "
-        "arw, raf, orf, rw2, pef, srw, iiq, ...), unique up to their extension since "
-        "renditions are named after them. Each file and the whole job are size-limited "
-        "(413). Upload each file with `PUT` to its URL, sending the headers given with it "
-        "(the declared `Content-Length`, and `If-None-Match: *`: a URL creates its file "
-        "once and never replaces it), then submit the job."
-    ),
-    responses=answers(201, "The job is created; upload its files, then submit it.", 400, 409, 413),
-    status_code=201,
-)
-def create_job(body: CreateJobIn, jobs: Jobs, caller: Caller) -> CreatedJob:
-    return jobs.create_job(body, caller)
 
 
 @router.get(
@@ -546,24 +411,6 @@ def reprocess_job(
     job_id: str, jobs: Jobs, body: Annotated[ReprocessIn, Body()] = ReprocessIn()
 ) -> Reprocessing:
     return jobs.reprocess_job(job_id, body)
-
-
-@router.post(
-    "/jobs/<job_id>/uploads",
-    operation_id="resume_upload",
-    tags=TAGS,
-    summary="Fresh presigned PUT URLs for the declared files not uploaded yet.",
-    description=(
-        "Resumes an interrupted upload: `uploads` has one URL per declared file that has "
-        "not arrived (send the headers given with each), `uploaded` names the ones that "
-        "have. Only for a job not yet submitted (409 after). An upload URL can create its "
-        "file once and never replace it (`If-None-Match: *`), so a file of another size "
-        "than declared is 409: delete the job and create it again."
-    ),
-    responses=answers(200, "The URLs of the files still to upload.", 404, 409),
-)
-def resume_upload(job_id: str, jobs: Jobs) -> UploadUrls:
-    return jobs.resume_upload(job_id)
 
 
 @router.delete(

@@ -238,12 +238,52 @@ class JobPage(BaseModel):
 
 
 # -- answers of the job routes --------------------------------------------------------
+class PartUrl(BaseModel):
+    part_number: int = Field(ge=1)
+    size: int = Field(description="Bytes: the part is signed for exactly this length.")
+    url: str
+    headers: dict[str, str] = Field(description="Send exactly these headers with the PUT.")
+
+
+class UploadedPart(BaseModel):
+    part_number: int = Field(ge=1)
+    etag: str
+    size: int
+
+
+class MultipartPlan(BaseModel):
+    """A file uploaded in parts: PUT part n (bytes (n-1)*part_size onwards) to its URL and
+    keep the ETag S3 answers; once S3 has every part, complete the upload."""
+
+    upload_id: str
+    part_size: int
+    parts_total: int
+    parts: list[PartUrl] = Field(description="The parts S3 does not have yet, with URLs.")
+    uploaded: list[UploadedPart] = Field(description="The parts S3 has already.")
+    all_parts: bool = Field(
+        description="True when `parts` lists every missing part: upload them, then POST "
+        "/jobs/{job_id}/files/{file_name}/complete with every part's ETag. False: the "
+        "answer ran out of URLs; ask POST /jobs/{job_id}/uploads for the rest."
+    )
+
+
 class UploadUrl(BaseModel):
     name: str
     size: int
-    method: Literal["PUT"]
-    url: str
-    headers: dict[str, str] = Field(description="Send exactly these headers with the PUT.")
+    method: Literal["PUT", "MULTIPART"]
+    url: str | None = Field(default=None, exclude_if=_absent, description="PUT: the URL.")
+    headers: dict[str, str] | None = Field(
+        default=None, exclude_if=_absent, description="PUT: send exactly these headers."
+    )
+    multipart: MultipartPlan | None = Field(
+        default=None, exclude_if=_absent, description="MULTIPART: the parts to upload."
+    )
+
+
+_MORE = (
+    "True when some files still need URLs (an answer carries at most a set number): "
+    "upload these, then ask POST /jobs/{job_id}/uploads for the rest."
+)
 
 
 class CreatedJob(BaseModel):
@@ -253,6 +293,7 @@ class CreatedJob(BaseModel):
     expires_at: str = Field(json_schema_extra={"format": "date-time"})
     expires_in: int
     uploads: list[UploadUrl]
+    more: bool = Field(default=False, description=_MORE)
 
 
 class UploadUrls(BaseModel):
@@ -264,6 +305,29 @@ class UploadUrls(BaseModel):
     expires_in: int
     uploads: list[UploadUrl] = Field(description="One per declared file not uploaded yet.")
     uploaded: list[str] = Field(description="Declared files already uploaded, at their size.")
+    more: bool = Field(default=False, description=_MORE)
+
+
+class CompletedPart(_Strict):
+    part_number: int = Field(ge=1)
+    etag: str = Field(description="The ETag S3 answered to the part's PUT.")
+
+
+class CompleteUploadIn(_Strict):
+    parts: list[CompletedPart] = Field(min_length=1)
+
+
+class CompletedUpload(BaseModel):
+    job_id: str
+    name: str
+    size: int
+    status: Literal["UPLOADED"]
+
+
+class AbortedUpload(BaseModel):
+    job_id: str
+    name: str
+    aborted: int = Field(description="Multipart uploads of the file aborted (0: none).")
 
 
 class JobDeleted(BaseModel):

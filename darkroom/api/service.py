@@ -10,6 +10,7 @@ from darkroom.api.jobs import JobOperations
 from darkroom.api.shares import ShareOperations
 from darkroom.aws.executions import Executions
 from darkroom.aws.job_store import JobStore
+from darkroom.aws.multipart import MultipartUploads
 from darkroom.aws.objects import Objects
 from darkroom.aws.presign import Presigner
 from darkroom.aws.shares import ShareStore
@@ -28,6 +29,7 @@ class ApiService(JobOperations, ShareOperations):
         objects: Objects,
         presigner: Presigner,
         executions: Executions,
+        multipart: MultipartUploads | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -36,5 +38,7 @@ class ApiService(JobOperations, ShareOperations):
         self.shares = shares
         self.objects = objects
         self.presigner = presigner
+        # Multipart calls need no presigning, but the presigner's client serves them.
+        self.multipart = multipart or MultipartUploads(presigner.client)
         self.executions = executions
         self.clock = clock

@@ -27,6 +27,10 @@ class Presigner:
     def __init__(self, s3: Any) -> None:
         self._s3 = s3
 
+    @property
+    def client(self) -> Any:
+        return self._s3
+
     def put(self, bucket: str, key: str, size: int, expires_in: int) -> PresignedPut:
         """A PUT that can create the object once and never replace it.
 
@@ -40,6 +44,26 @@ class Presigner:
             ExpiresIn=expires_in,
         )
         return PresignedPut(str(url), {"Content-Length": str(size), "If-None-Match": "*"})
+
+    def part(
+        self, bucket: str, key: str, upload_id: str, number: int, size: int, expires_in: int
+    ) -> PresignedPut:
+        """A PUT of one part of a multipart upload, signed for exactly `size` bytes.
+
+        A part can be sent again (it replaces the earlier one of that number); what
+        protects the original is completing the upload, which never replaces an object."""
+        url = self._s3.generate_presigned_url(
+            "upload_part",
+            Params={
+                "Bucket": bucket,
+                "Key": key,
+                "UploadId": upload_id,
+                "PartNumber": number,
+                "ContentLength": size,
+            },
+            ExpiresIn=expires_in,
+        )
+        return PresignedPut(str(url), {"Content-Length": str(size)})
 
     def get(
         self,

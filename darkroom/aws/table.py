@@ -311,13 +311,18 @@ class Table:
         with _dynamodb_errors():
             self._ddb.delete_item(**request)
 
+    def put_many(self, items: Sequence[Mapping[str, Any]]) -> None:
+        """Write these items (unconditionally), 25 a request."""
+        self._write_many([{"PutRequest": {"Item": to_item(i)}} for i in items])
+
     def delete_many(self, keys: Sequence[Mapping[str, Any]]) -> None:
-        """Delete these items, 25 a request; the ones DynamoDB leaves are asked again."""
-        for start in range(0, len(keys), _BATCH_WRITE_MAX):
-            pending = [
-                {"DeleteRequest": {"Key": to_item(k)}}
-                for k in keys[start : start + _BATCH_WRITE_MAX]
-            ]
+        """Delete these items, 25 a request."""
+        self._write_many([{"DeleteRequest": {"Key": to_item(k)}} for k in keys])
+
+    def _write_many(self, requests: Sequence[dict[str, Any]]) -> None:
+        # The requests DynamoDB leaves unprocessed are sent again, after a pause.
+        for start in range(0, len(requests), _BATCH_WRITE_MAX):
+            pending = list(requests[start : start + _BATCH_WRITE_MAX])
             for attempt in range(_UNPROCESSED_TRIES):
                 with _dynamodb_errors():
                     answer = self._ddb.batch_write_item(RequestItems={self.name: pending})

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import boto3
 
@@ -26,6 +26,7 @@ from darkroom.api.client import (
     TransferError,
     get_file,
     put_file,
+    put_range,
     sigv4_signer,
 )
 from darkroom.formats import files_in, is_raw
@@ -139,12 +140,14 @@ class StudioClient:
         parallel: int = 4,
         on_job: Callable[[str, list[str]], None] | None = None,
     ) -> str:
-        """Create the job, PUT every file to its presigned URL, then submit it.
+        """Create the job, PUT every file to its presigned URL (a large one in parts,
+        then complete it), then submit it.
 
         Given the id of a job that exists and is not submitted yet (an upload that was
         interrupted), it resumes instead: fresh URLs for the files not uploaded yet, only
-        those are sent. `on_job(job_id, skipped)` hears which job it is and which files
-        were already there, before any transfer."""
+        those are sent (of a file uploaded in parts, only the parts S3 does not have).
+        `on_job(job_id, skipped)` hears which job it is and which files were already
+        there, before any transfer."""
         paths = {p.name: p for p in files}
         if not paths:
             raise ValueError("no RAW files to upload")
@@ -163,33 +166,88 @@ class StudioClient:
                 body["recipe"] = dict(recipe)
             answer = self.api.call("POST", "/jobs", body)
         new_id = str(answer["job_id"])
-        uploads = answer["uploads"]
+        skipped = list(answer.get("uploaded", []))
         if on_job:
-            on_job(new_id, list(answer.get("uploaded", [])))
+            on_job(new_id, skipped)
         if transfer:
-            transfer.begin(sum(u["size"] for u in uploads), len(uploads))
+            left = [p for n, p in paths.items() if n not in set(skipped)]
+            held = sum(
+                part["size"]
+                for u in answer["uploads"]
+                for part in (u.get("multipart") or {}).get("uploaded", [])
+            )
+            transfer.begin(sum(p.stat().st_size for p in left) - held, len(left))
 
         def one(upload: Mapping[str, Any]) -> None:
-            try:
-                put_file(
-                    upload["url"],
-                    paths[upload["name"]],
-                    transfer.advance if transfer else None,
-                    headers=upload.get("headers"),
-                )
-            except TransferError as exc:
-                # 412: the file is there already (a PUT whose answer was lost, retried);
-                # an upload URL never replaces a file, and submitting checks its size.
-                if exc.status != 412:
-                    raise
-            if transfer:
+            path = paths[upload["name"]]
+            if upload["method"] == "MULTIPART":
+                done = self._upload_parts(new_id, upload, path, transfer, parallel)
+            else:
+                done = True
+                try:
+                    put_file(
+                        upload["url"],
+                        path,
+                        transfer.advance if transfer else None,
+                        headers=upload.get("headers"),
+                    )
+                except TransferError as exc:
+                    # 412: the file is there already (a PUT whose answer was lost,
+                    # retried); an upload URL never replaces a file, and submitting
+                    # checks its size.
+                    if exc.status != 412:
+                        raise
+            if transfer and done:
                 transfer.file_done(upload["name"])
 
-        with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-            for future in [pool.submit(one, u) for u in uploads]:
-                future.result()
+        # An answer carries a bounded number of URLs; the next resume has the rest.
+        while True:
+            with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+                for future in [pool.submit(one, u) for u in answer["uploads"]]:
+                    future.result()
+            if not answer.get("more"):
+                break
+            answer = self.api.call("POST", f"/jobs/{new_id}/uploads")
         self.api.call("POST", f"/jobs/{new_id}/submit")
         return new_id
+
+    def _upload_parts(
+        self,
+        job_id: str,
+        upload: Mapping[str, Any],
+        path: Path,
+        transfer: Transfer | None,
+        parallel: int,
+    ) -> bool:
+        """PUT the parts a multipart plan lists, each read from the file as it is sent
+        (memory stays flat), a few at once; then complete the upload if the plan listed
+        every missing part. Whether the file is complete."""
+        plan = upload["multipart"]
+        etags = {p["part_number"]: p["etag"] for p in plan["uploaded"]}
+
+        def part(p: Mapping[str, Any]) -> tuple[int, str]:
+            offset = (p["part_number"] - 1) * plan["part_size"]
+            etag = put_range(
+                p["url"],
+                path,
+                offset,
+                p["size"],
+                transfer.advance if transfer else None,
+                headers=p.get("headers"),
+            )
+            return p["part_number"], etag
+
+        with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(plan["parts"]) or 1))) as pool:
+            for number, etag in pool.map(part, plan["parts"]):
+                etags[number] = etag
+        if not plan["all_parts"]:
+            return False
+        self.api.call(
+            "POST",
+            f"/jobs/{job_id}/files/{quote(upload['name'], safe='')}/complete",
+            {"parts": [{"part_number": n, "etag": e} for n, e in sorted(etags.items())]},
+        )
+        return True
 
     def _resume(self, job: Mapping[str, Any], paths: Mapping[str, Path]) -> Any:
         """Fresh upload URLs for a declared job's missing files, once the folder is

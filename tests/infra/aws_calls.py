@@ -92,6 +92,8 @@ def _s3(operation: str, params: Mapping[str, Any], where: Account) -> Iterator[T
         yield (versioned if params.get("VersionId") else plain), obj(params["Key"]), {}
     elif operation in _S3_WRITES:
         yield "s3:PutObject", obj(params["Key"]), {}
+    elif operation == "ListParts":
+        yield "s3:ListMultipartUploadParts", obj(params["Key"]), {}
     elif operation == "DeleteObjects":
         for item in params.get("DeleteKeys", []):
             action = "s3:DeleteObjectVersion" if item.get("VersionId") else "s3:DeleteObject"

@@ -242,7 +242,14 @@ def test_the_api_function_policy_is_scoped_to_prefixes_tables_and_the_machine(
     def objects(bucket: Any, prefix: str) -> dict[str, Any]:
         return {"Fn::Join": ["", [arn(bucket), f"/{prefix}*"]]}
 
-    assert by_sid["UploadRaw"]["Action"] == "s3:PutObject"
+    # A large file's multipart upload: PutObject (create, parts, complete), list, abort.
+    assert by_sid["UploadRaw"]["Action"] == [
+        "s3:AbortMultipartUpload",
+        "s3:ListMultipartUploadParts",
+        "s3:PutObject",
+    ]
+    assert by_sid["ListRawUploads"]["Action"] == "s3:ListBucketMultipartUploads"
+    assert by_sid["ListRawUploads"]["Resource"] == arn(storage.raw)
     assert by_sid["UploadRaw"]["Resource"] == objects(storage.raw, names.RAW_PREFIX)
     assert by_sid["ListRaw"]["Resource"] == arn(storage.raw)
     assert by_sid["ListRaw"]["Condition"] == {"StringLike": {"s3:prefix": ["raw/*"]}}
@@ -331,21 +338,26 @@ def test_the_api_erases_only_under_the_job_prefixes(
         ("Jobs", "dynamodb:DeleteItem"),
         ("Jobs", "dynamodb:BatchWriteItem"),
         ("Uploads", "dynamodb:DeleteItem"),
+        ("Uploads", "dynamodb:BatchWriteItem"),
         ("Shares", "dynamodb:DeleteItem"),
     }
 
 
 # -- tables -----------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    ("table", "key", "indexes"),
-    [("uploads", "job_id", [names.NEWEST_INDEX]), ("shares", "share_id", [names.JOB_SHARES_INDEX])],
+    ("table", "keys", "indexes"),
+    [
+        # An upload's item and one item per declared file share the job's partition.
+        ("uploads", [("job_id", "HASH"), ("sk", "RANGE")], [names.NEWEST_INDEX]),
+        ("shares", [("share_id", "HASH")], [names.JOB_SHARES_INDEX]),
+    ],
 )
 def test_the_api_tables_expire_items_by_ttl(
-    synth: Synth, table: str, key: str, indexes: list[str]
+    synth: Synth, table: str, keys: list[tuple[str, str]], indexes: list[str]
 ) -> None:
     resource = synth.resource(getattr(synth.stack.storage, table))
     props = resource["Properties"]
-    assert props["KeySchema"] == [{"AttributeName": key, "KeyType": "HASH"}]
+    assert props["KeySchema"] == [{"AttributeName": k, "KeyType": t} for k, t in keys]
     assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_ttl", "Enabled": True}
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True

@@ -134,12 +134,16 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
     **{function: set(scoped) for function, scoped in SCOPED.items()},
     # darkroom/api/service.py through its adapters: presigned PUTs and the manifest PUT
     # (raw/), the upload listing, presigned GETs and the processed manifest, the three
-    # tables, reprocessing, reading an execution's status and history, and erasing a job
-    # (its object versions and its items).
+    # tables, reprocessing, reading an execution's status and history, erasing a job
+    # (its object versions and its items), and large files' multipart uploads (listed,
+    # aborted; PutObject covers creating, parts and completing).
     Function.API: LOGS
     | TRACING
     | {
         "s3:PutObject",
+        "s3:ListMultipartUploadParts",
+        "s3:AbortMultipartUpload",
+        "s3:ListBucketMultipartUploads",
         "s3:ListBucket",
         "s3:GetObject",
         "s3:ListBucketVersions",

@@ -18,6 +18,9 @@ IDLE_SHUTDOWN_SECONDS = 3
 # Small enough that a few dozen small DNGs make several shards; every other test's job
 # (at most 14 files) stays one shard.
 SHARD_SIZE = 20
+# Files over 6 MiB upload in parts of 5 MiB (the smallest S3, and moto, accept), so a
+# test uploads a file in parts with a dozen MB; every other fixture stays one PUT.
+MULTIPART = {"multipart_threshold_bytes": 6 * 1024**2, "multipart_part_bytes": 5 * 1024**2}
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +34,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
         worker_heartbeat_interval_seconds=1.0,
         worker_poll_seconds=0.2,
         worker_idle_shutdown_seconds=IDLE_SHUTDOWN_SECONDS,
+        api_settings=MULTIPART,
     )
     with LocalCloud(config) as running:
         yield running
