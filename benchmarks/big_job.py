@@ -61,6 +61,7 @@ from urllib.request import urlopen
 
 import moto
 import psutil
+import requests
 from rich.console import Console
 from rich.table import Table
 
@@ -355,6 +356,8 @@ def run_one(files: list[Path], args: argparse.Namespace, scratch: Path) -> dict[
             [("/jobs", {"limit": 100}), (f"/jobs/{job_id}", {}), (f"/share/{share['token']}", {})],
         )
         item = largest_item(cloud.client("dynamodb"))
+        # moto's state is the process's: the next size's cloud starts from nothing.
+        requests.post(f"{cloud.endpoint_url}/moto-api/reset", timeout=60).raise_for_status()
 
     begin = epoch(view.get("submitted_at")) or submitted
     # The first terminal view's updated_at is when the job turned terminal (finished_at
