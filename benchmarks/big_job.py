@@ -302,25 +302,31 @@ def largest_item(ddb: Any) -> dict[str, Any]:
 
 
 # -- one job --------------------------------------------------------------------------------
+def shard_size_setting() -> str | None:
+    """Where this build takes a shard size: the local cloud's config, a runtime's
+    settings, or nowhere (a build without fan-out: every job is one worker's)."""
+    if "shard_size" in {f.name for f in dataclasses.fields(LocalCloudConfig)}:
+        return "config"
+    return "settings" if "shard_size" in settings.KNOWN_FIELDS else None
+
+
 def cloud_config(state_dir: Path, files: int, pool: int, shard_size: int) -> LocalCloudConfig:
     api_settings: dict[str, Any] = {}
     if files > ApiLimits().max_files_per_job:
         # Only where the API's own limit is below the size asked for.
         api_settings["max_files_per_job"] = files
     extra: dict[str, Any] = {}
-    if "shard_size" in {f.name for f in dataclasses.fields(LocalCloudConfig)}:
+    where = shard_size_setting()
+    if where == "config":
         extra["shard_size"] = shard_size
-    elif "shard_size" in settings.KNOWN_FIELDS:
+    elif where == "settings":
         # Each function's settings take the fields they have, by name.
         api_settings["shard_size"] = shard_size
-    # else: a build without fan-out; every job is one worker's.
     return LocalCloudConfig(
         port=0,
         state_dir=state_dir,
         pool_size=pool,
         record_calls=True,
-        # The next size's worker would otherwise linger into its cloud's shutdown.
-        worker_idle_shutdown_seconds=300.0,
         api_settings=api_settings,
         **extra,
     )
@@ -470,6 +476,8 @@ def main() -> None:
     sizes = [int(s) for s in args.files.split(",") if s.strip()]
     # One row per size, wide enough for every column in a log as on a terminal.
     console = Console(width=200)
+    if shard_size_setting() is None:
+        console.print("this build has no shard size setting: --shard-size is ignored")
     rows = []
     with tempfile.TemporaryDirectory(prefix="big-job-") as tmp:
         scratch = Path(tmp)
