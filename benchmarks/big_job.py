@@ -36,7 +36,7 @@ terminal. One row per size:
                     workers developing at the same sample
 
     .venv/bin/python -m benchmarks.big_job [--files 100,1000,5000] [--shard-size 200]
-        [--pool 2] [--json PATH]
+        [--pool 2] [--json PATH] [--work DIR]
 """
 
 from __future__ import annotations
@@ -87,6 +87,7 @@ ITEM_TARGET_BYTES = 100 * 1024
 RESPONSE_TARGET_BYTES = 1024 * 1024
 RSS_TARGET_RATIO = 1.1
 RSS_BASE_FILES = 100
+SHAREABLE = {"DONE", "DONE_WITH_ERRORS"}
 
 
 # -- arithmetic -------------------------------------------------------------------------
@@ -335,7 +336,8 @@ def cloud_config(state_dir: Path, files: int, pool: int, shard_size: int) -> Loc
 def run_one(files: list[Path], args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     n = len(files)
     meter = WriteMeter()
-    config = cloud_config(scratch / f"cloud-{n}", n, args.pool, args.shard_size)
+    state_dir = scratch / f"cloud-{n}-{time.strftime('%Y%m%dT%H%M%S')}"
+    config = cloud_config(state_dir, n, args.pool, args.shard_size)
     with LocalCloud(config) as cloud, meter.installed():
         studio = StudioClient(ApiClient(cloud.api_url, timeout=300))
         executions = Executions(
@@ -356,11 +358,13 @@ def run_one(files: list[Path], args: argparse.Namespace, scratch: Path) -> dict[
             calls = call_recorder.read(cloud.calls_path)
         history = executions.history(arn)
         records = list(JobStore(names.JOBS_TABLE, cloud.client("dynamodb")).files(job_id))
-        share = studio.share(job_id)
-        pages = walk(
-            cloud.api_url,
-            [("/jobs", {"limit": 100}), (f"/jobs/{job_id}", {}), (f"/share/{share['token']}", {})],
-        )
+        walked: list[tuple[str, dict[str, Any]]] = [
+            ("/jobs", {"limit": 100}),
+            (f"/jobs/{job_id}", {}),
+        ]
+        if view["status"] in SHAREABLE:
+            walked.append((f"/share/{studio.share(job_id)['token']}", {}))
+        pages = walk(cloud.api_url, walked)
         item = largest_item(cloud.client("dynamodb"))
         # moto's state is the process's: the next size's cloud starts from nothing.
         requests.post(f"{cloud.endpoint_url}/moto-api/reset", timeout=60).raise_for_status()
@@ -382,7 +386,10 @@ def run_one(files: list[Path], args: argparse.Namespace, scratch: Path) -> dict[
         "files": n,
         "job_id": job_id,
         "status": view["status"],
+        "state_dir": str(state_dir),
         "files_done": view.get("files_done"),
+        "error": view.get("error"),
+        "cause": view.get("cause"),
         "upload_seconds": round(submitted - started, 2),
         "wall_seconds": round(wall, 3),
         "client_wall_seconds": round(observed - submitted, 3),
@@ -455,6 +462,12 @@ def report(console: Console, rows: list[dict[str, Any]], args: argparse.Namespac
         )
     console.print(table)
     console.print("worker RSS: the process tree's peak (the worker process alone in brackets)")
+    for r in rows:
+        if r["status"] not in SHAREABLE:
+            console.print(
+                f"{r['files']:,} files: job {r['job_id']} ended {r['status']} "
+                f"({r['error']}: {r['cause']}); seconds per state {r['seconds_per_state']}"
+            )
     for t in targets(rows):
         met = {True: "met", False: "NOT MET", None: "not measured"}[t["met"]]
         console.print(f"  {t['target']}: {t['value']} -> {met}")
@@ -471,7 +484,9 @@ def main() -> None:
     parser.add_argument("--shard-size", type=int, default=200)
     parser.add_argument("--pool", type=int, default=2)
     parser.add_argument("--json", type=Path, help="write every figure here as JSON")
-    parser.add_argument("--fixtures", type=Path, help="keep the generated DNGs here")
+    parser.add_argument(
+        "--work", type=Path, help="keep the DNGs and each cloud's state and logs here"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.files.split(",") if s.strip()]
     # One row per size, wide enough for every column in a log as on a terminal.
@@ -480,11 +495,10 @@ def main() -> None:
         console.print("this build has no shard size setting: --shard-size is ignored")
     rows = []
     with tempfile.TemporaryDirectory(prefix="big-job-") as tmp:
-        scratch = Path(tmp)
-        cache = args.fixtures or scratch / "fixtures"
+        scratch = args.work or Path(tmp)
         for n in sizes:
             console.print(f"[bold]{n:,} files[/bold]")
-            rows.append(run_one(small_shoot(cache, n), args, scratch))
+            rows.append(run_one(small_shoot(scratch / "fixtures", n), args, scratch))
             if args.json:
                 write_json(args.json, rows, args)
     report(console, rows, args)
