@@ -30,10 +30,7 @@ from darkroom.recipes import Recipe, parse_recipe
 from darkroom.settings import WorkerSettings
 from worker import package
 from worker.heartbeat import Heartbeat
-
-
-class Interrupted(Exception):
-    """The worker was told to stop, or the task stopped waiting for it."""
+from worker.interrupted import Interrupted
 
 
 @dataclass

@@ -18,7 +18,7 @@ from darkroom.aws.objects import Objects
 from darkroom.delivery import delivered_after
 from darkroom.jobs import Archive, FileRecord, Output
 from darkroom.observability import logger
-from worker.job import Interrupted
+from worker.interrupted import Interrupted
 
 
 def package_run(

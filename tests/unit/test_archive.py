@@ -43,7 +43,7 @@ from darkroom.jobs import (
 )
 from darkroom.jobs import Job as JobModel
 from tests.moto_config import offline_aws
-from worker.job import Interrupted
+from worker.interrupted import Interrupted
 from worker.package import archived_outputs, entry_name, package_run
 
 BUCKET = "processed-bucket"
