@@ -42,7 +42,6 @@ terminal. One row per size:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -67,7 +66,7 @@ from rich.table import Table
 
 from benchmarks.ddb_meter import WriteMeter, item_size, summary
 from benchmarks.orchestration import state_durations
-from darkroom import names, pipeline, settings
+from darkroom import names, pipeline
 from darkroom.api.client import ApiClient
 from darkroom.aws.executions import Executions
 from darkroom.aws.job_store import JobStore
@@ -303,33 +302,18 @@ def largest_item(ddb: Any) -> dict[str, Any]:
 
 
 # -- one job --------------------------------------------------------------------------------
-def shard_size_setting() -> str | None:
-    """Where this build takes a shard size: the local cloud's config, a runtime's
-    settings, or nowhere (a build without fan-out: every job is one worker's)."""
-    if "shard_size" in {f.name for f in dataclasses.fields(LocalCloudConfig)}:
-        return "config"
-    return "settings" if "shard_size" in settings.KNOWN_FIELDS else None
-
-
 def cloud_config(state_dir: Path, files: int, pool: int, shard_size: int) -> LocalCloudConfig:
     api_settings: dict[str, Any] = {}
     if files > ApiLimits().max_files_per_job:
         # Only where the API's own limit is below the size asked for.
         api_settings["max_files_per_job"] = files
-    extra: dict[str, Any] = {}
-    where = shard_size_setting()
-    if where == "config":
-        extra["shard_size"] = shard_size
-    elif where == "settings":
-        # Each function's settings take the fields they have, by name.
-        api_settings["shard_size"] = shard_size
     return LocalCloudConfig(
         port=0,
         state_dir=state_dir,
         pool_size=pool,
         record_calls=True,
         api_settings=api_settings,
-        **extra,
+        shard_size=shard_size,
     )
 
 
@@ -491,8 +475,6 @@ def main() -> None:
     sizes = [int(s) for s in args.files.split(",") if s.strip()]
     # One row per size, wide enough for every column in a log as on a terminal.
     console = Console(width=200)
-    if shard_size_setting() is None:
-        console.print("this build has no shard size setting: --shard-size is ignored")
     rows = []
     with tempfile.TemporaryDirectory(prefix="big-job-") as tmp:
         scratch = args.work or Path(tmp)

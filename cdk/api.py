@@ -298,6 +298,7 @@ class DeliveryApi(Construct):
             for route in ROUTES
         }
         self.share_route = self.routes[SHARE_ROUTE.key]
+        self.public_route_keys = frozenset(r.key for r in ROUTES if not r.iam)
 
         # Per-route throttling has no L2 option. CloudFormation refuses route settings
         # for a route key the API does not have yet, hence the dependency.

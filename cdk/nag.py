@@ -133,6 +133,15 @@ def acknowledge(stack: DarkroomStack) -> None:
         "and ListBucket is limited to the processed/ prefix by condition.",
     )
     ack(
+        _policy(stack.pipeline.mark_done.role),
+        _wildcard(
+            stack, storage.processed, f"/{names.PROCESSED_PREFIX}*/{names.MANIFEST_NAME}"
+        ),
+        "MarkDone writes the finished run's manifest, processed/<job_id>/<run_id>/"
+        "manifest.json, from the file items; job and run ids exist only at run time. "
+        "PutObject of manifests only.",
+    )
+    ack(
         _policy(stack.pipeline.start_worker.role),
         THIS_MACHINE_EXECUTIONS,
         "StartWorker reads the status of the executions holding leases, to free one "
@@ -215,6 +224,17 @@ def acknowledge(stack: DarkroomStack) -> None:
         "its authorisation, checked by the function. It is throttled tighter than the "
         "stage; every other route is IAM-signed.",
     )
+    for key, route in api.routes.items():
+        if route is not api.share_route and key in api.public_route_keys:
+            ack(
+                _cfn(route),
+                "AwsSolutions-APIG4",
+                f"{key} serves a share's gallery (its script, or a redirect to one "
+                "delivered file or ZIP) to clients with no AWS identity: the share's "
+                "unguessable token in the path is checked by the function on every "
+                "request (the script holds nothing). Throttled at the stage's limits, as a "
+                "gallery asks for each preview at once.",
+            )
 
     for function in stack.functions.values():
         ack(_cfn(function.function), "AwsSolutions-L1", PYTHON_PINNED)

@@ -134,8 +134,12 @@ class RawPipeline(Construct):
             Function.START_WORKER,
             "leases an idle pool instance and starts it",
             [
-                # The pool's own lease rows (BatchGetItem), never a scan of the table.
-                table_statement(workers, "PutItem", "BatchGetItem", "UpdateItem"),
+                # The pool's own lease rows (BatchGetItem); the queue of waiting shards
+                # (Scan: the table holds one row per instance and per waiting shard), a
+                # waiter leaving it (DeleteItem).
+                table_statement(
+                    workers, "PutItem", "BatchGetItem", "UpdateItem", "Scan", "DeleteItem"
+                ),
                 table_statement(jobs, "GetItem", "UpdateItem"),
                 iam.PolicyStatement(actions=["ec2:StartInstances"], resources=pool),
                 # Whether the execution holding a lease has ended (aborted in the console).
@@ -175,6 +179,15 @@ class RawPipeline(Construct):
                 iam.PolicyStatement(
                     actions=["s3:DeleteObject"],
                     resources=[processed.arn_for_objects(f"{names.PROCESSED_PREFIX}*")],
+                ),
+                # The run's manifest, written from the file items once every shard is over.
+                iam.PolicyStatement(
+                    actions=["s3:PutObject"],
+                    resources=[
+                        processed.arn_for_objects(
+                            f"{names.PROCESSED_PREFIX}*/{names.MANIFEST_NAME}"
+                        )
+                    ],
                 ),
             ],
         )

@@ -16,7 +16,7 @@ from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
-from darkroom import keys
+from darkroom import keys, names
 from darkroom.api import gallery, paging, tokens
 from darkroom.api.context import BaseUrl, Caller, PrefersHtml, current_service
 from darkroom.api.errors import (
@@ -232,8 +232,9 @@ class ShareOperations:
 
     def bucket_origin(self) -> str:
         """Where the renditions' presigned URLs point (what a gallery page's images are
-        redirected to); presigning needs no request."""
-        url = self.presigner.get(self.settings.processed_bucket, "origin", 60)
+        redirected to); presigning needs no request. A key the API may read, so even
+        this URL is one its role allows."""
+        url = self.presigner.get(self.settings.processed_bucket, names.PROCESSED_PREFIX, 60)
         return gallery.origin(url)
 
     def public_base(self, base_url: str) -> str:

@@ -76,6 +76,14 @@ def test_packaging_that_fails_midway_leaves_nothing_and_a_rerun_zips_every_rendi
     before = _delivered(studio, job_id)
     assert len(before) == 3 * len(files)
     renditions = {PurePosixPath(k).parent.name for k in before}
+    zips = {keys.archive_key(job_id, run, r) for r in renditions}
+    # The run was packaged before it was marked done: one ZIP per rendition, recorded.
+    assert job.delivered is not None and set(job.delivered.archives) == renditions
+    assert zips <= _keys(studio, job_id)
+    # Packaged again by hand from here; first the run's own ZIPs go, so what a failed
+    # attempt leaves is seen.
+    for key in zips:
+        s3.delete_object(Bucket=bucket, Key=key)
 
     def package(objects: Objects) -> dict[str, Any]:
         return package_run(
@@ -88,7 +96,6 @@ def test_packaging_that_fails_midway_leaves_nothing_and_a_rerun_zips_every_rendi
     with pytest.raises(TransientError):
         package(failing)
     assert failing.parts == 2
-    zips = {keys.archive_key(job_id, run, r) for r in renditions}
     assert not zips & _keys(studio, job_id), "a ZIP was left half-written"
     assert studio.objects.open_uploads(bucket, keys.processed_prefix(job_id)) == []
     assert _delivered(studio, job_id) == before

@@ -93,7 +93,10 @@ def test_a_worker_killed_mid_shard_is_replaced_and_every_file_is_delivered_once(
     }
     delivered = {o.key for r in records for o in r.delivered.values()}
     assert len(delivered) == 3 * len(files)
-    assert run_keys == delivered | {keys.run_manifest_key(job_id, job.run_id or "")}
+    assert job.delivered is not None
+    zips = {a.key for a in job.delivered.archives.values()}
+    assert len(zips) == 3  # one "download all" ZIP per rendition
+    assert run_keys == delivered | zips | {keys.run_manifest_key(job_id, job.run_id or "")}
     assert all(lease["state"] == "IDLE" for lease in leases_of(cloud))
 
 

@@ -153,5 +153,9 @@ def test_a_reprocess_killed_midway_changes_nothing_delivered_and_the_next_one_sw
         o["Key"]
         for o in studio.objects.list(studio.target.processed_bucket, keys.processed_prefix(job_id))
     }
-    assert left == set(after) | {keys.run_manifest_key(job_id, run)}
+    # The earlier runs' ZIPs went with their renditions; this run's were recorded.
+    assert done.delivered is not None
+    zips = {a.key for a in done.delivered.archives.values()}
+    assert len(zips) == 3 and all(k.startswith(keys.run_prefix(job_id, run)) for k in zips)
+    assert left == set(after) | zips | {keys.run_manifest_key(job_id, run)}
     assert link.opened > 3
