@@ -4,7 +4,9 @@ moto would run Lambda code in Docker and has no notion of an instance booting. T
 hooks route Lambda invocations (from Step Functions, S3 notifications or any client) to
 warm local sandboxes running the real handlers, and EC2 start/stop to the local
 instances, each of which runs the worker program.
-They also make moto's DynamoDB item operations atomic, as DynamoDB's are, and bring
+They also make moto's DynamoDB item operations atomic, as DynamoDB's are (transactions
+rolled back item by item, not by copying tables), keep its S3 version listings from
+copying every stored body, and bring
 its Step Functions closer to AWS: SendTaskFailure keeps the worker's cause, StopExecution
 ends an execution ABORTED with the caller's error and cause, each retry of a
 .waitForTaskToken task gets a token of its own, and every execution that ends is
@@ -13,6 +15,7 @@ reported as the "Step Functions Execution Status Change" event EventBridge deliv
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import functools
 import json
@@ -25,6 +28,7 @@ from moto.awslambda import models as lambda_models
 from moto.core.responses import ActionResult, EmptyResult
 from moto.dynamodb.models import DynamoDBBackend
 from moto.ec2.models import instances as ec2_instances
+from moto.s3 import models as s3_models
 from moto.s3 import notifications as s3_notifications
 from moto.stepfunctions import responses as sfn_responses
 from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
@@ -208,6 +212,51 @@ def _item_key(table: Any, op_type: str, op: dict[str, Any]) -> dict[str, Any] | 
     return {name: item[name] for name in names}
 
 
+class _Unclosable:
+    """A stored object's body, shared with a listing's copy of its key: the copy's
+    disposal (moto disposes of a key when it is collected) must not close it."""
+
+    def __init__(self, buffer: Any) -> None:
+        self._buffer = buffer
+
+    def close(self) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._buffer, name)
+
+
+def _key_view(version: Any) -> Any:
+    if not isinstance(version, s3_models.FakeKey):
+        # A delete marker: the listing sets only its is_latest, and a deep copy would
+        # copy the key it marks, body and all.
+        return copy.copy(version)
+    view = object.__new__(type(version))
+    view.__dict__.update(version.__dict__)
+    view._value_buffer = _Unclosable(version._value_buffer)
+    view.multipart = None
+    return view
+
+
+class _CopyForS3Listings:
+    """What moto's S3 models see as the copy module. ListObjectVersions deep-copies every
+    version of every key in the bucket (to mark is_latest on the copies), bodies
+    included, whatever the prefix: a job's listing copied the whole RAW bucket, and a
+    test session's moto server grew by gigabytes of freed-but-kept heap. The copies here
+    are keys of their own over the same bodies."""
+
+    copy = staticmethod(copy.copy)
+
+    @staticmethod
+    def deepcopy(x: Any, memo: Any = None) -> Any:
+        if isinstance(x, list):
+            return [_key_view(v) for v in x]
+        return copy.deepcopy(x, memo)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+
 def _send_task_failure(self: Any) -> ActionResult:
     # moto's response drops the cause, so a worker's "why" (none of the files developed,
     # ...) never reached the job record; the parser's backend takes it as AWS does.
@@ -352,6 +401,7 @@ def install(host: Host) -> None:
         ExecutionState._evaluate_with_timeout = _evaluate_attempt  # type: ignore[method-assign]
         state_fail.CustomErrorName = _FailStateErrorName  # type: ignore[misc,assignment]
         DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
+        s3_models.copy = _CopyForS3Listings()  # type: ignore[assignment]
         for name in _DDB_ITEM_OPERATIONS:
             setattr(DynamoDBBackend, name, _atomic(getattr(DynamoDBBackend, name)))
         _installed = True
