@@ -134,9 +134,7 @@ def acknowledge(stack: DarkroomStack) -> None:
     )
     ack(
         _policy(stack.pipeline.mark_done.role),
-        _wildcard(
-            stack, storage.processed, f"/{names.PROCESSED_PREFIX}*/{names.MANIFEST_NAME}"
-        ),
+        _wildcard(stack, storage.processed, f"/{names.PROCESSED_PREFIX}*/{names.MANIFEST_NAME}"),
         "MarkDone writes the finished run's manifest, processed/<job_id>/<run_id>/"
         "manifest.json, from the file items; job and run ids exist only at run time. "
         "PutObject of manifests only.",

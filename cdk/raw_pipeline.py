@@ -194,8 +194,9 @@ class RawPipeline(Construct):
         self.mark_failed = function(
             "MarkFailed",
             Function.MARK_FAILED,
-            "records the job's failure",
-            [table_statement(jobs, "GetItem", "UpdateItem")],
+            "records the job's failure, or a shard's",
+            # Query: FailShard reads the failed shard's file items.
+            [table_statement(jobs, "GetItem", "UpdateItem", "Query")],
         )
         by_name: dict[str, DarkroomFunction] = {
             Function.REGISTER_JOB: self.register_job,

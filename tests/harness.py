@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 
@@ -177,3 +177,16 @@ def lease_of(cloud: LocalCloud) -> dict[str, Any]:
     its state is "IDLE" only when the whole pool is idle."""
     leases = leases_of(cloud)
     return next((lease for lease in leases if lease["state"] != "IDLE"), leases[0])
+
+
+T = TypeVar("T")
+
+
+def wait_for(predicate: Callable[[], T | None], timeout: float, poll: float = 0.2) -> T:
+    """The predicate's first truthy value, asked every `poll` seconds for `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"condition not met within {timeout}s")

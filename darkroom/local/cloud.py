@@ -17,7 +17,7 @@ import os
 import resource
 import threading
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -452,14 +452,19 @@ class LocalCloud:
 
     # -- fault injection ----------------------------------------------------------
     def kill_next_invocation(
-        self, function: str, *, after_handler: bool = False
+        self,
+        function: str,
+        *,
+        after_handler: bool = False,
+        when: Callable[[Any], bool] | None = None,
     ) -> threading.Event:
-        """The function's next invocation loses its process, before its handler runs or
-        (after_handler) once it has done its work; the caller sees Runtime.ExitError.
-        The event is set once the kill happened."""
+        """The function's next invocation (with `when`, the next whose event it accepts)
+        loses its process, before its handler runs or (after_handler) once it has done
+        its work; the caller sees Runtime.ExitError. The event is set once the kill
+        happened."""
         if function not in names.HANDLERS:
             raise ValueError(f"no function named {function!r}")
-        return self._runtime.kill_next(function, after_handler=after_handler)
+        return self._runtime.kill_next(function, after_handler=after_handler, when=when)
 
     # -- moto_hooks.Host ----------------------------------------------------------
     def spec_for(

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,8 @@ class _Function:
 class _Fault:
     kill: Kill
     fired: threading.Event
+    # Only an invocation whose event this accepts (None: the next one, whatever it is).
+    when: Callable[[Any], bool] | None = None
 
 
 @dataclass(eq=False)  # identity: they live in a set
@@ -155,15 +158,23 @@ class LambdaRuntime:
                 "warm_processes": sum(1 for s in fn.sandboxes if s.alive()),
             }
 
-    def kill_next(self, name: str, *, after_handler: bool = False) -> threading.Event:
+    def kill_next(
+        self,
+        name: str,
+        *,
+        after_handler: bool = False,
+        when: Callable[[Any], bool] | None = None,
+    ) -> threading.Event:
         """Fault injection: the next invocation of `name` loses its process to SIGKILL,
         before its handler runs or, with after_handler, once the handler has done its work
         and answered (the answer is lost). The caller sees what Lambda reports for a
         crash, Runtime.ExitError; the returned event is set once the kill happened.
-        Several calls kill as many invocations in a row. The function need not be
-        registered yet (the local cloud registers each on its first invocation)."""
+        Several calls kill as many invocations in a row. With `when`, the next
+        invocation whose event it accepts (one function serving several states). The
+        function need not be registered yet (the local cloud registers each on its first
+        invocation)."""
         kill = Kill.AFTER_HANDLER if after_handler else Kill.BEFORE_HANDLER
-        fault = _Fault(kill, threading.Event())
+        fault = _Fault(kill, threading.Event(), when)
         with self._lock:
             self._check_open()
             self._faults.setdefault(name, []).append(fault)
@@ -261,8 +272,7 @@ class LambdaRuntime:
         json.dumps(event)  # not JSON: the caller's error, before taking a sandbox
         sandbox, cold, invocation_log = self._acquire(name, request_id)
         with self._lock:
-            faults = self._faults.get(name)
-            fault = faults.pop(0) if faults else None
+            fault = _take_fault(self._faults.get(name) or [], event)
         healthy = False
         try:
             result, healthy = lambda_invocation.run(
@@ -401,3 +411,11 @@ class LambdaRuntime:
         for fn in self._functions.values():
             fn.sink.close()
         atexit.unregister(self.close)
+
+
+def _take_fault(faults: list[_Fault], event: Any) -> _Fault | None:
+    """The first armed fault for this event, taken off the list."""
+    for i, fault in enumerate(faults):
+        if fault.when is None or fault.when(event):
+            return faults.pop(i)
+    return None

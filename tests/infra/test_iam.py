@@ -50,8 +50,11 @@ SCOPED: dict[str, dict[str, set[str]]] = {
     Function.START_WORKER: {
         **OWN_LOGS,
         "dynamodb:PutItem": {"workers table"},
-        # The pool's own lease rows; StartWorker never scans the table.
+        # The pool's own lease rows; the queue of waiting shards (a scan of a table of
+        # one row per instance and per waiting shard), and a waiter leaving it.
         "dynamodb:BatchGetItem": {"workers table"},
+        "dynamodb:Scan": {"workers table"},
+        "dynamodb:DeleteItem": {"workers table"},
         "dynamodb:UpdateItem": {"workers table", "jobs table"},
         "dynamodb:GetItem": {"jobs table"},
         "ec2:StartInstances": {"pool instances"},
@@ -72,11 +75,14 @@ SCOPED: dict[str, dict[str, set[str]]] = {
         "dynamodb:Query": {"jobs table"},
         "s3:ListBucket": {"processed bucket"},
         "s3:DeleteObject": {"processed/ objects"},
+        "s3:PutObject": {"run manifests"},
     },
     Function.MARK_FAILED: {
         **OWN_LOGS,
         "dynamodb:GetItem": {"jobs table"},
         "dynamodb:UpdateItem": {"jobs table"},
+        # FailShard: the failed shard's file items.
+        "dynamodb:Query": {"jobs table"},
     },
     Function.THUMBNAIL: {
         **OWN_LOGS,
@@ -278,6 +284,9 @@ def scopes(synth: Synth, function: str) -> dict[str, set[str]]:
         "raw/ objects": {arn(storage.raw) + "/" + names.RAW_PREFIX + "*"},
         "processed bucket": {arn(storage.processed)},
         "processed/ objects": {arn(storage.processed) + "/" + names.PROCESSED_PREFIX + "*"},
+        "run manifests": {
+            arn(storage.processed) + f"/{names.PROCESSED_PREFIX}*/{names.MANIFEST_NAME}"
+        },
         "input bucket": {arn(storage.input)},
         "input objects": {arn(storage.input) + "/*"},
         "output thumbnails/ objects": {arn(storage.output) + "/" + THUMBNAIL_PREFIX + "*"},

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,7 +24,7 @@ from darkroom.imaging.fixtures import make_demo_shoot, write_corrupt_raw
 from darkroom.jobs import JobStatus
 from darkroom.local.cloud import LocalCloud
 from darkroom.names import Function
-from tests.harness import Studio, lease_of
+from tests.harness import Studio, lease_of, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -34,15 +33,6 @@ T = TypeVar("T")
 ORCHESTRATOR_TRIES = 3
 # MarkFailed's first try and its five retries.
 MARK_FAILED_TRIES = 6
-
-
-def _wait_for(predicate: Callable[[], T | None], timeout: float, poll: float = 0.2) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 def _instance_state(cloud: LocalCloud) -> str:
@@ -107,7 +97,7 @@ def test_a_submission_whose_orchestrator_died_on_every_try_starts_when_submitted
     assert len(_executions_named(studio, job_id)) == 1
     assert job.attempt == 1
     # The parked submission was redriven (starting nothing new) and cleared.
-    _wait_for(lambda: _parked(cloud) == 0, 60)
+    wait_for(lambda: _parked(cloud) == 0, 60)
     assert len(_executions_named(studio, job_id)) == 1
 
 
@@ -119,7 +109,7 @@ def test_a_submission_whose_orchestrator_died_on_every_try_is_started_by_the_rec
     job = studio.wait(job_id, timeout=240)
     assert job.status is JobStatus.DONE, job.model_dump()
     assert len(_executions_named(studio, job_id)) == 1
-    _wait_for(lambda: _parked(cloud) == 0, 60)
+    wait_for(lambda: _parked(cloud) == 0, 60)
 
 
 def test_a_submission_whose_event_was_lost_is_started_once_it_is_overdue(
@@ -129,7 +119,7 @@ def test_a_submission_whose_event_was_lost_is_started_once_it_is_overdue(
     # The parked event is lost too (taken off its queue as it arrives): only the upload
     # record is left to say the job was submitted.
     sqs, url = cloud.client("sqs"), cloud.queue_url(names.SUBMISSION_FAILURES_QUEUE)
-    (lost,) = _wait_for(
+    (lost,) = wait_for(
         lambda: sqs.receive_message(
             QueueUrl=url, VisibilityTimeout=600, WaitTimeSeconds=5, MaxNumberOfMessages=1
         ).get("Messages"),
@@ -163,7 +153,7 @@ def test_a_stopped_execution_fails_its_job_frees_its_worker_and_the_worker_stops
 ) -> None:
     files = make_demo_shoot(tmp_path / "shoot", count=14, width=2400, height=1600)
     job_id = studio.upload(files)
-    _wait_for(
+    wait_for(
         lambda: (j := studio.jobs.find(job_id)) is not None and j.files_done >= 1 and j, 180, 0.05
     )
     first = studio.jobs.get(job_id).execution_arn or ""
@@ -176,7 +166,7 @@ def test_a_stopped_execution_fails_its_job_frees_its_worker_and_the_worker_stops
         name=f"{job_id}-intruder",
         input=json.dumps({"job_id": job_id}),
     )["executionArn"]
-    _wait_for(lambda: studio.executions.status(intruder) == "FAILED", 60)
+    wait_for(lambda: studio.executions.status(intruder) == "FAILED", 60)
     time.sleep(2)  # its ending has reached the reconciler
     job = studio.jobs.get(job_id)
     assert (job.status, job.execution_arn) == (JobStatus.PROCESSING, first)
@@ -185,13 +175,13 @@ def test_a_stopped_execution_fails_its_job_frees_its_worker_and_the_worker_stops
     sfn.stop_execution(executionArn=first, error="Studio.Cancelled", cause="wrong shoot uploaded")
     before = _developed(studio, job_id)
 
-    job = _wait_for(lambda: (j := studio.jobs.get(job_id)).is_terminal and j, 30)
+    job = wait_for(lambda: (j := studio.jobs.get(job_id)).is_terminal and j, 30)
     assert (job.status, job.error) == (JobStatus.FAILED, "ExecutionEnded")
     assert job.cause and "Studio.Cancelled: wrong shoot uploaded" in job.cause, job.cause
-    _wait_for(lambda: _instance_state(cloud) == "stopped", 60)
-    _wait_for(lambda: lease_of(cloud)["state"] == "IDLE", 30)
+    wait_for(lambda: _instance_state(cloud) == "stopped", 60)
+    wait_for(lambda: lease_of(cloud)["state"] == "IDLE", 30)
     assert cloud.instances is not None
-    _wait_for(lambda: cloud.instances.pid(cloud.instance_ids[0]) is None, 30)
+    wait_for(lambda: cloud.instances.pid(cloud.instance_ids[0]) is None, 30)
 
     # The worker develops two files per process at once: at most those were finished
     # after the stop, and nothing else of the shoot was developed.
@@ -212,18 +202,18 @@ def test_a_failure_path_that_dies_on_every_try_still_leaves_the_job_failed(
     kills = [cloud.kill_next_invocation(Function.MARK_FAILED) for _ in range(MARK_FAILED_TRIES)]
     job_id = studio.upload(raw_files(shoot))
 
-    arn = _wait_for(lambda: (j := studio.jobs.find(job_id)) is not None and j.execution_arn, 120)
-    described = _wait_for(
+    arn = wait_for(lambda: (j := studio.jobs.find(job_id)) is not None and j.execution_arn, 120)
+    described = wait_for(
         lambda: (d := studio.executions.describe(arn))["status"] != "RUNNING" and d, 240, 0.5
     )
     assert all(kill.is_set() for kill in kills)
     # MarkFailed never ran to the end: the execution failed with its crash.
     assert (described["status"], described["error"]) == ("FAILED", "Runtime.ExitError")
-    job = _wait_for(lambda: (j := studio.jobs.get(job_id)).is_terminal and j, 30)
+    job = wait_for(lambda: (j := studio.jobs.get(job_id)).is_terminal and j, 30)
     assert (job.status, job.error) == (JobStatus.FAILED, "ExecutionEnded")
     assert job.cause and "ended FAILED" in job.cause and "Runtime.ExitError" in job.cause
-    _wait_for(lambda: lease_of(cloud)["state"] == "IDLE", 30)
-    _wait_for(lambda: _instance_state(cloud) == "stopped", 60)
+    wait_for(lambda: lease_of(cloud)["state"] == "IDLE", 30)
+    wait_for(lambda: _instance_state(cloud) == "stopped", 60)
 
 
 def test_an_execution_failing_where_no_catch_runs_reaches_the_reconciler(
@@ -236,12 +226,12 @@ def test_an_execution_failing_where_no_catch_runs_reaches_the_reconciler(
         name="by-hand-not-an-object",
         input=json.dumps("just-a-job-id"),
     )["executionArn"]
-    described = _wait_for(
+    described = wait_for(
         lambda: (d := studio.executions.describe(arn))["status"] != "RUNNING" and d, 60
     )
     assert (described["status"], described["error"]) == ("FAILED", "States.Runtime"), described
     log = cloud.state_dir / "logs" / f"{Function.RECONCILE_ENDING}.log"
-    _wait_for(lambda: log.exists() and arn in log.read_text(), 30)
+    wait_for(lambda: log.exists() and arn in log.read_text(), 30)
     # It owned nothing: no job was made, no worker touched.
     assert studio.jobs.find("just-a-job-id") is None
     assert lease_of(cloud).get("execution_arn") != arn

@@ -4,10 +4,7 @@ worker is lost twice (only its files fail)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,24 +12,14 @@ from darkroom import keys
 from darkroom.imaging.fixtures import make_demo_shoot
 from darkroom.jobs import FileStatus, JobStatus
 from darkroom.local.cloud import LocalCloud
-from tests.harness import Studio, leases_of
+from tests.harness import Studio, leases_of, wait_for
 from tests.integration.conftest import HEARTBEAT_SECONDS, SHARD_SIZE
 
 pytestmark = pytest.mark.integration
 
 
-def _wait_for(predicate: Callable[[], Any], timeout: float = 60.0, poll: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"condition not met within {timeout}s")
-
-
 def _execution(studio: Studio, job_id: str) -> str:
-    job = _wait_for(lambda: studio.jobs.find(job_id), 60)
+    job = wait_for(lambda: studio.jobs.find(job_id), 60)
     return str(job.execution_arn)
 
 
@@ -65,15 +52,15 @@ def test_a_worker_killed_mid_shard_is_replaced_and_every_file_is_delivered_once(
     files = _shoot(tmp_path, SHARD_SIZE + 8)  # shards 0 (20 files) and 1 (8)
     job_id = studio.upload(files)
     arn = _execution(studio, job_id)
-    victim = _wait_for(lambda: _shard_instance(cloud, arn, 0), 120)
-    _wait_for(lambda: _done_in_shard(studio, job_id, 0) >= 2, 120)
+    victim = wait_for(lambda: _shard_instance(cloud, arn, 0), 120)
+    wait_for(lambda: _done_in_shard(studio, job_id, 0) >= 2, 120)
     assert cloud.instances is not None
     cloud.instances.kill(victim)
     done_before = _done_in_shard(studio, job_id, 0)
     assert done_before < SHARD_SIZE, "the kill came after the whole shard"
 
     # The heartbeat timeout ends the first attempt; the second runs on the other worker.
-    _wait_for(
+    wait_for(
         lambda: (i := _shard_instance(cloud, arn, 0)) is not None and i != victim,
         HEARTBEAT_SECONDS * 8,
     )
@@ -107,10 +94,10 @@ def test_a_shard_whose_worker_is_lost_twice_fails_only_its_own_files(
     job_id = studio.upload(files)
     arn = _execution(studio, job_id)
     assert cloud.instances is not None
-    first = _wait_for(lambda: _shard_instance(cloud, arn, 1), 120)
-    _wait_for(lambda: _done_in_shard(studio, job_id, 1) >= 1, 120)
+    first = wait_for(lambda: _shard_instance(cloud, arn, 1), 120)
+    wait_for(lambda: _done_in_shard(studio, job_id, 1) >= 1, 120)
     cloud.instances.kill(first)
-    second = _wait_for(
+    second = wait_for(
         lambda: (i := _shard_instance(cloud, arn, 1)) != first and i, HEARTBEAT_SECONDS * 8
     )
     cloud.instances.kill(second)

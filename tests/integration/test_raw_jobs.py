@@ -14,7 +14,7 @@ from darkroom.cli.studio_client import raw_files
 from darkroom.imaging.fixtures import make_demo_shoot, write_corrupt_raw
 from darkroom.jobs import FileStatus, JobStatus
 from darkroom.local.cloud import LocalCloud
-from tests.harness import Studio, lease_of
+from tests.harness import Studio, lease_of, wait_for
 from tests.integration.conftest import HEARTBEAT_SECONDS, IDLE_SHUTDOWN_SECONDS
 
 pytestmark = pytest.mark.integration
@@ -35,21 +35,11 @@ def _instance_state(cloud: LocalCloud) -> str:
     return next((state for state in states if state != "stopped"), "stopped")
 
 
-def _wait_for(predicate, timeout: float = 30.0, poll: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"condition not met within {timeout}s")
-
-
 def _processing_job(studio: Studio, tmp_path: Path, count: int) -> str:
     """A job of larger frames, once its worker has started developing it."""
     files = make_demo_shoot(tmp_path / "shoot", count=count, width=2400, height=1600)
     job_id = studio.upload(files)
-    _wait_for(
+    wait_for(
         lambda: (j := studio.jobs.find(job_id)) is not None and j.status is JobStatus.PROCESSING,
         120,
     )
@@ -80,7 +70,7 @@ def test_a_shoot_of_dngs_reaches_done_with_every_rendition_decodable(
             assert image.format == "JPEG"
             assert max(image.size) <= limits[path.parent.name]
     # The worker is stopped and its lease free once the job is done.
-    assert _wait_for(lambda: _instance_state(cloud) == "stopped")
+    assert wait_for(lambda: _instance_state(cloud) == "stopped", 30.0)
     assert lease_of(cloud)["state"] == "IDLE"
 
 
@@ -140,7 +130,7 @@ def test_a_worker_killed_mid_job_is_replaced_by_the_other_and_the_job_finishes(
 
     # Within the heartbeat window (plus the release's few seconds) the job's one shard
     # is leased again, to the pool's other instance.
-    _wait_for(
+    wait_for(
         lambda: lease_of(cloud).get("task_token") and lease_of(cloud)["instance_id"] != victim,
         HEARTBEAT_SECONDS + 20,
     )
@@ -149,7 +139,7 @@ def test_a_worker_killed_mid_job_is_replaced_by_the_other_and_the_job_finishes(
     assert job.status is JobStatus.DONE, job.model_dump()
     assert job.files_done == 12
     assert studio.executions.describe(job.execution_arn or "")["status"] == "SUCCEEDED"
-    assert _wait_for(lambda: _instance_state(cloud) == "stopped")
+    assert wait_for(lambda: _instance_state(cloud) == "stopped", 30.0)
     assert lease_of(cloud)["state"] == "IDLE"
 
 
@@ -234,15 +224,15 @@ def test_a_job_whose_execution_was_aborted_in_the_console_can_be_reprocessed(
     cloud.client("stepfunctions").stop_execution(
         executionArn=first, error="Operator", cause="stopped from the console"
     )
-    assert _wait_for(lambda: studio.executions.status(first) == "ABORTED")
+    assert wait_for(lambda: studio.executions.status(first) == "ABORTED", 30.0)
     # No Catch runs for an aborted execution: the ending reconciler, told of the ending,
     # fails the job with the caller's words, stops the instance and frees the lease.
-    job = _wait_for(lambda: (j := studio.jobs.get(job_id)).is_terminal and j, 30)
+    job = wait_for(lambda: (j := studio.jobs.get(job_id)).is_terminal and j, 30)
     assert (job.status, job.error) == (JobStatus.FAILED, "ExecutionEnded")
     assert job.cause and "ended ABORTED" in job.cause, job.cause
     assert "Operator: stopped from the console" in job.cause
-    assert _wait_for(lambda: _instance_state(cloud) == "stopped")
-    assert _wait_for(lambda: lease_of(cloud)["state"] == "IDLE")
+    assert wait_for(lambda: _instance_state(cloud) == "stopped", 30.0)
+    assert wait_for(lambda: lease_of(cloud)["state"] == "IDLE", 30.0)
 
     arn = studio.reprocess(job_id)
     job = studio.wait(job_id, timeout=180, since_execution=first)
@@ -250,7 +240,7 @@ def test_a_job_whose_execution_was_aborted_in_the_console_can_be_reprocessed(
     assert job.executions == (first, arn)
     assert studio.executions.status(arn) == "SUCCEEDED"
     assert {f["status"] for f in studio.manifest(job_id)["files"]} == {"DONE"}
-    assert _wait_for(lambda: _instance_state(cloud) == "stopped")
+    assert wait_for(lambda: _instance_state(cloud) == "stopped", 30.0)
     assert lease_of(cloud)["state"] == "IDLE"
 
 
@@ -279,7 +269,7 @@ def test_real_raw_samples_each_develop_or_fail_with_a_clear_error(
 
 
 def _wait_execution(studio: Studio, arn: str, timeout: float = 120) -> dict:
-    return _wait_for(
+    return wait_for(
         lambda: (d := studio.executions.describe(arn))["status"] != "RUNNING" and d, timeout
     )
 
@@ -336,14 +326,14 @@ def test_a_hand_typed_input_without_a_job_id_fails_with_invalid_job(
 def test_a_worker_with_no_lease_stops_its_own_instance(cloud: LocalCloud) -> None:
     assert cloud.instances is not None
     instance = cloud.instance_ids[0]
-    _wait_for(lambda: _instance_state(cloud) == "stopped")
+    wait_for(lambda: _instance_state(cloud) == "stopped", 30.0)
     boots = cloud.instances.boots.get(instance, 0)
     # Someone starts the instance by hand (or a job's StartWorker died right after).
     cloud.client("ec2").start_instances(InstanceIds=[instance])
-    _wait_for(lambda: cloud.instances.boots.get(instance, 0) == boots + 1, 10)
+    wait_for(lambda: cloud.instances.boots.get(instance, 0) == boots + 1, 10)
     started = time.monotonic()
-    _wait_for(lambda: _instance_state(cloud) == "stopped", IDLE_SHUTDOWN_SECONDS + 20)
+    wait_for(lambda: _instance_state(cloud) == "stopped", IDLE_SHUTDOWN_SECONDS + 20)
     assert time.monotonic() - started >= IDLE_SHUTDOWN_SECONDS - 1
-    _wait_for(lambda: cloud.instances.pid(instance) is None, 15)
+    wait_for(lambda: cloud.instances.pid(instance) is None, 15)
     log = cloud.instances.log_path(instance).read_text()
     assert "shutting the instance down" in log

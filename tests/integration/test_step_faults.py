@@ -7,9 +7,7 @@ work but before its answer gets out, the case that tests a step's idempotency.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,7 +16,7 @@ from darkroom.imaging.fixtures import write_corrupt_raw
 from darkroom.jobs import FileStatus, JobStatus
 from darkroom.local.cloud import LocalCloud
 from darkroom.names import Function
-from tests.harness import Studio, lease_of
+from tests.harness import Studio, lease_of, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -34,23 +32,6 @@ def _crashed_states(studio: Studio, execution_arn: str) -> list[str]:
         elif event["type"] == "TaskFailed" and event["taskFailedEventDetails"]["error"] == CRASH:
             crashed.append(state)
     return crashed
-
-
-def _entered(studio: Studio, execution_arn: str) -> set[str]:
-    return {
-        event["stateEnteredEventDetails"]["name"]
-        for event in studio.executions.history(execution_arn)
-        if event["type"].endswith("StateEntered")
-    }
-
-
-def _wait_for(predicate: Any, timeout: float, poll: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 def test_mark_done_killed_before_and_after_its_work_still_ends_the_job_done(
@@ -114,13 +95,15 @@ def test_the_failure_path_survives_crashes_and_records_the_real_error(
     shoot.mkdir()
     write_corrupt_raw(shoot / "A.dng", "truncated")
     write_corrupt_raw(shoot / "B.dng", "garbage")
-    kills = [cloud.kill_next_invocation(Function.MARK_FAILED, after_handler=True)]
+    # StopWorker's function also stops the shard's and the packager's workers: the kill
+    # is for its ReleaseWorker invocation, after MarkDone found nothing developed.
+    kills = [
+        cloud.kill_next_invocation(Function.MARK_FAILED, after_handler=True),
+        cloud.kill_next_invocation(
+            Function.STOP_WORKER, after_handler=True, when=lambda e: bool(e.get("release_only"))
+        ),
+    ]
     job_id = studio.upload(raw_files(shoot))
-    # StopWorker's function also stops the shard's and the packager's workers first:
-    # its kill is armed once MarkDone (which finds nothing developed) has begun.
-    arn = _wait_for(lambda: (j := studio.jobs.find(job_id)) and j.execution_arn, 120)
-    _wait_for(lambda: "MarkDone" in _entered(studio, arn), 180, poll=0.05)
-    kills.append(cloud.kill_next_invocation(Function.STOP_WORKER, after_handler=True))
 
     job = studio.wait(job_id, timeout=180)
     assert all(kill.is_set() for kill in kills)
@@ -142,7 +125,7 @@ def test_stop_execution_ends_it_aborted_with_the_callers_error_and_cause(
 
     files = make_demo_shoot(tmp_path / "shoot", count=8, width=2400, height=1600)
     job_id = studio.upload(files)
-    _wait_for(
+    wait_for(
         lambda: (j := studio.jobs.find(job_id)) is not None and j.status is JobStatus.PROCESSING,
         120,
     )
@@ -154,7 +137,7 @@ def test_stop_execution_ends_it_aborted_with_the_callers_error_and_cause(
     assert stopped["stopDate"]
 
     # At once, as in AWS: not at the waiting task's next heartbeat or its timeout.
-    described = _wait_for(
+    described = wait_for(
         lambda: (d := sfn.describe_execution(executionArn=arn))["status"] != "RUNNING" and d,
         timeout=5,
     )

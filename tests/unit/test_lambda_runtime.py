@@ -308,6 +308,23 @@ def test_an_injected_kill_after_the_handler_keeps_its_work_and_loses_its_answer(
     assert runtime.invoke("crash", {}).function_error is None
 
 
+def test_a_kill_armed_for_some_events_spares_the_others(
+    runtime: LambdaRuntime, tmp_path: Path
+) -> None:
+    # One function serving several states: only the invocation the kill is for dies.
+    fired = runtime.kill_next("crash", when=lambda event: bool(event.get("release_only")))
+    runtime.register(spec("crash", "crash.handler"))
+    spared, killed = tmp_path / "spared", tmp_path / "killed"
+
+    assert runtime.invoke("crash", {"touch": str(spared)}).function_error is None
+    assert spared.exists() and not fired.is_set()
+    result = runtime.invoke("crash", {"touch": str(killed), "release_only": True})
+    assert fired.is_set()
+    assert result.error_type == "Runtime.ExitError"
+    assert not killed.exists()
+    assert runtime.invoke("crash", {"release_only": True}).function_error is None
+
+
 def test_handler_exception_is_reported_like_the_aws_python_runtime(
     runtime: LambdaRuntime,
 ) -> None:
