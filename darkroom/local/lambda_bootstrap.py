@@ -225,6 +225,16 @@ def _send(fd: int, message: dict[str, Any]) -> None:
 
 
 def _max_memory_mb() -> int:
+    # Linux keeps ru_maxrss across fork and exec: a sandbox started by a large process
+    # (the test session, a benchmark) would report that process's peak as its own.
+    # VmHWM is this process image's own high-water mark.
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux reports KiB, macOS bytes.
     return int(peak / (1024 * 1024 if sys.platform == "darwin" else 1024))

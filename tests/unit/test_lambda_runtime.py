@@ -325,6 +325,21 @@ def test_a_kill_armed_for_some_events_spares_the_others(
     assert runtime.invoke("crash", {"release_only": True}).function_error is None
 
 
+def test_max_memory_used_is_the_sandboxs_own_not_the_process_that_started_it(
+    runtime: LambdaRuntime,
+) -> None:
+    # Linux carries a process's peak RSS (ru_maxrss) over fork and exec: a sandbox
+    # started by a large test session or benchmark must not report that as its own.
+    ballast = bytearray(400 * 1024 * 1024)
+    ballast[::4096] = b"x" * len(ballast[::4096])  # touched: resident, not just reserved
+    runtime.register(spec("echo", "echo.handler"))
+    result = runtime.invoke("echo", {})
+    del ballast
+    used = re.search(r"Max Memory Used: (\d+) MB", result.log_tail)
+    assert used is not None, result.log_tail
+    assert 10 < int(used.group(1)) < 300
+
+
 def test_handler_exception_is_reported_like_the_aws_python_runtime(
     runtime: LambdaRuntime,
 ) -> None:
