@@ -25,9 +25,9 @@ from darkroom.cli.studio_client import StudioClient
 from darkroom.imaging.fixtures import make_demo_shoot
 from darkroom.local.cloud import LocalCloud
 from darkroom.names import Function
-from tests.harness import Studio, lease_of
+from tests.harness import Studio, lease_of, wait_for
 from tests.integration.conftest import HEARTBEAT_SECONDS
-from tests.integration.test_step_faults import _crashed_states, _wait_for
+from tests.integration.test_step_faults import _crashed_states
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +57,7 @@ def _assert_originals_intact(cloud: LocalCloud, job_id: str, files: list[Path]) 
 
 def _ended(studio: Studio, client: StudioClient, job_id: str, arn: str, timeout: float) -> Any:
     """The job once terminal and the given execution over."""
-    return _wait_for(
+    return wait_for(
         lambda: (
             (job := client.job(job_id))["status"] in TERMINAL
             and studio.executions.status(arn) != "RUNNING"
@@ -90,7 +90,7 @@ def _developing(
             return job
         return None
 
-    return _wait_for(check, 120, poll=0.05)
+    return wait_for(check, 120, poll=0.05)
 
 
 def _executions_of(studio: Studio, job_id: str) -> list[dict[str, Any]]:
@@ -127,7 +127,7 @@ def test_each_step_retries_a_crash_at_the_points_the_step_fault_tests_leave_out(
     assert job["status"] == "DONE", job
     assert (job["files_done"], job["attempt"], job["error"]) == (2, 1, None)
     arn = job["execution_arn"]
-    _wait_for(lambda: studio.executions.status(arn) == "SUCCEEDED", 30)
+    wait_for(lambda: studio.executions.status(arn) == "SUCCEEDED", 30)
     assert _crashed_states(studio, arn) == [
         "RegisterJob",
         "StartWorker",
@@ -156,7 +156,7 @@ def test_a_worker_killed_mid_run_ends_the_job_and_one_reprocess_recovers_it(
     assert job["status"] == "DONE", job
     assert job["files_done"] == 3
     _assert_originals_intact(cloud, job_id, files)
-    assert _wait_for(lambda: lease_of(cloud)["state"] == "IDLE", 30)
+    assert wait_for(lambda: lease_of(cloud)["state"] == "IDLE", 30)
 
 
 # -- reprocess ----------------------------------------------------------------------------
