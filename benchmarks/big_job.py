@@ -118,9 +118,10 @@ def epoch(iso: str | None) -> float | None:
 
 def targets(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each target of the issue: the figure it is judged on, and met (None: no row
-    of the size it needs)."""
+    of the size it needs, or that size's job did not finish: a job that failed early
+    has no overhead or worker to judge)."""
     out = []
-    at = {r["files"]: r for r in rows}
+    at = {r["files"]: r for r in rows if r["status"] in SHAREABLE}
     big = at.get(OVERHEAD_TARGET_FILES)
     out.append(
         {

@@ -233,7 +233,7 @@ def _key_view(version: Any) -> Any:
         return copy.copy(version)
     view = object.__new__(type(version))
     view.__dict__.update(version.__dict__)
-    view._value_buffer = _Unclosable(version._value_buffer)
+    view.__dict__["_value_buffer"] = _Unclosable(version._value_buffer)
     view.multipart = None
     return view
 

@@ -116,9 +116,12 @@ def test_an_item_s_bound_is_its_wire_form_as_json() -> None:
     assert json_item_bytes({"pk": {"S": "é"}}) == len('{"pk": {"S": "é"}}'.encode())
 
 
-def _row(files: int, overhead: float, item: int, response: int, rss: int) -> dict[str, object]:
+def _row(
+    files: int, overhead: float, item: int, response: int, rss: int, status: str = "DONE"
+) -> dict[str, object]:
     return {
         "files": files,
+        "status": status,
         "overhead_ms_per_file": overhead,
         "largest_item": {"json_bytes": item},
         "largest_response": {"bytes": response, "errors": []},
@@ -135,3 +138,7 @@ def test_targets_are_judged_where_the_issue_sets_them() -> None:
     # Without a 5,000-file row the overhead target is not measured, not met.
     assert targets(rows[:1])[0]["met"] is None
     assert targets(rows[:1])[3]["met"] is None
+    # A 5,000-file job that failed before any worker ran is not a flat memory.
+    failed = [rows[0], _row(5000, 0.0, 3000, 900_000, 0, status="FAILED")]
+    assert targets(failed)[0]["met"] is None
+    assert targets(failed)[3]["met"] is None
