@@ -23,8 +23,14 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.demo-installed
 	$(BIN)/darkroom demo
 
+# Two runs, each spread over every core: the integration tests' local clouds (one per
+# process) share moto's in-process state with the unit tests' mocks, so they never share
+# a process. Both always run; either failing fails the target.
 test: $(VENV)/.dev-installed browser
-	$(BIN)/python -m pytest -q
+	@rc=0; \
+	$(BIN)/python -m pytest -q -n auto tests/unit tests/infra || rc=1; \
+	$(BIN)/python -m pytest -q -n auto --dist loadfile tests/integration || rc=1; \
+	exit $$rc
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .

@@ -24,11 +24,14 @@ UPLOADS_TABLE: Final = "darkroom-uploads"
 SHARES_TABLE: Final = "darkroom-shares"
 
 # DynamoDB keys. The jobs table is keyed (job_id, sk): the job item has sk JOB_ITEM and
-# the items that belong to one job (FILE#<name>, RUN#<run_id>) sit beside it.
+# the items that belong to one job (FILE#<name>, RUN#<run_id>, SHARD#<n>) sit beside it.
 JOB_ID: Final = "job_id"
 SORT_KEY: Final = "sk"
 JOB_ITEM: Final = "JOB"
 FILE_ITEM_PREFIX: Final = "FILE#"
+# A shard's first and last file names in the current run: its worker reads that range of
+# file items, not the whole job's.
+SHARD_ITEM_PREFIX: Final = "SHARD#"
 # The uploads table is keyed the same way: an upload item, and one FILE#<name> per file.
 UPLOAD_ITEM: Final = "UPLOAD"
 INSTANCE_ID: Final = "instance_id"

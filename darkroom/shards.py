@@ -87,8 +87,8 @@ def fail_shard(
     run = keys.run_id(execution_arn)
     error = f"shard {shard}: worker lost twice: {why}"
     failed = 0
-    for record in jobs.files(job_id):
-        if record.run_id != run or record.shard != shard or record.status is not FileStatus.PENDING:
+    for record in jobs.shard_files(job_id, run, shard):
+        if record.status is not FileStatus.PENDING:
             continue
         progress = FileProgress(status=FileStatus.FAILED, error_code="shard_failed", error=error)
         if jobs.record_file(job_id, execution_arn, record.name, progress):

@@ -126,9 +126,7 @@ class JobRunner:
         # This shard's files of this run; those recorded already (a worker taking the
         # shard up again, or its second attempt) are not developed twice.
         todo = [
-            r
-            for r in self._jobs.files(job_id)
-            if r.run_id == run and r.shard == shard and r.status is FileStatus.PENDING
+            r for r in self._jobs.shard_files(job_id, run, shard) if r.status is FileStatus.PENDING
         ]
         developed = self._develop_all(job_id, execution_arn, todo, recipe, workdir, lost)
         done = sum(1 for o in developed.values() if o.progress.status is FileStatus.DONE)

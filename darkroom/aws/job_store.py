@@ -40,6 +40,29 @@ def file_key(job_id: str, file_name: str) -> dict[str, str]:
     return {names.JOB_ID: job_id, names.SORT_KEY: names.FILE_ITEM_PREFIX + file_name}
 
 
+def shard_key(job_id: str, shard: int) -> dict[str, str]:
+    return {names.JOB_ID: job_id, names.SORT_KEY: f"{names.SHARD_ITEM_PREFIX}{shard:06d}"}
+
+
+def shard_items(job_id: str, run: str, shards: Mapping[str, int]) -> list[dict[str, Any]]:
+    """One item per shard of the run: the first and last of its files in name order, and
+    how many. A shard's files are a run of the sorted names (darkroom.shards.shard_of),
+    so these two bound a key range holding its files and no other shard's."""
+    members: dict[int, list[str]] = {}
+    for file_name, shard in shards.items():
+        members.setdefault(shard, []).append(file_name)
+    return [
+        {
+            **shard_key(job_id, shard),
+            "run_id": run,
+            "first": min(files),
+            "last": max(files),
+            "files": len(files),
+        }
+        for shard, files in sorted(members.items())
+    ]
+
+
 class JobStore:
     def __init__(self, table: str, ddb: Any | None = None) -> None:
         self._table = Table(table, names.JOBS_SCHEMA, ddb)
@@ -76,6 +99,30 @@ class JobStore:
             consistent=True,
         ):
             yield FileRecord.model_validate(item)
+
+    def shard_files(self, job_id: str, run: str, shard: int) -> Iterator[FileRecord]:
+        """This run's file items of `shard`, in name order: the key range its shard item
+        bounds (the whole job's files, filtered, for a run registered without one)."""
+        bounds = self._table.get(shard_key(job_id, shard))
+        if bounds is None or bounds.get("run_id") != run:
+            records: Iterable[FileRecord] = self.files(job_id)
+        else:
+            records = (
+                FileRecord.model_validate(item)
+                for item in self._table.query(
+                    "#pk = :job AND #sk BETWEEN :first AND :last",
+                    names={"#pk": names.JOB_ID, "#sk": names.SORT_KEY},
+                    values={
+                        ":job": job_id,
+                        ":first": names.FILE_ITEM_PREFIX + bounds["first"],
+                        ":last": names.FILE_ITEM_PREFIX + bounds["last"],
+                    },
+                    consistent=True,
+                )
+            )
+        for record in records:
+            if record.run_id == run and record.shard == shard:
+                yield record
 
     def files_page(
         self, job_id: str, *, start_after: str | None, limit: int
@@ -250,19 +297,21 @@ class JobStore:
             names={"#s": "status"},
             values={":exec": execution_arn, ":registered": JobStatus.REGISTERED},
         )
+        file_puts = [
+            Put(
+                item,
+                condition="attribute_not_exists(run_id) OR run_id <> :run OR #st = :pending",
+                names={"#st": "status"},
+                values={":run": run, ":pending": FileStatus.PENDING},
+            )
+            for item in items
+        ]
+        # Rewritten whole by a retried RegisterJob: the same bounds.
+        puts = [*file_puts, *(Put(item) for item in shard_items(job_id, run, shards))]
         batch = TRANSACTION_MAX - 1
-        for start in range(0, len(items), batch):
-            puts = [
-                Put(
-                    item,
-                    condition="attribute_not_exists(run_id) OR run_id <> :run OR #st = :pending",
-                    names={"#st": "status"},
-                    values={":run": run, ":pending": FileStatus.PENDING},
-                )
-                for item in items[start : start + batch]
-            ]
+        for start in range(0, len(puts), batch):
             try:
-                self._table.write_together([owned, *puts])
+                self._table.write_together([owned, *puts[start : start + batch]])
             except ConditionFailed as exc:
                 raise JobBusy(
                     f"job {job_id} changed while execution {run} registered its files"

@@ -305,19 +305,35 @@ class StudioClient:
         on_update: Callable[[dict[str, Any] | None], None] | None = None,
         since_execution: str | None = None,
     ) -> dict[str, Any]:
-        """Poll until the job is terminal under an execution other than `since_execution`."""
+        """Poll until the job is terminal under an execution other than `since_execution`.
+
+        A poll the API could not answer (unreachable, a 5xx: a busy API times out at
+        29 s) is not the job's answer: polling goes on until `timeout`, and only then is
+        the last such error named."""
         deadline = time.monotonic() + timeout
+        failed: ApiCallError | None = None
         while True:
-            job = self.find(job_id)
-            if on_update:
-                on_update(job)
-            if (
-                job is not None
-                and job["status"] in TERMINAL
-                and job.get("execution_arn") != since_execution
-            ):
-                return job
+            try:
+                job = self.find(job_id)
+            except ApiCallError as exc:
+                if 0 < exc.status < 500:
+                    raise
+                failed = exc
+            else:
+                failed = None
+                if on_update:
+                    on_update(job)
+                if (
+                    job is not None
+                    and job["status"] in TERMINAL
+                    and job.get("execution_arn") != since_execution
+                ):
+                    return job
             if time.monotonic() > deadline:
+                if failed is not None:
+                    raise TimeoutError(
+                        f"job {job_id}: no answer after {timeout:.0f}s (last: {failed})"
+                    ) from failed
                 status = job["status"] if job else "not found"
                 raise TimeoutError(f"job {job_id} still {status} after {timeout:.0f}s")
             time.sleep(poll)

@@ -181,7 +181,10 @@ def test_upload_of_a_missing_folder_or_a_file_is_a_usage_error_naming_it(
     target = tmp_path / "shoot"
     if kind == "file":
         target.write_bytes(b"not a folder")
-    result = CliRunner().invoke(app, ["upload", str(target), "--api-url", "http://127.0.0.1:9"])
+    # Wide enough that the panel never wraps a long temporary path mid-name.
+    result = CliRunner().invoke(
+        app, ["upload", str(target), "--api-url", "http://127.0.0.1:9"], env={"COLUMNS": "400"}
+    )
     assert result.exit_code == 2
     assert "shoot" in result.output
     assert "Traceback" not in result.output

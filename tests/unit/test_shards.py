@@ -11,6 +11,8 @@ import pytest
 from moto import mock_aws
 
 from darkroom import keys, pipeline, shards, worker_queue
+from darkroom.aws.ddb_codec import to_item
+from darkroom.aws.job_store import shard_key
 from darkroom.aws.lease_store import PACKAGE_SHARD, LeaseState, LeaseTask, Waiter
 from darkroom.errors import AllFilesFailed, NoIdleWorker
 from darkroom.jobs import FileProgress, FileStatus, JobStatus, Output
@@ -90,6 +92,31 @@ def test_register_assigns_each_file_its_shard_and_lists_the_shards(pool2: World)
         ("F003.DNG", 1),
         ("F004.DNG", 2),
     ]
+
+
+def test_a_shards_worker_reads_only_its_own_files_not_the_whole_jobs(pool2: World) -> None:
+    _registered(pool2, "j1", EXEC_A, 5, 2)
+    run = keys.run_id(EXEC_A)
+    scanned: list[int] = []
+    pool2.ddb.meta.events.register(
+        "after-call.dynamodb.Query", lambda parsed, **_: scanned.append(parsed["ScannedCount"])
+    )
+    assert [r.name for r in pool2.jobs.shard_files("j1", run, 1)] == ["F002.DNG", "F003.DNG"]
+    # One Query of the shard's key range: its two items, not the job's five.
+    assert scanned == [2]
+    assert [r.name for r in pool2.jobs.shard_files("j1", run, 2)] == ["F004.DNG"]
+
+
+def test_a_run_registered_without_shard_items_still_finds_each_shards_files(
+    pool2: World,
+) -> None:
+    _registered(pool2, "j1", EXEC_A, 5, 2)
+    for shard in range(3):
+        pool2.ddb.delete_item(TableName="jobs", Key=to_item(shard_key("j1", shard)))
+    run = keys.run_id(EXEC_A)
+    assert [r.name for r in pool2.jobs.shard_files("j1", run, 1)] == ["F002.DNG", "F003.DNG"]
+    # Another run's bounds are not this run's.
+    assert list(pool2.jobs.shard_files("j1", keys.run_id(EXEC_B), 1)) == []
 
 
 def test_shards_of_one_run_hold_a_lease_each_and_each_release_frees_only_its_own(
