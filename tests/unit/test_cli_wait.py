@@ -50,7 +50,7 @@ def test_a_wait_rides_out_api_timeouts_and_unreachable_polls() -> None:
 
 def test_a_wait_that_only_gets_errors_times_out_naming_the_last() -> None:
     api = ScriptedApi(_error(503))
-    with pytest.raises(TimeoutError, match="no answer after 0s .*HTTP 503"):
+    with pytest.raises(TimeoutError, match=r"no answer after 0s .*HTTP 503"):
         StudioClient(api).wait("j", timeout=0.05, poll=0.01)  # type: ignore[arg-type]
     assert api.calls > 1
 
