@@ -151,6 +151,22 @@ class Archive(BaseModel):
     files: int
 
 
+class Shard(BaseModel):
+    """A shard of a run, its own item: the first and last of its files in name order
+    (its files are that key range), and whether its worker also packages the run (the
+    run's only shard), with the ZIPs it wrote."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    first: str
+    last: str
+    files: int
+    packages: bool = False
+    # rendition -> its ZIP, once the shard's worker packaged the run.
+    archives: dict[str, Archive] | None = None
+
+
 class DeliveredRun(BaseModel):
     """The last run whose renditions were delivered (files it did not develop keep
     those of earlier runs)."""

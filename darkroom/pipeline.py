@@ -230,6 +230,7 @@ def register_job(
         # Started by hand (the console, {"job_id": ...}): claimed as the API's reprocess
         # claims, so a job that runs or is being reprocessed refuses it the same way.
         jobs.claim(job_id, execution_arn, now=time.time())
+    shard_list = shards.shard_list(len(files), shard_size)
     job = jobs.register(
         job_id=job_id,
         execution_arn=execution_arn,
@@ -239,6 +240,7 @@ def register_job(
         created_at=_timestamp(manifest.get("created_at")),
         versions={name: present[name].get("VersionId") for name in files},
         shards={name: shards.shard_of(i, shard_size) for i, name in enumerate(files)},
+        packaged_by_shard=len(shard_list) == 1,
     )
     logger.info(
         "job registered", extra={"job_id": job_id, "files": len(files), "attempt": job.attempt}
@@ -248,7 +250,9 @@ def register_job(
         "file_count": len(files),
         "heartbeat_seconds": heartbeat_seconds,
         "timeout_seconds": timeout_seconds,
-        "shards": shards.shard_list(len(files), shard_size),
+        "shards": shard_list,
+        # The state machine skips the packager: the only shard's worker packages.
+        "packaged_by_shard": len(shard_list) == 1,
     }
 
 
@@ -328,7 +332,7 @@ def mark_done(
         jobs=jobs,
         objects=objects,
         bucket=processed_bucket,
-        archives=_archives(job_id, package),
+        archives=_archives(job_id, run, package, jobs),
     )
     job = jobs.transition(
         job_id,
@@ -353,9 +357,18 @@ def mark_done(
     }
 
 
-def _archives(job_id: str, package: Mapping[str, Any] | None) -> dict[str, Archive] | None:
-    """The packaging's ZIPs, or None when it failed (its Catch put an "error" there):
-    the run is delivered without them rather than not at all."""
+def _archives(
+    job_id: str, run: str, package: Mapping[str, Any] | None, jobs: JobStore
+) -> dict[str, Archive] | None:
+    """The packaging's ZIPs: the packager's output, or {"shard": n} when the run's only
+    shard's worker packaged it and recorded them on its shard item. None when packaging
+    failed (the packager's Catch put an "error" there, or the shard recorded none): the
+    run is delivered without them rather than not at all."""
+    if package and "shard" in package:
+        shard = jobs.shard(job_id, run, int(package["shard"]))
+        if shard is not None and shard.archives is not None:
+            return dict(shard.archives)
+        package = {"error": f"shard {package['shard']} recorded no archives"}
     if not package or "error" in package:
         if package:
             logger.warning(

@@ -52,11 +52,13 @@ def start_worker(
         raise InvalidJob("the worker pool is empty (DARKROOM_WORKER_INSTANCE_IDS)")
     leases.ensure(instance_ids)
     lease = leases.held_for(execution_arn, shard, instance_ids)
+    me = Waiter(
+        job_id=job_id,
+        execution_arn=execution_arn,
+        shard=shard,
+        created_at=jobs.get(job_id).created_at or "",
+    )
     if lease is None:
-        job = jobs.get(job_id)
-        me = Waiter(
-            job_id=job_id, execution_arn=execution_arn, shard=shard, created_at=job.created_at or ""
-        )
         lease = _take_turn(me, task, avoid, instance_ids, leases, execution_status)
         if lease is None:
             leases.wait(me)
@@ -69,6 +71,9 @@ def start_worker(
         pool.start(lease.instance_id)
     except InstanceNotReady as exc:
         leases.release(lease.instance_id, execution_arn, shard=shard)
+        # Back in the queue, in its place: a shard behind it must not take the next
+        # free instance while this one's is still stopping.
+        leases.wait(me)
         raise NoIdleWorker(f"{exc}; job {job_id} shard {shard} waits") from exc
     _starting(job_id, execution_arn, lease.instance_id, jobs)
     logger.info(

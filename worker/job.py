@@ -24,7 +24,7 @@ from darkroom.aws.objects import Objects
 from darkroom.errors import StaleExecution
 from darkroom.imaging.develop import DevelopError
 from darkroom.imaging.develop_processes import DevelopProcesses
-from darkroom.jobs import FileProgress, FileRecord, FileStatus, JobStatus, Output, utc_now
+from darkroom.jobs import Archive, FileProgress, FileRecord, FileStatus, JobStatus, Output, utc_now
 from darkroom.observability import logger
 from darkroom.recipes import Recipe, parse_recipe
 from darkroom.settings import WorkerSettings
@@ -130,7 +130,7 @@ class JobRunner:
         ]
         developed = self._develop_all(job_id, execution_arn, todo, recipe, workdir, lost)
         done = sum(1 for o in developed.values() if o.progress.status is FileStatus.DONE)
-        return {
+        output: dict[str, Any] = {
             "job_id": job_id,
             "run_id": run,
             "shard": shard,
@@ -138,6 +138,34 @@ class JobRunner:
             "files_done": done,
             "files_failed": len(developed) - done,
         }
+        bounds = self._jobs.shard(job_id, run, shard)
+        if bounds is not None and bounds.packages:
+            output["archives"] = self._package_here(job_id, run, shard, lost)
+        return output
+
+    def _package_here(
+        self, job_id: str, run: str, shard: int, lost: threading.Event
+    ) -> dict[str, Any] | None:
+        """The run's only shard is over: package it on this instance, rather than boot
+        another for the packaging. A failure here only leaves the run without ZIPs (as a
+        failed packager does); an interruption abandons the shard as any other would."""
+        try:
+            packaged = package.package_run(
+                job_id,
+                run,
+                jobs=self._jobs,
+                objects=self._objects,
+                bucket=self._settings.processed_bucket,
+                lost=lost,
+            )
+        except Interrupted:
+            raise
+        except Exception:
+            logger.exception("packaging failed: the run is delivered without ZIPs")
+            return None
+        archives = {r: Archive.model_validate(a) for r, a in packaged["archives"].items()}
+        self._jobs.record_shard_archives(job_id, run, shard, archives)
+        return packaged["archives"]
 
     def _develop_all(
         self,

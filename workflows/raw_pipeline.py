@@ -6,8 +6,10 @@
 this file. That committed JSON, with its ${...FunctionArn} placeholders, is what CDK, the
 local cloud and darkroom.workflow load; no runtime imports this module or the SDK.
 
-    RegisterJob -> DevelopShards (an inline Map, one iteration per shard) -> StartPackager
-        -> WaitForPackager -> StopPackager -> MarkDone
+    RegisterJob -> DevelopShards (an inline Map, one iteration per shard) -> WhoPackages
+        -> StartPackager -> WaitForPackager -> StopPackager -> MarkDone
+        (one shard: WhoPackages -> PackagedByShard -> MarkDone; that shard's worker
+        packaged the run after developing it)
         any of them but the packaging --Catch States.ALL--> ReleaseWorker -> MarkFailed
         -> JobFailed (Fail)
     one iteration:  StartWorker -> WaitForWorker -> StopWorker
@@ -21,7 +23,8 @@ State data, as it grows along the way (the ResultPaths):
 
     execution input   {"job_id": str, "recipe"?: {...}, "reprocess"?: bool}
     RegisterJob       + "job":      {"job_id", "file_count", "heartbeat_seconds",
-                                     "timeout_seconds", "shards": [{"shard": int}, ...]}
+                                     "timeout_seconds", "shards": [{"shard": int}, ...],
+                                     "packaged_by_shard": bool}
     an iteration      its own input {"job_id", "shard", "heartbeat_seconds",
                                      "timeout_seconds", "worker": {"instance_id": ""}}
                       + "worker", "result", "error" within it; the Map's output is dropped
@@ -29,6 +32,8 @@ State data, as it grows along the way (the ResultPaths):
     StartPackager     + "packager": {"instance_id"}
     WaitForPackager   + "package":  the packager's SendTaskSuccess output
                       ({"archives": {...}}), or {"error": {"Error", "Cause"}} from its Catch
+    PackagedByShard   + "package":  {"shard": 0}: MarkDone reads the ZIPs off that shard's
+                                    item (none there: delivered without ZIPs)
     MarkDone          the execution's output is MarkDone's return value, verbatim
     failure path      + "error":         {"Error", "Cause"}  the Catch that left the main path
                       + "release_error": {"Error", "Cause"}  only if ReleaseWorker failed
@@ -40,7 +45,8 @@ after its work is done, before it answers) re-invokes it with the same event:
 
     RegisterJob   event {"input": <execution input>, "execution_arn"}
                   returns {"job_id": str, "file_count": int, "heartbeat_seconds": int > 0,
-                           "timeout_seconds": int > 0, "shards": [{"shard": int}, ...]}
+                           "timeout_seconds": int > 0, "shards": [{"shard": int}, ...],
+                           "packaged_by_shard": bool (one shard)}
     StartWorker   event {"job_id", "execution_arn", "shard", "task": "develop"|"package",
                   "avoid"?: the instance a first attempt lost}
                   returns {"instance_id": str}; raises NoIdleWorker while the shard waits
@@ -57,7 +63,8 @@ after its work is done, before it answers) re-invokes it with the same event:
                   with no instance_id and no shard: every lease the execution holds (each
                   shard's, the packager's) is found by execution_arn; return value ignored
     FailShard     MarkFailed's function, event {"input", "execution_arn", "error", "shard"}
-    MarkDone      event {"job_id", "execution_arn", "package": <packaging's output or error>}
+    MarkDone      event {"job_id", "execution_arn", "package": <packaging's output or error,
+                  or {"shard": 0}>}
                   returns any JSON, which becomes the execution's output
     MarkFailed    event {"input", "execution_arn", "error": {"Error", "Cause"}}
                   returns {"Error": str, "Cause": str} -- capitalised like a Catch's output,
@@ -93,7 +100,18 @@ from darkroom.workflow import ASL_PATH
 logging.getLogger("sagemaker.config").setLevel(logging.WARNING)
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)
-    from stepfunctions.steps import Catch, Chain, Fail, Graph, Map, Retry, Task
+    from stepfunctions.steps import (
+        Catch,
+        Chain,
+        Choice,
+        ChoiceRule,
+        Fail,
+        Graph,
+        Map,
+        Pass,
+        Retry,
+        Task,
+    )
     from stepfunctions.steps.compute import LambdaApi
     from stepfunctions.steps.integration_resources import IntegrationPattern
 
@@ -459,7 +477,12 @@ def _main_path(on_error: Chain) -> Chain:
         function="RegisterJobFunctionArn",
         payload={"input.$": "$", "execution_arn.$": EXECUTION_ARN},
         result_selector=_returned(
-            "job_id", "file_count", "heartbeat_seconds", "timeout_seconds", "shards"
+            "job_id",
+            "file_count",
+            "heartbeat_seconds",
+            "timeout_seconds",
+            "shards",
+            "packaged_by_shard",
         ),
         result_path="$.job",
         retry=[_transient_retry()],
@@ -560,9 +583,24 @@ def _main_path(on_error: Chain) -> Chain:
         retry=[_transient_retry()],
         catch=catch(),
     )
-    return Chain(
-        [register_job, develop, start_packager, wait_for_packager, stop_packager, mark_done]
+    packaged_by_shard = Pass(
+        "PackagedByShard",
+        comment="The run's only shard's worker wrote its ZIPs (on its shard item).",
+        result={"shard": 0},
+        result_path="$.package",
     )
+    packaged_by_shard.next(mark_done)
+    who_packages = Choice(
+        "WhoPackages",
+        comment="A run of one shard is packaged by that shard's worker: no second boot.",
+    )
+    # RegisterJob's ResultSelector always copies packaged_by_shard (or fails the state).
+    who_packages.add_choice(
+        ChoiceRule.BooleanEquals("$.job.packaged_by_shard", True), next_step=packaged_by_shard
+    )
+    who_packages.default_choice(start_packager)
+    Chain([start_packager, wait_for_packager, stop_packager, mark_done])
+    return Chain([register_job, develop, who_packages])
 
 
 # -- public API --------------------------------------------------------------------------

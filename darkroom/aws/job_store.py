@@ -19,12 +19,14 @@ from darkroom.errors import JobBusy, JobNotFound, StaleExecution
 from darkroom.jobs import (
     MAX_EXECUTIONS,
     TERMINAL,
+    Archive,
     FileProgress,
     FileRecord,
     FileStatus,
     Job,
     JobStatus,
     Output,
+    Shard,
     created_key,
     sources_of,
     utc_now,
@@ -44,20 +46,25 @@ def shard_key(job_id: str, shard: int) -> dict[str, str]:
     return {names.JOB_ID: job_id, names.SORT_KEY: f"{names.SHARD_ITEM_PREFIX}{shard:06d}"}
 
 
-def shard_items(job_id: str, run: str, shards: Mapping[str, int]) -> list[dict[str, Any]]:
-    """One item per shard of the run: the first and last of its files in name order, and
-    how many. A shard's files are a run of the sorted names (darkroom.shards.shard_of),
-    so these two bound a key range holding its files and no other shard's."""
+def shard_items(
+    job_id: str, run: str, shards: Mapping[str, int], *, packages: bool
+) -> list[dict[str, Any]]:
+    """One item per shard of the run (a Shard). A shard's files are a run of the sorted
+    names (darkroom.shards.shard_of), so its first and last bound a key range holding
+    its files and no other shard's. `packages`: the run's only shard packages it."""
     members: dict[int, list[str]] = {}
     for file_name, shard in shards.items():
         members.setdefault(shard, []).append(file_name)
     return [
         {
             **shard_key(job_id, shard),
-            "run_id": run,
-            "first": min(files),
-            "last": max(files),
-            "files": len(files),
+            **Shard(
+                run_id=run,
+                first=min(files),
+                last=max(files),
+                files=len(files),
+                packages=packages and len(members) == 1,
+            ).model_dump(mode="json", exclude_none=True),
         }
         for shard, files in sorted(members.items())
     ]
@@ -100,11 +107,18 @@ class JobStore:
         ):
             yield FileRecord.model_validate(item)
 
+    def shard(self, job_id: str, run: str, shard: int) -> Shard | None:
+        """The shard's item in `run` (None for a run registered without one)."""
+        item = self._table.get(shard_key(job_id, shard))
+        if item is None or item.get("run_id") != run:
+            return None
+        return Shard.model_validate(item)
+
     def shard_files(self, job_id: str, run: str, shard: int) -> Iterator[FileRecord]:
         """This run's file items of `shard`, in name order: the key range its shard item
         bounds (the whole job's files, filtered, for a run registered without one)."""
-        bounds = self._table.get(shard_key(job_id, shard))
-        if bounds is None or bounds.get("run_id") != run:
+        bounds = self.shard(job_id, run, shard)
+        if bounds is None:
             records: Iterable[FileRecord] = self.files(job_id)
         else:
             records = (
@@ -114,8 +128,8 @@ class JobStore:
                     names={"#pk": names.JOB_ID, "#sk": names.SORT_KEY},
                     values={
                         ":job": job_id,
-                        ":first": names.FILE_ITEM_PREFIX + bounds["first"],
-                        ":last": names.FILE_ITEM_PREFIX + bounds["last"],
+                        ":first": names.FILE_ITEM_PREFIX + bounds.first,
+                        ":last": names.FILE_ITEM_PREFIX + bounds.last,
                     },
                     consistent=True,
                 )
@@ -159,6 +173,7 @@ class JobStore:
         created_at: str | None = None,
         versions: Mapping[str, str | None] | None = None,
         shards: Mapping[str, int] | None = None,
+        packaged_by_shard: bool = False,
     ) -> Job:
         """Make `execution_arn` the job's owner: new jobs, or terminal ones (reprocessing)
         that no other execution has claimed; its own claim is released. Then give each
@@ -169,9 +184,12 @@ class JobStore:
         was declared (its upload), if it was; a job keeps the first one it is given.
         `versions` are the originals' S3 version ids; a file keeps the first it is given.
         `shards`: which shard of the run develops each file (0 when not given).
+        `packaged_by_shard`: a run of one shard is packaged by that shard's worker.
         """
         job = self._register_job(job_id, execution_arn, files, name, recipe, created_at)
-        self._register_files(job_id, execution_arn, files, versions or {}, shards or {})
+        self._register_files(
+            job_id, execution_arn, files, versions or {}, shards or {}, packaged_by_shard
+        )
         return job
 
     def _register_job(
@@ -269,6 +287,7 @@ class JobStore:
         files: Sequence[str],
         versions: Mapping[str, str | None],
         shards: Mapping[str, int],
+        packaged_by_shard: bool,
     ) -> None:
         """Whole file items, in transactions that each hold only while the job is this
         execution's and registered, and that never reset an attempt this run recorded."""
@@ -306,8 +325,20 @@ class JobStore:
             )
             for item in items
         ]
-        # Rewritten whole by a retried RegisterJob: the same bounds.
-        puts = [*file_puts, *(Put(item) for item in shard_items(job_id, run, shards))]
+        # Rewritten whole by a retried RegisterJob (the same bounds), never once this run's
+        # shard has recorded its ZIPs.
+        puts = [
+            *file_puts,
+            *(
+                Put(
+                    item,
+                    condition="attribute_not_exists(run_id) OR run_id <> :run"
+                    " OR attribute_not_exists(archives)",
+                    values={":run": run},
+                )
+                for item in shard_items(job_id, run, shards, packages=packaged_by_shard)
+            ),
+        ]
         batch = TRANSACTION_MAX - 1
         for start in range(0, len(puts), batch):
             try:
@@ -405,6 +436,22 @@ class JobStore:
                 ) from exc
             raise JobBusy(f"job {job_id} cannot go from {current.status} to {target}") from exc
         return Job.model_validate(item)
+
+    def record_shard_archives(
+        self, job_id: str, run: str, shard: int, archives: Mapping[str, Archive]
+    ) -> None:
+        """The ZIPs the shard's worker wrote of the run, on its shard item, for MarkDone:
+        only while the item is that run's."""
+        with suppress(ConditionFailed):  # a later run registered: its item, not ours
+            self._table.update(
+                shard_key(job_id, shard),
+                "SET archives = :archives",
+                condition="run_id = :run",
+                values={
+                    ":run": run,
+                    ":archives": {r: a.model_dump(mode="json") for r, a in archives.items()},
+                },
+            )
 
     def delete_job(self, job_id: str) -> int:
         """Delete every item of the job's partition, whatever its sort key; the job's own

@@ -1,6 +1,7 @@
 """A run's "download all" ZIPs on the local cloud: packaging that fails midway leaves no
 ZIP and no open upload and touches no rendition; the next attempt writes ZIPs holding
-every delivered rendition; and a later run's delivery deletes the earlier run's ZIPs."""
+every delivered rendition; a later run's delivery deletes the earlier run's ZIPs; and a
+run of one shard, packaged by that shard's worker, survives the worker dying midway."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from darkroom.aws.objects import Objects
 from darkroom.errors import TransientError
 from darkroom.imaging.fixtures import make_demo_shoot
 from darkroom.jobs import Archive, JobStatus
-from tests.harness import Studio
+from darkroom.local.cloud import LocalCloud
+from tests.harness import Studio, leases_of, wait_for
 from worker.package import package_run
 
 pytestmark = pytest.mark.integration
@@ -130,3 +132,48 @@ def test_packaging_that_fails_midway_leaves_nothing_and_a_rerun_zips_every_rendi
     left = _keys(studio, job_id)
     assert not zips & left
     assert not any(k.startswith(keys.run_prefix(job_id, run)) for k in left)
+
+
+def test_a_worker_killed_while_packaging_its_only_shard_is_replaced_and_the_run_ends_zipped(
+    studio: Studio, cloud: LocalCloud, tmp_path: Path
+) -> None:
+    # Frames large enough that each ZIP takes a moment to write; one shard of 6 files.
+    files = make_demo_shoot(tmp_path / "shoot", count=6, width=1600, height=1067)
+    job_id = studio.upload(files, name="one shard")
+    bucket = studio.target.processed_bucket
+    prefix = keys.processed_prefix(job_id)
+
+    def packaging_on() -> str | None:
+        if not any(u["Key"].endswith(".zip") for u in studio.objects.open_uploads(bucket, prefix)):
+            return None
+        held = [lease for lease in leases_of(cloud) if lease.get("job_id") == job_id]
+        return str(held[0]["instance_id"]) if held else None
+
+    # Its files are all developed and recorded; a ZIP is being written.
+    victim = wait_for(packaging_on, 240, poll=0.02)
+    assert cloud.instances is not None
+    cloud.instances.kill(victim)
+
+    job = studio.wait(job_id, timeout=300)
+    assert job.status is JobStatus.DONE, job.model_dump()
+    assert (job.files_done, job.files_failed) == (len(files), 0)
+    arn = job.execution_arn or ""
+    entered = [
+        e["stateEnteredEventDetails"]["name"]
+        for e in studio.executions.history(arn)
+        if e["type"].endswith("StateEntered")
+    ]
+    # The first attempt was lost to the kill, the second packaged; no packager booted.
+    assert "RetryWaitForWorker" in entered and "PackagedByShard" in entered
+    assert "StartPackager" not in entered
+    assert job.delivered is not None and len(job.delivered.archives) == 3
+    delivered = _delivered(studio, job_id)
+    for rendition, made in job.delivered.archives.items():
+        assert made.files == len(files)
+        expected = {
+            PurePosixPath(k).name: body
+            for k, body in delivered.items()
+            if PurePosixPath(k).parent.name == rendition
+        }
+        assert _zip(studio, made.key) == expected
+    assert all(lease["state"] == "IDLE" for lease in leases_of(cloud))

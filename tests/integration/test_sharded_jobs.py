@@ -15,7 +15,7 @@ from darkroom import keys, names
 from darkroom.imaging.fixtures import make_demo_shoot
 from darkroom.jobs import FileStatus, JobStatus
 from darkroom.local.cloud import LocalCloud
-from tests.harness import Studio, leases_of
+from tests.harness import Studio, leases_of, wait_for
 from tests.integration.conftest import SHARD_SIZE
 
 pytestmark = pytest.mark.integration
@@ -51,6 +51,12 @@ def test_a_job_of_three_shards_is_developed_two_at_a_time_and_ends_done(
     studio: Studio, cloud: LocalCloud, tmp_path: Path
 ) -> None:
     files = make_demo_shoot(tmp_path / "shoot", count=FILES, width=300, height=200)
+    # Both workers boot together: none is still shutting down after an earlier test's
+    # job (a StartWorker waits for that), or one shard could finish before the other
+    # worker is up, and nothing would overlap however well the pool fans out.
+    assert cloud.instances is not None
+    instances = cloud.instances
+    wait_for(lambda: all(instances.pid(i) is None for i in cloud.instance_ids), 60)
     started = time.monotonic()
     job_id = studio.upload(files, name="sharded")
     job = studio.wait(job_id, timeout=400)

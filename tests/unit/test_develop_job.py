@@ -24,7 +24,16 @@ from darkroom.aws.lease_store import Lease, LeaseState
 from darkroom.imaging.develop import DevelopResult, develop_file
 from darkroom.imaging.develop_processes import DevelopProcesses
 from darkroom.imaging.fixtures import make_demo_shoot, write_corrupt_raw
-from darkroom.jobs import FileProgress, FileRecord, FileStatus, Job, JobStatus, Output
+from darkroom.jobs import (
+    Archive,
+    FileProgress,
+    FileRecord,
+    FileStatus,
+    Job,
+    JobStatus,
+    Output,
+    Shard,
+)
 from darkroom.recipes import Recipe
 from darkroom.settings import WorkerSettings
 from worker.job import JobRunner
@@ -91,12 +100,25 @@ class Jobs:
         self.progress: dict[str, FileProgress] = {}
         self.transitions: list[JobStatus] = []
         self.on_record = on_record
+        self.shard_item: Shard | None = None
+        self.archives: dict[int, dict[str, Archive]] = {}
 
     def get(self, job_id: str) -> Job:
         return self.job
 
     def files(self, job_id: str) -> list[FileRecord]:
         return self.records
+
+    def shard_files(self, job_id: str, run: str, shard: int) -> list[FileRecord]:
+        return [r for r in self.records if r.run_id == run and r.shard == shard]
+
+    def shard(self, job_id: str, run: str, shard: int) -> Shard | None:
+        return self.shard_item
+
+    def record_shard_archives(
+        self, job_id: str, run: str, shard: int, archives: Mapping[str, Archive]
+    ) -> None:
+        self.archives[shard] = dict(archives)
 
     def transition(self, job_id: str, execution_arn: str, status: JobStatus, **_: Any) -> None:
         self.transitions.append(status)
@@ -141,6 +163,7 @@ def run_job(
     file_timeout_seconds: float = 300,
     records: list[FileRecord] | None = None,
     shard: int = 0,
+    shard_item: Shard | None = None,
 ):
     objects = objects or Objects(tmp_path / "s3")
     for path in files:
@@ -150,6 +173,7 @@ def run_job(
         records or [FileRecord(name=p.name, run_id=RUN) for p in files],
         on_record,
     )
+    jobs.shard_item = shard_item
     callbacks = callbacks or Callbacks()
     settings = WorkerSettings(
         raw_bucket=RAW,
@@ -576,3 +600,54 @@ def test_each_original_is_read_in_its_registered_version_and_recorded_files_are_
 
 def _outputs(progress: FileProgress) -> dict[str, Any]:
     return {"outputs": progress.outputs}
+
+
+# -- the run's only shard packages it ------------------------------------------------
+def _only_shard(files: list[Path]) -> Shard:
+    names = sorted(p.name for p in files)
+    return Shard(run_id=RUN, first=names[0], last=names[-1], files=len(names), packages=True)
+
+
+def test_the_only_shards_worker_packages_the_run_after_developing_it(
+    shoot: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorded_before: list[int] = []
+
+    def package_run(job_id: str, run: str, *, jobs: Jobs, **_: Any) -> dict[str, Any]:
+        # Packaged once every file of the run is recorded, never before.
+        recorded_before.append(len(jobs.progress))
+        zip_ = Archive(key=keys.archive_key(job_id, run, "web"), bytes=10, files=2)
+        return {"archives": {"web": zip_.model_dump(mode="json")}}
+
+    monkeypatch.setattr(worker.job.package, "package_run", package_run)
+    _, jobs, callbacks = run_job(tmp_path, shoot[:2], shard_item=_only_shard(shoot[:2]))
+    assert recorded_before == [2]
+    (output,) = callbacks.succeeded
+    assert output["archives"]["web"]["files"] == 2
+    # Recorded on the shard item, where MarkDone reads them.
+    assert jobs.archives[0]["web"].key.endswith("/web.zip")
+
+
+def test_packaging_that_fails_on_the_shards_worker_leaves_the_run_without_zips(
+    shoot: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def package_run(*_: Any, **__: Any) -> dict[str, Any]:
+        raise OSError("S3 said no")
+
+    monkeypatch.setattr(worker.job.package, "package_run", package_run)
+    _, jobs, callbacks = run_job(tmp_path, shoot[:1], shard_item=_only_shard(shoot[:1]))
+    # The shard itself succeeds: its files are developed and delivered, without ZIPs.
+    (output,) = callbacks.succeeded
+    assert output["archives"] is None and output["files_done"] == 1
+    assert callbacks.failed == [] and jobs.archives == {}
+
+
+def test_a_shard_of_several_leaves_packaging_to_the_packager(
+    shoot: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    called: list[str] = []
+    monkeypatch.setattr(worker.job.package, "package_run", lambda *a, **k: called.append("x"))
+    names = sorted(p.name for p in shoot[:1])
+    one_of_two = Shard(run_id=RUN, first=names[0], last=names[-1], files=1, packages=False)
+    _, _, callbacks = run_job(tmp_path, shoot[:1], shard_item=one_of_two)
+    assert called == [] and "archives" not in callbacks.succeeded[0]

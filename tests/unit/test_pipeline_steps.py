@@ -111,6 +111,7 @@ def test_register_lists_the_jobs_files_and_hands_timings_to_the_state_machine(wo
         "heartbeat_seconds": 10,
         "timeout_seconds": 600,
         "shards": [{"shard": 0}],
+        "packaged_by_shard": True,
     }
     job = world.jobs.get("j1")
     assert job.status is JobStatus.REGISTERED

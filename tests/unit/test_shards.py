@@ -14,8 +14,9 @@ from darkroom import keys, pipeline, shards, worker_queue
 from darkroom.aws.ddb_codec import to_item
 from darkroom.aws.job_store import shard_key
 from darkroom.aws.lease_store import PACKAGE_SHARD, LeaseState, LeaseTask, Waiter
+from darkroom.aws.pool_instances import InstanceNotReady
 from darkroom.errors import AllFilesFailed, NoIdleWorker
-from darkroom.jobs import FileProgress, FileStatus, JobStatus, Output
+from darkroom.jobs import Archive, FileProgress, FileStatus, JobStatus, Output
 from tests.unit.test_pipeline_steps import EXEC_A, EXEC_B, PROCESSED, World
 
 EXEC_C = "arn:aws:states:us-east-1:123456789012:execution:m:c"
@@ -85,6 +86,10 @@ def _registered(world: World, job_id: str, execution: str, count: int, size: int
 def test_register_assigns_each_file_its_shard_and_lists_the_shards(pool2: World) -> None:
     result = _registered(pool2, "j1", EXEC_A, 5, 2)
     assert result["shards"] == [{"shard": 0}, {"shard": 1}, {"shard": 2}]
+    # Several shards: the packager packages the run once they are all over.
+    assert result["packaged_by_shard"] is False
+    run = keys.run_id(EXEC_A)
+    assert not any(pool2.jobs.shard("j1", run, s).packages for s in range(3))  # type: ignore[union-attr]
     assert [(r.name, r.shard) for r in pool2.jobs.files("j1")] == [
         ("F000.DNG", 0),
         ("F001.DNG", 0),
@@ -176,6 +181,30 @@ def test_a_big_jobs_later_shard_waits_behind_a_small_job_submitted_after_it(
     worker_queue.stop_worker(EXEC_B, small, leases=pool2.leases, pool=pool2.pool, shard=0)
     assert pool2.start("big", EXEC_A, {EXEC_B: "SUCCEEDED"}, shard=2)["instance_id"] == small
     assert pool2.leases.waiters() == []
+
+
+def test_a_shard_whose_instance_is_still_stopping_keeps_its_place_in_the_queue(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with mock_aws():
+        pool1 = World(pool_size=1)
+        _registered(pool1, "j1", EXEC_A, 4, 2)
+        start = pool1.pool.start
+        stopping = [True]
+
+        def still_stopping(instance_id: str) -> None:
+            if stopping.pop() if stopping else False:
+                raise InstanceNotReady(f"{instance_id}: IncorrectInstanceState (stopping)")
+            start(instance_id)
+
+        monkeypatch.setattr(pool1.pool, "start", still_stopping)
+        with pytest.raises(NoIdleWorker, match="stopping"):
+            pool1.start("j1", EXEC_A, {EXEC_A: "RUNNING"}, shard=0)
+        # Shard 1 finds the instance idle, but shard 0 is ahead of it.
+        with pytest.raises(NoIdleWorker):
+            pool1.start("j1", EXEC_A, {EXEC_A: "RUNNING"}, shard=1)
+        assert pool1.start("j1", EXEC_A, {EXEC_A: "RUNNING"}, shard=0)["instance_id"]
+        assert [w.shard for w in pool1.leases.waiters()] == [1]
 
 
 def test_a_waiter_whose_execution_ended_holds_nobody_up(pool2: World) -> None:
@@ -284,6 +313,56 @@ def test_mark_done_without_archives_when_packaging_failed(pool2: World) -> None:
         "j8", EXEC_A, failed, jobs=pool2.jobs, objects=pool2.objects, processed_bucket=PROCESSED
     )
     assert (out["status"], out["archives"]) == ("DONE", [])
+
+
+def test_a_run_of_one_shard_is_packaged_by_that_shards_worker_and_marked_done_from_it(
+    pool2: World,
+) -> None:
+    result = _registered(pool2, "j9", EXEC_A, 2, 2)
+    run = keys.run_id(EXEC_A)
+    assert result["packaged_by_shard"] is True
+    only = pool2.jobs.shard("j9", run, 0)
+    assert (
+        only is not None and only.packages and (only.first, only.last) == ("F000.DNG", "F001.DNG")
+    )
+    pool2.start("j9", EXEC_A)
+    pool2.jobs.transition("j9", EXEC_A, JobStatus.PROCESSING)
+    for name in ("F000.DNG", "F001.DNG"):
+        pool2.jobs.record_file("j9", EXEC_A, name, _web("j9", EXEC_A, name))
+    zip_ = Archive(key=keys.archive_key("j9", run, "web"), bytes=10, files=2)
+    # Recorded only on this run's item: a stale worker of another run changes nothing.
+    pool2.jobs.record_shard_archives("j9", keys.run_id(EXEC_B), 0, {"web": zip_})
+    assert pool2.jobs.shard("j9", run, 0).archives is None  # type: ignore[union-attr]
+    pool2.jobs.record_shard_archives("j9", run, 0, {"web": zip_})
+    out = pipeline.mark_done(
+        "j9",
+        EXEC_A,
+        {"shard": 0},
+        jobs=pool2.jobs,
+        objects=pool2.objects,
+        processed_bucket=PROCESSED,
+    )
+    assert (out["status"], out["archives"]) == ("DONE", ["web"])
+    job = pool2.jobs.get("j9")
+    assert job.delivered is not None and job.delivered.archives == {"web": zip_}
+
+
+def test_a_run_whose_only_shard_recorded_no_zips_is_delivered_without_them(
+    pool2: World,
+) -> None:
+    _registered(pool2, "j10", EXEC_A, 1, 2)
+    pool2.start("j10", EXEC_A)
+    pool2.jobs.transition("j10", EXEC_A, JobStatus.PROCESSING)
+    pool2.jobs.record_file("j10", EXEC_A, "F000.DNG", _web("j10", EXEC_A, "F000.DNG"))
+    out = pipeline.mark_done(
+        "j10",
+        EXEC_A,
+        {"shard": 0},
+        jobs=pool2.jobs,
+        objects=pool2.objects,
+        processed_bucket=PROCESSED,
+    )
+    assert (out["status"], out["archives"], out["files_delivered"]) == ("DONE", [], 1)
 
 
 def test_a_run_that_developed_nothing_fails_all_files_failed(pool2: World) -> None:

@@ -20,6 +20,7 @@ CALLBACK = f"{LAMBDA_INVOKE}.waitForTaskToken"
 MAIN_PATH = (
     "RegisterJob",
     "DevelopShards",
+    "WhoPackages",
     "StartPackager",
     "WaitForPackager",
     "StopPackager",
@@ -137,7 +138,7 @@ def test_every_task_invokes_lambda_through_a_function_arn_placeholder(
 ) -> None:
     tasks = {name: s for name, s in states.items() if s["Type"] == "Task"}
     assert set(tasks) == {
-        *(set(MAIN_PATH) - {"DevelopShards"}),
+        *(set(MAIN_PATH) - {"DevelopShards", "WhoPackages"}),
         *SHARD_PATH,
         *RETRY_PATH,
         "ReleaseShard",
@@ -227,9 +228,9 @@ def test_every_task_payload_is_the_event_model_of_the_function_it_invokes(
 
 # -- structure ----------------------------------------------------------------------------
 def _targets(block: dict[str, dict[str, Any]]) -> list[str]:
-    return [s["Next"] for s in block.values() if "Next" in s] + [
-        c["Next"] for s in block.values() for c in s.get("Catch", [])
-    ]
+    return [
+        s.get("Next") or s["Default"] for s in block.values() if "Next" in s or "Default" in s
+    ] + [c["Next"] for s in block.values() for c in s.get("Catch", []) + s.get("Choices", [])]
 
 
 def test_the_happy_path_runs_in_order_and_every_transition_exists(
@@ -239,7 +240,8 @@ def test_the_happy_path_runs_in_order_and_every_transition_exists(
     assert asl["StartAt"] == "RegisterJob"
     assert asl["Comment"]
     for current, following in pairwise(MAIN_PATH):
-        assert top[current]["Next"] == following
+        # A Choice's Default is the path a run of several shards takes.
+        assert (top[current].get("Next") or top[current]["Default"]) == following
     assert top["MarkDone"]["End"] is True
     assert set(_targets(top)) <= set(top)
     assert set(top) == set(_targets(top)) | {"RegisterJob"}
@@ -320,6 +322,27 @@ def test_packaging_failing_delivers_the_run_without_archives(
     assert payload(states["StartPackager"])["shard"] == payload(states["ReleasePackager"])["shard"]
 
 
+def test_a_run_of_one_shard_skips_the_packager_its_shards_worker_packaged_it(
+    states: dict[str, dict[str, Any]],
+) -> None:
+    (one_shard,) = states["WhoPackages"]["Choices"]
+    assert one_shard == {
+        "Variable": "$.job.packaged_by_shard",
+        "BooleanEquals": True,
+        "Next": "PackagedByShard",
+    }
+    packaged = states["PackagedByShard"]
+    assert (packaged["Type"], packaged["ResultPath"], packaged["Next"]) == (
+        "Pass",
+        "$.package",
+        "MarkDone",
+    )
+    # What MarkDone then finds at $.package: where the ZIPs are recorded.
+    assert TASK_EVENTS[names.Function.MARK_DONE].model_validate(
+        {"job_id": "j", "execution_arn": "arn", "package": packaged["Result"]}
+    ).package == {"shard": 0}
+
+
 def test_the_data_flow_between_states(states: dict[str, dict[str, Any]]) -> None:
     register = states["RegisterJob"]
     assert payload(register)["input.$"] == "$"
@@ -330,6 +353,7 @@ def test_the_data_flow_between_states(states: dict[str, dict[str, Any]]) -> None
         "heartbeat_seconds.$",
         "timeout_seconds.$",
         "shards.$",
+        "packaged_by_shard.$",
     }
     for start in ("StartWorker", "RetryStartWorker"):
         assert payload(states[start])["job_id.$"] == "$.job_id"
