@@ -285,14 +285,9 @@ class JobOperations(UploadOperations):
         if not execution_arn:
             return None
         try:
-            events = self.executions.history(execution_arn)
+            return self.executions.current_state(execution_arn)
         except ClientError:
             return None
-        for event in reversed(events):
-            details = event.get("stateEnteredEventDetails")
-            if details:
-                return str(details["name"])
-        return None
 
     @staticmethod
     def _cursor(raw: str | None) -> str | None:

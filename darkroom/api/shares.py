@@ -204,30 +204,52 @@ class ShareOperations:
             raise missing from exc
         record = self.jobs.file(job.job_id, file_name)
         output = record.delivered.get(rendition) if record is not None else None
-        # Only this job's objects, whatever its record says.
-        if output is None or not output.key.startswith(keys.processed_prefix(job.job_id)):
+        if output is None:
             raise missing
-        filename = download_name(file_name, rendition, output.key)
-        return self.presigner.get(
-            self.settings.processed_bucket,
+        return self._presigned_get(
+            job,
             output.key,
-            self.settings.download_url_expiry_seconds,
-            disposition=disposition("attachment" if download else "inline", filename),
-            content_type=output.content_type,
+            missing,
+            disposition(
+                "attachment" if download else "inline",
+                download_name(file_name, rendition, output.key),
+            ),
+            output.content_type,
         )
 
     def shared_archive_url(self, token: str, rendition: str) -> str:
         """A fresh presigned GET of one rendition's ZIP, as an attachment."""
         _, job = self._shared(token)
         archive = job.delivered.archives.get(rendition) if job.delivered else None
-        if archive is None or not archive.key.startswith(keys.processed_prefix(job.job_id)):
-            raise NotFound("no download-all archive for this rendition yet")
+        missing = NotFound("no download-all archive for this rendition yet")
+        if archive is None:
+            raise missing
+        return self._presigned_get(
+            job,
+            archive.key,
+            missing,
+            disposition("attachment", archive_name(job, rendition)),
+            "application/zip",
+        )
+
+    def _presigned_get(
+        self,
+        job: Job,
+        key: str,
+        missing: NotFound,
+        content_disposition: str,
+        content_type: str | None,
+    ) -> str:
+        """What a stable link redirects to: a fresh presigned GET of one of the job's
+        delivered objects. Only this job's objects, whatever its records say."""
+        if not key.startswith(keys.processed_prefix(job.job_id)):
+            raise missing
         return self.presigner.get(
             self.settings.processed_bucket,
-            archive.key,
+            key,
             self.settings.download_url_expiry_seconds,
-            disposition=disposition("attachment", archive_name(job, rendition)),
-            content_type="application/zip",
+            disposition=content_disposition,
+            content_type=content_type,
         )
 
     def bucket_origin(self) -> str:

@@ -13,6 +13,9 @@ from darkroom.aws.clients import client, error_code
 # Statuses after which an execution can no longer act on a job or a lease. MISSING: Step
 # Functions no longer knows it (executions are kept 90 days).
 ENDED_STATUSES: Final = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "MISSING"})
+# A state's events come in a handful (entered, scheduled, started, succeeded, exited):
+# the newest 100 nearly always hold the last StateEntered.
+CURRENT_STATE_PAGE: Final = 100
 
 
 class Executions:
@@ -62,6 +65,24 @@ class Executions:
             events.extend(page["events"])
             if not page.get("nextToken"):
                 return events
+            kwargs["nextToken"] = page["nextToken"]
+
+    def current_state(self, execution_arn: str) -> str | None:
+        """The state the execution entered last: its history newest first, a page at a
+        time, only until a StateEntered event (nearly always on the first page), so a
+        poll costs the same however long the execution has run."""
+        kwargs: dict[str, Any] = {
+            "executionArn": execution_arn,
+            "maxResults": CURRENT_STATE_PAGE,
+            "reverseOrder": True,
+        }
+        while True:
+            page = self._sfn.get_execution_history(**kwargs)
+            for event in page["events"]:
+                if details := event.get("stateEnteredEventDetails"):
+                    return str(details["name"])
+            if not page.get("nextToken"):
+                return None
             kwargs["nextToken"] = page["nextToken"]
 
     def list(self, status: str | None = None) -> list[dict[str, Any]]:

@@ -266,6 +266,24 @@ def _send_task_failure(self: Any) -> ActionResult:
     return EmptyResult()
 
 
+def _get_execution_history(self: Any) -> ActionResult:
+    # moto's response ignores reverseOrder, maxResults and nextToken: every event,
+    # oldest first, in one page. AWS pages (at most 1,000 events, 100 by default) in the
+    # order asked, and a reader of the newest events would otherwise see the oldest.
+    history = dict(self.stepfunction_backend.get_execution_history(self._get_param("executionArn")))
+    events = list(history.get("events", []))
+    if self._get_param("reverseOrder"):
+        events.reverse()
+    size = min(int(self._get_param("maxResults") or 100), 1000)
+    start = int(self._get_param("nextToken") or 0)
+    history["events"] = events[start : start + size]
+    if start + size < len(events):
+        history["nextToken"] = str(start + size)
+    else:
+        history.pop("nextToken", None)
+    return ActionResult(history)
+
+
 def _stop_execution(self: Any) -> ActionResult:
     # moto's response drops the caller's error and cause; AWS records them on the
     # aborted execution (DescribeExecution, the ExecutionAborted event).
@@ -395,6 +413,7 @@ def install(host: Host) -> None:
         ec2_instances.Instance.terminate = _terminate  # type: ignore[method-assign]
         sfn_responses.StepFunctionResponse.send_task_failure = _send_task_failure  # type: ignore[method-assign]
         sfn_responses.StepFunctionResponse.stop_execution = _stop_execution  # type: ignore[method-assign]
+        sfn_responses.StepFunctionResponse.get_execution_history = _get_execution_history  # type: ignore[method-assign]
         Environment.set_error = _unless_stopped(_original_set_error)  # type: ignore[method-assign]
         Environment.set_timed_out = _unless_stopped(_original_set_timed_out)  # type: ignore[method-assign]
         BaseExecutionWorkerCommunication._reflect_execution_status = _reflect_execution_status  # type: ignore[method-assign]
