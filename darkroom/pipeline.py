@@ -188,6 +188,7 @@ def register_job(
     heartbeat_seconds: int,
     timeout_seconds: int,
     shard_size: int = 200,
+    pool_size: int = 1,
 ) -> dict[str, Any]:
     job_id = execution_input.get("job_id")
     if not isinstance(job_id, str):
@@ -251,6 +252,7 @@ def register_job(
         "heartbeat_seconds": heartbeat_seconds,
         "timeout_seconds": timeout_seconds,
         "shards": shard_list,
+        "shards_at_once": shards.shards_at_once(len(shard_list), pool_size),
         # The state machine skips the packager: the only shard's worker packages.
         "packaged_by_shard": len(shard_list) == 1,
     }

@@ -143,7 +143,7 @@ class OrchestratorSettings(RawBucket, StateMachine):
     pass
 
 
-class RegisterJobSettings(RawBucket, JobsTable, JobTimings, Sharding):
+class RegisterJobSettings(RawBucket, JobsTable, JobTimings, Sharding, Pool):
     pass
 
 

@@ -29,6 +29,18 @@ def shard_of(index: int, shard_size: int) -> int:
     return index // shard_size
 
 
+# What an inline Map runs at once in AWS: the most shards a run develops side by side,
+# however large the pool (5,000 files in shards of 200 are 25).
+MAX_SHARDS_AT_ONCE = 40
+
+
+def shards_at_once(shard_count: int, pool_size: int) -> int:
+    """How many of a run's shards the Map runs at once: no more than the pool has
+    instances, since a shard beyond that would only poll for one (each poll a Lambda
+    invocation and a state transition); at least one."""
+    return max(1, min(shard_count, pool_size, MAX_SHARDS_AT_ONCE))
+
+
 def shard_list(file_count: int, shard_size: int) -> list[dict[str, int]]:
     """The Map's items: one per shard, at least one (a job has files)."""
     count = max(1, -(-file_count // shard_size))

@@ -31,4 +31,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         heartbeat_seconds=settings.worker_heartbeat_seconds,
         timeout_seconds=settings.job_timeout_seconds,
         shard_size=settings.shard_size,
+        pool_size=len(settings.worker_instance_ids),
     )

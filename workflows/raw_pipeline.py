@@ -24,7 +24,7 @@ State data, as it grows along the way (the ResultPaths):
     execution input   {"job_id": str, "recipe"?: {...}, "reprocess"?: bool}
     RegisterJob       + "job":      {"job_id", "file_count", "heartbeat_seconds",
                                      "timeout_seconds", "shards": [{"shard": int}, ...],
-                                     "packaged_by_shard": bool}
+                                     "shards_at_once": int, "packaged_by_shard": bool}
     an iteration      its own input {"job_id", "shard", "heartbeat_seconds",
                                      "timeout_seconds", "worker": {"instance_id": ""}}
                       + "worker", "result", "error" within it; the Map's output is dropped
@@ -46,7 +46,8 @@ after its work is done, before it answers) re-invokes it with the same event:
     RegisterJob   event {"input": <execution input>, "execution_arn"}
                   returns {"job_id": str, "file_count": int, "heartbeat_seconds": int > 0,
                            "timeout_seconds": int > 0, "shards": [{"shard": int}, ...],
-                           "packaged_by_shard": bool (one shard)}
+                           "shards_at_once": int >= 1 (the Map's MaxConcurrencyPath: the
+                           pool's size, at most 40), "packaged_by_shard": bool (one shard)}
     StartWorker   event {"job_id", "execution_arn", "shard", "task": "develop"|"package",
                   "avoid"?: the instance a first attempt lost}
                   returns {"instance_id": str}; raises NoIdleWorker while the shard waits
@@ -137,12 +138,7 @@ EXECUTION_INPUT: Final = "$$.Execution.Input"
 NO_IDLE_WORKER: Final = "NoIdleWorker"
 TASK_DEVELOP: Final = str(LeaseTask.DEVELOP)
 TASK_PACKAGE: Final = str(LeaseTask.PACKAGE)
-# Shards the Map runs at once. Not the pool's size, which only the deploy knows: each
-# running iteration's StartWorker waits its turn in the workers table's queue, which
-# decides across every execution who gets the next free instance (a Map limit would
-# only order one execution's shards). 40 is what an inline Map runs at once in AWS,
-# and covers the largest job the API admits (5,000 files in shards of 200: 25).
-MAX_SHARDS_AT_ONCE: Final = 40
+
 # What a retry can cure: the Lambda service failing or throttling the Invoke, the function's
 # process dying or timing out (Runtime.ExitError, Sandbox.Timedout: a crash, a killed
 # process, a host lost mid-call), and TransientError, which the adapters raise for throttling
@@ -256,15 +252,23 @@ class InlineMap(Map):
     older Iterator and Parameters)."""
 
     def __init__(
-        self, state_id: str, *, item_selector: Mapping[str, Any], iterator: Chain, **kwargs: Any
+        self,
+        state_id: str,
+        *,
+        item_selector: Mapping[str, Any],
+        iterator: Chain,
+        max_concurrency_path: str,
+        **kwargs: Any,
     ) -> None:
         super().__init__(state_id, iterator=iterator, **kwargs)
         self._item_selector = dict(item_selector)
+        self._max_concurrency_path = max_concurrency_path
 
     def to_dict(self) -> dict[str, Any]:
         result = super().to_dict()
         processor = result.pop("Iterator")
         result["ItemSelector"] = self._item_selector
+        result["MaxConcurrencyPath"] = self._max_concurrency_path
         result["ItemProcessor"] = {"ProcessorConfig": {"Mode": "INLINE"}, **processor}
         return _ordered(result)
 
@@ -482,6 +486,7 @@ def _main_path(on_error: Chain) -> Chain:
             "heartbeat_seconds",
             "timeout_seconds",
             "shards",
+            "shards_at_once",
             "packaged_by_shard",
         ),
         result_path="$.job",
@@ -500,7 +505,10 @@ def _main_path(on_error: Chain) -> Chain:
             # What RetryStartWorker avoids when the first StartWorker never leased one.
             "worker": {"instance_id": ""},
         },
-        max_concurrency=MAX_SHARDS_AT_ONCE,
+        # As many shards at once as the pool has instances (RegisterJob says how many):
+        # a shard beyond that would only poll StartWorker until one frees. Which shard,
+        # of which execution, gets the next free instance is the workers table's queue.
+        max_concurrency_path="$.job.shards_at_once",
         iterator=_develop_shard(),
         result_path=None,
         catch=catch(),

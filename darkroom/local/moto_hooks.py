@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from moto import backends as moto_backends
 from moto.awslambda import models as lambda_models
 from moto.core.responses import ActionResult, EmptyResult
 from moto.dynamodb.models import DynamoDBBackend
@@ -165,6 +166,7 @@ def _atomic(operation: Callable[..., Any]) -> Callable[..., Any]:
 
 
 _original_transact_write_items = DynamoDBBackend.transact_write_items
+_original_list_of_moto_modules = moto_backends.list_of_moto_modules
 
 
 def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
@@ -421,6 +423,11 @@ def install(host: Host) -> None:
         state_fail.CustomErrorName = _FailStateErrorName  # type: ignore[misc,assignment]
         DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
         s3_models.copy = _CopyForS3Listings()  # type: ignore[assignment]
+        # Listed afresh (a stat of every moto package) on every request the server
+        # routes; the list never changes while it runs.
+        moto_backends.list_of_moto_modules = functools.cache(
+            lambda: tuple(_original_list_of_moto_modules())
+        )
         for name in _DDB_ITEM_OPERATIONS:
             setattr(DynamoDBBackend, name, _atomic(getattr(DynamoDBBackend, name)))
         _installed = True

@@ -72,6 +72,7 @@ class World:
             heartbeat_seconds=10,
             timeout_seconds=600,
             shard_size=shard_size,
+            pool_size=len(self.instance_ids),
         )
 
     def start(
@@ -111,6 +112,7 @@ def test_register_lists_the_jobs_files_and_hands_timings_to_the_state_machine(wo
         "heartbeat_seconds": 10,
         "timeout_seconds": 600,
         "shards": [{"shard": 0}],
+        "shards_at_once": 1,
         "packaged_by_shard": True,
     }
     job = world.jobs.get("j1")

@@ -64,6 +64,13 @@ def test_waiters_of_ended_executions_are_forgotten_not_waited_for() -> None:
     assert live == [alive] and forgotten == [gone]
 
 
+def test_a_run_develops_as_many_shards_at_once_as_the_pool_has_instances() -> None:
+    assert shards.shards_at_once(shard_count=25, pool_size=2) == 2
+    assert shards.shards_at_once(shard_count=1, pool_size=8) == 1
+    # However large the pool, no more than an inline Map runs at once.
+    assert shards.shards_at_once(shard_count=300, pool_size=100) == 40
+
+
 def test_files_are_split_in_sorted_order_into_shards_of_the_size() -> None:
     assert [shards.shard_of(i, 200) for i in (0, 199, 200, 599)] == [0, 0, 1, 2]
     assert shards.shard_list(600, 200) == [{"shard": 0}, {"shard": 1}, {"shard": 2}]
@@ -88,6 +95,7 @@ def test_register_assigns_each_file_its_shard_and_lists_the_shards(pool2: World)
     assert result["shards"] == [{"shard": 0}, {"shard": 1}, {"shard": 2}]
     # Several shards: the packager packages the run once they are all over.
     assert result["packaged_by_shard"] is False
+    assert result["shards_at_once"] == 2  # the pool's two instances
     run = keys.run_id(EXEC_A)
     assert not any(pool2.jobs.shard("j1", run, s).packages for s in range(3))  # type: ignore[union-attr]
     assert [(r.name, r.shard) for r in pool2.jobs.files("j1")] == [

@@ -269,7 +269,9 @@ def test_the_map_runs_one_iteration_per_shard_from_register_job(
         "timeout_seconds.$": "$.job.timeout_seconds",
         "worker": {"instance_id": ""},
     }
-    assert develop["MaxConcurrency"] == 40
+    # As many at once as RegisterJob says the pool holds.
+    assert develop["MaxConcurrencyPath"] == "$.job.shards_at_once"
+    assert "MaxConcurrency" not in develop
     assert develop["ResultPath"] is None  # the shards' outcomes live in the file items
 
 
@@ -353,6 +355,7 @@ def test_the_data_flow_between_states(states: dict[str, dict[str, Any]]) -> None
         "heartbeat_seconds.$",
         "timeout_seconds.$",
         "shards.$",
+        "shards_at_once.$",
         "packaged_by_shard.$",
     }
     for start in ("StartWorker", "RetryStartWorker"):
