@@ -7,6 +7,7 @@ import json
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,13 +39,16 @@ def shard_spans(studio: Studio, job_id: str) -> dict[int, tuple[str, str]]:
     return {shard: (min(t), max(t)) for shard, t in times.items()}
 
 
-def overlapping(spans: dict[int, tuple[str, str]]) -> set[tuple[int, int]]:
-    pairs = set()
-    for a, (a_start, a_end) in spans.items():
-        for b, (b_start, b_end) in spans.items():
-            if a < b and a_start < b_end and b_start < a_end:
-                pairs.add((a, b))
-    return pairs
+def most_at_once(history: list[dict[str, Any]], state: str) -> int:
+    """The most iterations in `state` at the same time, from its entered/exited events."""
+    open_, most = 0, 0
+    for event in history:
+        if event.get("stateEnteredEventDetails", {}).get("name") == state:
+            open_ += 1
+            most = max(most, open_)
+        elif event.get("stateExitedEventDetails", {}).get("name") == state:
+            open_ -= 1
+    return most
 
 
 def test_a_job_of_three_shards_is_developed_two_at_a_time_and_ends_done(
@@ -68,9 +72,12 @@ def test_a_job_of_three_shards_is_developed_two_at_a_time_and_ends_done(
     records = list(studio.jobs.files(job_id))
     assert sorted({r.shard for r in records}) == [0, 1, 2]
     assert all(r.status is FileStatus.DONE and r.delivered_run == job.run_id for r in records)
-    # Two shards were developed at once: their files' records interleave in time.
+    # Two shards were on workers at once: two WaitForWorker states open together (each
+    # entered once its shard holds a lease and its instance started). When their files
+    # were recorded depends on how fast each worker booted, on a loaded machine too.
+    history = studio.executions.history(job.execution_arn or "")
+    assert most_at_once(history, "WaitForWorker") == 2
     spans = shard_spans(studio, job_id)
-    assert overlapping(spans), spans
 
     execution = studio.executions.describe(job.execution_arn or "")
     assert execution["status"] == "SUCCEEDED"
@@ -82,7 +89,6 @@ def test_a_job_of_three_shards_is_developed_two_at_a_time_and_ends_done(
     # Every lease is free again, the packaging's too.
     assert all(lease["state"] == "IDLE" for lease in leases_of(cloud))
 
-    history = studio.executions.history(job.execution_arn or "")
     per_state = state_durations(history)
     print(
         f"\n{FILES} files in {len(spans)} shards: {wall:.1f} s wall; shard spans {spans}; "
