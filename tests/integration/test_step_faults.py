@@ -66,7 +66,10 @@ def test_every_step_of_the_main_path_survives_a_crash_of_its_process(
         cloud.kill_next_invocation(Function.REGISTER_JOB),
         cloud.kill_next_invocation(Function.START_WORKER, after_handler=True),
         cloud.kill_next_invocation(Function.AWAIT_WORKER, after_handler=True),
-        cloud.kill_next_invocation(Function.STOP_WORKER, after_handler=True),
+        # StopWorker proper, not a ReleaseShard (the same function, release_only).
+        cloud.kill_next_invocation(
+            Function.STOP_WORKER, after_handler=True, when=lambda e: not e.get("release_only")
+        ),
     ]
     job_id = studio.upload(raw_files(shoot))
 
@@ -78,12 +81,14 @@ def test_every_step_of_the_main_path_survives_a_crash_of_its_process(
     assert all(r.status is FileStatus.DONE and r.delivered for r in records)
     arn = job.execution_arn or ""
     assert studio.executions.status(arn) == "SUCCEEDED"
-    assert _crashed_states(studio, arn) == [
-        "RegisterJob",
-        "StartWorker",
-        "WaitForWorker",
-        "StopWorker",
-    ]
+    crashed = _crashed_states(studio, arn)
+    # A worker that called back with the token the crashed AwaitWorker handed over,
+    # before the retry's token replaced it, leaves the shard to its second attempt
+    # (heartbeat timeout): the job still ends DONE, one state later.
+    assert crashed in (
+        ["RegisterJob", "StartWorker", "WaitForWorker", "StopWorker"],
+        ["RegisterJob", "StartWorker", "WaitForWorker", "RetryStopWorker"],
+    ), crashed
     assert job.attempt == 1
     assert lease_of(cloud)["state"] == "IDLE"
 
