@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.error import HTTPError, URLError
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import quote, urlencode, urljoin, urlsplit
 from urllib.request import Request, urlopen
 
 # (method, url, headers, body) -> the headers to send, authorisation included
@@ -74,7 +74,9 @@ class ApiClient:
         body: Mapping[str, Any] | None = None,
         query: Mapping[str, Any] | None = None,
     ) -> Any:
-        url = self.base_url + path
+        # Whatever a user typed as an id reaches the API as one path segment, escaped (the
+        # API answers a bad id with its own error); what callers escaped stays escaped.
+        url = self.base_url + quote(path, safe="/%")
         if query:
             url += "?" + urlencode({k: v for k, v in query.items() if v is not None})
         return self.fetch(method, url, body)

@@ -61,7 +61,7 @@ def download(
     job_or_link: Annotated[
         str, typer.Argument(metavar="JOB|SHARE_URL", help="A job id, or a share link.")
     ],
-    directory: Path,
+    directory: Annotated[Path, typer.Argument(file_okay=False)],
 ) -> None:
     """Download a finished job's renditions into DIRECTORY/<rendition>/.
 

@@ -188,3 +188,34 @@ def test_upload_of_a_missing_folder_or_a_file_is_a_usage_error_naming_it(
     assert result.exit_code == 2
     assert "shoot" in result.output
     assert "Traceback" not in result.output
+
+
+def test_download_into_a_file_is_a_usage_error_naming_it(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from darkroom.cli.main import app
+
+    target = tmp_path / "photos.txt"
+    target.write_text("not a folder")
+    result = CliRunner().invoke(
+        app,
+        ["download", "job-1", str(target), "--api-url", "http://127.0.0.1:9"],
+        env={"COLUMNS": "400"},
+    )
+    assert result.exit_code == 2
+    assert "photos.txt" in result.output and "Traceback" not in result.output
+
+
+def test_an_id_that_cannot_be_a_job_is_sent_escaped_as_one_path_segment() -> None:
+    from darkroom.api.client import ApiClient
+
+    sent: list[str] = []
+    client = ApiClient("http://127.0.0.1:9")
+    client.fetch = lambda method, url, body=None: sent.append(url)  # type: ignore[method-assign]
+    client.call("GET", "/jobs/not a job id!")
+    client.call("GET", "/jobs/j1/files/a%2Fb.dng/complete")
+    assert sent == [
+        "http://127.0.0.1:9/jobs/not%20a%20job%20id%21",
+        # What a caller escaped stays as it was.
+        "http://127.0.0.1:9/jobs/j1/files/a%2Fb.dng/complete",
+    ]
