@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from darkroom import keys
-from darkroom.aws.job_store import JobStore
 from darkroom.aws.objects import Objects
 from darkroom.jobs import Archive, DeliveredRun, FileRecord, FileStatus, Output
 from darkroom.observability import logger
+
+if TYPE_CHECKING:  # the store resolves what it reads with this module
+    from darkroom.aws.job_store import JobStore
 
 # One conditional UpdateItem per file: a 5,000-file run switched one at a time takes
 # about 40 s of round trips; 16 at once keeps it to a few seconds (boto3 clients are
@@ -72,6 +75,22 @@ def delivered_after(record: FileRecord, run: str) -> Mapping[str, Output]:
     """What the file delivers once `run` is marked done: this run's renditions if it
     developed the file, else what the file delivers now (maybe nothing)."""
     return record.outputs if delivers_from(record, run) else record.delivered
+
+
+def resolved(record: FileRecord, pointer: DeliveredRun | None) -> FileRecord:
+    """The file as the client is delivered it, given the job's delivered run: that run's
+    renditions if its attempt is the current one and developed the file. Otherwise what
+    the item stores, which registration keeps right: only it replaces a file's attempt,
+    and it copies the delivered renditions into the item as it does."""
+    if pointer is None or not delivers_from(record, pointer.run_id):
+        return record
+    return record.model_copy(
+        update={
+            "delivered_run": record.run_id,
+            "delivered": record.outputs,
+            "delivered_at": pointer.finished_at,
+        }
+    )
 
 
 def delete_superseded(

@@ -123,7 +123,9 @@ class FileRecord(BaseModel):
     error_code: str | None = None
     error: str | None = None
     develop_seconds: float | None = None
-    # What shares, downloads and the gallery serve; switched only when a run finishes.
+    # What shares, downloads and the gallery serve, as JobStore reads it: resolved
+    # against the job's delivered run (darkroom.delivery.resolved). Stored, it is what
+    # an earlier run delivered, copied in when the next run registered.
     delivered_run: str | None = None
     delivered: dict[str, Output] = Field(default_factory=dict)
     delivered_at: str | None = None
@@ -168,8 +170,8 @@ class Shard(BaseModel):
 
 
 class DeliveredRun(BaseModel):
-    """The last run whose renditions were delivered (files it did not develop keep
-    those of earlier runs)."""
+    """The last run whose renditions were delivered: the pointer every file resolves
+    against (files it did not develop keep those of earlier runs)."""
 
     model_config = ConfigDict(frozen=True)
 

@@ -107,8 +107,11 @@ class JobOperations(UploadOperations):
         it, else the files its upload declared."""
         job_id = known_job_id(job_id)
         after = paging.decode_cursor(cursor)
-        if self.jobs.find(job_id) is not None:
-            records, next_name = self.jobs.files_page(job_id, start_after=after, limit=limit)
+        job = self.jobs.find(job_id)
+        if job is not None:
+            records, next_name = self.jobs.files_page(
+                job_id, start_after=after, limit=limit, delivered=job.delivered
+            )
             files = {r.name: FileView.of_record(r) for r in records}
         else:
             upload = self.uploads.get(job_id)
@@ -208,7 +211,12 @@ class JobOperations(UploadOperations):
     def _job_view(self, job: Job, upload: Upload | None, *, with_state: bool = False) -> JobView:
         """The job; with its state, the first page of its files too."""
         records, next_name = (
-            self.jobs.files_page(job.job_id, start_after=None, limit=paging.DEFAULT_FILES)
+            self.jobs.files_page(
+                job.job_id,
+                start_after=None,
+                limit=paging.DEFAULT_FILES,
+                delivered=job.delivered,
+            )
             if with_state
             else (None, None)
         )

@@ -152,7 +152,9 @@ class ShareOperations:
         share, job = self._shared(token)
         after = paging.decode_cursor(cursor)
         links = f"{self.public_base(base_url)}/share/{token}"
-        records, next_name = self.jobs.files_page(job.job_id, start_after=after, limit=limit)
+        records, next_name = self.jobs.files_page(
+            job.job_id, start_after=after, limit=limit, delivered=job.delivered
+        )
         files: list[SharedFile] = []
         budget = PAGE_FILES_BYTES
         for record in records:
@@ -202,7 +204,7 @@ class ShareOperations:
             keys.validate_file_name(file_name)
         except ValueError as exc:
             raise missing from exc
-        record = self.jobs.file(job.job_id, file_name)
+        record = self.jobs.file(job.job_id, file_name, delivered=job.delivered)
         output = record.delivered.get(rendition) if record is not None else None
         if output is None:
             raise missing

@@ -11,15 +11,18 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
-from typing import Any
+from enum import Enum
+from typing import Any, Final, Literal
 
 from darkroom import keys, names
 from darkroom.aws.table import TRANSACTION_MAX, Check, ConditionFailed, Put, Table, Update
+from darkroom.delivery import delivers_from, resolved
 from darkroom.errors import JobBusy, JobNotFound, StaleExecution
 from darkroom.jobs import (
     MAX_EXECUTIONS,
     TERMINAL,
     Archive,
+    DeliveredRun,
     FileProgress,
     FileRecord,
     FileStatus,
@@ -70,6 +73,16 @@ def shard_items(
     ]
 
 
+class _Unread(Enum):
+    POINTER = "pointer"
+
+
+# A file read's default: the job's delivered run is read from its item by the call. A
+# caller holding the job passes `job.delivered` instead (None: nothing delivered yet).
+UNREAD: Final = _Unread.POINTER
+Pointer = DeliveredRun | None | Literal[_Unread.POINTER]
+
+
 class JobStore:
     def __init__(self, table: str, ddb: Any | None = None) -> None:
         self._table = Table(table, names.JOBS_SCHEMA, ddb)
@@ -97,15 +110,12 @@ class JobStore:
         keys = [job_key(job_id) for job_id in dict.fromkeys(job_ids)]
         return {item[names.JOB_ID] for item in self._table.get_many(keys)} if keys else set()
 
-    def files(self, job_id: str) -> Iterator[FileRecord]:
-        """The job's file items in name order, a page at a time (consistent reads)."""
-        for item in self._table.query(
-            "#pk = :job AND begins_with(#sk, :file)",
-            names={"#pk": names.JOB_ID, "#sk": names.SORT_KEY},
-            values={":job": job_id, ":file": names.FILE_ITEM_PREFIX},
-            consistent=True,
-        ):
-            yield FileRecord.model_validate(item)
+    def files(self, job_id: str, *, delivered: Pointer = UNREAD) -> Iterator[FileRecord]:
+        """The job's file items in name order, a page at a time (consistent reads), each
+        with what it delivers (darkroom.delivery.resolved)."""
+        pointer = self._pointer(job_id, delivered)
+        for item in self._file_items(job_id):
+            yield resolved(FileRecord.model_validate(item), pointer)
 
     def shard(self, job_id: str, run: str, shard: int) -> Shard | None:
         """The shard's item in `run` (None for a run registered without one)."""
@@ -114,36 +124,38 @@ class JobStore:
             return None
         return Shard.model_validate(item)
 
-    def shard_files(self, job_id: str, run: str, shard: int) -> Iterator[FileRecord]:
+    def shard_files(
+        self, job_id: str, run: str, shard: int, *, delivered: Pointer = UNREAD
+    ) -> Iterator[FileRecord]:
         """This run's file items of `shard`, in name order: the key range its shard item
         bounds (the whole job's files, filtered, for a run registered without one)."""
         bounds = self.shard(job_id, run, shard)
+        pointer = self._pointer(job_id, delivered)
         if bounds is None:
-            records: Iterable[FileRecord] = self.files(job_id)
+            items = self._file_items(job_id)
         else:
-            records = (
-                FileRecord.model_validate(item)
-                for item in self._table.query(
-                    "#pk = :job AND #sk BETWEEN :first AND :last",
-                    names={"#pk": names.JOB_ID, "#sk": names.SORT_KEY},
-                    values={
-                        ":job": job_id,
-                        ":first": names.FILE_ITEM_PREFIX + bounds.first,
-                        ":last": names.FILE_ITEM_PREFIX + bounds.last,
-                    },
-                    consistent=True,
-                )
+            items = self._table.query(
+                "#pk = :job AND #sk BETWEEN :first AND :last",
+                names={"#pk": names.JOB_ID, "#sk": names.SORT_KEY},
+                values={
+                    ":job": job_id,
+                    ":first": names.FILE_ITEM_PREFIX + bounds.first,
+                    ":last": names.FILE_ITEM_PREFIX + bounds.last,
+                },
+                consistent=True,
             )
-        for record in records:
+        for item in items:
+            record = FileRecord.model_validate(item)
             if record.run_id == run and record.shard == shard:
-                yield record
+                yield resolved(record, pointer)
 
     def files_page(
-        self, job_id: str, *, start_after: str | None, limit: int
+        self, job_id: str, *, start_after: str | None, limit: int, delivered: Pointer = UNREAD
     ) -> tuple[list[FileRecord], str | None]:
         """Up to `limit` file items in name order, after the file named `start_after`;
         and the name to continue after, None when no file follows. One more item is read
         than returned, so the last page says it is the last."""
+        pointer = self._pointer(job_id, delivered)
         items = self._table.query(
             "#pk = :job AND begins_with(#sk, :file)",
             names={"#pk": names.JOB_ID, "#sk": names.SORT_KEY},
@@ -152,12 +164,40 @@ class JobStore:
             page_size=limit + 1,
             start_after=None if start_after is None else file_key(job_id, start_after),
         )
-        records = [FileRecord.model_validate(i) for i in itertools.islice(items, limit + 1)]
+        records = [
+            resolved(FileRecord.model_validate(i), pointer)
+            for i in itertools.islice(items, limit + 1)
+        ]
         if len(records) > limit:
             return records[:limit], records[limit - 1].name
         return records, None
 
-    def file(self, job_id: str, file_name: str) -> FileRecord | None:
+    def file(
+        self, job_id: str, file_name: str, *, delivered: Pointer = UNREAD
+    ) -> FileRecord | None:
+        pointer = self._pointer(job_id, delivered)
+        record = self._file_item(job_id, file_name)
+        return resolved(record, pointer) if record else None
+
+    def _pointer(self, job_id: str, delivered: Pointer) -> DeliveredRun | None:
+        """The run the job delivers. Read before the file items: whatever finishes or
+        registers meanwhile, a file then resolves to what it delivered at the read or
+        later, never to what it delivered before."""
+        if delivered is UNREAD:
+            job = self.find(job_id)
+            return job.delivered if job else None
+        return delivered
+
+    def _file_items(self, job_id: str) -> Iterator[dict[str, Any]]:
+        return self._table.query(
+            "#pk = :job AND begins_with(#sk, :file)",
+            names={"#pk": names.JOB_ID, "#sk": names.SORT_KEY},
+            values={":job": job_id, ":file": names.FILE_ITEM_PREFIX},
+            consistent=True,
+        )
+
+    def _file_item(self, job_id: str, file_name: str) -> FileRecord | None:
+        """The file's item as stored: its attempt, and what it delivers unresolved."""
         item = self._table.get(file_key(job_id, file_name))
         return FileRecord.model_validate(item) if item else None
 
@@ -177,7 +217,8 @@ class JobStore:
     ) -> Job:
         """Make `execution_arn` the job's owner: new jobs, or terminal ones (reprocessing)
         that no other execution has claimed; its own claim is released. Then give each
-        file a pending attempt in this run, keeping what it has delivered.
+        file a pending attempt in this run, keeping what it has delivered: copied into
+        its item, since what the job's delivered run gave it goes with the attempt.
 
         Idempotent for the same execution (a retried RegisterJob); any other live owner
         means the job is already running, which is refused. `created_at` is when the job
@@ -188,7 +229,13 @@ class JobStore:
         """
         job = self._register_job(job_id, execution_arn, files, name, recipe, created_at)
         self._register_files(
-            job_id, execution_arn, files, versions or {}, shards or {}, packaged_by_shard
+            job_id,
+            execution_arn,
+            files,
+            versions or {},
+            shards or {},
+            packaged_by_shard,
+            job.delivered,
         )
         return job
 
@@ -288,47 +335,28 @@ class JobStore:
         versions: Mapping[str, str | None],
         shards: Mapping[str, int],
         packaged_by_shard: bool,
+        delivered: DeliveredRun | None,
     ) -> None:
         """Whole file items, in transactions that each hold only while the job is this
-        execution's and registered, and that never reset an attempt this run recorded."""
+        execution's and registered, and that never reset an attempt this run recorded.
+
+        `delivered` is the job's delivered run, which registering leaves as it is: what
+        a file resolves to against it is copied into the file's item, since the attempt
+        the pointer goes by is about to be replaced or, for a file this run does not
+        list, to be pointed away from when this run finishes."""
         run = keys.run_id(execution_arn)
-        existing = {record.name: record for record in self.files(job_id)}
-        items = []
-        for file_name in files:
-            old = existing.get(file_name)
-            if old is not None and old.run_id == run and old.status is not FileStatus.PENDING:
-                continue  # recorded by this run already (RegisterJob retried late)
-            record = FileRecord(
-                name=file_name,
-                original_version=(old.original_version if old else None) or versions.get(file_name),
-                run_id=run,
-                delivered_run=old.delivered_run if old else None,
-                delivered=old.delivered if old else {},
-                delivered_at=old.delivered_at if old else None,
-                shard=shards.get(file_name, 0),
-            )
-            items.append(
-                {**file_key(job_id, file_name), **record.model_dump(mode="json", exclude_none=True)}
-            )
+        existing = {r.name: r for r in self.files(job_id, delivered=delivered)}
         owned = Check(
             job_key(job_id),
             "execution_arn = :exec AND #s = :registered",
             names={"#s": "status"},
             values={":exec": execution_arn, ":registered": JobStatus.REGISTERED},
         )
-        file_puts = [
-            Put(
-                item,
-                condition="attribute_not_exists(run_id) OR run_id <> :run OR #st = :pending",
-                names={"#st": "status"},
-                values={":run": run, ":pending": FileStatus.PENDING},
-            )
-            for item in items
-        ]
         # Rewritten whole by a retried RegisterJob (the same bounds), never once this run's
         # shard has recorded its ZIPs.
         puts = [
-            *file_puts,
+            *_attempt_puts(job_id, run, files, existing, versions, shards),
+            *_unlisted_puts(job_id, files, existing, delivered),
             *(
                 Put(
                     item,
@@ -521,7 +549,7 @@ class JobStore:
                 ]
             )
         except ConditionFailed as exc:
-            record = self.file(job_id, file_name)
+            record = self._file_item(job_id, file_name)
             current = self.find(job_id)
             owned = (
                 current is not None
@@ -558,3 +586,63 @@ class JobStore:
                     ":done": FileStatus.DONE,
                 },
             )
+
+
+def _attempt_puts(
+    job_id: str,
+    run: str,
+    files: Sequence[str],
+    existing: Mapping[str, FileRecord],
+    versions: Mapping[str, str | None],
+    shards: Mapping[str, int],
+) -> list[Put]:
+    """Each listed file's item with a pending attempt in `run`, keeping what the file
+    delivers (`existing`, resolved); none for one this run recorded already (RegisterJob
+    retried late), and the puts themselves never reset such an attempt."""
+    puts = []
+    for file_name in files:
+        old = existing.get(file_name)
+        if old is not None and old.run_id == run and old.status is not FileStatus.PENDING:
+            continue
+        record = FileRecord(
+            name=file_name,
+            original_version=(old.original_version if old else None) or versions.get(file_name),
+            run_id=run,
+            delivered_run=old.delivered_run if old else None,
+            delivered=old.delivered if old else {},
+            delivered_at=old.delivered_at if old else None,
+            shard=shards.get(file_name, 0),
+        )
+        item = {**file_key(job_id, file_name), **record.model_dump(mode="json", exclude_none=True)}
+        puts.append(
+            Put(
+                item,
+                condition="attribute_not_exists(run_id) OR run_id <> :run OR #st = :pending",
+                names={"#st": "status"},
+                values={":run": run, ":pending": FileStatus.PENDING},
+            )
+        )
+    return puts
+
+
+def _unlisted_puts(
+    job_id: str,
+    files: Sequence[str],
+    existing: Mapping[str, FileRecord],
+    delivered: DeliveredRun | None,
+) -> list[Put]:
+    """The items of files the run does not list (their originals gone) that deliver by
+    the job's pointer alone, rewritten with that delivery copied in and their attempt
+    as it was: once the run finishes, the pointer no longer names their attempt's run."""
+    if delivered is None:
+        return []
+    listed = set(files)
+    return [
+        Put(
+            {**file_key(job_id, old.name), **old.model_dump(mode="json", exclude_none=True)},
+            condition="run_id = :was",
+            values={":was": old.run_id},
+        )
+        for old in existing.values()
+        if old.name not in listed and delivers_from(old, delivered.run_id)
+    ]

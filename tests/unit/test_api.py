@@ -850,7 +850,8 @@ def test_a_file_record_naming_another_jobs_objects_links_nothing_of_it(api: Api)
     api.ddb.update_item(
         TableName=names.JOBS_TABLE,
         Key={"job_id": {"S": "done"}, "sk": {"S": "FILE#A.dng"}},
-        UpdateExpression="SET delivered.web.#k = :k",
+        # Delivered by the job's pointer to its run: the run's own outputs.
+        UpdateExpression="SET outputs.web.#k = :k",
         ExpressionAttributeNames={"#k": "key"},
         ExpressionAttributeValues={":k": {"S": other}},
     )
