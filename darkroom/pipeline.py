@@ -294,12 +294,16 @@ def mark_done(
     objects: Objects,
     processed_bucket: str,
 ) -> dict[str, Any]:
-    """Every shard is over: the run's manifest is written from its file items, each
-    file it developed is delivered from it with the packaging's ZIPs (if packaging
-    succeeded), superseded renditions go, and the job takes its terminal status. A run
-    that developed no file at all fails AllFilesFailed instead.
+    """Every shard is over: one pass over the file items writes the run's manifest and
+    tallies what the run delivers; one write of the job then delivers it (the job's
+    `delivered` names the run, with the packaging's ZIPs if packaging succeeded) as it
+    takes its terminal status; superseded renditions go after. A run that developed no
+    file at all fails AllFilesFailed instead.
 
-    Idempotent: a retry switches nothing twice and finds nothing left to delete."""
+    Idempotent: a retry, before or after the job's write, tallies the same delivery (a
+    file resolves to what the run delivers either way) and finds nothing left to delete.
+    Nothing is deleted before the job delivers the run, so a failure midway leaves every
+    file delivering what it did."""
     job = jobs.get(job_id)
     status = finished_status(job.files_done, job.files_failed)
     if job.execution_arn != execution_arn:
@@ -309,33 +313,16 @@ def mark_done(
     if job.status not in (JobStatus.PROCESSING, status):
         raise JobBusy(f"job {job_id} cannot go from {job.status} to {status}")
     run = keys.run_id(execution_arn)
-    summary = {
-        "job_id": job_id,
-        "run_id": run,
-        "files_total": job.files_total,
-        "files_done": job.files_done,
-        "files_failed": job.files_failed,
-        "manifest_key": keys.run_manifest_key(job_id, run),
-    }
-    manifest_key = shards.write_manifest(
-        job, execution_arn, jobs=jobs, objects=objects, bucket=processed_bucket, summary=summary
-    )
+    # The run finished when its shards were over; MarkDone's own pass is not the run's.
+    now = utc_now()
+    tally = delivery.Tally(job_id, run)
+    manifest_key = _write_manifest(job, execution_arn, tally, jobs, objects, processed_bucket)
     if job.files_done == 0:
         raise AllFilesFailed(
             f"none of the {job.files_total} files developed; "
             f"see s3://{processed_bucket}/{manifest_key}"
         )
-    now = utc_now()
-    delivered = delivery.deliver_run(
-        job_id,
-        run,
-        manifest_key,
-        now,
-        jobs=jobs,
-        objects=objects,
-        bucket=processed_bucket,
-        archives=_archives(job_id, run, package, jobs),
-    )
+    delivered = tally.delivered(manifest_key, now, _archives(job_id, run, package, jobs))
     job = jobs.transition(
         job_id,
         execution_arn,
@@ -345,6 +332,9 @@ def mark_done(
             "manifest_key": manifest_key,
             "delivered": delivered.model_dump(mode="json", exclude_none=True),
         },
+    )
+    delivery.delete_superseded(
+        objects, processed_bucket, job_id, run, tally.keep, archives=delivered.archives.values()
     )
     return {
         "job_id": job_id,
@@ -357,6 +347,30 @@ def mark_done(
         "manifest_key": job.manifest_key,
         "archives": sorted(delivered.archives),
     }
+
+
+def _write_manifest(
+    job: Job,
+    execution_arn: str,
+    tally: delivery.Tally,
+    jobs: JobStore,
+    objects: Objects,
+    bucket: str,
+) -> str:
+    """The run's manifest, with `tally` counting the same read of the file items."""
+    run = keys.run_id(execution_arn)
+    summary = {
+        "job_id": job.job_id,
+        "run_id": run,
+        "files_total": job.files_total,
+        "files_done": job.files_done,
+        "files_failed": job.files_failed,
+        "manifest_key": keys.run_manifest_key(job.job_id, run),
+    }
+    records = tally.count(jobs.files(job.job_id, delivered=job.delivered))
+    return shards.write_manifest(
+        job, execution_arn, records, objects=objects, bucket=bucket, summary=summary
+    )
 
 
 def _archives(

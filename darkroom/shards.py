@@ -146,14 +146,15 @@ def manifest_entry(record: FileRecord) -> dict[str, Any]:
 def write_manifest(
     job: Job,
     execution_arn: str,
+    records: Iterable[FileRecord],
     *,
-    jobs: JobStore,
     objects: Objects,
     bucket: str,
     summary: Mapping[str, Any],
 ) -> str:
-    """The run's manifest from its file items, a page at a time through a scratch
-    file: memory stays flat whatever the number of files."""
+    """The run's manifest from the job's file items (`records`, read as they come, a
+    page at a time) through a scratch file: memory stays flat whatever the number of
+    files."""
     run = keys.run_id(execution_arn)
     key = keys.run_manifest_key(job.job_id, run)
     head = {
@@ -168,7 +169,7 @@ def write_manifest(
         with path.open("w", encoding="utf-8") as out:
             out.write(json.dumps(head, sort_keys=True)[:-1] + ', "files": [')
             first = True
-            for record in jobs.files(job.job_id):
+            for record in records:
                 if record.run_id != run:
                     continue
                 out.write(("\n" if first else ",\n") + json.dumps(manifest_entry(record)))

@@ -28,7 +28,6 @@ from darkroom.jobs import (
     FileStatus,
     Job,
     JobStatus,
-    Output,
     Shard,
     created_key,
     sources_of,
@@ -567,25 +566,6 @@ class JobStore:
                 f"job {job_id} is no longer processing {file_name} under {execution_arn}"
             ) from exc
         return True
-
-    def deliver_file(
-        self, job_id: str, run: str, file_name: str, outputs: Mapping[str, Output]
-    ) -> None:
-        """Switch what the client gets of this file to `run`'s renditions: only if the
-        file's current attempt is that run's and developed."""
-        with suppress(ConditionFailed):  # switched already, or another run's by now
-            self._table.update(
-                file_key(job_id, file_name),
-                "SET delivered_run = :run, delivered = :outputs, delivered_at = :now",
-                condition="run_id = :run AND #st = :done",
-                names={"#st": "status"},
-                values={
-                    ":run": run,
-                    ":outputs": {r: o.model_dump(mode="json") for r, o in outputs.items()},
-                    ":now": utc_now(),
-                    ":done": FileStatus.DONE,
-                },
-            )
 
 
 def _attempt_puts(

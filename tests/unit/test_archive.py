@@ -24,7 +24,7 @@ from moto import mock_aws
 from PIL import Image
 from rich.console import Console
 
-from darkroom import delivery, keys, names
+from darkroom import keys, names, pipeline
 from darkroom.api.models import JobView
 from darkroom.archive import MIB, Entry, MultipartWriter, Source, read_ahead, write_zip
 from darkroom.aws.job_store import JobStore
@@ -367,10 +367,7 @@ class Job:
         self.bodies: dict[str, bytes] = {}
         files = ["A.CR2", "A.dng", "B.dng", "C.dng", "D.dng"]
         self._run(EXEC_A, files, {"A.CR2": 2, "A.dng": 2, "B.dng": 2, "C.dng": 2})
-        delivery.deliver_run(
-            self.job_id, "a", "m", "t", jobs=self.jobs, objects=self.objects, bucket=BUCKET
-        )
-        self.jobs.transition(self.job_id, EXEC_A, JobStatus.DONE_WITH_ERRORS)
+        self.mark_done(EXEC_A, None)
         # Run b: A.CR2 and D develop (C with the web rendition only), B fails, A.dng is
         # not reached (still pending): A.dng and B keep run a's.
         self._run(EXEC_B, files, {"A.CR2": 2, "C.dng": 1, "D.dng": 2, "B.dng": 0})
@@ -397,6 +394,16 @@ class Job:
                     outputs[rendition] = Output(key=key, content_type="image/jpeg", bytes=size)
                 progress = FileProgress(status=FileStatus.DONE, outputs=outputs)
             self.jobs.record_file(self.job_id, execution, name, progress)
+
+    def mark_done(self, execution: str, package: dict[str, Any] | None) -> dict[str, Any]:
+        return pipeline.mark_done(
+            self.job_id,
+            execution,
+            package,
+            jobs=self.jobs,
+            objects=self.objects,
+            processed_bucket=BUCKET,
+        )
 
     def package(self, objects: Objects | None = None, lost: threading.Event | None = None) -> Any:
         return package_run(
@@ -512,27 +519,11 @@ def test_a_failing_upload_aborts_the_zip(job: Job, failing: str) -> None:
 def test_delivery_records_the_runs_zips_and_deletes_earlier_runs_ones(job: Job) -> None:
     old = keys.archive_key("j1", "a", "web")
     job.s3.put_object(Bucket=BUCKET, Key=old, Body=b"run a's zip")
-    archives = {r: Archive.model_validate(a) for r, a in job.package()["archives"].items()}
-    delivered = delivery.deliver_run(
-        "j1",
-        "b",
-        keys.run_manifest_key("j1", "b"),
-        "t",
-        jobs=job.jobs,
-        objects=job.objects,
-        bucket=BUCKET,
-        archives=archives,
-    )
-    assert delivered.archives == archives
-    assert (
-        job.jobs.transition(
-            "j1",
-            EXEC_B,
-            JobStatus.DONE_WITH_ERRORS,
-            set_fields={"delivered": delivered.model_dump(mode="json")},
-        ).delivered
-        == delivered
-    )
+    package = job.package()
+    assert job.mark_done(EXEC_B, package)["archives"] == ["thumb", "web"]
+    archives = {r: Archive.model_validate(a) for r, a in package["archives"].items()}
+    delivered = job.jobs.get("j1").delivered
+    assert delivered is not None and delivered.archives == archives
     left = {o["Key"] for o in job.objects.list(BUCKET, "processed/j1/")}
     assert old not in left
     assert {a.key for a in archives.values()} <= left

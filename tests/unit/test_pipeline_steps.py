@@ -378,7 +378,7 @@ def test_a_file_recorded_twice_in_a_run_counts_once(world: World) -> None:
         world.jobs.record_file("j40", EXEC_B, "B.DNG", _web("j40", EXEC_B, "B.DNG"))
 
 
-def test_delivery_switches_per_file_when_a_run_finishes_and_superseded_renditions_go(
+def test_delivery_moves_to_a_run_when_it_finishes_and_superseded_renditions_go(
     world: World,
 ) -> None:
     _run_to_processing(world, "j41")
@@ -408,7 +408,7 @@ def test_delivery_switches_per_file_when_a_run_finishes_and_superseded_rendition
     assert left == {o.key for r in records.values() for o in r.delivered.values()} | {
         keys.run_manifest_key("j41", run) for run in ("a", "b")
     }
-    # A retried MarkDone switches and deletes nothing more.
+    # A retried MarkDone moves and deletes nothing more.
     assert _mark_done(world, "j41", EXEC_B)["status"] == "DONE_WITH_ERRORS"
     assert {o["Key"] for o in world.objects.list(PROCESSED, "processed/j41/")} == left
 
