@@ -9,7 +9,8 @@ terminal. One row per size:
   wall              submit -> terminal, from the job's own `submitted_at` and the
                     `updated_at` of its first terminal view (both written by the
                     pipeline's processes; `finished_at` is when MarkDone began, before
-                    it delivered each file, reported as `marking_done_seconds`)
+                    its pass over the file items and its write of the job, reported
+                    as `marking_done_seconds`)
   developing        the wall span during which at least one worker was developing this
                     job's files: the union of each worker's develop intervals, a worker
                     developing while its develop processes (the children
@@ -359,7 +360,7 @@ def run_one(files: list[Path], args: argparse.Namespace, scratch: Path) -> dict[
 
     begin = epoch(view.get("submitted_at")) or submitted
     # The first terminal view's updated_at is when the job turned terminal (finished_at
-    # is when MarkDone began, before it delivers each file).
+    # is when MarkDone began, before it reads the file items).
     end = epoch(view.get("updated_at")) or observed
     marked = epoch(view.get("finished_at")) or end
     wall = end - begin
