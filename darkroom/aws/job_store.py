@@ -20,6 +20,7 @@ from darkroom.jobs import (
     MAX_EXECUTIONS,
     TERMINAL,
     Archive,
+    ArchiveSegment,
     FileProgress,
     FileRecord,
     FileStatus,
@@ -114,10 +115,23 @@ class JobStore:
             return None
         return Shard.model_validate(item)
 
-    def shard_files(self, job_id: str, run: str, shard: int) -> Iterator[FileRecord]:
+    def shards(self, job_id: str, run: str) -> list[Shard]:
+        """The run's shard items in shard order (none for a run registered without)."""
+        items = self._table.query(
+            "#pk = :job AND begins_with(#sk, :shard)",
+            names={"#pk": names.JOB_ID, "#sk": names.SORT_KEY},
+            values={":job": job_id, ":shard": names.SHARD_ITEM_PREFIX},
+            consistent=True,
+        )
+        return [Shard.model_validate(i) for i in items if i.get("run_id") == run]
+
+    def shard_files(
+        self, job_id: str, run: str, shard: int, *, bounds: Shard | None = None
+    ) -> Iterator[FileRecord]:
         """This run's file items of `shard`, in name order: the key range its shard item
-        bounds (the whole job's files, filtered, for a run registered without one)."""
-        bounds = self.shard(job_id, run, shard)
+        bounds (the whole job's files, filtered, for a run registered without one).
+        `bounds`: that item, when the caller has read it already."""
+        bounds = bounds or self.shard(job_id, run, shard)
         if bounds is None:
             records: Iterable[FileRecord] = self.files(job_id)
         else:
@@ -326,14 +340,15 @@ class JobStore:
             for item in items
         ]
         # Rewritten whole by a retried RegisterJob (the same bounds), never once this run's
-        # shard has recorded its ZIPs.
+        # shard has recorded its ZIPs or its parts of them.
         puts = [
             *file_puts,
             *(
                 Put(
                     item,
                     condition="attribute_not_exists(run_id) OR run_id <> :run"
-                    " OR attribute_not_exists(archives)",
+                    " OR (attribute_not_exists(archives) AND attribute_not_exists(#parts))",
+                    names={"#parts": "segments"},  # a DynamoDB reserved word
                     values={":run": run},
                 )
                 for item in shard_items(job_id, run, shards, packages=packaged_by_shard)
@@ -450,6 +465,23 @@ class JobStore:
                 values={
                     ":run": run,
                     ":archives": {r: a.model_dump(mode="json") for r, a in archives.items()},
+                },
+            )
+
+    def record_shard_segments(
+        self, job_id: str, run: str, shard: int, segments: Mapping[str, ArchiveSegment]
+    ) -> None:
+        """The shard's parts of the run's ZIPs, on its shard item, for the packager: only
+        while the item is that run's."""
+        with suppress(ConditionFailed):  # a later run registered: its item, not ours
+            self._table.update(
+                shard_key(job_id, shard),
+                "SET #parts = :segments",
+                condition="run_id = :run",
+                names={"#parts": "segments"},  # a DynamoDB reserved word
+                values={
+                    ":run": run,
+                    ":segments": {r: p.model_dump(mode="json") for r, p in segments.items()},
                 },
             )
 
