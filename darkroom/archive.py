@@ -6,6 +6,7 @@ central directory."""
 
 from __future__ import annotations
 
+import io
 import zipfile
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -14,6 +15,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
@@ -25,6 +27,9 @@ ZIP_CONTENT_TYPE = "application/zip"
 MIB = 1024 * 1024
 PART_BYTES = 8 * MIB
 MAX_PARTS = 10_000  # S3's limit per multipart upload
+# What S3 takes of a part but the last, and of one copied inside it (UploadPartCopy).
+MIN_PART_BYTES = 5 * MIB
+MAX_COPY_PART_BYTES = 5 * 1024 * MIB
 # Parts double in size every this many, so an upload reaches ~0.5 TB before S3's part
 # limit while an ordinary archive holds one 8 MiB buffer.
 _PARTS_PER_DOUBLING = 2_000
@@ -130,6 +135,28 @@ def _opened(read: Future[_Read]) -> AbstractContextManager[Source]:
     return nullcontext(read.result())
 
 
+@dataclass(frozen=True)
+class LocalFile:
+    """A file on this machine's disk as an entry's source (a rendition just rendered)."""
+
+    path: Path
+    chunk_bytes: int = MIB
+
+    @property
+    def size(self) -> int:
+        return self.path.stat().st_size
+
+    @property
+    def modified(self) -> datetime:
+        return datetime.fromtimestamp(self.path.stat().st_mtime, UTC)
+
+    @property
+    def chunks(self) -> Iterator[bytes]:
+        with self.path.open("rb") as f:
+            while chunk := f.read(self.chunk_bytes):
+                yield chunk
+
+
 class MultipartWriter:
     """A write-only file over an S3 multipart upload: writes are buffered to a part's
     size and uploaded; leaving the `with` block completes the object, or aborts the
@@ -158,6 +185,10 @@ class MultipartWriter:
         self._buffer = bytearray()
         self._written = 0
         self._state = "open"  # -> "complete" | "aborted"
+
+    @property
+    def key(self) -> str:
+        return self._key
 
     @property
     def size(self) -> int:
@@ -198,6 +229,22 @@ class MultipartWriter:
     def tell(self) -> int:
         return self._written
 
+    def append_object(self, key: str, start: int, end: int) -> None:
+        """Bytes [start, end) of another object of the bucket, appended: copied inside S3
+        wherever they can make a part of their own, read through this buffer otherwise
+        (a small range, or what tops up a part begun)."""
+        while start < end:
+            left = end - start
+            if not self._buffer and left >= MIN_PART_BYTES:
+                size = min(left, MAX_COPY_PART_BYTES)
+                if 0 < left - size < MIN_PART_BYTES:
+                    size = left - MIN_PART_BYTES  # what stays can still be copied
+                self._copy(key, start, start + size)
+            else:
+                size = min(left, self._next_part_bytes() - len(self._buffer))
+                self.write(self._objects.read_range(self._bucket, key, start, start + size))
+            start += size
+
     def flush(self) -> None:
         """Parts go when full: flushing sends nothing (S3 refuses small parts but the last)."""
 
@@ -233,6 +280,19 @@ class MultipartWriter:
             self._objects.put_part(self._bucket, self._key, self._upload_id, number, body)
         )
 
+    def _copy(self, key: str, start: int, end: int) -> None:
+        if self._state != "open" or self._upload_id is None:
+            raise ValueError(f"s3://{self._bucket}/{self._key} is not open for writing")
+        if len(self._etags) >= MAX_PARTS:
+            raise ArchiveError(f"s3://{self._bucket}/{self._key} would need over {MAX_PARTS} parts")
+        number = len(self._etags) + 1
+        self._etags.append(
+            self._objects.copy_part(
+                self._bucket, self._key, self._upload_id, number, key, start, end
+            )
+        )
+        self._written += end - start
+
     def _complete(self) -> None:
         if self._buffer or not self._etags:
             self._send()  # the last part, which may be small
@@ -251,10 +311,9 @@ class _Writable(Protocol):
     def close(self) -> None: ...
 
 
-def write_zip(
-    out: _Writable, entries: Iterable[Entry], *, check: Callable[[], None] = lambda: None
-) -> int:
-    """Write `entries` as a ZIP to `out`, which need not be seekable; how many entries.
+class ZipStream:
+    """A ZIP written to `out` (which need not be seekable) an entry at a time, as its
+    entries become available.
 
     Stored, not deflated: the renditions are JPEG/WebP, which do not compress further,
     and storing costs no CPU. ZIP64 is used wherever the format needs it: an entry of
@@ -262,34 +321,72 @@ def write_zip(
     the declared size), and the end records become ZIP64 past 65,535 entries or 4 GiB.
 
     `check` runs before each entry and each chunk; an exception from it (or from any
-    read or write) ends the archive unfinished: the caller's writer discards it.
-    """
-    # Not a `with`: on an exception, closing would write the central directory of an
-    # archive that is being thrown away.
-    archive = zipfile.ZipFile(out, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True)
-    count = 0
+    read or write) leaves the archive unfinished: the caller's writer discards it.
+    Not closed on an exception on purpose: closing writes the central directory of an
+    archive that is being thrown away."""
+
+    def __init__(self, out: _Writable, *, check: Callable[[], None] = lambda: None) -> None:
+        self._out = out
+        self._check = check
+        self._zip = zipfile.ZipFile(out, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True)
+        self.count = 0
+
+    def add(self, name: str, source: Source) -> None:
+        self._check()
+        info = zipfile.ZipInfo(name, date_time=_zip_time(source.modified))
+        info.compress_type = zipfile.ZIP_STORED
+        info.external_attr = 0o644 << 16  # rw-r--r-- once extracted
+        if source.size is not None:
+            info.file_size = source.size
+        handle = self._zip.open(info, mode="w", force_zip64=source.size is None)
+        written = 0
+        for chunk in source.chunks:
+            self._check()
+            handle.write(chunk)
+            written += len(chunk)
+        if source.size is not None and written != source.size:
+            raise ArchiveError(f"{name}: read {written} bytes of {source.size}; the source changed")
+        handle.close()
+        self.count += 1
+
+    def close(self) -> int:
+        """Write the central directory; where it begins (the entries' bytes before it)."""
+        data_bytes = self._out.tell()
+        self._zip.close()
+        return data_bytes
+
+
+def write_zip(
+    out: _Writable, entries: Iterable[Entry], *, check: Callable[[], None] = lambda: None
+) -> int:
+    """Write `entries` as a ZIP to `out` (see ZipStream); how many entries."""
+    archive = ZipStream(out, check=check)
     for entry in entries:
-        check()
         with entry.open() as source:
-            info = zipfile.ZipInfo(entry.name, date_time=_zip_time(source.modified))
-            info.compress_type = zipfile.ZIP_STORED
-            info.external_attr = 0o644 << 16  # rw-r--r-- once extracted
-            if source.size is not None:
-                info.file_size = source.size
-            handle = archive.open(info, mode="w", force_zip64=source.size is None)
-            written = 0
-            for chunk in source.chunks:
-                check()
-                handle.write(chunk)
-                written += len(chunk)
-            if source.size is not None and written != source.size:
-                raise ArchiveError(
-                    f"{entry.name}: read {written} bytes of {source.size}; the source changed"
-                )
-            handle.close()
-        count += 1
+            archive.add(entry.name, source)
     archive.close()
-    return count
+    return archive.count
+
+
+def central_directory(tail: bytes, data_bytes: int) -> list[zipfile.ZipInfo]:
+    """The entries of a ZIP from its tail alone: the bytes from `data_bytes`, where its
+    central directory begins, to its end. Header offsets are the whole ZIP's."""
+    # zipfile reads a ZIP with bytes before it (a self-extractor's stub) by shifting
+    # every offset by what precedes it; here that is the entries it was not given.
+    archive = zipfile.ZipFile(io.BytesIO(tail))
+    infos = archive.infolist()
+    for info in infos:
+        info.header_offset += data_bytes
+    return infos
+
+
+def write_central_directory(out: _Writable, infos: list[zipfile.ZipInfo]) -> None:
+    """End a ZIP whose entries `out` holds already (at the offsets `infos` name): its
+    central directory and end records, ZIP64 wherever the offsets or count need it."""
+    archive = zipfile.ZipFile(out, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True)
+    archive.filelist = list(infos)
+    archive.NameToInfo = {info.filename: info for info in infos}
+    archive.close()
 
 
 def _zip_time(moment: datetime | None) -> tuple[int, int, int, int, int, int]:

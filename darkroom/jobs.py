@@ -153,10 +153,24 @@ class Archive(BaseModel):
     files: int
 
 
+class ArchiveSegment(BaseModel):
+    """One shard's part of a rendition's ZIP: a whole ZIP of the shard's entries, whose
+    first `data_bytes` (the entries, before its central directory) the packager joins
+    to the other shards' into the run's ZIP, inside S3."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    bytes: int
+    files: int
+    data_bytes: int
+
+
 class Shard(BaseModel):
     """A shard of a run, its own item: the first and last of its files in name order
     (its files are that key range), and whether its worker also packages the run (the
-    run's only shard), with the ZIPs it wrote."""
+    run's only shard), with the ZIPs it wrote; or, in a run of several shards, its part
+    of each ZIP, written as its files developed."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -167,6 +181,8 @@ class Shard(BaseModel):
     packages: bool = False
     # rendition -> its ZIP, once the shard's worker packaged the run.
     archives: dict[str, Archive] | None = None
+    # rendition -> the shard's part of its ZIP (runs of several shards).
+    segments: dict[str, ArchiveSegment] | None = None
 
 
 class DeliveredRun(BaseModel):

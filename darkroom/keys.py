@@ -121,5 +121,11 @@ def archive_key(job_id: str, run: str, rendition: str) -> str:
     return f"{run_prefix(job_id, run)}{rendition}.zip"
 
 
+def archive_segment_key(job_id: str, run: str, rendition: str, shard: int) -> str:
+    """One shard's part of a run's ZIP of `rendition`, until the packager joins them.
+    `<rendition>.zip.parts/` holds a ".", so it is no rendition's directory either."""
+    return f"{archive_key(job_id, run, rendition)}.parts/{shard:06d}.zip"
+
+
 def thumbnail_key(source_key: str, size: int, extension: str) -> str:
     return f"thumbnails/{source_key}/{size}.{extension}"

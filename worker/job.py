@@ -12,7 +12,7 @@ from concurrent.futures import (
     ThreadPoolExecutor,
     wait,
 )
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,10 @@ class FileOutcome:
     name: str
     progress: FileProgress
     develop_seconds: float = 0.0
+    # A developed file's renditions, still on the scratch disk for the ZIPs' parts
+    # (rendition -> path), and the directory to remove once they are added.
+    rendered: dict[str, Path] = field(default_factory=dict)
+    out_dir: Path | None = None
 
 
 class JobRunner:
@@ -123,12 +127,36 @@ class JobRunner:
                 job_id, execution_arn, JobStatus.PROCESSING, set_fields={"started_at": utc_now()}
             )
         recipe = parse_recipe(job.recipe)
+        bounds = self._jobs.shard(job_id, run, shard)
+        records = list(
+            self._jobs.shard_files(job_id, run, shard, delivered=job.delivered, bounds=bounds)
+        )
         # This shard's files of this run; those recorded already (a worker taking the
         # shard up again, or its second attempt) are not developed twice.
-        todo = [
-            r for r in self._jobs.shard_files(job_id, run, shard) if r.status is FileStatus.PENDING
-        ]
-        developed = self._develop_all(job_id, execution_arn, todo, recipe, workdir, lost)
+        todo = [r for r in records if r.status is FileStatus.PENDING]
+        packages = bounds is not None and bounds.packages
+        # A run registered without shard items is packaged by reading every rendition
+        # back, as before parts existed.
+        parts = (
+            None
+            if bounds is None
+            else package.ShardSegments(
+                job_id,
+                run,
+                shard,
+                recipe,
+                records,
+                objects=self._objects,
+                bucket=self._settings.processed_bucket,
+                final=packages,
+            )
+        )
+        try:
+            developed = self._develop_all(job_id, execution_arn, todo, recipe, workdir, lost, parts)
+        except BaseException:
+            if parts is not None:
+                parts.abort()
+            raise
         done = sum(1 for o in developed.values() if o.progress.status is FileStatus.DONE)
         output: dict[str, Any] = {
             "job_id": job_id,
@@ -138,17 +166,28 @@ class JobRunner:
             "files_done": done,
             "files_failed": len(developed) - done,
         }
-        bounds = self._jobs.shard(job_id, run, shard)
-        if bounds is not None and bounds.packages:
-            output["archives"] = self._package_here(job_id, run, shard, lost)
+        written = parts.finish(lost) if parts is not None else None
+        if packages:
+            if written is not None:
+                archives = {
+                    r: Archive(key=p.key, bytes=p.bytes, files=p.files) for r, p in written.items()
+                }
+                self._jobs.record_shard_archives(job_id, run, shard, archives)
+                output["archives"] = {r: a.model_dump(mode="json") for r, a in archives.items()}
+            else:
+                output["archives"] = self._package_here(job_id, run, shard, lost)
+        elif written is not None:
+            self._jobs.record_shard_segments(job_id, run, shard, written)
         return output
 
     def _package_here(
         self, job_id: str, run: str, shard: int, lost: threading.Event
     ) -> dict[str, Any] | None:
-        """The run's only shard is over: package it on this instance, rather than boot
-        another for the packaging. A failure here only leaves the run without ZIPs (as a
-        failed packager does); an interruption abandons the shard as any other would."""
+        """The run's only shard is over and its parts could not be written as it
+        developed: package it on this instance by reading the renditions back, rather
+        than boot another for the packaging. A failure here only leaves the run without
+        ZIPs (as a failed packager does); an interruption abandons the shard as any other
+        would."""
         try:
             packaged = package.package_run(
                 job_id,
@@ -175,8 +214,11 @@ class JobRunner:
         recipe: Recipe,
         workdir: Path,
         lost: threading.Event,
+        parts: package.ShardSegments | None = None,
     ) -> dict[str, FileOutcome]:
-        """Every file through download -> develop -> upload, several at once.
+        """Every file through download -> develop -> upload, several at once; each
+        developed file's renditions then go into the shard's `parts` of the ZIPs before
+        they leave the scratch disk.
 
         The develop pool runs one file per process (CPU and memory bounded by its size);
         each file's S3 transfers run in a thread of their own, so while the pool develops
@@ -211,7 +253,13 @@ class JobRunner:
                 for future in finished:
                     name = pending.pop(future)
                     outcome = future.result()
-                    self._jobs.record_file(job_id, execution_arn, name, outcome.progress)
+                    try:
+                        self._jobs.record_file(job_id, execution_arn, name, outcome.progress)
+                        if parts is not None and outcome.rendered:
+                            parts.add_developed(name, outcome.rendered)
+                    finally:
+                        if outcome.out_dir is not None:
+                            shutil.rmtree(outcome.out_dir, ignore_errors=True)
                     outcomes[name] = outcome
                     logger.info(
                         "file developed"
@@ -247,6 +295,7 @@ class JobRunner:
         src = workdir / "raw" / f"{index:05d}" / name
         out_dir = workdir / "out" / f"{index:05d}"
         uploaded: list[str] = []
+        kept = False
         try:
             try:
                 # The original as it was registered, whatever was written there since.
@@ -292,17 +341,21 @@ class JobRunner:
                     content_type=rendered.content_type,
                 )
             seconds = result.decode_seconds + result.render_seconds
+            kept = True  # removed by the caller, once the ZIPs' parts have them
             return FileOutcome(
                 name,
                 FileProgress(
                     status=FileStatus.DONE, outputs=outputs, develop_seconds=round(seconds, 3)
                 ),
                 seconds,
+                rendered={r.rendition: r.path for r in result.renditions},
+                out_dir=out_dir,
             )
         finally:
             src.unlink(missing_ok=True)
             shutil.rmtree(src.parent, ignore_errors=True)
-            shutil.rmtree(out_dir, ignore_errors=True)
+            if not kept:
+                shutil.rmtree(out_dir, ignore_errors=True)
 
     def _delete(self, object_keys: list[str]) -> None:
         for key in object_keys:

@@ -4,20 +4,33 @@ delivered once the run is marked done."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing
 from functools import partial
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from darkroom import keys
 from darkroom.api.validation import same_on_every_disk
-from darkroom.archive import Entry, MultipartWriter, read_ahead, write_zip
+from darkroom.archive import (
+    ArchiveError,
+    Entry,
+    LocalFile,
+    MultipartWriter,
+    ZipStream,
+    central_directory,
+    read_ahead,
+    write_central_directory,
+    write_zip,
+)
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.objects import Objects
 from darkroom.delivery import delivered_after
-from darkroom.jobs import Archive, FileRecord, Output
+from darkroom.errors import DarkroomError
+from darkroom.jobs import Archive, ArchiveSegment, FileRecord, Output, Shard
 from darkroom.observability import logger
+from darkroom.recipes import Recipe
 from worker.interrupted import Interrupted
 
 
@@ -44,8 +57,18 @@ def package_run(
     only whole; ZIPs of renditions finished before it stay, to be overwritten by the next
     attempt, which writes the same keys.
 
-    The file items are read once to learn the renditions, then once per rendition: one
-    ZIP is written at a time, its small renditions read a few ahead."""
+    When every shard of the run wrote its part of each ZIP as it developed (a
+    ShardSegments), the ZIPs are those parts joined inside S3, which reads no rendition
+    back; see `join_segments`. Otherwise (a shard failed twice, or could not write its
+    parts), and for a rendition whose parts name two entries alike, every rendition is
+    read back: the file items are read once to learn the renditions, then once per
+    rendition, one ZIP at a time, its small renditions read a few ahead."""
+    shards = jobs.shards(job_id, run)
+    if shards and all(shard.segments is not None for shard in shards):
+        joined = join_segments(
+            job_id, run, shards, jobs=jobs, objects=objects, bucket=bucket, lost=lost
+        )
+        return {"archives": joined}
     renditions = sorted(
         {r for record in jobs.files(job_id) for r in archived_outputs(job_id, record, run)}
     )
@@ -119,3 +142,196 @@ def entry_name(file_name: str, suffix: str, taken: set[str]) -> str:
             taken.add(folded)
             return name
         n += 1
+
+
+# -- a shard's part of each ZIP, written as its files develop -------------------------
+class ShardSegments:
+    """One shard's part of each rendition's ZIP, streamed into S3 as its files develop,
+    from the renditions still on the scratch disk: nothing is read back from S3 but what
+    an earlier attempt or an earlier run made. A whole ZIP of the shard's entries per
+    rendition; in a run of one shard (`final`) it is the run's ZIP itself.
+
+    Entry names are given in file-name order over all the shard's files (`entry_name`),
+    whichever of them develop and in whatever order they finish.
+
+    Best effort, never the shard's failure: the first error aborts every part (logged),
+    and the packager then reads the renditions back as it would without parts."""
+
+    def __init__(
+        self,
+        job_id: str,
+        run: str,
+        shard: int,
+        recipe: Recipe,
+        records: Sequence[FileRecord],
+        *,
+        objects: Objects,
+        bucket: str,
+        final: bool,
+    ) -> None:
+        self._job_id, self._run, self._shard = job_id, run, shard
+        self._objects, self._bucket, self._final = objects, bucket, final
+        self._records = list(records)
+        self._names: dict[str, dict[str, str]] = {}
+        self._taken: dict[str, set[str]] = {}
+        for rendition in recipe.renditions:
+            taken: set[str] = set()
+            suffix = f".{rendition.extension}"
+            self._names[rendition.name] = {
+                r.name: entry_name(r.name, suffix, taken) for r in self._records
+            }
+            self._taken[rendition.name] = taken
+        self._open: dict[str, tuple[MultipartWriter, ZipStream]] = {}
+        self._streamed: set[str] = set()
+        self.failed = False
+
+    def add_developed(self, file_name: str, rendered: Mapping[str, Path]) -> None:
+        """A file this attempt developed: its renditions, from the scratch disk."""
+        if self.failed:
+            return
+        try:
+            for rendition, path in rendered.items():
+                self._add(rendition, file_name, path.suffix, LocalFile(path))
+            self._streamed.add(file_name)
+        except Interrupted:
+            raise
+        except Exception:
+            self._give_up()
+
+    def finish(self, lost: threading.Event) -> dict[str, ArchiveSegment] | None:
+        """Add what the shard delivers but did not develop now (an earlier attempt's
+        files, earlier runs' renditions of files that failed), then complete each part.
+        The parts by rendition; None when they could not be written."""
+        if self.failed:
+            return None
+        try:
+            for record in self._records:
+                if record.name in self._streamed:
+                    continue
+                for rendition, output in archived_outputs(self._job_id, record, self._run).items():
+                    if lost.is_set():
+                        raise Interrupted("the execution stopped waiting for this worker")
+                    suffix = PurePosixPath(output.key).suffix
+                    with self._objects.reading(self._bucket, output.key) as source:
+                        self._add(rendition, record.name, suffix, source)
+            return {rendition: self._close(rendition) for rendition in sorted(self._open)}
+        except Interrupted:
+            self.abort()
+            raise
+        except Exception:
+            self._give_up()
+            return None
+
+    def abort(self) -> None:
+        for writer, _ in self._open.values():
+            writer.abort()
+        self._open.clear()
+
+    def _add(self, rendition: str, file_name: str, suffix: str, source: Any) -> None:
+        if self.failed:
+            raise ArchiveError("the shard's parts were given up")
+        if rendition not in self._open:
+            key = (
+                keys.archive_key(self._job_id, self._run, rendition)
+                if self._final
+                else keys.archive_segment_key(self._job_id, self._run, rendition, self._shard)
+            )
+            writer = MultipartWriter(self._objects, self._bucket, key)
+            writer.__enter__()
+            self._open[rendition] = (writer, ZipStream(writer))
+        _, stream = self._open[rendition]
+        name = self._names.get(rendition, {}).get(file_name)
+        if name is None or PurePosixPath(name).suffix != suffix:
+            # A rendition the recipe no longer makes, or made in another format.
+            name = entry_name(file_name, suffix, self._taken.setdefault(rendition, set()))
+        stream.add(name, source)
+
+    def _close(self, rendition: str) -> ArchiveSegment:
+        writer, stream = self._open.pop(rendition)
+        data_bytes = stream.close()
+        writer.__exit__(None, None, None)
+        return ArchiveSegment(
+            key=writer.key, bytes=writer.size, files=stream.count, data_bytes=data_bytes
+        )
+
+    def _give_up(self) -> None:
+        logger.exception(
+            "the shard's parts of the ZIPs were given up; the packager reads them back",
+            extra={"job_id": self._job_id, "shard": self._shard},
+        )
+        self.failed = True
+        self.abort()
+
+
+# -- the run's ZIPs, joined from its shards' parts ------------------------------------
+class NamesClash(DarkroomError):
+    """Two shards' parts hold entries of one name (as a disk compares them)."""
+
+
+def join_segments(
+    job_id: str,
+    run: str,
+    shards: Sequence[Shard],
+    *,
+    jobs: JobStore,
+    objects: Objects,
+    bucket: str,
+    lost: threading.Event,
+) -> dict[str, Any]:
+    """Each rendition's ZIP as its shards' parts joined in shard order: their entries
+    copied inside S3 (UploadPartCopy; small ones read through), then one central
+    directory of them all. Only the parts' central directories are read. A rendition
+    whose parts clash on an entry name is read back whole instead (`_package_rendition`
+    names the entries across the whole run). The parts go once every ZIP is written."""
+    renditions = sorted({r for shard in shards for r in shard.segments or {}})
+    archives: dict[str, Any] = {}
+    for rendition in renditions:
+        parts = [s.segments[rendition] for s in shards if s.segments and rendition in s.segments]
+        try:
+            archive = _join(
+                job_id, run, rendition, parts, objects=objects, bucket=bucket, lost=lost
+            )
+        except NamesClash as exc:
+            logger.info("parts clash; the ZIP is read back whole", extra={"why": str(exc)})
+            archive = _package_rendition(
+                job_id, run, rendition, jobs=jobs, objects=objects, bucket=bucket, lost=lost
+            )
+        logger.info("archive written", extra={"job_id": job_id, **archive.model_dump()})
+        archives[rendition] = archive.model_dump(mode="json")
+    parts_keys = [p.key for s in shards for p in (s.segments or {}).values()]
+    try:
+        objects.delete_many(bucket, parts_keys)
+    except Exception:
+        logger.exception("the ZIPs' parts were not deleted", extra={"job_id": job_id})
+    return archives
+
+
+def _join(
+    job_id: str,
+    run: str,
+    rendition: str,
+    parts: Sequence[ArchiveSegment],
+    *,
+    objects: Objects,
+    bucket: str,
+    lost: threading.Event,
+) -> Archive:
+    key = keys.archive_key(job_id, run, rendition)
+    infos: list[zipfile.ZipInfo] = []
+    taken: set[str] = set()
+    with MultipartWriter(objects, bucket, key) as out:
+        for part in parts:
+            if lost.is_set():
+                raise Interrupted(f"the execution stopped waiting while {key} was written")
+            tail = objects.read_range(bucket, part.key, part.data_bytes, part.bytes)
+            entries = central_directory(tail, part.data_bytes)
+            for info in entries:
+                folded = same_on_every_disk(info.filename)
+                if folded in taken:
+                    raise NamesClash(f"{key}: {info.filename!r} is in two shards' parts")
+                taken.add(folded)
+                info.header_offset += out.size
+            out.append_object(part.key, 0, part.data_bytes)
+            infos.extend(entries)
+        write_central_directory(out, infos)
+    return Archive(key=key, bytes=out.size, files=len(infos))

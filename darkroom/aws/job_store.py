@@ -22,6 +22,7 @@ from darkroom.jobs import (
     MAX_EXECUTIONS,
     TERMINAL,
     Archive,
+    ArchiveSegment,
     DeliveredRun,
     FileProgress,
     FileRecord,
@@ -123,12 +124,29 @@ class JobStore:
             return None
         return Shard.model_validate(item)
 
+    def shards(self, job_id: str, run: str) -> list[Shard]:
+        """The run's shard items in shard order (none for a run registered without)."""
+        items = self._table.query(
+            "#pk = :job AND begins_with(#sk, :shard)",
+            names={"#pk": names.JOB_ID, "#sk": names.SORT_KEY},
+            values={":job": job_id, ":shard": names.SHARD_ITEM_PREFIX},
+            consistent=True,
+        )
+        return [Shard.model_validate(i) for i in items if i.get("run_id") == run]
+
     def shard_files(
-        self, job_id: str, run: str, shard: int, *, delivered: Pointer = UNREAD
+        self,
+        job_id: str,
+        run: str,
+        shard: int,
+        *,
+        delivered: Pointer = UNREAD,
+        bounds: Shard | None = None,
     ) -> Iterator[FileRecord]:
         """This run's file items of `shard`, in name order: the key range its shard item
-        bounds (the whole job's files, filtered, for a run registered without one)."""
-        bounds = self.shard(job_id, run, shard)
+        bounds (the whole job's files, filtered, for a run registered without one).
+        `bounds`: that item, when the caller has read it already."""
+        bounds = bounds or self.shard(job_id, run, shard)
         pointer = self._pointer(job_id, delivered)
         if bounds is None:
             items = self._file_items(job_id)
@@ -352,7 +370,7 @@ class JobStore:
             values={":exec": execution_arn, ":registered": JobStatus.REGISTERED},
         )
         # Rewritten whole by a retried RegisterJob (the same bounds), never once this run's
-        # shard has recorded its ZIPs.
+        # shard has recorded its ZIPs or its parts of them.
         puts = [
             *_attempt_puts(job_id, run, files, existing, versions, shards),
             *_unlisted_puts(job_id, files, existing, delivered),
@@ -360,7 +378,8 @@ class JobStore:
                 Put(
                     item,
                     condition="attribute_not_exists(run_id) OR run_id <> :run"
-                    " OR attribute_not_exists(archives)",
+                    " OR (attribute_not_exists(archives) AND attribute_not_exists(#parts))",
+                    names={"#parts": "segments"},  # a DynamoDB reserved word
                     values={":run": run},
                 )
                 for item in shard_items(job_id, run, shards, packages=packaged_by_shard)
@@ -477,6 +496,23 @@ class JobStore:
                 values={
                     ":run": run,
                     ":archives": {r: a.model_dump(mode="json") for r, a in archives.items()},
+                },
+            )
+
+    def record_shard_segments(
+        self, job_id: str, run: str, shard: int, segments: Mapping[str, ArchiveSegment]
+    ) -> None:
+        """The shard's parts of the run's ZIPs, on its shard item, for the packager: only
+        while the item is that run's."""
+        with suppress(ConditionFailed):  # a later run registered: its item, not ours
+            self._table.update(
+                shard_key(job_id, shard),
+                "SET #parts = :segments",
+                condition="run_id = :run",
+                names={"#parts": "segments"},  # a DynamoDB reserved word
+                values={
+                    ":run": run,
+                    ":segments": {r: p.model_dump(mode="json") for r, p in segments.items()},
                 },
             )
 

@@ -149,7 +149,9 @@ def test_a_worker_killed_while_packaging_its_only_shard_is_replaced_and_the_run_
         held = [lease for lease in leases_of(cloud) if lease.get("job_id") == job_id]
         return str(held[0]["instance_id"]) if held else None
 
-    # Its files are all developed and recorded; a ZIP is being written.
+    # A ZIP is being written: the shard's worker streams each file's renditions into
+    # the run's ZIPs as it develops, so the kill cuts them short with files still to go
+    # (or, on a loaded machine, lands after the callback).
     victim = wait_for(packaging_on, 240, poll=0.02)
     assert cloud.instances is not None
     cloud.instances.kill(victim)
@@ -164,7 +166,8 @@ def test_a_worker_killed_while_packaging_its_only_shard_is_replaced_and_the_run_
         if e["type"].endswith("StateEntered")
     ]
     # No packager booted, whether the kill cut the ZIPs short (the shard's second
-    # attempt packaged) or, on a loaded machine, came just after the worker's callback.
+    # attempt wrote them, reading back what the first had developed) or came just after
+    # the worker's callback.
     assert "PackagedByShard" in entered and "StartPackager" not in entered
     if "RetryWaitForWorker" not in entered:
         print("\nthe kill came after the packaging worker's callback this time")

@@ -83,6 +83,8 @@ def test_a_worker_killed_mid_shard_is_replaced_and_every_file_is_delivered_once(
     assert job.delivered is not None
     zips = {a.key for a in job.delivered.archives.values()}
     assert len(zips) == 3  # one "download all" ZIP per rendition
+    # Every file in each, the killed attempt's too; the shards' parts of them are gone.
+    assert all(a.files == len(files) for a in job.delivered.archives.values())
     assert run_keys == delivered | zips | {keys.run_manifest_key(job_id, job.run_id or "")}
     assert all(lease["state"] == "IDLE" for lease in leases_of(cloud))
 

@@ -3,8 +3,10 @@ then packaged and marked done from the file items."""
 
 from __future__ import annotations
 
+import io
 import json
 import time
+import zipfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -86,6 +88,23 @@ def test_a_job_of_three_shards_is_developed_two_at_a_time_and_ends_done(
     assert [f["name"] for f in manifest["files"]] == sorted(p.name for p in files)
     assert {f["shard"] for f in manifest["files"]} == {0, 1, 2}
     assert manifest["manifest_key"] == keys.run_manifest_key(job_id, job.run_id or "")
+    # One ZIP per rendition of every file, joined from the shards' parts, which are gone.
+    s3 = cloud.client("s3")
+    assert sorted(job.delivered.archives) == sorted(records[0].delivered)
+    for rendition, archive in job.delivered.archives.items():
+        body = s3.get_object(Bucket=names.PROCESSED_BUCKET, Key=archive.key)["Body"].read()
+        with zipfile.ZipFile(io.BytesIO(body)) as zipped:
+            assert zipped.testzip() is None
+            expected = {
+                f"{Path(r.name).stem}{Path(r.delivered[rendition].key).suffix}": r for r in records
+            }
+            assert sorted(zipped.namelist()) == sorted(expected)
+            first = sorted(expected)[0]
+            rendered = expected[first].delivered[rendition].key
+            original = s3.get_object(Bucket=names.PROCESSED_BUCKET, Key=rendered)["Body"].read()
+            assert zipped.read(first) == original
+    left = s3.list_objects_v2(Bucket=names.PROCESSED_BUCKET, Prefix=keys.processed_prefix(job_id))
+    assert not [o["Key"] for o in left.get("Contents", []) if ".parts/" in o["Key"]]
     # Every lease is free again, the packaging's too.
     assert all(lease["state"] == "IDLE" for lease in leases_of(cloud))
 

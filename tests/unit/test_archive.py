@@ -26,7 +26,18 @@ from rich.console import Console
 
 from darkroom import keys, names, pipeline
 from darkroom.api.models import JobView
-from darkroom.archive import MIB, Entry, MultipartWriter, Source, read_ahead, write_zip
+from darkroom.archive import (
+    MIB,
+    Entry,
+    MultipartWriter,
+    Source,
+    ZipStream,
+    _Read,
+    central_directory,
+    read_ahead,
+    write_central_directory,
+    write_zip,
+)
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.objects import Objects
 from darkroom.aws.table import create_request
@@ -34,17 +45,19 @@ from darkroom.cli.view import panel
 from darkroom.errors import TransientError
 from darkroom.jobs import (
     Archive,
+    ArchiveSegment,
     DeliveredRun,
     FileProgress,
     FileRecord,
     FileStatus,
     JobStatus,
     Output,
+    Shard,
 )
 from darkroom.jobs import Job as JobModel
 from tests.moto_config import offline_aws
 from worker.interrupted import Interrupted
-from worker.package import archived_outputs, entry_name, package_run
+from worker.package import archived_outputs, entry_name, join_segments, package_run
 
 BUCKET = "processed-bucket"
 EXEC_A = "arn:aws:states:us-east-1:123456789012:execution:m:a"
@@ -566,3 +579,163 @@ def test_the_job_view_and_status_panel_show_each_zip_briefly() -> None:
     console = Console(record=True, width=160, file=io.StringIO())
     console.print(panel(view, "j1"))
     assert "ZIP" not in console.export_text()
+
+
+# -- a run's ZIPs joined from its shards' parts ---------------------------------------
+def _part(objects: Objects, key: str, files: dict[str, bytes]) -> ArchiveSegment:
+    """A shard's part as its worker writes it: a whole ZIP of its entries."""
+    with MultipartWriter(objects, BUCKET, key) as out:
+        stream = ZipStream(out)
+        for name, body in files.items():
+            stream.add(name, _Read(len(body), None, body))
+        data_bytes = stream.close()
+    return ArchiveSegment(key=key, bytes=out.size, files=stream.count, data_bytes=data_bytes)
+
+
+class CopyCounting(Objects):
+    def __init__(self, s3: Any) -> None:
+        super().__init__(s3)
+        self.copied: list[int] = []
+        self.read: list[int] = []
+
+    def copy_part(self, *args: Any) -> str:
+        self.copied.append(args[-1] - args[-2])
+        return super().copy_part(*args)
+
+    def read_range(self, bucket: str, key: str, start: int, end: int) -> bytes:
+        self.read.append(end - start)
+        return super().read_range(bucket, key, start, end)
+
+
+def test_a_zip_joined_from_shards_parts_holds_all_their_entries_copied_inside_s3(
+    s3: Any,
+) -> None:
+    objects = CopyCounting(s3)
+    big = bytes(range(256)) * (6 * MIB // 256)  # a part of its own: copied, not read
+    bodies = [
+        {"A.jpg": big, "B.jpg": b"b" * 1000},
+        {"C.jpg": b"c" * 2000},
+        {"D.jpg": b"d" * 3000, "E.jpg": b"e" * 10},
+    ]
+    shards = []
+    for n, files in enumerate(bodies):
+        part = _part(objects, keys.archive_segment_key("j1", "b", "web", n), files)
+        shards.append(Shard(run_id="b", first="x", last="y", files=2, segments={"web": part}))
+    joined = join_segments(
+        "j1", "b", shards, jobs=None, objects=objects, bucket=BUCKET, lost=threading.Event()
+    )  # type: ignore[arg-type]
+    key = keys.archive_key("j1", "b", "web")
+    body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    assert joined["web"] == {"key": key, "bytes": len(body), "files": 5}
+    with zipfile.ZipFile(io.BytesIO(body)) as archive:
+        assert archive.testzip() is None
+        assert {i.filename: archive.read(i) for i in archive.infolist()} == {
+            k: v for files in bodies for k, v in files.items()
+        }
+    # The large part's entries were copied inside S3; what is read is small.
+    assert len(objects.copied) == 1 and objects.copied[0] > 6 * MIB
+    assert sum(objects.read) < MIB
+    # The parts are gone once the ZIP is whole.
+    assert not _exists(s3, keys.archive_key("j1", "b", "web") + ".parts/")
+    assert _open_uploads(objects) == []
+
+
+def test_parts_that_name_an_entry_alike_are_joined_by_reading_the_run_back(job: Job) -> None:
+    # Run b's A.CR2 and A.dng fell in different shards, each part naming its entry A.jpg.
+    web_a = {"A.jpg": job.body("b", "web", "A.CR2")}
+    web_b = {"A.jpg": job.body("a", "web", "A.dng")}
+    shards = [
+        Shard(
+            run_id="b",
+            first="A.CR2",
+            last="A.CR2",
+            files=1,
+            segments={"web": _part(job.objects, keys.archive_segment_key("j1", "b", "web", n), w)},
+        )
+        for n, w in enumerate((web_a, web_b))
+    ]
+    joined = join_segments(
+        "j1", "b", shards, jobs=job.jobs, objects=job.objects, bucket=BUCKET, lost=threading.Event()
+    )
+    assert joined["web"]["files"] == 5
+    web = job.zip("web")
+    assert web["A.jpg"] == job.body("b", "web", "A.CR2")
+    assert web["A (2).jpg"] == job.body("a", "web", "A.dng")
+
+
+def test_a_central_directory_past_4_gib_is_zip64_and_reads_back_from_its_tail() -> None:
+    far = 5 * 1024 * MIB
+    infos = []
+    for n in range(3):
+        info = zipfile.ZipInfo(f"{n}.jpg", date_time=(2024, 1, 1, 0, 0, 0))
+        info.file_size = info.compress_size = 1000
+        info.CRC = 0
+        info.header_offset = far + n * 1100
+        infos.append(info)
+    sink = Unseekable()
+    sink.size = far + 3 * 1100  # as if the entries were written before
+    write_central_directory(sink, infos)
+    assert _EOCD64 in sink.data and _EOCD64_LOCATOR in sink.data
+    read = central_directory(bytes(sink.data), far + 3 * 1100)
+    assert [(i.filename, i.header_offset, i.file_size) for i in read] == [
+        (i.filename, i.header_offset, 1000) for i in infos
+    ]
+
+
+class RangeRecorder:
+    """Objects as MultipartWriter.append_object uses them: what is copied, what is read."""
+
+    def __init__(self) -> None:
+        self.ops: list[tuple[str, int]] = []
+
+    def start_parts(self, *_: Any) -> str:
+        return "u"
+
+    def put_part(self, bucket: str, key: str, upload_id: str, number: int, body: bytes) -> str:
+        self.ops.append(("part", len(body)))
+        return str(number)
+
+    def copy_part(self, *args: Any) -> str:
+        self.ops.append(("copy", args[-1] - args[-2]))
+        return "c"
+
+    def read_range(self, bucket: str, key: str, start: int, end: int) -> bytes:
+        return b"x" * (end - start)
+
+    def complete_parts(self, *_: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("before", "appended", "ops"),
+    [
+        # Nothing buffered: a range of a part's size or more is copied whole.
+        (0, 6 * MIB, [("copy", 6 * MIB)]),
+        # A small range is read through, and the last part sent as it is.
+        (0, MIB, [("part", MIB)]),
+        # A part begun is topped up from the range; the rest is copied.
+        (MIB, 20 * MIB, [("part", 8 * MIB), ("copy", 13 * MIB)]),
+        # ...unless the rest is too small to copy: then it is read through too.
+        (MIB, 10 * MIB, [("part", 8 * MIB), ("part", 3 * MIB)]),
+    ],
+)
+def test_appending_an_object_copies_what_can_be_a_part_and_reads_the_rest(
+    before: int, appended: int, ops: list[tuple[str, int]]
+) -> None:
+    objects = RangeRecorder()
+    with MultipartWriter(objects, BUCKET, "out.zip") as out:  # type: ignore[arg-type]
+        out.write(b"x" * before)
+        out.append_object("part.zip", 0, appended)
+    assert objects.ops == ops
+    assert out.size == before + appended
+
+
+def test_a_copy_longer_than_s3_copies_leaves_a_rest_it_can_still_copy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("darkroom.archive.MAX_COPY_PART_BYTES", 8 * MIB)
+    objects = RangeRecorder()
+    with MultipartWriter(objects, BUCKET, "out.zip") as out:  # type: ignore[arg-type]
+        out.append_object("part.zip", 0, 10 * MIB)
+    # 8 + 2 would leave a part too small to copy; 5 + 5 copies both.
+    assert objects.ops == [("copy", 5 * MIB), ("copy", 5 * MIB)]

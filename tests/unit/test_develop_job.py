@@ -10,8 +10,10 @@ import json
 import shutil
 import threading
 import time
-from collections.abc import Callable, Mapping
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,11 +23,13 @@ import pytest
 import worker.job
 from darkroom import keys
 from darkroom.aws.lease_store import Lease, LeaseState
+from darkroom.aws.objects import ObjectStream
 from darkroom.imaging.develop import DevelopResult, develop_file
 from darkroom.imaging.develop_processes import DevelopProcesses
 from darkroom.imaging.fixtures import make_demo_shoot, write_corrupt_raw
 from darkroom.jobs import (
     Archive,
+    ArchiveSegment,
     FileProgress,
     FileRecord,
     FileStatus,
@@ -55,6 +59,8 @@ class Objects:
         self.deleted: list[str] = []
         self.versions_read: list[tuple[str, str | None]] = []
         self.lock = threading.Lock()
+        self.uploads: dict[str, list[bytes]] = {}
+        self.aborted: list[str] = []
 
     def _path(self, bucket: str, key: str) -> Path:
         return self.root / bucket / key
@@ -83,6 +89,30 @@ class Objects:
         self.deleted.append(key)
         self._path(bucket, key).unlink(missing_ok=True)
 
+    # Multipart uploads, enough for the ZIPs' parts: parts held in memory until complete.
+    def start_parts(self, bucket: str, key: str, content_type: str) -> str:
+        with self.lock:
+            self.uploads[key] = []
+        return key
+
+    def put_part(self, bucket: str, key: str, upload_id: str, number: int, body: bytes) -> str:
+        self.uploads[upload_id].append(bytes(body))
+        return f"etag-{number}"
+
+    def complete_parts(self, bucket: str, key: str, upload_id: str, etags: Any) -> None:
+        target = self._path(bucket, key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(b"".join(self.uploads.pop(upload_id)))
+
+    def abort_parts(self, bucket: str, key: str, upload_id: str) -> None:
+        self.uploads.pop(upload_id, None)
+        self.aborted.append(key)
+
+    @contextmanager
+    def reading(self, bucket: str, key: str) -> Iterator[ObjectStream]:
+        body = self._path(bucket, key).read_bytes()
+        yield ObjectStream(size=len(body), modified=None, chunks=iter((body,)))
+
     def keys(self, bucket: str) -> list[str]:
         base = self.root / bucket
         return sorted(str(p.relative_to(base)) for p in base.rglob("*") if p.is_file())
@@ -102,6 +132,7 @@ class Jobs:
         self.on_record = on_record
         self.shard_item: Shard | None = None
         self.archives: dict[int, dict[str, Archive]] = {}
+        self.segments: dict[int, dict[str, ArchiveSegment]] = {}
 
     def get(self, job_id: str) -> Job:
         return self.job
@@ -109,7 +140,7 @@ class Jobs:
     def files(self, job_id: str) -> list[FileRecord]:
         return self.records
 
-    def shard_files(self, job_id: str, run: str, shard: int) -> list[FileRecord]:
+    def shard_files(self, job_id: str, run: str, shard: int, **_: Any) -> list[FileRecord]:
         return [r for r in self.records if r.run_id == run and r.shard == shard]
 
     def shard(self, job_id: str, run: str, shard: int) -> Shard | None:
@@ -119,6 +150,11 @@ class Jobs:
         self, job_id: str, run: str, shard: int, archives: Mapping[str, Archive]
     ) -> None:
         self.archives[shard] = dict(archives)
+
+    def record_shard_segments(
+        self, job_id: str, run: str, shard: int, segments: Mapping[str, ArchiveSegment]
+    ) -> None:
+        self.segments[shard] = dict(segments)
 
     def transition(self, job_id: str, execution_arn: str, status: JobStatus, **_: Any) -> None:
         self.transitions.append(status)
@@ -608,22 +644,71 @@ def _only_shard(files: list[Path]) -> Shard:
     return Shard(run_id=RUN, first=names[0], last=names[-1], files=len(names), packages=True)
 
 
-def test_the_only_shards_worker_packages_the_run_after_developing_it(
+def _zip_names(objects: Objects, key: str) -> list[str]:
+    path = objects.root / PROCESSED / key
+    with zipfile.ZipFile(path) as archive:
+        assert archive.testzip() is None
+        return sorted(archive.namelist())
+
+
+class CountingReads(Objects):
+    """The fake S3, counting what is read back of the processed bucket."""
+
+    def __init__(self, root: Path, *, fail_parts: bool = False) -> None:
+        super().__init__(root)
+        self.read_back: list[str] = []
+        self.fail_parts = fail_parts
+
+    @contextmanager
+    def reading(self, bucket: str, key: str) -> Iterator[ObjectStream]:
+        self.read_back.append(key)
+        with super().reading(bucket, key) as stream:
+            yield stream
+
+    def start_parts(self, bucket: str, key: str, content_type: str) -> str:
+        if self.fail_parts:
+            raise OSError("S3 refused the multipart upload")
+        return super().start_parts(bucket, key, content_type)
+
+
+def test_the_only_shards_worker_writes_the_runs_zips_as_its_files_develop(
+    shoot: list[Path], tmp_path: Path
+) -> None:
+    objects = CountingReads(tmp_path / "s3")
+    _, jobs, callbacks = run_job(
+        tmp_path, shoot[:3], objects=objects, shard_item=_only_shard(shoot[:3])
+    )
+    (output,) = callbacks.succeeded
+    assert sorted(output["archives"]) == ["thumb", "web"]
+    web = jobs.archives[0]["web"]
+    assert web.key == keys.archive_key(JOB, RUN, "web") and web.files == 3
+    # Written from the scratch disk as each file developed: nothing read back from S3.
+    assert objects.read_back == []
+    assert _zip_names(objects, web.key) == sorted(f"{p.stem}.jpg" for p in shoot[:3])
+    assert jobs.segments == {} and objects.uploads == {}
+    # Each file's renditions left the scratch disk once they were in the ZIPs.
+    assert not any((tmp_path / "scratch").rglob("*.jpg"))
+
+
+def test_zips_that_cannot_be_written_as_files_develop_are_read_back_by_the_shards_worker(
     shoot: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     recorded_before: list[int] = []
 
     def package_run(job_id: str, run: str, *, jobs: Jobs, **_: Any) -> dict[str, Any]:
-        # Packaged once every file of the run is recorded, never before.
+        # Read back once every file of the run is recorded, never before.
         recorded_before.append(len(jobs.progress))
         zip_ = Archive(key=keys.archive_key(job_id, run, "web"), bytes=10, files=2)
         return {"archives": {"web": zip_.model_dump(mode="json")}}
 
     monkeypatch.setattr(worker.job.package, "package_run", package_run)
-    _, jobs, callbacks = run_job(tmp_path, shoot[:2], shard_item=_only_shard(shoot[:2]))
+    objects = CountingReads(tmp_path / "s3", fail_parts=True)
+    _, jobs, callbacks = run_job(
+        tmp_path, shoot[:2], objects=objects, shard_item=_only_shard(shoot[:2])
+    )
     assert recorded_before == [2]
     (output,) = callbacks.succeeded
-    assert output["archives"]["web"]["files"] == 2
+    assert output["archives"]["web"]["files"] == 2 and output["files_done"] == 2
     # Recorded on the shard item, where MarkDone reads them.
     assert jobs.archives[0]["web"].key.endswith("/web.zip")
 
@@ -635,19 +720,58 @@ def test_packaging_that_fails_on_the_shards_worker_leaves_the_run_without_zips(
         raise OSError("S3 said no")
 
     monkeypatch.setattr(worker.job.package, "package_run", package_run)
-    _, jobs, callbacks = run_job(tmp_path, shoot[:1], shard_item=_only_shard(shoot[:1]))
+    objects = CountingReads(tmp_path / "s3", fail_parts=True)
+    _, jobs, callbacks = run_job(
+        tmp_path, shoot[:1], objects=objects, shard_item=_only_shard(shoot[:1])
+    )
     # The shard itself succeeds: its files are developed and delivered, without ZIPs.
     (output,) = callbacks.succeeded
     assert output["archives"] is None and output["files_done"] == 1
     assert callbacks.failed == [] and jobs.archives == {}
 
 
-def test_a_shard_of_several_leaves_packaging_to_the_packager(
+def test_a_shard_of_several_writes_its_part_of_each_zip_for_the_packager(
     shoot: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     called: list[str] = []
     monkeypatch.setattr(worker.job.package, "package_run", lambda *a, **k: called.append("x"))
-    names = sorted(p.name for p in shoot[:1])
-    one_of_two = Shard(run_id=RUN, first=names[0], last=names[-1], files=1, packages=False)
-    _, _, callbacks = run_job(tmp_path, shoot[:1], shard_item=one_of_two)
+    names = sorted(p.name for p in shoot[:2])
+    one_of_two = Shard(run_id=RUN, first=names[0], last=names[-1], files=2, packages=False)
+    objects = CountingReads(tmp_path / "s3")
+    _, jobs, callbacks = run_job(tmp_path, shoot[:2], objects=objects, shard_item=one_of_two)
     assert called == [] and "archives" not in callbacks.succeeded[0]
+    part = jobs.segments[0]["web"]
+    assert part.key == keys.archive_segment_key(JOB, RUN, "web", 0) and part.files == 2
+    # A whole ZIP itself, whose entries end where its central directory begins.
+    assert _zip_names(objects, part.key) == sorted(f"{Path(n).stem}.jpg" for n in names)
+    with zipfile.ZipFile(objects.root / PROCESSED / part.key) as archive:
+        assert archive.start_dir == part.data_bytes
+    assert objects.read_back == []
+
+
+def test_a_shards_second_attempt_puts_the_first_attempts_files_in_its_parts(
+    shoot: list[Path], tmp_path: Path
+) -> None:
+    objects = CountingReads(tmp_path / "s3")
+    # The first attempt developed shoot[0] and was lost: its renditions are in S3.
+    earlier_key = keys.rendition_key(JOB, RUN, "web", shoot[0].name, "jpg")
+    objects.store(shoot[0], PROCESSED, earlier_key)  # any bytes: the ZIP stores them
+    records = [
+        FileRecord(
+            name=shoot[0].name,
+            run_id=RUN,
+            status=FileStatus.DONE,
+            outputs={"web": Output(key=earlier_key)},
+        ),
+        FileRecord(name=shoot[1].name, run_id=RUN),
+    ]
+    names = sorted(p.name for p in shoot[:2])
+    one_of_two = Shard(run_id=RUN, first=names[0], last=names[-1], files=2, packages=False)
+    _, jobs, _ = run_job(
+        tmp_path, shoot[:2], objects=objects, records=records, shard_item=one_of_two
+    )
+    assert set(jobs.progress) == {shoot[1].name}  # not developed twice
+    assert objects.read_back == [earlier_key]  # read back: it is not on this disk
+    assert jobs.segments[0]["web"].files == 2 and jobs.segments[0]["thumb"].files == 1
+    web = _zip_names(objects, jobs.segments[0]["web"].key)
+    assert web == sorted([f"{shoot[0].stem}.jpg", f"{shoot[1].stem}.jpg"])

@@ -8,17 +8,20 @@ from typing import Any
 
 from darkroom import keys, names
 from darkroom.aws.ddb_codec import to_item
+from darkroom.aws.job_store import shard_key
 from darkroom.jobs import (
     MAX_CAUSE_CHARS,
     MAX_ERROR_CHARS,
     MAX_EXECUTIONS,
     Archive,
+    ArchiveSegment,
     DeliveredRun,
     FileRecord,
     FileStatus,
     Job,
     JobStatus,
     Output,
+    Shard,
     utc_now,
 )
 from darkroom.recipes import MAX_RENDITIONS, NAME_PATTERN, parse_recipe
@@ -150,3 +153,34 @@ def test_the_largest_file_item_stays_under_100_kb() -> None:
     assert _size(item) < LIMIT, _size(item)
     # File items never enter the listing index.
     assert names.ENTITY not in item
+
+
+def test_the_largest_shard_item_stays_under_100_kb() -> None:
+    name = "a" * 251 + ".dng"
+    renditions = [r["name"] for r in _largest_recipe()["renditions"]]
+    shard = Shard(
+        run_id=_run(2),
+        first=name,
+        last=name.replace("a", "z"),
+        files=10**6,
+        packages=True,
+        # Never both, but the sum is the bound: the ZIPs and the parts of each rendition.
+        archives={
+            r: Archive(key=keys.archive_key(JOB_ID, _run(2), r), bytes=5 * 10**12, files=10**6)
+            for r in renditions
+        },
+        segments={
+            r: ArchiveSegment(
+                key=keys.archive_segment_key(JOB_ID, _run(2), r, 10**5),
+                bytes=5 * 10**12,
+                files=10**6,
+                data_bytes=5 * 10**12,
+            )
+            for r in renditions
+        },
+    )
+    item = {
+        **shard_key(JOB_ID, 10**5),
+        **shard.model_dump(mode="json", exclude_none=True),
+    }
+    assert _size(item) < LIMIT, _size(item)
