@@ -93,15 +93,24 @@ def delete_superseded(
     """Delete what no file delivers any more once `run` is marked done, all but `keep`:
     renditions switched away from, failed runs' leftovers, manifests of runs that deliver
     nothing, earlier runs' ZIPs (only `run`'s, `archives`, match what is delivered).
-    Best effort: what stays is only storage, and the next finished run tries again."""
+    Nothing under `run`'s own folder goes, so it is not even listed. Best effort: what
+    stays is only storage, and the next finished run tries again."""
     kept = {*keep, *(a.key for a in archives)}
     own = keys.run_prefix(job_id, run)
     try:
-        stale = [
-            key
-            for obj in objects.list(bucket, keys.processed_prefix(job_id))
-            if (key := obj["Key"]) not in kept and not key.startswith(own)
+        # Earlier runs' folders only: `run`'s own (every rendition it just made, the bulk
+        # of the job's objects) is never listed.
+        folders, direct = objects.folders(bucket, keys.processed_prefix(job_id))
+        candidates = [
+            *direct,
+            *(
+                o["Key"]
+                for folder in folders
+                if folder != own
+                for o in objects.list(bucket, folder)
+            ),
         ]
+        stale = [key for key in candidates if key not in kept]
         failed = objects.delete_many(bucket, stale)
     except Exception:
         logger.exception("superseded renditions not deleted", extra={"job_id": job_id})

@@ -58,6 +58,17 @@ class Objects:
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
             yield from page.get("Contents", [])
 
+    def folders(self, bucket: str, prefix: str) -> tuple[builtins.list[str], builtins.list[str]]:
+        """One level under `prefix`: its "folders" (the common prefixes up to the next
+        "/") and the keys directly in it, without listing what the folders hold."""
+        folders: builtins.list[str] = []
+        direct: builtins.list[str] = []
+        paginator = self._s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+            folders.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
+            direct.extend(o["Key"] for o in page.get("Contents", []))
+        return folders, direct
+
     def latest_versions(self, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
         """The current version of each object under `prefix` (Key, Size, VersionId: None
         when the bucket has never been versioned); deleted objects are left out."""

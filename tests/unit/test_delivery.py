@@ -296,3 +296,24 @@ def test_a_mark_done_failing_midway_then_retried_delivers_the_same_and_loses_not
     # Run a's rendition of A, delivered no more, is gone.
     there = {o["Key"] for o in world.objects.list(PROCESSED, keys.processed_prefix("j6"))}
     assert _web("j6", EXEC_A, "A.DNG")["web"].key not in there
+
+
+def test_marking_done_lists_only_earlier_runs_folders_for_what_they_left(world: World) -> None:
+    world.upload("j9", *FILES, manifest={})
+    _run(world, "j9", EXEC_A, {"A.DNG": True, "B.DNG": True})
+    _mark_done(world, "j9", EXEC_A)
+    _run(world, "j9", EXEC_B, {"A.DNG": True, "B.DNG": False})
+    listed: list[str] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        listed.append(f"{params['Prefix']}{'|' if params.get('Delimiter') else ''}")
+
+    world.s3.meta.events.register("provide-client-params.s3.ListObjectsV2", record)
+    _mark_done(world, "j9", EXEC_B)
+    # Run b's own renditions (most of a big job's objects) are never listed.
+    assert listed == [f"{keys.processed_prefix('j9')}|", keys.run_prefix("j9", "a")]
+    # What run b superseded went: run a's A.DNG; run a's B.DNG is still delivered.
+    left = {o["Key"] for o in world.objects.list(PROCESSED, keys.processed_prefix("j9"))}
+    assert _web("j9", EXEC_A, "A.DNG")["web"].key not in left
+    assert _web("j9", EXEC_A, "B.DNG")["web"].key in left
+    assert _missing(world, "j9") == []
