@@ -155,7 +155,7 @@ class AwaitWorkerSettings(WorkersTable):
     pass
 
 
-class StopWorkerSettings(WorkersTable):
+class StopWorkerSettings(WorkersTable, JobsTable):
     pass
 
 

@@ -396,3 +396,77 @@ def test_a_release_takes_the_executions_waiting_shards_out_of_the_queue(pool2: W
     worker_queue.stop_worker(EXEC_B, None, leases=pool2.leases, pool=pool2.pool)
     assert pool2.leases.waiters() == []
     assert len(pool2.leases.held_by(EXEC_A)) == 2
+
+
+# -- a finished shard's instance handed on running -------------------------------------
+def _state(world: World, instance_id: str) -> str:
+    answer = world.ec2.describe_instances(InstanceIds=[instance_id])
+    return str(answer["Reservations"][0]["Instances"][0]["State"]["Name"])
+
+
+def _finish(world: World, execution: str, instance_id: str, shard: int, job_id: str) -> dict:
+    """StopWorker after the shard's worker called back, as its handler calls it."""
+    return worker_queue.stop_worker(
+        execution,
+        instance_id,
+        leases=world.leases,
+        pool=world.pool,
+        shard=shard,
+        more_to_come=worker_queue.shards_to_lease(world.jobs, job_id, execution),
+    )
+
+
+def test_a_finished_shards_instance_runs_on_into_the_next_shard_of_its_run(
+    pool2: World,
+) -> None:
+    _registered(pool2, "j1", EXEC_A, 6, 2)  # shards 0, 1, 2 on two instances
+    first = pool2.start("j1", EXEC_A, shard=0)["instance_id"]
+    second = pool2.start("j1", EXEC_A, shard=1)["instance_id"]
+    # Shard 2 has had no instance yet: shard 0's is handed on running, not stopped.
+    out = _finish(pool2, EXEC_A, first, 0, "j1")
+    assert out["warm"] is True and out["instance_ids"] == [first]
+    assert _state(pool2, first) == "running"
+    # The next StartWorker takes it (no boot), before any stopped instance.
+    pool2.start("j1", EXEC_A, shard=1)  # retried: keeps its own
+    assert pool2.start("j1", EXEC_A, shard=2)["instance_id"] == first
+    # Every shard has had an instance: the last ones stop theirs.
+    assert _finish(pool2, EXEC_A, second, 1, "j1")["warm"] is False
+    assert _finish(pool2, EXEC_A, first, 2, "j1")["warm"] is False
+    assert {_state(pool2, i) for i in (first, second)} == {"stopped"}
+    assert all(lease.state is LeaseState.IDLE and not lease.warm for lease in pool2.leases.all())
+
+
+def test_a_finished_shards_instance_runs_on_for_another_jobs_waiting_shard(pool2: World) -> None:
+    _registered(pool2, "big", EXEC_A, 4, 2)  # shards 0 and 1: both get an instance
+    first = pool2.start("big", EXEC_A, shard=0)["instance_id"]
+    pool2.start("big", EXEC_A, shard=1)
+    _registered(pool2, "small", EXEC_B, 1, 2)
+    with pytest.raises(NoIdleWorker):
+        pool2.start("small", EXEC_B, {EXEC_A: "RUNNING"})
+    # The big job has nothing left to lease, but the small job waits for an instance.
+    assert _finish(pool2, EXEC_A, first, 0, "big")["warm"] is True
+    assert pool2.start("small", EXEC_B, {EXEC_A: "RUNNING"})["instance_id"] == first
+
+
+def test_a_lost_or_released_shard_and_the_packager_always_stop_their_instance(
+    pool2: World,
+) -> None:
+    _registered(pool2, "j1", EXEC_A, 6, 2)
+    first = pool2.start("j1", EXEC_A, shard=0)["instance_id"]
+    # ReleaseShard (the shard's worker was lost): no hand-on, whatever is to come.
+    out = worker_queue.stop_worker(
+        EXEC_A, None, leases=pool2.leases, pool=pool2.pool, shard=0, more_to_come=None
+    )
+    assert out["warm"] is False and _state(pool2, first) in {"stopping", "stopped"}
+    packager = worker_queue.start_worker(
+        "j1",
+        EXEC_A,
+        shard=PACKAGE_SHARD,
+        task=LeaseTask.PACKAGE,
+        instance_ids=pool2.instance_ids,
+        jobs=pool2.jobs,
+        leases=pool2.leases,
+        pool=pool2.pool,
+    )
+    out = _finish(pool2, EXEC_A, packager["instance_id"], PACKAGE_SHARD, "j1")
+    assert out["warm"] is False
