@@ -66,8 +66,6 @@ SCOPED: dict[str, dict[str, set[str]]] = {
         "dynamodb:GetItem": {"workers table"},
         "dynamodb:Scan": {"workers table"},
         "dynamodb:UpdateItem": {"workers table"},
-        # The run's shard items: whether any still waits for an instance.
-        "dynamodb:Query": {"jobs table"},
         "ec2:StopInstances": {"pool instances"},
     },
     Function.MARK_DONE: {

@@ -63,7 +63,7 @@ def test_the_local_worker_gets_exactly_the_worker_settings_keys(cloud: LocalClou
 def test_functions_receive_only_what_they_read(cloud: LocalCloud) -> None:
     stop = cloud.function_environment(names.Function.STOP_WORKER)
     done = cloud.function_environment(names.Function.MARK_DONE)
-    assert env_key("raw_bucket") not in stop
+    assert env_key("jobs_table") not in stop
     assert env_key("raw_bucket") not in done
     assert all(env_key("log_level") in cloud.function_environment(f) for f in names.HANDLERS)
 
