@@ -160,9 +160,6 @@ class RawPipeline(Construct):
             "stops the instance and releases the lease this execution holds",
             [
                 table_statement(workers, "GetItem", "Scan", "UpdateItem"),
-                # The run's shard items: whether any is still to lease an instance (then a
-                # finished shard's instance is handed on running).
-                table_statement(jobs, "Query"),
                 iam.PolicyStatement(actions=["ec2:StopInstances"], resources=pool),
             ],
         )

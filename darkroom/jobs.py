@@ -183,9 +183,6 @@ class Shard(BaseModel):
     archives: dict[str, Archive] | None = None
     # rendition -> the shard's part of its ZIP (runs of several shards).
     segments: dict[str, ArchiveSegment] | None = None
-    # When its first StartWorker leased it an instance: a run with shards not yet leased
-    # has more to develop, so StopWorker hands a finished shard's instance on running.
-    leased_at: str | None = None
 
 
 class DeliveredRun(BaseModel):

@@ -155,7 +155,7 @@ class AwaitWorkerSettings(WorkersTable):
     pass
 
 
-class StopWorkerSettings(WorkersTable, JobsTable):
+class StopWorkerSettings(WorkersTable):
     pass
 
 

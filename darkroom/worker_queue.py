@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from darkroom import keys, shards
+from darkroom import shards
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.lease_store import (
     Lease,
@@ -67,8 +67,6 @@ def start_worker(
                 f"job {job_id} shard {shard} waits"
             )
     leases.stop_waiting(execution_arn, shard)
-    if task is LeaseTask.DEVELOP:
-        jobs.mark_shard_leased(job_id, keys.run_id(execution_arn), shard)
     try:
         pool.start(lease.instance_id)
     except InstanceNotReady as exc:
@@ -130,15 +128,8 @@ def _take_turn(
     )
     if not shards.turn(len(ahead), len(free)):
         return None
-    # An instance a finished shard left running first: it needs no boot.
     return leases.acquire(
-        me.job_id,
-        me.execution_arn,
-        instance_ids,
-        shard=me.shard,
-        task=task,
-        avoid=avoid,
-        prefer=[lease.instance_id for lease in free if lease.warm],
+        me.job_id, me.execution_arn, instance_ids, shard=me.shard, task=task, avoid=avoid
     )
 
 
@@ -172,12 +163,6 @@ def await_worker(
     leases.attach_token(instance_id, execution_arn, task_token, shard=shard)
 
 
-def shards_to_lease(jobs: JobStore, job_id: str, execution_arn: str) -> Callable[[], bool]:
-    """Whether the execution's run has shards that never had an instance (asked only
-    when a finished shard's instance could be handed on)."""
-    return lambda: jobs.shards_to_lease(job_id, keys.run_id(execution_arn)) > 0
-
-
 def stop_worker(
     execution_arn: str,
     instance_id: str | None,
@@ -185,19 +170,12 @@ def stop_worker(
     leases: LeaseStore,
     pool: PoolInstances,
     shard: int | None = None,
-    more_to_come: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
     """Stop the instances and free the leases this execution holds: the one of `shard`
     (on `instance_id` if known), or with no shard every one (the failure path, an
     ending). Another shard's lease, or another execution's, is left alone.
 
     Stop before release, so no other job can lease an instance that is about to stop.
-    Except a shard that finished (`more_to_come` given: StopWorker after its worker's
-    callback) while another shard waits in the queue or its run has shards still to
-    lease (`more_to_come()`): its instance is released running ("warm"), and the next
-    StartWorker takes it without a boot, rather than one instance stopping while another
-    boots. A warm instance nobody takes stops itself when idle (the worker's idle
-    shutdown), or the cost guard stops it.
     """
     if instance_id is not None:
         lease = leases.get(instance_id)
@@ -217,23 +195,13 @@ def stop_worker(
     if not mine:
         logger.info("no lease to release", extra={"execution": execution_arn, "shard": shard})
         return {"instance_id": instance_id, "released": False, "instance_ids": []}
-    warm = (
-        more_to_come is not None
-        and len(mine) == 1
-        and mine[0].task is LeaseTask.DEVELOP
-        and (bool(leases.waiters()) or more_to_come())
-    )
     released = []
     for lease in mine:
-        if not warm:
-            pool.stop(lease.instance_id)
-        if leases.release(lease.instance_id, execution_arn, shard=lease.shard, warm=warm):
+        pool.stop(lease.instance_id)
+        if leases.release(lease.instance_id, execution_arn, shard=lease.shard):
             released.append(lease.instance_id)
-    if warm:
-        logger.info("instance handed on running", extra={"instance_id": mine[0].instance_id})
     return {
         "instance_id": mine[0].instance_id,
         "released": bool(released),
         "instance_ids": released,
-        "warm": warm,
     }

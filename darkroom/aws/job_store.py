@@ -499,21 +499,6 @@ class JobStore:
                 },
             )
 
-    def mark_shard_leased(self, job_id: str, run: str, shard: int) -> None:
-        """The shard has an instance (its first lease: a retry keeps the first time)."""
-        with suppress(ConditionFailed):  # a later run registered, or no such shard item
-            self._table.update(
-                shard_key(job_id, shard),
-                "SET leased_at = if_not_exists(leased_at, :now)",
-                condition="run_id = :run",
-                values={":run": run, ":now": utc_now()},
-            )
-
-    def shards_to_lease(self, job_id: str, run: str) -> int:
-        """How many of the run's shards have never had an instance (0 for a run
-        registered without shard items: nothing is known to follow)."""
-        return sum(1 for shard in self.shards(job_id, run) if shard.leased_at is None)
-
     def record_shard_segments(
         self, job_id: str, run: str, shard: int, segments: Mapping[str, ArchiveSegment]
     ) -> None:

@@ -47,9 +47,6 @@ class Lease(BaseModel):
     task: LeaseTask = LeaseTask.DEVELOP
     # The run's shard this lease develops (PACKAGE_SHARD for packaging).
     shard: int = 0
-    # Idle and left running by the shard before it, for the next lease to take without
-    # a boot (StopWorker's warm hand-over).
-    warm: bool = False
 
 
 class Waiter(BaseModel):
@@ -138,11 +135,9 @@ class LeaseStore:
         shard: int = 0,
         task: LeaseTask = LeaseTask.DEVELOP,
         avoid: str | None = None,
-        prefer: Iterable[str] = (),
     ) -> Lease | None:
         """Lease an idle instance to this execution's shard; None when every instance
-        (but `avoid`, if the pool has others) is busy. `prefer`: instances to try first
-        (those left running, which need no boot).
+        (but `avoid`, if the pool has others) is busy.
 
         A retried StartWorker gets back the lease its shard already holds.
         """
@@ -150,15 +145,14 @@ class LeaseStore:
         held = self.held_for(execution_arn, shard, pool)
         if held is not None:
             return held
-        first = [i for i in dict.fromkeys(prefer) if i in pool]
-        for instance_id in [*first, *(i for i in pool if i not in first)]:
+        for instance_id in pool:
             if instance_id == avoid and len(pool) > 1:
                 continue
             try:
                 item = self._table.update(
                     self._table.key(instance_id),
                     "SET #st = :leased, job_id = :job, execution_arn = :exec, leased_at = :now,"
-                    " #task = :task, #shard = :shard REMOVE task_token, heartbeat_at, warm",
+                    " #task = :task, #shard = :shard REMOVE task_token, heartbeat_at",
                     condition="#st = :idle",
                     names={"#st": "state", "#task": "task", "#shard": "shard"},
                     values={
@@ -210,17 +204,9 @@ class LeaseStore:
         except ConditionFailed as exc:
             raise LeaseLost(f"instance {instance_id} lease moved on") from exc
 
-    def release(
-        self,
-        instance_id: str,
-        execution_arn: str,
-        *,
-        shard: int | None = None,
-        warm: bool = False,
-    ) -> bool:
+    def release(self, instance_id: str, execution_arn: str, *, shard: int | None = None) -> bool:
         """Free the instance if (and only if) this execution holds it, for this shard
-        when one is named (None: whichever shard, for an execution that has ended).
-        `warm`: it is left running, for the next lease."""
+        when one is named (None: whichever shard, for an execution that has ended)."""
         condition = "#st = :leased AND execution_arn = :exec"
         attribute_names = {"#st": "state", "#task": "task", "#shard": "shard"}
         values: dict[str, Any] = {
@@ -228,17 +214,14 @@ class LeaseStore:
             ":leased": LeaseState.LEASED,
             ":exec": execution_arn,
         }
-        if warm:
-            values[":true"] = True
         if shard is not None:
             condition += " AND #shard = :shard"
             values[":shard"] = shard
         try:
             self._table.update(
                 self._table.key(instance_id),
-                ("SET #st = :idle, warm = :true" if warm else "SET #st = :idle")
-                + " REMOVE job_id, execution_arn, task_token, leased_at, heartbeat_at,"
-                + (" #task, #shard" if warm else " #task, #shard, warm"),
+                "SET #st = :idle REMOVE job_id, execution_arn, task_token, leased_at,"
+                " heartbeat_at, #task, #shard",
                 condition=condition,
                 names=attribute_names,
                 values=values,
