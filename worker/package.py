@@ -18,6 +18,7 @@ from darkroom.archive import (
     Entry,
     LocalFile,
     MultipartWriter,
+    Source,
     ZipStream,
     central_directory,
     read_ahead,
@@ -227,7 +228,7 @@ class ShardSegments:
             writer.abort()
         self._open.clear()
 
-    def _add(self, rendition: str, file_name: str, suffix: str, source: Any) -> None:
+    def _add(self, rendition: str, file_name: str, suffix: str, source: Source) -> None:
         if self.failed:
             raise ArchiveError("the shard's parts were given up")
         if rendition not in self._open:

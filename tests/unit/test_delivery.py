@@ -24,7 +24,7 @@ from darkroom.jobs import (
     JobStatus,
     Output,
 )
-from tests.unit.test_pipeline_steps import EXEC_A, EXEC_B, PROCESSED, World
+from tests.unit.test_pipeline_steps import EXEC_A, EXEC_B, PROCESSED, World, record_calls
 
 EXEC_C = "arn:aws:states:us-east-1:123456789012:execution:m:c"
 FILES = ("A.DNG", "B.DNG")
@@ -93,18 +93,6 @@ def _missing(world: World, job_id: str) -> list[str]:
     ]
 
 
-def _calls(world: World, operations: set[str]) -> list[tuple[str, dict[str, Any]]]:
-    """Every DynamoDB call of these operations through the world's client, as sent."""
-    calls: list[tuple[str, dict[str, Any]]] = []
-
-    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
-        if model.name in operations:
-            calls.append((model.name, dict(params)))
-
-    world.ddb.meta.events.register("provide-client-params.dynamodb", record)
-    return calls
-
-
 # -- resolving, without AWS -------------------------------------------------------------
 def test_a_file_delivers_the_pointers_run_only_while_its_attempt_is_that_runs_and_developed() -> (
     None
@@ -138,7 +126,7 @@ def test_a_file_delivers_the_pointers_run_only_while_its_attempt_is_that_runs_an
 def test_marking_a_run_done_writes_no_file_item(world: World) -> None:
     world.upload("j1", *FILES, manifest={})
     _run(world, "j1", EXEC_A, {"A.DNG": True, "B.DNG": False})
-    writes = _calls(world, {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"})
+    writes = record_calls(world, {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"})
     out = _mark_done(world, "j1", EXEC_A)
     assert (out["status"], out["files_delivered"]) == ("DONE_WITH_ERRORS", 1)
     assert [(op, params["Key"]["sk"]["S"]) for op, params in writes] == [
@@ -160,7 +148,7 @@ def test_marking_done_reads_the_file_items_once(world: World) -> None:
     _run(world, "j2", EXEC_A, {"A.DNG": True, "B.DNG": True})
     _mark_done(world, "j2", EXEC_A)
     _run(world, "j2", EXEC_B, {"A.DNG": True, "B.DNG": False})
-    queries = _calls(world, {"Query"})
+    queries = record_calls(world, {"Query"})
     assert _mark_done(world, "j2", EXEC_B)["files_delivered"] == 2
     # Two files fit one page: one query is one pass.
     assert len(queries) == 1

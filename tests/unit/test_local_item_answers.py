@@ -13,7 +13,7 @@ from moto import mock_aws
 from moto.dynamodb.responses import DynamoResult
 
 from darkroom.local import moto_hooks
-from tests.moto_config import offline_aws
+from tests.moto_config import create_pk_sk_table, offline_aws
 
 TABLE = "items"
 EVERY_TYPE = {
@@ -58,18 +58,7 @@ def client(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     offline_aws(monkeypatch)
     with mock_aws():
         ddb = boto3.client("dynamodb")
-        ddb.create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_pk_sk_table(ddb, TABLE)
         ddb.put_item(TableName=TABLE, Item={**EVERY_TYPE, "sk": {"S": "FILE#1"}})
         ddb.put_item(TableName=TABLE, Item={**EVERY_TYPE, **BINARY, "sk": {"S": "FILE#2"}})
         yield ddb

@@ -14,7 +14,7 @@ from moto import mock_aws
 from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 
 from darkroom.local import moto_hooks
-from tests.moto_config import offline_aws
+from tests.moto_config import create_pk_sk_table, offline_aws
 
 TABLE = "jobs"
 
@@ -25,18 +25,7 @@ def ddb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setattr(DynamoDBBackend, "transact_write_items", moto_hooks._transact_write_items)
     with mock_aws():
         client = boto3.client("dynamodb")
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_pk_sk_table(client, TABLE)
         client.put_item(TableName=TABLE, Item=_item("JOB", n=1))
         yield client
 

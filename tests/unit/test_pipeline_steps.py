@@ -506,16 +506,21 @@ def test_starting_a_job_twice_returns_the_same_execution() -> None:
 WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
 
 
-def _record_writes(world: World) -> list[tuple[str, dict[str, Any]]]:
-    """Every DynamoDB write the stores send through the world's client, as sent."""
-    writes: list[tuple[str, dict[str, Any]]] = []
+def record_calls(world: World, operations: set[str]) -> list[tuple[str, dict[str, Any]]]:
+    """Every DynamoDB call of these operations through the world's client, as sent."""
+    calls: list[tuple[str, dict[str, Any]]] = []
 
     def record(params: dict[str, Any], model: Any, **_: Any) -> None:
-        if model.name in WRITES:
-            writes.append((model.name, dict(params)))
+        if model.name in operations:
+            calls.append((model.name, dict(params)))
 
     world.ddb.meta.events.register("provide-client-params.dynamodb", record)
-    return writes
+    return calls
+
+
+def _record_writes(world: World) -> list[tuple[str, dict[str, Any]]]:
+    """Every DynamoDB write the stores send through the world's client, as sent."""
+    return record_calls(world, WRITES)
 
 
 def _unconditional(name: str, params: dict[str, Any]) -> bool:
