@@ -739,3 +739,45 @@ def test_a_copy_longer_than_s3_copies_leaves_a_rest_it_can_still_copy(
         out.append_object("part.zip", 0, 10 * MIB)
     # 8 + 2 would leave a part too small to copy; 5 + 5 copies both.
     assert objects.ops == [("copy", 5 * MIB), ("copy", 5 * MIB)]
+
+
+def test_a_join_that_fails_midway_leaves_no_zip_and_its_parts_for_the_retry(s3: Any) -> None:
+    class FailingOnce(CopyCounting):
+        failed = False
+
+        def read_range(self, bucket: str, key: str, start: int, end: int) -> bytes:
+            if key.endswith("000001.zip") and not self.failed:
+                FailingOnce.failed = True
+                raise TransientError("S3: SlowDown")
+            return super().read_range(bucket, key, start, end)
+
+    objects = FailingOnce(s3)
+    shards = [
+        Shard(
+            run_id="b",
+            first="x",
+            last="y",
+            files=1,
+            segments={
+                "web": _part(
+                    objects, keys.archive_segment_key("j1", "b", "web", n), {f"{n}.jpg": b"j" * 99}
+                )
+            },
+        )
+        for n in range(2)
+    ]
+    key = keys.archive_key("j1", "b", "web")
+
+    def join() -> dict[str, Any]:
+        return join_segments(
+            "j1", "b", shards, jobs=None, objects=objects, bucket=BUCKET, lost=threading.Event()
+        )  # type: ignore[arg-type]
+
+    with pytest.raises(TransientError):
+        join()
+    # Nothing half-written at the ZIP's key, no upload left open, every part still there.
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=key).get("Contents", [])
+    assert key not in {o["Key"] for o in listed} and _open_uploads(objects) == []
+    assert all(_exists(s3, s.segments["web"].key) for s in shards)  # type: ignore[index]
+    assert join()["web"]["files"] == 2
+    assert not any(_exists(s3, s.segments["web"].key) for s in shards)  # type: ignore[index]
