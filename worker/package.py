@@ -3,6 +3,7 @@ delivered once the run is marked done."""
 
 from __future__ import annotations
 
+import struct
 import threading
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -10,6 +11,8 @@ from contextlib import closing
 from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from botocore.exceptions import ClientError
 
 from darkroom import keys
 from darkroom.api.validation import same_on_every_disk
@@ -25,6 +28,7 @@ from darkroom.archive import (
     write_central_directory,
     write_zip,
 )
+from darkroom.aws.clients import error_code
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.objects import Objects
 from darkroom.delivery import delivered_after
@@ -269,6 +273,15 @@ class NamesClash(DarkroomError):
     """Two shards' parts hold entries of one name (as a disk compares them)."""
 
 
+class PartUnreadable(DarkroomError):
+    """A shard's part is gone or is not the ZIP its shard item says it is."""
+
+
+# A part deleted (by an attempt that joined it and then died before its callback), or
+# shorter than its shard item says.
+_PART_GONE = frozenset({"NoSuchKey", "404", "InvalidRange"})
+
+
 def join_segments(
     job_id: str,
     run: str,
@@ -282,8 +295,9 @@ def join_segments(
     """Each rendition's ZIP as its shards' parts joined in shard order: their entries
     copied inside S3 (UploadPartCopy; small ones read through), then one central
     directory of them all. Only the parts' central directories are read. A rendition
-    whose parts clash on an entry name is read back whole instead (`_package_rendition`
-    names the entries across the whole run). The parts go once every ZIP is written."""
+    whose parts clash on an entry name, or one of whose parts is gone or unreadable, is
+    read back whole instead (`_package_rendition` names the entries across the whole
+    run). The parts go once every ZIP is written."""
     renditions = sorted({r for shard in shards for r in shard.segments or {}})
     archives: dict[str, Any] = {}
     for rendition in renditions:
@@ -292,8 +306,8 @@ def join_segments(
             archive = _join(
                 job_id, run, rendition, parts, objects=objects, bucket=bucket, lost=lost
             )
-        except NamesClash as exc:
-            logger.info("parts clash; the ZIP is read back whole", extra={"why": str(exc)})
+        except (NamesClash, PartUnreadable) as exc:
+            logger.warning("the ZIP is read back whole", extra={"why": str(exc)})
             archive = _package_rendition(
                 job_id, run, rendition, jobs=jobs, objects=objects, bucket=bucket, lost=lost
             )
@@ -324,15 +338,42 @@ def _join(
         for part in parts:
             if lost.is_set():
                 raise Interrupted(f"the execution stopped waiting while {key} was written")
-            tail = objects.read_range(bucket, part.key, part.data_bytes, part.bytes)
-            entries = central_directory(tail, part.data_bytes)
+            entries = _part_entries(objects, bucket, part)
             for info in entries:
                 folded = same_on_every_disk(info.filename)
                 if folded in taken:
                     raise NamesClash(f"{key}: {info.filename!r} is in two shards' parts")
                 taken.add(folded)
                 info.header_offset += out.size
-            out.append_object(part.key, 0, part.data_bytes)
+            try:
+                out.append_object(part.key, 0, part.data_bytes)
+            except ClientError as exc:
+                if error_code(exc) in _PART_GONE:
+                    raise PartUnreadable(f"{part.key}: {exc}") from exc
+                raise
             infos.extend(entries)
         write_central_directory(out, infos)
     return Archive(key=key, bytes=out.size, files=len(infos))
+
+
+def _part_entries(objects: Objects, bucket: str, part: ArchiveSegment) -> list[zipfile.ZipInfo]:
+    """The part's entries, read from its central directory alone, each checked to lie
+    within the entries' bytes its shard item recorded."""
+    try:
+        tail = objects.read_range(bucket, part.key, part.data_bytes, part.bytes)
+    except ClientError as exc:
+        if error_code(exc) in _PART_GONE:
+            raise PartUnreadable(f"{part.key}: {exc}") from exc
+        raise
+    try:
+        entries = central_directory(tail, part.data_bytes)
+    except (zipfile.BadZipFile, ValueError, struct.error, EOFError) as exc:
+        raise PartUnreadable(f"{part.key}: not a ZIP's central directory ({exc})") from exc
+    if len(entries) != part.files or any(
+        not 0 <= e.header_offset < part.data_bytes for e in entries
+    ):
+        raise PartUnreadable(
+            f"{part.key}: {len(entries)} entries, {part.files} recorded, or an entry lies "
+            f"past its {part.data_bytes} bytes"
+        )
+    return entries

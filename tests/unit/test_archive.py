@@ -4,6 +4,7 @@ writes into, and packaging a run against moto's in-process mocks (no network).""
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import struct
 import subprocess
@@ -661,6 +662,64 @@ def test_parts_that_name_an_entry_alike_are_joined_by_reading_the_run_back(job: 
     web = job.zip("web")
     assert web["A.jpg"] == job.body("b", "web", "A.CR2")
     assert web["A (2).jpg"] == job.body("a", "web", "A.dng")
+
+
+class ReadCounting(Objects):
+    def __init__(self, s3: Any) -> None:
+        super().__init__(s3)
+        self.opened: list[str] = []
+
+    def reading(self, bucket: str, key: str) -> Any:
+        self.opened.append(key)
+        return super().reading(bucket, key)
+
+
+@pytest.mark.parametrize("damage", ["deleted", "garbage", "cut short", "an entry less"])
+def test_a_part_gone_or_damaged_is_not_joined_the_zip_is_read_back_whole(
+    job: Job, damage: str
+) -> None:
+    web = {
+        "A.jpg": job.body("b", "web", "A.CR2"),
+        "A (2).jpg": job.body("a", "web", "A.dng"),
+        "B.jpg": job.body("a", "web", "B.dng"),
+    }
+    rest = {"C.jpg": job.body("b", "web", "C.dng"), "D.jpg": job.body("b", "web", "D.dng")}
+    parts = [
+        _part(job.objects, keys.archive_segment_key("j1", "b", "web", n), files)
+        for n, files in enumerate((web, rest))
+    ]
+    damaged = parts[1]
+    if damage == "deleted":
+        job.s3.delete_object(Bucket=BUCKET, Key=damaged.key)
+    elif damage == "garbage":
+        job.s3.put_object(Bucket=BUCKET, Key=damaged.key, Body=os.urandom(damaged.bytes))
+    elif damage == "cut short":
+        body = job.s3.get_object(Bucket=BUCKET, Key=damaged.key)["Body"].read()
+        job.s3.put_object(Bucket=BUCKET, Key=damaged.key, Body=body[: damaged.bytes - 30])
+    else:  # its shard item counts one entry more than the part holds
+        parts[1] = damaged.model_copy(update={"files": damaged.files + 1})
+    shards = [
+        Shard(run_id="b", first="x", last="y", files=1, segments={"web": part}) for part in parts
+    ]
+    objects = ReadCounting(job.s3)
+    joined = join_segments(
+        "j1", "b", shards, jobs=job.jobs, objects=objects, bucket=BUCKET, lost=threading.Event()
+    )
+    # Read back from the renditions: every file the run delivers, none lost or doubled.
+    assert sorted(objects.opened) == sorted(
+        keys.rendition_key("j1", run, "web", name, "jpg")
+        for run, name in [
+            ("b", "A.CR2"),
+            ("a", "A.dng"),
+            ("a", "B.dng"),
+            ("b", "C.dng"),
+            ("b", "D.dng"),
+        ]
+    )
+    assert joined["web"]["files"] == 5
+    assert job.zip("web") == {**web, **rest}
+    assert not _exists(job.s3, keys.archive_key("j1", "b", "web") + ".parts/")
+    assert _open_uploads(job.objects) == []
 
 
 def test_a_central_directory_past_4_gib_is_zip64_and_reads_back_from_its_tail() -> None:
