@@ -16,8 +16,10 @@ local cloud and darkroom.workflow load; no runtime imports this module or the SD
         --Catch--> ReleaseShard -> RetryStartWorker -> RetryWaitForWorker -> RetryStopWorker
         --Catch--> ReleaseShardAgain -> FailShard (the shard's pending files fail; the
         iteration, and the job, go on)
-    packaging:      StartPackager / WaitForPackager --Catch--> ReleasePackager -> MarkDone
-                    (delivered without ZIPs)
+    packaging:      WaitForPackager --Catch--> ReleaseLostPackager -> RetryStartPackager
+                    -> RetryWaitForPackager -> RetryStopPackager -> MarkDone
+                    StartPackager, RetryStartPackager, RetryWaitForPackager --Catch-->
+                    ReleasePackager -> MarkDone (delivered without ZIPs)
 
 State data, as it grows along the way (the ResultPaths):
 
@@ -29,9 +31,10 @@ State data, as it grows along the way (the ResultPaths):
                                      "timeout_seconds", "worker": {"instance_id": ""}}
                       + "worker", "result", "error" within it; the Map's output is dropped
                       (ResultPath null): each shard's outcome is in the file items
-    StartPackager     + "packager": {"instance_id"}
+    StartPackager     + "packager": {"instance_id"} (RetryStartPackager replaces it)
     WaitForPackager   + "package":  the packager's SendTaskSuccess output
-                      ({"archives": {...}}), or {"error": {"Error", "Cause"}} from its Catch
+                      ({"archives": {...}}), or {"error": {"Error", "Cause"}} from a Catch
+                      (RetryWaitForPackager replaces it)
     PackagedByShard   + "package":  {"shard": 0}: MarkDone reads the ZIPs off that shard's
                                     item (none there: delivered without ZIPs)
     MarkDone          the execution's output is MarkDone's return value, verbatim
@@ -527,69 +530,109 @@ def _main_path(on_error: Chain) -> Chain:
         retry=[_transient_retry()],
         catch=catch(),
     )
-    release_packager = LambdaInvoke(
-        "ReleasePackager",
-        comment="Packaging failed: free its instance; the run is delivered without ZIPs.",
-        function="StopWorkerFunctionArn",
-        payload={
-            "job_id.$": "$.job.job_id",
-            "execution_arn.$": EXECUTION_ARN,
-            "shard": PACKAGE_SHARD,
-            "release_only": True,
-        },
-        result_path=None,
-        retry=[_transient_retry()],
-        catch=[_catch_all(mark_done, "$.release_error")],
-    )
-    release_packager.next(mark_done)
 
-    def packaging_failed() -> list[Catch]:
-        return [_catch_all(release_packager, "$.package.error")]
+    def release_packager(state_id: str, comment: str, next_step: Any) -> LambdaInvoke:
+        return LambdaInvoke(
+            state_id,
+            comment=comment,
+            function="StopWorkerFunctionArn",
+            payload={
+                "job_id.$": "$.job.job_id",
+                "execution_arn.$": EXECUTION_ARN,
+                "shard": PACKAGE_SHARD,
+                "release_only": True,
+            },
+            result_path=None,
+            retry=[_transient_retry()],
+            # Beside $.package.error, not over it: MarkDone logs why there are no ZIPs.
+            catch=[_catch_all(next_step, "$.release_error")],
+        )
 
-    start_packager = LambdaInvoke(
-        "StartPackager",
-        comment="One worker writes the run's ZIPs once every shard is over.",
-        function="StartWorkerFunctionArn",
-        payload={
+    def start_packager(state_id: str, avoid: str | None, on_error: Any) -> LambdaInvoke:
+        payload: dict[str, Any] = {
             "job_id.$": "$.job.job_id",
             "execution_arn.$": EXECUTION_ARN,
             "shard": PACKAGE_SHARD,
             "task": TASK_PACKAGE,
-        },
-        result_selector=_returned("instance_id"),
-        result_path="$.packager",
-        retry=[_no_idle_worker_retry(), _transient_retry()],
-        catch=packaging_failed(),
+        }
+        if avoid is not None:
+            payload["avoid.$"] = avoid
+        return LambdaInvoke(
+            state_id,
+            comment="One worker writes the run's ZIPs once every shard is over.",
+            function="StartWorkerFunctionArn",
+            payload=payload,
+            result_selector=_returned("instance_id"),
+            result_path="$.packager",
+            retry=[_no_idle_worker_retry(), _transient_retry()],
+            catch=[_catch_all(on_error, "$.package.error")],
+        )
+
+    def wait_for_packager(state_id: str, on_error: Any) -> LambdaInvoke:
+        return LambdaInvoke(
+            state_id,
+            function="AwaitWorkerFunctionArn",
+            wait_for_callback=True,
+            payload={
+                "job_id.$": "$.job.job_id",
+                "execution_arn.$": EXECUTION_ARN,
+                "instance_id.$": "$.packager.instance_id",
+                "shard": PACKAGE_SHARD,
+                "task_token.$": TASK_TOKEN,
+            },
+            heartbeat_seconds_path="$.job.heartbeat_seconds",
+            timeout_seconds_path="$.job.timeout_seconds",
+            result_path="$.package",
+            retry=[_transient_retry()],
+            catch=[_catch_all(on_error, "$.package.error")],
+        )
+
+    def stop_packager(state_id: str) -> LambdaInvoke:
+        return LambdaInvoke(
+            state_id,
+            function="StopWorkerFunctionArn",
+            payload={
+                "job_id.$": "$.job.job_id",
+                "execution_arn.$": EXECUTION_ARN,
+                "instance_id.$": "$.packager.instance_id",
+                "shard": PACKAGE_SHARD,
+            },
+            result_path=None,
+            retry=[_transient_retry()],
+            catch=catch(),
+        )
+
+    given_up = release_packager(
+        "ReleasePackager",
+        "Packaging failed: free its instance; the run is delivered without ZIPs.",
+        mark_done,
     )
-    wait_for_packager = LambdaInvoke(
-        "WaitForPackager",
-        function="AwaitWorkerFunctionArn",
-        wait_for_callback=True,
-        payload={
-            "job_id.$": "$.job.job_id",
-            "execution_arn.$": EXECUTION_ARN,
-            "instance_id.$": "$.packager.instance_id",
-            "shard": PACKAGE_SHARD,
-            "task_token.$": TASK_TOKEN,
-        },
-        heartbeat_seconds_path="$.job.heartbeat_seconds",
-        timeout_seconds_path="$.job.timeout_seconds",
-        result_path="$.package",
-        retry=[_transient_retry()],
-        catch=packaging_failed(),
+    given_up.next(mark_done)
+    # A packager lost midway (killed, its heartbeat missed, its S3 calls failing) is
+    # tried once more on another instance, as a shard is: the parts stay until every
+    # ZIP is whole, so the second attempt joins them again. One that never started (no
+    # instance within the queue's hours) is not.
+    second = Chain(
+        [
+            start_packager("RetryStartPackager", "$.packager.instance_id", given_up),
+            wait_for_packager("RetryWaitForPackager", given_up),
+            stop_packager("RetryStopPackager"),
+            mark_done,
+        ]
     )
-    stop_packager = LambdaInvoke(
-        "StopPackager",
-        function="StopWorkerFunctionArn",
-        payload={
-            "job_id.$": "$.job.job_id",
-            "execution_arn.$": EXECUTION_ARN,
-            "instance_id.$": "$.packager.instance_id",
-            "shard": PACKAGE_SHARD,
-        },
-        result_path=None,
-        retry=[_transient_retry()],
-        catch=catch(),
+    lost = release_packager(
+        "ReleaseLostPackager",
+        "The packager was lost: free its instance, then package on another.",
+        second,
+    )
+    lost.next(second)
+    first = Chain(
+        [
+            start_packager("StartPackager", None, given_up),
+            wait_for_packager("WaitForPackager", lost),
+            stop_packager("StopPackager"),
+            mark_done,
+        ]
     )
     packaged_by_shard = Pass(
         "PackagedByShard",
@@ -606,8 +649,7 @@ def _main_path(on_error: Chain) -> Chain:
     who_packages.add_choice(
         ChoiceRule.BooleanEquals("$.job.packaged_by_shard", True), next_step=packaged_by_shard
     )
-    who_packages.default_choice(start_packager)
-    Chain([start_packager, wait_for_packager, stop_packager, mark_done])
+    who_packages.default_choice(first)
     return Chain([register_job, develop, who_packages])
 
 

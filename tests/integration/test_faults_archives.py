@@ -1,7 +1,8 @@
 """A run's "download all" ZIPs on the local cloud: packaging that fails midway leaves no
 ZIP and no open upload and touches no rendition; the next attempt writes ZIPs holding
-every delivered rendition; a later run's delivery deletes the earlier run's ZIPs; and a
-run of one shard, packaged by that shard's worker, survives the worker dying midway."""
+every delivered rendition; a later run's delivery deletes the earlier run's ZIPs; a run
+of one shard, packaged by that shard's worker, survives the worker dying midway; and a
+run of two shards whose packager is killed midway is packaged by a second one."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ from typing import Any
 import pytest
 
 from darkroom import archive, keys
+from darkroom.aws.lease_store import PACKAGE_SHARD
 from darkroom.aws.objects import Objects
 from darkroom.errors import TransientError
 from darkroom.imaging.fixtures import make_demo_shoot
 from darkroom.jobs import Archive, JobStatus
 from darkroom.local.cloud import LocalCloud
 from tests.harness import Studio, leases_of, wait_for
+from tests.integration.conftest import SHARD_SIZE
 from worker.package import package_run
 
 pytestmark = pytest.mark.integration
@@ -181,4 +184,65 @@ def test_a_worker_killed_while_packaging_its_only_shard_is_replaced_and_the_run_
             if PurePosixPath(k).parent.name == rendition
         }
         assert _zip(studio, made.key) == expected
+    assert all(lease["state"] == "IDLE" for lease in leases_of(cloud))
+
+
+def test_a_packager_killed_midway_is_replaced_and_the_run_ends_with_whole_zips(
+    studio: Studio, cloud: LocalCloud, tmp_path: Path
+) -> None:
+    # Two shards (20 + 4 files): the run's ZIPs are their parts joined by a packager.
+    files = make_demo_shoot(tmp_path / "shoot", count=SHARD_SIZE + 4, width=1600, height=1067)
+    job_id = studio.upload(files, name="two shards")
+    bucket = studio.target.processed_bucket
+    prefix = keys.processed_prefix(job_id)
+
+    def packager() -> str | None:
+        for lease in leases_of(cloud):
+            if (
+                lease.get("job_id") == job_id
+                and int(lease.get("shard", 0)) == PACKAGE_SHARD
+                and lease.get("task_token")
+            ):
+                return str(lease["instance_id"])
+        return None
+
+    def joining() -> bool:
+        uploads = studio.objects.open_uploads(bucket, prefix)
+        return any(u["Key"].endswith(".zip") for u in uploads)
+
+    victim = wait_for(packager, 300, poll=0.05)
+    # Mid-join when the kill can catch a ZIP being written; else before it began.
+    try:
+        caught = wait_for(joining, 10, poll=0.01)
+    except AssertionError:
+        caught = False
+    assert cloud.instances is not None
+    cloud.instances.kill(victim)
+    if not caught:
+        print("\nthe packager was killed before it began a ZIP this time")
+
+    job = studio.wait(job_id, timeout=300)
+    assert job.status is JobStatus.DONE, job.model_dump()
+    assert (job.files_done, job.files_failed) == (len(files), 0)
+    entered = [
+        e["stateEnteredEventDetails"]["name"]
+        for e in studio.executions.history(job.execution_arn or "")
+        if e["type"].endswith("StateEntered")
+    ]
+    assert "ReleaseLostPackager" in entered and "RetryWaitForPackager" in entered
+    assert "ReleasePackager" not in entered  # not given up: the second packager wrote them
+    # Every file in every ZIP, byte for byte; no upload left open, no part left over.
+    assert job.delivered is not None and len(job.delivered.archives) == 3
+    delivered = _delivered(studio, job_id)
+    assert len(delivered) == 3 * len(files)
+    for rendition, made in job.delivered.archives.items():
+        assert made.files == len(files)
+        expected = {
+            PurePosixPath(k).name: body
+            for k, body in delivered.items()
+            if PurePosixPath(k).parent.name == rendition
+        }
+        assert _zip(studio, made.key) == expected
+    assert studio.objects.open_uploads(bucket, prefix) == []
+    assert not any(".zip.parts/" in key for key in _keys(studio, job_id))
     assert all(lease["state"] == "IDLE" for lease in leases_of(cloud))

@@ -29,7 +29,14 @@ MAIN_PATH = (
 # One shard's iteration of the Map: a first attempt, and a second on another instance.
 SHARD_PATH = ("StartWorker", "WaitForWorker", "StopWorker")
 RETRY_PATH = ("RetryStartWorker", "RetryWaitForWorker", "RetryStopWorker")
-CALLBACK_STATES = {"WaitForWorker", "RetryWaitForWorker", "WaitForPackager"}
+# The packager's second attempt, on another instance.
+PACKAGER_RETRY_PATH = ("RetryStartPackager", "RetryWaitForPackager", "RetryStopPackager")
+CALLBACK_STATES = {
+    "WaitForWorker",
+    "RetryWaitForWorker",
+    "WaitForPackager",
+    "RetryWaitForPackager",
+}
 TRANSIENT_RETRY = {
     "ErrorEquals": [
         "Lambda.Unknown",
@@ -141,10 +148,12 @@ def test_every_task_invokes_lambda_through_a_function_arn_placeholder(
         *(set(MAIN_PATH) - {"DevelopShards", "WhoPackages"}),
         *SHARD_PATH,
         *RETRY_PATH,
+        *PACKAGER_RETRY_PATH,
         "ReleaseShard",
         "ReleaseShardAgain",
         "FailShard",
         "ReleasePackager",
+        "ReleaseLostPackager",
         "ReleaseWorker",
         "MarkFailed",
     }
@@ -308,20 +317,42 @@ def test_a_shard_lost_once_is_released_and_tried_again_then_fails_alone(
     assert payload(fail)["shard.$"] == "$.shard" and payload(fail)["error.$"] == "$.error"
 
 
-def test_packaging_failing_delivers_the_run_without_archives(
+def test_a_lost_packager_is_tried_once_more_on_another_instance_then_given_up(
     states: dict[str, dict[str, Any]],
 ) -> None:
-    for name in ("StartPackager", "WaitForPackager"):
-        assert states[name]["Catch"] == [
-            {
-                "ErrorEquals": ["States.ALL"],
-                "ResultPath": "$.package.error",
-                "Next": "ReleasePackager",
-            }
-        ], name
+    def catch(name: str) -> dict[str, Any]:
+        (only,) = states[name]["Catch"]
+        assert only["ErrorEquals"] == ["States.ALL"], name
+        assert only["ResultPath"] == "$.package.error", name
+        return dict(only)
+
+    # Lost midway: its instance is released, and a second packager started elsewhere.
+    assert catch("WaitForPackager")["Next"] == "ReleaseLostPackager"
+    lost = states["ReleaseLostPackager"]
+    assert lost["Next"] == "RetryStartPackager"
+    assert lost["Catch"][0]["Next"] == "RetryStartPackager"
+    assert lost["Catch"][0]["ResultPath"] == "$.release_error"
+    assert [states[n]["Next"] for n in PACKAGER_RETRY_PATH] == [
+        "RetryWaitForPackager",
+        "RetryStopPackager",
+        "MarkDone",
+    ]
+    assert payload(states["RetryStartPackager"])["avoid.$"] == "$.packager.instance_id"
+    assert states["RetryStartPackager"]["ResultPath"] == "$.packager"
+    assert states["RetryWaitForPackager"]["ResultPath"] == "$.package"
+    # Never started, or lost twice: the run is delivered without ZIPs.
+    for name in ("StartPackager", "RetryStartPackager", "RetryWaitForPackager"):
+        assert catch(name)["Next"] == "ReleasePackager", name
     assert states["ReleasePackager"]["Next"] == "MarkDone"
-    assert payload(states["StartPackager"])["task"] == "package"
-    assert payload(states["StartPackager"])["shard"] == payload(states["ReleasePackager"])["shard"]
+    for name in ("StartPackager", "RetryStartPackager"):
+        assert payload(states[name])["task"] == "package", name
+    shards = {
+        payload(states[n])["shard"]
+        for n in ("StartPackager", "RetryStartPackager", "ReleasePackager", "ReleaseLostPackager")
+    }
+    assert len(shards) == 1
+    for name in ("StopPackager", "RetryStopPackager"):
+        assert payload(states[name])["instance_id.$"] == "$.packager.instance_id", name
 
 
 def test_a_run_of_one_shard_skips_the_packager_its_shards_worker_packaged_it(
@@ -377,7 +408,7 @@ def test_the_data_flow_between_states(states: dict[str, dict[str, Any]]) -> None
 def test_start_worker_queues_on_no_idle_worker_before_anything_else(
     states: dict[str, dict[str, Any]],
 ) -> None:
-    for name in ("StartWorker", "RetryStartWorker", "StartPackager"):
+    for name in ("StartWorker", "RetryStartWorker", "StartPackager", "RetryStartPackager"):
         first, *others = states[name]["Retry"]
         assert first == {
             "ErrorEquals": ["NoIdleWorker"],
@@ -393,7 +424,7 @@ def test_every_task_retries_a_crash_or_throttle_of_its_own_lambda_with_jitter(
     states: dict[str, dict[str, Any]],
 ) -> None:
     tasks = [name for name, state in states.items() if state["Type"] == "Task"]
-    assert len(tasks) == 17
+    assert len(tasks) == 21
     for name in tasks:
         assert states[name]["Retry"][-1] == TRANSIENT_RETRY, name
         assert states[name]["Retry"].count(TRANSIENT_RETRY) == 1, name
@@ -426,9 +457,10 @@ def test_wait_for_worker_waits_on_a_token_with_heartbeat_and_timeout_from_regist
         assert wait["TimeoutSecondsPath"] == "$.timeout_seconds"
         assert wait["ResultPath"] == "$.result"
         assert "ResultSelector" not in wait  # SendTaskSuccess output arrives bare
-    packager = states["WaitForPackager"]
-    assert packager["HeartbeatSecondsPath"] == "$.job.heartbeat_seconds"
-    assert payload(packager)["instance_id.$"] == "$.packager.instance_id"
+    for name in ("WaitForPackager", "RetryWaitForPackager"):
+        packager = states[name]
+        assert packager["HeartbeatSecondsPath"] == "$.job.heartbeat_seconds", name
+        assert payload(packager)["instance_id.$"] == "$.packager.instance_id", name
 
 
 def test_the_failure_path_works_without_the_job_registered(
