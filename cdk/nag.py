@@ -129,8 +129,9 @@ def acknowledge(stack: DarkroomStack) -> None:
         _policy(stack.pipeline.mark_done.role),
         processed_objects,
         "MarkDone deletes a job's superseded renditions under processed/<job_id>/ once a "
-        "run has replaced them; the job id arrives in the task input. DeleteObject only, "
-        "and ListBucket is limited to the processed/ prefix by condition.",
+        "run has replaced them, and aborts uploads a dead worker left open there; the job "
+        "id arrives in the task input. DeleteObject and AbortMultipartUpload only, and "
+        "ListBucket is limited to the processed/ prefix by condition.",
     )
     ack(
         _policy(stack.pipeline.mark_done.role),

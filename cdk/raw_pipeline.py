@@ -177,8 +177,12 @@ class RawPipeline(Construct):
                     conditions={"StringLike": {"s3:prefix": [f"{names.PROCESSED_PREFIX}*"]}},
                 ),
                 iam.PolicyStatement(
-                    actions=["s3:DeleteObject"],
+                    actions=["s3:DeleteObject", "s3:AbortMultipartUpload"],
                     resources=[processed.arn_for_objects(f"{names.PROCESSED_PREFIX}*")],
+                ),
+                # Uploads a worker that died left open (a ZIP or a part of one).
+                iam.PolicyStatement(
+                    actions=["s3:ListBucketMultipartUploads"], resources=[processed.bucket_arn]
                 ),
                 # The run's manifest, written from the file items once every shard is over.
                 iam.PolicyStatement(

@@ -93,8 +93,18 @@ def delete_superseded(
     """Delete what no file delivers any more once `run` is marked done, all but `keep`:
     renditions switched away from, failed runs' leftovers, manifests of runs that deliver
     nothing, earlier runs' ZIPs (only `run`'s, `archives`, match what is delivered).
-    Nothing under `run`'s own folder goes, so it is not even listed. Best effort: what
-    stays is only storage, and the next finished run tries again."""
+    Nothing under `run`'s own folder goes, so it is not even listed. Uploads a worker
+    that died left open under the job's folder are aborted: every run of the job is
+    over, so none is still being written. Best effort: what stays is only storage (the
+    bucket's lifecycle rule aborts uploads within days), and the next finished run tries
+    again."""
+    try:
+        aborted = objects.abort_open_uploads(bucket, keys.processed_prefix(job_id))
+    except Exception:
+        logger.exception("abandoned uploads not aborted", extra={"job_id": job_id})
+    else:
+        if aborted:
+            logger.info("abandoned uploads aborted", extra={"job_id": job_id, "count": aborted})
     kept = {*keep, *(a.key for a in archives)}
     own = keys.run_prefix(job_id, run)
     try:

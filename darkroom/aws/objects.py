@@ -232,6 +232,15 @@ class Objects:
         """Multipart uploads begun under `prefix` and neither completed nor aborted."""
         found: builtins.list[dict[str, Any]] = []
         paginator = self._s3.get_paginator("list_multipart_uploads")
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-            found.extend(page.get("Uploads", []))
+        with _s3_errors():
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                found.extend(page.get("Uploads", []))
         return found
+
+    def abort_open_uploads(self, bucket: str, prefix: str) -> int:
+        """Abort every upload `open_uploads` finds (what a writer that died left: billed
+        as storage until aborted); how many."""
+        found = self.open_uploads(bucket, prefix)
+        for upload in found:
+            self.abort_parts(bucket, upload["Key"], upload["UploadId"])
+        return len(found)

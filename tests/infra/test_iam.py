@@ -74,7 +74,9 @@ SCOPED: dict[str, dict[str, set[str]]] = {
         "dynamodb:UpdateItem": {"jobs table"},
         "dynamodb:Query": {"jobs table"},
         "s3:ListBucket": {"processed bucket"},
+        "s3:ListBucketMultipartUploads": {"processed bucket"},
         "s3:DeleteObject": {"processed/ objects"},
+        "s3:AbortMultipartUpload": {"processed/ objects"},
         "s3:PutObject": {"run manifests"},
     },
     Function.MARK_FAILED: {

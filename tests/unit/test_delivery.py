@@ -305,3 +305,22 @@ def test_marking_done_lists_only_earlier_runs_folders_for_what_they_left(world: 
     assert _web("j9", EXEC_A, "A.DNG")["web"].key not in left
     assert _web("j9", EXEC_A, "B.DNG")["web"].key in left
     assert _missing(world, "j9") == []
+
+
+def test_marking_done_aborts_the_uploads_a_dead_worker_left_open_under_its_job(
+    world: World,
+) -> None:
+    world.upload("j10", *FILES, manifest={})
+    _run(world, "j10", EXEC_A, {"A.DNG": True, "B.DNG": True})
+    # A packager killed mid-ZIP, and a shard's worker killed mid-part; another job's
+    # upload, still being written, is not this job's to abort.
+    left = [
+        keys.archive_key("j10", "a", "web"),
+        keys.archive_segment_key("j10", "a", "web", 1),
+        keys.archive_key("j11", "x", "web"),
+    ]
+    for key in left:
+        world.s3.create_multipart_upload(Bucket=PROCESSED, Key=key)
+    _mark_done(world, "j10", EXEC_A)
+    assert [u["Key"] for u in world.objects.open_uploads(PROCESSED, "")] == [left[2]]
+    assert _missing(world, "j10") == []
