@@ -32,7 +32,9 @@ terminal. One row per size:
   largest response  the largest body a user's walk gets: GET /jobs, GET /jobs/{id} and
                     GET /share/{token}, each followed through `next_cursor` when paged
   worker RSS        peak of the sum over a worker's process tree (the worker and its
-                    develop processes), sampled with psutil, the largest over workers
+                    develop processes), sampled with psutil, the largest over workers;
+                    the processes it summed are printed (and in the JSON), to tell a
+                    worker that grows from one more process
   shards            distinct `shard` values of the job's file items; "at once": most
                     workers developing at the same sample
 
@@ -194,6 +196,9 @@ class WorkerWatch:
         self._thread = threading.Thread(target=self._run, name="worker-watch", daemon=True)
         self.peak_tree: dict[str, int] = {}
         self.peak_worker: dict[str, int] = {}
+        # The largest tree's processes when it peaked: (when, [(role, pid, age, rss)]).
+        self.peak_parts: dict[str, tuple[float, list[tuple[str, int, float, int]]]] = {}
+        self.peak_worker_at: dict[str, float] = {}
         self.intervals: list[tuple[str, float, float]] = []
         self.most_at_once = 0
         self._open: dict[str, tuple[float, float]] = {}  # instance -> (first, last) seen
@@ -226,16 +231,32 @@ class WorkerWatch:
             try:
                 worker = psutil.Process(pid)
                 rss = worker.memory_info().rss
-                tree = rss
+                parts = [("worker", pid, now - worker.create_time(), rss)]
                 for child in worker.children(recursive=True):
                     try:
-                        tree += child.memory_info().rss
+                        command = " ".join(child.cmdline())
                         # multiprocessing's spawned processes (not its resource tracker)
-                        busy = busy or "spawn_main" in " ".join(child.cmdline())
+                        spawned = "spawn_main" in command
+                        busy = busy or spawned
+                        role = (
+                            "develop"
+                            if spawned
+                            else "resource tracker"
+                            if ("resource_tracker" in command)
+                            else command[:60]
+                        )
+                        # With its age: an old process lingering, or a new one.
+                        age = now - child.create_time()
+                        parts.append((role, child.pid, age, child.memory_info().rss))
                     except psutil.Error:
                         continue
-                self.peak_worker[instance] = max(self.peak_worker.get(instance, 0), rss)
-                self.peak_tree[instance] = max(self.peak_tree.get(instance, 0), tree)
+                tree = sum(part[-1] for part in parts)
+                if rss > self.peak_worker.get(instance, 0):
+                    self.peak_worker[instance] = rss
+                    self.peak_worker_at[instance] = now
+                if tree > self.peak_tree.get(instance, 0):
+                    self.peak_tree[instance] = tree
+                    self.peak_parts[instance] = (now, parts)
             except psutil.Error:
                 pass
         if busy:
@@ -398,12 +419,32 @@ def run_one(files: list[Path], args: argparse.Namespace, scratch: Path) -> dict[
         "pages": pages,
         "worker_peak_rss_bytes": max(watch.peak_tree.values(), default=0),
         "worker_process_peak_rss_bytes": max(watch.peak_worker.values(), default=0),
+        "worker_peak_tree": peak_tree(watch, begin),
         "state_transitions": sum(1 for e in history if e.get("stateEnteredEventDetails")),
         "lambda_tasks": sum(
             1 for e in history if e["type"] in {"TaskScheduled", "LambdaFunctionScheduled"}
         ),
         "seconds_per_state": {k: round(v, 2) for k, v in state_durations(history).items()},
         "s3_calls": dict(s3),
+    }
+
+
+def peak_tree(watch: WorkerWatch, begin: float) -> dict[str, Any] | None:
+    """The largest process tree when it peaked: which processes, how large, and when
+    (seconds after submit), to tell a growing worker from one more process."""
+    if not watch.peak_tree:
+        return None
+    instance = max(watch.peak_tree, key=watch.peak_tree.__getitem__)
+    when, parts = watch.peak_parts[instance]
+    largest = max(watch.peak_worker, key=watch.peak_worker.__getitem__)
+    return {
+        "worker_process_at_seconds": round(watch.peak_worker_at[largest] - begin, 1),
+        "instance": instance,
+        "at_seconds": round(when - begin, 1),
+        "processes": [
+            {"role": role, "pid": pid, "age_seconds": round(age, 1), "rss_bytes": size}
+            for role, pid, age, size in parts
+        ],
     }
 
 
@@ -451,6 +492,11 @@ def report(console: Console, rows: list[dict[str, Any]], args: argparse.Namespac
         )
     console.print(table)
     console.print("worker RSS: the process tree's peak (the worker process alone in brackets)")
+    for r in rows:
+        tree = r.get("worker_peak_tree")
+        if tree:
+            parts = ", ".join(f"{p['role']} {_mb(p['rss_bytes'])}" for p in tree["processes"])
+            console.print(f"  {r['files']:,} files, {tree['at_seconds']:.0f} s in: {parts} MB")
     for r in rows:
         if r["status"] not in SHAREABLE:
             console.print(
