@@ -22,8 +22,8 @@ from darkroom.aws.job_store import JobStore
 from darkroom.aws.lease_store import Lease, LeaseStore, LeaseTask
 from darkroom.aws.objects import Objects
 from darkroom.errors import StaleExecution
-from darkroom.imaging.develop import DevelopError
 from darkroom.imaging.develop_processes import DevelopProcesses
+from darkroom.imaging.develop_result import DevelopError
 from darkroom.jobs import Archive, FileProgress, FileRecord, FileStatus, JobStatus, Output, utc_now
 from darkroom.observability import logger
 from darkroom.recipes import Recipe, parse_recipe

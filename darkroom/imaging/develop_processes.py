@@ -12,8 +12,8 @@ memory limit (RLIMIT_DATA, set before any library loads: an allocation past it f
 the file with it, `out_of_memory`). Each process has a pipe of its own and no lock shared
 with the others, so killing one cannot wedge the rest.
 
-This module imports no imaging library at the top: a child sets its OpenMP thread count
-before LibRaw loads.
+This module imports no imaging library: a child sets its OpenMP thread count before
+LibRaw loads, and the process that feeds the children (the worker) never loads one.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from darkroom.imaging import usable_cores
+from darkroom.imaging.develop_result import DevelopError
 from darkroom.recipes import Recipe, parse_recipe
 
 # A long-lived process's heap only grows (fragmentation); a fresh one now and then keeps
@@ -247,8 +248,6 @@ class DevelopProcesses:
 
     def _run(self, task: _Task, process: multiprocessing.process.BaseProcess, conn: Any) -> bool:
         """Develop one file in `process`; False when the process did not survive it."""
-        from darkroom.imaging.develop import DevelopError
-
         name = task.src.name
         limit = self.file_timeout_seconds
         deadline = None if limit is None else time.monotonic() + limit

@@ -16,6 +16,7 @@ from darkroom.imaging.develop import DevelopError, DevelopResult, develop_file
 from darkroom.imaging.develop_processes import DevelopProcesses
 from darkroom.imaging.fixtures import make_demo_shoot, write_corrupt_raw, write_dng
 from darkroom.recipes import Recipe, parse_recipe
+from tests.checks import run_fresh_python
 
 SMALL = parse_recipe({"renditions": [{"name": "web", "long_edge": 200}]})
 
@@ -37,6 +38,29 @@ def test_a_pool_develops_every_file_and_reports_failures_per_file(
     assert results[-1].code == "unsupported_format"
     assert sorted(p.name for p in (tmp_path / "out" / "web").iterdir()) == sorted(
         f"{p.stem}.jpg" for p in shoot
+    )
+
+
+def test_the_process_feeding_the_decoders_loads_no_imaging_library(
+    shoot: list[Path], tmp_path: Path
+) -> None:
+    # The worker's own process: its develop processes load numpy, LibRaw and Pillow, it
+    # only passes paths and results (memory and start-up time, once per shard).
+    bad = write_corrupt_raw(tmp_path / "BAD.dng", "garbage")
+    good, out = str(shoot[0]), str(tmp_path)
+    run_fresh_python(
+        "import sys\n"
+        "from pathlib import Path\n"
+        "import worker.main\n"
+        "from darkroom.imaging.develop_processes import DevelopProcesses\n"
+        "from darkroom.recipes import DEFAULT_RECIPE\n"
+        "with DevelopProcesses(1) as pool:\n"
+        f"    done = pool.submit(Path({good!r}), Path({out!r}), DEFAULT_RECIPE)\n"
+        f"    failed = pool.submit(Path({str(bad)!r}), Path({out!r}), DEFAULT_RECIPE)\n"
+        "    assert done.result().renditions, done\n"
+        "    assert failed.exception().code == 'unsupported_format'\n"
+        "loaded = {'numpy', 'PIL', 'rawpy', 'lensfunpy'} & set(sys.modules)\n"
+        "assert not loaded, loaded\n"
     )
 
 

@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 from darkroom.imaging import usable_cores
 from darkroom.imaging.develop.decode import check_developed, decode, shoulder, to_image
 from darkroom.imaging.develop.render import render_all
-from darkroom.imaging.develop.result import DevelopError, DevelopResult, RenderedFile
+from darkroom.imaging.develop_result import DevelopError, DevelopResult, RenderedFile
 from darkroom.imaging.metadata import read_metadata
 from darkroom.recipes import DEFAULT_RECIPE, Recipe
 

@@ -16,7 +16,7 @@ from PIL import Image
 
 from darkroom.imaging import icc
 from darkroom.imaging.develop.metering import make_plan
-from darkroom.imaging.develop.result import DevelopError
+from darkroom.imaging.develop_result import DevelopError
 from darkroom.imaging.sensor import sensor_is_blank
 from darkroom.recipes import Recipe
 

@@ -15,7 +15,7 @@ from PIL import Image
 
 from darkroom.imaging import icc, tiff
 from darkroom.imaging.atomic import Writer, save_atomic
-from darkroom.imaging.develop.result import DevelopError, RenderedFile
+from darkroom.imaging.develop_result import DevelopError, RenderedFile
 from darkroom.imaging.metadata import Metadata, exif_bytes, exif_ifd
 from darkroom.recipes import Recipe, Rendition
 

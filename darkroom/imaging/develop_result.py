@@ -1,4 +1,8 @@
-"""What developing one file gives: its renditions, or a DevelopError with a stable code."""
+"""What developing one file gives: its renditions, or a DevelopError with a stable code.
+
+Outside the develop package, which loads numpy and LibRaw: the worker's own process
+receives these from its develop processes (unpickling imports this module) and needs
+no imaging library itself."""
 
 from __future__ import annotations
 
