@@ -191,7 +191,7 @@ def test_a_packager_killed_midway_is_replaced_and_the_run_ends_with_whole_zips(
     studio: Studio, cloud: LocalCloud, tmp_path: Path
 ) -> None:
     # Two shards (20 + 4 files): the run's ZIPs are their parts joined by a packager.
-    files = make_demo_shoot(tmp_path / "shoot", count=SHARD_SIZE + 4, width=1600, height=1067)
+    files = make_demo_shoot(tmp_path / "shoot", count=SHARD_SIZE + 4, width=900, height=600)
     job_id = studio.upload(files, name="two shards")
     bucket = studio.target.processed_bucket
     prefix = keys.processed_prefix(job_id)
