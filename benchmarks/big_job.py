@@ -63,7 +63,7 @@ from urllib.request import urlopen
 
 import moto
 import psutil
-import requests
+from moto.moto_api._internal.models import moto_api_backend
 from rich.console import Console
 from rich.table import Table
 
@@ -376,8 +376,9 @@ def run_one(files: list[Path], args: argparse.Namespace, scratch: Path) -> dict[
             walked.append((f"/share/{studio.share(job_id)['token']}", {}))
         pages = walk(cloud.api_url, walked)
         item = largest_item(cloud.client("dynamodb"))
-        # moto's state is the process's: the next size's cloud starts from nothing.
-        requests.post(f"{cloud.endpoint_url}/moto-api/reset", timeout=60).raise_for_status()
+    # moto's state is the process's: the next size's cloud starts from nothing. Reset
+    # once this one is down, so none of its schedules fires at functions already gone.
+    moto_api_backend.reset()
 
     begin = epoch(view.get("submitted_at")) or submitted
     # The first terminal view's updated_at is when the job turned terminal (finished_at
