@@ -37,6 +37,8 @@ terminal. One row per size:
                     worker that grows from one more process
   shards            distinct `shard` values of the job's file items; "at once": most
                     workers developing at the same sample
+  task failures     every task of the execution that failed or timed out, with its
+                    error and cause (what sent a shard to a second attempt), printed
 
     .venv/bin/python -m benchmarks.big_job [--files 100,1000,5000] [--shard-size 200]
         [--pool 2] [--json PATH] [--work DIR]
@@ -422,12 +424,32 @@ def run_one(files: list[Path], args: argparse.Namespace, scratch: Path) -> dict[
         "worker_process_peak_rss_bytes": max(watch.peak_worker.values(), default=0),
         "worker_peak_tree": peak_tree(watch, begin),
         "state_transitions": sum(1 for e in history if e.get("stateEnteredEventDetails")),
+        "task_failures": task_failures(history),
         "lambda_tasks": sum(
             1 for e in history if e["type"] in {"TaskScheduled", "LambdaFunctionScheduled"}
         ),
         "seconds_per_state": {k: round(v, 2) for k, v in state_durations(history).items()},
         "s3_calls": dict(s3),
     }
+
+
+def task_failures(history: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Every task that failed or timed out (a lost worker's heartbeat, a Lambda's error):
+    what sent a shard to its second attempt, or the job down its failure path."""
+    failures = []
+    for event in history:
+        if not event["type"].endswith(("Failed", "TimedOut")):
+            continue
+        for key, details in event.items():
+            if key.endswith("EventDetails") and isinstance(details, dict):
+                failures.append(
+                    {
+                        "type": event["type"],
+                        "error": str(details.get("error", "")),
+                        "cause": str(details.get("cause", ""))[:300],
+                    }
+                )
+    return failures
 
 
 def peak_tree(watch: WorkerWatch, begin: float) -> dict[str, Any] | None:
@@ -498,6 +520,11 @@ def report(console: Console, rows: list[dict[str, Any]], args: argparse.Namespac
         if tree:
             parts = ", ".join(f"{p['role']} {_mb(p['rss_bytes'])}" for p in tree["processes"])
             console.print(f"  {r['files']:,} files, {tree['at_seconds']:.0f} s in: {parts} MB")
+    for r in rows:
+        for failure in r.get("task_failures", []):
+            console.print(
+                f"  {r['files']:,} files: {failure['type']} {failure['error']}: {failure['cause']}"
+            )
     for r in rows:
         if r["status"] not in SHAREABLE:
             console.print(
