@@ -2,12 +2,13 @@
 ZIP and no open upload and touches no rendition; the next attempt writes ZIPs holding
 every delivered rendition; a later run's delivery deletes the earlier run's ZIPs; a run
 of one shard, packaged by that shard's worker, survives the worker dying midway; and a
-run of two shards whose packager is killed midway is packaged by a second one."""
+run of two shards whose packager is lost is packaged by a second one."""
 
 from __future__ import annotations
 
 import io
 import threading
+import time
 import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -187,39 +188,33 @@ def test_a_worker_killed_while_packaging_its_only_shard_is_replaced_and_the_run_
     assert all(lease["state"] == "IDLE" for lease in leases_of(cloud))
 
 
-def test_a_packager_killed_midway_is_replaced_and_the_run_ends_with_whole_zips(
+def test_a_lost_packager_is_replaced_on_another_instance_and_the_run_ends_with_whole_zips(
     studio: Studio, cloud: LocalCloud, tmp_path: Path
 ) -> None:
-    # Two shards (20 + 4 files): the run's ZIPs are their parts joined by a packager.
-    files = make_demo_shoot(tmp_path / "shoot", count=SHARD_SIZE + 4, width=900, height=600)
+    # Two shards (20 + 1 files): the run's ZIPs are their parts joined by a packager.
+    files = make_demo_shoot(tmp_path / "shoot", count=SHARD_SIZE + 1, width=600, height=400)
     job_id = studio.upload(files, name="two shards")
     bucket = studio.target.processed_bucket
     prefix = keys.processed_prefix(job_id)
+    assert cloud.instances is not None
+    instances = cloud.instances
 
     def packager() -> str | None:
         for lease in leases_of(cloud):
-            if (
-                lease.get("job_id") == job_id
-                and int(lease.get("shard", 0)) == PACKAGE_SHARD
-                and lease.get("task_token")
-            ):
+            if lease.get("job_id") == job_id and int(lease.get("shard", 0)) == PACKAGE_SHARD:
                 return str(lease["instance_id"])
         return None
 
-    def joining() -> bool:
-        uploads = studio.objects.open_uploads(bucket, prefix)
-        return any(u["Key"].endswith(".zip") for u in uploads)
-
+    # Its instance dies as it boots, whatever process it runs: a join takes a fraction
+    # of a second here, so a kill aimed at one would as often land after the callback.
+    # A join cut short midway is the unit tests' (test_archive.py); what it leaves open
+    # MarkDone aborts.
     victim = wait_for(packager, 300, poll=0.05)
-    # Mid-join when the kill can catch a ZIP being written; else before it began.
-    try:
-        caught = wait_for(joining, 10, poll=0.01)
-    except AssertionError:
-        caught = False
-    assert cloud.instances is not None
-    cloud.instances.kill(victim)
-    if not caught:
-        print("\nthe packager was killed before it began a ZIP this time")
+    until = time.monotonic() + 5
+    while time.monotonic() < until:
+        if instances.pid(victim) is not None:
+            instances.kill(victim)
+        time.sleep(0.05)
 
     job = studio.wait(job_id, timeout=300)
     assert job.status is JobStatus.DONE, job.model_dump()
