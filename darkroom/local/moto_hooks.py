@@ -9,8 +9,9 @@ rolled back item by item, not by copying tables), parse each distinct condition
 expression once, keep its S3 version listings from copying every stored body, and bring
 its Step Functions closer to AWS: SendTaskFailure keeps the worker's cause, StopExecution
 ends an execution ABORTED with the caller's error and cause, each retry of a
-.waitForTaskToken task gets a token of its own, and every execution that ends is
-reported as the "Step Functions Execution Status Change" event EventBridge delivers.
+.waitForTaskToken task gets a token of its own, a task token takes heartbeats from the
+moment its task starts, and every execution that ends is reported as the "Step
+Functions Execution Status Change" event EventBridge delivers.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
     StateTaskServiceCallback,
 )
 from moto.stepfunctions.parser.asl.component.state.fail import state_fail
+from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint
 from moto.stepfunctions.parser.asl.eval.environment import Environment
 from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
@@ -315,6 +317,21 @@ def _parse_once(self: ConditionExpressionParser) -> Any:
     return op
 
 
+_original_notify_heartbeat = CallbackEndpoint.notify_heartbeat
+
+
+def _notify_heartbeat(self: CallbackEndpoint) -> bool:
+    """Step Functions takes SendTaskHeartbeat for a task token from the moment its task
+    starts; moto refused it (TaskTimedOut) until the task's Lambda had returned. A worker
+    already up when AwaitWorker hands it the token heartbeats before that, took its task
+    for over, and dropped its shard, which then waited out its heartbeat timeout for a
+    second attempt. Until moto starts its heartbeat clock, a heartbeat to a task with no
+    outcome yet is taken; the clock then starts afresh, as a heartbeat would restart it."""
+    if self._heartbeat_endpoint is None:
+        return self.get_outcome() is None
+    return bool(_original_notify_heartbeat(self))
+
+
 def _send_task_failure(self: Any) -> ActionResult:
     # moto's response drops the cause, so a worker's "why" (none of the files developed,
     # ...) never reached the job record; the parser's backend takes it as AWS does.
@@ -480,6 +497,7 @@ def install(host: Host) -> None:
         DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
         DynamoResult.execute_result = _execute_dynamo_result  # type: ignore[method-assign]
         ConditionExpressionParser.parse = _parse_once  # type: ignore[method-assign]
+        CallbackEndpoint.notify_heartbeat = _notify_heartbeat  # type: ignore[method-assign]
         s3_models.copy = _CopyForS3Listings()  # type: ignore[assignment]
         # Listed afresh (a stat of every moto package) on every request the server
         # routes; the list never changes while it runs.

@@ -6,6 +6,11 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+from moto.stepfunctions.parser.asl.eval.callback.callback import (
+    CallbackEndpoint,
+    CallbackOutcomeSuccess,
+)
+
 from darkroom.aws.executions import Executions
 from darkroom.local import moto_hooks
 
@@ -85,3 +90,19 @@ def test_the_local_cloud_pages_the_history_newest_first_as_aws_does() -> None:
     ] == [f"S{n}" for n in range(250)]
     last = cloud.get_execution_history(executionArn="arn", maxResults=100, nextToken="200")
     assert len(last["events"]) == 50 and "nextToken" not in last
+
+
+def test_the_local_cloud_takes_a_heartbeat_from_the_moment_the_task_starts() -> None:
+    # The task's Lambda (AwaitWorker) has handed the worker its token but not returned:
+    # moto has not started its heartbeat clock yet. AWS takes the heartbeat; so does
+    # the local cloud, while the task has no outcome.
+    endpoint = CallbackEndpoint(callback_id="token")
+    assert moto_hooks._notify_heartbeat(endpoint) is True
+    # Once the clock runs, a heartbeat restarts it, as before.
+    clock = endpoint.setup_heartbeat_endpoint(heartbeat_seconds=10)
+    assert moto_hooks._notify_heartbeat(endpoint) is True
+    assert clock.clear_and_wait() is True
+    # A task that has its outcome takes no more heartbeats.
+    over = CallbackEndpoint(callback_id="done")
+    over.notify(CallbackOutcomeSuccess(callback_id="done", output="{}"))
+    assert moto_hooks._notify_heartbeat(over) is False
