@@ -322,7 +322,7 @@ _original_notify_heartbeat = CallbackEndpoint.notify_heartbeat
 
 def _notify_heartbeat(self: CallbackEndpoint) -> bool:
     """Step Functions takes SendTaskHeartbeat for a task token from the moment its task
-    starts; moto refused it (TaskTimedOut) until the task's Lambda had returned. A worker
+    starts; moto refused it (InvalidToken) until the task's Lambda had returned. A worker
     already up when AwaitWorker hands it the token heartbeats before that, took its task
     for over, and dropped its shard, which then waited out its heartbeat timeout for a
     second attempt. Until moto starts its heartbeat clock, a heartbeat to a task with no
