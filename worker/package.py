@@ -7,7 +7,7 @@ import struct
 import threading
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import closing
+from contextlib import closing, contextmanager
 from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -345,26 +345,30 @@ def _join(
                     raise NamesClash(f"{key}: {info.filename!r} is in two shards' parts")
                 taken.add(folded)
                 info.header_offset += out.size
-            try:
+            with _part_gone(part):
                 out.append_object(part.key, 0, part.data_bytes)
-            except ClientError as exc:
-                if error_code(exc) in _PART_GONE:
-                    raise PartUnreadable(f"{part.key}: {exc}") from exc
-                raise
             infos.extend(entries)
         write_central_directory(out, infos)
     return Archive(key=key, bytes=out.size, files=len(infos))
 
 
-def _part_entries(objects: Objects, bucket: str, part: ArchiveSegment) -> list[zipfile.ZipInfo]:
-    """The part's entries, read from its central directory alone, each checked to lie
-    within the entries' bytes its shard item recorded."""
+@contextmanager
+def _part_gone(part: ArchiveSegment) -> Iterator[None]:
+    """S3 saying the part is not there (or shorter than recorded) is PartUnreadable;
+    any other error stays what it is (a transient one fails the packaging, to retry)."""
     try:
-        tail = objects.read_range(bucket, part.key, part.data_bytes, part.bytes)
+        yield
     except ClientError as exc:
         if error_code(exc) in _PART_GONE:
             raise PartUnreadable(f"{part.key}: {exc}") from exc
         raise
+
+
+def _part_entries(objects: Objects, bucket: str, part: ArchiveSegment) -> list[zipfile.ZipInfo]:
+    """The part's entries, read from its central directory alone, each checked to lie
+    within the entries' bytes its shard item recorded."""
+    with _part_gone(part):
+        tail = objects.read_range(bucket, part.key, part.data_bytes, part.bytes)
     try:
         entries = central_directory(tail, part.data_bytes)
     except (zipfile.BadZipFile, ValueError, struct.error, EOFError) as exc:

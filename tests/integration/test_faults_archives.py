@@ -20,7 +20,7 @@ from darkroom.aws.lease_store import PACKAGE_SHARD
 from darkroom.aws.objects import Objects
 from darkroom.errors import TransientError
 from darkroom.imaging.fixtures import make_demo_shoot
-from darkroom.jobs import Archive, JobStatus
+from darkroom.jobs import Archive, Job, JobStatus
 from darkroom.local.cloud import LocalCloud
 from tests.harness import Studio, leases_of, wait_for
 from tests.integration.conftest import SHARD_SIZE
@@ -60,6 +60,21 @@ def _zip(studio: Studio, key: str) -> dict[str, bytes]:
     with zipfile.ZipFile(io.BytesIO(body)) as opened:
         assert opened.testzip() is None
         return {info.filename: opened.read(info) for info in opened.infolist()}
+
+
+def _assert_every_file_in_every_zip(studio: Studio, job: Job, count: int) -> None:
+    """One ZIP per rendition (3), each holding the `count` files' delivered renditions,
+    byte for byte, under the names the client downloads."""
+    assert job.delivered is not None and len(job.delivered.archives) == 3
+    delivered = _delivered(studio, job.job_id)
+    for rendition, made in job.delivered.archives.items():
+        assert made.files == count
+        expected = {
+            PurePosixPath(k).name: body
+            for k, body in delivered.items()
+            if PurePosixPath(k).parent.name == rendition
+        }
+        assert _zip(studio, made.key) == expected
 
 
 def _keys(studio: Studio, job_id: str) -> set[str]:
@@ -175,16 +190,7 @@ def test_a_worker_killed_while_packaging_its_only_shard_is_replaced_and_the_run_
     assert "PackagedByShard" in entered and "StartPackager" not in entered
     if "RetryWaitForWorker" not in entered:
         print("\nthe kill came after the packaging worker's callback this time")
-    assert job.delivered is not None and len(job.delivered.archives) == 3
-    delivered = _delivered(studio, job_id)
-    for rendition, made in job.delivered.archives.items():
-        assert made.files == len(files)
-        expected = {
-            PurePosixPath(k).name: body
-            for k, body in delivered.items()
-            if PurePosixPath(k).parent.name == rendition
-        }
-        assert _zip(studio, made.key) == expected
+    _assert_every_file_in_every_zip(studio, job, len(files))
     assert all(lease["state"] == "IDLE" for lease in leases_of(cloud))
 
 
@@ -227,17 +233,8 @@ def test_a_lost_packager_is_replaced_on_another_instance_and_the_run_ends_with_w
     assert "ReleaseLostPackager" in entered and "RetryWaitForPackager" in entered
     assert "ReleasePackager" not in entered  # not given up: the second packager wrote them
     # Every file in every ZIP, byte for byte; no upload left open, no part left over.
-    assert job.delivered is not None and len(job.delivered.archives) == 3
-    delivered = _delivered(studio, job_id)
-    assert len(delivered) == 3 * len(files)
-    for rendition, made in job.delivered.archives.items():
-        assert made.files == len(files)
-        expected = {
-            PurePosixPath(k).name: body
-            for k, body in delivered.items()
-            if PurePosixPath(k).parent.name == rendition
-        }
-        assert _zip(studio, made.key) == expected
+    assert len(_delivered(studio, job_id)) == 3 * len(files)
+    _assert_every_file_in_every_zip(studio, job, len(files))
     assert studio.objects.open_uploads(bucket, prefix) == []
     assert not any(".zip.parts/" in key for key in _keys(studio, job_id))
     assert all(lease["state"] == "IDLE" for lease in leases_of(cloud))
