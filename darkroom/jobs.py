@@ -69,6 +69,10 @@ def created_key(created_at: str, job_id: str) -> str:
 # Error messages are recorded per file; a decoder's message can be anything, and a
 # file item must stay small whatever happens.
 MAX_ERROR_CHARS = 1000
+# A file's develop notes: a few short sentences, bounded so the file item stays small.
+MAX_NOTES = 8
+MAX_NOTE_KEY = 32
+MAX_NOTE_CHARS = 300
 # A failed job's cause, likewise (Step Functions passes up to 32,768 characters).
 MAX_CAUSE_CHARS = 4000
 
@@ -96,14 +100,21 @@ class FileProgress(BaseModel):
     error: str | None = None
     # Decoding and rendering, for the run's manifest (the orchestration overhead).
     develop_seconds: float | None = None
+    # What was decided for the file and why (crop, white balance, lens, noise reduction),
+    # in words, for the run's manifest.
+    notes: dict[str, str] = Field(default_factory=dict)
 
     def to_item(self) -> dict[str, Any]:
         """The attempt as a file item stores it: only what it has, errors cut to size."""
-        item = self.model_dump(
-            mode="json", exclude_none=True, exclude=None if self.outputs else {"outputs"}
-        )
+        empty = {name for name in ("outputs", "notes") if not getattr(self, name)}
+        item = self.model_dump(mode="json", exclude_none=True, exclude=empty or None)
         if self.error is not None:
             item["error"] = self.error[:MAX_ERROR_CHARS]
+        if self.notes:
+            item["notes"] = {
+                key[:MAX_NOTE_KEY]: text[:MAX_NOTE_CHARS]
+                for key, text in list(self.notes.items())[:MAX_NOTES]
+            }
         return item
 
 
@@ -123,6 +134,7 @@ class FileRecord(BaseModel):
     error_code: str | None = None
     error: str | None = None
     develop_seconds: float | None = None
+    notes: dict[str, str] = Field(default_factory=dict)
     # What shares, downloads and the gallery serve, as JobStore reads it: resolved
     # against the job's delivered run (darkroom.delivery.resolved). Stored, it is what
     # an earlier run delivered, copied in when the next run registered.
@@ -140,6 +152,7 @@ class FileRecord(BaseModel):
             error_code=self.error_code,
             error=self.error,
             develop_seconds=self.develop_seconds,
+            notes=self.notes,
         )
 
 

@@ -36,6 +36,9 @@ MAX_WEBP_EDGE = 16_383
 MAX_COMPENSATION_EV = 5.0
 # White balance multipliers far outside this are a typo, not a light source.
 MULTIPLIER_RANGE = (0.05, 20.0)
+# A light's temperature (kelvin) and tint (Adobe's units) as Lightroom and Camera Raw accept.
+KELVIN_RANGE = (1700.0, 25000.0)
+TINT_RANGE = (-150.0, 150.0)
 
 # Renditions per recipe: each is an output of every file, and a file's item records them.
 MAX_RENDITIONS = 8
@@ -44,6 +47,7 @@ MAX_RENDITIONS = 8
 MAX_NAMED_PROBLEMS = 5
 
 Format = Literal["jpeg", "webp", "tiff"]
+Sharpen = Literal["none", "screen", "print"]
 _EXTENSIONS: dict[str, str] = {"jpeg": "jpg", "webp": "webp", "tiff": "tif"}
 _CONTENT_TYPES: dict[str, str] = {"jpeg": "image/jpeg", "webp": "image/webp", "tiff": "image/tiff"}
 
@@ -80,6 +84,9 @@ class Rendition(BaseModel):
     format: Format = "jpeg"
     # JPEG and WebP only; TIFF renditions are lossless 16-bit.
     quality: int = 90
+    # Output sharpening after the resize, as Lightroom's export does: "screen" for a
+    # downscaled rendition, "none" for full size (and for TIFF masters) unless given.
+    sharpen: Sharpen = "screen"
 
     @field_validator("long_edge", "quality", mode="before")
     @classmethod
@@ -123,7 +130,17 @@ class Rendition(BaseModel):
             and self.long_edge > MAX_WEBP_EDGE
         ):
             raise ValueError(f"long_edge: WebP cannot encode a side over {MAX_WEBP_EDGE} pixels")
+        if self.format == "tiff" and self.sharpen not in (None, "none"):
+            raise ValueError("sharpen: TIFF renditions are masters and are never sharpened")
         return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_sharpen(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and data.get("sharpen") is None:
+            full = data.get("long_edge") == "full" or data.get("format") == "tiff"
+            return {**data, "sharpen": "none" if full else "screen"}
+        return data
 
     @property
     def extension(self) -> str:
@@ -139,13 +156,17 @@ class Rendition(BaseModel):
 
 
 class WhiteBalance(BaseModel):
-    """camera: the as-shot balance the camera recorded; auto: grey world over the frame;
-    fixed: the recipe's own red, green, blue multipliers (relative; only ratios matter)."""
+    """camera: the as-shot balance the camera recorded (auto when it recorded none, as
+    LibRaw does); auto: grey world over the frame; fixed: the recipe's own red, green, blue
+    multipliers (relative; only ratios matter), or a light's temperature (kelvin) and tint
+    (Lightroom's units, + toward magenta), converted through the camera's own matrix."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     mode: Literal["camera", "auto", "fixed"] = "camera"
     multipliers: tuple[float, float, float] | None = None
+    temperature: float | None = None
+    tint: float | None = None
 
     @field_validator("multipliers", mode="before")
     @classmethod
@@ -154,6 +175,11 @@ class WhiteBalance(BaseModel):
             for item in value:
                 _reject_bool_and_str(item, "a number")
         return value
+
+    @field_validator("temperature", "tint", mode="before")
+    @classmethod
+    def _number(cls, value: Any, info: ValidationInfo) -> Any:
+        return value if value is None else _reject_bool_and_str(value, "a number")
 
     @field_validator("multipliers")
     @classmethod
@@ -166,17 +192,47 @@ class WhiteBalance(BaseModel):
                 raise ValueError(f"each multiplier must be between {low} and {high}")
         return value
 
+    @field_validator("temperature")
+    @classmethod
+    def _check_temperature(cls, value: float | None) -> float | None:
+        low, high = KELVIN_RANGE
+        if value is not None and not (math.isfinite(value) and low <= value <= high):
+            raise ValueError(f"must be between {low:g} and {high:g} kelvin")
+        return value
+
+    @field_validator("tint")
+    @classmethod
+    def _check_tint(cls, value: float | None) -> float | None:
+        low, high = TINT_RANGE
+        if value is not None and not (math.isfinite(value) and low <= value <= high):
+            raise ValueError(f"must be between {low:g} and {high:g}")
+        return value
+
     @model_validator(mode="after")
-    def _multipliers_only_when_fixed(self) -> WhiteBalance:
-        if self.mode == "fixed" and self.multipliers is None:
-            raise ValueError('multipliers: required when mode is "fixed" ([red, green, blue])')
-        if self.mode != "fixed" and self.multipliers is not None:
-            raise ValueError(f'multipliers: only with mode "fixed", not "{self.mode}"')
+    def _fixed_needs_one_light(self) -> WhiteBalance:
+        if self.mode != "fixed":
+            for name in ("multipliers", "temperature", "tint"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f'{name}: only with mode "fixed", not "{self.mode}"')
+            return self
+        if self.multipliers is None and self.temperature is None:
+            raise ValueError(
+                'multipliers: required when mode is "fixed" ([red, green, blue]), '
+                "unless a temperature is given"
+            )
+        if self.multipliers is not None and self.temperature is not None:
+            raise ValueError("temperature: give multipliers or a temperature, not both")
+        if self.tint is not None and self.temperature is None:
+            raise ValueError("tint: only with a temperature")
         return self
 
     @field_serializer("multipliers")
     def _dump_multipliers(self, value: tuple[float, float, float] | None) -> Any:
         return None if value is None else [_plain_number(v) for v in value]
+
+    @field_serializer("temperature", "tint")
+    def _dump_light(self, value: float | None) -> Any:
+        return None if value is None else _plain_number(value)
 
 
 class Exposure(BaseModel):
@@ -234,6 +290,11 @@ class Recipe(BaseModel):
     highlights: Literal["clip", "recover"] = "clip"
     colour_space: Literal["srgb", "display-p3", "adobe-rgb"] = "srgb"
     metadata: Metadata = Metadata()
+    # Distortion, vignetting and lateral chromatic aberration from lensfun's database,
+    # when the camera and lens are in it (the manifest says when they are not).
+    lens: Literal["auto", "off"] = "auto"
+    # LibRaw's wavelet denoising, stronger at higher ISO.
+    noise_reduction: Literal["off", "low", "medium", "high"] = "off"
 
     @field_validator("renditions")
     @classmethod

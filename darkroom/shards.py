@@ -137,6 +137,8 @@ def manifest_entry(record: FileRecord) -> dict[str, Any]:
             rendition: output.model_dump(mode="json", exclude_none=True)
             for rendition, output in record.outputs.items()
         }
+    if record.notes:
+        entry["notes"] = dict(record.notes)
     if record.error:
         entry["error_code"] = record.error_code
         entry["error"] = record.error

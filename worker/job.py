@@ -345,7 +345,10 @@ class JobRunner:
             return FileOutcome(
                 name,
                 FileProgress(
-                    status=FileStatus.DONE, outputs=outputs, develop_seconds=round(seconds, 3)
+                    status=FileStatus.DONE,
+                    outputs=outputs,
+                    develop_seconds=round(seconds, 3),
+                    notes=result.notes,
                 ),
                 seconds,
                 rendered={r.rendition: r.path for r in result.renditions},

@@ -543,7 +543,9 @@ class JobStore:
         attempt = progress.to_item()
         sets = ", ".join(f"#a{i} = :a{i}" for i in range(len(attempt)))
         cleared = [
-            f for f in ("outputs", "error_code", "error", "develop_seconds") if f not in attempt
+            f
+            for f in ("outputs", "error_code", "error", "develop_seconds", "notes")
+            if f not in attempt
         ]
         now = utc_now()
         try:

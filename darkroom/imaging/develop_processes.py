@@ -14,6 +14,9 @@ with the others, so killing one cannot wedge the rest.
 
 This module imports no imaging library: a child sets its OpenMP thread count before
 LibRaw loads, and the process that feeds the children (the worker) never loads one.
+OpenCV (sharpening, noise reduction, lens corrections) is imported where it is first
+used, after the decoder: it maps some 150 MB of data when it loads, which would count
+against the limit before the file's own decode.
 """
 
 from __future__ import annotations
@@ -77,7 +80,8 @@ def _child(
 
     # OpenBLAS allocates its work buffer at the first matrix product and exits the
     # process if it cannot: have it do so now, while memory is plentiful (it keeps it).
-    np.ones((64, 64)) @ np.ones((64, 64))
+    # Large enough for its full gemm path: small products take a path with no buffer.
+    np.ones((512, 512)) @ np.ones((512, 512))
     # Sent after the limits are in place: unpickling it may import the imaging libraries.
     develop: Develop = conn.recv() or develop_file
     conn.send("ready")

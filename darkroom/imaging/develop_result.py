@@ -6,7 +6,7 @@ no imaging library itself."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +50,6 @@ class DevelopResult:
     # blue white balance multipliers (green 1).
     exposure_gain: float = 1.0
     white_balance: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    # What was decided for this file and why, in words for the run's manifest: the crop,
+    # where the white balance came from, lens corrections, noise reduction.
+    notes: dict[str, str] = field(default_factory=dict)

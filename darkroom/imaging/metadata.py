@@ -4,8 +4,11 @@ Kept: capture date, camera, lens, exposure settings, artist and copyright. GPS o
 the recipe asks. Never: serial numbers, maker notes, thumbnails, or anything not listed
 here. The pixels are developed upright, so Orientation is always 1.
 
-TIFF-shaped RAWs are read directly (IFD0 and its EXIF and GPS IFDs); for the rest, and for
-anything those lack, LibRaw's reading (through rawpy) fills in what it knows.
+TIFF-shaped RAWs are read directly (IFD0 and its EXIF and GPS IFDs). What those lack is
+filled from LibRaw's reading (through rawpy) for the exposure settings, which it decodes
+from maker notes for every format it reads, and from exiv2's reading for the camera's and
+lens' names, artist, copyright and date, which rawpy does not pass on (CRW, CR3, RAF and
+the other formats that are not TIFF-shaped).
 """
 
 from __future__ import annotations
@@ -136,6 +139,8 @@ def read_metadata(src: Path, libraw: Mapping[str, Any], *, keep_gps: bool) -> Me
         if taken:
             exif[DATE_TIME_ORIGINAL] = Tag(ASCII, taken)
     _fill_from_libraw(ifd0, exif, libraw)
+    if any(tag not in ifd0 for tag in (MAKE, MODEL)) or LENS_MODEL not in exif:
+        _fill_from_exiv2(ifd0, exif, src)
     gps = {}
     if keep_gps:
         gps = {n: t for n, t in raw.gps.items() if n in GPS_TAGS and _clean(t) is not None}
@@ -152,15 +157,44 @@ def _text(tag: Tag | None) -> str | None:
     return tag.value.strip() or None
 
 
-def _fraction(value: float) -> Fraction:
-    if 0 < value < 1:
-        # Shutter speeds read as 1/x: 0.008 -> 1/125, not 1/125.000001.
-        return (
-            Fraction(1, round(1 / value))
-            if abs(1 / value - round(1 / value)) < 0.05
-            else (Fraction(value).limit_denominator(10_000))
-        )
-    return Fraction(value).limit_denominator(1000)
+# The marked values of a camera's dials (1/3 stops). A value read as an APEX number is
+# off by up to a percent; within NOMINAL_TOLERANCE of a mark it is that mark.
+_SHUTTER_MARKS = tuple(
+    [Fraction(1, d) for d in (8000, 6400, 5000, 4000, 3200, 2500, 2000, 1600, 1250, 1000)]
+    + [Fraction(1, d) for d in (800, 640, 500, 400, 320, 250, 200, 160, 125, 100, 80, 60)]
+    + [Fraction(1, d) for d in (50, 40, 30, 25, 20, 15, 13, 10, 8, 6, 5, 4, 3)]
+    + [Fraction(n, 10) for n in (4, 5, 6, 8, 10, 13, 16, 20, 25, 32, 40, 50, 60, 80, 100)]
+    + [Fraction(n) for n in (13, 15, 20, 25, 30)]
+)
+_APERTURE_MARKS = tuple(
+    Fraction(n, 10)
+    for n in (10, 11, 12, 14, 16, 18, 20, 22, 25, 28, 32, 35, 40, 45, 50, 56, 63, 71, 80)
+) + tuple(Fraction(n) for n in (9, 10, 11, 13, 14, 16, 18, 20, 22, 25, 29, 32))
+NOMINAL_TOLERANCE = 0.03
+
+
+def _nominal(value: float, marks: tuple[Fraction, ...]) -> Fraction | None:
+    closest = min(marks, key=lambda mark: abs(float(mark) - value))
+    return closest if abs(float(closest) / value - 1) <= NOMINAL_TOLERANCE else None
+
+
+def exposure_fraction(seconds: float) -> Fraction:
+    """An exposure time as a camera states it: 1/200, 5 (not 4.967...)."""
+    if (mark := _nominal(seconds, _SHUTTER_MARKS)) is not None:
+        return mark
+    if seconds < 1 and abs(1 / seconds - round(1 / seconds)) < 0.05:
+        return Fraction(1, round(1 / seconds))
+    return Fraction(seconds).limit_denominator(10_000)
+
+
+def aperture_fraction(f_number: float) -> Fraction:
+    """An f-number as the lens is marked: 5.6 (not 5.656...)."""
+    mark = _nominal(f_number, _APERTURE_MARKS)
+    return mark if mark is not None else Fraction(f_number).limit_denominator(10)
+
+
+def focal_fraction(millimetres: float) -> Fraction:
+    return Fraction(millimetres).limit_denominator(10)
 
 
 def _fill_from_libraw(
@@ -177,16 +211,49 @@ def _fill_from_libraw(
         ifd0[ARTIST] = artist
     if ISO not in exif and (iso := number("iso")):
         exif[ISO] = Tag(SHORT, (min(round(iso), 65535),))
-    for key, tag_number in (
-        ("shutter", EXPOSURE_TIME),
-        ("aperture", F_NUMBER),
-        ("focal_length", FOCAL_LENGTH),
+    for key, tag_number, to_fraction in (
+        ("shutter", EXPOSURE_TIME, exposure_fraction),
+        ("aperture", F_NUMBER, aperture_fraction),
+        ("focal_length", FOCAL_LENGTH, focal_fraction),
     ):
         if tag_number not in exif and (value := number(key)):
-            exif[tag_number] = Tag(RATIONAL, (_fraction(value),))
+            exif[tag_number] = Tag(RATIONAL, (to_fraction(value),))
     for key, tag_number in (("lens_make", LENS_MAKE), ("lens_model", LENS_MODEL)):
         if tag_number not in exif and (text := _clean(Tag(ASCII, str(libraw.get(key) or "")))):
             exif[tag_number] = text
+
+
+# exiv2's keys for what rawpy does not pass on -> (IFD, tag).
+_EXIV2_TEXT: tuple[tuple[str, bool, int], ...] = (
+    ("Exif.Image.Make", True, MAKE),
+    ("Exif.PanasonicRaw.Make", True, MAKE),
+    ("Exif.Image.Model", True, MODEL),
+    ("Exif.PanasonicRaw.Model", True, MODEL),
+    ("Exif.Image.Artist", True, ARTIST),
+    ("Exif.Image.Copyright", True, COPYRIGHT),
+    ("Exif.Photo.LensMake", False, LENS_MAKE),
+    ("Exif.Photo.LensModel", False, LENS_MODEL),
+    ("Exif.Photo.DateTimeOriginal", False, DATE_TIME_ORIGINAL),
+)
+
+
+def _fill_from_exiv2(ifd0: dict[int, Tag], exif: dict[int, Tag], src: Path) -> None:
+    """Names and dates from exiv2, which reads the formats our TIFF reader cannot."""
+    try:
+        import pyexiv2  # a native library: loaded only where RAWs are developed
+
+        pyexiv2.set_log_level(4)  # its warnings about maker notes are not ours to print
+        with pyexiv2.Image(str(src)) as image:
+            found = image.read_exif()
+    except Exception:
+        return  # a file exiv2 cannot read keeps what the other readers found
+    for key, in_ifd0, tag_number in _EXIV2_TEXT:
+        target = ifd0 if in_ifd0 else exif
+        value = found.get(key)
+        if tag_number in target or not isinstance(value, str):
+            continue
+        if (text := _clean(Tag(ASCII, value))) is not None:
+            target[tag_number] = text
 
 
 def exif_ifd(metadata: Metadata, *, main: tiff.Ifd | None = None) -> tiff.Ifd:

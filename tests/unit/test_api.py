@@ -529,7 +529,7 @@ def test_reprocess_with_a_recipe_starts_an_execution_that_carries_it(api: Api) -
     assert started["job_id"] == "finished" and started["reprocess"] is True
     # The recipe as RegisterJob will read it: validated, with every default filled in.
     assert started["recipe"]["renditions"] == [
-        {"name": "print", "long_edge": 1024, "format": "jpeg", "quality": 95}
+        {"name": "print", "long_edge": 1024, "format": "jpeg", "quality": 95, "sharpen": "screen"}
     ]
     assert started["recipe"]["exposure"]["mode"] == "auto"
 

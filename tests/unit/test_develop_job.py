@@ -269,6 +269,8 @@ def test_every_file_develops_in_parallel_and_each_is_recorded_with_its_time(
         assert progress.status is FileStatus.DONE
         assert progress.develop_seconds and progress.develop_seconds > 0
         assert set(progress.outputs) == {"web", "thumb"}
+        assert progress.notes["white_balance"] == "camera"
+        assert progress.notes["lens"].startswith("not corrected")
     assert len(objects.keys(PROCESSED)) == 8
     # Every rendition under the run's own prefix: an earlier run's are left as they are.
     assert all(k.startswith(keys.run_prefix(JOB, RUN)) for k in objects.keys(PROCESSED))

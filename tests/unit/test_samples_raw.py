@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from darkroom.imaging.develop import DevelopError, develop_file
+from darkroom.imaging.develop.crop import edge_trim
 from darkroom.recipes import parse_recipe
 
 SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples"
@@ -101,16 +102,24 @@ def test_sample_develops_or_fails_cleanly(expected: Expectation, tmp_path: Path)
         # Same shape as LibRaw's own upright decode: the orientation was applied.
         width, height = expected.half_size_wh
         assert result.width / result.height == pytest.approx(width / height, rel=0.02)
-    for rendered in result.renditions:
+    for index, rendered in enumerate(result.renditions):
         with Image.open(rendered.path) as img:
             pixels = np.asarray(img)
             exif = img.getexif()
         assert exif[0x0112] == 1
         camera = " ".join(exif[tag] for tag in (0x010F, 0x0110) if tag in exif)
         # What we copy of the camera's name must be what exiftool read from the same file.
-        assert camera in expected.note
+        assert camera and camera in expected.note
         assert pixels.shape[:2] == (rendered.height, rendered.width)
         assert max(rendered.width, rendered.height) <= max(result.width, result.height)
         # A picture, not a blank or blown-out frame.
         assert 16 < pixels.mean() < 240
         assert pixels.std() > 8
+        if index == 0:
+            # No border: no edge line of the largest rendition breaks from the picture
+            # inside it (smaller ones squeeze a gentle fall-off at the edge into a line).
+            box = edge_trim(pixels)
+            assert (box.width, box.height) == (rendered.width, rendered.height), box
+        # A sane white balance: no channel far from the others over the whole frame.
+        red, green, blue = pixels.reshape(-1, 3).mean(axis=0)
+        assert 0.6 < red / green < 1.6 and 0.6 < blue / green < 1.6, (red, green, blue)

@@ -249,7 +249,10 @@ def test_a_packaging_lease_is_one_more_shard_of_the_run(pool2: World) -> None:
 def _web(job_id: str, execution: str, name: str) -> FileProgress:
     key = keys.rendition_key(job_id, keys.run_id(execution), "web", name, "jpg")
     return FileProgress(
-        status=FileStatus.DONE, outputs={"web": Output(key=key)}, develop_seconds=0.5
+        status=FileStatus.DONE,
+        outputs={"web": Output(key=key)},
+        develop_seconds=0.5,
+        notes={"white_balance": "camera", "lens": "not corrected: the file does not name its lens"},
     )
 
 
@@ -307,6 +310,9 @@ def test_mark_done_writes_the_runs_manifest_from_the_file_items_and_records_arch
         ("F002.DNG", "DONE", 1),
     ]
     assert manifest["files"][0]["develop_seconds"] == 0.5
+    # What was decided for each developed file, and why, travels to the manifest.
+    assert manifest["files"][0]["notes"]["lens"] == "not corrected: the file does not name its lens"
+    assert "notes" not in manifest["files"][1]
     job = pool2.jobs.get("j7")
     assert job.delivered is not None and job.delivered.archives["web"].key == zip_key
 

@@ -23,9 +23,11 @@ from numpy.typing import NDArray
 
 from darkroom.imaging import usable_cores
 from darkroom.imaging.develop.decode import check_developed, decode, shoulder, to_image
+from darkroom.imaging.develop.denoise import reduce_noise
+from darkroom.imaging.develop.lens import correct, find_profile
 from darkroom.imaging.develop.render import render_all
 from darkroom.imaging.develop_result import DevelopError, DevelopResult, RenderedFile
-from darkroom.imaging.metadata import read_metadata
+from darkroom.imaging.metadata import Metadata, read_metadata
 from darkroom.recipes import DEFAULT_RECIPE, Recipe
 
 __all__ = ["DevelopError", "DevelopResult", "RenderedFile", "develop_file", "shoulder"]
@@ -59,7 +61,13 @@ def develop_file(
     try:
         check_developed(decoded.pixels8, name)
         height, width = decoded.pixels8.shape[:2]
-        image = to_image(decoded.pixels8)
+        pixels, noise_note = reduce_noise(decoded.pixels8, recipe.noise_reduction)
+        if noise_note:
+            decoded.notes["noise_reduction"] = noise_note
+        if recipe.lens == "auto":
+            pixels, decoded.notes["lens"] = _correct_lens(pixels, metadata)
+        image = to_image(pixels)
+        del pixels
         # Pillow holds its own copy from here on; a 24 MP frame is 72 MB we need not keep.
         decoded.pixels8 = _EMPTY
         try:
@@ -86,7 +94,18 @@ def develop_file(
         render_seconds=time.perf_counter() - decode_done,
         exposure_gain=decoded.gain,
         white_balance=decoded.white_balance,
+        notes=decoded.notes,
     )
+
+
+def _correct_lens(pixels: NDArray[np.uint8], metadata: Metadata) -> tuple[NDArray[np.uint8], str]:
+    profile = find_profile(metadata)
+    if isinstance(profile, str):
+        return pixels, profile
+    corrected, done = correct(pixels, profile)
+    if not done:
+        return pixels, f"not corrected: lensfun has no calibration for {profile.name}"
+    return corrected, f"{' and '.join(done)} corrected for {profile.name}"
 
 
 _EMPTY: NDArray[np.uint8] = np.zeros((0, 0, 3), dtype=np.uint8)

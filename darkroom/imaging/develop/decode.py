@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from darkroom.imaging import icc
+from darkroom.imaging.develop import crop
 from darkroom.imaging.develop.metering import make_plan
 from darkroom.imaging.develop_result import DevelopError
 from darkroom.imaging.sensor import sensor_is_blank
@@ -105,6 +106,8 @@ class Decoded:
     gain: float
     white_balance: tuple[float, float, float]
     libraw: dict[str, Any]
+    # What was decided for this file and why, for the run's manifest (crop, white balance).
+    notes: dict[str, str]
 
 
 def decode(src: Path, recipe: Recipe) -> Decoded:
@@ -143,6 +146,9 @@ def decode(src: Path, recipe: Recipe) -> Decoded:
             "gamma": (1.0, 1.0) if linear else _libraw_gamma(space),
         }
         pixels: Any = raw.postprocess(**params)
+        # `sizes` as read before postprocessing: LibRaw halves some of them on the way.
+        pixels, notes = _crop(pixels, sizes)
+    notes["white_balance"] = plan.white_balance_source
     # Leaving the `with` frees LibRaw's own buffers (raw data and the working image) now.
     pixels16: NDArray[np.uint16] | None = None
     pixels8: NDArray[np.uint8]
@@ -157,7 +163,23 @@ def decode(src: Path, recipe: Recipe) -> Decoded:
         pixels8 = _to_8bit(pixels)
     else:
         pixels8 = pixels
-    return Decoded(pixels8, pixels16, half_size, plan.gain, plan.white_balance, libraw)
+    return Decoded(pixels8, pixels16, half_size, plan.gain, plan.white_balance, libraw, notes)
+
+
+def _crop(pixels: Any, sizes: Any) -> tuple[Any, dict[str, str]]:
+    """The camera's crop, then any demosaicing edge lines, cut away (views, no copies)."""
+    notes: dict[str, str] = {}
+    box = crop.camera_crop(sizes)
+    if box is not None:
+        upright = crop.upright_box(box, sizes, pixels.shape)
+        notes["crop"] = crop.describe(upright, pixels.shape, "the camera's crop")
+        pixels = pixels[upright.top : upright.bottom, upright.left : upright.right]
+    edges = crop.edge_trim(pixels)
+    if (edges.width, edges.height) != (pixels.shape[1], pixels.shape[0]):
+        border = crop.describe(edges, pixels.shape, "demosaicing border trimmed")
+        notes["crop"] = f"{notes['crop']}; {border}" if "crop" in notes else border
+        pixels = pixels[edges.top : edges.bottom, edges.left : edges.right]
+    return pixels, notes
 
 
 def _libraw_gamma(space: icc.ColourSpace) -> tuple[float, float]:

@@ -16,6 +16,7 @@ import numpy as np
 import rawpy
 from numpy.typing import NDArray
 
+from darkroom.imaging.illuminant import light_xyz
 from darkroom.recipes import Recipe
 
 # Metering: about this many CFA cells (a 2x2 Bayer block each) are enough for stable
@@ -48,6 +49,8 @@ class Plan:
     # Linear value that becomes output white: 1 clips, more rolls highlights off.
     white: float
     white_balance: tuple[float, float, float]
+    # Where the white balance came from, for the manifest: "camera", "auto", "fixed", ...
+    white_balance_source: str = "camera"
 
 
 def cfa_cells(raw: rawpy.RawPy) -> tuple[NDArray[np.float32], NDArray[np.bool_]] | None:
@@ -89,13 +92,39 @@ def cfa_cells(raw: rawpy.RawPy) -> tuple[NDArray[np.float32], NDArray[np.bool_]]
     return np.maximum(rgb, 0.0), saturated
 
 
-def _camera_multipliers(raw: rawpy.RawPy) -> NDArray[np.float64]:
-    for source in ("camera_whitebalance", "daylight_whitebalance"):
-        with contextlib.suppress(Exception):
-            values = np.array(getattr(raw, source)[:3], dtype=np.float64)
-            if np.all(np.isfinite(values)) and np.all(values > 0):
-                return values / values[1]
-    return np.ones(3)
+def _camera_multipliers(raw: rawpy.RawPy) -> NDArray[np.float64] | None:
+    """The as-shot balance the camera recorded; None when it recorded none (LibRaw marks
+    that with a negative first multiplier: CRW and other old formats)."""
+    with contextlib.suppress(Exception):
+        values = np.array(raw.camera_whitebalance[:3], dtype=np.float64)
+        if np.all(np.isfinite(values)) and np.all(values > 0):
+            return values / values[1]
+    return None
+
+
+def light_multipliers(raw: rawpy.RawPy, kelvin: float, tint: float) -> NDArray[np.float64]:
+    """The multipliers that make a light of this temperature and tint neutral on this
+    camera: its response to the light, inverted.
+
+    LibRaw's camera -> sRGB matrix applies to camera values already balanced for daylight
+    (its daylight multipliers), so the camera's own response to a colour is that matrix's
+    inverse applied to the colour's linear sRGB, divided by the daylight multipliers.
+    """
+    srgb = _XYZ_TO_SRGB @ light_xyz(kelvin, tint)
+    with contextlib.suppress(Exception):
+        rgb_cam = np.array(raw.color_matrix, dtype=np.float64)[:3, :3]
+        daylight = np.array(raw.daylight_whitebalance[:3], dtype=np.float64)
+        if np.all(np.isfinite(daylight)) and np.all(daylight > 0):
+            response = np.linalg.solve(rgb_cam, srgb) / daylight
+            if np.all(response > 0):
+                return np.asarray(response[1] / response)
+    # No usable matrix: the light's own sRGB, the best guess at a camera's response.
+    return np.asarray(srgb[1] / np.maximum(srgb, 1e-6))
+
+
+_XYZ_TO_SRGB = np.array(
+    [[3.2406, -1.5372, -0.4986], [-0.9689, 1.8758, 0.0415], [0.0557, -0.2040, 1.0570]]
+)
 
 
 def grey_world(cells: NDArray[np.float32], saturated: NDArray[np.bool_]) -> NDArray[np.float64]:
@@ -114,10 +143,20 @@ def make_plan(raw: rawpy.RawPy, recipe: Recipe) -> Plan:
     wb, exposure = recipe.white_balance, recipe.exposure
     recover = recipe.highlights == "recover"
     compensation = 2.0**exposure.compensation_ev
+    camera = _camera_multipliers(raw)
+    fixed = _fixed_multipliers(raw, recipe)
+    if wb.mode == "fixed":
+        source = "fixed"
+    elif wb.mode == "auto":
+        source = "auto"
+    elif camera is None:
+        source = "auto (the camera recorded no white balance)"
+    else:
+        source = "camera"
     metered = cfa_cells(raw)
     if metered is None:
         # Unusual layouts: LibRaw's own white balance and brightening, the recipe on top.
-        fixed = list(wb.multipliers) if wb.multipliers else None
+        # LibRaw too falls back to auto when the camera recorded none.
         return Plan(
             user_wb=[*fixed, fixed[1]] if fixed else None,
             use_camera_wb=wb.mode == "camera",
@@ -125,15 +164,16 @@ def make_plan(raw: rawpy.RawPy, recipe: Recipe) -> Plan:
             gain=compensation,
             auto_bright=exposure.mode == "auto",
             white=1.0,
-            white_balance=tuple(fixed) if fixed else (1.0, 1.0, 1.0),  # type: ignore[arg-type]
+            white_balance=(fixed[0], 1.0, fixed[2]) if fixed else (1.0, 1.0, 1.0),
+            white_balance_source=source,
         )
     cells, saturated = metered
-    if wb.mode == "fixed" and wb.multipliers:
-        multipliers = np.array(wb.multipliers, dtype=np.float64)
-    elif wb.mode == "auto":
+    if fixed is not None:
+        multipliers = np.array(fixed, dtype=np.float64)
+    elif wb.mode == "auto" or camera is None:
         multipliers = grey_world(cells, saturated)
     else:
-        multipliers = _camera_multipliers(raw)
+        multipliers = camera
     multipliers = multipliers / multipliers[1]
     # What LibRaw's scale_colors does with them: the weakest (clip) or strongest (recover)
     # channel keeps the sensor's scale, and nothing goes past white.
@@ -169,7 +209,20 @@ def make_plan(raw: rawpy.RawPy, recipe: Recipe) -> Plan:
         auto_bright=False,
         white=white,
         white_balance=(float(multipliers[0]), 1.0, float(multipliers[2])),
+        white_balance_source=source,
     )
+
+
+def _fixed_multipliers(raw: rawpy.RawPy, recipe: Recipe) -> list[float] | None:
+    wb = recipe.white_balance
+    if wb.mode != "fixed":
+        return None
+    if wb.multipliers:
+        values = np.array(wb.multipliers, dtype=np.float64)
+    else:
+        assert wb.temperature is not None  # the recipe's own check
+        values = light_multipliers(raw, wb.temperature, wb.tint or 0.0)
+    return [float(v) for v in values / values[1]]
 
 
 def _rgb_cam(raw: rawpy.RawPy) -> NDArray[np.float32]:
