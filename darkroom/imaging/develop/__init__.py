@@ -17,18 +17,21 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from darkroom.imaging import usable_cores
+from darkroom.imaging.develop import crop
 from darkroom.imaging.develop.decode import check_developed, decode, shoulder, to_image
 from darkroom.imaging.develop.denoise import reduce_noise
 from darkroom.imaging.develop.lens import correct, find_profile
 from darkroom.imaging.develop.render import render_all
 from darkroom.imaging.develop_result import DevelopError, DevelopResult, RenderedFile
 from darkroom.imaging.metadata import Metadata, read_metadata
-from darkroom.recipes import DEFAULT_RECIPE, Recipe
+from darkroom.recipes import DEFAULT_RECIPE, MULTIPLIER_RANGE, Recipe, parse_recipe
+from darkroom.sidecars import Sidecar
 
 __all__ = ["DevelopError", "DevelopResult", "RenderedFile", "develop_file", "shoulder"]
 
@@ -39,11 +42,13 @@ def develop_file(
     recipe: Recipe = DEFAULT_RECIPE,
     *,
     threads: int | None = None,
+    sidecar: Sidecar | None = None,
 ) -> DevelopResult:
     """Develop `src` into out_dir/<rendition>/<stem>.<ext> for every rendition of `recipe`.
 
     `threads`: how many threads may share one resize (default: one per core); a pool that
-    develops a file per core passes 1.
+    develops a file per core passes 1. `sidecar`: the photographer's own settings for this
+    file (exposure, white balance, crop, orientation), over the recipe's.
     """
     src = Path(src)
     name = src.name
@@ -55,17 +60,29 @@ def develop_file(
     if size == 0:
         raise DevelopError("empty_file", name, "empty file (0 bytes)")
 
-    decoded = decode(src, recipe)
+    if sidecar is not None:
+        recipe = with_sidecar(recipe, sidecar)
+    decoded = decode(src, recipe, orientation=sidecar.orientation if sidecar else None)
     metadata = read_metadata(src, decoded.libraw, keep_gps=recipe.metadata.keep_gps)
     decode_done = time.perf_counter()
     try:
         check_developed(decoded.pixels8, name)
-        height, width = decoded.pixels8.shape[:2]
         pixels, noise_note = reduce_noise(decoded.pixels8, recipe.noise_reduction)
         if noise_note:
-            decoded.notes["noise_reduction"] = noise_note
+            masters = (
+                " (16-bit renditions are not denoised)" if decoded.pixels16 is not None else ""
+            )
+            decoded.notes["noise_reduction"] = noise_note + masters
         if recipe.lens == "auto":
-            pixels, decoded.notes["lens"] = _correct_lens(pixels, metadata)
+            pixels, decoded.pixels16, decoded.notes["lens"] = _correct_lens(
+                pixels, decoded.pixels16, metadata
+            )
+        if sidecar is not None:
+            pixels = _sidecar_crop(pixels, sidecar, decoded.flip)
+            if decoded.pixels16 is not None:
+                decoded.pixels16 = _sidecar_crop(decoded.pixels16, sidecar, decoded.flip)
+            decoded.notes["sidecar"] = _sidecar_note(sidecar)
+        height, width = pixels.shape[:2]
         image = to_image(pixels)
         del pixels
         # Pillow holds its own copy from here on; a 24 MP frame is 72 MB we need not keep.
@@ -98,14 +115,56 @@ def develop_file(
     )
 
 
-def _correct_lens(pixels: NDArray[np.uint8], metadata: Metadata) -> tuple[NDArray[np.uint8], str]:
+def with_sidecar(recipe: Recipe, sidecar: Sidecar) -> Recipe:
+    """The recipe with the sidecar's exposure and white balance in place of its own."""
+    document = recipe.model_dump(mode="json")
+    if sidecar.exposure_ev is not None:
+        document["exposure"] = {**document["exposure"], "compensation_ev": sidecar.exposure_ev}
+    if sidecar.temperature is not None:
+        document["white_balance"] = {
+            "mode": "fixed",
+            "temperature": sidecar.temperature,
+            "tint": sidecar.tint or 0.0,
+        }
+    elif sidecar.multipliers is not None:
+        low, high = MULTIPLIER_RANGE
+        clamped = [min(high, max(low, v)) for v in sidecar.multipliers]
+        document["white_balance"] = {"mode": "fixed", "multipliers": clamped}
+    elif sidecar.white_balance == "as shot":
+        document["white_balance"] = {"mode": "camera"}
+    return parse_recipe(document)
+
+
+def _sidecar_crop(pixels: NDArray[Any], sidecar: Sidecar, flip: int) -> NDArray[Any]:
+    if sidecar.crop is None:
+        return pixels
+    box = crop.upright_fraction(
+        sidecar.crop.left, sidecar.crop.top, sidecar.crop.right, sidecar.crop.bottom, flip
+    )
+    return crop.cut(pixels, box, sidecar.crop.angle)
+
+
+def _sidecar_note(sidecar: Sidecar) -> str:
+    applied = sidecar.applied()
+    note = f"{sidecar.source}: " + (", ".join(applied) if applied else "nothing to apply")
+    if sidecar.ignored:
+        note += f"; not applied: {', '.join(sidecar.ignored[:6])}"
+    return note
+
+
+def _correct_lens(
+    pixels: NDArray[np.uint8], pixels16: NDArray[np.uint16] | None, metadata: Metadata
+) -> tuple[NDArray[np.uint8], NDArray[np.uint16] | None, str]:
+    """Both the 8-bit frame and, for 16-bit renditions, the 16-bit one, corrected alike."""
     profile = find_profile(metadata)
     if isinstance(profile, str):
-        return pixels, profile
+        return pixels, pixels16, profile
     corrected, done = correct(pixels, profile)
     if not done:
-        return pixels, f"not corrected: lensfun has no calibration for {profile.name}"
-    return corrected, f"{' and '.join(done)} corrected for {profile.name}"
+        return pixels, pixels16, f"not corrected: lensfun has no calibration for {profile.name}"
+    if pixels16 is not None:
+        pixels16, _ = correct(pixels16, profile)
+    return corrected, pixels16, f"{' and '.join(done)} corrected for {profile.name}"
 
 
 _EMPTY: NDArray[np.uint8] = np.zeros((0, 0, 3), dtype=np.uint8)

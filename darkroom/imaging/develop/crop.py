@@ -152,3 +152,55 @@ _SIDES = ("top", "bottom", "left", "right")
 def describe(box: Box, shape: tuple[int, ...], source: str) -> str:
     rows, cols = shape[:2]
     return f"{box.width}x{box.height} at ({box.left}, {box.top}) of {cols}x{rows} ({source})"
+
+
+# LibRaw's flip for each TIFF Orientation it can do (rotations; mirrored ones it cannot).
+FLIP_FOR_ORIENTATION = {1: 0, 3: 3, 6: 6, 8: 5}
+
+
+def upright_fraction(
+    left: float, top: float, right: float, bottom: float, flip: int
+) -> tuple[float, float, float, float]:
+    """A box given as fractions of the picture before orientation, as fractions of the
+    upright picture LibRaw's `flip` makes of it."""
+    if flip == 3:
+        return 1 - right, 1 - bottom, 1 - left, 1 - top
+    if flip == 5:
+        return top, 1 - right, bottom, 1 - left
+    if flip == 6:
+        return 1 - bottom, left, 1 - top, right
+    return left, top, right, bottom
+
+
+def cut(pixels: NDArray[Any], box: tuple[float, float, float, float], angle: float) -> NDArray[Any]:
+    """The part of `pixels` inside `box` (fractions of the upright picture: left, top,
+    right, bottom), the box turned `angle` degrees clockwise about its centre first, as
+    Lightroom's straightening tool turns its crop frame."""
+    rows, cols = pixels.shape[:2]
+    left, top, right, bottom = box
+    width = max(1, round((right - left) * cols))
+    height = max(1, round((bottom - top) * rows))
+    if not angle:
+        x0, y0 = round(left * cols), round(top * rows)
+        return pixels[y0 : y0 + height, x0 : x0 + width]
+    import cv2  # on first use: see develop_processes
+
+    centre_x, centre_y = (left + right) / 2 * cols, (top + bottom) / 2 * rows
+    c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+    # Output pixel (u, v) -> source: the centre plus the offset from the output's centre,
+    # turned clockwise (on screen, where y grows downward).
+    matrix = np.array(
+        [
+            [c, -s, centre_x - c * (width - 1) / 2 + s * (height - 1) / 2],
+            [s, c, centre_y - s * (width - 1) / 2 - c * (height - 1) / 2],
+        ],
+        dtype=np.float64,
+    )
+    turned = cv2.warpAffine(
+        np.ascontiguousarray(pixels),
+        matrix,
+        (width, height),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REFLECT,
+    )
+    return np.asarray(turned, dtype=pixels.dtype)

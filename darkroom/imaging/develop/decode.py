@@ -108,9 +108,12 @@ class Decoded:
     libraw: dict[str, Any]
     # What was decided for this file and why, for the run's manifest (crop, white balance).
     notes: dict[str, str]
+    # LibRaw's flip, as applied: how the sensor was turned upright.
+    flip: int = 0
 
 
-def decode(src: Path, recipe: Recipe) -> Decoded:
+def decode(src: Path, recipe: Recipe, *, orientation: int | None = None) -> Decoded:
+    """`orientation`: a TIFF Orientation that replaces the file's (a sidecar's)."""
     name = src.name
     space = icc.SPACES[recipe.colour_space]
     needs16 = any(r.bits == 16 for r in recipe.renditions)
@@ -145,6 +148,10 @@ def decode(src: Path, recipe: Recipe) -> Decoded:
             # the highlight roll-off is ours to apply.
             "gamma": (1.0, 1.0) if linear else _libraw_gamma(space),
         }
+        flip = crop.FLIP_FOR_ORIENTATION.get(orientation or 0)
+        if flip is not None:
+            params["user_flip"] = flip
+            sizes = sizes._replace(flip=flip)
         pixels: Any = raw.postprocess(**params)
         # `sizes` as read before postprocessing: LibRaw halves some of them on the way.
         pixels, notes = _crop(pixels, sizes)
@@ -163,7 +170,9 @@ def decode(src: Path, recipe: Recipe) -> Decoded:
         pixels8 = _to_8bit(pixels)
     else:
         pixels8 = pixels
-    return Decoded(pixels8, pixels16, half_size, plan.gain, plan.white_balance, libraw, notes)
+    return Decoded(
+        pixels8, pixels16, half_size, plan.gain, plan.white_balance, libraw, notes, int(sizes.flip)
+    )
 
 
 def _crop(pixels: Any, sizes: Any) -> tuple[Any, dict[str, str]]:
