@@ -22,6 +22,8 @@ class FileStatus(StrEnum):
     PENDING = "PENDING"
     DONE = "DONE"
     FAILED = "FAILED"
+    # The photographer rejected it (an XMP sidecar's reject): not developed, not a failure.
+    SKIPPED = "SKIPPED"
 
 
 TERMINAL: frozenset[JobStatus] = frozenset(
@@ -135,6 +137,9 @@ class FileRecord(BaseModel):
     error: str | None = None
     develop_seconds: float | None = None
     notes: dict[str, str] = Field(default_factory=dict)
+    # The file's XMP sidecar (Lightroom's or darktable's) and the S3 version registered.
+    sidecar: str | None = None
+    sidecar_version: str | None = None
     # What shares, downloads and the gallery serve, as JobStore reads it: resolved
     # against the job's delivered run (darkroom.delivery.resolved). Stored, it is what
     # an earlier run delivered, copied in when the next run registered.
@@ -227,6 +232,7 @@ class Job(BaseModel):
     # Of the current run, counted (atomic ADD) as its files finish.
     files_done: int = 0
     files_failed: int = 0
+    files_skipped: int = 0
     run_id: str | None = None
     execution_arn: str | None = None
     # The most recent executions, oldest first (at most MAX_EXECUTIONS).

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from darkroom import delivery, keys, shards
+from darkroom import delivery, formats, keys, shards, sidecars
 from darkroom.aws.executions import ENDED_STATUSES, Executions
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.objects import Objects
@@ -210,9 +210,14 @@ def register_job(
         missing = sorted(set(names) - set(present))
         if missing:
             raise InvalidJob(f"job {job_id}: declared files not uploaded: {', '.join(missing)}")
-        files = sorted(names)
+        listed = names
     else:
-        files = sorted(present)
+        listed = list(present)
+    # An XMP sidecar is not a file of the job: it changes how its RAW develops.
+    paired, unpaired = sidecars.pair(listed, formats.is_raw)
+    if unpaired:
+        logger.warning("sidecars with no RAW of their name", extra={"sidecars": unpaired[:20]})
+    files = sorted(name for name in listed if not sidecars.is_sidecar(name))
     if not files:
         raise InvalidJob(
             f"job {job_id} has no files under s3://{raw_bucket}/{keys.raw_prefix(job_id)}"
@@ -242,6 +247,9 @@ def register_job(
         versions={name: present[name].get("VersionId") for name in files},
         shards={name: shards.shard_of(i, shard_size) for i, name in enumerate(files)},
         packaged_by_shard=len(shard_list) == 1,
+        sidecars={
+            name: (sidecar, present[sidecar].get("VersionId")) for name, sidecar in paired.items()
+        },
     )
     logger.info(
         "job registered", extra={"job_id": job_id, "files": len(files), "attempt": job.attempt}

@@ -55,7 +55,14 @@ def is_sidecar(name: str) -> bool:
 def sidecar_for(raw_name: str, names: Iterable[str]) -> str | None:
     """The sidecar among `names` that belongs to `raw_name`: darktable's `<name>.xmp`
     first (it names one RAW exactly), then Lightroom's `<stem>.xmp`; case-insensitive."""
-    by_lower = {n.lower(): n for n in names if is_sidecar(n)}
+    return _sidecar_in(raw_name, _by_lower(names))
+
+
+def _by_lower(names: Iterable[str]) -> dict[str, str]:
+    return {n.lower(): n for n in names if is_sidecar(n)}
+
+
+def _sidecar_in(raw_name: str, by_lower: Mapping[str, str]) -> str | None:
     for candidate in (f"{raw_name}.xmp", f"{PurePosixPath(raw_name).stem}.xmp"):
         if candidate.lower() in by_lower:
             return by_lower[candidate.lower()]
@@ -65,11 +72,10 @@ def sidecar_for(raw_name: str, names: Iterable[str]) -> str | None:
 def pair(names: Iterable[str], is_raw: Any) -> tuple[dict[str, str], list[str]]:
     """RAW name -> its sidecar, and the sidecars no RAW among `names` claims."""
     listed = list(names)
-    raws = [n for n in listed if is_raw(n)]
+    by_lower = _by_lower(listed)
     paired: dict[str, str] = {}
-    for raw in raws:
-        sidecar = sidecar_for(raw, listed)
-        if sidecar is not None:
+    for raw in listed:
+        if is_raw(raw) and (sidecar := _sidecar_in(raw, by_lower)) is not None:
             paired[raw] = sidecar
     claimed = set(paired.values())
     return paired, sorted(n for n in listed if is_sidecar(n) and n not in claimed)

@@ -28,6 +28,7 @@ from darkroom.jobs import Archive, FileProgress, FileRecord, FileStatus, JobStat
 from darkroom.observability import logger
 from darkroom.recipes import Recipe, parse_recipe
 from darkroom.settings import WorkerSettings
+from darkroom.sidecars import MAX_SIDECAR_BYTES, Sidecar, SidecarError, parse_sidecar
 from worker import package
 from worker.heartbeat import Heartbeat
 from worker.interrupted import Interrupted
@@ -157,14 +158,16 @@ class JobRunner:
             if parts is not None:
                 parts.abort()
             raise
-        done = sum(1 for o in developed.values() if o.progress.status is FileStatus.DONE)
+        statuses = [o.progress.status for o in developed.values()]
+        done, skipped = statuses.count(FileStatus.DONE), statuses.count(FileStatus.SKIPPED)
         output: dict[str, Any] = {
             "job_id": job_id,
             "run_id": run,
             "shard": shard,
             "files_developed": len(developed),
             "files_done": done,
-            "files_failed": len(developed) - done,
+            "files_failed": len(developed) - done - skipped,
+            "files_skipped": skipped,
         }
         written = parts.finish(lost) if parts is not None else None
         if packages:
@@ -262,9 +265,7 @@ class JobRunner:
                             shutil.rmtree(outcome.out_dir, ignore_errors=True)
                     outcomes[name] = outcome
                     logger.info(
-                        "file developed"
-                        if outcome.progress.status is FileStatus.DONE
-                        else "file failed",
+                        _LOGGED[outcome.progress.status],
                         extra={
                             "file": name,
                             "error": outcome.progress.error,
@@ -297,6 +298,13 @@ class JobRunner:
         uploaded: list[str] = []
         kept = False
         try:
+            sidecar: Sidecar | None = None
+            if record.sidecar:
+                # First: a file the photographer rejected costs no download of its RAW.
+                read = self._read_sidecar(job_id, record, src.parent / record.sidecar)
+                if isinstance(read, FileOutcome):
+                    return read
+                sidecar = read
             try:
                 # The original as it was registered, whatever was written there since.
                 self._objects.download(
@@ -308,7 +316,7 @@ class JobRunner:
             except Exception as exc:
                 return _failed(name, "download_failed", f"{name}: could not download ({exc})")
             try:
-                result = pool.submit(src, out_dir, recipe).result()
+                result = pool.submit(src, out_dir, recipe, sidecar).result()
             except DevelopError as exc:
                 return _failed(name, exc.code, str(exc))
             except CancelledError:
@@ -360,12 +368,50 @@ class JobRunner:
             if not kept:
                 shutil.rmtree(out_dir, ignore_errors=True)
 
+    def _read_sidecar(self, job_id: str, record: FileRecord, dest: Path) -> Sidecar | FileOutcome:
+        """The file's XMP sidecar, read; or the file's outcome when it ends here (skipped
+        as rejected, or failed: an unreadable sidecar is never silently ignored)."""
+        name, sidecar_name = record.name, record.sidecar or ""
+        try:
+            self._objects.download(
+                self._settings.raw_bucket,
+                keys.raw_key(job_id, sidecar_name),
+                dest,
+                version_id=record.sidecar_version,
+            )
+            if dest.stat().st_size > MAX_SIDECAR_BYTES:
+                raise SidecarError(f"sidecar larger than {MAX_SIDECAR_BYTES} bytes")
+            sidecar = parse_sidecar(dest.read_bytes())
+        except SidecarError as exc:
+            return _failed(name, "sidecar_unreadable", f"{name}: {sidecar_name}: {exc}")
+        except Exception as exc:
+            return _failed(
+                name, "download_failed", f"{name}: could not download {sidecar_name} ({exc})"
+            )
+        finally:
+            dest.unlink(missing_ok=True)
+        if sidecar.skips:
+            why = "rejected" if sidecar.rejected else "rated -1 (rejected)"
+            note = f"{sidecar.source}: {why} in {sidecar_name}; not developed"
+            return FileOutcome(
+                name, FileProgress(status=FileStatus.SKIPPED, notes={"sidecar": note})
+            )
+        return sidecar
+
     def _delete(self, object_keys: list[str]) -> None:
         for key in object_keys:
             try:
                 self._objects.delete(self._settings.processed_bucket, key)
             except Exception:
                 logger.exception("could not delete a partial output", extra={"key": key})
+
+
+_LOGGED = {
+    FileStatus.DONE: "file developed",
+    FileStatus.FAILED: "file failed",
+    FileStatus.SKIPPED: "file skipped",
+    FileStatus.PENDING: "file pending",
+}
 
 
 def _failed(name: str, code: str, message: str) -> FileOutcome:

@@ -76,7 +76,7 @@ JobViewStatus = Literal[
     "DONE_WITH_ERRORS",
     "FAILED",
 ]
-FileViewStatus = Literal["AWAITING_UPLOAD", "UPLOADED", "PENDING", "DONE", "FAILED"]
+FileViewStatus = Literal["AWAITING_UPLOAD", "UPLOADED", "PENDING", "DONE", "FAILED", "SKIPPED"]
 
 
 class FileView(BaseModel):
@@ -146,6 +146,9 @@ class JobView(BaseModel):
     files_total: int = Field(ge=0)
     files_done: int = Field(ge=0, description="Of the current run.")
     files_failed: int = Field(ge=0, description="Of the current run.")
+    files_skipped: int = Field(
+        default=0, ge=0, description="Of the current run: rejected in their XMP sidecar."
+    )
     attempt: int = Field(ge=0)
     run_id: str | None = Field(default=None, description="The current run (execution name).")
     execution_arn: str | None = None
@@ -192,6 +195,7 @@ class JobView(BaseModel):
             files_total=job.files_total,
             files_done=job.files_done,
             files_failed=job.files_failed,
+            files_skipped=job.files_skipped,
             attempt=job.attempt,
             run_id=job.run_id,
             execution_arn=job.execution_arn,

@@ -1,4 +1,8 @@
-"""What the API accepts beyond the request models' shape: RAW file names, sizes and limits."""
+"""What the API accepts beyond the request models' shape: RAW file names, sizes and limits.
+
+A job's files are camera RAWs, and beside them the XMP sidecars Lightroom or darktable
+wrote for them (`IMG_0001.xmp`, `IMG_0001.CR3.xmp`): a sidecar must pair with a RAW of the
+same job, is small, and is not a file of its own (no renditions, not counted)."""
 
 from __future__ import annotations
 
@@ -9,11 +13,13 @@ from pathlib import PurePosixPath
 from darkroom import keys
 from darkroom.api.errors import BadRequest, TooLarge
 from darkroom.api.models import FileIn
-from darkroom.formats import not_raw_reason
+from darkroom.formats import is_raw, not_raw_reason
+from darkroom.sidecars import MAX_SIDECAR_BYTES, is_sidecar, pair
 
 
-def file_name_problem(name: str) -> str | None:
-    """Why `name` cannot be a job's RAW file, or None if it can."""
+def file_name_problem(name: str, *, sidecar_ok: bool = False) -> str | None:
+    """Why `name` cannot be a job's RAW file (or, with `sidecar_ok`, its XMP sidecar),
+    or None if it can."""
     try:
         keys.validate_file_name(name)
     except ValueError:
@@ -22,6 +28,8 @@ def file_name_problem(name: str) -> str | None:
         return "must not contain control or invisible formatting characters"
     if name != name.strip():
         return "must not start or end with whitespace"
+    if sidecar_ok and is_sidecar(name):
+        return None
     return not_raw_reason(name)
 
 
@@ -39,12 +47,25 @@ def check_files(
 ) -> None:
     """Bad names and sizes are 400; more than the limits allow is 413."""
     bad = []
+    unpaired = set(pair([f.name for f in files], is_raw)[1])
     for f in files:
-        problem = file_name_problem(f.name)
+        problem = file_name_problem(f.name, sidecar_ok=True)
         if problem:
             bad.append({"name": f.name, "problem": problem})
         elif f.size < 1:
             bad.append({"name": f.name, "problem": "size must be at least 1 byte"})
+        elif f.name in unpaired:
+            stem = PurePosixPath(f.name).stem
+            bad.append(
+                {
+                    "name": f.name,
+                    "problem": f"an XMP sidecar needs its RAW in the same job ({stem}.<raw>)",
+                }
+            )
+        elif is_sidecar(f.name) and f.size > MAX_SIDECAR_BYTES:
+            bad.append(
+                {"name": f.name, "problem": f"an XMP sidecar is at most {MAX_SIDECAR_BYTES} bytes"}
+            )
     if bad:
         raise BadRequest(
             f"{len(bad)} file(s) cannot be accepted: "
@@ -52,7 +73,8 @@ def check_files(
             files=bad,
         )
     seen: dict[str, str] = {}
-    for f in files:
+    raws = [f for f in files if not is_sidecar(f.name)]
+    for f in raws:
         # Renditions are named after the stem, so two files sharing one would overwrite
         # each other's outputs; and stems equal up to case or Unicode normalisation
         # (IMG_1/img_1, café in NFC/NFD) are one file once downloaded to macOS or Windows.
@@ -69,8 +91,8 @@ def check_files(
                 ],
             )
         seen[stem] = f.name
-    if len(files) > max_files:
-        raise TooLarge(f"{len(files)} files declared; a job takes at most {max_files}")
+    if len(raws) > max_files:
+        raise TooLarge(f"{len(raws)} RAW files declared; a job takes at most {max_files}")
     oversize = [f for f in files if f.size > max_file_bytes]
     if oversize:
         raise TooLarge(

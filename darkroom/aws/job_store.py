@@ -231,6 +231,7 @@ class JobStore:
         versions: Mapping[str, str | None] | None = None,
         shards: Mapping[str, int] | None = None,
         packaged_by_shard: bool = False,
+        sidecars: Mapping[str, tuple[str, str | None]] | None = None,
     ) -> Job:
         """Make `execution_arn` the job's owner: new jobs, or terminal ones (reprocessing)
         that no other execution has claimed; its own claim is released. Then give each
@@ -243,6 +244,7 @@ class JobStore:
         `versions` are the originals' S3 version ids; a file keeps the first it is given.
         `shards`: which shard of the run develops each file (0 when not given).
         `packaged_by_shard`: a run of one shard is packaged by that shard's worker.
+        `sidecars`: file -> its XMP sidecar's name and S3 version, as this run reads them.
         """
         job = self._register_job(job_id, execution_arn, files, name, recipe, created_at)
         self._register_files(
@@ -253,6 +255,7 @@ class JobStore:
             shards or {},
             packaged_by_shard,
             job.delivered,
+            sidecars or {},
         )
         return job
 
@@ -298,6 +301,7 @@ class JobStore:
             "files_total = :total",
             "files_done = :zero",
             "files_failed = :zero",
+            "files_skipped = :zero",
             "attempt = :attempt",
             # Both once, at creation: a job keeps its place in the listing when reprocessed.
             "created_at = if_not_exists(created_at, :created)",
@@ -353,6 +357,7 @@ class JobStore:
         shards: Mapping[str, int],
         packaged_by_shard: bool,
         delivered: DeliveredRun | None,
+        sidecars: Mapping[str, tuple[str, str | None]],
     ) -> None:
         """Whole file items, in transactions that each hold only while the job is this
         execution's and registered, and that never reset an attempt this run recorded.
@@ -372,7 +377,7 @@ class JobStore:
         # Rewritten whole by a retried RegisterJob (the same bounds), never once this run's
         # shard has recorded its ZIPs or its parts of them.
         puts = [
-            *_attempt_puts(job_id, run, files, existing, versions, shards),
+            *_attempt_puts(job_id, run, files, existing, versions, shards, sidecars),
             *_unlisted_puts(job_id, files, existing, delivered),
             *(
                 Put(
@@ -539,7 +544,9 @@ class JobStore:
         Once per (run, file): a repeat finds the attempt no longer pending and counts
         nothing (False)."""
         run = keys.run_id(execution_arn)
-        counter = "files_done" if progress.status is FileStatus.DONE else "files_failed"
+        counter = {FileStatus.DONE: "files_done", FileStatus.SKIPPED: "files_skipped"}.get(
+            progress.status, "files_failed"
+        )
         attempt = progress.to_item()
         sets = ", ".join(f"#a{i} = :a{i}" for i in range(len(attempt)))
         cleared = [
@@ -613,6 +620,7 @@ def _attempt_puts(
     existing: Mapping[str, FileRecord],
     versions: Mapping[str, str | None],
     shards: Mapping[str, int],
+    sidecars: Mapping[str, tuple[str, str | None]],
 ) -> list[Put]:
     """Each listed file's item with a pending attempt in `run`, keeping what the file
     delivers (`existing`, resolved); none for one this run recorded already (RegisterJob
@@ -630,6 +638,8 @@ def _attempt_puts(
             delivered=old.delivered if old else {},
             delivered_at=old.delivered_at if old else None,
             shard=shards.get(file_name, 0),
+            sidecar=sidecars[file_name][0] if file_name in sidecars else None,
+            sidecar_version=sidecars[file_name][1] if file_name in sidecars else None,
         )
         item = {**file_key(job_id, file_name), **record.model_dump(mode="json", exclude_none=True)}
         puts.append(

@@ -39,6 +39,7 @@ from typing import Any
 from darkroom.imaging import usable_cores
 from darkroom.imaging.develop_result import DevelopError
 from darkroom.recipes import Recipe, parse_recipe
+from darkroom.sidecars import Sidecar
 
 # A long-lived process's heap only grows (fragmentation); a fresh one now and then keeps
 # the bound honest at the cost of one interpreter start per this many files.
@@ -59,6 +60,7 @@ class _Task:
     out_dir: Path
     recipe: dict[str, Any]
     future: Future[Any]
+    sidecar: Sidecar | None = None
 
 
 def _child(
@@ -92,11 +94,14 @@ def _child(
             return
         if message is None:
             return
-        src, out_dir, recipe = message
+        src, out_dir, recipe, sidecar = message
         name = Path(src).name
         error: DevelopError
         try:
-            result = develop(Path(src), Path(out_dir), parse_recipe(recipe), threads=threads)
+            extra = {"sidecar": sidecar} if sidecar is not None else {}
+            result = develop(
+                Path(src), Path(out_dir), parse_recipe(recipe), threads=threads, **extra
+            )
         except DevelopError as exc:
             error = exc
         except MemoryError:
@@ -150,11 +155,16 @@ class DevelopProcesses:
         for slot in self._slots:
             slot.start()
 
-    def submit(self, src: Path, out_dir: Path, recipe: Recipe) -> Future[Any]:
+    def submit(
+        self, src: Path, out_dir: Path, recipe: Recipe, sidecar: Sidecar | None = None
+    ) -> Future[Any]:
+        """`sidecar`: the file's XMP settings, already read (a plain dataclass: it crosses
+        to the process as it is)."""
         future: Future[Any] = Future()
         if self._closed:
             raise RuntimeError("the develop processes are closed")
-        self._tasks.put(_Task(Path(src), Path(out_dir), recipe.model_dump(mode="json"), future))
+        task = _Task(Path(src), Path(out_dir), recipe.model_dump(mode="json"), future, sidecar)
+        self._tasks.put(task)
         return future
 
     def close(self, *, kill: bool = False) -> None:
@@ -256,7 +266,7 @@ class DevelopProcesses:
         limit = self.file_timeout_seconds
         deadline = None if limit is None else time.monotonic() + limit
         try:
-            conn.send((str(task.src), str(task.out_dir), task.recipe))
+            conn.send((str(task.src), str(task.out_dir), task.recipe, task.sidecar))
             while True:
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
                 ready = multiprocessing.connection.wait([conn, process.sentinel], timeout=left)

@@ -27,6 +27,7 @@ from darkroom.aws.objects import ObjectStream
 from darkroom.imaging.develop import DevelopResult, develop_file
 from darkroom.imaging.develop_processes import DevelopProcesses
 from darkroom.imaging.fixtures import make_demo_shoot, write_corrupt_raw
+from darkroom.imaging.fixtures.sidecars import darktable_xmp, lightroom_xmp
 from darkroom.jobs import (
     Archive,
     ArchiveSegment,
@@ -40,6 +41,7 @@ from darkroom.jobs import (
 )
 from darkroom.recipes import Recipe
 from darkroom.settings import WorkerSettings
+from darkroom.sidecars import Sidecar
 from worker.job import JobRunner
 
 JOB = "20240101-000000-abcdef"
@@ -261,6 +263,7 @@ def test_every_file_develops_in_parallel_and_each_is_recorded_with_its_time(
         "files_developed": 4,
         "files_done": 4,
         "files_failed": 0,
+        "files_skipped": 0,
     }
     # The shard writes no manifest: MarkDone writes the run's, from the file items.
     assert objects.json == {}
@@ -505,8 +508,10 @@ def record_develops(monkeypatch: pytest.MonkeyPatch) -> list[Span]:
     spans: list[Span] = []
 
     class TimedProcesses(DevelopProcesses):
-        def submit(self, src: Path, out_dir: Path, recipe: Recipe) -> Future[Any]:
-            future = super().submit(src, out_dir, recipe)
+        def submit(
+            self, src: Path, out_dir: Path, recipe: Recipe, sidecar: Sidecar | None = None
+        ) -> Future[Any]:
+            future = super().submit(src, out_dir, recipe, sidecar)
 
             def done(f: Future[Any]) -> None:
                 end = time.monotonic()
@@ -777,3 +782,63 @@ def test_a_shards_second_attempt_puts_the_first_attempts_files_in_its_parts(
     assert jobs.segments[0]["web"].files == 2 and jobs.segments[0]["thumb"].files == 1
     web = _zip_names(objects, jobs.segments[0]["web"].key)
     assert web == sorted([f"{shoot[0].stem}.jpg", f"{shoot[1].stem}.jpg"])
+
+
+# -- XMP sidecars -------------------------------------------------------------------------
+def test_sidecars_are_honoured_a_reject_is_skipped_and_a_bad_one_fails_its_file_alone(
+    shoot: list[Path], tmp_path: Path
+) -> None:
+    objects = Objects(tmp_path / "s3")
+    sidecars = {
+        shoot[0].name: ("DRM_0001.xmp", lightroom_xmp(rating=-1)),
+        shoot[1].name: ("DRM_0002.dng.xmp", darktable_xmp(exposure=0.5, compressed=True)),
+        shoot[2].name: ("DRM_0003.xmp", b"<x:xmpmeta broken"),
+    }
+    for xmp_name, data in sidecars.values():
+        path = tmp_path / xmp_name
+        path.write_bytes(data)
+        objects.store(path, RAW, keys.raw_key(JOB, xmp_name))
+    records = [
+        FileRecord(
+            name=p.name,
+            run_id=RUN,
+            sidecar=sidecars[p.name][0] if p.name in sidecars else None,
+            sidecar_version="v-xmp" if p.name in sidecars else None,
+        )
+        for p in shoot
+    ]
+    objects, jobs, callbacks = run_job(tmp_path, shoot, objects, records=records)
+    (output,) = callbacks.succeeded
+    assert (output["files_done"], output["files_failed"], output["files_skipped"]) == (2, 1, 1)
+    rejected = jobs.progress[shoot[0].name]
+    assert rejected.status is FileStatus.SKIPPED and not rejected.outputs
+    assert rejected.notes["sidecar"] == (
+        "Lightroom: rated -1 (rejected) in DRM_0001.xmp; not developed"
+    )
+    # The reject cost no download of its RAW; every sidecar was read at its version.
+    read = dict(objects.versions_read)
+    assert keys.raw_key(JOB, shoot[0].name) not in read
+    assert read[keys.raw_key(JOB, "DRM_0002.dng.xmp")] == "v-xmp"
+    edited = jobs.progress[shoot[1].name]
+    assert edited.status is FileStatus.DONE
+    assert edited.notes["sidecar"] == "darktable: exposure +0.5 EV"
+    broken = jobs.progress[shoot[2].name]
+    assert broken.status is FileStatus.FAILED and broken.error_code == "sidecar_unreadable"
+    assert broken.error is not None and "DRM_0003.xmp: sidecar is not valid XML" in broken.error
+    assert jobs.progress[shoot[3].name].status is FileStatus.DONE
+
+
+def test_a_sidecar_that_cannot_be_downloaded_fails_its_file_and_the_rest_go_on(
+    shoot: list[Path], tmp_path: Path
+) -> None:
+    # The sidecar was registered, then lost from the bucket before the worker read it.
+    records = [
+        FileRecord(name=p.name, run_id=RUN, sidecar="DRM_0001.xmp" if i == 0 else None)
+        for i, p in enumerate(shoot)
+    ]
+    _, jobs, callbacks = run_job(tmp_path, shoot, records=records)
+    (output,) = callbacks.succeeded
+    assert (output["files_done"], output["files_failed"]) == (3, 1)
+    lost = jobs.progress[shoot[0].name]
+    assert lost.error_code == "download_failed"
+    assert lost.error is not None and "could not download DRM_0001.xmp" in lost.error

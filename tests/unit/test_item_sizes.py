@@ -13,6 +13,9 @@ from darkroom.jobs import (
     MAX_CAUSE_CHARS,
     MAX_ERROR_CHARS,
     MAX_EXECUTIONS,
+    MAX_NOTE_CHARS,
+    MAX_NOTE_KEY,
+    MAX_NOTES,
     Archive,
     ArchiveSegment,
     DeliveredRun,
@@ -143,6 +146,10 @@ def test_the_largest_file_item_stays_under_100_kb() -> None:
         delivered_run=_run(1),
         delivered=outputs(_run(1)),
         delivered_at=utc_now(),
+        # The develop notes, each at its bound, and the longest sidecar name.
+        notes={f"{i}" * MAX_NOTE_KEY: WIDE * MAX_NOTE_CHARS for i in range(MAX_NOTES)},
+        sidecar=name + ".xmp",
+        sidecar_version="v" * 1024,
     )
     item = {
         names.JOB_ID: JOB_ID,

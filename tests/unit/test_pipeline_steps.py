@@ -597,3 +597,22 @@ def test_register_records_each_originals_version_and_keeps_it_across_runs(world:
     world.jobs.transition("j43", EXEC_A, JobStatus.FAILED)
     world.register("j43", EXEC_B)
     assert {r.name: r.original_version for r in world.jobs.files("j43")} == recorded
+
+
+def test_register_pairs_each_sidecar_with_its_raw_and_counts_only_the_raws(world: World) -> None:
+    world.s3.put_bucket_versioning(Bucket=RAW, VersioningConfiguration={"Status": "Enabled"})
+    world.upload("j44", "A.CR3", "A.xmp", "B.NEF", "B.NEF.xmp", "C.DNG", "stray.xmp", manifest={})
+    versions = {
+        v["Key"].rsplit("/", 1)[-1]: v["VersionId"]
+        for v in world.s3.list_object_versions(Bucket=RAW, Prefix="raw/j44/")["Versions"]
+    }
+    assert world.register("j44")["file_count"] == 3
+    records = {r.name: r for r in world.jobs.files("j44")}
+    assert sorted(records) == ["A.CR3", "B.NEF", "C.DNG"]
+    assert (records["A.CR3"].sidecar, records["A.CR3"].sidecar_version) == (
+        "A.xmp",
+        versions["A.xmp"],
+    )
+    assert records["B.NEF"].sidecar == "B.NEF.xmp"
+    assert records["C.DNG"].sidecar is None
+    assert world.jobs.get("j44").files_total == 3

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from darkroom import multipart
-from darkroom.api.errors import TooLarge
+from darkroom.api.errors import BadRequest, TooLarge
 from darkroom.api.models import FileIn
 from darkroom.api.validation import check_files
 from darkroom.settings import ApiLimits
@@ -41,7 +41,7 @@ def test_the_default_limits_match_a_wedding() -> None:
 
 def test_five_thousand_files_are_accepted_and_one_more_is_refused_naming_the_limit() -> None:
     _check(_files(5000))
-    with pytest.raises(TooLarge, match="5001 files declared; a job takes at most 5000"):
+    with pytest.raises(TooLarge, match="5001 RAW files declared; a job takes at most 5000"):
         _check(_files(5001))
 
 
@@ -111,3 +111,23 @@ def test_part_numbers_outside_the_file_and_empty_files_are_errors() -> None:
         multipart.part_range(0, 6 * MIB, 5 * MIB)
     with pytest.raises(ValueError):
         multipart.part_size(0, 16 * MIB)
+
+
+def test_sidecars_ride_with_their_raw_and_do_not_count_as_files() -> None:
+    files = _files(5000)
+    # Lightroom's and darktable's names: neither is a file of its own, nor a stem clash.
+    files += [FileIn(name="IMG_00000.xmp", size=4096), FileIn(name="IMG_00001.CR3.xmp", size=90)]
+    _check(files)
+
+
+@pytest.mark.parametrize(
+    ("sidecar", "problem"),
+    [
+        (FileIn(name="LOST.xmp", size=100), "an XMP sidecar needs its RAW in the same job"),
+        (FileIn(name="IMG_00000.xmp", size=2 * MIB), "an XMP sidecar is at most 1048576 bytes"),
+    ],
+)
+def test_a_sidecar_without_its_raw_or_too_large_is_refused(sidecar: FileIn, problem: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        _check([*_files(2), sidecar])
+    assert problem in str(caught.value)
