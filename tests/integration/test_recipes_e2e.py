@@ -1,5 +1,6 @@
-"""Recipes end to end on the embedded local cloud: a job with the default recipe, then the
-same job reprocessed with another recipe."""
+"""Recipes end to end on the embedded local cloud: a job with the default recipe and the
+photographer's XMP sidecars (one file rejected, one with its own exposure), then the same
+job reprocessed with another recipe."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from PIL import Image, ImageCms
 
 from darkroom.cli.studio_client import raw_files
 from darkroom.imaging.fixtures import Capture, make_demo_shoot, write_dng
+from darkroom.imaging.fixtures.sidecars import darktable_xmp, lightroom_xmp
 from darkroom.jobs import JobStatus
 from tests.harness import Studio
 
@@ -38,11 +40,21 @@ def test_reprocessing_with_another_recipe_makes_that_recipes_renditions(
     write_dng(
         shoot / "GPS_0001.dng", width=720, height=480, seed=8, capture=Capture(gps=(10, 20, 30))
     )
-    job_id = studio.upload(raw_files(shoot), name="recipes")
+    # Lightroom rejected the first frame; darktable brightened the second.
+    (shoot / "DRM_0001.xmp").write_bytes(lightroom_xmp(rating=-1))
+    (shoot / "DRM_0002.dng.xmp").write_bytes(darktable_xmp(exposure=0.5))
+    sidecars = [shoot / "DRM_0001.xmp", shoot / "DRM_0002.dng.xmp"]
+    job_id = studio.upload([*raw_files(shoot), *sidecars], name="recipes")
     first = studio.wait(job_id, timeout=180)
     assert first.status is JobStatus.DONE, first.model_dump()
+    assert (first.files_total, first.files_done, first.files_skipped) == (3, 2, 1)
     default = studio.manifest(job_id)
-    assert {r for f in default["files"] for r in f["outputs"]} == {"web", "thumb", "full"}
+    entries = {f["name"]: f for f in default["files"]}
+    assert {r for f in default["files"] for r in f.get("outputs", {})} == {"web", "thumb", "full"}
+    assert entries["DRM_0001.dng"]["status"] == "SKIPPED"
+    assert "outputs" not in entries["DRM_0001.dng"]
+    assert entries["DRM_0001.dng"]["notes"]["sidecar"].startswith("Lightroom: rated -1")
+    assert entries["DRM_0002.dng"]["notes"]["sidecar"] == "darktable: exposure +0.5 EV"
 
     arn = studio.reprocess(job_id, OTHER_RECIPE)
     second = studio.wait(job_id, timeout=180, since_execution=first.execution_arn)
@@ -52,13 +64,15 @@ def test_reprocessing_with_another_recipe_makes_that_recipes_renditions(
     manifest = studio.manifest(job_id)
     assert manifest["recipe"]["colour_space"] == "display-p3"
     for entry in manifest["files"]:
+        if entry["status"] == "SKIPPED":
+            continue  # the sidecar still rejects it
         assert set(entry["outputs"]) == {"preview", "master"}
         assert entry["outputs"]["preview"]["content_type"] == "image/webp"
         assert entry["outputs"]["master"]["content_type"] == "image/tiff"
 
     paths = studio.download(job_id, tmp_path / "out")
     previews = [p for p in paths if p.parent.name == "preview"]
-    assert len(previews) == 3
+    assert len(previews) == 2
     for path in previews:
         with Image.open(path) as img:
             assert img.format == "WEBP"
