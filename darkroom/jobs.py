@@ -148,6 +148,8 @@ class FileRecord(BaseModel):
     delivered_at: str | None = None
     # Which shard of the run develops it (RegisterJob assigns it; 0 for a single shard).
     shard: int = 0
+    # Its number in the job by name, from 1 (RegisterJob; None for items from before).
+    seq: int | None = None
 
     @property
     def progress(self) -> FileProgress:

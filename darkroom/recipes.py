@@ -28,6 +28,8 @@ from pydantic import (
     model_validator,
 )
 
+from darkroom.filenames import DEFAULT_TEMPLATE, template_problem
+
 NAME_PATTERN = re.compile(r"[a-z0-9_-]{1,32}")
 # JPEG cannot encode a side longer than this (WebP's limit is lower: checked per format).
 MAX_LONG_EDGE = 65_535
@@ -293,8 +295,18 @@ class Recipe(BaseModel):
     # Distortion, vignetting and lateral chromatic aberration from lensfun's database,
     # when the camera and lens are in it (the manifest says when they are not).
     lens: Literal["auto", "off"] = "auto"
-    # LibRaw's wavelet denoising, stronger at higher ISO.
+    # Edge-preserving denoising scaled to the noise measured in the frame.
     noise_reduction: Literal["off", "low", "medium", "high"] = "off"
+    # What delivered files are called (darkroom.filenames): {stem} {seq} {job} ...
+    filename: str = DEFAULT_TEMPLATE
+
+    @field_validator("filename")
+    @classmethod
+    def _check_filename(cls, value: str) -> str:
+        problem = template_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @field_validator("renditions")
     @classmethod

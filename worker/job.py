@@ -22,6 +22,7 @@ from darkroom.aws.job_store import JobStore
 from darkroom.aws.lease_store import Lease, LeaseStore, LeaseTask
 from darkroom.aws.objects import Objects
 from darkroom.errors import StaleExecution
+from darkroom.filenames import job_naming
 from darkroom.imaging.develop_processes import DevelopProcesses
 from darkroom.imaging.develop_result import DevelopError
 from darkroom.jobs import Archive, FileProgress, FileRecord, FileStatus, JobStatus, Output, utc_now
@@ -150,6 +151,7 @@ class JobRunner:
                 objects=self._objects,
                 bucket=self._settings.processed_bucket,
                 final=packages,
+                names=job_naming(job),
             )
         )
         try:

@@ -33,6 +33,7 @@ from darkroom.aws.job_store import JobStore
 from darkroom.aws.objects import Objects
 from darkroom.delivery import delivered_after
 from darkroom.errors import DarkroomError
+from darkroom.filenames import Naming, job_naming
 from darkroom.jobs import Archive, ArchiveSegment, FileRecord, Output, Shard
 from darkroom.observability import logger
 from darkroom.recipes import Recipe
@@ -115,11 +116,13 @@ def _entries(
     job_id: str, run: str, rendition: str, *, jobs: JobStore, objects: Objects, bucket: str
 ) -> Iterator[Entry]:
     taken: set[str] = set()
+    names = job_naming(jobs.get(job_id))
     for record in jobs.files(job_id):
         output = archived_outputs(job_id, record, run).get(rendition)
         if output is None:
             continue
-        name = entry_name(record.name, PurePosixPath(output.key).suffix, taken)
+        stem = names.stem(record.name, record.seq, rendition)
+        name = entry_name(record.name, PurePosixPath(output.key).suffix, taken, stem=stem)
         yield Entry(name, partial(objects.reading, bucket, output.key), output.bytes)
 
 
@@ -134,11 +137,11 @@ def archived_outputs(job_id: str, record: FileRecord, run: str) -> dict[str, Out
     }
 
 
-def entry_name(file_name: str, suffix: str, taken: set[str]) -> str:
-    """`<stem><suffix>` for the original `file_name`, or `<stem> (n)<suffix>` with the
-    smallest n from 2 that no earlier entry has (compared as a disk would); recorded
-    in `taken`."""
-    stem = PurePosixPath(file_name).stem
+def entry_name(file_name: str, suffix: str, taken: set[str], *, stem: str | None = None) -> str:
+    """`<stem><suffix>` for the original `file_name` (or the recipe's filename template's
+    `stem` for it), or `<stem> (n)<suffix>` with the smallest n from 2 that no earlier
+    entry has (compared as a disk would); recorded in `taken`."""
+    stem = stem or PurePosixPath(file_name).stem
     n = 1
     while True:
         name = f"{stem}{suffix}" if n == 1 else f"{stem} ({n}){suffix}"
@@ -173,8 +176,11 @@ class ShardSegments:
         objects: Objects,
         bucket: str,
         final: bool,
+        names: Naming | None = None,
     ) -> None:
         self._job_id, self._run, self._shard = job_id, run, shard
+        self._naming = names or Naming(None, job_id, None)
+        self._seqs = {r.name: r.seq for r in records}
         self._objects, self._bucket, self._final = objects, bucket, final
         self._records = list(records)
         self._names: dict[str, dict[str, str]] = {}
@@ -183,7 +189,10 @@ class ShardSegments:
             taken: set[str] = set()
             suffix = f".{rendition.extension}"
             self._names[rendition.name] = {
-                r.name: entry_name(r.name, suffix, taken) for r in self._records
+                r.name: entry_name(
+                    r.name, suffix, taken, stem=self._naming.stem(r.name, r.seq, rendition.name)
+                )
+                for r in self._records
             }
             self._taken[rendition.name] = taken
         self._open: dict[str, tuple[MultipartWriter, ZipStream]] = {}
@@ -248,7 +257,10 @@ class ShardSegments:
         name = self._names.get(rendition, {}).get(file_name)
         if name is None or PurePosixPath(name).suffix != suffix:
             # A rendition the recipe no longer makes, or made in another format.
-            name = entry_name(file_name, suffix, self._taken.setdefault(rendition, set()))
+            stem = self._naming.stem(file_name, self._seqs.get(file_name), rendition)
+            name = entry_name(
+                file_name, suffix, self._taken.setdefault(rendition, set()), stem=stem
+            )
         stream.add(name, source)
 
     def _close(self, rendition: str) -> ArchiveSegment:

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from darkroom import keys
 from darkroom.api.models import SharedFile, SharedRendition
+from darkroom.filenames import Naming
 from darkroom.jobs import FileRecord, Job
 
 
@@ -31,10 +32,10 @@ def encoded(model: BaseModel) -> str:
     return json.dumps(model.model_dump(mode="json"), separators=(",", ":"))
 
 
-def download_name(file_name: str, rendition: str, key: str) -> str:
-    """What a rendition saves as: the original's stem, the rendition, the format's
-    extension (IMG_0001-web.jpg)."""
-    return f"{PurePosixPath(file_name).stem}-{rendition}{PurePosixPath(key).suffix}"
+def download_name(names: Naming, record: FileRecord, rendition: str, key: str) -> str:
+    """What a rendition saves as: the recipe's filename template, the rendition when the
+    template does not name it, the format's extension (IMG_0001-web.jpg by default)."""
+    return names.download(record.name, record.seq, rendition, PurePosixPath(key).suffix)
 
 
 def archive_name(job: Job, rendition: str) -> str:
@@ -44,8 +45,8 @@ def archive_name(job: Job, rendition: str) -> str:
     return f"{title.strip()[:100] or job.job_id}-{rendition}.zip"
 
 
-def shared_file(job_id: str, record: FileRecord, links: str) -> SharedFile | None:
-    prefix = keys.processed_prefix(job_id)
+def shared_file(job: Job, record: FileRecord, links: str, names: Naming) -> SharedFile | None:
+    prefix = keys.processed_prefix(job.job_id)
     base = f"{links}/files/{quote(record.name, safe='')}"
     renditions = []
     smallest: tuple[int, str] | None = None
@@ -57,7 +58,7 @@ def shared_file(job_id: str, record: FileRecord, links: str) -> SharedFile | Non
         renditions.append(
             SharedRendition.of_output(
                 rendition,
-                download_name(record.name, rendition, output.key),
+                download_name(names, record, rendition, output.key),
                 url,
                 output.model_dump(),
             )

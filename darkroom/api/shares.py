@@ -50,6 +50,7 @@ from darkroom.aws.objects import Objects
 from darkroom.aws.presign import Presigner
 from darkroom.aws.shares import Share, ShareIdTaken, ShareStore
 from darkroom.aws.uploads import UploadStore
+from darkroom.filenames import job_naming as naming
 from darkroom.jobs import Job, utc_now
 from darkroom.observability import logger
 from darkroom.settings import ApiSettings
@@ -157,8 +158,9 @@ class ShareOperations:
         )
         files: list[SharedFile] = []
         budget = PAGE_FILES_BYTES
+        names = naming(job)
         for record in records:
-            shared = shared_file(job.job_id, record, links)
+            shared = shared_file(job, record, links, names)
             if shared is None:
                 continue  # never developed: nothing to offer
             budget -= len(encoded(shared)) + 1
@@ -206,7 +208,7 @@ class ShareOperations:
             raise missing from exc
         record = self.jobs.file(job.job_id, file_name, delivered=job.delivered)
         output = record.delivered.get(rendition) if record is not None else None
-        if output is None:
+        if record is None or output is None:
             raise missing
         return self._presigned_get(
             job,
@@ -214,7 +216,7 @@ class ShareOperations:
             missing,
             disposition(
                 "attachment" if download else "inline",
-                download_name(file_name, rendition, output.key),
+                download_name(naming(job), record, rendition, output.key),
             ),
             output.content_type,
         )

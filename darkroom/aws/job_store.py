@@ -626,7 +626,8 @@ def _attempt_puts(
     delivers (`existing`, resolved); none for one this run recorded already (RegisterJob
     retried late), and the puts themselves never reset such an attempt."""
     puts = []
-    for file_name in files:
+    # `files` in name order: each file's number in the job ({seq} of a filename template).
+    for seq, file_name in enumerate(files, start=1):
         old = existing.get(file_name)
         if old is not None and old.run_id == run and old.status is not FileStatus.PENDING:
             continue
@@ -638,6 +639,7 @@ def _attempt_puts(
             delivered=old.delivered if old else {},
             delivered_at=old.delivered_at if old else None,
             shard=shards.get(file_name, 0),
+            seq=seq,
             sidecar=sidecars[file_name][0] if file_name in sidecars else None,
             sidecar_version=sidecars[file_name][1] if file_name in sidecars else None,
         )

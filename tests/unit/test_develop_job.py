@@ -202,12 +202,19 @@ def run_job(
     records: list[FileRecord] | None = None,
     shard: int = 0,
     shard_item: Shard | None = None,
+    recipe: dict[str, Any] | None = None,
 ):
     objects = objects or Objects(tmp_path / "s3")
     for path in files:
         objects.store(path, RAW, keys.raw_key(JOB, path.name))
     jobs = Jobs(
-        Job(job_id=JOB, status=JobStatus.STARTING, files_total=len(files), recipe=WEB_THUMB),
+        Job(
+            job_id=JOB,
+            name="Smith wedding",
+            status=JobStatus.STARTING,
+            files_total=len(files),
+            recipe=recipe or WEB_THUMB,
+        ),
         records or [FileRecord(name=p.name, run_id=RUN) for p in files],
         on_record,
     )
@@ -695,6 +702,19 @@ def test_the_only_shards_worker_writes_the_runs_zips_as_its_files_develop(
     assert jobs.segments == {} and objects.uploads == {}
     # Each file's renditions left the scratch disk once they were in the ZIPs.
     assert not any((tmp_path / "scratch").rglob("*.jpg"))
+
+
+def test_zip_entries_take_the_recipes_filename_template(shoot: list[Path], tmp_path: Path) -> None:
+    records = [FileRecord(name=p.name, run_id=RUN, seq=i) for i, p in enumerate(shoot[:3], 1)]
+    objects, jobs, _ = run_job(
+        tmp_path,
+        shoot[:3],
+        records=records,
+        shard_item=_only_shard(shoot[:3]),
+        recipe={**WEB_THUMB, "filename": "{job}-{seq}"},
+    )
+    web = jobs.archives[0]["web"]
+    assert _zip_names(objects, web.key) == [f"Smith wedding-000{i}.jpg" for i in (1, 2, 3)]
 
 
 def test_zips_that_cannot_be_written_as_files_develop_are_read_back_by_the_shards_worker(

@@ -616,3 +616,5 @@ def test_register_pairs_each_sidecar_with_its_raw_and_counts_only_the_raws(world
     assert records["B.NEF"].sidecar == "B.NEF.xmp"
     assert records["C.DNG"].sidecar is None
     assert world.jobs.get("j44").files_total == 3
+    # Numbered by name for a filename template's {seq}: the same in every run.
+    assert [records[n].seq for n in ("A.CR3", "B.NEF", "C.DNG")] == [1, 2, 3]
