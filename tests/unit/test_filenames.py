@@ -42,9 +42,12 @@ def test_every_field_fills_in() -> None:
     )
     # The job's name made safe for a file name; {seq} four digits unless told.
     assert name == "20250301_Smith _ Jones_ _wedding__0007_IMG_0001_web"
-    assert delivery_stem(
-        "{seq:6}", file_name="A.NEF", seq=12, job="j", rendition="web", created_at=None
-    ) == "000012"
+    assert (
+        delivery_stem(
+            "{seq:6}", file_name="A.NEF", seq=12, job="j", rendition="web", created_at=None
+        )
+        == "000012"
+    )
 
 
 def test_a_single_download_names_its_rendition_unless_the_template_does() -> None:
