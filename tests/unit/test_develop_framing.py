@@ -12,7 +12,12 @@ from PIL import Image
 
 from darkroom.imaging.develop import DevelopResult, develop_file
 from darkroom.imaging.develop.crop import edge_trim
-from darkroom.imaging.fixtures import as_shot_neutral, chart_patches, write_chart_dng, write_dng
+from darkroom.imaging.fixtures import (
+    as_shot_neutral,
+    chart_patch_means,
+    write_chart_dng,
+    write_dng,
+)
 from darkroom.imaging.fixtures.scene import D65_XYZ, light_temperature
 from darkroom.recipes import Recipe, parse_recipe
 
@@ -88,13 +93,7 @@ def test_a_broken_edge_line_is_trimmed_and_a_picture_edge_is_not() -> None:
 # -- white balance ----------------------------------------------------------------------
 def _grey_spread(result: DevelopResult) -> float:
     """How far the chart's greys are from neutral: the largest channel spread, in levels."""
-    pixels = _pixels(result)
-    spreads = []
-    for patch in chart_patches(pixels.shape[1], pixels.shape[0], len(CHART_XYZ)):
-        dy, dx = (patch.bottom - patch.top) // 4, (patch.right - patch.left) // 4
-        inner = pixels[patch.top + dy : patch.bottom - dy, patch.left + dx : patch.right - dx]
-        spreads.append(float(np.ptp(inner.reshape(-1, 3).mean(axis=0))))
-    return max(spreads)
+    return float(np.ptp(chart_patch_means(_pixels(result), len(CHART_XYZ)), axis=1).max())
 
 
 def _chart(tmp_path: Path, seed: int, *, white_balance: bool = True) -> Path:

@@ -19,6 +19,7 @@ from darkroom.imaging.fixtures import (
     D65_XYZ,
     Capture,
     as_shot_neutral,
+    chart_patch_means,
     chart_patches,
     write_chart_dng,
     write_dng,
@@ -71,13 +72,7 @@ def greys(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def patch_means(result: DevelopResult) -> np.ndarray:
     with Image.open(result.renditions[0].path) as img:
-        pixels = np.asarray(img, dtype=np.float64)
-    means = []
-    for patch in chart_patches(pixels.shape[1], pixels.shape[0], len(CHART_XYZ)):
-        dy, dx = (patch.bottom - patch.top) // 4, (patch.right - patch.left) // 4
-        inner = pixels[patch.top + dy : patch.bottom - dy, patch.left + dx : patch.right - dx]
-        means.append(inner.reshape(-1, 3).mean(axis=0))
-    return np.array(means)
+        return chart_patch_means(np.asarray(img, dtype=np.float64), len(CHART_XYZ))
 
 
 def linear(values: np.ndarray) -> np.ndarray:

@@ -15,7 +15,12 @@ from darkroom.formats import is_raw
 from darkroom.imaging import icc
 from darkroom.imaging.develop import DevelopResult, develop_file
 from darkroom.imaging.develop.crop import cut
-from darkroom.imaging.fixtures import as_shot_neutral, chart_patches, write_chart_dng, write_dng
+from darkroom.imaging.fixtures import (
+    as_shot_neutral,
+    chart_patch_means,
+    write_chart_dng,
+    write_dng,
+)
 from darkroom.imaging.fixtures.scene import CAMERA_MATRIX, D65_XYZ, light_temperature
 from darkroom.imaging.fixtures.sidecars import darktable_xmp, lightroom_xmp
 from darkroom.imaging.illuminant import light_xyz
@@ -133,13 +138,7 @@ def chart(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _patches(result: DevelopResult) -> np.ndarray:
     with Image.open(result.renditions[0].path) as img:
-        pixels = np.asarray(img, dtype=np.float64)
-    means = []
-    for patch in chart_patches(pixels.shape[1], pixels.shape[0], len(CHART_XYZ)):
-        dy, dx = (patch.bottom - patch.top) // 4, (patch.right - patch.left) // 4
-        inner = pixels[patch.top + dy : patch.bottom - dy, patch.left + dx : patch.right - dx]
-        means.append(inner.reshape(-1, 3).mean(axis=0))
-    return np.array(means)
+        return chart_patch_means(np.asarray(img, dtype=np.float64), len(CHART_XYZ))
 
 
 def _linear_grey(result: DevelopResult) -> float:
