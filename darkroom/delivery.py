@@ -16,8 +16,12 @@ from darkroom.observability import logger
 
 def delivers_from(record: FileRecord, run: str) -> bool:
     """Whether the file delivers `run`'s renditions once `run` is marked done: its
-    current attempt is that run's and developed."""
-    return record.run_id == run and record.status is FileStatus.DONE
+    current attempt is that run's and developed, or skipped (the photographer rejected it
+    in its sidecar: it delivers nothing from then on, whatever an earlier run made)."""
+    return record.run_id == run and record.status in _DECIDED
+
+
+_DECIDED = frozenset({FileStatus.DONE, FileStatus.SKIPPED})
 
 
 def delivered_after(record: FileRecord, run: str) -> Mapping[str, Output]:

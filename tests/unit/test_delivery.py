@@ -42,9 +42,9 @@ def _web(job_id: str, execution: str, name: str) -> dict[str, Output]:
     }
 
 
-def _run(world: World, job_id: str, execution: str, done: Mapping[str, bool]) -> None:
-    """Register `execution` and record each file as developed (its rendition written)
-    or failed."""
+def _run(world: World, job_id: str, execution: str, done: Mapping[str, bool | None]) -> None:
+    """Register `execution` and record each file as developed (its rendition written),
+    failed, or (None) skipped as its sidecar rejects it."""
     world.register(job_id, execution)
     world.jobs.transition(job_id, execution, JobStatus.STARTING)
     world.jobs.transition(job_id, execution, JobStatus.PROCESSING)
@@ -53,6 +53,8 @@ def _run(world: World, job_id: str, execution: str, done: Mapping[str, bool]) ->
             outputs = _web(job_id, execution, name)
             world.s3.put_object(Bucket=PROCESSED, Key=outputs["web"].key, Body=b"jpg")
             progress = FileProgress(status=FileStatus.DONE, outputs=outputs)
+        elif developed is None:
+            progress = FileProgress(status=FileStatus.SKIPPED, notes={"sidecar": "rejected"})
         else:
             progress = FileProgress(status=FileStatus.FAILED, error_code="x", error=name)
         world.jobs.record_file(job_id, execution, name, progress)
@@ -177,6 +179,23 @@ def test_a_file_failed_in_a_later_run_keeps_what_the_pointer_delivered_before(
     pipeline.mark_failed("j3", EXEC_C, {"Error": "X", "Cause": "y"}, jobs=world.jobs)
     assert _delivered(world, "j3") == after_b
     assert _missing(world, "j3") == []
+
+
+def test_a_file_rejected_in_a_later_run_delivers_nothing_once_that_run_is_done(
+    world: World,
+) -> None:
+    world.upload("j9", *FILES, manifest={})
+    _run(world, "j9", EXEC_A, {"A.DNG": True, "B.DNG": True})
+    _mark_done(world, "j9", EXEC_A)
+    # The photographer rejects B in Lightroom and the job is reprocessed.
+    _run(world, "j9", EXEC_B, {"A.DNG": True, "B.DNG": None})
+    assert _delivered(world, "j9")["B.DNG"] == ("a", _web("j9", EXEC_A, "B.DNG"))
+    out = _mark_done(world, "j9", EXEC_B)
+    assert (out["status"], out["files_delivered"]) == ("DONE", 1)
+    assert _delivered(world, "j9")["B.DNG"][1] == {}
+    # Its earlier renditions go with what nothing delivers any more.
+    there = {o["Key"] for o in world.objects.list(PROCESSED, keys.processed_prefix("j9"))}
+    assert _web("j9", EXEC_A, "B.DNG")["web"].key not in there
 
 
 def test_registering_a_run_copies_the_delivered_renditions_into_each_file_item(

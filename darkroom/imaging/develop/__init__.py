@@ -65,8 +65,10 @@ def develop_file(
     decoded = decode(src, recipe, orientation=sidecar.orientation if sidecar else None)
     metadata = read_metadata(src, decoded.libraw, keep_gps=recipe.metadata.keep_gps)
     decode_done = time.perf_counter()
+    budget = threads or usable_cores()
     try:
         check_developed(decoded.pixels8, name)
+        _opencv_threads(budget)
         pixels, noise_note = reduce_noise(decoded.pixels8, recipe.noise_reduction)
         if noise_note:
             masters = (
@@ -95,7 +97,7 @@ def develop_file(
                 Path(out_dir),
                 recipe,
                 metadata,
-                threads or usable_cores(),
+                budget,
             )
         finally:
             image.close()
@@ -113,6 +115,14 @@ def develop_file(
         white_balance=decoded.white_balance,
         notes=decoded.notes,
     )
+
+
+def _opencv_threads(count: int) -> None:
+    """OpenCV's own threads (noise reduction, lens, sharpening) within this process's
+    budget: a pool that develops a file per core must not have each use every core."""
+    import cv2  # after the decoder: see develop_processes
+
+    cv2.setNumThreads(count)
 
 
 def with_sidecar(recipe: Recipe, sidecar: Sidecar) -> Recipe:

@@ -2,10 +2,11 @@
 vignetting, for the camera and lens the file names.
 
 lensfun describes each correction as a smooth function of the position in the frame, so
-it is evaluated on a coarse grid (one point every GRID_STEP pixels) and interpolated, band
-by band: the per-pixel coordinate maps of a 24 MP frame would take more memory than the
-frame itself. The frame is scaled up just enough (lensfun's automatic scale) that the
-corrected picture fills it: no undefined corners, no black border.
+it is evaluated on a coarse grid (one point every GRID_STEP pixels) and resized to the
+frame one channel at a time: lensfun's own per-pixel maps of a 24 MP frame would take
+more memory than the frame itself. The frame is scaled up just enough (lensfun's
+automatic scale) that the corrected picture fills it: no undefined corners, no black
+border.
 
 Vignetting is a gain on linear light; the frame here is encoded with its colour space's
 curve, so the gain is applied through a 2.2 power, which is within a few percent of the
@@ -34,7 +35,6 @@ from darkroom.imaging.metadata import (
 )
 
 GRID_STEP = 16
-BAND_ROWS = 256
 # The f-number assumed for vignetting when the file records none.
 DEFAULT_APERTURE = 8.0
 ENCODED_GAMMA = 2.2
@@ -115,14 +115,16 @@ def _grid_modifier(profile: LensProfile, width: int, height: int) -> Any:
 
 
 def correct(pixels: NDArray[Any], profile: LensProfile) -> tuple[NDArray[Any], list[str]]:
-    """`pixels` (rows, columns, RGB; 8 or 16 bits) corrected, and what was corrected."""
+    """`pixels` (rows, columns, RGB; 8 or 16 bits) corrected, and what was corrected.
+
+    One channel at a time: its coordinate maps (and vignetting gain) are the coarse grid
+    resized to the frame, a few tens of MB for a 24 MP frame, and gone before the next.
+    """
     import cv2  # on first use: see develop_processes
 
     rows, cols = pixels.shape[:2]
-    grid_w, grid_h = (
-        max(2, math.ceil(cols / GRID_STEP) + 1),
-        max(2, math.ceil(rows / GRID_STEP) + 1),
-    )
+    grid_w = max(2, math.ceil(cols / GRID_STEP) + 1)
+    grid_h = max(2, math.ceil(rows / GRID_STEP) + 1)
     modifier = _grid_modifier(profile, grid_w, grid_h)
     # Where each output point samples the input, per channel (x, y), in grid units.
     coords = modifier.apply_subpixel_geometry_distortion()
@@ -135,50 +137,37 @@ def correct(pixels: NDArray[Any], profile: LensProfile) -> tuple[NDArray[Any], l
         done.append("vignetting")
     if not done:
         return pixels, done
+    # cv2.resize maps pixel centres as we do: x_frame + 0.5 = (x_grid + 0.5) * scale.
     scale_x, scale_y = cols / grid_w, rows / grid_h
-    top_value = float(np.iinfo(pixels.dtype).max)
-    encoded_gains = np.power(np.maximum(gains, 1e-3), 1 / ENCODED_GAMMA).astype(np.float32)
-    out = np.empty_like(pixels)
-    xs = ((np.arange(cols, dtype=np.float32) + 0.5) / scale_x - 0.5)[None, :]
-    for top in range(0, rows, BAND_ROWS):
-        bottom = min(rows, top + BAND_ROWS)
-        ys = ((np.arange(top, bottom, dtype=np.float32) + 0.5) / scale_y - 0.5)[:, None]
-        grid_x = np.broadcast_to(xs, (bottom - top, cols)).astype(np.float32)
-        grid_y = np.broadcast_to(ys, (bottom - top, cols)).astype(np.float32)
-        for channel in range(3):
-            if coords is not None:
-                map_x = _interpolate(coords[:, :, channel, 0], grid_x, grid_y)
-                map_y = _interpolate(coords[:, :, channel, 1], grid_x, grid_y)
-                # Grid units -> pixels of this frame.
-                map_x = (map_x + 0.5) * scale_x - 0.5
-                map_y = (map_y + 0.5) * scale_y - 0.5
-                band = cv2.remap(
-                    pixels[..., channel],
-                    map_x,
-                    map_y,
-                    cv2.INTER_LINEAR,
-                    borderMode=cv2.BORDER_REFLECT,
-                )
-            else:
-                band = pixels[top:bottom, :, channel]
-            if vignetting:
-                gain = _interpolate(encoded_gains[:, :, channel], grid_x, grid_y)
-                band = np.minimum(band.astype(np.float32) * gain, top_value)
-            out[top:bottom, :, channel] = band
-    return out, done
+    depth = cv2.CV_16U if pixels.dtype == np.uint16 else cv2.CV_8U
+    planes = list(cv2.split(pixels))
+    for channel in range(3):
+        plane = planes[channel]
+        if coords is not None:
+            map_x = _to_frame(coords[:, :, channel, 0], cols, rows, scale_x)
+            map_y = _to_frame(coords[:, :, channel, 1], cols, rows, scale_y)
+            plane = cv2.remap(plane, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            del map_x, map_y
+        if vignetting:
+            gain = cv2.resize(
+                np.power(np.maximum(gains[:, :, channel], 1e-3), 1 / ENCODED_GAMMA),
+                (cols, rows),
+                interpolation=cv2.INTER_LINEAR,
+            )
+            # Saturating: a corner brightened past white clips, as it would in any editor.
+            plane = cv2.multiply(plane, gain, dtype=depth)
+        planes[channel] = plane
+    return np.asarray(cv2.merge(planes), dtype=pixels.dtype), done
 
 
-def _interpolate(
-    grid: NDArray[np.float32], grid_x: NDArray[np.float32], grid_y: NDArray[np.float32]
-) -> NDArray[np.float32]:
-    """Bilinear values of a coarse grid at (fractional) grid positions."""
+def _to_frame(grid: NDArray[np.float32], cols: int, rows: int, scale: float) -> NDArray[np.float32]:
+    """A coarse grid of coordinates (grid units) as a per-pixel map in frame pixels.
+
+    Grid units become pixels on the coarse grid, before the resize: interpolation is
+    linear, so it commutes with that affine step, which costs nothing there."""
     import cv2  # on first use: see develop_processes
 
-    values = cv2.remap(
-        np.ascontiguousarray(grid, dtype=np.float32),
-        grid_x,
-        grid_y,
-        cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
+    in_pixels = np.asarray((grid + 0.5) * scale - 0.5, dtype=np.float32)
+    return np.asarray(
+        cv2.resize(in_pixels, (cols, rows), interpolation=cv2.INTER_LINEAR), dtype=np.float32
     )
-    return np.asarray(values, dtype=np.float32)

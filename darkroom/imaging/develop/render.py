@@ -113,11 +113,7 @@ def render_all(
     metadata: Metadata,
     threads: int,
 ) -> tuple[RenderedFile, ...]:
-    import cv2  # on first use: see develop_processes
-
     name = src.name
-    # OpenCV's own threads, within the budget this process was given.
-    cv2.setNumThreads(threads)
     profile = icc.profile(recipe.colour_space)
     exif = exif_bytes(metadata)
     # Largest first, so each smaller rendition is resized from the previous, smaller image.
