@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from typer.core import TyperGroup
 
-from darkroom.api.client import ApiCallError, TransferError
-from darkroom.cli.studio_client import ApiTarget, StudioClient
 from darkroom.cli.view import err
+
+if TYPE_CHECKING:
+    from darkroom.cli.studio_client import StudioClient
+
+# What runs `darkroom --help` imports nothing heavy: the API client (http, ssl), boto3 and
+# the models are imported by the command that uses them, when it runs.
 
 T = TypeVar("T")
 
@@ -31,6 +35,8 @@ class Connection:
 
     def client(self) -> StudioClient:
         """The API client, or exit 1 saying why the API cannot be found."""
+        from darkroom.cli.studio_client import ApiTarget, StudioClient
+
         try:
             target = ApiTarget.resolve(
                 api_url=self.api_url,
@@ -80,6 +86,8 @@ def studio(ctx: typer.Context) -> StudioClient:
 
 def api_call(call: Callable[[], T]) -> T:
     """Run an API call; its error becomes a clear message and exit status 1."""
+    from darkroom.api.client import ApiCallError, TransferError
+
     try:
         return call()
     except ApiCallError as exc:
@@ -120,5 +128,38 @@ class OptionsAnywhere(TyperGroup):
                 continue
             rest.append(arg)
             i += 1
+        if not ctx.resilient_parsing:
+            help_first(ctx, self, rest)
         # In order, so that of an option given twice the last one still wins.
         return super().parse_args(ctx, hoisted + rest)
+
+
+def help_first(ctx: Any, group: Any, args: list[str]) -> None:
+    """`darkroom [GROUP] COMMAND ... --help`: show the command's help, then exit, before
+    the groups' own options are processed.
+
+    Typer builds a pydantic validator for each parameter it processes, even one not
+    given: going through `darkroom`'s options first would import pydantic, which costs
+    more than all the rest of a command's help. Only when the command's own parser
+    reads the help flag (not an option's value, nothing after `--`): the help is the
+    very one the command would show, and the command's other options are not processed,
+    as ever when its help is asked for."""
+    if not set(ctx.help_option_names).intersection(args):
+        return
+    while args and not args[0].startswith("-"):
+        name, args = args[0], args[1:]
+        command = group.get_command(ctx, name)
+        if command is None:
+            return
+        sub = command.context_class(command, info_name=name, parent=ctx)
+        try:
+            opts, rest, _ = command.make_parser(sub).parse_args(args=list(args))
+        except Exception:  # a usage error: the ordinary parsing says which
+            return
+        option = command.get_help_option(sub)
+        if option is not None and opts.get(option.name):
+            command.make_context(name, list(args), parent=ctx)  # prints the help, exits
+            return
+        if not hasattr(command, "get_command"):
+            return  # a command, not a group: no help asked of it
+        ctx, group, args = sub, command, rest

@@ -10,13 +10,18 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from darkroom.formats import files_in, is_raw, not_raw_reason
-from darkroom.recipes import Recipe, RecipeError, parse_recipe
+
+if TYPE_CHECKING:
+    from darkroom.recipes import Recipe
+
+# The recipe's models (pydantic) and the developing code (numpy, LibRaw, Pillow) are
+# imported when the command runs, not when `darkroom --help` builds the help.
 
 console = Console()
 err = Console(stderr=True)
@@ -24,6 +29,8 @@ err = Console(stderr=True)
 
 def load_recipe(path: Path | None) -> Recipe:
     """The recipe in `path` (JSON), or the default; exits 2 naming the bad field."""
+    from darkroom.recipes import RecipeError, parse_recipe
+
     if path is None:
         return parse_recipe(None)
     try:

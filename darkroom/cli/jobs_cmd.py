@@ -6,15 +6,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.live import Live
 
 from darkroom.cli.connection import api_call, studio
 from darkroom.cli.develop_cmd import load_recipe
-from darkroom.cli.studio_client import StudioClient, raw_files
 from darkroom.cli.view import console, err, jobs_table, panel, transfer_bars
+
+if TYPE_CHECKING:
+    from darkroom.cli.studio_client import StudioClient
 
 
 def read_recipe(path: Path | None) -> dict[str, Any] | None:
@@ -25,6 +26,8 @@ def follow(
     client: StudioClient, job_id: str, *, timeout: float, since: str | None = None
 ) -> dict[str, Any]:
     """Draw the job live until it is finished (under an execution other than `since`)."""
+    from rich.live import Live
+
     with Live(panel(None, job_id), console=console, refresh_per_second=4) as live:
         job = api_call(
             lambda: client.wait(
@@ -58,6 +61,8 @@ def upload(
 
     Interrupted, the same command with --job-id JOB resumes: only the files not yet
     uploaded are sent."""
+    from darkroom.cli.studio_client import raw_files
+
     files = raw_files(directory)
     if not files:
         err.print(f"[red]{directory}: no RAW files found[/red]")

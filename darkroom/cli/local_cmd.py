@@ -14,14 +14,12 @@ from typing import Annotated, Any
 import typer
 
 from darkroom import names
-from darkroom.api.client import ApiClient
-from darkroom.aws.objects import Objects
 from darkroom.cli.connection import api_call
 from darkroom.cli.jobs_cmd import follow
-from darkroom.cli.studio_client import StudioClient, raw_files
 from darkroom.cli.thumbnail_cmd import drop_demo_images, show_thumbnails
 from darkroom.cli.view import console, err, transfer_bars
-from darkroom.jobs import SHAREABLE
+
+# The local cloud (moto, boto3) and the API client are imported when a command runs.
 
 
 def demo(
@@ -37,6 +35,10 @@ def demo(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the job.")] = 600,
 ) -> None:
     """Start the local cloud, submit a shoot through the API, watch it, download it."""
+    from darkroom.api.client import ApiClient
+    from darkroom.aws.objects import Objects
+    from darkroom.cli.studio_client import StudioClient, raw_files
+    from darkroom.jobs import SHAREABLE
     from darkroom.local.cloud import LocalCloud, LocalCloudConfig
 
     t0 = time.perf_counter()

@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 
 from darkroom.cli.connection import api_call, studio
-from darkroom.cli.studio_client import StudioClient
 from darkroom.cli.view import console, err, transfer_bars
 
 _DURATION = re.compile(r"^(\d+)([smhdw]?)$")
@@ -68,6 +67,8 @@ def download(
     A share link needs nothing else: no AWS account, no API options. Interrupted, the
     same command fetches only what is missing: each file is written whole or not at all.
     """
+    from darkroom.cli.studio_client import StudioClient
+
     if job_or_link.startswith(("http://", "https://")):
         with transfer_bars("downloading") as bars:
             got = api_call(lambda: StudioClient.download_link(job_or_link, directory, bars))

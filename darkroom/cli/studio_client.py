@@ -13,10 +13,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlencode, urlsplit
-
-import boto3
 
 from darkroom import keys, names
 from darkroom.api.client import (
@@ -32,6 +30,9 @@ from darkroom.api.client import (
 from darkroom.formats import files_in, is_raw
 from darkroom.jobs import TERMINAL
 from darkroom.recipes import NAME_PATTERN
+
+if TYPE_CHECKING:
+    import boto3
 
 # A share made just for one `download` of the photographer's own job, revoked after it.
 # Its links must outlive the download: a wedding's thousands of renditions take a while.
@@ -68,6 +69,9 @@ class ApiTarget:
         region: str | None = None,
     ) -> ApiTarget:
         """An explicit URL; else the local cloud at `endpoint_url`; else the stack's output."""
+        # boto3 only to sign for, or find, a deployed stack: a share link never needs it.
+        import boto3
+
         if api_url:
             host = urlsplit(api_url).hostname or ""
             if host in {"127.0.0.1", "localhost", "::1"}:
@@ -102,6 +106,8 @@ def _api_region(host: str, session: boto3.session.Session) -> str:
 
 def local_api_url(endpoint_url: str, region: str = "us-east-1") -> str:
     """The local cloud's API URL, found from its AWS endpoint (recorded on the API's tags)."""
+    import boto3
+
     from darkroom.local.cloud import LOCAL_API_URL_TAG
 
     session = boto3.session.Session(

@@ -11,34 +11,40 @@ import io
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
-from darkroom import keys, names
+from darkroom import names
 from darkroom.formats import files_in, is_image
-from darkroom.imaging.atomic import write_atomic
-from darkroom.imaging.fixtures.images import demo_images
-from darkroom.imaging.thumbnailer import (
-    OUTPUT_FORMATS,
-    ThumbnailError,
-    ThumbnailSet,
-    make_thumbnails,
-    validate_sizes,
-)
-from darkroom.settings import ThumbnailSettings
+
+if TYPE_CHECKING:
+    from darkroom.imaging.thumbnailer import ThumbnailSet
+
+# Pillow, the thumbnailer and the settings' models are imported when a command runs:
+# `darkroom --help` builds this command's help from the signature alone.
 
 __all__ = ["demo_images", "drop_demo_images", "show_thumbnails", "thumbnail"]
 
-DEFAULT_SIZES: tuple[int, ...] = ThumbnailSettings.model_fields["thumbnail_sizes"].default
-DEFAULT_MAX_PIXELS: int = ThumbnailSettings.model_fields["max_image_pixels"].default
+# ThumbnailSettings' defaults (darkroom.settings), written out so that the help needs no
+# pydantic; a unit test holds them equal.
+DEFAULT_SIZES: tuple[int, ...] = (256, 1024)
+DEFAULT_MAX_PIXELS: int = 100_000_000
 _DEFAULT_SIZES_TEXT = ",".join(map(str, DEFAULT_SIZES))
 
 
+def demo_images(dest_dir: Path) -> list[Path]:
+    """A few images that each need something done right (darkroom.imaging.fixtures)."""
+    from darkroom.imaging.fixtures.images import demo_images as make
+
+    return make(dest_dir)
+
+
 def _parse_sizes(text: str) -> tuple[int, ...]:
+    from darkroom.imaging.thumbnailer import validate_sizes
+
     try:
         return validate_sizes([int(part) for part in text.split(",") if part.strip()])
     except ValueError as exc:
@@ -47,6 +53,9 @@ def _parse_sizes(text: str) -> tuple[int, ...]:
 
 def _save(result: ThumbnailSet, dest: Path, sizes: Sequence[int]) -> list[Path]:
     """OUT/<file name>/<size>.<ext>, the local mirror of the output bucket's layout."""
+    from darkroom.imaging.atomic import write_atomic
+    from darkroom.imaging.thumbnailer import OUTPUT_FORMATS
+
     written = []
     for thumbnail in result.thumbnails:
         path = dest / f"{thumbnail.size}.{thumbnail.format.extension}"
@@ -87,6 +96,8 @@ def thumbnail(
 
     Exits 1 if any file failed, after printing the reason for each.
     """
+    from darkroom.imaging.thumbnailer import ThumbnailError, make_thumbnails
+
     console, err = Console(), Console(stderr=True)
     wanted = _parse_sizes(sizes)
     failed = 0
@@ -126,6 +137,8 @@ def drop_demo_images(
     s3: Any, work_dir: Path, *, bucket: str = names.INPUT_BUCKET, prefix: str = "demo/"
 ) -> list[str]:
     """Write the demo images to `work_dir`, put them in the input bucket; their keys."""
+    from PIL import Image
+
     uploaded = []
     for path in demo_images(work_dir):
         key = prefix + path.name
@@ -141,6 +154,8 @@ def drop_demo_images(
 
 
 def _listing(s3: Any, bucket: str, source_key: str) -> list[dict[str, Any]]:
+    from darkroom import keys
+
     prefix = keys.thumbnail_key(source_key, 0, "x").rsplit("/", 1)[0] + "/"
     response = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)
     return list(response.get("Contents", []))
@@ -160,6 +175,10 @@ def show_thumbnails(
 
     With `download_to`, each thumbnail is also saved as download_to/<source key>/<file>.
     """
+    from PIL import Image
+
+    from darkroom.imaging.atomic import write_atomic
+
     console = console or Console()
     deadline = time.monotonic() + timeout
     found: dict[str, list[dict[str, Any]]] = {}

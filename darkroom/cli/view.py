@@ -5,25 +5,21 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
 from rich.filesize import decimal
 from rich.panel import Panel
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 from rich.table import Table
 from rich.text import Text
 
-from darkroom.api.models import JobView
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
+    from darkroom.api.models import JobView
+
+# The API's models (pydantic) and rich's progress bars are imported when first drawn:
+# every command imports this module, and `darkroom --help` should not pay for them.
 console = Console()
 err = Console(stderr=True)
 
@@ -37,6 +33,8 @@ def panel(view: dict[str, Any] | None, job_id: str) -> Panel:
         return Panel(
             Text(f"job {job_id}: submitted, waiting for the state machine"), title="darkroom"
         )
+    from darkroom.api.models import JobView
+
     job = JobView.model_validate(view)
     if not job.is_registered:
         waiting = "waiting for its files" if job.status == "CREATED" else "waiting for the pipeline"
@@ -96,6 +94,8 @@ def _job_panel(job: JobView) -> Panel:
 
 def jobs_table(views: list[dict[str, Any]]) -> Table:
     """The recent jobs, from the API's list."""
+    from darkroom.api.models import JobView
+
     table = Table(show_header=True, header_style="bold")
     for column in ("job", "name", "status", "files", "created"):
         table.add_column(column)
@@ -140,6 +140,15 @@ class Bars:
 @contextmanager
 def transfer_bars(verb: str) -> Iterator[Bars]:
     """Bars on stderr, so a command's stdout stays what scripts read (a job id, a link)."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
