@@ -57,9 +57,11 @@ def develop(
         Path | None, typer.Option("--recipe", help="Recipe JSON (default: the default recipe).")
     ] = None,
 ) -> None:
-    """Develop RAW files on this machine with a recipe, exactly as a job would."""
+    """Develop RAW files on this machine with a recipe, exactly as a job would (an XMP
+    sidecar beside a RAW, Lightroom's or darktable's, is honoured as a job honours it)."""
     from darkroom.imaging.develop import DevelopError, DevelopResult, develop_file
     from darkroom.imaging.develop_processes import DevelopProcesses
+    from darkroom.sidecars import Sidecar
 
     chosen = load_recipe(recipe)
     files = files_in(files, is_raw)
@@ -74,21 +76,39 @@ def develop(
         reason = not_raw_reason(path.name)
         if reason:
             outcomes[path] = DevelopError("unsupported_format", path.name, reason)
-    wanted = [path for path in files if path not in outcomes]
+    sidecars: dict[Path, Sidecar] = {}
+    skipped: dict[Path, str] = {}
+    for path in files:
+        if path in outcomes:
+            continue
+        found = _sidecar(path)
+        if isinstance(found, DevelopError):
+            outcomes[path] = found
+        elif isinstance(found, str):
+            skipped[path] = found
+        elif found is not None:
+            sidecars[path] = found
+    wanted = [path for path in files if path not in outcomes and path not in skipped]
     if len(wanted) == 1:
         try:
-            outcomes[wanted[0]] = develop_file(wanted[0], out, chosen)
+            outcomes[wanted[0]] = develop_file(
+                wanted[0], out, chosen, sidecar=sidecars.get(wanted[0])
+            )
         except DevelopError as exc:
             outcomes[wanted[0]] = exc
     elif wanted:
         with DevelopProcesses() as pool:
-            futures = [(path, pool.submit(path, out, chosen)) for path in wanted]
+            futures = [
+                (path, pool.submit(path, out, chosen, sidecars.get(path))) for path in wanted
+            ]
             for path, future in futures:
                 try:
                     outcomes[path] = future.result()
                 except DevelopError as exc:
                     outcomes[path] = exc
-    results = [(path, outcomes[path]) for path in files]
+    for path, why in skipped.items():
+        console.print(f"skipped {path.name}: {why}")
+    results = [(path, outcomes[path]) for path in files if path not in skipped]
     for path, outcome in results:
         if isinstance(outcome, DevelopError):
             failures.append((path.name, outcome.code, outcome.reason))
@@ -97,9 +117,10 @@ def develop(
         sizes = ", ".join(f"{r.rendition} {r.width}x{r.height}" for r in outcome.renditions)
         seconds = outcome.decode_seconds + outcome.render_seconds
         console.print(f"developed {path.name} in {seconds:.2f}s: {sizes}")
-    done = len(files) - len(failures)
+    done = len(files) - len(failures) - len(skipped)
+    rejected = f" ({len(skipped)} skipped: rejected in their sidecar)" if skipped else ""
     console.print(
-        f"{done} of {len(files)} files developed into {out.resolve()} "
+        f"{done} of {len(files)} files developed into {out.resolve()}{rejected} "
         f"in {time.perf_counter() - started:.1f}s"
     )
     if failures:
@@ -108,3 +129,26 @@ def develop(
             + "; ".join(f"{name} ({code}: {reason})" for name, code, reason in failures)
         )
         raise typer.Exit(1)
+
+
+def _sidecar(path: Path) -> Any:
+    """The XMP sidecar beside `path`, read: a Sidecar; a reason (str) when it rejects the
+    file; a DevelopError when it cannot be read; None when there is none."""
+    from darkroom.imaging.develop_result import DevelopError
+    from darkroom.sidecars import MAX_SIDECAR_BYTES, SidecarError, parse_sidecar, sidecar_for
+
+    try:
+        siblings = [p.name for p in path.parent.iterdir() if p.is_file()]
+    except OSError:
+        return None
+    name = sidecar_for(path.name, siblings)
+    if name is None:
+        return None
+    try:
+        data = (path.parent / name).read_bytes()[: MAX_SIDECAR_BYTES + 1]
+        sidecar = parse_sidecar(data)
+    except (OSError, SidecarError) as exc:
+        return DevelopError("sidecar_unreadable", path.name, f"{name}: {exc}")
+    if sidecar.skips:
+        return f"rejected in {name} ({sidecar.source})"
+    return sidecar

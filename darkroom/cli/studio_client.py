@@ -40,7 +40,17 @@ DOWNLOAD_SHARE_SECONDS = 12 * 3600
 
 
 def raw_files(directory: Path) -> list[Path]:
-    return files_in([directory], is_raw)
+    """The RAW files of a folder, and the XMP sidecar beside each (Lightroom's or
+    darktable's): what a job of it holds."""
+    from darkroom.sidecars import pair
+
+    raws = files_in([directory], is_raw)
+    if not directory.is_dir():
+        return raws
+    others = [p for p in directory.iterdir() if p.is_file() and not p.name.startswith(".")]
+    paired, _ = pair([p.name for p in raws] + [p.name for p in others], is_raw)
+    wanted = set(paired.values())
+    return raws + sorted(p for p in others if p.name in wanted)
 
 
 class Transfer(Protocol):

@@ -50,7 +50,10 @@ def _job_panel(job: JobView) -> Panel:
     head.add_row("run", f"{job.run_id or '-'} (attempt {job.attempt})")
     head.add_row("instance", job.instance_id or "-")
     head.add_row(
-        "files", f"{job.files_done} done, {job.files_failed} failed, {job.files_total} total"
+        "files",
+        f"{job.files_done} done, {job.files_failed} failed"
+        + (f", {job.files_skipped} skipped (rejected)" if job.files_skipped else "")
+        + f", {job.files_total} total",
     )
     if job.error:
         head.add_row("error", Text(f"{job.error}: {job.cause}", style="red"))
@@ -104,7 +107,8 @@ def jobs_table(views: list[dict[str, Any]]) -> Table:
             job.job_id,
             job.name or "",
             job.status,
-            f"{job.files_done}/{job.files_total} ({job.files_failed} failed)",
+            f"{job.files_done}/{job.files_total} ({job.files_failed} failed"
+            + (f", {job.files_skipped} skipped)" if job.files_skipped else ")"),
             job.created_at or "",
         )
     return table

@@ -43,8 +43,9 @@ def test_reprocessing_with_another_recipe_makes_that_recipes_renditions(
     # Lightroom rejected the first frame; darktable brightened the second.
     (shoot / "DRM_0001.xmp").write_bytes(lightroom_xmp(rating=-1))
     (shoot / "DRM_0002.dng.xmp").write_bytes(darktable_xmp(exposure=0.5))
-    sidecars = [shoot / "DRM_0001.xmp", shoot / "DRM_0002.dng.xmp"]
-    job_id = studio.upload([*raw_files(shoot), *sidecars], name="recipes")
+    files = raw_files(shoot)  # as `darkroom upload` picks them: each sidecar with its RAW
+    assert [p.name for p in files if p.suffix == ".xmp"] == ["DRM_0001.xmp", "DRM_0002.dng.xmp"]
+    job_id = studio.upload(files, name="recipes")
     first = studio.wait(job_id, timeout=180)
     assert first.status is JobStatus.DONE, first.model_dump()
     assert (first.files_total, first.files_done, first.files_skipped) == (3, 2, 1)

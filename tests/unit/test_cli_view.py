@@ -104,3 +104,22 @@ def test_status_of_every_file_walks_the_pages_of_the_jobs_files() -> None:
     assert list(whole["files"]) == ["A.dng", "B.dng", "C.dng"]
     assert "files_next_cursor" not in whole
     assert [q["cursor"] for p, q in api.asked if p == "/jobs/j4/files" and q] == ["c1", "c2"]
+
+
+def test_a_file_rejected_in_its_sidecar_shows_as_skipped_not_failed() -> None:
+    job = Job(
+        job_id="j3",
+        status=JobStatus.DONE,
+        files_total=2,
+        files_done=1,
+        files_skipped=1,
+        run_id="j3",
+        attempt=1,
+    )
+    files = [
+        FileRecord(name="A.dng", run_id="j3", status=FileStatus.DONE),
+        FileRecord(name="B.dng", run_id="j3", status=FileStatus.SKIPPED),
+    ]
+    text = _text(JobView.of_job(job, files).model_dump(mode="json"))
+    assert "1 done, 0 failed, 1 skipped (rejected), 2 total" in text
+    assert "SKIPPED" in next(line for line in text.splitlines() if "B.dng" in line)
