@@ -27,7 +27,7 @@ from darkroom.imaging.develop import crop
 from darkroom.imaging.develop.decode import check_developed, decode, shoulder, to_image
 from darkroom.imaging.develop.denoise import reduce_noise
 from darkroom.imaging.develop.lens import correct, find_profile
-from darkroom.imaging.develop.render import render_all
+from darkroom.imaging.develop.render import render_all, resize, target_size
 from darkroom.imaging.develop_result import DevelopError, DevelopResult, RenderedFile
 from darkroom.imaging.metadata import Metadata, read_metadata
 from darkroom.recipes import DEFAULT_RECIPE, MULTIPLIER_RANGE, Recipe, parse_recipe
@@ -75,16 +75,21 @@ def develop_file(
                 " (16-bit renditions are not denoised)" if decoded.pixels16 is not None else ""
             )
             decoded.notes["noise_reduction"] = noise_note + masters
+        height, width = pixels.shape[:2]
         if recipe.lens == "auto":
+            # At the largest rendition's size when that is smaller and nothing is cut
+            # from the frame after: the same corrections on half the pixels or fewer.
+            cropped = sidecar is not None and sidecar.crop is not None
+            at = None if cropped or decoded.pixels16 is not None else _largest(pixels, recipe)
             pixels, decoded.pixels16, decoded.notes["lens"] = _correct_lens(
-                pixels, decoded.pixels16, metadata
+                pixels, decoded.pixels16, metadata, at, budget
             )
         if sidecar is not None:
             pixels = _sidecar_crop(pixels, sidecar, decoded.flip)
             if decoded.pixels16 is not None:
                 decoded.pixels16 = _sidecar_crop(decoded.pixels16, sidecar, decoded.flip)
             decoded.notes["sidecar"] = _sidecar_note(sidecar)
-        height, width = pixels.shape[:2]
+            height, width = pixels.shape[:2]
         image = to_image(pixels)
         del pixels
         # Pillow holds its own copy from here on; a 24 MP frame is 72 MB we need not keep.
@@ -162,13 +167,28 @@ def _sidecar_note(sidecar: Sidecar) -> str:
     return note
 
 
+def _largest(pixels: NDArray[np.uint8], recipe: Recipe) -> tuple[int, int] | None:
+    """The largest rendition's size, when it is smaller than the frame; else None."""
+    rows, cols = pixels.shape[:2]
+    size = max((target_size(cols, rows, r) for r in recipe.renditions), key=lambda s: s[0] * s[1])
+    return None if size == (cols, rows) else size
+
+
 def _correct_lens(
-    pixels: NDArray[np.uint8], pixels16: NDArray[np.uint16] | None, metadata: Metadata
+    pixels: NDArray[np.uint8],
+    pixels16: NDArray[np.uint16] | None,
+    metadata: Metadata,
+    at: tuple[int, int] | None,
+    threads: int,
 ) -> tuple[NDArray[np.uint8], NDArray[np.uint16] | None, str]:
-    """Both the 8-bit frame and, for 16-bit renditions, the 16-bit one, corrected alike."""
+    """Both the 8-bit frame and, for 16-bit renditions, the 16-bit one, corrected alike;
+    `at`: the size to correct at (the frame resized to it first, as rendering would)."""
     profile = find_profile(metadata)
     if isinstance(profile, str):
         return pixels, pixels16, profile
+    if at is not None:
+        with to_image(pixels) as frame, resize(frame, at, threads) as smaller:
+            pixels = np.asarray(smaller).copy()
     corrected, done = correct(pixels, profile)
     if not done:
         return pixels, pixels16, f"not corrected: lensfun has no calibration for {profile.name}"

@@ -117,8 +117,9 @@ def _grid_modifier(profile: LensProfile, width: int, height: int) -> Any:
 def correct(pixels: NDArray[Any], profile: LensProfile) -> tuple[NDArray[Any], list[str]]:
     """`pixels` (rows, columns, RGB; 8 or 16 bits) corrected, and what was corrected.
 
-    One channel at a time: its coordinate maps (and vignetting gain) are the coarse grid
-    resized to the frame, a few tens of MB for a 24 MP frame, and gone before the next.
+    Each channel's coordinate map is the coarse grid resized to the frame (a few tens of
+    MB for a 24 MP frame, gone before the next channel's); the vignetting gain likewise,
+    for the three channels at once.
     """
     import cv2  # on first use: see develop_processes
 
@@ -138,36 +139,39 @@ def correct(pixels: NDArray[Any], profile: LensProfile) -> tuple[NDArray[Any], l
     if not done:
         return pixels, done
     # cv2.resize maps pixel centres as we do: x_frame + 0.5 = (x_grid + 0.5) * scale.
-    scale_x, scale_y = cols / grid_w, rows / grid_h
-    depth = cv2.CV_16U if pixels.dtype == np.uint16 else cv2.CV_8U
-    planes = list(cv2.split(pixels))
-    for channel in range(3):
-        plane = planes[channel]
-        if coords is not None:
-            map_x = _to_frame(coords[:, :, channel, 0], cols, rows, scale_x)
-            map_y = _to_frame(coords[:, :, channel, 1], cols, rows, scale_y)
-            plane = cv2.remap(plane, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-            del map_x, map_y
-        if vignetting:
-            gain = cv2.resize(
-                np.power(np.maximum(gains[:, :, channel], 1e-3), 1 / ENCODED_GAMMA),
-                (cols, rows),
-                interpolation=cv2.INTER_LINEAR,
+    scale = np.array([cols / grid_w, rows / grid_h], dtype=np.float32)
+    out = pixels
+    if coords is not None:
+        planes = list(cv2.split(pixels))
+        for channel in range(3):
+            # One (x, y) map per channel: lateral chromatic aberration moves each its way.
+            frame_map = _to_frame(coords[:, :, channel, :], cols, rows, scale)
+            planes[channel] = cv2.remap(
+                planes[channel], frame_map, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
             )
-            # Saturating: a corner brightened past white clips, as it would in any editor.
-            plane = cv2.multiply(plane, gain, dtype=depth)
-        planes[channel] = plane
-    return np.asarray(cv2.merge(planes), dtype=pixels.dtype), done
+            del frame_map
+        out = cv2.merge(planes)
+        del planes
+    if vignetting:
+        encoded = np.power(np.maximum(gains, 1e-3), 1 / ENCODED_GAMMA).astype(np.float32)
+        gain = cv2.resize(encoded, (cols, rows), interpolation=cv2.INTER_LINEAR)
+        depth = cv2.CV_16U if pixels.dtype == np.uint16 else cv2.CV_8U
+        # Saturating: a corner brightened past white clips, as it would in any editor.
+        out = cv2.multiply(out, gain, dtype=depth)
+    return np.asarray(out, dtype=pixels.dtype), done
 
 
-def _to_frame(grid: NDArray[np.float32], cols: int, rows: int, scale: float) -> NDArray[np.float32]:
-    """A coarse grid of coordinates (grid units) as a per-pixel map in frame pixels.
+def _to_frame(
+    grid: NDArray[np.float32], cols: int, rows: int, scale: NDArray[np.float32]
+) -> NDArray[np.float32]:
+    """A coarse grid of (x, y) coordinates (grid units) as a per-pixel map in frame
+    pixels, one two-channel array as remap takes it.
 
     Grid units become pixels on the coarse grid, before the resize: interpolation is
     linear, so it commutes with that affine step, which costs nothing there."""
     import cv2  # on first use: see develop_processes
 
-    in_pixels = np.asarray((grid + 0.5) * scale - 0.5, dtype=np.float32)
+    in_pixels = np.ascontiguousarray((grid + 0.5) * scale - 0.5, dtype=np.float32)
     return np.asarray(
         cv2.resize(in_pixels, (cols, rows), interpolation=cv2.INTER_LINEAR), dtype=np.float32
     )
