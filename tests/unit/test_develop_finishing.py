@@ -161,6 +161,14 @@ def test_a_known_lens_is_corrected_and_named_in_the_notes(tmp_path: Path) -> Non
     assert 1.15 < corner_ratio(on) <= _lensfun_corner_gain() * 1.03
     # Scaled to fill the frame: no black (undefined) corner.
     assert on[:3, :3].min() > 40 and on[-3:, -3:].min() > 40
+    # A web-sized rendition is corrected at its own size: the same correction, no border.
+    small = develop_file(
+        wall, tmp_path / "small", _recipe(lens="auto", rendition={"long_edge": 300})
+    )
+    web = _pixels(small)
+    assert web.shape[:2] == (200, 300)
+    assert corner_ratio(web) == pytest.approx(corner_ratio(on), rel=0.05)
+    assert web[:2, :2].min() > 40 and web[-2:, -2:].min() > 40
 
 
 @pytest.mark.parametrize(
