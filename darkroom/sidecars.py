@@ -24,7 +24,7 @@ import base64
 import struct
 import zlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -182,12 +182,21 @@ def parse_sidecar(data: bytes) -> Sidecar:
     orientation = _number(props.get((tiff, "Orientation")), "tiff:Orientation")
     common: dict[str, Any] = {
         "rating": int(rating) if rating is not None else None,
-        "orientation": int(orientation) if orientation in (1, 2, 3, 4, 5, 6, 7, 8) else None,
+        # Turns only: a mirrored orientation (2, 4, 5, 7) is not something LibRaw can do.
+        "orientation": int(orientation) if orientation in _TURNS else None,
     }
     history = props.get((dt, "history"))
     if history is not None or any(ns == dt for ns, _ in props):
-        return _darktable(props, history, common)
-    return _lightroom(props, crs, common)
+        sidecar = _darktable(props, history, common)
+    else:
+        sidecar = _lightroom(props, crs, common)
+    if orientation is not None and orientation not in _TURNS:
+        mirrored = f"tiff:Orientation {orientation:g} (mirrored)"
+        return replace(sidecar, ignored=(*sidecar.ignored, mirrored))
+    return sidecar
+
+
+_TURNS = (1, 3, 6, 8)
 
 
 def _lightroom(props: Mapping[tuple[str, str], Any], crs: str, common: dict[str, Any]) -> Sidecar:

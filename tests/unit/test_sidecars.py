@@ -94,6 +94,13 @@ def test_a_darktable_sidecar_gives_its_history_modules(compressed: bool) -> None
     assert sidecar.orientation == 8 and not sidecar.skips
 
 
+def test_a_mirrored_orientation_is_named_not_applied() -> None:
+    sidecar = parse_sidecar(lightroom_xmp(orientation=2, exposure=0.3))
+    assert sidecar.orientation is None
+    assert sidecar.ignored == ("tiff:Orientation 2 (mirrored)",)
+    assert sidecar.applied() == ["exposure +0.3 EV"]
+
+
 def test_a_reject_skips_the_file_in_either_form() -> None:
     assert parse_sidecar(lightroom_xmp(rating=-1)).skips
     assert parse_sidecar(darktable_xmp(rejected=True)).skips
