@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import struct
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Any
@@ -69,7 +69,7 @@ def _sidecar_in(raw_name: str, by_lower: Mapping[str, str]) -> str | None:
     return None
 
 
-def pair(names: Iterable[str], is_raw: Any) -> tuple[dict[str, str], list[str]]:
+def pair(names: Iterable[str], is_raw: Callable[[str], bool]) -> tuple[dict[str, str], list[str]]:
     """RAW name -> its sidecar, and the sidecars no RAW among `names` claims."""
     listed = list(names)
     by_lower = _by_lower(listed)

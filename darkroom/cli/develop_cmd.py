@@ -78,15 +78,13 @@ def develop(
             outcomes[path] = DevelopError("unsupported_format", path.name, reason)
     sidecars: dict[Path, Sidecar] = {}
     skipped: dict[Path, str] = {}
-    for path in files:
-        if path in outcomes:
-            continue
-        found = _sidecar(path)
+    for path, name in _sidecars([p for p in files if p not in outcomes]).items():
+        found = _sidecar(path, name)
         if isinstance(found, DevelopError):
             outcomes[path] = found
         elif isinstance(found, str):
             skipped[path] = found
-        elif found is not None:
+        else:
             sidecars[path] = found
     wanted = [path for path in files if path not in outcomes and path not in skipped]
     if len(wanted) == 1:
@@ -131,19 +129,28 @@ def develop(
         raise typer.Exit(1)
 
 
-def _sidecar(path: Path) -> Any:
-    """The XMP sidecar beside `path`, read: a Sidecar; a reason (str) when it rejects the
-    file; a DevelopError when it cannot be read; None when there is none."""
-    from darkroom.imaging.develop_result import DevelopError
-    from darkroom.sidecars import MAX_SIDECAR_BYTES, SidecarError, parse_sidecar, sidecar_for
+def _sidecars(paths: list[Path]) -> dict[Path, str]:
+    """Each RAW's sidecar file name, its folder listed once (not once per RAW: a shoot
+    folder holds thousands)."""
+    from darkroom.sidecars import pair
 
-    try:
-        siblings = [p.name for p in path.parent.iterdir() if p.is_file()]
-    except OSError:
-        return None
-    name = sidecar_for(path.name, siblings)
-    if name is None:
-        return None
+    found: dict[Path, str] = {}
+    for folder in {p.parent for p in paths}:
+        try:
+            names = [p.name for p in folder.iterdir() if p.is_file()]
+        except OSError:
+            continue
+        paired, _ = pair(names, is_raw)
+        found.update({p: paired[p.name] for p in paths if p.parent == folder and p.name in paired})
+    return found
+
+
+def _sidecar(path: Path, name: str) -> Any:
+    """The XMP sidecar `name` beside `path`, read: a Sidecar; a reason (str) when it
+    rejects the file; a DevelopError when it cannot be read."""
+    from darkroom.imaging.develop_result import DevelopError
+    from darkroom.sidecars import MAX_SIDECAR_BYTES, SidecarError, parse_sidecar
+
     try:
         data = (path.parent / name).read_bytes()[: MAX_SIDECAR_BYTES + 1]
         sidecar = parse_sidecar(data)

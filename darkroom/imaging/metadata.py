@@ -139,7 +139,10 @@ def read_metadata(src: Path, libraw: Mapping[str, Any], *, keep_gps: bool) -> Me
         if taken:
             exif[DATE_TIME_ORIGINAL] = Tag(ASCII, taken)
     _fill_from_libraw(ifd0, exif, libraw)
-    if any(tag not in ifd0 for tag in (MAKE, MODEL)) or LENS_MODEL not in exif:
+    # A second reader only where it can add: a file our TIFF reader could not read, or
+    # one that names no camera (a TIFF-shaped file without a lens tag has none for
+    # exiv2 either, and every file would pay a second parse for nothing).
+    if not raw.ifd0 or any(tag not in ifd0 for tag in (MAKE, MODEL)):
         _fill_from_exiv2(ifd0, exif, src)
     gps = {}
     if keep_gps:

@@ -16,6 +16,7 @@ import numpy as np
 import rawpy
 from numpy.typing import NDArray
 
+from darkroom.imaging import icc
 from darkroom.imaging.illuminant import light_xyz
 from darkroom.recipes import Recipe
 
@@ -122,9 +123,7 @@ def light_multipliers(raw: rawpy.RawPy, kelvin: float, tint: float) -> NDArray[n
     return np.asarray(srgb[1] / np.maximum(srgb, 1e-6))
 
 
-_XYZ_TO_SRGB = np.array(
-    [[3.2406, -1.5372, -0.4986], [-0.9689, 1.8758, 0.0415], [0.0557, -0.2040, 1.0570]]
-)
+_XYZ_TO_SRGB = np.linalg.inv(icc.SRGB.to_xyz)
 
 
 def grey_world(cells: NDArray[np.float32], saturated: NDArray[np.bool_]) -> NDArray[np.float64]:
