@@ -143,6 +143,21 @@ class DeliveryApi(Construct):
                     resources=[raw.bucket_arn],
                     conditions={"StringLike": {"s3:prefix": [f"{names.RAW_PREFIX}*"]}},
                 ),
+                # The studio's assets (a watermark PNG): presigned PUTs that may replace
+                # one, a recipe's asset checked by listing the current versions (so does
+                # GET /assets), and DELETE /assets/{name} (a delete marker: earlier
+                # versions stay for past runs' manifests).
+                iam.PolicyStatement(
+                    sid="StudioAssets",
+                    actions=["s3:PutObject", "s3:DeleteObject"],
+                    resources=[raw.arn_for_objects(f"{names.ASSETS_PREFIX}*")],
+                ),
+                iam.PolicyStatement(
+                    sid="ListAssets",
+                    actions=["s3:ListBucketVersions"],
+                    resources=[raw.bucket_arn],
+                    conditions={"StringLike": {"s3:prefix": [f"{names.ASSETS_PREFIX}*"]}},
+                ),
                 # Presigned GETs of a shared job's renditions, under processed/<job_id>/.
                 iam.PolicyStatement(
                     sid="ReadRenditions",

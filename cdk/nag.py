@@ -79,6 +79,7 @@ def acknowledge(stack: DarkroomStack) -> None:
     storage = stack.storage
     raw_objects = _wildcard(stack, storage.raw, f"/{names.RAW_PREFIX}*")
     processed_objects = _wildcard(stack, storage.processed, f"/{names.PROCESSED_PREFIX}*")
+    asset_objects = _wildcard(stack, storage.raw, f"/{names.ASSETS_PREFIX}*")
 
     # -- the worker's instance role
     worker = _policy(stack.worker_pool.role)
@@ -93,6 +94,12 @@ def acknowledge(stack: DarkroomStack) -> None:
         processed_objects,
         "The worker writes each job's renditions under "
         "processed/<job_id>/; job ids exist only at run time.",
+    )
+    ack(
+        worker,
+        asset_objects,
+        "The worker reads the studio asset a job's recipe names (its watermark PNG); "
+        "recipes name assets at run time. GetObject only, under assets/.",
     )
     ack(
         worker,
@@ -200,6 +207,13 @@ def acknowledge(stack: DarkroomStack) -> None:
         "The API presigns each job's RAW uploads and writes its submission manifest, "
         "all under raw/<job_id>/; job ids are created by the API at run time, so the grant "
         "is PutObject on objects under raw/, nothing else in that bucket.",
+    )
+    ack(
+        api_policy,
+        asset_objects,
+        "PUT /assets/{name} presigns a studio asset's upload and DELETE /assets/{name} "
+        "removes its current version; asset names are the studio's, known at run time. "
+        "PutObject and DeleteObject under assets/ only.",
     )
     ack(
         api_policy,

@@ -201,6 +201,12 @@ class WorkerPool(Construct):
                 actions=["s3:GetObject", "s3:GetObjectVersion"],
                 resources=[storage.raw.arn_for_objects(f"{names.RAW_PREFIX}*")],
             ),
+            # The recipe's watermark, a studio asset, in its current version.
+            iam.PolicyStatement(
+                sid="ReadAssets",
+                actions=["s3:GetObject"],
+                resources=[storage.raw.arn_for_objects(f"{names.ASSETS_PREFIX}*")],
+            ),
             iam.PolicyStatement(
                 sid="ReadRenditions",
                 # Packaging streams the delivered renditions into the run's ZIPs.

@@ -7,7 +7,7 @@ import secrets
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 
-from darkroom.names import MANIFEST_NAME, PROCESSED_PREFIX, RAW_PREFIX
+from darkroom.names import ASSETS_PREFIX, MANIFEST_NAME, PROCESSED_PREFIX, RAW_PREFIX
 
 # Never a ".": reprocess execution names rely on it (pipeline.reprocess_execution_name).
 _JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
@@ -125,6 +125,35 @@ def archive_segment_key(job_id: str, run: str, rendition: str, shard: int) -> st
     """One shard's part of a run's ZIP of `rendition`, until the packager joins them.
     `<rendition>.zip.parts/` holds a ".", so it is no rendition's directory either."""
     return f"{archive_key(job_id, run, rendition)}.parts/{shard:06d}.zip"
+
+
+# A studio asset's name: what a recipe writes, and one key segment.
+ASSET_NAME = re.compile(r"[a-z0-9_-]{1,32}")
+ASSET_EXTENSION = "png"
+# A logo, not a photograph: a larger asset is a mistake, and a hostile PNG's declared
+# size must not cost memory before it is refused.
+MAX_ASSET_BYTES = 10 * 1024 * 1024
+MAX_ASSET_EDGE = 8192
+
+
+def validate_asset_name(name: str) -> str:
+    if not ASSET_NAME.fullmatch(name):
+        raise ValueError(
+            f"invalid asset name {name!r}: use 1-32 lowercase letters, digits, '_' or '-'"
+        )
+    return name
+
+
+def asset_key(name: str) -> str:
+    return f"{ASSETS_PREFIX}{validate_asset_name(name)}.{ASSET_EXTENSION}"
+
+
+def asset_name_from_key(key: str) -> str | None:
+    """The asset a key of the assets prefix holds (None for anything else there)."""
+    if not (key.startswith(ASSETS_PREFIX) and key.endswith(f".{ASSET_EXTENSION}")):
+        return None
+    name = key[len(ASSETS_PREFIX) : -len(ASSET_EXTENSION) - 1]
+    return name if ASSET_NAME.fullmatch(name) else None
 
 
 def thumbnail_key(source_key: str, size: int, extension: str) -> str:

@@ -159,6 +159,9 @@ ASL_FUNCTION_PLACEHOLDERS: Final[dict[str, str]] = {
 MANIFEST_NAME: Final = "manifest.json"
 RAW_PREFIX: Final = "raw/"
 PROCESSED_PREFIX: Final = "processed/"
+# The studio's own assets (a watermark PNG), in the RAW bucket beside the originals:
+# uploaded once, named by recipes, read by the workers.
+ASSETS_PREFIX: Final = "assets/"
 
 
 class Output:

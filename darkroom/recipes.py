@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from darkroom.filenames import DEFAULT_TEMPLATE, template_problem
+from darkroom.keys import ASSET_NAME
 
 NAME_PATTERN = re.compile(r"[a-z0-9_-]{1,32}")
 # JPEG cannot encode a side longer than this (WebP's limit is lower: checked per format).
@@ -71,6 +72,15 @@ def _reject_bool_and_str(value: Any, what: str) -> Any:
     return value
 
 
+def _segment(value: str, pattern: re.Pattern[str], lead: str) -> str:
+    if not pattern.fullmatch(value):
+        raise ValueError(
+            f"{lead}1-32 characters of lowercase letters, digits, '_' or '-' "
+            f"(got {shorten(repr(value))})"
+        )
+    return value
+
+
 def _plain_number(value: float) -> float | int:
     # Integral values travel as JSON integers: DynamoDB's serializer refuses Python floats.
     return int(value) if float(value).is_integer() else value
@@ -103,12 +113,7 @@ class Rendition(BaseModel):
     @classmethod
     def _check_name(cls, value: str) -> str:
         # The name becomes a directory and an S3 key segment.
-        if not NAME_PATTERN.fullmatch(value):
-            raise ValueError(
-                "must be 1-32 characters of lowercase letters, digits, '_' or '-' "
-                f"(got {shorten(repr(value))})"
-            )
-        return value
+        return _segment(value, NAME_PATTERN, "must be ")
 
     @field_validator("long_edge")
     @classmethod
@@ -274,6 +279,75 @@ class Metadata(BaseModel):
     keep_gps: StrictBool = False
 
 
+Position = Literal[
+    "top-left",
+    "top",
+    "top-right",
+    "left",
+    "center",
+    "right",
+    "bottom-left",
+    "bottom",
+    "bottom-right",
+]
+# A mark narrower than this is a smudge, one wider than the frame cannot be placed.
+WATERMARK_SIZE_RANGE = (0.02, 1.0)
+WATERMARK_OPACITY_RANGE = (0.05, 1.0)
+WATERMARK_MARGIN_MAX = 0.25
+
+
+class Watermark(BaseModel):
+    """A studio asset (a PNG uploaded once with `darkroom asset put`) laid over some
+    renditions after their sharpening, as Lightroom's export does: `size` is the mark's
+    width as a fraction of the rendition's width (Lightroom's "proportional" size, kept
+    within the height too), `margin` the inset from the edges as a fraction of the
+    rendition's shorter side, `opacity` multiplies the PNG's own alpha. Web renditions
+    only unless named: a thumbnail is too small to carry one, and a full-size master is
+    what the client pays for."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    asset: str
+    position: Position = "bottom-right"
+    size: float = 0.2
+    opacity: float = 0.6
+    margin: float = 0.03
+    renditions: tuple[str, ...] = ("web",)
+
+    @field_validator("asset")
+    @classmethod
+    def _check_asset(cls, value: str) -> str:
+        return _segment(value, ASSET_NAME, "must name a studio asset: ")
+
+    @field_validator("size", "opacity", "margin", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        return _reject_bool_and_str(value, "a number")
+
+    @field_validator("size", "opacity", "margin")
+    @classmethod
+    def _check_fraction(cls, value: float, info: ValidationInfo) -> float:
+        low, high = {
+            "size": WATERMARK_SIZE_RANGE,
+            "opacity": WATERMARK_OPACITY_RANGE,
+            "margin": (0.0, WATERMARK_MARGIN_MAX),
+        }[str(info.field_name)]
+        if not (math.isfinite(value) and low <= value <= high):
+            raise ValueError(f"must be between {low:g} and {high:g}")
+        return value
+
+    @field_validator("renditions")
+    @classmethod
+    def _check_renditions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("must name at least one rendition (or leave out the watermark)")
+        return value
+
+    @field_serializer("size", "opacity", "margin")
+    def _dump_fraction(self, value: float) -> float | int:
+        return _plain_number(value)
+
+
 _DEFAULT_RENDITIONS = (
     Rendition(name="web", long_edge=2048, quality=90),
     Rendition(name="thumb", long_edge=400, quality=85),
@@ -299,6 +373,7 @@ class Recipe(BaseModel):
     noise_reduction: Literal["off", "low", "medium", "high"] = "off"
     # What delivered files are called (darkroom.filenames): {stem} {seq} {job} ...
     filename: str = DEFAULT_TEMPLATE
+    watermark: Watermark | None = None
 
     @field_validator("filename")
     @classmethod
@@ -322,6 +397,25 @@ class Recipe(BaseModel):
             raise ValueError(f"rendition names must be unique; repeated: {', '.join(duplicates)}")
         return value
 
+    @model_validator(mode="after")
+    def _check_watermarked(self) -> Recipe:
+        if self.watermark is None:
+            return self
+        made = {r.name: r for r in self.renditions}
+        unknown = [name for name in self.watermark.renditions if name not in made]
+        if unknown:
+            raise ValueError(
+                f"watermark: renditions names {', '.join(map(repr, unknown))}, which this "
+                f"recipe does not make (it makes {', '.join(made)})"
+            )
+        masters = [n for n in self.watermark.renditions if made[n].format == "tiff"]
+        if masters:
+            raise ValueError(f"watermark: {', '.join(masters)} is a TIFF master, never watermarked")
+        return self
+
+    def watermarked(self, rendition: str) -> bool:
+        return self.watermark is not None and rendition in self.watermark.renditions
+
 
 DEFAULT_RECIPE = Recipe()
 
@@ -330,6 +424,7 @@ _MODELS: dict[str, type[BaseModel]] = {
     "white_balance": WhiteBalance,
     "exposure": Exposure,
     "metadata": Metadata,
+    "watermark": Watermark,
 }
 
 

@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from darkroom import keys
+from darkroom.aws.clients import error_code
 from darkroom.aws.executions import TaskCallbacks
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.lease_store import Lease, LeaseStore, LeaseTask
@@ -33,6 +36,17 @@ from darkroom.sidecars import MAX_SIDECAR_BYTES, Sidecar, SidecarError, parse_si
 from worker import package
 from worker.heartbeat import Heartbeat
 from worker.interrupted import Interrupted
+
+
+@dataclass(frozen=True)
+class Mark:
+    """The recipe's watermark for this shard: its PNG on the scratch disk and the asset
+    version it is (for the manifest), or why no file of the shard can have it."""
+
+    asset: str
+    path: Path | None = None
+    version: str | None = None
+    problem: tuple[str, str] | None = None  # (error code, message)
 
 
 @dataclass
@@ -154,8 +168,11 @@ class JobRunner:
                 names=job_naming(job),
             )
         )
+        mark = self._fetch_mark(recipe, workdir) if todo else None
         try:
-            developed = self._develop_all(job_id, execution_arn, todo, recipe, workdir, lost, parts)
+            developed = self._develop_all(
+                job_id, execution_arn, todo, recipe, workdir, lost, parts, mark
+            )
         except BaseException:
             if parts is not None:
                 parts.abort()
@@ -220,6 +237,7 @@ class JobRunner:
         workdir: Path,
         lost: threading.Event,
         parts: package.ShardSegments | None = None,
+        mark: Mark | None = None,
     ) -> dict[str, FileOutcome]:
         """Every file through download -> develop -> upload, several at once; each
         developed file's renditions then go into the shard's `parts` of the ZIPs before
@@ -251,7 +269,16 @@ class JobRunner:
                 while queue and len(pending) < in_flight:
                     index, record = queue.pop(0)
                     future = transfers.submit(
-                        self._develop_one, job_id, run, record, recipe, workdir, index, pool, lost
+                        self._develop_one,
+                        job_id,
+                        run,
+                        record,
+                        recipe,
+                        workdir,
+                        index,
+                        pool,
+                        lost,
+                        mark,
                     )
                     pending[future] = record.name
                 finished, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
@@ -292,6 +319,7 @@ class JobRunner:
         index: int,
         pool: DevelopProcesses,
         lost: threading.Event,
+        mark: Mark | None = None,
     ) -> FileOutcome:
         name = record.name
         # Per file: two files of one stem (A.CR2, A.dng) never share an output directory.
@@ -307,6 +335,10 @@ class JobRunner:
                 if isinstance(read, FileOutcome):
                     return read
                 sidecar = read
+            if mark is not None and mark.problem is not None:
+                # Never delivered without the studio's mark: proofs are what it protects.
+                code, message = mark.problem
+                return _failed(name, code, f"{name}: {message}")
             try:
                 # The original as it was registered, whatever was written there since.
                 self._objects.download(
@@ -318,7 +350,8 @@ class JobRunner:
             except Exception as exc:
                 return _failed(name, "download_failed", f"{name}: could not download ({exc})")
             try:
-                result = pool.submit(src, out_dir, recipe, sidecar).result()
+                watermark = mark.path if mark is not None else None
+                result = pool.submit(src, out_dir, recipe, sidecar, watermark=watermark).result()
             except DevelopError as exc:
                 return _failed(name, exc.code, str(exc))
             except CancelledError:
@@ -351,6 +384,9 @@ class JobRunner:
                     content_type=rendered.content_type,
                 )
             seconds = result.decode_seconds + result.render_seconds
+            notes = dict(result.notes)
+            if mark is not None and mark.version and "watermark" in notes:
+                notes["watermark"] += f" (asset version {mark.version})"
             kept = True  # removed by the caller, once the ZIPs' parts have them
             return FileOutcome(
                 name,
@@ -358,7 +394,7 @@ class JobRunner:
                     status=FileStatus.DONE,
                     outputs=outputs,
                     develop_seconds=round(seconds, 3),
-                    notes=result.notes,
+                    notes=notes,
                 ),
                 seconds,
                 rendered={r.rendition: r.path for r in result.renditions},
@@ -369,6 +405,35 @@ class JobRunner:
             shutil.rmtree(src.parent, ignore_errors=True)
             if not kept:
                 shutil.rmtree(out_dir, ignore_errors=True)
+
+    def _fetch_mark(self, recipe: Recipe, workdir: Path) -> Mark | None:
+        """The recipe's watermark asset, fetched once for the whole shard. A missing or
+        oversized asset fails the shard's files with a message that names it (its pixels
+        are checked in the develop processes: this process loads no imaging library); a
+        failed call to S3 raises (the shard is retried, as for any transient fault)."""
+        if recipe.watermark is None:
+            return None
+        asset = recipe.watermark.asset
+        dest = workdir / "assets" / f"{asset}.{keys.ASSET_EXTENSION}"
+        try:
+            with self._objects.reading(self._settings.raw_bucket, keys.asset_key(asset)) as got:
+                if got.size > keys.MAX_ASSET_BYTES:
+                    why = (
+                        f"the watermark asset {asset!r} is {got.size} bytes; at most "
+                        f"{keys.MAX_ASSET_BYTES} are accepted"
+                    )
+                    return Mark(asset, problem=("watermark_unreadable", why))
+                data = b"".join(got.chunks)
+                version = got.version_id
+        except ClientError as exc:
+            if error_code(exc) not in ("NoSuchKey", "404"):
+                raise
+            why = f"the watermark asset {asset!r} does not exist (upload it: darkroom asset put)"
+            return Mark(asset, problem=("watermark_unavailable", why))
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+        logger.info("watermark fetched", extra={"asset": asset, "version": version})
+        return Mark(asset, path=dest, version=version)
 
     def _read_sidecar(self, job_id: str, record: FileRecord, dest: Path) -> Sidecar | FileOutcome:
         """The file's XMP sidecar, read; or the file's outcome when it ends here (skipped

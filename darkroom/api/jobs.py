@@ -45,6 +45,7 @@ from darkroom.erasure import Erasure
 from darkroom.errors import JobNotFound
 from darkroom.jobs import Job, JobStatus, created_key, utc_now
 from darkroom.observability import logger
+from darkroom.recipes import parse_recipe
 from darkroom.settings import ApiSettings
 
 DEFAULT_PAGE = 20
@@ -172,6 +173,11 @@ class JobOperations(UploadOperations):
 
     def reprocess_job(self, job_id: str, body: ReprocessIn) -> Reprocessing:
         job_id = known_job_id(job_id)
+        if body.recipe is not None:
+            self.require_assets(parse_recipe(body.recipe))
+        else:
+            found = self.jobs.find(job_id)
+            self.require_assets(found.recipe if found else None)
         try:
             now = self.clock()
             arn = pipeline.reprocess(job_id, self.executions, self.jobs, body.recipe, now=now)

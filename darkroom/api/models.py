@@ -51,6 +51,10 @@ class CreateJobIn(_Strict):
     )
 
 
+class PutAssetIn(_Strict):
+    size: int = Field(description="Bytes of the PNG; the upload URL is signed for exactly this.")
+
+
 class ReprocessIn(_Strict):
     recipe: dict[str, Any] | None = Field(
         default=None, description="Another recipe; the job's own when absent."
@@ -439,3 +443,33 @@ class SharedJob(BaseModel):
         description="Pass as `cursor` for the next page; null on the last. A page may "
         "hold fewer files than `limit` (each page stays under 1 MB)."
     )
+
+
+# -- studio assets ----------------------------------------------------------------------
+class AssetUpload(BaseModel):
+    name: str
+    key: str = Field(description="Where it is stored, in the RAW bucket.")
+    size: int
+    method: Literal["PUT"] = "PUT"
+    url: str = Field(description="PUT the PNG here, with exactly `headers`.")
+    headers: dict[str, str]
+    expires_in: int
+    expires_at: str
+
+
+class Asset(BaseModel):
+    name: str
+    size: int
+    modified: str
+    version_id: str | None = Field(
+        default=None, exclude_if=_absent, description="The version a run's manifest names."
+    )
+
+
+class AssetList(BaseModel):
+    assets: list[Asset]
+
+
+class AssetDeleted(BaseModel):
+    name: str
+    deleted: bool

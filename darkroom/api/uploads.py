@@ -20,6 +20,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from botocore.exceptions import ClientError
 
 from darkroom import keys, multipart
+from darkroom.api.assets import AssetOperations
 from darkroom.api.context import Caller, current_service
 from darkroom.api.errors import BadRequest, Conflict, NotFound, answers, known_job_id
 from darkroom.api.models import (
@@ -54,7 +55,7 @@ from darkroom.recipes import parse_recipe
 from darkroom.settings import ApiSettings
 
 
-class UploadOperations:
+class UploadOperations(AssetOperations):
     """What each upload route does; ApiService supplies the settings and adapters."""
 
     settings: ApiSettings
@@ -75,7 +76,9 @@ class UploadOperations:
         )
         recipe = None
         if body.recipe is not None:
-            recipe = parse_recipe(body.recipe).model_dump(mode="json")
+            parsed = parse_recipe(body.recipe)
+            self.require_assets(parsed)
+            recipe = parsed.model_dump(mode="json")
         if body.job_id is not None:
             try:
                 job_id = keys.validate_job_id(body.job_id)

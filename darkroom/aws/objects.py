@@ -32,6 +32,8 @@ class ObjectStream:
     size: int
     modified: datetime | None
     chunks: Iterator[bytes]
+    # None in an unversioned bucket.
+    version_id: str | None = None
 
 
 class NotDeleted(DarkroomError):
@@ -164,6 +166,7 @@ class Objects:
                 size=int(answer["ContentLength"]),
                 modified=answer.get("LastModified"),
                 chunks=body.iter_chunks(chunk_bytes),
+                version_id=answer.get("VersionId"),
             )
         finally:
             body.close()

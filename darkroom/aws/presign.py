@@ -31,19 +31,31 @@ class Presigner:
     def client(self) -> Any:
         return self._s3
 
-    def put(self, bucket: str, key: str, size: int, expires_in: int) -> PresignedPut:
+    def put(
+        self,
+        bucket: str,
+        key: str,
+        size: int,
+        expires_in: int,
+        *,
+        content_type: str | None = None,
+        once: bool = True,
+    ) -> PresignedPut:
         """A PUT that can create the object once and never replace it.
 
-        Both headers are signed, so S3 refuses a request without them: Content-Length,
+        Its headers are signed, so S3 refuses a request without them: Content-Length,
         so a body of any other size is refused; If-None-Match: *, so once the object
         exists every later PUT through the URL fails 412, however long the URL lives.
+        `once=False` (a studio asset, which a studio replaces): a new version each time.
         """
-        url = self._s3.generate_presigned_url(
-            "put_object",
-            Params={"Bucket": bucket, "Key": key, "ContentLength": size, "IfNoneMatch": "*"},
-            ExpiresIn=expires_in,
-        )
-        return PresignedPut(str(url), {"Content-Length": str(size), "If-None-Match": "*"})
+        params: dict[str, Any] = {"Bucket": bucket, "Key": key, "ContentLength": size}
+        headers = {"Content-Length": str(size)}
+        if once:
+            params["IfNoneMatch"] = headers["If-None-Match"] = "*"
+        if content_type:
+            params["ContentType"] = headers["Content-Type"] = content_type
+        url = self._s3.generate_presigned_url("put_object", Params=params, ExpiresIn=expires_in)
+        return PresignedPut(str(url), headers)
 
     def part(
         self, bucket: str, key: str, upload_id: str, number: int, size: int, expires_in: int

@@ -56,6 +56,14 @@ def develop(
     recipe: Annotated[
         Path | None, typer.Option("--recipe", help="Recipe JSON (default: the default recipe).")
     ] = None,
+    watermark: Annotated[
+        Path | None,
+        typer.Option(
+            "--watermark",
+            metavar="PNG",
+            help="The PNG of the studio asset the recipe's watermark names.",
+        ),
+    ] = None,
 ) -> None:
     """Develop RAW files on this machine with a recipe, exactly as a job would (an XMP
     sidecar beside a RAW, Lightroom's or darktable's, is honoured as a job honours it)."""
@@ -64,6 +72,7 @@ def develop(
     from darkroom.sidecars import Sidecar
 
     chosen = load_recipe(recipe)
+    mark = _watermark(chosen, watermark)
     files = files_in(files, is_raw)
     if not files:
         err.print("[red]no RAW files given[/red]")
@@ -90,14 +99,15 @@ def develop(
     if len(wanted) == 1:
         try:
             outcomes[wanted[0]] = develop_file(
-                wanted[0], out, chosen, sidecar=sidecars.get(wanted[0])
+                wanted[0], out, chosen, sidecar=sidecars.get(wanted[0]), watermark=mark
             )
         except DevelopError as exc:
             outcomes[wanted[0]] = exc
     elif wanted:
         with DevelopProcesses() as pool:
             futures = [
-                (path, pool.submit(path, out, chosen, sidecars.get(path))) for path in wanted
+                (path, pool.submit(path, out, chosen, sidecars.get(path), watermark=mark))
+                for path in wanted
             ]
             for path, future in futures:
                 try:
@@ -127,6 +137,37 @@ def develop(
             + "; ".join(f"{name} ({code}: {reason})" for name, code, reason in failures)
         )
         raise typer.Exit(1)
+
+
+def _watermark(recipe: Recipe, path: Path | None) -> Path | None:
+    """The PNG for the recipe's watermark, checked before any file is developed; exits 2
+    when the two do not go together or the PNG cannot be a watermark."""
+    from darkroom.imaging.watermark import WatermarkError, check_asset
+
+    if recipe.watermark is None:
+        if path is not None:
+            err.print(
+                '--watermark: the recipe has no watermark; add "watermark": {"asset": NAME} '
+                "to it (and its position, size, opacity if not the defaults)",
+                markup=False,
+            )
+            raise typer.Exit(2)
+        return None
+    asset = recipe.watermark.asset
+    if path is None:
+        err.print(
+            f"the recipe's watermark names the studio asset {asset!r}: give its PNG with "
+            "--watermark FILE",
+            markup=False,
+        )
+        raise typer.Exit(2)
+    try:
+        check_asset(path.read_bytes()).close()
+    except (OSError, WatermarkError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else str(exc)
+        err.print(f"--watermark {path}: {why}", markup=False)
+        raise typer.Exit(2) from exc
+    return path.resolve()
 
 
 def _sidecars(paths: list[Path]) -> dict[Path, str]:

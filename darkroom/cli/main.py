@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from darkroom.cli import jobs_cmd, local_cmd, shares_cmd
+from darkroom.cli import assets_cmd, jobs_cmd, local_cmd, shares_cmd
 from darkroom.cli.connection import OptionsAnywhere, connect
 from darkroom.cli.develop_cmd import develop
 from darkroom.cli.thumbnail_cmd import thumbnail
@@ -32,6 +32,14 @@ for command in (
     shares_cmd.download,
 ):
     cloud_command(command)
+asset_app = typer.Typer(
+    no_args_is_help=True,
+    help="The studio's assets that recipes name: a watermark PNG, uploaded once.",
+)
+asset_app.command("put")(assets_cmd.put)
+asset_app.command("list")(assets_cmd.list_)
+asset_app.command("delete")(assets_cmd.delete)
+app.add_typer(asset_app, name="asset")
 
 # This machine: the embedded local cloud.
 app.command()(local_cmd.demo)

@@ -359,6 +359,27 @@ class StudioClient:
         records. What was removed."""
         return dict(self.api.call("DELETE", f"/jobs/{job_id}"))
 
+    def put_asset(self, name: str, path: Path) -> dict[str, Any]:
+        """Upload a studio asset (a watermark PNG), replacing one of that name. Its
+        pixels are checked here first: between the client and S3 nothing else looks."""
+        from darkroom.imaging.watermark import WatermarkError, check_asset
+
+        data = path.read_bytes()
+        try:
+            with check_asset(data) as mark:
+                size = mark.size
+        except WatermarkError as exc:
+            raise ValueError(f"{path.name}: {exc}") from exc
+        upload = self.api.call("PUT", f"/assets/{name}", {"size": len(data)})
+        put_file(upload["url"], path, headers=upload["headers"])
+        return {"name": upload["name"], "bytes": len(data), "width": size[0], "height": size[1]}
+
+    def assets(self) -> list[dict[str, Any]]:
+        return list(self.api.call("GET", "/assets")["assets"])
+
+    def delete_asset(self, name: str) -> None:
+        self.api.call("DELETE", f"/assets/{name}")
+
     def reprocess(self, job_id: str, recipe: Mapping[str, Any] | None = None) -> str:
         body = {"recipe": dict(recipe)} if recipe is not None else {}
         return str(self.api.call("POST", f"/jobs/{job_id}/reprocess", body)["execution_arn"])

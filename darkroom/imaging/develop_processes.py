@@ -61,6 +61,7 @@ class _Task:
     recipe: dict[str, Any]
     future: Future[Any]
     sidecar: Sidecar | None = None
+    watermark: Path | None = None
 
 
 def _child(
@@ -94,11 +95,14 @@ def _child(
             return
         if message is None:
             return
-        src, out_dir, recipe, sidecar = message
+        src, out_dir, recipe, sidecar, watermark = message
         name = Path(src).name
         error: DevelopError
         try:
-            extra = {"sidecar": sidecar} if sidecar is not None else {}
+            # Only what is given: a `develop` of an older signature still runs.
+            extra: dict[str, Any] = {"sidecar": sidecar} if sidecar is not None else {}
+            if watermark is not None:
+                extra["watermark"] = Path(watermark)
             result = develop(
                 Path(src), Path(out_dir), parse_recipe(recipe), threads=threads, **extra
             )
@@ -156,14 +160,22 @@ class DevelopProcesses:
             slot.start()
 
     def submit(
-        self, src: Path, out_dir: Path, recipe: Recipe, sidecar: Sidecar | None = None
+        self,
+        src: Path,
+        out_dir: Path,
+        recipe: Recipe,
+        sidecar: Sidecar | None = None,
+        *,
+        watermark: Path | None = None,
     ) -> Future[Any]:
         """`sidecar`: the file's XMP settings, already read (a plain dataclass: it crosses
-        to the process as it is)."""
+        to the process as it is). `watermark`: the PNG the recipe's watermark names."""
         future: Future[Any] = Future()
         if self._closed:
             raise RuntimeError("the develop processes are closed")
-        task = _Task(Path(src), Path(out_dir), recipe.model_dump(mode="json"), future, sidecar)
+        task = _Task(
+            Path(src), Path(out_dir), recipe.model_dump(mode="json"), future, sidecar, watermark
+        )
         self._tasks.put(task)
         return future
 
@@ -266,7 +278,8 @@ class DevelopProcesses:
         limit = self.file_timeout_seconds
         deadline = None if limit is None else time.monotonic() + limit
         try:
-            conn.send((str(task.src), str(task.out_dir), task.recipe, task.sidecar))
+            mark = None if task.watermark is None else str(task.watermark)
+            conn.send((str(task.src), str(task.out_dir), task.recipe, task.sidecar, mark))
             while True:
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
                 ready = multiprocessing.connection.wait([conn, process.sentinel], timeout=left)

@@ -6,7 +6,8 @@ runs `python -m tests.infra.iam_run STATE_DIR WORK_DIR FUNCTION...` (the functio
 EventBridge schedules) and reads what it leaves in STATE_DIR: the recorded calls and
 RUN_FILE, what the test needs of the cloud to name its resources.
 
-The run: a RAW job through the API end to end, a reprocess, a share opened and revoked,
+The run: a RAW job through the API end to end, a studio asset uploaded and a reprocess
+that lays it as a watermark, a share opened and revoked,
 a job that fails at registration, a thumbnail created and removed, each scheduled
 function, every other API route once, and the worker's idle self-stop.
 """
@@ -45,7 +46,11 @@ def exercise(cloud: LocalCloud, workdir: Path, scheduled: list[str]) -> None:
     assert first["status"] == "DONE", first
     wait_for(lambda: thumbnail_count(s3) > 0)
     studio.jobs()
-    execution = studio.reprocess(job_id)
+    # The reprocess lays the studio's watermark: the asset's upload, and its read.
+    logo = workdir / "logo.png"
+    Image.new("RGBA", (40, 20), (255, 255, 255, 128)).save(logo)
+    studio.put_asset("logo", logo)
+    execution = studio.reprocess(job_id, {"watermark": {"asset": "logo"}})
     wait_for(
         lambda: (
             (job := studio.job(job_id))["status"] in TERMINAL
@@ -79,7 +84,8 @@ def exercise(cloud: LocalCloud, workdir: Path, scheduled: list[str]) -> None:
         cloud.client("lambda").invoke(FunctionName=function, Payload=json.dumps(event).encode())
     live = studio.share(job_id)
     sweep_routes(
-        cloud.api_url, {"job_id": job_id, "share_id": live["share_id"], "token": live["token"]}
+        cloud.api_url,
+        {"job_id": job_id, "share_id": live["share_id"], "token": live["token"], "name": "logo"},
     )
     # Started with no lease (as an operator might), the worker stops its own instance.
     instances = cloud.instances
@@ -111,6 +117,7 @@ EXERCISED = {
     "get_job",
     "list_jobs",
     "reprocess_job",
+    "put_asset",
     "create_share",
     "open_share",
     "revoke_share",

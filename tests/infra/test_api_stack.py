@@ -317,7 +317,8 @@ def test_the_api_erases_only_under_the_job_prefixes(
         ],
         key=str,
     )
-    # Only there: nowhere else may the API delete an object.
+    # Only there, and a studio asset's current version (a delete marker: never a
+    # version, so past runs' manifests keep naming what they laid on their renditions).
     s3_deletes = {
         (s["Sid"], action)
         for s in statements
@@ -327,7 +328,10 @@ def test_the_api_erases_only_under_the_job_prefixes(
     assert s3_deletes == {
         ("EraseJobObjects", "s3:DeleteObject"),
         ("EraseJobObjects", "s3:DeleteObjectVersion"),
+        ("StudioAssets", "s3:DeleteObject"),
     }
+    assets = by_sid["StudioAssets"]
+    assert assets["Resource"] == {"Fn::Join": ["", [arn(storage.raw), f"/{names.ASSETS_PREFIX}*"]]}
     ddb_deletes = {
         (s["Sid"], action)
         for s in statements

@@ -350,6 +350,12 @@ def test_worker_role(synth: Synth) -> None:
     assert by_sid["ReadRenditions"]["Resource"] == {
         "Fn::Join": ["", [{"Fn::GetAtt": [processed, "Arn"]}, f"/{names.PROCESSED_PREFIX}*"]]
     }
+    # The studio's watermark assets, read only: nothing else beside the originals.
+    raw = synth.logical_id(synth.stack.storage.raw)
+    assert by_sid["ReadAssets"]["Action"] == "s3:GetObject"
+    assert by_sid["ReadAssets"]["Resource"] == {
+        "Fn::Join": ["", [{"Fn::GetAtt": [raw, "Arn"]}, f"/{names.ASSETS_PREFIX}*"]]
+    }
     stops = [s for s in statements if "ec2:StopInstances" in as_list(s["Action"])]
     instances = synth.stack.worker_pool.instances
     assert len(stops) == len(instances)

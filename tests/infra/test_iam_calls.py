@@ -186,6 +186,17 @@ def test_the_run_exercised_every_function_that_has_permissions(synth: Synth, rec
     assert expected <= seen, f"never called AWS in the run: {sorted(expected - seen)}"
 
 
+def test_the_run_exercised_the_studio_assets_both_ways(recorded: Run) -> None:
+    """The asset's upload URL is presigned under the API's role, and the worker reads it."""
+    touched = {
+        (call["principal"], call["operation"], bool(call.get("presign")))
+        for call in recorded.calls
+        if str(call.get("params", {}).get("Key", "")).startswith(names.ASSETS_PREFIX)
+    }
+    assert (names.Function.API, "PutObject", True) in touched, touched
+    assert (WORKER_PRINCIPAL, "GetObject", False) in touched, touched
+
+
 def invoke_permission_allows(
     resolver: Resolver, function_id: str, principal: str, source_arn: str
 ) -> bool:

@@ -516,9 +516,15 @@ def record_develops(monkeypatch: pytest.MonkeyPatch) -> list[Span]:
 
     class TimedProcesses(DevelopProcesses):
         def submit(
-            self, src: Path, out_dir: Path, recipe: Recipe, sidecar: Sidecar | None = None
+            self,
+            src: Path,
+            out_dir: Path,
+            recipe: Recipe,
+            sidecar: Sidecar | None = None,
+            *,
+            watermark: Path | None = None,
         ) -> Future[Any]:
-            future = super().submit(src, out_dir, recipe, sidecar)
+            future = super().submit(src, out_dir, recipe, sidecar, watermark=watermark)
 
             def done(f: Future[Any]) -> None:
                 end = time.monotonic()

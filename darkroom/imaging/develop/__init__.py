@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from PIL import Image
 
 from darkroom.imaging import usable_cores
 from darkroom.imaging.develop import crop
@@ -30,6 +31,7 @@ from darkroom.imaging.develop.lens import correct, find_profile
 from darkroom.imaging.develop.render import render_all, resize, target_size
 from darkroom.imaging.develop_result import DevelopError, DevelopResult, RenderedFile
 from darkroom.imaging.metadata import Metadata, read_metadata
+from darkroom.imaging.watermark import WatermarkError, load_mark
 from darkroom.recipes import DEFAULT_RECIPE, MULTIPLIER_RANGE, Recipe, parse_recipe
 from darkroom.sidecars import Sidecar
 
@@ -43,12 +45,14 @@ def develop_file(
     *,
     threads: int | None = None,
     sidecar: Sidecar | None = None,
+    watermark: Path | None = None,
 ) -> DevelopResult:
     """Develop `src` into out_dir/<rendition>/<stem>.<ext> for every rendition of `recipe`.
 
     `threads`: how many threads may share one resize (default: one per core); a pool that
     develops a file per core passes 1. `sidecar`: the photographer's own settings for this
-    file (exposure, white balance, crop, orientation), over the recipe's.
+    file (exposure, white balance, crop, orientation), over the recipe's. `watermark`:
+    the PNG of the studio asset the recipe's watermark names.
     """
     src = Path(src)
     name = src.name
@@ -60,6 +64,8 @@ def develop_file(
     if size == 0:
         raise DevelopError("empty_file", name, "empty file (0 bytes)")
 
+    # Before the decode: a job whose mark cannot be read fails each file at once.
+    mark = _watermark(recipe, watermark, name)
     if sidecar is not None:
         recipe = with_sidecar(recipe, sidecar)
     decoded = decode(src, recipe, orientation=sidecar.orientation if sidecar else None)
@@ -103,9 +109,15 @@ def develop_file(
                 recipe,
                 metadata,
                 budget,
+                mark,
             )
         finally:
             image.close()
+        if recipe.watermark is not None:
+            spec = recipe.watermark
+            decoded.notes["watermark"] = (
+                f"{spec.asset} at {spec.position} on {', '.join(spec.renditions)}"
+            )
     finally:
         decoded.pixels16 = None
     return DevelopResult(
@@ -120,6 +132,22 @@ def develop_file(
         white_balance=decoded.white_balance,
         notes=decoded.notes,
     )
+
+
+def _watermark(recipe: Recipe, path: Path | None, name: str) -> Image.Image | None:
+    if recipe.watermark is None:
+        return None
+    asset = recipe.watermark.asset
+    if path is None:
+        raise DevelopError(
+            "watermark_unavailable", name, f"the watermark asset {asset!r} was not provided"
+        )
+    try:
+        return load_mark(path, recipe.colour_space)
+    except (WatermarkError, OSError) as exc:
+        raise DevelopError(
+            "watermark_unreadable", name, f"the watermark asset {asset!r} is unusable: {exc}"
+        ) from exc
 
 
 def _opencv_threads(count: int) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from darkroom.imaging import icc, tiff
+from darkroom.imaging import icc, tiff, watermark
 from darkroom.imaging.atomic import Writer, save_atomic
 from darkroom.imaging.develop_result import DevelopError, RenderedFile
 from darkroom.imaging.metadata import Metadata, exif_bytes, exif_ifd
@@ -112,7 +112,9 @@ def render_all(
     recipe: Recipe,
     metadata: Metadata,
     threads: int,
+    mark: Image.Image | None = None,
 ) -> tuple[RenderedFile, ...]:
+    """`mark`: the recipe's watermark, already read, for the renditions it names."""
     name = src.name
     profile = icc.profile(recipe.colour_space)
     exif = exif_bytes(metadata)
@@ -138,8 +140,12 @@ def render_all(
                     width, height = size
                 else:
                     resized = resize(source, size, threads)
-                    # The next, smaller rendition is resized from this one unsharpened.
-                    writer = _pillow_writer(sharpen(resized, rendition), rendition, profile, exif)
+                    # The next, smaller rendition is resized from this one as it is,
+                    # unsharpened and unmarked.
+                    finished = sharpen(resized, rendition)
+                    if mark is not None and recipe.watermark and recipe.watermarked(rendition.name):
+                        finished = watermark.apply(finished, mark, recipe.watermark)
+                    writer = _pillow_writer(finished, rendition, profile, exif)
                     width, height = resized.size
                     source = resized
             except Exception as exc:
