@@ -112,13 +112,27 @@ def demo(
 
 def local_up(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 4599,
-    api_port: Annotated[int, typer.Option(help="The API's port (0: any free port).")] = 0,
+    api_port: Annotated[
+        int | None,
+        typer.Option(help="The API's port (default: --port + 1, so its URL never changes)."),
+    ] = None,
     pool_size: Annotated[int, typer.Option(help="Pool instances (each runs the worker).")] = 1,
     state_dir: Annotated[Path, typer.Option(help="Logs and instance scratch disks.")] = Path(
         ".darkroom/local"
     ),
 ) -> None:
     """Run the local cloud until interrupted; the first line is JSON with the endpoints."""
+    from darkroom.local.ports import PortInUse, check_port_free
+
+    if api_port is None:
+        api_port = port + 1 if port else 0
+    try:
+        # Before the cloud's imports, which take seconds; the cloud checks them again.
+        check_port_free("127.0.0.1", port, "the local cloud's AWS endpoint")
+        check_port_free("127.0.0.1", api_port, "the local cloud's API")
+    except PortInUse as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(2) from exc
     from darkroom.local.cloud import LocalCloud, LocalCloudConfig
 
     cloud = LocalCloud(

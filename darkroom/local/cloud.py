@@ -32,6 +32,7 @@ from darkroom.local.api_server import LocalApiGateway, lambda_invoker
 from darkroom.local.instances import LocalInstances
 from darkroom.local.lambda_runtime import LambdaRuntime
 from darkroom.local.lambda_spec import FunctionSpec, InvocationResult
+from darkroom.local.ports import check_port_free
 from darkroom.local.service_events import SCHEDULED_EVENT, Schedule, on_failure_record
 from darkroom.names import Function
 from darkroom.workflow import render_definition
@@ -119,6 +120,9 @@ class LocalCloud:
     def start(self) -> LocalCloud:
         from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
+        cfg = self.config
+        check_port_free(cfg.host, cfg.port, "the local cloud's AWS endpoint")
+        check_port_free(cfg.host, cfg.api_port, "the local cloud's API")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         # werkzeug logs every request; the worker's polling would drown the console.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
