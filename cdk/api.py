@@ -254,8 +254,6 @@ class DeliveryApi(Construct):
             ],
             log_retention=log_retention,
             description="serves the delivery API: jobs, uploads, reprocessing, share links",
-            # Requests wait on it: more memory is more CPU for a faster cold start.
-            memory_mb=512,
         )
         self.function = self.server.function
 

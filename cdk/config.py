@@ -11,6 +11,8 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from darkroom import names
+
 # -- names only the CDK app uses (the shared ones are in darkroom.names) -----------------
 METRIC_NAMESPACE: Final = "Darkroom"  # darkroom.observability.NAMESPACE
 METRIC_SERVICE_DIMENSION: Final = {"service": "darkroom"}  # Powertools' default dimension
@@ -78,7 +80,7 @@ class DeployConfig(BaseModel):
     # -- thumbnails
     # benchmarks.thumbnail peaks near 120 MB on 24 MP, but max_image_pixels (100 MP)
     # admits a 400 MB RGBA decode plus its reduced copy: 512 MB would fail those files.
-    thumbnail_memory_mb: int = 2048
+    thumbnail_memory_mb: int = names.FUNCTION_MEMORY_MB[names.Function.THUMBNAIL]
     thumbnail_reserved_concurrency: int = 10  # 0: none reserved
     thumbnail_sizes: str = "256,1024"
     max_image_pixels: int = 100_000_000

@@ -74,7 +74,7 @@ class DarkroomFunction(Construct):
         statements: Sequence[iam.PolicyStatement],
         log_retention: logs.RetentionDays,
         description: str,
-        memory_mb: int = 256,
+        memory_mb: int | None = None,
         handler: str | None = None,
         timeout_seconds: int | None = None,
         reserved_concurrency: int | None = None,
@@ -127,7 +127,7 @@ class DarkroomFunction(Construct):
             timeout=cdk.Duration.seconds(
                 timeout_seconds or names.FUNCTION_TIMEOUT_SECONDS[function_name]
             ),
-            memory_size=memory_mb,
+            memory_size=memory_mb or names.FUNCTION_MEMORY_MB[function_name],
             role=self.role,
             log_group=self.log_group,
             reserved_concurrent_executions=reserved_concurrency,

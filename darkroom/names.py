@@ -145,6 +145,17 @@ FUNCTION_TIMEOUT_SECONDS: Final[dict[str, int]] = {
     Function.MARK_DONE: 300,
 }
 
+# Each function's memory (MB), as deployed and as the local cloud enforces it: a local
+# function past its size fails as in AWS (Runtime.OutOfMemory).
+FUNCTION_MEMORY_MB: Final[dict[str, int]] = {
+    **{name: 256 for name in HANDLERS},
+    # Requests wait on it: more memory is more CPU for a faster cold start.
+    Function.API: 512,
+    # benchmarks.thumbnail: up to 1662 MB on the largest image max_image_pixels admits
+    # (an RGBA WebP of 100 MP); a deployment may set its own (thumbnail_memory_mb).
+    Function.THUMBNAIL: 2048,
+}
+
 # ${Placeholder} -> function, for the committed ASL's Lambda ARNs.
 ASL_FUNCTION_PLACEHOLDERS: Final[dict[str, str]] = {
     "RegisterJobFunctionArn": Function.REGISTER_JOB,

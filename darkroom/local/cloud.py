@@ -335,7 +335,7 @@ class LocalCloud:
                 Handler=handler,
                 Code={"ZipFile": code.getvalue()},
                 Timeout=names.FUNCTION_TIMEOUT_SECONDS[name],
-                MemorySize=256,
+                MemorySize=names.FUNCTION_MEMORY_MB[name],
                 Environment={"Variables": self.function_environment(name)},
             )
 

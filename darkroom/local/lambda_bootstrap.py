@@ -260,6 +260,8 @@ def _invoke(handler: Handler, request: dict[str, Any], init_ms: float | None) ->
         response["error"] = error_from_exception(exc, request_id)
     duration_ms = (time.perf_counter() - started) * 1000
     response["duration_ms"] = duration_ms
+    # The local cloud fails the invocation as Lambda would when this is past its size.
+    response["max_memory_mb"] = _max_memory_mb()
     _flush_streams()
     if response["type"] == "error":
         _log_error(response["error"])

@@ -7,6 +7,7 @@ import base64
 import datetime as dt
 import json
 import signal
+import threading
 import time
 from enum import Enum
 from typing import Any
@@ -23,6 +24,53 @@ class Kill(Enum):
     AFTER_HANDLER = "after_handler"  # once the handler has answered: work done, answer lost
 
 
+# How often the memory watch reads the sandbox's resident size. A spike between two reads
+# is still caught: the handler's answer carries its process's peak (VmHWM).
+MEMORY_POLL_SECONDS = 0.05
+
+
+class MemoryWatch:
+    """Lambda's memory limit: the sandbox's resident memory, read while it works; past the
+    function's size the sandbox is killed, as AWS's cgroup kills an environment (the
+    process group's leader is measured: handlers here spawn no processes)."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self._sandbox = sandbox
+        self._limit_kb = sandbox.spec.memory_mb * 1024
+        self._done = threading.Event()
+        self.exceeded = False
+        self._thread = threading.Thread(
+            target=self._watch, name=f"lambda-memory-{sandbox.pid}", daemon=True
+        )
+
+    def __enter__(self) -> MemoryWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._done.wait(MEMORY_POLL_SECONDS):
+            resident = _resident_kb(self._sandbox.pid)
+            if resident is not None and resident > self._limit_kb:
+                self.exceeded = True
+                self._sandbox.signal_group(signal.SIGKILL)
+                return
+
+
+def _resident_kb(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def run(
     sandbox: Sandbox,
     log: InvocationLog,
@@ -34,7 +82,30 @@ def run(
     kill: Kill | None = None,
 ) -> tuple[InvocationResult, bool]:
     """The invocation's result, and whether the sandbox may serve another one."""
+    with MemoryWatch(sandbox) as memory:
+        return _run(
+            sandbox, log, event, request_id, memory, cold=cold, init_timeout=init_timeout, kill=kill
+        )
+
+
+def _run(
+    sandbox: Sandbox,
+    log: InvocationLog,
+    event: Any,
+    request_id: str,
+    memory: MemoryWatch,
+    *,
+    cold: bool,
+    init_timeout: float,
+    kill: Kill | None = None,
+) -> tuple[InvocationResult, bool]:
     spec = sandbox.spec
+
+    def ended(started: float) -> InvocationResult:
+        if memory.exceeded:
+            return _out_of_memory(sandbox, log, request_id, started)
+        return _crashed(sandbox, log, request_id, started)
+
     init_ms: float | None = None
     if cold:
         started = time.monotonic()
@@ -43,7 +114,7 @@ def run(
         try:
             ready = sandbox.receive(started + init_limit)
         except ChannelClosedError:
-            return _crashed(sandbox, log, request_id, started), False
+            return ended(started), False
         if ready is None:
             return _timed_out(sandbox, log, request_id, init_limit), False
         if ready["type"] == "init_error":
@@ -64,12 +135,16 @@ def run(
         )
         response = sandbox.receive(started + spec.timeout_seconds)
     except ChannelClosedError:
-        return _crashed(sandbox, log, request_id, started), False
+        return ended(started), False
     if response is None:
         return _timed_out(sandbox, log, request_id, spec.timeout_seconds), False
     if kill is Kill.AFTER_HANDLER:
         sandbox.signal_group(signal.SIGKILL)
         return _crashed(sandbox, log, request_id, started), False
+    if int(response.get("max_memory_mb") or 0) > spec.memory_mb:
+        # A peak between two of the watch's reads: AWS would have killed it there.
+        memory.exceeded = True
+        return ended(started), False
     log.complete.wait(LOG_DRAIN_SECONDS)
     sandbox.end_capture()
     if response["type"] == "error":
@@ -138,6 +213,31 @@ def _crashed(
     )
     return InvocationResult(
         payload=error_payload("Runtime.ExitError", message, request_id),
+        function_error="Unhandled",
+        log_tail=log.tail(),
+        duration_ms=duration_ms,
+        request_id=request_id,
+    )
+
+
+def _out_of_memory(
+    sandbox: Sandbox, log: InvocationLog, request_id: str, started: float
+) -> InvocationResult:
+    """What Lambda reports for an environment killed for its memory."""
+    sandbox.signal_group(signal.SIGKILL)
+    sandbox.exit_code()
+    duration_ms = (time.monotonic() - started) * 1000
+    message = f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"
+    _platform_log(
+        sandbox,
+        log,
+        f"{message}\nRuntime.OutOfMemory\n",
+        request_id,
+        duration_ms,
+        "Status: error\tError Type: Runtime.OutOfMemory",
+    )
+    return InvocationResult(
+        payload=error_payload("Runtime.OutOfMemory", message, request_id),
         function_error="Unhandled",
         log_tail=log.tail(),
         duration_ms=duration_ms,

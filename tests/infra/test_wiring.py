@@ -711,3 +711,11 @@ def test_the_configured_idle_limit_reaches_the_cost_guard(configured_synth: Synt
     variables = guard["Properties"]["Environment"]["Variables"]
     minutes = CONFIGURED_CONTEXT["cost_guard_max_idle_minutes"]
     assert variables[env_key("cost_guard_max_idle_seconds")] == str(minutes * 60)
+
+
+def test_every_function_deploys_with_the_memory_the_local_cloud_enforces(synth: Synth) -> None:
+    deployed = {
+        name: resource["Properties"]["MemorySize"]
+        for name, (_, resource) in functions_by_name(synth.template).items()
+    }
+    assert deployed == names.FUNCTION_MEMORY_MB

@@ -520,3 +520,39 @@ def test_misuse_is_reported_to_the_caller(runtime: LambdaRuntime) -> None:
     assert runtime.stats("echo")["cold_starts"] == 0  # rejected before taking a sandbox
     with pytest.raises(TypeError):
         FunctionSpec("f", "m.h", {"N": 1}, 3)  # type: ignore[dict-item]
+
+
+# -- memory, as Lambda enforces it --------------------------------------------------------
+def _hungry(memory_mb: int) -> FunctionSpec:
+    return FunctionSpec(
+        name="hungry",
+        handler="lambda_toys.hungry.handler",
+        environment={},
+        timeout_seconds=10.0,
+        memory_mb=memory_mb,
+        extra_env={"PYTHONPATH": TOYS_ROOT},
+    )
+
+
+def test_a_function_within_its_memory_runs_and_reports_its_size(runtime: LambdaRuntime) -> None:
+    runtime.register(_hungry(160))
+    result = runtime.invoke("hungry", {"mb": 40})
+    assert result.function_error is None, result.payload
+    assert "Memory Size: 160 MB" in result.log_tail
+
+
+@pytest.mark.parametrize("hold", [1.0, 0.0], ids=["held", "a brief spike"])
+def test_a_function_past_its_memory_fails_out_of_memory_and_the_next_call_starts_afresh(
+    runtime: LambdaRuntime, hold: float
+) -> None:
+    # Held, the watch kills it as it works; a spike shorter than the watch's interval is
+    # still caught by the process's own peak, reported with its answer.
+    runtime.register(_hungry(128))
+    result = runtime.invoke("hungry", {"mb": 200, "hold": hold})
+    assert result.error_type == "Runtime.OutOfMemory", result.payload
+    assert body(result)["errorMessage"].endswith("Error: Runtime exited with error: signal: killed")
+    assert "Runtime.OutOfMemory" in result.log_tail
+    assert "Error Type: Runtime.OutOfMemory" in result.log_tail
+    after = runtime.invoke("hungry", {"mb": 10})
+    assert after.function_error is None
+    assert runtime.stats("hungry")["cold_starts"] == 2
