@@ -504,3 +504,11 @@ def test_the_same_bytes_give_the_same_thumbnails_in_another_process(tmp_path: Pa
         [sys.executable, "-c", code, str(source)], capture_output=True, check=True, timeout=60
     ).stdout
     assert there == b"".join(here)
+
+
+def test_libraws_words_are_text_in_a_reason_not_python_bytes(tmp_path: Path) -> None:
+    from darkroom.imaging.fixtures import write_corrupt_raw
+
+    truncated = write_corrupt_raw(tmp_path / "CUT.dng", "truncated")
+    reason = str(failure(truncated, name=truncated.name))
+    assert "b'" not in reason and 'b"' not in reason, reason

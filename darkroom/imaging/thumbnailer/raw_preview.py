@@ -18,6 +18,14 @@ PREVIEW_SLACK = 0.9
 _LIBRAW_FLIP_TO_EXIF = {3: 3, 5: 8, 6: 6}
 
 
+def _words(exc: BaseException) -> str:
+    """An exception's message as text: LibRaw's come as bytes (b'Input/output error')."""
+    detail = exc.args[0] if len(exc.args) == 1 else str(exc)
+    if isinstance(detail, bytes):
+        return detail.decode("utf-8", "replace")
+    return str(detail) or type(exc).__name__
+
+
 def decode_raw(fp: IO[bytes], long_edge: int, max_pixels: int) -> Decoded:
     try:
         import rawpy
@@ -53,14 +61,16 @@ def decode_raw(fp: IO[bytes], long_edge: int, max_pixels: int) -> Decoded:
         raise
     except rawpy.LibRawFileUnsupportedError as exc:
         raise ThumbnailError(
-            Reason.UNSUPPORTED_FORMAT, f"unsupported RAW variant or not a RAW file ({exc})"
+            Reason.UNSUPPORTED_FORMAT, f"unsupported RAW variant or not a RAW file ({_words(exc)})"
         ) from exc
     except (rawpy.LibRawIOError, EOFError) as exc:
-        raise ThumbnailError(Reason.TRUNCATED, f"truncated RAW data ({exc})") from exc
+        raise ThumbnailError(Reason.TRUNCATED, f"truncated RAW data ({_words(exc)})") from exc
     except MemoryError as exc:
         raise ThumbnailError(Reason.DECODE_FAILED, "not enough memory to decode") from exc
     except Exception as exc:
-        raise ThumbnailError(Reason.DECODE_FAILED, f"cannot decode RAW data ({exc})") from exc
+        raise ThumbnailError(
+            Reason.DECODE_FAILED, f"cannot decode RAW data ({_words(exc)})"
+        ) from exc
     return Decoded(image, "RAW", (width, height), (0, 0, *image.size), 1, None, [])
 
 
