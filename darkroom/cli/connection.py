@@ -51,6 +51,19 @@ class Connection:
         return StudioClient.at(target)
 
 
+def show_version(asked: bool) -> None:
+    if asked:
+        # importlib.metadata, not the package's modules: the version must come as fast as
+        # the help does.
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"darkroom {version('darkroom')}")
+        except PackageNotFoundError:
+            print("darkroom (version unknown: not installed as a package)")
+        raise typer.Exit()
+
+
 def connect(
     ctx: typer.Context,
     api_url: Annotated[
@@ -74,6 +87,12 @@ def connect(
     ] = None,
     region: Annotated[str | None, typer.Option("--region", help="AWS region.")] = None,
     stack: Annotated[str, typer.Option("--stack", help="CloudFormation stack name.")] = "darkroom",
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=show_version, help="Show the version and exit."
+        ),
+    ] = False,
 ) -> None:
     # Resolved lazily: a share link, `demo` or `develop` never needs the API's address.
     ctx.obj = Connection(api_url, endpoint_url, profile, region, stack)

@@ -125,3 +125,12 @@ def test_the_thumbnail_commands_defaults_are_the_settings_defaults() -> None:
     fields = ThumbnailSettings.model_fields
     assert fields["thumbnail_sizes"].default == thumbnail_cmd.DEFAULT_SIZES
     assert fields["max_image_pixels"].default == thumbnail_cmd.DEFAULT_MAX_PIXELS
+
+
+def test_version_prints_the_packages_version_and_loads_no_heavy_module() -> None:
+    from importlib.metadata import version
+
+    result = CliRunner().invoke(app, ["--version"], prog_name="darkroom")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"darkroom {version('darkroom')}"
+    assert heavy_modules_loaded("--version") == []
