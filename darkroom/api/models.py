@@ -169,6 +169,11 @@ class JobView(BaseModel):
         default=None,
         description="The state machine state the job's execution is in (or ended in).",
     )
+    recipe: dict[str, Any] | None = Field(
+        default=None,
+        exclude_if=_absent,
+        description="The current run's recipe, as it was registered (defaults filled in).",
+    )
     delivered: DeliveredView | None = Field(
         default=None,
         exclude_if=_absent,
@@ -213,6 +218,7 @@ class JobView(BaseModel):
             started_at=job.started_at,
             finished_at=job.finished_at,
             state=state,
+            recipe=job.recipe,
             delivered=DeliveredView.model_validate(job.delivered.model_dump())
             if job.delivered
             else None,
@@ -223,8 +229,8 @@ class JobView(BaseModel):
         )
 
     def summary(self) -> JobView:
-        """The view without its per-file detail, as listings show it."""
-        return self.model_copy(update={"files": None, "files_next_cursor": None})
+        """The view without its per-file detail and recipe, as listings show it."""
+        return self.model_copy(update={"files": None, "files_next_cursor": None, "recipe": None})
 
     @property
     def is_registered(self) -> bool:

@@ -110,12 +110,14 @@ def api_call(call: Callable[[], T]) -> T:
     try:
         return call()
     except ApiCallError as exc:
-        err.print(f"[red]{exc.message}[/red]")
+        # The server's words are text: a file name or a recipe's "[red, green, blue]"
+        # must not be read as rich markup.
+        err.print(exc.message, style="red", markup=False, highlight=False)
         for problem in exc.details.get("files", [])[:20]:
-            err.print(f"  {problem}")
+            err.print(f"  {problem}", markup=False, highlight=False)
         raise typer.Exit(1) from exc
     except (TransferError, TimeoutError, ValueError) as exc:
-        err.print(f"[red]{exc}[/red]")
+        err.print(str(exc), style="red", markup=False, highlight=False)
         raise typer.Exit(1) from exc
 
 

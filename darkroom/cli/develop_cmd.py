@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from darkroom.formats import files_in, is_raw, not_raw_reason
 
@@ -36,15 +37,15 @@ def load_recipe(path: Path | None) -> Recipe:
     try:
         data: Any = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        err.print(f"[red]recipe {path}: cannot read ({exc.strerror})[/red]")
+        err.print(f"recipe {path}: cannot read ({exc.strerror})", style="red", markup=False)
         raise typer.Exit(2) from exc
     except ValueError as exc:
-        err.print(f"[red]recipe {path}: not valid JSON ({exc})[/red]")
+        err.print(f"recipe {path}: not valid JSON ({exc})", style="red", markup=False)
         raise typer.Exit(2) from exc
     try:
         return parse_recipe(data)
     except RecipeError as exc:
-        err.print(f"[red]recipe {path}: {exc}[/red]")
+        err.print(f"recipe {path}: {exc}", style="red", markup=False)
         raise typer.Exit(2) from exc
 
 
@@ -115,26 +116,27 @@ def develop(
                 except DevelopError as exc:
                     outcomes[path] = exc
     for path, why in skipped.items():
-        console.print(f"skipped {path.name}: {why}")
+        console.print(f"skipped {path.name}: {why}", markup=False)
     results = [(path, outcomes[path]) for path in files if path not in skipped]
     for path, outcome in results:
         if isinstance(outcome, DevelopError):
             failures.append((path.name, outcome.code, outcome.reason))
-            err.print(f"[red]failed[/red] {path}: {outcome.reason} ({outcome.code})")
+            err.print(f"[red]failed[/red] {escape(f'{path}: {outcome.reason} ({outcome.code})')}")
             continue
         sizes = ", ".join(f"{r.rendition} {r.width}x{r.height}" for r in outcome.renditions)
         seconds = outcome.decode_seconds + outcome.render_seconds
-        console.print(f"developed {path.name} in {seconds:.2f}s: {sizes}")
+        console.print(f"developed {path.name} in {seconds:.2f}s: {sizes}", markup=False)
     done = len(files) - len(failures) - len(skipped)
     rejected = f" ({len(skipped)} skipped: rejected in their sidecar)" if skipped else ""
     console.print(
         f"{done} of {len(files)} files developed into {out.resolve()}{rejected} "
-        f"in {time.perf_counter() - started:.1f}s"
+        f"in {time.perf_counter() - started:.1f}s",
+        markup=False,
     )
     if failures:
         err.print(
             f"[red]{len(failures)} failed:[/red] "
-            + "; ".join(f"{name} ({code}: {reason})" for name, code, reason in failures)
+            + escape("; ".join(f"{name} ({code}: {reason})" for name, code, reason in failures))
         )
         raise typer.Exit(1)
 

@@ -159,7 +159,7 @@ def delete(
     and its records (refused while it runs)."""
     if not yes:
         if not can_ask():
-            err.print(f"[red]refusing to erase job {job_id} without --yes[/red]")
+            err.print(f"refusing to erase job {job_id} without --yes", style="red", markup=False)
             raise typer.Exit(2)
         if not typer.confirm(
             f"Erase job {job_id}: its originals (every version), renditions and share "
@@ -171,5 +171,6 @@ def delete(
     erased = api_call(lambda: client.delete(job_id))
     console.print(
         f"job {job_id} erased: {erased['object_versions']} object versions, "
-        f"{erased['records']} records, {erased['shares']} share links"
+        f"{erased['records']} records, {erased['shares']} share links",
+        markup=False,
     )

@@ -41,7 +41,7 @@ def share(
     client = studio(ctx)
     if revoke:
         api_call(lambda: client.revoke(job_id, revoke))
-        err.print(f"share {revoke} of job {job_id} revoked")
+        err.print(f"share {revoke} of job {job_id} revoked", markup=False)
         return
     expiry = seconds(expires_in)
     created = api_call(lambda: client.share(job_id, expiry))
@@ -51,7 +51,8 @@ def share(
     print(created["url"])
     err.print(
         f"share {created['share_id']} expires {created['expires_at']}; revoke it with "
-        f"`darkroom share {job_id} --revoke {created['share_id']}`"
+        f"`darkroom share {job_id} --revoke {created['share_id']}`",
+        markup=False,
     )
 
 
@@ -77,4 +78,4 @@ def download(
         with transfer_bars("downloading") as bars:
             got = api_call(lambda: client.download(job_or_link, directory, bars))
     already = f" ({got.skipped} were there already)" if got.skipped else ""
-    console.print(f"{len(got.paths)} files in {directory.resolve()}{already}")
+    console.print(f"{len(got.paths)} files in {directory.resolve()}{already}", markup=False)

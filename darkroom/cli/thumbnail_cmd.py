@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from darkroom import names
@@ -108,7 +109,10 @@ def thumbnail(
             result = make_thumbnails(path, wanted, max_pixels=max_pixels, name=path.name)
         except ThumbnailError as error:
             failed += 1
-            err.print(f"[red]✗ {path}: {error.code.value}[/red] ({error})", highlight=False)
+            err.print(
+                f"[red]✗ {escape(str(path))}: {error.code.value}[/red] ({escape(str(error))})",
+                highlight=False,
+            )
             continue
         written = _save(result, out / path.name, wanted)
         done += 1
@@ -117,17 +121,17 @@ def thumbnail(
             for p, t in zip(written, result.thumbnails, strict=True)
         )
         console.print(
-            f"[green]✓[/green] {path}: {made} [dim]({result.source_format} "
+            f"[green]✓[/green] {escape(f'{path}: {made}')} [dim]({result.source_format} "
             f"{result.source_width}x{result.source_height}, "
             f"{time.perf_counter() - started:.2f}s)[/dim]",
             highlight=False,
         )
         for note in result.notes:
-            console.print(f"  [yellow]note:[/yellow] {note}", highlight=False)
+            console.print(f"  [yellow]note:[/yellow] {escape(note)}", highlight=False)
     if done + failed == 0:
         err.print("[red]no files to thumbnail[/red]")
         raise typer.Exit(2)
-    console.print(f"{done} thumbnailed into {out}/<file name>/, {failed} failed")
+    console.print(f"{done} thumbnailed into {out}/<file name>/, {failed} failed", markup=False)
     if failed:
         raise typer.Exit(1)
 
@@ -198,7 +202,7 @@ def show_thumbnails(
         table.add_column(column, justify="right" if column == "bytes" else "left")
     for key in source_keys:
         if key not in found:
-            table.add_row(key, "[red]none yet[/red]", "", "")
+            table.add_row(escape(key), "[red]none yet[/red]", "", "")
             continue
         for item in sorted(found[key], key=lambda i: i["Size"]):
             data = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
@@ -206,8 +210,8 @@ def show_thumbnails(
                 pixels = f"{image.width}x{image.height} {image.format} {image.mode}"
             if download_to is not None:
                 write_atomic(download_to / key / item["Key"].rsplit("/", 1)[1], data)
-            table.add_row(key, item["Key"], pixels, f"{item['Size']:,}")
+            table.add_row(escape(key), escape(item["Key"]), pixels, f"{item['Size']:,}")
     console.print(table)
     if download_to is not None and found:
-        console.print(f"thumbnails saved under [bold]{download_to.resolve()}[/bold]")
+        console.print(f"thumbnails saved under [bold]{escape(str(download_to.resolve()))}[/bold]")
     return not pending

@@ -48,6 +48,8 @@ def _job_panel(job: JobView) -> Panel:
     head.add_row("status", Text(job.status, style=_STATUS_STYLE.get(job.status, "bold cyan")))
     head.add_row("state", job.state or "-")
     head.add_row("run", f"{job.run_id or '-'} (attempt {job.attempt})")
+    if job.recipe:
+        head.add_row("recipe", Text(recipe_summary(job.recipe), overflow="fold"))
     head.add_row("instance", job.instance_id or "-")
     head.add_row(
         "files",
@@ -74,7 +76,7 @@ def _job_panel(job: JobView) -> Panel:
             ),
         )
     files = Table(show_header=True, header_style="bold", expand=True)
-    files.add_column("file")
+    files.add_column("file", overflow="fold")
     files.add_column("status")
     files.add_column("renditions / error", overflow="fold")
     files.add_column("delivered", overflow="fold")
@@ -86,8 +88,12 @@ def _job_panel(job: JobView) -> Panel:
             shown = "this run"
         else:
             shown = f"run {file.delivered_run}"
+        # File names and errors as Text: a "[red]" in them is the user's, not markup.
         files.add_row(
-            name, Text(file.status, style=_FILE_STYLE.get(file.status, "dim")), detail, shown
+            Text(name),
+            Text(file.status, style=_FILE_STYLE.get(file.status, "dim")),
+            Text(detail),
+            Text(shown),
         )
     if job.files_next_cursor:
         more = job.files_total - len(job.files or {})
@@ -100,18 +106,55 @@ def jobs_table(views: list[dict[str, Any]]) -> Table:
     from darkroom.api.models import JobView
 
     table = Table(show_header=True, header_style="bold")
-    for column in ("job", "name", "status", "files", "created"):
-        table.add_column(column)
+    # A job id is what the other commands take: shown whole whatever the terminal's
+    # width (the name folds or shortens instead).
+    table.add_column(
+        "job", no_wrap=True, min_width=max((len(v["job_id"]) for v in views), default=3)
+    )
+    table.add_column("name", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("files")
+    table.add_column("created", overflow="fold")
     for job in (JobView.model_validate(view) for view in views):
         table.add_row(
             job.job_id,
-            job.name or "",
+            Text(job.name or ""),
             job.status,
             f"{job.files_done}/{job.files_total} ({job.files_failed} failed"
             + (f", {job.files_skipped} skipped)" if job.files_skipped else ")"),
             job.created_at or "",
         )
     return table
+
+
+def recipe_summary(recipe: dict[str, Any]) -> str:
+    """A recipe on one line: its renditions, then what differs from a camera's look."""
+
+    def rendition(r: dict[str, Any]) -> str:
+        edge = r.get("long_edge")
+        size = "full size" if edge == "full" else f"{edge}px"
+        return f"{r.get('name')} {size} {r.get('format', '')} q{r.get('quality', '')}".strip()
+
+    parts = [", ".join(rendition(r) for r in recipe.get("renditions") or [])]
+    balance = (recipe.get("white_balance") or {}).get("mode")
+    exposure = recipe.get("exposure") or {}
+    parts.append(f"white balance {balance or '-'}")
+    parts.append(
+        f"exposure {exposure.get('mode', '-')}"
+        + (f" {exposure['compensation_ev']:+g} EV" if exposure.get("compensation_ev") else "")
+    )
+    for field, label in (
+        ("highlights", "highlights"),
+        ("colour_space", "colour"),
+        ("lens", "lens"),
+        ("noise_reduction", "noise reduction"),
+    ):
+        if field in recipe:
+            parts.append(f"{label} {recipe[field]}")
+    watermark = recipe.get("watermark")
+    if watermark:
+        parts.append(f"watermark {watermark.get('asset')}")
+    return "; ".join(parts)
 
 
 class Bars:

@@ -123,3 +123,70 @@ def test_a_file_rejected_in_its_sidecar_shows_as_skipped_not_failed() -> None:
     text = _text(JobView.of_job(job, files).model_dump(mode="json"))
     assert "1 done, 0 failed, 1 skipped (rejected), 2 total" in text
     assert "SKIPPED" in next(line for line in text.splitlines() if "B.dng" in line)
+
+
+def _listing(width: int, *jobs: Job) -> str:
+    from darkroom.cli.view import jobs_table
+
+    console = Console(record=True, width=width, file=io.StringIO())
+    console.print(
+        jobs_table([JobView.of_job(job).summary().model_dump(mode="json") for job in jobs])
+    )
+    return console.export_text()
+
+
+def test_the_jobs_table_never_shortens_a_job_id_however_narrow_the_terminal() -> None:
+    jobs = [
+        Job(
+            job_id="20260101-120000-wedding-smith-jones-" + str(n),
+            name="Smith & Jones wedding, the whole day [ceremony, party]",
+            status=JobStatus.DONE_WITH_ERRORS,
+            files_total=1200,
+            files_done=1180,
+            files_failed=20,
+            created_at="2026-01-01T12:00:00.000Z",
+        )
+        for n in range(2)
+    ]
+    for width in (80, 100):
+        text = _listing(width, *jobs)
+        for job in jobs:
+            assert job.job_id in text, (width, text)
+
+
+def test_a_jobs_name_with_square_brackets_is_shown_as_written() -> None:
+    job = Job(job_id="j5", name="[red]shoot[/red]", status=JobStatus.DONE)
+    assert "[red]shoot[/red]" in _listing(160, job)
+
+
+def test_a_job_shows_its_current_runs_recipe() -> None:
+    from darkroom.recipes import parse_recipe
+
+    recipe = parse_recipe(
+        {
+            "renditions": [{"name": "web", "long_edge": 1600, "quality": 80}],
+            "exposure": {"mode": "manual", "compensation_ev": 0.5},
+            "lens": "off",
+        }
+    ).model_dump(mode="json")
+    job = Job(job_id="j6", status=JobStatus.DONE, recipe=recipe, run_id="j6", attempt=1)
+    view = JobView.of_job(job, []).model_dump(mode="json")
+    assert view["recipe"] == recipe  # --json: the whole recipe
+    text = " ".join(_text(view).split())
+    assert "recipe web 1600px jpeg q80; white balance camera; exposure manual +0.5 EV" in text
+    assert "lens off" in text
+
+
+def test_file_names_and_errors_with_square_brackets_are_shown_as_written() -> None:
+    job = Job(job_id="j7", status=JobStatus.DONE_WITH_ERRORS, files_total=1, run_id="j7")
+    files = [
+        FileRecord(
+            name="IMG_[red]_0001.nef",
+            run_id="j7",
+            status=FileStatus.FAILED,
+            error="decode_failed: channels [red, green, blue] unreadable",
+        )
+    ]
+    text = _text(JobView.of_job(job, files).model_dump(mode="json"))
+    assert "IMG_[red]_0001.nef" in text
+    assert "[red, green, blue]" in text
