@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -49,6 +50,45 @@ def load_recipe(path: Path | None) -> Recipe:
         raise typer.Exit(2) from exc
 
 
+def check_out(out: Path) -> None:
+    """--out must be a folder (or not exist yet); exits 2 saying so."""
+    if out.exists() and not out.is_dir():
+        err.print(
+            f"--out {out}: is a file; give a folder for the output (it is made if missing)",
+            style="red",
+            markup=False,
+        )
+        raise typer.Exit(2)
+
+
+def check_given(paths: list[Path]) -> list[Path]:
+    """The paths given, each there; exits 2 naming those that are not."""
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        err.print(f"{', '.join(missing)}: no such file or folder", style="red", markup=False)
+        raise typer.Exit(2)
+    return paths
+
+
+def nothing_in(given: list[Path], what: str, accept: Callable[[str], bool]) -> str:
+    """Why no file was taken from what was given: what the folders held instead."""
+    folders = [p for p in given if p.is_dir()]
+    if not folders:
+        return f"no {what} given"
+    others = [e for f in folders for e in f.iterdir() if not e.name.startswith(".")]
+    subfolders = sum(1 for e in others if e.is_dir())
+    files = len(others) - subfolders
+    held = []
+    if files:
+        held.append(f"{files} other file{'s' if files > 1 else ''}")
+    if subfolders:
+        held.append(f"{subfolders} subfolder{'s' if subfolders > 1 else ''}, not looked into")
+    names = ", ".join(str(f) for f in folders)
+    return f"{names}: no {what} in {'it' if len(folders) == 1 else 'them'}" + (
+        f" ({', '.join(held)}); give the files, or the folder that holds them" if held else ""
+    )
+
+
 def develop(
     files: Annotated[
         list[Path], typer.Argument(help="RAW files, or folders (their RAW files), to develop.")
@@ -72,11 +112,13 @@ def develop(
     from darkroom.imaging.develop_processes import DevelopProcesses
     from darkroom.sidecars import Sidecar
 
+    check_out(out)
+    given = check_given(files)
     chosen = load_recipe(recipe)
     mark = _watermark(chosen, watermark)
-    files = files_in(files, is_raw)
+    files = files_in(given, is_raw)
     if not files:
-        err.print("[red]no RAW files given[/red]")
+        err.print(nothing_in(given, "camera RAW files", is_raw), style="red", markup=False)
         raise typer.Exit(2)
     started = time.perf_counter()
     failures: list[tuple[str, str, str]] = []
@@ -86,6 +128,9 @@ def develop(
         reason = not_raw_reason(path.name)
         if reason:
             outcomes[path] = DevelopError("unsupported_format", path.name, reason)
+        elif not path.is_file():
+            # LibRaw would call a folder or a device "truncated RAW data".
+            outcomes[path] = DevelopError("not_a_file", path.name, "not a file")
     sidecars: dict[Path, Sidecar] = {}
     skipped: dict[Path, str] = {}
     for path, name in _sidecars([p for p in files if p not in outcomes]).items():

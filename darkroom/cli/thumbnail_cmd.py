@@ -97,13 +97,16 @@ def thumbnail(
 
     Exits 1 if any file failed, after printing the reason for each.
     """
+    from darkroom.cli.develop_cmd import check_given, check_out, nothing_in
     from darkroom.imaging.thumbnailer import ThumbnailError, make_thumbnails
 
     console, err = Console(), Console(stderr=True)
     wanted = _parse_sizes(sizes)
+    check_out(out)
+    given = check_given(files)
     failed = 0
     done = 0
-    for path in files_in(files, is_image):
+    for path in files_in(given, is_image):
         started = time.perf_counter()
         try:
             result = make_thumbnails(path, wanted, max_pixels=max_pixels, name=path.name)
@@ -114,7 +117,12 @@ def thumbnail(
                 highlight=False,
             )
             continue
-        written = _save(result, out / path.name, wanted)
+        try:
+            written = _save(result, out / path.name, wanted)
+        except OSError as exc:
+            failed += 1
+            err.print(f"✗ {path}: cannot write ({exc})", style="red", markup=False)
+            continue
         done += 1
         made = ", ".join(
             f"{p.name} {t.width}x{t.height}"
@@ -129,7 +137,7 @@ def thumbnail(
         for note in result.notes:
             console.print(f"  [yellow]note:[/yellow] {escape(note)}", highlight=False)
     if done + failed == 0:
-        err.print("[red]no files to thumbnail[/red]")
+        err.print(nothing_in(given, "images", is_image), style="red", markup=False)
         raise typer.Exit(2)
     console.print(f"{done} thumbnailed into {out}/<file name>/, {failed} failed", markup=False)
     if failed:

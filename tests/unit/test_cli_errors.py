@@ -15,16 +15,21 @@ RUNNER = CliRunner()
 
 
 def invoke(*args: str, **env: str):  # type: ignore[no-untyped-def]
-    # Wide, so that each message is on one line as a user's terminal would show it.
-    return RUNNER.invoke(cli.app, list(args), env={"COLUMNS": "300", **env}, prog_name="darkroom")
+    return RUNNER.invoke(cli.app, list(args), env=env, prog_name="darkroom")
 
 
 def said(result) -> str:  # type: ignore[no-untyped-def]
+    """What the command printed, with no whitespace: rich folds a line, even inside a
+    long path, at the terminal's width (the consoles are made before a test runs)."""
     assert "Traceback" not in result.output
     assert not isinstance(result.exception, Exception) or isinstance(
         result.exception, SystemExit
     ), result.exception
-    return result.output
+    return "".join(result.output.split())
+
+
+def says(text: str) -> str:
+    return "".join(text.split())
 
 
 def test_a_recipe_error_keeps_its_square_brackets(tmp_path: Path) -> None:
@@ -32,7 +37,7 @@ def test_a_recipe_error_keeps_its_square_brackets(tmp_path: Path) -> None:
     recipe.write_text('{"white_balance": {"mode": "fixed"}}')
     result = invoke("develop", str(tmp_path), "--out", str(tmp_path / "o"), "--recipe", str(recipe))
     assert result.exit_code == 2
-    assert 'required when mode is "fixed" ([red, green, blue])' in said(result)
+    assert says('required when mode is "fixed" ([red, green, blue])') in said(result)
 
 
 def test_an_api_error_is_printed_as_the_server_wrote_it(capsys: pytest.CaptureFixture[str]) -> None:
@@ -55,5 +60,69 @@ def test_a_file_name_with_square_brackets_is_named_as_it_is(tmp_path: Path, comm
     (tmp_path / "IMG_[red]_0001.nef").write_bytes(b"not a raw at all" * 64)
     result = invoke(command, str(tmp_path / "IMG_[red]_0001.nef"), "--out", str(tmp_path / "o"))
     assert result.exit_code == 1
-    assert "IMG_[red]_0001.nef" in said(result)
+    assert says("IMG_[red]_0001.nef") in said(result)
     assert "IMG__0001.nef" not in result.output
+
+
+@pytest.mark.parametrize("command", ["develop", "thumbnail"])
+def test_out_naming_a_file_is_refused_before_any_work(tmp_path: Path, command: str) -> None:
+    (tmp_path / "taken").write_text("a file")
+    (tmp_path / "A.jpg").write_bytes(b"x")
+    result = invoke(command, str(tmp_path / "A.jpg"), "--out", str(tmp_path / "taken"))
+    assert result.exit_code == 2
+    assert says(f"--out {tmp_path / 'taken'}: is a file; give a folder") in said(result)
+
+
+@pytest.mark.parametrize("command", ["develop", "thumbnail"])
+def test_a_path_that_is_not_there_is_named(tmp_path: Path, command: str) -> None:
+    result = invoke(command, str(tmp_path / "nope.nef"), "--out", str(tmp_path / "o"))
+    assert result.exit_code == 2
+    assert says(f"{tmp_path / 'nope.nef'}: no such file or folder") in said(result)
+
+
+def test_develop_of_a_folder_with_no_raw_says_what_the_folder_holds(tmp_path: Path) -> None:
+    shoot = tmp_path / "shoot.nef"  # a folder, whatever its name
+    (shoot / "day1").mkdir(parents=True)
+    (shoot / "notes.txt").write_text("x")
+    result = invoke("develop", str(shoot), "--out", str(tmp_path / "o"))
+    assert result.exit_code == 2
+    assert says(
+        f"{shoot}: no camera RAW files in it (1 other file, 1 subfolder, not looked into)"
+    ) in said(result)
+    assert "truncated" not in result.output
+
+
+def test_a_folder_with_a_raw_name_is_a_folder_not_a_truncated_raw(tmp_path: Path) -> None:
+    (tmp_path / "odd.dng").mkdir()
+    result = invoke("develop", str(tmp_path / "odd.dng"), "--out", str(tmp_path / "o"))
+    assert result.exit_code == 2
+    assert says(f"{tmp_path / 'odd.dng'}: no camera RAW files in it") in said(result)
+    assert "truncated" not in result.output
+
+
+def test_develop_and_thumbnail_outputs_follow_the_umask(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from darkroom.imaging.fixtures import make_demo_shoot
+
+    make_demo_shoot(tmp_path / "shoot", count=1, width=300, height=200)
+    (tmp_path / "recipe.json").write_text('{"renditions": [{"name": "web", "long_edge": 200}]}')
+    previous = os.umask(0o022)
+    try:
+        developed = invoke(
+            "develop",
+            str(tmp_path / "shoot"),
+            "--out",
+            str(tmp_path / "dev"),
+            "--recipe",
+            str(tmp_path / "recipe.json"),
+        )
+        thumbnailed = invoke("thumbnail", str(tmp_path / "shoot"), "--out", str(tmp_path / "th"))
+    finally:
+        os.umask(previous)
+    assert developed.exit_code == 0, developed.output
+    assert thumbnailed.exit_code == 0, thumbnailed.output
+    written = [p for d in ("dev", "th") for p in (tmp_path / d).rglob("*") if p.is_file()]
+    assert written
+    assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in written} == {oct(0o644)}
