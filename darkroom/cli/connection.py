@@ -35,7 +35,7 @@ class Connection:
 
     def client(self) -> StudioClient:
         """The API client, or exit 1 saying why the API cannot be found."""
-        from darkroom.cli.studio_client import ApiTarget, StudioClient
+        from darkroom.cli.studio_client import ApiTarget, NoApiConfigured, StudioClient
 
         try:
             target = ApiTarget.resolve(
@@ -45,8 +45,11 @@ class Connection:
                 profile=self.profile,
                 region=self.region,
             )
+        except NoApiConfigured as exc:
+            err.print(str(exc), style="red", markup=False)
+            raise typer.Exit(2) from exc
         except Exception as exc:
-            err.print(f"[red]cannot find the darkroom API: {exc}[/red]")
+            err.print(f"cannot find the darkroom API: {exc}", style="red", markup=False)
             raise typer.Exit(1) from exc
         return StudioClient.at(target)
 

@@ -124,7 +124,16 @@ def watch(
     timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 3600,
 ) -> None:
     """Follow a job live until it finishes (exit 0 DONE, 3 DONE_WITH_ERRORS, 1 FAILED)."""
-    raise typer.Exit(exit_code(follow(studio(ctx), job_id, timeout=timeout)))
+    client = studio(ctx)
+    # A job that does not exist never finishes: said now, not after the whole timeout.
+    if api_call(lambda: client.find(job_id)) is None:
+        err.print(
+            f"job {job_id} not found; `darkroom status` lists the recent jobs",
+            style="red",
+            markup=False,
+        )
+        raise typer.Exit(1)
+    raise typer.Exit(exit_code(follow(client, job_id, timeout=timeout)))
 
 
 def reprocess(

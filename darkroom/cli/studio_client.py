@@ -61,6 +61,10 @@ class Transfer(Protocol):
     def file_done(self, name: str) -> None: ...
 
 
+class NoApiConfigured(Exception):
+    """Nothing says where the API is: a usage mistake, not a failure."""
+
+
 @dataclass(frozen=True)
 class ApiTarget:
     """Where the API is and how to sign for it."""
@@ -91,6 +95,12 @@ class ApiTarget:
         if endpoint_url:
             return cls(local_api_url(endpoint_url, region or "us-east-1"))
         session = boto3.session.Session(profile_name=profile, region_name=region)
+        if session.region_name is None:
+            raise NoApiConfigured(
+                "no darkroom API configured: give --endpoint-url (or DARKROOM_ENDPOINT_URL) "
+                "for a local cloud, --api-url, or --region (or a --profile with one) for a "
+                "deployed stack"
+            )
         outputs = {
             o["OutputKey"]: o["OutputValue"]
             for o in session.client("cloudformation")
@@ -412,11 +422,32 @@ class StudioClient:
         """Every rendition of a finished job (or of a share link) as dest/<rendition>/<file>."""
         if job_or_link.startswith(("http://", "https://")):
             return self.download_link(job_or_link, dest, transfer)
-        share = self.share(job_or_link, expires_in=DOWNLOAD_SHARE_SECONDS)
+        try:
+            share = self.share(job_or_link, expires_in=DOWNLOAD_SHARE_SECONDS)
+        except ApiCallError as exc:
+            raise self._nothing_to_download(job_or_link, exc) from exc
         try:
             return self.download_link(share["url"], dest, transfer)
         finally:
             self.revoke(job_or_link, share["share_id"])
+
+    def _nothing_to_download(self, job_id: str, refused: ApiCallError) -> ApiCallError:
+        """The API's refusal to share, in a downloader's words: it speaks of sharing."""
+        if refused.status != 409:
+            return refused
+        job = self.find(job_id)
+        status = job["status"] if job else "not submitted"
+        if status in TERMINAL:
+            why = (
+                f"job {job_id} is {status} with nothing delivered; "
+                f"`darkroom status {job_id}` says why"
+            )
+        else:
+            why = (
+                f"job {job_id} is still {status}: nothing to download yet; wait for it "
+                f"with `darkroom watch {job_id}`, then download"
+            )
+        return ApiCallError(refused.status, refused.code, why, {})
 
 
 # Files per page when walking a share or a job's files (the API's largest page).

@@ -126,3 +126,25 @@ def test_develop_and_thumbnail_outputs_follow_the_umask(tmp_path: Path) -> None:
     written = [p for d in ("dev", "th") for p in (tmp_path / d).rglob("*") if p.is_file()]
     assert written
     assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in written} == {oct(0o644)}
+
+
+def test_with_no_api_configured_a_cloud_command_says_what_to_configure(tmp_path: Path) -> None:
+    result = RUNNER.invoke(
+        cli.app,
+        ["status"],
+        env={
+            "AWS_DEFAULT_REGION": None,
+            "AWS_REGION": None,
+            "AWS_PROFILE": None,
+            "DARKROOM_API_URL": None,
+            "DARKROOM_ENDPOINT_URL": None,
+            "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        },
+    )
+    assert result.exit_code == 2
+    shown = said(result)
+    assert (
+        says("no darkroom API configured: give --endpoint-url (or DARKROOM_ENDPOINT_URL)") in shown
+    )
+    assert "--api-url" in shown and "--region" in shown
+    assert "You must specify a region" not in result.output
