@@ -47,27 +47,53 @@ def exit_code(job: dict[str, Any]) -> int:
 
 def upload(
     ctx: typer.Context,
-    directory: Annotated[
-        Path, typer.Argument(exists=True, file_okay=False, help="A folder of RAW files.")
-    ],
+    directory: Annotated[Path, typer.Argument(help="A folder of RAW files.")],
     job_id: Annotated[
         str | None,
         typer.Option(help="Job id (default: generated); an unsubmitted job's id resumes it."),
     ] = None,
     name: Annotated[str | None, typer.Option(help="A name for the shoot.")] = None,
     recipe: Annotated[Path | None, typer.Option(help="Recipe JSON file.")] = None,
+    recursive: Annotated[
+        bool,
+        typer.Option(
+            "--recursive", "-r", help="Take the RAW files in subfolders too (names must differ)."
+        ),
+    ] = False,
 ) -> None:
     """Upload a folder of RAW files through presigned URLs and submit it; prints the job id.
 
     Interrupted, the same command with --job-id JOB resumes: only the files not yet
     uploaded are sent."""
-    from darkroom.cli.studio_client import raw_files
+    from darkroom.cli.studio_client import SameName, shoot_files
 
-    files = raw_files(directory)
+    if not directory.is_dir():
+        why = "is a file" if directory.exists() else "no such folder"
+        err.print(
+            f"{directory}: {why}; upload takes a folder of RAW files "
+            "(`darkroom develop FILE --out DIR` tries one file on this machine)",
+            style="red",
+            markup=False,
+        )
+        raise typer.Exit(2)
+    try:
+        shoot = shoot_files(directory, recursive=recursive)
+    except SameName as exc:
+        err.print(str(exc), style="red", markup=False)
+        raise typer.Exit(2) from exc
+    except OSError as exc:
+        err.print(f"{directory}: cannot read ({exc.strerror})", style="red", markup=False)
+        raise typer.Exit(1) from exc
+    files = shoot.files
+    if shoot.skipped:
+        shown = ", ".join(f"{entry} ({why})" for entry, why in shoot.skipped[:10])
+        more = f", and {len(shoot.skipped) - 10} more" if len(shoot.skipped) > 10 else ""
+        err.print(f"{directory}: skipping {shown}{more}", markup=False)
     if not files:
-        err.print(f"[red]{directory}: no RAW files found[/red]")
+        err.print(f"{directory}: no RAW files found", style="red", markup=False)
         raise typer.Exit(2)
     client = studio(ctx)
+    again = f"darkroom upload {directory}{' --recursive' if recursive else ''}"
     checked = read_recipe(recipe)
 
     def started(new_id: str, skipped: list[str]) -> None:
@@ -75,12 +101,14 @@ def upload(
             shown = ", ".join(sorted(skipped)[:10]) + (", ..." if len(skipped) > 10 else "")
             err.print(
                 f"job {new_id}: resuming; {len(skipped)} of {len(files)} files were already "
-                f"uploaded and are skipped ({shown})"
+                f"uploaded and are skipped ({shown})",
+                markup=False,
             )
         else:
             err.print(
                 f"job {new_id}: uploading {len(files)} files (if interrupted, resume with "
-                f"`darkroom upload {directory} --job-id {new_id}`)"
+                f"`{again} --job-id {new_id}`)",
+                markup=False,
             )
 
     with transfer_bars("uploading") as bars:

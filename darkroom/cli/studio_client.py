@@ -42,15 +42,69 @@ DOWNLOAD_SHARE_SECONDS = 12 * 3600
 def raw_files(directory: Path) -> list[Path]:
     """The RAW files of a folder, and the XMP sidecar beside each (Lightroom's or
     darktable's): what a job of it holds."""
-    from darkroom.sidecars import pair
-
-    raws = files_in([directory], is_raw)
     if not directory.is_dir():
-        return raws
-    others = [p for p in directory.iterdir() if p.is_file() and not p.name.startswith(".")]
-    paired, _ = pair([p.name for p in raws] + [p.name for p in others], is_raw)
-    wanted = set(paired.values())
-    return raws + sorted(p for p in others if p.name in wanted)
+        return files_in([directory], is_raw)
+    return shoot_files(directory).files
+
+
+@dataclass(frozen=True)
+class Shoot:
+    files: list[Path]  # the RAWs, then their sidecars
+    skipped: list[tuple[str, str]]  # (the entry as a user finds it, why it is left out)
+
+
+class SameName(ValueError):
+    """Two subfolders hold files of one name: a job's files are named flat."""
+
+
+def shoot_files(directory: Path, *, recursive: bool = False) -> Shoot:
+    """What a job of `directory` holds, its subfolders' too when `recursive`, and what
+    is left out of it and why (hidden files are left out unsaid: .DS_Store is no news).
+
+    A job's file names are flat, so with `recursive` two files of one name in different
+    subfolders raise SameName."""
+    from darkroom.sidecars import is_sidecar, pair
+
+    raws: list[Path] = []
+    sidecars: list[Path] = []
+    skipped: list[tuple[str, str]] = []
+    folders = [directory]
+    while folders:
+        folder = folders.pop(0)
+        entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+        files = [p for p in entries if p.is_file()]
+        paired, _ = pair([p.name for p in files], is_raw)
+        wanted = set(paired.values())
+        for path in entries:
+            shown = path.relative_to(directory).as_posix()
+            if path.is_dir():
+                if recursive:
+                    folders.append(path)
+                else:
+                    skipped.append((f"{shown}/", "a folder: --recursive takes its RAW files"))
+            elif not path.is_file():
+                skipped.append((shown, "not a regular file"))
+            elif is_raw(path.name):
+                raws.append(path)
+            elif path.name in wanted:
+                sidecars.append(path)
+            elif is_sidecar(path.name):
+                skipped.append((shown, "an XMP sidecar with no RAW file of its name"))
+            else:
+                skipped.append((shown, "not a camera RAW file"))
+    where: dict[str, list[Path]] = {}
+    for path in raws + sidecars:
+        where.setdefault(path.name, []).append(path)
+    for name, paths in where.items():
+        if len(paths) > 1:
+            folders_of = " and ".join(
+                f"{p.parent.relative_to(directory).as_posix()}/" for p in paths[:3]
+            )
+            raise SameName(
+                f"{name} is in {folders_of}: a job's file names must be unique; rename one, "
+                "or upload each folder as a job of its own"
+            )
+    return Shoot(raws + sidecars, skipped)
 
 
 class Transfer(Protocol):

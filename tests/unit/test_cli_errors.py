@@ -148,3 +148,59 @@ def test_with_no_api_configured_a_cloud_command_says_what_to_configure(tmp_path:
     )
     assert "--api-url" in shown and "--region" in shown
     assert "You must specify a region" not in result.output
+
+
+@pytest.mark.parametrize(("made", "why"), [(False, "no such folder"), (True, "is a file")])
+def test_upload_of_anything_but_a_folder_says_it_takes_a_folder(
+    tmp_path: Path, made: bool, why: str
+) -> None:
+    target = tmp_path / "IMG_0001.nef"
+    if made:
+        target.write_bytes(b"raw")
+    result = invoke("upload", str(target), "--api-url", "http://127.0.0.1:9")
+    assert result.exit_code == 2
+    assert says(f"{target}: {why}; upload takes a folder of RAW files") in said(result)
+
+
+def _shoot_with_strays(tmp_path: Path) -> Path:
+    shoot = tmp_path / "shoot"
+    (shoot / "day2").mkdir(parents=True)
+    for name in ("A.dng", "day2/B.dng", "notes.txt", "stray.xmp", ".DS_Store"):
+        (shoot / name).write_bytes(b"x")
+    return shoot
+
+
+def test_upload_says_what_it_skips_and_why_before_it_starts(tmp_path: Path) -> None:
+    result = invoke("upload", str(_shoot_with_strays(tmp_path)), "--api-url", "http://127.0.0.1:9")
+    shown = said(result)
+    assert (
+        says(
+            "skipping day2/ (a folder: --recursive takes its RAW files), "
+            "notes.txt (not a camera RAW file), "
+            "stray.xmp (an XMP sidecar with no RAW file of its name)"
+        )
+        in shown
+    )
+    assert "DS_Store" not in shown
+    # Said before anything is sent (here, to an API that is not there).
+    assert shown.index("skipping") < shown.index("cannotreach")
+
+
+def test_recursive_takes_the_raw_files_in_subfolders(tmp_path: Path) -> None:
+    from darkroom.cli.studio_client import shoot_files
+
+    shoot = shoot_files(_shoot_with_strays(tmp_path), recursive=True)
+    assert [p.name for p in shoot.files] == ["A.dng", "B.dng"]
+    assert [entry for entry, _ in shoot.skipped] == ["notes.txt", "stray.xmp"]
+
+
+def test_recursive_refuses_two_files_of_one_name_in_different_subfolders(tmp_path: Path) -> None:
+    shoot = _shoot_with_strays(tmp_path)
+    (shoot / "day1").mkdir()
+    (shoot / "day1" / "B.dng").write_bytes(b"x")
+    result = invoke("upload", str(shoot), "--recursive", "--api-url", "http://127.0.0.1:9")
+    assert result.exit_code == 2
+    assert says(
+        "B.dng is in day1/ and day2/: a job's file names must be unique; rename one, or upload "
+        "each folder as a job of its own"
+    ) in said(result)
