@@ -225,3 +225,64 @@ def test_commands_fail_clearly_on_bad_input(local_up: LocalUp, tmp_path: Path) -
         assert bad.returncode == 2, (command, bad.stdout, bad.stderr)
         assert "recipe.renditions[0].quality" in plain(bad.stderr), (command, bad.stderr)
     assert requests.get(f"{local_up.endpoints['ApiUrl']}/jobs", timeout=30).json()["jobs"] == []
+
+
+def one_line(result: subprocess.CompletedProcess[str]) -> str:
+    """stderr with no traceback, unwrapped: rich folds a long line at the width."""
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr
+    return " ".join(result.stderr.split())
+
+
+def test_cloud_commands_say_what_to_do_without_a_traceback(
+    local_up: LocalUp, tmp_path: Path
+) -> None:
+    endpoint = local_up.endpoints["AwsEndpointUrl"]
+    # An unknown job: watch fails at once (it would wait its whole timeout).
+    watched = run("watch", "no-such-job", "--endpoint-url", endpoint, timeout=60)
+    assert watched.returncode == 1
+    assert "job no-such-job not found; `darkroom status` lists the recent jobs" in one_line(watched)
+
+    # A RAW whose name holds square brackets, next to a file upload does not take.
+    shoot = tmp_path / "shoot"
+    make_demo_shoot(shoot, count=1, width=300, height=200)
+    (original,) = shoot.glob("*.dng")
+    original.rename(shoot / "IMG_[red]_0001.dng")
+    (shoot / "notes.txt").write_text("call the bride")
+    uploaded = run("upload", str(shoot), "--endpoint-url", endpoint)
+    assert uploaded.returncode == 0, uploaded.stderr
+    assert "skipping notes.txt (not a camera RAW file)" in one_line(uploaded)
+    job_id = uploaded.stdout.strip()
+
+    # Before it has finished, download says to wait for it, not to "share" it.
+    early = run("download", job_id, str(tmp_path / "early"), "--endpoint-url", endpoint)
+    if early.returncode != 0:  # it may have finished already on a fast machine
+        assert early.returncode == 1
+        assert f"job {job_id} is still" in one_line(early)
+        assert f"wait for it with `darkroom watch {job_id}`, then download" in one_line(early)
+
+    assert run("watch", job_id, "--endpoint-url", endpoint).returncode == 0
+    # The file's name as it is, the run's recipe, and the job id whole at 80 columns.
+    shown = run("status", job_id, "--endpoint-url", endpoint, COLUMNS="80")
+    assert shown.returncode == 0, shown.stderr
+    assert "IMG_[red]_0001.dng" in shown.stdout
+    assert "web 2048px jpeg q90" in " ".join(shown.stdout.split())
+    listed = run("status", "--endpoint-url", endpoint, COLUMNS="80")
+    assert job_id in listed.stdout, listed.stdout
+    whole = json.loads(run("status", job_id, "--json", "--endpoint-url", endpoint).stdout)
+    assert whole["recipe"]["renditions"][0]["name"] == "web"
+
+
+def test_download_of_a_running_job_says_to_wait_for_it(local_up: LocalUp, tmp_path: Path) -> None:
+    endpoint = local_up.endpoints["AwsEndpointUrl"]
+    api = local_up.endpoints["ApiUrl"]
+    # Declared, not uploaded yet: as unfinished as a job can be, and stays so.
+    created = requests.post(
+        f"{api}/jobs", json={"files": [{"name": "A.dng", "size": 10}]}, timeout=30
+    ).json()
+    job_id = created["job_id"]
+    refused = run("download", job_id, str(tmp_path / "out"), "--endpoint-url", endpoint)
+    assert refused.returncode == 1
+    said = one_line(refused)
+    assert f"job {job_id} is still CREATED: nothing to download yet" in said
+    assert f"wait for it with `darkroom watch {job_id}`, then download" in said
+    assert "shared" not in said
