@@ -145,7 +145,7 @@ class DeliveryApi(Construct):
                 ),
                 # The studio's assets (a watermark PNG): presigned PUTs that may replace
                 # one, a recipe's asset checked by listing the current versions (so does
-                # GET /assets), and DELETE /assets/{name} (a delete marker: earlier
+                # GET /studio/assets), and DELETE /studio/assets/{name} (a delete marker: earlier
                 # versions stay for past runs' manifests).
                 iam.PolicyStatement(
                     sid="StudioAssets",

@@ -211,9 +211,9 @@ def acknowledge(stack: DarkroomStack) -> None:
     ack(
         api_policy,
         asset_objects,
-        "PUT /assets/{name} presigns a studio asset's upload and DELETE /assets/{name} "
-        "removes its current version; asset names are the studio's, known at run time. "
-        "PutObject and DeleteObject under assets/ only.",
+        "PUT /studio/assets/{name} presigns a studio asset's upload and DELETE "
+        "/studio/assets/{name} removes its current version; asset names are the studio's, "
+        "known at run time. PutObject and DeleteObject under assets/ only.",
     )
     ack(
         api_policy,

@@ -95,7 +95,7 @@ class AssetOperations:
         if asset is not None and asset not in self.asset_names():
             raise BadRequest(
                 f"recipe.watermark.asset: no studio asset named {asset!r}; upload the PNG "
-                f"first (darkroom asset put {asset} FILE.png, or PUT /assets/{asset})"
+                f"first (darkroom asset put {asset} FILE.png, or PUT /studio/assets/{asset})"
             )
 
 
@@ -120,7 +120,7 @@ TAGS = ["photographer"]
 
 
 @router.put(
-    "/assets/<name>",
+    "/studio/assets/<name>",
     operation_id="put_asset",
     tags=TAGS,
     summary="An upload URL for a studio asset (a watermark PNG); replaces one of that name.",
@@ -139,7 +139,7 @@ def put_asset(name: str, body: PutAssetIn, assets: Assets) -> AssetUpload:
 
 
 @router.get(
-    "/assets",
+    "/studio/assets",
     operation_id="list_assets",
     tags=TAGS,
     summary="The studio's assets, by name, each in its current version.",
@@ -150,7 +150,7 @@ def list_assets(assets: Assets) -> AssetList:
 
 
 @router.delete(
-    "/assets/<name>",
+    "/studio/assets/<name>",
     operation_id="delete_asset",
     tags=TAGS,
     summary="Delete a studio asset; recipes that name it are refused from then on.",

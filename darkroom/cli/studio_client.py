@@ -434,15 +434,15 @@ class StudioClient:
                 size = mark.size
         except WatermarkError as exc:
             raise ValueError(f"{path.name}: {exc}") from exc
-        upload = self.api.call("PUT", f"/assets/{name}", {"size": len(data)})
+        upload = self.api.call("PUT", f"/studio/assets/{name}", {"size": len(data)})
         put_file(upload["url"], path, headers=upload["headers"])
         return {"name": upload["name"], "bytes": len(data), "width": size[0], "height": size[1]}
 
     def assets(self) -> list[dict[str, Any]]:
-        return list(self.api.call("GET", "/assets")["assets"])
+        return list(self.api.call("GET", "/studio/assets")["assets"])
 
     def delete_asset(self, name: str) -> None:
-        self.api.call("DELETE", f"/assets/{name}")
+        self.api.call("DELETE", f"/studio/assets/{name}")
 
     def reprocess(self, job_id: str, recipe: Mapping[str, Any] | None = None) -> str:
         body = {"recipe": dict(recipe)} if recipe is not None else {}

@@ -23,7 +23,7 @@ def _store(api: Api, name: str, body: bytes) -> None:
 
 
 def test_an_asset_upload_url_is_signed_for_its_size_and_type_and_may_replace(api: Api) -> None:
-    status, _, doc = api.call("PUT", "/assets/logo", {"size": 1234})
+    status, _, doc = api.call("PUT", "/studio/assets/logo", {"size": 1234})
     assert status == 200, doc
     assert doc["key"] == "assets/logo.png" and doc["method"] == "PUT"
     assert doc["headers"] == {"Content-Length": "1234", "Content-Type": "image/png"}
@@ -35,11 +35,11 @@ def test_an_asset_upload_url_is_signed_for_its_size_and_type_and_may_replace(api
 
 
 def test_an_asset_name_or_size_that_cannot_be_is_refused(api: Api) -> None:
-    status, _, doc = api.call("PUT", "/assets/Logo.PNG", {"size": 10})
+    status, _, doc = api.call("PUT", "/studio/assets/Logo.PNG", {"size": 10})
     assert status == 400 and "invalid asset name 'Logo.PNG'" in doc["message"]
-    status, _, doc = api.call("PUT", "/assets/logo", {"size": keys.MAX_ASSET_BYTES + 1})
+    status, _, doc = api.call("PUT", "/studio/assets/logo", {"size": keys.MAX_ASSET_BYTES + 1})
     assert status == 413 and doc["max_asset_bytes"] == keys.MAX_ASSET_BYTES
-    status, _, doc = api.call("PUT", "/assets/logo", {"size": "12"})
+    status, _, doc = api.call("PUT", "/studio/assets/logo", {"size": "12"})
     assert status == 400 and "size" in doc["message"]
 
 
@@ -52,7 +52,7 @@ def test_the_list_names_each_asset_in_its_current_version(api: Api) -> None:
     _store(api, "signature", b"sig")
     # Nothing else under the prefix passes for an asset.
     api.s3.put_object(Bucket=names.RAW_BUCKET, Key="assets/notes.txt", Body=b"x")
-    status, _, doc = api.call("GET", "/assets")
+    status, _, doc = api.call("GET", "/studio/assets")
     assert status == 200
     assert [(a["name"], a["size"]) for a in doc["assets"]] == [
         ("logo", len(b"second, longer")),
@@ -67,12 +67,12 @@ def test_a_deleted_asset_keeps_its_earlier_versions_and_is_gone_from_the_list(ap
         Bucket=names.RAW_BUCKET, VersioningConfiguration={"Status": "Enabled"}
     )
     _store(api, "logo", b"png")
-    status, _, doc = api.call("DELETE", "/assets/logo")
+    status, _, doc = api.call("DELETE", "/studio/assets/logo")
     assert status == 200 and doc == {"name": "logo", "deleted": True}
-    assert api.call("GET", "/assets")[2] == {"assets": []}
+    assert api.call("GET", "/studio/assets")[2] == {"assets": []}
     versions = api.s3.list_object_versions(Bucket=names.RAW_BUCKET, Prefix="assets/")
     assert len(versions["Versions"]) == 1, "a past run's manifest still names that version"
-    status, _, doc = api.call("DELETE", "/assets/logo")
+    status, _, doc = api.call("DELETE", "/studio/assets/logo")
     assert status == 404 and "no studio asset named 'logo'" in doc["message"]
 
 
