@@ -6,6 +6,9 @@ format the construct declares) and is handed to the function through Lambda's In
 local moto server, the same path every other function of the local cloud runs by. Like
 API Gateway, the gateway itself answers a request no route matches (404), a body over
 10 MB (413) and a function that failed (500), each as {"message": ...}.
+
+Paths under /console/ (no API route's) are the local console's, answered here without
+the function: it exists only in the local cloud.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway HTTP API's payload limit
 
 # event -> (payload bytes, function failed?)
 Invoker = Callable[[dict[str, Any]], tuple[bytes, bool]]
+# request -> its answer, or None when the path is not the handler's
+Handler = Callable[[Request], Response | None]
 
 
 def lambda_invoker(lambda_client: Any, function_name: str) -> Invoker:
@@ -56,8 +61,10 @@ class LocalApiGateway:
         port: int = 0,
         api_id: str = "local",
         account_id: str = "123456789012",
+        console: Handler | None = None,
     ) -> None:
         self._invoke = invoke
+        self._console = console
         self._host = host
         self._port = port
         self.api_id = api_id
@@ -91,6 +98,9 @@ class LocalApiGateway:
         return response(environ, start_response)
 
     def _handle(self, request: Request, environ: dict[str, Any]) -> Response:
+        answered = self._console(request) if self._console is not None else None
+        if answered is not None:
+            return answered
         raw_uri = str(environ.get("RAW_URI") or environ.get("REQUEST_URI") or request.path)
         raw_path, _, raw_query = raw_uri.partition("?")
         match = resolve(request.method, raw_path)

@@ -29,6 +29,8 @@ from darkroom import names, settings
 from darkroom.aws.table import create_request
 from darkroom.local import call_recorder, moto_hooks
 from darkroom.local.api_server import LocalApiGateway, lambda_invoker
+from darkroom.local.console.app import PREFIX as CONSOLE_PREFIX
+from darkroom.local.console.app import Console
 from darkroom.local.instances import LocalInstances
 from darkroom.local.lambda_runtime import LambdaRuntime
 from darkroom.local.lambda_spec import FunctionSpec, InvocationResult
@@ -95,6 +97,11 @@ def _allow_open_files() -> None:
 
 def function_arn(name: str, region: str) -> str:
     return f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}"
+
+
+def console_url(api_url: str) -> str:
+    """The local console, served by the API's local gateway."""
+    return f"{api_url.rstrip('/')}{CONSOLE_PREFIX}/"
 
 
 def state_machine_arn(region: str) -> str:
@@ -215,7 +222,12 @@ class LocalCloud:
             names.Output.API_URL: self.api_url,
             names.Output.UPLOADS_TABLE: names.UPLOADS_TABLE,
             names.Output.SHARES_TABLE: names.SHARES_TABLE,
+            "ConsoleUrl": self.console_url,
         }
+
+    @property
+    def console_url(self) -> str:
+        return console_url(self.api_url)
 
     # -- environments -----------------------------------------------------------
     def settings_values(self) -> dict[str, Any]:
@@ -369,8 +381,13 @@ class LocalCloud:
         )
         apigw = self.client("apigatewayv2")
         api_id = apigw.create_api(Name=names.API_NAME, ProtocolType="HTTP")["ApiId"]
+        console = Console(self.client, self.state_dir / "logs", state_machine_arn(cfg.region))
         self.api = LocalApiGateway(
-            lambda_invoker(lam, Function.API), host=cfg.host, port=cfg.api_port, api_id=api_id
+            lambda_invoker(lam, Function.API),
+            host=cfg.host,
+            port=cfg.api_port,
+            api_id=api_id,
+            console=console.handle,
         ).start()
         self.api_url = self.api.url
         integration = apigw.create_integration(

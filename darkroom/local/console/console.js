@@ -1,0 +1,239 @@
+// The local console. Every value from the cloud is set as text (textContent), never
+// as markup: a file name or an error's cause is shown, not run.
+"use strict";
+
+const API = "/console/api";
+const SVG = "http://www.w3.org/2000/svg";
+const BOX = { width: 220, height: 26, gap: 8, indent: 24, margin: 4 };
+let current = null; // the open execution's ARN
+let timer = null;
+let selectedState = null;
+let lastStates = [];
+
+function $(id) { return document.getElementById(id); }
+
+function el(tag, text, cls) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (cls) node.className = cls;
+  return node;
+}
+
+function showError(message) {
+  const box = $("error");
+  box.textContent = message || "";
+  box.hidden = !message;
+}
+
+async function call(path, body) {
+  const init = body === undefined ? {} : {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  };
+  const response = await fetch(API + path, init);
+  const data = await response.json();
+  if (!response.ok) throw new Error(data.message || response.statusText);
+  return data;
+}
+
+function when(iso) {
+  return iso ? new Date(iso).toLocaleTimeString() : "";
+}
+
+function fillRows(tbody, rows) {
+  tbody.replaceChildren(...rows.map((cells) => {
+    const tr = document.createElement("tr");
+    for (const cell of cells) tr.append(cell instanceof Node ? cell : el("td", cell));
+    return tr;
+  }));
+}
+
+function badge(status) {
+  return el("span", status, "badge " + String(status).toLowerCase());
+}
+
+// -- the executions list -------------------------------------------------------------
+async function loadExecutions() {
+  const status = $("status-filter").value;
+  const data = await call("/executions" + (status ? "?status=" + encodeURIComponent(status) : ""));
+  const tbody = $("executions").tBodies[0];
+  tbody.replaceChildren(...data.executions.map((e) => {
+    const tr = document.createElement("tr");
+    tr.dataset.arn = e.executionArn;
+    tr.dataset.status = e.status;
+    if (e.executionArn === current) tr.className = "selected";
+    const name = el("td");
+    const link = el("a", e.name);
+    link.href = "#" + encodeURIComponent(e.executionArn);
+    name.append(link);
+    const status = el("td");
+    status.append(badge(e.status));
+    tr.append(name, status, el("td", when(e.startDate)));
+    return tr;
+  }));
+}
+
+// -- one execution ---------------------------------------------------------------------
+async function loadExecution() {
+  if (!current) return;
+  const data = await call("/execution?arn=" + encodeURIComponent(current));
+  const e = data.execution;
+  $("placeholder").hidden = true;
+  $("detail").hidden = false;
+  $("exec-name").textContent = e.name;
+  const status = $("exec-status");
+  status.textContent = e.status;
+  status.className = "badge " + e.status.toLowerCase();
+  $("exec-times").textContent = "started " + when(e.startDate) + (e.stopDate ? ", ended " + when(e.stopDate) : "");
+  const failed = $("exec-error");
+  failed.textContent = e.error ? e.error + ": " + (e.cause || "") : "";
+  failed.hidden = !e.error;
+  $("stop-box").hidden = e.status !== "RUNNING";
+  drawGraph(data.states);
+  showState();
+  showJob(data.job);
+  fillRows($("events").tBodies[0], data.events.map((ev) =>
+    [ev.id, ev.type, ev.state || "", when(ev.timestamp), ev.error ? ev.error + ": " + (ev.cause || "") : ""]));
+  return data;
+}
+
+function drawGraph(states) {
+  lastStates = states;
+  const svg = document.createElementNS(SVG, "svg");
+  const height = states.length * (BOX.height + BOX.gap) + BOX.margin;
+  svg.setAttribute("width", String(BOX.width + 2 * BOX.indent));
+  svg.setAttribute("height", String(height));
+  svg.setAttribute("role", "img");
+  states.forEach((s, i) => {
+    const g = document.createElementNS(SVG, "g");
+    g.setAttribute("class", "state " + s.status);
+    g.dataset.state = s.name;
+    g.dataset.status = s.status;
+    const x = BOX.margin + s.depth * BOX.indent;
+    const y = BOX.margin + i * (BOX.height + BOX.gap);
+    const rect = document.createElementNS(SVG, "rect");
+    for (const [k, v] of Object.entries({ x, y, width: BOX.width - s.depth * BOX.indent, height: BOX.height, rx: 4 })) {
+      rect.setAttribute(k, String(v));
+    }
+    const label = document.createElementNS(SVG, "text");
+    label.setAttribute("x", String(x + 8));
+    label.setAttribute("y", String(y + BOX.height / 2 + 4));
+    label.textContent = s.name + (s.entered > 1 ? " \u00d7" + s.entered : "");
+    const title = document.createElementNS(SVG, "title");
+    title.textContent = s.type + " \u2192 " + (s.next.join(", ") || "end");
+    if (s.name === selectedState) g.classList.add("selected");
+    g.append(title, rect, label);
+    g.addEventListener("click", () => { selectedState = s.name; drawGraph(lastStates); showState(); });
+    svg.append(g);
+  });
+  $("graph").replaceChildren(svg);
+}
+
+function showState() {
+  const s = lastStates.find((x) => x.name === selectedState);
+  $("state-name").textContent = s ? s.name + " (" + s.status + ")" : "(click one)";
+  for (const key of ["input", "output", "error", "cause"]) {
+    $("state-" + key).textContent = s ? pretty(s[key]) : "";
+  }
+}
+
+function pretty(text) {
+  if (text === null || text === undefined) return "";
+  try { return JSON.stringify(JSON.parse(text), null, 2); } catch { return String(text); }
+}
+
+function showJob(job) {
+  $("job-title").textContent = job ? job.job_id : "(none)";
+  $("job-summary").textContent = job
+    ? job.status + ": " + job.files_done + " done, " + job.files_failed + " failed, " +
+      job.files_skipped + " skipped of " + job.files_total
+    : "";
+  fillRows($("files").tBodies[0], (job ? job.files : []).map((f) =>
+    [f.name, f.status + (f.error ? " (" + f.error + ")" : ""), f.shard,
+     f.develop_seconds === null ? "" : f.develop_seconds.toFixed(2)]));
+}
+
+async function openExecution(arn) {
+  current = arn;
+  selectedState = null;
+  const data = await loadExecution();
+  if (data) $("start-input").value = data.reprocess_input;
+  await loadExecutions();
+}
+
+// -- start, stop -------------------------------------------------------------------------
+async function startExecution() {
+  const started = await call("/start", { input: $("start-input").value });
+  $("start-result").textContent = "started " + started.executionArn.split(":").pop();
+  location.hash = encodeURIComponent(started.executionArn);
+}
+
+async function stopExecution() {
+  if (!current) return;
+  await call("/stop", { arn: current, cause: $("stop-cause").value });
+  await refresh();
+}
+
+// -- the thumbnail function and every log ---------------------------------------------------
+async function loadInvocations() {
+  const data = await call("/invocations");
+  fillRows($("invocations").tBodies[0], data.invocations.map((i) =>
+    [i.request_id.slice(0, 8), i.duration_ms === null ? "" : i.duration_ms.toFixed(0),
+     i.max_memory_mb === null ? "" : i.max_memory_mb,
+     i.status || (i.finished ? (i.errors ? "errors" : "ok") : "running"), i.last_message]));
+}
+
+async function loadStreams() {
+  const select = $("log-stream");
+  const chosen = select.value;
+  const data = await call("/logs");
+  select.replaceChildren(...data.streams.map((s) => { const o = el("option", s); o.value = s; return o; }));
+  if (data.streams.includes(chosen)) select.value = chosen;
+}
+
+async function loadLog() {
+  const stream = $("log-stream").value;
+  if (!stream) return;
+  const box = $("log-text");
+  const atEnd = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
+  box.textContent = (await call("/log?stream=" + encodeURIComponent(stream))).text;
+  if (atEnd) box.scrollTop = box.scrollHeight;
+}
+
+// -- wiring ---------------------------------------------------------------------------------
+async function guarded(work) {
+  try { await work(); showError(""); } catch (err) { showError(err.message); }
+}
+
+async function refresh() {
+  await loadExecutions();
+  if (current) await loadExecution();
+  await loadInvocations();
+  await loadLog();
+}
+
+function route() {
+  const arn = decodeURIComponent(location.hash.slice(1));
+  if (arn && arn !== current) guarded(() => openExecution(arn));
+}
+
+async function init() {
+  const machine = await call("/state-machine");
+  $("machine").textContent = machine.name + " \u2014 " + machine.arn;
+  await loadStreams();
+  await refresh();
+  route();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("status-filter").addEventListener("change", () => guarded(loadExecutions));
+  $("start-button").addEventListener("click", () => guarded(startExecution));
+  $("stop-button").addEventListener("click", () => guarded(stopExecution));
+  $("log-stream").addEventListener("focus", () => guarded(loadStreams));
+  $("log-stream").addEventListener("change", () => guarded(loadLog));
+  window.addEventListener("hashchange", route);
+  guarded(init);
+  // Polling, as the AWS console does: the cloud pushes nothing.
+  timer = setInterval(() => guarded(refresh), 1500);
+});
