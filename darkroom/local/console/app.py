@@ -276,9 +276,8 @@ def _execution_row(e: dict[str, Any]) -> dict[str, Any]:
 
 
 def _event_row(e: dict[str, Any]) -> dict[str, Any]:
-    details: dict[str, Any] = (
-        next((v for k, v in e.items() if k.endswith("EventDetails")), None) or {}
-    )
+    found = [v for k, v in e.items() if k.endswith("EventDetails") and isinstance(v, dict)]
+    details: dict[str, Any] = found[0] if found else {}
     return {
         "id": e["id"],
         "type": e["type"],
