@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from darkroom import names
-from darkroom.cli.connection import api_call
+from darkroom.cli.connection import Connection, api_call
 from darkroom.cli.jobs_cmd import follow
 from darkroom.cli.thumbnail_cmd import drop_demo_images, show_thumbnails
 from darkroom.cli.view import console, err, transfer_bars
@@ -141,6 +141,8 @@ def local_up(
     print(json.dumps(cloud.endpoints()), flush=True)
     console.print(
         f"darkroom local cloud on {cloud.endpoint_url}, its API on {cloud.api_url}\n"
+        f"  console: {cloud.console_url}   # or: darkroom console --endpoint-url "
+        f"{cloud.endpoint_url}\n"
         f"  export DARKROOM_API_URL={cloud.api_url}   # then: darkroom upload DIR\n"
         f"  aws --endpoint-url {cloud.endpoint_url} s3 ls\n"
         "  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local "
@@ -155,3 +157,38 @@ def local_up(
         pass
     finally:
         cloud.stop()
+
+
+def open_console(
+    ctx: typer.Context,
+    no_browser: Annotated[bool, typer.Option("--no-browser", help="Print the URL only.")] = False,
+) -> None:
+    """Open the local cloud's console (its executions, jobs and logs) in a browser."""
+    import webbrowser
+
+    from darkroom.local.cloud import console_url
+
+    url = console_url(_local_api(ctx.find_object(Connection) or Connection()))
+    print(url, flush=True)
+    if not no_browser:
+        webbrowser.open(url)
+
+
+def _local_api(connection: Connection) -> str:
+    """The local cloud's API URL; the console exists only there, so a stack is no answer."""
+    if connection.api_url:
+        return connection.api_url
+    if not connection.endpoint_url:
+        err.print(
+            "the console is the local cloud's: give --endpoint-url (or DARKROOM_ENDPOINT_URL) "
+            "from `darkroom local up`, or its --api-url",
+            style="red",
+        )
+        raise typer.Exit(2)
+    from darkroom.cli.studio_client import local_api_url
+
+    try:
+        return local_api_url(connection.endpoint_url, connection.region or "us-east-1")
+    except Exception as exc:
+        err.print(f"cannot find the local console: {exc}", style="red", markup=False)
+        raise typer.Exit(1) from exc

@@ -46,6 +46,7 @@ app.command()(local_cmd.demo)
 local_app = typer.Typer(no_args_is_help=True, help="The embedded local cloud.")
 local_app.command("up")(local_cmd.local_up)
 app.add_typer(local_app, name="local")
+app.command("console")(local_cmd.open_console)
 
 # This machine, no cloud: the worker's and the thumbnail Lambda's own code.
 app.command("develop")(develop)
