@@ -38,7 +38,7 @@ async function call(path, body) {
 }
 
 function when(iso) {
-  return iso ? new Date(iso).toLocaleTimeString() : "";
+  return iso ? new Date(iso).toLocaleTimeString([], { hourCycle: "h23" }) : "";
 }
 
 function fillRows(tbody, rows) {
@@ -210,6 +210,8 @@ async function refresh() {
   await loadExecutions();
   if (current) await loadExecution();
   await loadInvocations();
+  // A function's log appears with its first invocation.
+  await loadStreams();
   await loadLog();
 }
 
@@ -221,7 +223,6 @@ function route() {
 async function init() {
   const machine = await call("/state-machine");
   $("machine").textContent = machine.name + " \u2014 " + machine.arn;
-  await loadStreams();
   await refresh();
   route();
 }
@@ -230,7 +231,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("status-filter").addEventListener("change", () => guarded(loadExecutions));
   $("start-button").addEventListener("click", () => guarded(startExecution));
   $("stop-button").addEventListener("click", () => guarded(stopExecution));
-  $("log-stream").addEventListener("focus", () => guarded(loadStreams));
   $("log-stream").addEventListener("change", () => guarded(loadLog));
   window.addEventListener("hashchange", route);
   guarded(init);
