@@ -230,7 +230,7 @@ def test_the_console_follows_a_running_execution_then_starts_a_reprocess_and_sto
 
 
 def test_the_console_shows_thumbnail_invocations_and_any_log(
-    browser: Any, cloud: LocalCloud
+    browser: Any, cloud: LocalCloud, tmp_path: Path
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
@@ -242,12 +242,13 @@ def test_the_console_shows_thumbnail_invocations_and_any_log(
         Body=fx.encoded(fx.quadrants(800, 500), "JPEG"),
     )
     browser.get(cloud.console_url)
-    _until(
+    row = _until(
         browser,
-        lambda: browser.find_elements(By.CSS_SELECTOR, "#invocations tbody tr"),
+        lambda: next((r for r in _rows(browser, "invocations") if "console/pic.jpg" in r), None),
         60,
         "the thumbnail function's invocation is listed",
     )
+    assert "ok" in row.split() and "INFO" in row
     _until(
         browser,
         lambda: (
@@ -260,6 +261,8 @@ def test_the_console_shows_thumbnail_invocations_and_any_log(
         "its log stream is offered",
     )
     _until(browser, lambda: "REPORT RequestId" in _text(browser, "log-text"), 30, "its log")
+    browser.execute_script("window.scrollTo(0, document.body.scrollHeight)")
+    _screenshot(browser, tmp_path, "logs.png")
 
 
 def test_the_console_endpoints_refuse_what_its_page_never_sends(cloud: LocalCloud) -> None:

@@ -100,7 +100,8 @@ def test_a_long_log_is_tailed_from_a_whole_line(tmp_path: Path) -> None:
 def test_invocations_are_read_from_the_functions_report_lines(tmp_path: Path) -> None:
     (tmp_path / "darkroom-thumbnail.log").write_text(
         "START RequestId: a Version: $LATEST\n"
-        '{"level":"INFO","message":"thumbnails written"}\n'
+        '{"level":"INFO","message":"thumbnails written","key":"in/a.jpg"}\n'
+        '{"_aws":{"CloudWatchMetrics":[]},"ThumbnailsMade":2}\n'
         "END RequestId: a\n"
         "REPORT RequestId: a\tDuration: 12.50 ms\tBilled Duration: 13 ms\t"
         "Memory Size: 512 MB\tMax Memory Used: 90 MB\n"
@@ -116,11 +117,13 @@ def test_invocations_are_read_from_the_functions_report_lines(tmp_path: Path) ->
     c, b, a = found
     assert not c["finished"]
     assert (b["status"], b["errors"], b["duration_ms"]) == ("timeout", 1, 3000.0)
-    assert (a["max_memory_mb"], a["errors"], a["last_message"]) == (
+    assert (a["max_memory_mb"], a["errors"], a["last_message"], a["key"]) == (
         90,
         0,
-        '{"level":"INFO","message":"thumbnails written"}',
+        "INFO thumbnails written",
+        "in/a.jpg",
     )
+    assert b["last_message"] == "ERROR cannot read"
 
 
 class FakeStepFunctions:

@@ -181,7 +181,7 @@ async function loadInvocations() {
   fillRows($("invocations").tBodies[0], data.invocations.map((i) =>
     [i.request_id.slice(0, 8), i.duration_ms === null ? "" : i.duration_ms.toFixed(0),
      i.max_memory_mb === null ? "" : i.max_memory_mb,
-     i.status || (i.finished ? (i.errors ? "errors" : "ok") : "running"), i.last_message]));
+     i.status || (i.finished ? (i.errors ? "errors" : "ok") : "running"), i.key || "", i.last_message]));
 }
 
 async function loadStreams() {

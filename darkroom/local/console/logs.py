@@ -4,6 +4,7 @@ handler's own) and one per pool instance (`worker-<instance>.log`)."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ class Invocation:
     status: str | None = None
     errors: int = 0
     last_message: str = ""
+    key: str | None = None  # the object a thumbnail invocation read, as its log names it
     finished: bool = False
 
 
@@ -58,9 +60,28 @@ def invocations(log_dir: Path, function: str, limit: int = 20) -> list[dict[str,
             _report(found.setdefault(report.group(1), Invocation(report.group(1))), report.group(2))
             current = None
         elif current is not None and line.strip() and not line.startswith("END RequestId"):
-            current.last_message = line[:500]
-            current.errors += '"level":"ERROR"' in line or "Traceback" in line
+            _read(current, line)
     return [asdict(i) for i in reversed(list(found.values()))][:limit]
+
+
+def _read(invocation: Invocation, line: str) -> None:
+    """One line the handler wrote: a structured record says its level and message (a
+    metrics record, Lambda's embedded metric format, says nothing to a reader)."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict):
+        invocation.last_message = line[:500]
+        invocation.errors += "Traceback" in line
+        return
+    if "_aws" in record:
+        return
+    level = str(record.get("level", ""))
+    invocation.errors += level in ("ERROR", "CRITICAL")
+    invocation.last_message = f"{level} {record.get('message', '')}".strip()[:500]
+    if record.get("key"):
+        invocation.key = str(record["key"])
 
 
 def _report(invocation: Invocation, fields: str) -> None:
