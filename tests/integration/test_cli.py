@@ -141,6 +141,11 @@ def test_local_up_prints_its_endpoints_then_serves_a_whole_cli_session(
         local_up.banner
     )
     assert any(f"DARKROOM_API_URL={api_url}" in line for line in local_up.banner)
+    console_url = local_up.endpoints["ConsoleUrl"]
+    assert console_url == f"{api_url}/console/"
+    assert any(f"console: {console_url}" in line for line in local_up.banner)
+    opened = run("console", "--no-browser", "--endpoint-url", endpoint)
+    assert (opened.returncode, opened.stdout.strip()) == (0, console_url), opened.stderr
     s3 = boto3.client(
         "s3",
         endpoint_url=endpoint,
