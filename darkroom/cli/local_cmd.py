@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import tempfile
@@ -117,11 +118,21 @@ def local_up(
         typer.Option(help="The API's port (default: --port + 1, so its URL never changes)."),
     ] = None,
     pool_size: Annotated[int, typer.Option(help="Pool instances (each runs the worker).")] = 1,
-    state_dir: Annotated[Path, typer.Option(help="Logs and instance scratch disks.")] = Path(
-        ".darkroom/local"
-    ),
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Buckets and tables kept across restarts, logs, instance scratch disks "
+            "(default: the user's data directory)."
+        ),
+    ] = None,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="Forget the saved buckets and tables first.")
+    ] = False,
 ) -> None:
-    """Run the local cloud until interrupted; the first line is JSON with the endpoints."""
+    """Run the local cloud until interrupted; the first line is JSON with the endpoints.
+
+    Its buckets and tables are saved under the state directory when it stops and loaded
+    when it starts again; a job still running at the stop comes back FAILED."""
     from darkroom.local.ports import PortInUse, check_port_free
 
     if api_port is None:
@@ -133,12 +144,19 @@ def local_up(
     except PortInUse as exc:
         err.print(str(exc), markup=False)
         raise typer.Exit(2) from exc
+    from darkroom.local import snapshot
     from darkroom.local.cloud import LocalCloud, LocalCloudConfig
 
+    state_dir = (state_dir or default_state_dir()).expanduser()
+    if reset and snapshot.reset(state_dir):
+        # stderr: the first line of stdout is the endpoints' JSON.
+        err.print(f"reset: forgot the state saved in {state_dir}", markup=False)
     cloud = LocalCloud(
-        LocalCloudConfig(port=port, api_port=api_port, pool_size=pool_size, state_dir=state_dir)
+        LocalCloudConfig(
+            port=port, api_port=api_port, pool_size=pool_size, state_dir=state_dir, persist=True
+        )
     ).start()
-    print(json.dumps(cloud.endpoints()), flush=True)
+    print(json.dumps({**cloud.endpoints(), "StateDir": str(cloud.state_dir)}), flush=True)
     console.print(
         f"darkroom local cloud on {cloud.endpoint_url}, its API on {cloud.api_url}\n"
         f"  console: {cloud.console_url}   # or: darkroom console --endpoint-url "
@@ -147,8 +165,10 @@ def local_up(
         f"  aws --endpoint-url {cloud.endpoint_url} s3 ls\n"
         "  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local "
         f"AWS_DEFAULT_REGION={cloud.config.region}\n"
-        f"logs in {cloud.state_dir / 'logs'}; Ctrl-C stops it"
+        f"logs in {cloud.state_dir / 'logs'}; Ctrl-C stops it",
+        markup=False,
     )
+    console.print(_restored(cloud), markup=False)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -156,7 +176,36 @@ def local_up(
     except KeyboardInterrupt:
         pass
     finally:
+        console.print(f"stopping: saving the state in {cloud.state_dir}", markup=False)
         cloud.stop()
+        if cloud.saved is not None:
+            console.print(
+                f"saved {cloud.saved.objects} objects and {cloud.saved.items} items",
+                markup=False,
+            )
+
+
+def default_state_dir() -> Path:
+    """Where `local up` keeps its state unless told: the user's data directory."""
+    try:
+        import platformdirs
+    except ImportError:
+        base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        return Path(base) / "darkroom" / "local"
+    return Path(platformdirs.user_data_dir("darkroom")) / "local"
+
+
+def _restored(cloud: Any) -> str:
+    where = f"state in {cloud.state_dir} (kept across restarts; --reset forgets it)"
+    if cloud.restored is None:
+        return f"{where}: nothing saved yet, starting empty"
+    line = f"{where}: loaded {cloud.restored.objects} objects and {cloud.restored.items} items"
+    if cloud.interrupted:
+        line += (
+            f"\n  {len(cloud.interrupted)} job(s) were running when it stopped, now FAILED "
+            f"(reprocess them): {', '.join(cloud.interrupted)}"
+        )
+    return line
 
 
 def open_console(

@@ -26,8 +26,9 @@ import boto3
 import requests
 
 from darkroom import names, settings
+from darkroom.aws.job_store import JobStore
 from darkroom.aws.table import create_request
-from darkroom.local import call_recorder, moto_hooks
+from darkroom.local import call_recorder, moto_hooks, snapshot
 from darkroom.local.api_server import LocalApiGateway, lambda_invoker
 from darkroom.local.console.app import PREFIX as CONSOLE_PREFIX
 from darkroom.local.console.app import Console
@@ -83,6 +84,9 @@ class LocalCloudConfig:
     # Functions and workers append each AWS call they make to LocalCloud.calls_path
     # (darkroom.local.call_recorder), for the test that checks them against IAM.
     record_calls: bool = False
+    # Keep buckets and tables under state_dir across restarts (darkroom.local.snapshot):
+    # loaded at start, saved at stop. Off for tests, whose every cloud starts empty.
+    persist: bool = False
 
 
 def _allow_open_files() -> None:
@@ -122,6 +126,11 @@ class LocalCloud:
         self.api: LocalApiGateway | None = None
         self.api_url = ""
         self._schedule: Schedule | None = None
+        # With persist: what start loaded (None: nothing was saved yet), the jobs it
+        # failed because the stop interrupted them, and what stop saved.
+        self.restored: snapshot.Summary | None = None
+        self.interrupted: list[str] = []
+        self.saved: snapshot.Summary | None = None
 
     # -- lifecycle --------------------------------------------------------------
     def start(self) -> LocalCloud:
@@ -158,6 +167,9 @@ class LocalCloud:
         ).raise_for_status()
         self.instances = LocalInstances(self.state_dir, self.worker_environment())
         self.provision()
+        if cfg.persist:
+            # Before the API and the schedule: nothing may see a half-loaded cloud.
+            self._restore()
         self._start_api()
         self._start_schedule()
         return self
@@ -172,10 +184,22 @@ class LocalCloud:
         if self.instances is not None:
             self.instances.close()
         self._runtime.close()
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-        moto_hooks.uninstall()
+        try:
+            # Once nothing runs any more (workers, functions), so nothing changes under
+            # the save; a job they left unfinished is failed at the next start.
+            if self.config.persist and self._server is not None:
+                self.saved = snapshot.save(self, self.state_dir)
+        finally:
+            if self._server is not None:
+                self._server.stop()
+                self._server = None
+            moto_hooks.uninstall()
+
+    def _restore(self) -> None:
+        self.restored = snapshot.load(self, self.state_dir)
+        if self.restored is not None:
+            jobs = JobStore(names.JOBS_TABLE, self.client("dynamodb"))
+            self.interrupted = snapshot.fail_interrupted(jobs, self.restored.jobs)
 
     def __enter__(self) -> LocalCloud:
         return self.start()
