@@ -38,7 +38,7 @@ class Cloud:
         self.jobs = JobStore(names.JOBS_TABLE, self.client("dynamodb"))
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, region_name=REGION)
+        return boto3.client(service, region_name=REGION)  # type: ignore[call-overload]
 
 
 @pytest.fixture
