@@ -165,10 +165,10 @@ def local_up(
         f"  aws --endpoint-url {cloud.endpoint_url} s3 ls\n"
         "  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local "
         f"AWS_DEFAULT_REGION={cloud.config.region}\n"
+        f"{_restored(cloud)}\n"
         f"logs in {cloud.state_dir / 'logs'}; Ctrl-C stops it",
         markup=False,
     )
-    console.print(_restored(cloud), markup=False)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

@@ -144,6 +144,9 @@ def test_local_up_prints_its_endpoints_then_serves_a_whole_cli_session(
     console_url = local_up.endpoints["ConsoleUrl"]
     assert console_url == f"{api_url}/console/"
     assert any(f"console: {console_url}" in line for line in local_up.banner)
+    # Where its state is kept across restarts (a fresh directory: nothing saved yet).
+    state = f"state in {(tmp_path / 'state').resolve()}"
+    assert any(line.startswith(state) for line in local_up.banner), local_up.banner
     opened = run("console", "--no-browser", "--endpoint-url", endpoint)
     assert (opened.returncode, opened.stdout.strip()) == (0, console_url), opened.stderr
     s3 = boto3.client(
