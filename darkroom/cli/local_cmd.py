@@ -155,7 +155,18 @@ def local_up(
         LocalCloudConfig(
             port=port, api_port=api_port, pool_size=pool_size, state_dir=state_dir, persist=True
         )
-    ).start()
+    )
+    try:
+        cloud.start()
+    except Exception as exc:
+        # Stopping saves nothing here: the saved state is left as it was.
+        cloud.stop()
+        err.print(
+            f"the local cloud did not start: {exc}\n(its state is in {state_dir}; "
+            "`darkroom local up --reset` starts it empty)",
+            markup=False,
+        )
+        raise typer.Exit(1) from exc
     print(json.dumps({**cloud.endpoints(), "StateDir": str(cloud.state_dir)}), flush=True)
     console.print(
         f"darkroom local cloud on {cloud.endpoint_url}, its API on {cloud.api_url}\n"

@@ -131,6 +131,9 @@ class LocalCloud:
         self.restored: snapshot.Summary | None = None
         self.interrupted: list[str] = []
         self.saved: snapshot.Summary | None = None
+        # Saving over the snapshot is safe only once it was loaded whole: a start that
+        # failed half way must not replace good state with a part of it.
+        self._may_save = False
 
     # -- lifecycle --------------------------------------------------------------
     def start(self) -> LocalCloud:
@@ -187,7 +190,7 @@ class LocalCloud:
         try:
             # Once nothing runs any more (workers, functions), so nothing changes under
             # the save; a job they left unfinished is failed at the next start.
-            if self.config.persist and self._server is not None:
+            if self._may_save and self._server is not None:
                 self.saved = snapshot.save(self, self.state_dir)
         finally:
             if self._server is not None:
@@ -200,6 +203,7 @@ class LocalCloud:
         if self.restored is not None:
             jobs = JobStore(names.JOBS_TABLE, self.client("dynamodb"))
             self.interrupted = snapshot.fail_interrupted(jobs, self.restored.jobs)
+        self._may_save = True
 
     def __enter__(self) -> LocalCloud:
         return self.start()
