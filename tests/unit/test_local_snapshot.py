@@ -5,6 +5,7 @@ re-imported versions; a save that dies leaves the previous snapshot."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -176,3 +177,15 @@ def test_a_save_that_dies_leaves_the_previous_snapshot(
 
     assert snapshot.reset(tmp_path) is True
     assert snapshot.current(tmp_path) is None and snapshot.reset(tmp_path) is False
+
+
+def test_local_up_keeps_its_state_in_the_users_data_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from darkroom.cli.local_cmd import default_state_dir
+
+    assert default_state_dir().parts[-2:] == ("darkroom", "local")
+    # Without platformdirs, the XDG base directory (what platformdirs answers on Linux).
+    monkeypatch.setitem(sys.modules, "platformdirs", None)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    assert default_state_dir() == tmp_path / "darkroom" / "local"
