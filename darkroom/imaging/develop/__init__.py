@@ -25,7 +25,7 @@ from PIL import Image
 
 from darkroom.imaging import usable_cores
 from darkroom.imaging.develop import crop
-from darkroom.imaging.develop.decode import check_developed, decode, shoulder, to_image
+from darkroom.imaging.develop.decode import check_developed, decode, shoulder, to_rgb
 from darkroom.imaging.develop.denoise import reduce_noise
 from darkroom.imaging.develop.lens import correct, find_profile
 from darkroom.imaging.develop.render import render_all, resize, target_size
@@ -49,10 +49,11 @@ def develop_file(
 ) -> DevelopResult:
     """Develop `src` into out_dir/<rendition>/<stem>.<ext> for every rendition of `recipe`.
 
-    `threads`: how many threads may share one resize (default: one per core); a pool that
-    develops a file per core passes 1. `sidecar`: the photographer's own settings for this
-    file (exposure, white balance, crop, orientation), over the recipe's. `watermark`:
-    the PNG of the studio asset the recipe's watermark names.
+    `threads`: how many threads may share one file's resizing, finishing and encoding
+    (default: one per core); a pool that develops a file per core passes 1. `sidecar`:
+    the photographer's own settings for this file (exposure, white balance, crop,
+    orientation), over the recipe's. `watermark`: the PNG of the studio asset the
+    recipe's watermark names.
     """
     src = Path(src)
     name = src.name
@@ -88,7 +89,7 @@ def develop_file(
             cropped = sidecar is not None and sidecar.crop is not None
             at = None if cropped or decoded.pixels16 is not None else _largest(pixels, recipe)
             pixels, decoded.pixels16, decoded.notes["lens"] = _correct_lens(
-                pixels, decoded.pixels16, metadata, at, budget
+                pixels, decoded.pixels16, metadata, at
             )
         if sidecar is not None:
             pixels = _sidecar_crop(pixels, sidecar, decoded.flip)
@@ -96,23 +97,18 @@ def develop_file(
                 decoded.pixels16 = _sidecar_crop(decoded.pixels16, sidecar, decoded.flip)
             decoded.notes["sidecar"] = _sidecar_note(sidecar)
             height, width = pixels.shape[:2]
-        image = to_image(pixels)
-        del pixels
-        # Pillow holds its own copy from here on; a 24 MP frame is 72 MB we need not keep.
+        # Not the decoded frame too, where a finishing step made another: 72 MB at 24 MP.
         decoded.pixels8 = _EMPTY
-        try:
-            renditions = render_all(
-                image,
-                decoded.pixels16,
-                src,
-                Path(out_dir),
-                recipe,
-                metadata,
-                budget,
-                mark,
-            )
-        finally:
-            image.close()
+        renditions = render_all(
+            to_rgb(pixels),
+            decoded.pixels16,
+            src,
+            Path(out_dir),
+            recipe,
+            metadata,
+            budget,
+            mark,
+        )
         if recipe.watermark is not None:
             spec = recipe.watermark
             decoded.notes["watermark"] = (
@@ -151,7 +147,7 @@ def _watermark(recipe: Recipe, path: Path | None, name: str) -> Image.Image | No
 
 
 def _opencv_threads(count: int) -> None:
-    """OpenCV's own threads (noise reduction, lens, sharpening) within this process's
+    """OpenCV's own threads (resizing, noise reduction, lens, sharpening) within this process's
     budget: a pool that develops a file per core must not have each use every core."""
     import cv2  # after the decoder: see develop_processes
 
@@ -207,7 +203,6 @@ def _correct_lens(
     pixels16: NDArray[np.uint16] | None,
     metadata: Metadata,
     at: tuple[int, int] | None,
-    threads: int,
 ) -> tuple[NDArray[np.uint8], NDArray[np.uint16] | None, str]:
     """Both the 8-bit frame and, for 16-bit renditions, the 16-bit one, corrected alike;
     `at`: the size to correct at (the frame resized to it first, as rendering would)."""
@@ -215,8 +210,7 @@ def _correct_lens(
     if isinstance(profile, str):
         return pixels, pixels16, profile
     if at is not None:
-        with to_image(pixels) as frame, resize(frame, at, threads) as smaller:
-            pixels = np.asarray(smaller).copy()
+        pixels = resize(to_rgb(pixels), at)
     corrected, done = correct(pixels, profile)
     if not done:
         return pixels, pixels16, f"not corrected: lensfun has no calibration for {profile.name}"

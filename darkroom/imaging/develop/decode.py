@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 import rawpy
 from numpy.typing import NDArray
-from PIL import Image
 
 from darkroom.imaging import icc
 from darkroom.imaging.develop import crop
@@ -255,8 +254,10 @@ def check_developed(rgb: NDArray[np.uint8], name: str) -> None:
         raise DevelopError("blank_frame", name, BLANK_REASON)
 
 
-def to_image(rgb: NDArray[np.uint8]) -> Image.Image:
-    if rgb.ndim == 3 and rgb.shape[2] == 3:
-        return Image.fromarray(rgb, "RGB")
+def to_rgb(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """The developed frame as (rows, columns, RGB): itself when it is that already."""
+    if pixels.ndim == 3 and pixels.shape[2] == 3:
+        return pixels
     # Monochrome sensors: the outputs carry an RGB profile, so they must be RGB.
-    return Image.fromarray(np.ascontiguousarray(rgb.reshape(rgb.shape[:2])), "L").convert("RGB")
+    grey = pixels.reshape(pixels.shape[:2])
+    return np.repeat(grey[:, :, np.newaxis], 3, axis=2)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 from numpy.typing import NDArray
@@ -43,43 +44,76 @@ def _threads(count: int) -> ThreadPoolExecutor:
         return _pools[count]
 
 
-# Bands shorter than this cost more in coordination than they save.
-MIN_BAND_ROWS = 128
+# Lanczos' lobes: a = 3, as Pillow's LANCZOS.
+LANCZOS_LOBES = 3
+# A reduction by this factor or more first averages whole blocks of pixels (as Pillow's
+# reducing_gap), down to no less than this many times the target: the antialiasing filter
+# then works on a small image, and blocks that small average out nothing it would keep.
+REDUCING_GAP = 2.0
 
 
-def resize(source: Image.Image, size: tuple[int, int], threads: int = 1) -> Image.Image:
-    """Lanczos resize, split into horizontal bands across threads (Pillow drops the GIL).
+def resize(pixels: NDArray[Any], size: tuple[int, int]) -> NDArray[Any]:
+    """`pixels` (rows, columns, channels; 8 or 16 bits) reduced to `size` (width, height)
+    with Lanczos' antialiasing, at a quarter of the cost of Pillow's Lanczos.
 
-    Each band names its source rows with `box`, and Pillow takes the filter's support from
-    outside the box, so the bands join without a seam: the same pixels as one call.
+    The frame is low-passed with the Lanczos kernel stretched to the reduction (what
+    Pillow weighs its taps by), then sampled with bicubic interpolation, which is exact
+    enough on a signal the filter left little above the output's Nyquist in: within half
+    a level of Pillow's Lanczos on a photograph (52 dB), and no more aliasing on a zone
+    plate. OpenCV's resizes alone either alias (bilinear, bicubic, its Lanczos: fixed
+    taps) or blur (area: a box filter). OpenCV's own threads share the work.
     """
-    if source.size == size:
-        return source
+    import cv2  # on first use: see develop_processes
+
+    rows, cols = pixels.shape[:2]
     width, height = size
-    ratio = source.height / height
-    if ratio >= 2.0:
-        # A large reduction: an integer box-reduce first, Lanczos over the last factor of 2
-        # or more (Pillow's reducing_gap), is already cheap.
-        return source.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
-    bands = min(threads, height // MIN_BAND_ROWS)
-    if bands <= 1:
-        return source.resize(size, Image.Resampling.LANCZOS)
-    edges = [height * i // bands for i in range(bands + 1)]
+    if (cols, rows) == (width, height):
+        return pixels
+    factor = int(min(cols / width, rows / height) / REDUCING_GAP)
+    if factor < 2:
+        low = _low_pass(pixels, cols / width, rows / height)
+        out = cv2.resize(low, size, interpolation=cv2.INTER_CUBIC)
+    else:
+        # Whole blocks only, OpenCV's fast path; a last partial block is the edge's own
+        # pixels again (the border mode below).
+        blocks = pixels[: rows - rows % factor, : cols - cols % factor]
+        small = cv2.resize(blocks, None, fx=1 / factor, fy=1 / factor, interpolation=cv2.INTER_AREA)
+        # Block pixels per output pixel, over the frame's whole extent, partial block
+        # included: cv2.resize would stretch the whole blocks over it instead.
+        sx, sy = cols / factor / width, rows / factor / height
+        centres = np.array([[sx, 0.0, (sx - 1) / 2], [0.0, sy, (sy - 1) / 2]])
+        out = cv2.warpAffine(
+            _low_pass(small, sx, sy),
+            centres,
+            size,
+            flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+    return np.asarray(out).reshape(height, width, *pixels.shape[2:])
 
-    def band(i: int) -> Image.Image:
-        top, bottom = edges[i], edges[i + 1]
-        box = (0.0, top * ratio, float(source.width), bottom * ratio)
-        return source.resize((width, bottom - top), Image.Resampling.LANCZOS, box=box)
 
-    parts = list(_threads(threads).map(band, range(bands)))
-    out = Image.new(source.mode, size)
-    for top, part in zip(edges, parts, strict=False):
-        out.paste(part, (0, top))
-        part.close()
-    return out
+def _low_pass(pixels: NDArray[Any], sx: float, sy: float) -> NDArray[Any]:
+    """Lanczos' antialiasing filter for a reduction by `sx` across and `sy` down."""
+    import cv2  # on first use: see develop_processes
+
+    # Replicated edges: nearest Pillow's taps, which stop at the edge and are renormalised.
+    return np.asarray(
+        cv2.sepFilter2D(
+            pixels, -1, _lanczos_taps(sx), _lanczos_taps(sy), borderType=cv2.BORDER_REPLICATE
+        )
+    )
 
 
-def sharpen(image: Image.Image, rendition: Rendition) -> Image.Image:
+def _lanczos_taps(scale: float) -> NDArray[np.float32]:
+    """The Lanczos kernel stretched by `scale` (one tap, itself, when nothing is reduced)."""
+    scale = max(1.0, scale)
+    reach = math.ceil(LANCZOS_LOBES * scale)
+    x = np.arange(-reach, reach + 1, dtype=np.float64) / scale
+    taps = np.where(np.abs(x) < LANCZOS_LOBES, np.sinc(x) * np.sinc(x / LANCZOS_LOBES), 0.0)
+    return np.asarray(taps / taps.sum(), dtype=np.float32)
+
+
+def sharpen(pixels: NDArray[np.uint8], rendition: Rendition) -> NDArray[np.uint8]:
     """Output sharpening, as Lightroom's export applies it after the resize.
 
     An unsharp mask whose radius follows the output's size: "screen" sharpens for a
@@ -90,22 +124,21 @@ def sharpen(image: Image.Image, rendition: Rendition) -> Image.Image:
     import cv2  # on first use: see develop_processes
 
     if rendition.sharpen == "none":
-        return image
-    long_edge = max(image.size)
+        return pixels
+    long_edge = max(pixels.shape[:2])
     if rendition.sharpen == "screen":
         sigma = min(1.2, max(0.5, 0.35 + long_edge / 4096))
         amount = 0.9
     else:
         sigma = min(2.5, max(0.8, long_edge / 3000))
         amount = 1.2
-    pixels = np.asarray(image)
     blurred = cv2.GaussianBlur(pixels, (0, 0), sigma)
     # Saturating arithmetic: overshoots clip at 0 and 255 instead of wrapping.
-    return Image.fromarray(cv2.addWeighted(pixels, 1 + amount, blurred, -amount, 0), image.mode)
+    return np.asarray(cv2.addWeighted(pixels, 1 + amount, blurred, -amount, 0), dtype=np.uint8)
 
 
 def render_all(
-    image: Image.Image,
+    pixels: NDArray[np.uint8],
     pixels16: NDArray[np.uint16] | None,
     src: Path,
     out_dir: Path,
@@ -114,39 +147,42 @@ def render_all(
     threads: int,
     mark: Image.Image | None = None,
 ) -> tuple[RenderedFile, ...]:
-    """`mark`: the recipe's watermark, already read, for the renditions it names."""
+    """Every rendition of `recipe` from the developed frame `pixels` (rows, columns, RGB)
+    and, for 16-bit renditions, `pixels16`; `threads`: how many may encode at once.
+    `mark`: the recipe's watermark, already read, for the renditions it names."""
     name = src.name
+    rows, cols = pixels.shape[:2]
     profile = icc.profile(recipe.colour_space)
     exif = exif_bytes(metadata)
     # Largest first, so each smaller rendition is resized from the previous, smaller image.
     order = sorted(
         recipe.renditions,
-        key=lambda r: max(target_size(image.width, image.height, r)),
+        key=lambda r: max(target_size(cols, rows, r)),
         reverse=True,
     )
     written: dict[str, RenderedFile] = {}
     # Encoding one rendition overlaps resizing the next (both drop the GIL).
     saves: list[tuple[Rendition, Path, int, int, Future[int]]] = []
     pool = _threads(threads) if threads > 1 else None
-    source = image
+    source = pixels
     try:
         for rendition in order:
             dest = out_dir / rendition.name / f"{src.stem}.{rendition.extension}"
-            size = target_size(image.width, image.height, rendition)
+            size = target_size(cols, rows, rendition)
+            width, height = size
             try:
                 if rendition.bits == 16 and pixels16 is not None:
-                    array = _resize16(pixels16, size, threads)
-                    writer = _tiff_writer(array, profile, metadata)
-                    width, height = size
+                    writer = _tiff_writer(resize(pixels16, size), profile, metadata)
                 else:
-                    resized = resize(source, size, threads)
+                    resized = resize(source, size)
                     # The next, smaller rendition is resized from this one as it is,
                     # unsharpened and unmarked.
                     finished = sharpen(resized, rendition)
                     if mark is not None and recipe.watermark and recipe.watermarked(rendition.name):
-                        finished = watermark.apply(finished, mark, recipe.watermark)
+                        with Image.fromarray(finished) as frame:
+                            marked = watermark.apply(frame, mark, recipe.watermark)
+                        finished = np.asarray(marked)
                     writer = _pillow_writer(finished, rendition, profile, exif)
-                    width, height = resized.size
                     source = resized
             except Exception as exc:
                 raise _write_failed(name, rendition, exc) from exc
@@ -195,35 +231,29 @@ def _write_failed(name: str, rendition: Rendition, exc: BaseException) -> Develo
 
 
 def _pillow_writer(
-    image: Image.Image, rendition: Rendition, icc_profile: bytes, exif: bytes
+    pixels: NDArray[np.uint8], rendition: Rendition, icc_profile: bytes, exif: bytes
 ) -> Writer:
     def write(fh: BinaryIO) -> None:
-        if rendition.format == "webp":
-            image.save(fh, "WEBP", quality=rendition.quality, icc_profile=icc_profile, exif=exif)
-        else:
-            # Baseline, not progressive: libjpeg-turbo's progressive mode costs several
-            # times the encode for a few percent of size.
-            image.save(
-                fh,
-                "JPEG",
-                quality=rendition.quality,
-                optimize=False,
-                progressive=False,
-                icc_profile=icc_profile,
-                exif=exif,
-            )
+        # Pillow's copy of the pixels made here, on the encoding thread, and dropped with it.
+        with Image.fromarray(pixels, "RGB") as image:
+            if rendition.format == "webp":
+                image.save(
+                    fh, "WEBP", quality=rendition.quality, icc_profile=icc_profile, exif=exif
+                )
+            else:
+                # Baseline, not progressive: libjpeg-turbo's progressive mode costs several
+                # times the encode for a few percent of size.
+                image.save(
+                    fh,
+                    "JPEG",
+                    quality=rendition.quality,
+                    optimize=False,
+                    progressive=False,
+                    icc_profile=icc_profile,
+                    exif=exif,
+                )
 
     return write
-
-
-def _resize16(pixels: NDArray[np.uint16], size: tuple[int, int], threads: int) -> NDArray:
-    if (pixels.shape[1], pixels.shape[0]) == size:
-        return pixels
-    channels = []
-    for c in range(pixels.shape[2]):
-        plane = Image.fromarray(np.ascontiguousarray(pixels[..., c]))
-        channels.append(np.asarray(resize(plane, size, threads)))
-    return np.stack(channels, axis=2)
 
 
 # TIFF tags of the 16-bit renditions.
