@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint format workflow browser clean
+.PHONY: demo test lint format workflow browser lock clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "darkroom needs Python 3.11+"' \
@@ -11,38 +11,42 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# One stamp per extra set, rebuilt when pyproject.toml changes.
-$(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[local]"
+# Everything from the one lock (requirements.lock: every extra, exact versions, each
+# file's hash checked), then the project itself; rebuilt when either file changes.
+$(VENV)/.installed: pyproject.toml requirements.lock | $(BIN)/python
+	$(BIN)/pip install --quiet --require-hashes --no-deps --requirement requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	@touch $@
 
-$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[dev]"
-	@touch $@ $(VENV)/.demo-installed
-
-demo: $(VENV)/.demo-installed
+demo: $(VENV)/.installed
 	$(BIN)/darkroom demo
 
 # Two runs, each spread over every core: the integration tests' local clouds (one per
 # process) share moto's in-process state with the unit tests' mocks, so they never share
 # a process. Both always run; either failing fails the target.
-test: $(VENV)/.dev-installed browser
+test: $(VENV)/.installed browser
 	@rc=0; \
 	$(BIN)/python -m pytest -q -n auto tests/unit tests/infra || rc=1; \
 	$(BIN)/python -m pytest -q -n auto --dist loadfile tests/integration || rc=1; \
 	exit $$rc
 
-lint: $(VENV)/.dev-installed
+lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy darkroom tasks worker workflows cdk benchmarks
 
-format: $(VENV)/.dev-installed
+format: $(VENV)/.installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Write the lock again from pyproject.toml: after changing a requirement there (a test
+# fails while the lock does not satisfy it), or to take newer releases.
+lock: $(VENV)/.installed
+	$(BIN)/uv pip compile pyproject.toml --all-extras --universal --generate-hashes \
+		--python-version 3.11 --custom-compile-command "make lock" --output-file requirements.lock
+
 # Regenerate the committed ASL from workflows/raw_pipeline.py.
-workflow: $(VENV)/.dev-installed
+workflow: $(VENV)/.installed
 	$(BIN)/python -m workflows.raw_pipeline
 
 # Headless Chromium for the gallery test, installed where this machine lets us (root or

@@ -5,16 +5,19 @@ without its dev-only subpackages, tasks/, and workflows' package marker + ASL) a
 runtime dependencies, installed by pip for Lambda's platform: CPython 3.12 on arm64
 (Amazon Linux 2023, glibc 2.34), wheels only, so nothing compiles on the build machine.
 
-The dependencies are installed once per requirement set into a cache directory keyed by
-a hash of the requirements and the target platform; later synths copy from the cache and
-never run pip. Delete the cache (`cdk/.cache/`, or $DARKROOM_CDK_CACHE) to re-resolve.
+The dependencies are the lock's (`requirements.lock`, see cdk/lock.py): exact versions,
+installed with --require-hashes --no-deps, so synth never resolves anything. They are
+installed once per set of pins into a cache directory keyed by a hash of the pins and the
+target platform; later synths copy from the cache and never run pip. Delete the cache
+(`cdk/.cache/`, or $DARKROOM_CDK_CACHE) to install again.
 
 boto3 (and botocore) are left out: the python3.12 runtime ships a boto3 that satisfies
 the project's `boto3>=1.34`, and bundling our own would add ~80 MB unzipped to every
 function for no behaviour we rely on.
 
-Worker: the project's source tree (what `pip install '<project>[worker]'` needs) as a
-CDK asset; the instance resolves its own wheels for its own architecture.
+Worker: the project's source tree as a CDK asset, with `worker-requirements.txt`, the
+lock's part for the worker (markers kept: pip on the instance settles them for its own
+Python and architecture), which the instance installs with --require-hashes --no-deps.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ import jsii
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
+
+from cdk import lock
+from cdk.worker_boot import WORKER_REQUIREMENTS
 
 PROJECT_ROOT: Final = Path(__file__).resolve().parents[1]
 DEFAULT_CACHE_DIR: Final = Path(__file__).resolve().parent / ".cache"
@@ -104,6 +110,25 @@ def lambda_requirements(pyproject: Path = PROJECT_ROOT / "pyproject.toml") -> tu
     return tuple(sorted(found, key=str.lower))
 
 
+def lambda_pins(root: Path = PROJECT_ROOT) -> tuple[str, ...]:
+    """The Lambda bundle's requirements from the lock: one pinned, hashed entry each."""
+    pins = lock.select(
+        lock.read_lock(root / lock.LOCK_FILE.name),
+        lambda_requirements(root / "pyproject.toml"),
+        environment=lock.LAMBDA_ENVIRONMENT,
+        provided=RUNTIME_PROVIDED,
+    )
+    return tuple(p.line(with_marker=False) for p in pins)
+
+
+def worker_requirements(root: Path = PROJECT_ROOT) -> str:
+    """The worker's requirements file: the base and the `worker` extra, from the lock."""
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    roots = [*project.get("dependencies", []), *project["optional-dependencies"]["worker"]]
+    pins = lock.select(lock.read_lock(root / lock.LOCK_FILE.name), roots, environment=None)
+    return lock.requirements_text(pins, with_markers=True)
+
+
 @dataclass(frozen=True)
 class Target:
     """Where the wheels will run."""
@@ -169,6 +194,8 @@ class DependencyCache:
         if not requirements:
             into.mkdir(parents=True)
             return
+        listing = into.with_name(f"{into.name}.requirements.txt")
+        listing.write_text("\n".join(requirements) + "\n", encoding="utf-8")
         command = [
             sys.executable,
             "-m",
@@ -180,12 +207,17 @@ class DependencyCache:
             "--no-compile",
             "--only-binary=:all:",
             *target.pip_args(),
+            # Exactly the lock's entries: nothing resolved, every file's hash checked.
+            "--require-hashes",
+            "--no-deps",
             "--target",
             str(into),
-            *requirements,
+            "--requirement",
+            str(listing),
         ]
         print(f"darkroom: installing Lambda dependencies into {into}", file=sys.stderr)
         result = subprocess.run(command, capture_output=True, text=True, check=False)
+        listing.unlink(missing_ok=True)
         if result.returncode != 0:
             shutil.rmtree(into, ignore_errors=True)
             raise RuntimeError(
@@ -315,16 +347,25 @@ class LambdaBundling:
 
 @jsii.implements(cdk.ILocalBundling)
 class CopyBundling:
-    """An allow-list of project files, nothing else (the worker's source asset)."""
+    """An allow-list of project files and `generated` ones (name: text), nothing else
+    (the worker's source asset)."""
 
-    def __init__(self, files: Sequence[Path], root: Path = PROJECT_ROOT) -> None:
+    def __init__(
+        self,
+        files: Sequence[Path],
+        root: Path = PROJECT_ROOT,
+        generated: dict[str, str] | None = None,
+    ) -> None:
         self.files = list(files)
         self.root = root
+        self.generated = dict(generated or {})
 
     def try_bundle(self, output_dir: str, *, image: Any, **_options: Any) -> bool:
         # jsii hands BundlingOptions over as keywords only if the signature names one.
         del image
         _copy_files(self.files, self.root, Path(output_dir))
+        for name, text in self.generated.items():
+            (Path(output_dir) / name).write_text(text, encoding="utf-8")
         return True
 
 
@@ -336,7 +377,7 @@ def _no_docker() -> cdk.DockerImage:
 def lambda_code(cache: DependencyCache | None = None, root: Path = PROJECT_ROOT) -> lambda_.Code:
     """The one code asset every darkroom function uses."""
     target = Target()
-    requirements = lambda_requirements(root / "pyproject.toml")
+    requirements = lambda_pins(root)
     files = project_files(LAMBDA_SOURCES, excluded_dirs=LAMBDA_EXCLUDED_DIRS, root=root)
     bundler = LambdaBundling(files, requirements, cache=cache or DependencyCache(), target=target)
     return lambda_.Code.from_asset(
@@ -349,11 +390,14 @@ def lambda_code(cache: DependencyCache | None = None, root: Path = PROJECT_ROOT)
 
 def worker_source_asset(scope: Construct, id: str, root: Path = PROJECT_ROOT) -> s3_assets.Asset:
     files = project_files(WORKER_SOURCES, root=root)
+    generated = {WORKER_REQUIREMENTS: worker_requirements(root)}
     return s3_assets.Asset(
         scope,
         id,
         path=str(root / "worker"),
-        asset_hash=files_hash(files, root),
+        asset_hash=files_hash(files, root, *generated.values()),
         asset_hash_type=cdk.AssetHashType.CUSTOM,
-        bundling=cdk.BundlingOptions(image=_no_docker(), local=CopyBundling(files, root)),
+        bundling=cdk.BundlingOptions(
+            image=_no_docker(), local=CopyBundling(files, root, generated)
+        ),
     )

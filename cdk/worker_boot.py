@@ -22,6 +22,8 @@ WORKER_USER: Final = "darkroom-worker"
 # Of the instance's memory, what the worker and its decoders may use together.
 MEMORY_MAX: Final = "85%"
 INSTALL_DIR: Final = "/opt/darkroom"
+# Written into the worker's source asset by cdk/bundling.py: the lock's part for it.
+WORKER_REQUIREMENTS: Final = "worker-requirements.txt"
 
 
 SCRATCH_SCRIPT: Final = r"""#!/bin/bash
@@ -74,7 +76,11 @@ aws s3 cp --only-show-errors --region "$AWS_REGION" \
 python3 -m zipfile -e @INSTALL@/source.zip @INSTALL@/src
 rm -f @INSTALL@/source.zip
 python3.12 -m venv @INSTALL@/venv
-@INSTALL@/venv/bin/pip install --quiet --disable-pip-version-check '@INSTALL@/src[worker]'
+# The lock's versions, each file's hash checked, nothing resolved (see cdk/lock.py);
+# then the project itself, whose dependencies are all there already.
+@INSTALL@/venv/bin/pip install --quiet --disable-pip-version-check \
+  --require-hashes --no-deps --requirement @INSTALL@/src/@REQUIREMENTS@
+@INSTALL@/venv/bin/pip install --quiet --disable-pip-version-check --no-deps '@INSTALL@/src'
 /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl \
   -a fetch-config -m ec2 -s -c file:@INSTALL@/cloudwatch-agent.json
 echo "$DARKROOM_SOURCE_KEY" > "$stamp"
@@ -190,6 +196,7 @@ def placeholders() -> dict[str, str]:
         "SETUP_UNIT": SETUP_UNIT_NAME,
         "WORKER_UNIT": UNIT_NAME,
         "MEMORY_MAX": MEMORY_MAX,
+        "REQUIREMENTS": WORKER_REQUIREMENTS,
     }
 
 

@@ -31,6 +31,38 @@ def test_requirements_are_the_base_plus_the_lambda_extra_without_boto3() -> None
     assert "darkroom" not in distributions
 
 
+def test_the_lambda_bundle_takes_the_locks_pins_for_python_312_on_arm64() -> None:
+    pins = bundling.lambda_pins(REPO)
+    names_ = {bundling._dist_name(p) for p in pins}
+    assert {"pydantic", "pydantic-core", "aws-lambda-powertools", "rawpy", "numpy"} <= names_
+    # Neither what the runtime provides nor what only the laptop, CDK or the worker use.
+    assert not names_ & {"boto3", "botocore", "s3transfer", "moto", "typer", "aws-cdk-lib"}
+    assert not names_ & {"opencv-python-headless", "lensfunpy", "sagemaker"}
+    assert all(";" not in p.split(" \\")[0] and "--hash=sha256:" in p for p in pins)
+    numpy = next(p for p in pins if p.startswith("numpy=="))
+    lock_numpy = {
+        pin.version
+        for pin in bundling.lock.read_lock()
+        if pin.name == "numpy" and pin.applies(bundling.lock.LAMBDA_ENVIRONMENT)
+    }
+    assert numpy.split(" ")[0] == f"numpy=={lock_numpy.pop()}"
+
+
+def test_the_worker_asset_carries_its_part_of_the_lock(synth: Synth) -> None:
+    assets = [
+        p for p in synth.outdir.glob("asset.*") if (p / bundling.WORKER_REQUIREMENTS).is_file()
+    ]
+    assert len(assets) == 1, "one worker source asset with its requirements"
+    text = (assets[0] / bundling.WORKER_REQUIREMENTS).read_text(encoding="utf-8")
+    entries = [line.split(" \\")[0] for line in text.splitlines() if not line.startswith(" ")]
+    listed = {bundling._dist_name(e.split("==")[0]) for e in entries}
+    assert {"boto3", "rawpy", "opencv-python-headless", "lensfunpy", "pyexiv2"} <= listed
+    assert not listed & {"moto", "typer", "aws-cdk-lib", "sagemaker", "pytest"}
+    # Markers kept: pip on the instance settles them for its own Python.
+    assert any("python_full_version" in e for e in entries if e.startswith("numpy=="))
+    assert text.count("--hash=sha256:") >= len(entries)
+
+
 def test_every_function_shares_one_bundle(synth: Synth) -> None:
     keys = {
         r["Properties"]["Code"]["S3Key"]
@@ -108,6 +140,8 @@ def test_a_cold_cache_runs_pip_once_for_the_lambda_platform(
     platforms = {command[i + 1] for i, part in enumerate(command) if part == "--platform"}
     assert "manylinux2014_aarch64" in platforms and "manylinux_2_34_aarch64" in platforms
     assert not any("x86_64" in p for p in platforms)
+    # Exactly the listed pins, every file's hash checked: nothing is resolved at synth.
+    assert {"--require-hashes", "--no-deps", "--requirement"} <= set(command)
     # A different requirement set is a different cache entry.
     cache.ensure(["pydantic>=2", "pillow"], target)
     assert len(seen) == 2

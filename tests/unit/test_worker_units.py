@@ -99,3 +99,17 @@ def test_units_parse_as_ini() -> None:
         parser = configparser.ConfigParser(strict=False, interpolation=None)
         parser.read_string(boot.fill(text, **PATHS))
         assert {"Unit", "Service", "Install"} <= set(parser.sections())
+
+
+def test_the_worker_installs_the_locks_pins_and_resolves_nothing() -> None:
+    script = boot.fill(boot.INSTALL_SCRIPT, **PATHS)
+    assert not re.search("@[A-Z_]+@", script)
+    pip = [
+        line for line in script.replace("\\\n", " ").splitlines() if "/venv/bin/pip install" in line
+    ]
+    assert len(pip) == 2
+    pins, project = pip
+    assert "--require-hashes" in pins and "--no-deps" in pins
+    assert f"--requirement {boot.INSTALL_DIR}/src/{boot.WORKER_REQUIREMENTS}" in pins
+    # The project itself comes after, adding nothing: its dependencies are all there.
+    assert "--no-deps" in project and "[worker]" not in project
