@@ -15,9 +15,9 @@ boto3 (and botocore) are left out: the python3.12 runtime ships a boto3 that sat
 the project's `boto3>=1.34`, and bundling our own would add ~80 MB unzipped to every
 function for no behaviour we rely on.
 
-Worker: the project's source tree as a CDK asset, with `worker-requirements.txt`, the
-lock's part for the worker (markers kept: pip on the instance settles them for its own
-Python and architecture), which the instance installs with --require-hashes --no-deps.
+Worker: the project's source tree as a CDK asset, with `worker-requirements.txt` (the
+lock's part for the instance's Python and architecture), the wheels it names and the
+project's own wheel: the instance installs from them with no index, hashes checked.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -41,19 +42,29 @@ from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
 from cdk import lock
-from cdk.worker_boot import WORKER_REQUIREMENTS
+from cdk.worker_boot import WORKER_PROJECT_WHEELS, WORKER_REQUIREMENTS, WORKER_WHEELS
 
 PROJECT_ROOT: Final = Path(__file__).resolve().parents[1]
 DEFAULT_CACHE_DIR: Final = Path(__file__).resolve().parent / ".cache"
 CACHE_ENV: Final = "DARKROOM_CDK_CACHE"
 
 LAMBDA_PYTHON_VERSION: Final = "3.12"
-# Every manylinux tag the python3.12 runtime (Amazon Linux 2023, glibc 2.34) can load:
-# pip does not expand manylinux_2_X tags downwards by itself.
-LAMBDA_PLATFORMS: Final[tuple[str, ...]] = (
-    *(f"manylinux_2_{minor}_aarch64" for minor in range(17, 35)),
-    "manylinux2014_aarch64",
-)
+# The worker's Python: Amazon Linux 2023's python3.12 package.
+WORKER_PYTHON_VERSION: Final = "3.12"
+# Amazon Linux 2023's, under both the Lambda runtime and the worker's AMI.
+AL2023_GLIBC_MINOR: Final = 34
+
+
+def manylinux_platforms(machine: str, glibc_minor: int = AL2023_GLIBC_MINOR) -> tuple[str, ...]:
+    """Every manylinux tag a glibc 2.`glibc_minor` system on `machine` can load: pip does
+    not expand manylinux_2_X tags downwards by itself."""
+    return (
+        *(f"manylinux_2_{minor}_{machine}" for minor in range(17, glibc_minor + 1)),
+        f"manylinux2014_{machine}",
+    )
+
+
+LAMBDA_PLATFORMS: Final[tuple[str, ...]] = manylinux_platforms("aarch64")
 # Provided by the Lambda runtime (see the module docstring).
 RUNTIME_PROVIDED: Final = frozenset({"boto3", "botocore", "s3transfer", "jmespath"})
 # The big ones, removed again when a dependency pulls them in (aws-xray-sdk needs
@@ -115,33 +126,53 @@ def lambda_pins(root: Path = PROJECT_ROOT) -> tuple[str, ...]:
     pins = lock.select(
         lock.read_lock(root / lock.LOCK_FILE.name),
         lambda_requirements(root / "pyproject.toml"),
-        environment=lock.LAMBDA_ENVIRONMENT,
+        environment=Target().environment(),
         provided=RUNTIME_PROVIDED,
     )
     return tuple(p.line(with_marker=False) for p in pins)
 
 
-def worker_requirements(root: Path = PROJECT_ROOT) -> str:
-    """The worker's requirements file: the base and the `worker` extra, from the lock."""
+def worker_pins(target: Target, root: Path = PROJECT_ROOT) -> tuple[str, ...]:
+    """The worker's requirements from the lock (the base and the `worker` extra) for
+    `target`'s Python and architecture: one pinned, hashed entry each."""
     project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     roots = [*project.get("dependencies", []), *project["optional-dependencies"]["worker"]]
-    pins = lock.select(lock.read_lock(root / lock.LOCK_FILE.name), roots, environment=None)
-    return lock.requirements_text(pins, with_markers=True)
+    pins = lock.select(
+        lock.read_lock(root / lock.LOCK_FILE.name), roots, environment=target.environment()
+    )
+    return tuple(p.line(with_marker=False) for p in pins)
 
 
 @dataclass(frozen=True)
 class Target:
-    """Where the wheels will run."""
+    """Where the wheels will run (by default: Lambda's)."""
 
     python_version: str = LAMBDA_PYTHON_VERSION
     implementation: str = "cp"
     platforms: tuple[str, ...] = LAMBDA_PLATFORMS
+    machine: str = "aarch64"
+
+    def environment(self) -> dict[str, str]:
+        return lock.environment(self.python_version, self.machine)
 
     def pip_args(self) -> list[str]:
         args = ["--implementation", self.implementation, "--python-version", self.python_version]
         for platform in self.platforms:
             args += ["--platform", platform]
         return args
+
+
+def worker_target(
+    machine: str,
+    python_version: str = WORKER_PYTHON_VERSION,
+    glibc_minor: int = AL2023_GLIBC_MINOR,
+) -> Target:
+    """A pool instance's: CPython 3.12 on Amazon Linux 2023 on `machine`."""
+    return Target(
+        python_version=python_version,
+        platforms=manylinux_platforms(machine, glibc_minor),
+        machine=machine,
+    )
 
 
 def requirements_key(requirements: Sequence[str], target: Target) -> str:
@@ -159,35 +190,101 @@ def requirements_key(requirements: Sequence[str], target: Target) -> str:
 
 
 # -- the dependency cache -----------------------------------------------------------
+def _once(
+    final: Path,
+    requirements: Sequence[str],
+    target: Target,
+    make: Callable[[Sequence[str], Target, Path], None],
+) -> Path:
+    """`final`, made by `make` unless a complete one is there already."""
+    if (final / ".complete").is_file():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    # Made beside, then renamed: an interrupted pip never leaves a tree that looks
+    # complete, and two synths racing cannot mix their files.
+    building = final.with_name(f"{final.name}.building-{os.getpid()}")
+    shutil.rmtree(building, ignore_errors=True)
+    make(requirements, target, building)
+    (building / ".complete").write_text("\n".join(requirements) + "\n", encoding="utf-8")
+    try:
+        building.rename(final)
+    except OSError:
+        # Another process finished first; its tree is as good as ours.
+        shutil.rmtree(building, ignore_errors=True)
+        if not (final / ".complete").is_file():
+            raise
+    return final
+
+
+def _pip(arguments: Sequence[str], into: Path, what: str) -> None:
+    command = [sys.executable, "-m", "pip", *arguments[:1], "--quiet"]
+    command += ["--disable-pip-version-check", *arguments[1:]]
+    print(f"darkroom: pip {arguments[0]} into {into}", file=sys.stderr)
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        shutil.rmtree(into, ignore_errors=True)
+        raise RuntimeError(f"pip could not {what}:\n{' '.join(command)}\n{result.stderr}")
+
+
 class DependencyCache:
-    """site-packages trees for a target, one per requirement set, installed once."""
+    """What synth makes once and keeps: site-packages trees for Lambda and wheelhouses
+    for the worker, one per set of pins and target, and the project's own wheel, one per
+    version of its files."""
 
     def __init__(self, root: Path | None = None) -> None:
-        self.root = (root or Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE_DIR)) / "lambda-deps"
+        base = root or Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE_DIR)
+        self.root = base / "lambda-deps"
+        self.wheel_root = base / "worker-wheels"
+        self.project_root = base / "project-wheels"
         self.pip_runs = 0  # for tests: a warm cache never runs pip
 
     def path_for(self, requirements: Sequence[str], target: Target) -> Path:
         return self.root / requirements_key(requirements, target)
 
     def ensure(self, requirements: Sequence[str], target: Target) -> Path:
-        final = self.path_for(requirements, target)
-        if (final / ".complete").is_file():
-            return final
-        self.root.mkdir(parents=True, exist_ok=True)
-        # Install beside, then rename: an interrupted pip never leaves a tree that
-        # looks complete, and two synths racing cannot mix their files.
-        building = final.with_name(f"{final.name}.building-{os.getpid()}")
-        shutil.rmtree(building, ignore_errors=True)
-        self.pip_install(requirements, target, building)
-        (building / ".complete").write_text("\n".join(requirements) + "\n", encoding="utf-8")
+        """A site-packages tree of `requirements` for `target`."""
+        return _once(self.path_for(requirements, target), requirements, target, self.pip_install)
+
+    def wheels(self, requirements: Sequence[str], target: Target) -> Path:
+        """A directory of `requirements`' wheels for `target`, hashes checked."""
+        final = self.wheel_root / requirements_key(requirements, target)
+        return _once(final, requirements, target, self.pip_download)
+
+    def project_wheel(self, files: Sequence[Path], root: Path) -> Path:
+        """A directory holding the wheel of the project as `files` are now."""
+        final = self.project_root / files_hash(files, root)[:24]
+
+        def build(_requirements: Sequence[str], _target: Target, into: Path) -> None:
+            self.pip_runs += 1
+            with tempfile.TemporaryDirectory() as staging:
+                _copy_files(files, root, Path(staging))
+                _pip(["wheel", "--no-deps", "--wheel-dir", str(into), staging], into, "build")
+
+        return _once(final, (), Target(), build)
+
+    def pip_download(self, requirements: Sequence[str], target: Target, into: Path) -> None:
+        self.pip_runs += 1
+        listing = into.with_name(f"{into.name}.requirements.txt")
+        listing.write_text("\n".join(requirements) + "\n", encoding="utf-8")
         try:
-            building.rename(final)
-        except OSError:
-            # Another process finished first; its tree is as good as ours.
-            shutil.rmtree(building, ignore_errors=True)
-            if not (final / ".complete").is_file():
-                raise
-        return final
+            _pip(
+                [
+                    "download",
+                    "--only-binary=:all:",
+                    *target.pip_args(),
+                    "--require-hashes",
+                    "--no-deps",
+                    "--dest",
+                    str(into),
+                    "--requirement",
+                    str(listing),
+                ],
+                into,
+                f"download the worker's wheels for CPython {target.python_version} "
+                f"on {target.machine}",
+            )
+        finally:
+            listing.unlink(missing_ok=True)
 
     def pip_install(self, requirements: Sequence[str], target: Target, into: Path) -> None:
         self.pip_runs += 1
@@ -196,35 +293,29 @@ class DependencyCache:
             return
         listing = into.with_name(f"{into.name}.requirements.txt")
         listing.write_text("\n".join(requirements) + "\n", encoding="utf-8")
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            # pip would byte-compile with the build machine's Python, not 3.12.
-            "--no-compile",
-            "--only-binary=:all:",
-            *target.pip_args(),
-            # Exactly the lock's entries: nothing resolved, every file's hash checked.
-            "--require-hashes",
-            "--no-deps",
-            "--target",
-            str(into),
-            "--requirement",
-            str(listing),
-        ]
-        print(f"darkroom: installing Lambda dependencies into {into}", file=sys.stderr)
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-        listing.unlink(missing_ok=True)
-        if result.returncode != 0:
-            shutil.rmtree(into, ignore_errors=True)
-            raise RuntimeError(
-                "pip could not install the Lambda dependencies as manylinux wheels for "
-                f"CPython {target.python_version} on arm64 (a package without such a wheel "
-                f"cannot be bundled without Docker):\n{' '.join(command)}\n{result.stderr}"
+        try:
+            _pip(
+                [
+                    "install",
+                    # pip would byte-compile with the build machine's Python, not 3.12.
+                    "--no-compile",
+                    "--only-binary=:all:",
+                    *target.pip_args(),
+                    # Exactly the lock's entries: nothing resolved, every hash checked.
+                    "--require-hashes",
+                    "--no-deps",
+                    "--target",
+                    str(into),
+                    "--requirement",
+                    str(listing),
+                ],
+                into,
+                "install the Lambda dependencies as manylinux wheels for CPython "
+                f"{target.python_version} on {target.machine} (a package without such a "
+                "wheel cannot be bundled without Docker)",
             )
+        finally:
+            listing.unlink(missing_ok=True)
         remove_distributions(into, PRUNED)
 
 
@@ -346,26 +437,34 @@ class LambdaBundling:
 
 
 @jsii.implements(cdk.ILocalBundling)
-class CopyBundling:
-    """An allow-list of project files and `generated` ones (name: text), nothing else
-    (the worker's source asset)."""
+class WorkerBundling:
+    """The worker's source asset: an allow-list of project files, the lock's pins for
+    the instance (`worker-requirements.txt`), their wheels and the project's own wheel,
+    so the instance installs with no index at all."""
 
     def __init__(
         self,
         files: Sequence[Path],
+        *,
+        cache: DependencyCache,
+        target: Target,
         root: Path = PROJECT_ROOT,
-        generated: dict[str, str] | None = None,
     ) -> None:
         self.files = list(files)
+        self.cache = cache
+        self.target = target
         self.root = root
-        self.generated = dict(generated or {})
+        self.pins = worker_pins(target, root)
 
     def try_bundle(self, output_dir: str, *, image: Any, **_options: Any) -> bool:
         # jsii hands BundlingOptions over as keywords only if the signature names one.
         del image
-        _copy_files(self.files, self.root, Path(output_dir))
-        for name, text in self.generated.items():
-            (Path(output_dir) / name).write_text(text, encoding="utf-8")
+        out = Path(output_dir)
+        _copy_files(self.files, self.root, out)
+        (out / WORKER_REQUIREMENTS).write_text("\n".join(self.pins) + "\n", encoding="utf-8")
+        _copy_tree(self.cache.wheels(self.pins, self.target), out / WORKER_WHEELS)
+        project = self.cache.project_wheel(self.files, self.root)
+        _copy_tree(project, out / WORKER_WHEELS / WORKER_PROJECT_WHEELS)
         return True
 
 
@@ -388,16 +487,22 @@ def lambda_code(cache: DependencyCache | None = None, root: Path = PROJECT_ROOT)
     )
 
 
-def worker_source_asset(scope: Construct, id: str, root: Path = PROJECT_ROOT) -> s3_assets.Asset:
+def worker_source_asset(
+    scope: Construct,
+    id: str,
+    machine: str,
+    cache: DependencyCache | None = None,
+    root: Path = PROJECT_ROOT,
+) -> s3_assets.Asset:
+    """The worker's code and every wheel it needs, for instances on `machine`."""
     files = project_files(WORKER_SOURCES, root=root)
-    generated = {WORKER_REQUIREMENTS: worker_requirements(root)}
+    target = worker_target(machine)
+    bundler = WorkerBundling(files, cache=cache or DependencyCache(), target=target, root=root)
     return s3_assets.Asset(
         scope,
         id,
         path=str(root / "worker"),
-        asset_hash=files_hash(files, root, *generated.values()),
+        asset_hash=files_hash(files, root, requirements_key(bundler.pins, target)),
         asset_hash_type=cdk.AssetHashType.CUSTOM,
-        bundling=cdk.BundlingOptions(
-            image=_no_docker(), local=CopyBundling(files, root, generated)
-        ),
+        bundling=cdk.BundlingOptions(image=_no_docker(), local=bundler),
     )

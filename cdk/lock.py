@@ -23,18 +23,24 @@ PROJECT_ROOT: Final = Path(__file__).resolve().parents[1]
 LOCK_FILE: Final = PROJECT_ROOT / "requirements.lock"
 PROJECT: Final = "darkroom"
 
-# pip evaluates a requirement's markers against the interpreter running it, not the
-# --platform it installs for: a target's markers are settled here instead.
-LAMBDA_ENVIRONMENT: Final[Mapping[str, str]] = {
-    "python_version": "3.12",
-    "python_full_version": "3.12.0",
-    "sys_platform": "linux",
-    "platform_system": "Linux",
-    "platform_machine": "aarch64",
-    "os_name": "posix",
-    "implementation_name": "cpython",
-    "platform_python_implementation": "CPython",
-}
+
+def environment(python: str, machine: str) -> dict[str, str]:
+    """The marker environment of CPython `python` (e.g. "3.12") on Linux on `machine`
+    (aarch64, x86_64): pip evaluates a requirement's markers against the interpreter
+    running it, not the --platform it installs for, so a target's are settled here."""
+    return {
+        "python_version": python,
+        "python_full_version": f"{python}.0",
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "platform_machine": machine,
+        "os_name": "posix",
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+    }
+
+
+LAMBDA_ENVIRONMENT: Final[Mapping[str, str]] = environment("3.12", "aarch64")
 
 
 def dist_name(name: str) -> str:

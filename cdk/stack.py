@@ -62,7 +62,12 @@ class DarkroomStack(cdk.Stack):
 
         self.storage = Storage(self, "Storage", config=config)
         self.worker_pool = WorkerPool(
-            self, "WorkerPool", config=config, storage=self.storage, log_retention=retention
+            self,
+            "WorkerPool",
+            config=config,
+            storage=self.storage,
+            log_retention=retention,
+            cache=cache,
         )
         # What every function's settings may take from this deploy (darkroom.settings).
         values = settings_values(config, self.storage, self.worker_pool.instance_ids)

@@ -22,8 +22,11 @@ WORKER_USER: Final = "darkroom-worker"
 # Of the instance's memory, what the worker and its decoders may use together.
 MEMORY_MAX: Final = "85%"
 INSTALL_DIR: Final = "/opt/darkroom"
-# Written into the worker's source asset by cdk/bundling.py: the lock's part for it.
+# In the worker's source asset (cdk/bundling.py): the lock's part for the instance, the
+# wheels it names, and under those the project's own wheel.
 WORKER_REQUIREMENTS: Final = "worker-requirements.txt"
+WORKER_WHEELS: Final = "wheels"
+WORKER_PROJECT_WHEELS: Final = "project"
 
 
 SCRATCH_SCRIPT: Final = r"""#!/bin/bash
@@ -61,30 +64,36 @@ mkdir -p @SCRATCH@
 chown -R @USER@:@USER@ @SCRATCH@
 """
 
+# The install step proper: the lock's pins from the asset's own wheels, each file's hash
+# checked, then the project's wheel; no index, so no boot depends on PyPI.
+PIP_INSTALL: Final = r"""@INSTALL@/venv/bin/pip install --quiet --disable-pip-version-check \
+  --no-index --find-links @INSTALL@/src/@WHEELS@ --require-hashes --no-deps \
+  --requirement @INSTALL@/src/@REQUIREMENTS@
+@INSTALL@/venv/bin/pip install --quiet --disable-pip-version-check --no-index --no-deps \
+  @INSTALL@/src/@WHEELS@/@PROJECT_WHEELS@/*.whl"""
+
 INSTALL_SCRIPT: Final = r"""#!/bin/bash
-# Installs the worker from the CDK asset named in source.env, once per asset.
+# Installs the worker bundle the SSM parameter named in source.env points at, whenever
+# that changed since the last install: a deploy updates each instance at its next start.
 set -euo pipefail
 . @INSTALL@/source.env
+bundle=$(aws ssm get-parameter --region "$AWS_REGION" --name "$DARKROOM_BUNDLE_PARAMETER" \
+  --query Parameter.Value --output text)
 stamp=@INSTALL@/.installed
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$DARKROOM_SOURCE_KEY" ]; then
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$bundle" ]; then
   exit 0
 fi
 dnf install -y -q python3.12 python3.12-pip amazon-cloudwatch-agent logrotate
 rm -rf @INSTALL@/src @INSTALL@/venv @INSTALL@/source.zip
-aws s3 cp --only-show-errors --region "$AWS_REGION" \
-  "s3://$DARKROOM_SOURCE_BUCKET/$DARKROOM_SOURCE_KEY" @INSTALL@/source.zip
+aws s3 cp --only-show-errors --region "$AWS_REGION" "$bundle" @INSTALL@/source.zip
 python3 -m zipfile -e @INSTALL@/source.zip @INSTALL@/src
 rm -f @INSTALL@/source.zip
 python3.12 -m venv @INSTALL@/venv
-# The lock's versions, each file's hash checked, nothing resolved (see cdk/lock.py);
-# then the project itself, whose dependencies are all there already.
-@INSTALL@/venv/bin/pip install --quiet --disable-pip-version-check \
-  --require-hashes --no-deps --requirement @INSTALL@/src/@REQUIREMENTS@
-@INSTALL@/venv/bin/pip install --quiet --disable-pip-version-check --no-deps '@INSTALL@/src'
+@PIP_INSTALL@
 /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl \
   -a fetch-config -m ec2 -s -c file:@INSTALL@/cloudwatch-agent.json
-echo "$DARKROOM_SOURCE_KEY" > "$stamp"
-"""
+echo "$bundle" > "$stamp"
+""".replace("@PIP_INSTALL@", PIP_INSTALL)
 
 SETUP_UNIT: Final = """[Unit]
 Description=darkroom worker setup: scratch volume and worker install (as root)
@@ -197,6 +206,8 @@ def placeholders() -> dict[str, str]:
         "WORKER_UNIT": UNIT_NAME,
         "MEMORY_MAX": MEMORY_MAX,
         "REQUIREMENTS": WORKER_REQUIREMENTS,
+        "WHEELS": WORKER_WHEELS,
+        "PROJECT_WHEELS": WORKER_PROJECT_WHEELS,
     }
 
 

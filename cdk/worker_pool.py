@@ -3,7 +3,8 @@
 Network: a small VPC of public subnets and no NAT gateway (a NAT costs more a month than
 a studio's workers); the instances get a public address only while running, accept no
 inbound traffic at all, and may only make HTTPS connections out (AWS APIs, the Amazon
-Linux repositories, PyPI). S3 and DynamoDB traffic stays on gateway endpoints.
+Linux repositories; the worker's wheels come in its bundle). S3 and DynamoDB traffic
+stays on gateway endpoints.
 
 Operators reach an instance with Session Manager; there is no SSH key and no port open.
 
@@ -12,8 +13,13 @@ scratch volume; install the worker from the CDK asset), a root one-shot unit tha
 both at every boot and the worker's unit, which requires it and runs `python -m worker`
 as an unprivileged, sandboxed user. A first boot cut short (the cost guard, an
 operator) therefore finishes on the next start instead of leaving a broken instance.
-Changing the user data (a new worker asset: any change to the project's runtime code)
-replaces the instances, since cloud-init would not run it again on existing ones.
+
+Updates in place: the worker asset's address is an SSM parameter, which the install
+script reads at every boot and installs when it changed. A deploy that changes the code
+or the lock changes the parameter, not the user data, so it never touches an instance:
+each takes the new bundle at its next start, and a running job finishes on what it
+started with. Changing the boot scripts themselves still replaces the instances, since
+cloud-init would not run new user data on existing ones.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from cdk import bundling
@@ -88,6 +95,7 @@ class WorkerPool(Construct):
         config: DeployConfig,
         storage: Storage,
         log_retention: logs.RetentionDays,
+        cache: bundling.DependencyCache | None = None,
     ) -> None:
         super().__init__(scope, id)
         stack = cdk.Stack.of(self)
@@ -130,7 +138,7 @@ class WorkerPool(Construct):
             allow_all_outbound=False,
         )
         self.security_group.add_egress_rule(
-            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs, dnf and PyPI"
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs and Amazon Linux repos"
         )
 
         self.log_group = logs.LogGroup(
@@ -140,7 +148,21 @@ class WorkerPool(Construct):
             retention=log_retention,
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
-        self.source = bundling.worker_source_asset(self, "Source")
+        instance_type = ec2.InstanceType(config.worker_instance_type)
+        arm = instance_type.architecture == ec2.InstanceArchitecture.ARM_64
+        cpu = ec2.AmazonLinuxCpuType.ARM_64 if arm else ec2.AmazonLinuxCpuType.X86_64
+        # The worker's wheels are built for the instances' architecture.
+        self.source = bundling.worker_source_asset(
+            self, "Source", "aarch64" if arm else "x86_64", cache
+        )
+        # Named by CloudFormation, so the user data that names it stays the same when
+        # its value (the bundle's address) changes.
+        self.bundle_parameter = ssm.StringParameter(
+            self,
+            "Bundle",
+            description="darkroom: the worker bundle pool instances install at their next start",
+            string_value=self.source.s3_object_url,
+        )
         self.role = iam.Role(
             self,
             "Role",
@@ -149,12 +171,6 @@ class WorkerPool(Construct):
         )
         self._grant(storage)
 
-        instance_type = ec2.InstanceType(config.worker_instance_type)
-        cpu = (
-            ec2.AmazonLinuxCpuType.ARM_64
-            if instance_type.architecture == ec2.InstanceArchitecture.ARM_64
-            else ec2.AmazonLinuxCpuType.X86_64
-        )
         # Resolved at deploy time from the public SSM parameter: no account needed to
         # synth. A deploy after a new Amazon Linux release replaces the instances.
         image = ec2.MachineImage.latest_amazon_linux2023(cpu_type=cpu)
@@ -251,6 +267,11 @@ class WorkerPool(Construct):
                 actions=["s3:GetObject"],
                 resources=[self.source.bucket.arn_for_objects(self.source.s3_object_key)],
             ),
+            iam.PolicyStatement(
+                sid="WorkerBundleVersion",
+                actions=["ssm:GetParameter"],
+                resources=[self.bundle_parameter.parameter_arn],
+            ),
             # Session Manager, the documented minimum (no AmazonSSMManagedInstanceCore:
             # that one also reads every SSM parameter in the account).
             iam.PolicyStatement(
@@ -315,8 +336,7 @@ class WorkerPool(Construct):
             }
         }
         source = {
-            "DARKROOM_SOURCE_BUCKET": self.source.s3_bucket_name,
-            "DARKROOM_SOURCE_KEY": self.source.s3_object_key,
+            "DARKROOM_BUNDLE_PARAMETER": self.bundle_parameter.parameter_name,
             "AWS_REGION": stack.region,
         }
         commands = [

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import platform
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +16,11 @@ from darkroom import names
 from tests.infra.conftest import REPO, Synth
 
 bundling = pytest.importorskip("cdk.bundling", reason="install the cdk extra")
+boot = pytest.importorskip("cdk.worker_boot", reason="install the cdk extra")
+
+
+def run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, capture_output=True, text=True, check=False, **kwargs)
 
 
 def lambda_asset(synth: Synth) -> Path:
@@ -48,19 +57,64 @@ def test_the_lambda_bundle_takes_the_locks_pins_for_python_312_on_arm64() -> Non
     assert numpy.split(" ")[0] == f"numpy=={lock_numpy.pop()}"
 
 
-def test_the_worker_asset_carries_its_part_of_the_lock(synth: Synth) -> None:
+def test_the_worker_asset_carries_its_pins_and_every_wheel_for_arm64(synth: Synth) -> None:
     assets = [
         p for p in synth.outdir.glob("asset.*") if (p / bundling.WORKER_REQUIREMENTS).is_file()
     ]
     assert len(assets) == 1, "one worker source asset with its requirements"
-    text = (assets[0] / bundling.WORKER_REQUIREMENTS).read_text(encoding="utf-8")
+    asset = assets[0]
+    text = (asset / bundling.WORKER_REQUIREMENTS).read_text(encoding="utf-8")
     entries = [line.split(" \\")[0] for line in text.splitlines() if not line.startswith(" ")]
     listed = {bundling._dist_name(e.split("==")[0]) for e in entries}
     assert {"boto3", "rawpy", "opencv-python-headless", "lensfunpy", "pyexiv2"} <= listed
     assert not listed & {"moto", "typer", "aws-cdk-lib", "sagemaker", "pytest"}
-    # Markers kept: pip on the instance settles them for its own Python.
-    assert any("python_full_version" in e for e in entries if e.startswith("numpy=="))
+    assert not any(";" in e for e in entries), "markers settled for the instance's Python"
     assert text.count("--hash=sha256:") >= len(entries)
+    wheels = list((asset / bundling.WORKER_WHEELS).glob("*.whl"))
+    assert len(wheels) == len(entries), "one wheel per pin"
+    native = [w.name for w in wheels if not w.name.endswith("-none-any.whl")]
+    assert native and all("aarch64" in n and ("cp312" in n or "abi3" in n) for n in native)
+    project = list((asset / bundling.WORKER_WHEELS / bundling.WORKER_PROJECT_WHEELS).glob("*"))
+    assert [p.name.split("-")[0] for p in project] == ["darkroom"]
+
+
+def test_the_boot_install_step_installs_the_bundle_with_the_network_off(tmp_path: Path) -> None:
+    """The install step of the boot script, as written into user data, run in an empty
+    directory with no network, against a bundle built for this machine."""
+    if shutil.which("unshare") is None or run(["unshare", "-rn", "true"]).returncode != 0:
+        pytest.skip("needs `unshare -rn` (a user namespace with no network) to go offline")
+    libc, version = platform.libc_ver()
+    if libc != "glibc":
+        pytest.skip(f"manylinux wheels need glibc; this machine has {libc or 'another libc'}")
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    target = bundling.worker_target(platform.machine(), python, int(version.split(".")[1]))
+    files = bundling.project_files(bundling.WORKER_SOURCES)
+    bundler = bundling.WorkerBundling(files, cache=bundling.DependencyCache(), target=target)
+    install = tmp_path / "opt" / "darkroom"
+    bundler.try_bundle(str(install / "src"), image=None)
+
+    step = boot.fill(boot.PIP_INSTALL, **{**boot.placeholders(), "INSTALL": str(install)})
+    offline = "import socket; socket.create_connection(('pypi.org', 443), timeout=5)"
+    script = "\n".join(
+        [
+            "set -euo pipefail",
+            # Proof the network is gone: reaching PyPI must fail in here.
+            f'! {sys.executable} -c "{offline}" 2>/dev/null',
+            f"{sys.executable} -m venv {install}/venv",
+            step,
+            f"{install}/venv/bin/pip check",
+        ]
+    )
+    # No pip configuration of this machine's (its extra indexes, its wheel folders).
+    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull}
+    env = {k: v for k, v in env.items() if not k.startswith("PIP_") or k == "PIP_CONFIG_FILE"}
+    done = run(["unshare", "-rn", "bash", "-c", script], env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    imports = "import boto3, cv2, defusedxml, lensfunpy, numpy, PIL, pyexiv2, rawpy, worker"
+    check = f"{imports}; from darkroom.imaging.develop import develop_file; print('ok')"
+    checked = run([f"{install}/venv/bin/python", "-c", check], cwd=tmp_path)
+    assert checked.stdout.strip() == "ok", checked.stderr
 
 
 def test_every_function_shares_one_bundle(synth: Synth) -> None:

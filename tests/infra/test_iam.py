@@ -186,6 +186,7 @@ WORKER_ACTIONS = {
     "logs:PutLogEvents",
     "logs:DescribeLogStreams",
     "ssm:UpdateInstanceInformation",
+    "ssm:GetParameter",  # the bundle parameter only: which bundle to install at boot
     "ssmmessages:CreateControlChannel",
     "ssmmessages:CreateDataChannel",
     "ssmmessages:OpenControlChannel",

@@ -21,6 +21,7 @@ from tests.infra.helpers import (
     heredoc,
     name_of_function,
     render,
+    statements_of_role,
 )
 
 DATA_BUCKETS = (names.RAW_BUCKET, names.PROCESSED_BUCKET, names.INPUT_BUCKET, names.OUTPUT_BUCKET)
@@ -383,10 +384,37 @@ def test_user_data_runs_the_worker_as_a_service_at_every_boot(user_data: str) ->
     assert "useradd --system" in user_data
     assert user_data.index("useradd") < user_data.index("systemctl start")
     install = heredoc(user_data, "/opt/darkroom/install.sh")
-    assert "pip install --quiet --disable-pip-version-check '/opt/darkroom/src[worker]'" in install
+    assert "--no-index --find-links /opt/darkroom/src/wheels --require-hashes" in install
     assert "python3.12 -m venv /opt/darkroom/venv" in install
     scratch = heredoc(user_data, "/opt/darkroom/scratch.sh")
     assert "chown -R darkroom-worker:darkroom-worker /var/lib/darkroom/scratch" in scratch
+
+
+def test_a_code_change_updates_the_pool_in_place_at_its_next_start(
+    synth: Synth, user_data: str
+) -> None:
+    """The bundle's address is a parameter the install script reads at every boot: the
+    user data names the parameter, never the asset, so a new bundle replaces nothing."""
+    pool = synth.stack.worker_pool
+    parameter = synth.resource(pool.bundle_parameter)
+    value = render(parameter["Properties"]["Value"])
+    assert '"Fn::Sub": "s3://' in value and pool.source.s3_object_key in value
+    assert pool.source.s3_object_key not in user_data
+    source = dict(
+        line.split("=", 1) for line in heredoc(user_data, "/opt/darkroom/source.env").splitlines()
+    )
+    assert source["DARKROOM_BUNDLE_PARAMETER"] == (
+        "<" + json.dumps({"Ref": synth.logical_id(pool.bundle_parameter)}) + ">"
+    )
+    install = heredoc(user_data, "/opt/darkroom/install.sh")
+    read = install.index('aws ssm get-parameter --region "$AWS_REGION"')
+    assert read < install.index('if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$bundle" ]')
+    assert install.index('echo "$bundle" > "$stamp"') > install.index("pip install")
+    statements = statements_of_role(synth.template, synth.logical_id(pool.role))
+    reads = [s for s in statements if "ssm:GetParameter" in as_list(s["Action"])]
+    assert len(reads) == 1
+    parameter_ref = json.dumps({"Ref": synth.logical_id(pool.bundle_parameter)})
+    assert parameter_ref in render(reads[0]["Resource"])
 
 
 def test_scratch_volume_is_formatted_only_when_blank(user_data: str) -> None:

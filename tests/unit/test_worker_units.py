@@ -110,6 +110,10 @@ def test_the_worker_installs_the_locks_pins_and_resolves_nothing() -> None:
     assert len(pip) == 2
     pins, project = pip
     assert "--require-hashes" in pins and "--no-deps" in pins
+    # From the asset's own wheels: no boot depends on PyPI.
+    assert "--no-index" in pins and "--no-index" in project
+    assert f"--find-links {boot.INSTALL_DIR}/src/{boot.WORKER_WHEELS}" in pins
     assert f"--requirement {boot.INSTALL_DIR}/src/{boot.WORKER_REQUIREMENTS}" in pins
     # The project itself comes after, adding nothing: its dependencies are all there.
     assert "--no-deps" in project and "[worker]" not in project
+    assert project.endswith(f"{boot.WORKER_WHEELS}/{boot.WORKER_PROJECT_WHEELS}/*.whl")
