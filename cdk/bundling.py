@@ -216,6 +216,26 @@ def _once(
     return final
 
 
+def _pip_locked(
+    verb: str,
+    requirements: Sequence[str],
+    target: Target,
+    where: Sequence[str],
+    into: Path,
+    what: str,
+) -> None:
+    """pip `verb` of exactly `requirements`, the lock's pinned and hashed entries, as
+    wheels for `target`: nothing is resolved and every file's hash is checked."""
+    listing = into.with_name(f"{into.name}.requirements.txt")
+    listing.write_text("\n".join(requirements) + "\n", encoding="utf-8")
+    try:
+        arguments = [verb, "--only-binary=:all:", *target.pip_args()]
+        arguments += ["--require-hashes", "--no-deps", *where, "--requirement", str(listing)]
+        _pip(arguments, into, what)
+    finally:
+        listing.unlink(missing_ok=True)
+
+
 def _pip(arguments: Sequence[str], into: Path, what: str) -> None:
     command = [sys.executable, "-m", "pip", *arguments[:1], "--quiet"]
     command += ["--disable-pip-version-check", *arguments[1:]]
@@ -264,58 +284,26 @@ class DependencyCache:
 
     def pip_download(self, requirements: Sequence[str], target: Target, into: Path) -> None:
         self.pip_runs += 1
-        listing = into.with_name(f"{into.name}.requirements.txt")
-        listing.write_text("\n".join(requirements) + "\n", encoding="utf-8")
-        try:
-            _pip(
-                [
-                    "download",
-                    "--only-binary=:all:",
-                    *target.pip_args(),
-                    "--require-hashes",
-                    "--no-deps",
-                    "--dest",
-                    str(into),
-                    "--requirement",
-                    str(listing),
-                ],
-                into,
-                f"download the worker's wheels for CPython {target.python_version} "
-                f"on {target.machine}",
-            )
-        finally:
-            listing.unlink(missing_ok=True)
+        what = f"download the worker's wheels for CPython {target.python_version}"
+        what += f" on {target.machine}"
+        _pip_locked("download", requirements, target, ["--dest", str(into)], into, what)
 
     def pip_install(self, requirements: Sequence[str], target: Target, into: Path) -> None:
         self.pip_runs += 1
         if not requirements:
             into.mkdir(parents=True)
             return
-        listing = into.with_name(f"{into.name}.requirements.txt")
-        listing.write_text("\n".join(requirements) + "\n", encoding="utf-8")
-        try:
-            _pip(
-                [
-                    "install",
-                    # pip would byte-compile with the build machine's Python, not 3.12.
-                    "--no-compile",
-                    "--only-binary=:all:",
-                    *target.pip_args(),
-                    # Exactly the lock's entries: nothing resolved, every hash checked.
-                    "--require-hashes",
-                    "--no-deps",
-                    "--target",
-                    str(into),
-                    "--requirement",
-                    str(listing),
-                ],
-                into,
-                "install the Lambda dependencies as manylinux wheels for CPython "
-                f"{target.python_version} on {target.machine} (a package without such a "
-                "wheel cannot be bundled without Docker)",
-            )
-        finally:
-            listing.unlink(missing_ok=True)
+        _pip_locked(
+            "install",
+            requirements,
+            target,
+            # pip would byte-compile with the build machine's Python, not 3.12.
+            ["--no-compile", "--target", str(into)],
+            into,
+            "install the Lambda dependencies as manylinux wheels for CPython "
+            f"{target.python_version} on {target.machine} (a package without such a "
+            "wheel cannot be bundled without Docker)",
+        )
         remove_distributions(into, PRUNED)
 
 
