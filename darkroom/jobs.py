@@ -89,6 +89,8 @@ class Output(BaseModel):
     height: int | None = None
     bytes: int | None = None
     content_type: str | None = None
+    # Of the bytes uploaded (hex), so a later read can tell they are still the same.
+    sha256: str | None = None
 
 
 class FileProgress(BaseModel):
@@ -105,10 +107,17 @@ class FileProgress(BaseModel):
     # What was decided for the file and why (crop, white balance, lens, noise reduction),
     # in words, for the run's manifest.
     notes: dict[str, str] = Field(default_factory=dict)
+    # The lineage, for the run's manifest: the original's bytes as downloaded, the
+    # resolved recipe the worker developed with (darkroom.digests), the software that
+    # did it, and where the file's time went (download, decode, render, upload).
+    original_sha256: str | None = None
+    recipe_sha256: str | None = None
+    software: dict[str, str] = Field(default_factory=dict)
+    timings: dict[str, float] = Field(default_factory=dict)
 
     def to_item(self) -> dict[str, Any]:
         """The attempt as a file item stores it: only what it has, errors cut to size."""
-        empty = {name for name in ("outputs", "notes") if not getattr(self, name)}
+        empty = {name for name in _COLLECTIONS if not getattr(self, name)}
         item = self.model_dump(mode="json", exclude_none=True, exclude=empty or None)
         if self.error is not None:
             item["error"] = self.error[:MAX_ERROR_CHARS]
@@ -118,6 +127,13 @@ class FileProgress(BaseModel):
                 for key, text in list(self.notes.items())[:MAX_NOTES]
             }
         return item
+
+
+# The attempt's fields that are maps: an empty one is not stored.
+_COLLECTIONS = ("outputs", "notes", "software", "timings")
+# Every field of an attempt, as a file item stores it: what recording an attempt
+# replaces (or removes, when the attempt has none).
+ATTEMPT_FIELDS: tuple[str, ...] = tuple(n for n in FileProgress.model_fields if n != "status")
 
 
 class FileRecord(BaseModel):
@@ -137,6 +153,10 @@ class FileRecord(BaseModel):
     error: str | None = None
     develop_seconds: float | None = None
     notes: dict[str, str] = Field(default_factory=dict)
+    original_sha256: str | None = None
+    recipe_sha256: str | None = None
+    software: dict[str, str] = Field(default_factory=dict)
+    timings: dict[str, float] = Field(default_factory=dict)
     # The file's XMP sidecar (Lightroom's or darktable's) and the S3 version registered.
     sidecar: str | None = None
     sidecar_version: str | None = None
@@ -160,6 +180,10 @@ class FileRecord(BaseModel):
             error=self.error,
             develop_seconds=self.develop_seconds,
             notes=self.notes,
+            original_sha256=self.original_sha256,
+            recipe_sha256=self.recipe_sha256,
+            software=self.software,
+            timings=self.timings,
         )
 
 

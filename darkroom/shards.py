@@ -18,6 +18,7 @@ from darkroom.aws.executions import ENDED_STATUSES
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.lease_store import Waiter
 from darkroom.aws.objects import Objects
+from darkroom.digests import recipe_sha256, resolved_recipe
 from darkroom.errors import JobBusy
 from darkroom.jobs import FileProgress, FileRecord, FileStatus, Job, JobStatus, utc_now
 from darkroom.observability import logger
@@ -125,6 +126,21 @@ def _ensure_processing(job_id: str, execution_arn: str, jobs: JobStore) -> Job:
 
 
 # -- the run's manifest --------------------------------------------------------------
+# What a manifest holds: 2 added each file's lineage (the original's version and
+# SHA-256, the recipe's digest, the software, timings) and each rendition's SHA-256.
+MANIFEST_VERSION = 2
+# A file's lineage, as its item holds it: written to its entry only when recorded.
+_LINEAGE = (
+    "original_version",
+    "original_sha256",
+    "sidecar",
+    "sidecar_version",
+    "recipe_sha256",
+    "software",
+    "timings",
+)
+
+
 def manifest_entry(record: FileRecord) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "name": record.name,
@@ -132,6 +148,7 @@ def manifest_entry(record: FileRecord) -> dict[str, Any]:
         "shard": record.shard,
         "develop_seconds": round(record.develop_seconds or 0.0, 3),
     }
+    entry.update({f: getattr(record, f) for f in _LINEAGE if getattr(record, f)})
     if record.outputs:
         entry["outputs"] = {
             rendition: output.model_dump(mode="json", exclude_none=True)
@@ -159,11 +176,17 @@ def write_manifest(
     files."""
     run = keys.run_id(execution_arn)
     key = keys.run_manifest_key(job.job_id, run)
+    resolved = resolved_recipe(job.recipe)
     head = {
         **summary,
+        "manifest_version": MANIFEST_VERSION,
         "execution_arn": execution_arn,
         "name": job.name,
+        # As the job named it, and with every default: each file's recipe_sha256 is the
+        # digest of the resolved one its worker developed with.
         "recipe": job.recipe,
+        "recipe_resolved": resolved,
+        "recipe_sha256": recipe_sha256(resolved),
         "finished_at": utc_now(),
     }
     with tempfile.TemporaryDirectory(prefix="manifest-") as scratch:

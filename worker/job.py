@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from concurrent.futures import (
     FIRST_COMPLETED,
     CancelledError,
@@ -24,6 +25,7 @@ from darkroom.aws.executions import TaskCallbacks
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.lease_store import Lease, LeaseStore, LeaseTask
 from darkroom.aws.objects import Objects
+from darkroom.digests import recipe_sha256, resolved_recipe, sha256_file
 from darkroom.errors import StaleExecution
 from darkroom.filenames import job_naming
 from darkroom.imaging.develop_processes import DevelopProcesses
@@ -339,6 +341,7 @@ class JobRunner:
                 # Never delivered without the studio's mark: proofs are what it protects.
                 code, message = mark.problem
                 return _failed(name, code, f"{name}: {message}")
+            started = time.perf_counter()
             try:
                 # The original as it was registered, whatever was written there since.
                 self._objects.download(
@@ -349,6 +352,9 @@ class JobRunner:
                 )
             except Exception as exc:
                 return _failed(name, "download_failed", f"{name}: could not download ({exc})")
+            # The bytes developed, not what S3 says it holds: the lineage starts here.
+            original_sha256 = sha256_file(src)
+            download_seconds = time.perf_counter() - started
             try:
                 watermark = mark.path if mark is not None else None
                 result = pool.submit(src, out_dir, recipe, sidecar, watermark=watermark).result()
@@ -360,6 +366,7 @@ class JobRunner:
                 # The RAW is done with: free the scratch disk before the uploads.
                 src.unlink(missing_ok=True)
             outputs: dict[str, Output] = {}
+            started = time.perf_counter()
             for rendered in result.renditions:
                 if lost.is_set() or self._stopping.is_set():
                     # The execution is over (or the instance stopping): nothing more of
@@ -368,6 +375,8 @@ class JobRunner:
                 key = keys.rendition_key(
                     job_id, run, rendered.rendition, name, rendered.path.suffix[1:]
                 )
+                # Hashed as it leaves the scratch disk: what the client gets must match it.
+                digest = sha256_file(rendered.path)
                 try:
                     self._objects.upload(
                         rendered.path, self._settings.processed_bucket, key, rendered.content_type
@@ -382,7 +391,14 @@ class JobRunner:
                     height=rendered.height,
                     bytes=rendered.size_bytes,
                     content_type=rendered.content_type,
+                    sha256=digest,
                 )
+            timings = {
+                "download": download_seconds,
+                "decode": result.decode_seconds,
+                "render": result.render_seconds,
+                "upload": time.perf_counter() - started,
+            }
             seconds = result.decode_seconds + result.render_seconds
             notes = dict(result.notes)
             if mark is not None and mark.version and "watermark" in notes:
@@ -395,6 +411,10 @@ class JobRunner:
                     outputs=outputs,
                     develop_seconds=round(seconds, 3),
                     notes=notes,
+                    original_sha256=original_sha256,
+                    recipe_sha256=recipe_sha256(resolved_recipe(recipe)),
+                    software=dict(result.software),
+                    timings={step: round(t, 3) for step, t in timings.items()},
                 ),
                 seconds,
                 rendered={r.rendition: r.path for r in result.renditions},

@@ -19,6 +19,7 @@ from darkroom.aws.table import TRANSACTION_MAX, Check, ConditionFailed, Put, Tab
 from darkroom.delivery import delivers_from, resolved
 from darkroom.errors import JobBusy, JobNotFound, StaleExecution
 from darkroom.jobs import (
+    ATTEMPT_FIELDS,
     MAX_EXECUTIONS,
     TERMINAL,
     Archive,
@@ -549,11 +550,7 @@ class JobStore:
         )
         attempt = progress.to_item()
         sets = ", ".join(f"#a{i} = :a{i}" for i in range(len(attempt)))
-        cleared = [
-            f
-            for f in ("outputs", "error_code", "error", "develop_seconds", "notes")
-            if f not in attempt
-        ]
+        cleared = [f for f in ATTEMPT_FIELDS if f not in attempt]
         now = utc_now()
         try:
             self._table.write_together(

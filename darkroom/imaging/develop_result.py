@@ -53,3 +53,5 @@ class DevelopResult:
     # What was decided for this file and why, in words for the run's manifest: the crop,
     # where the white balance came from, lens corrections, noise reduction.
     notes: dict[str, str] = field(default_factory=dict)
+    # Name -> version of what developed it (darkroom, LibRaw, rawpy, Pillow).
+    software: dict[str, str] = field(default_factory=dict)

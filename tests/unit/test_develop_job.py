@@ -6,6 +6,7 @@ left behind."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import shutil
 import threading
@@ -18,12 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import PIL
 import pytest
 
+import darkroom
 import worker.job
 from darkroom import keys
 from darkroom.aws.lease_store import Lease, LeaseState
 from darkroom.aws.objects import ObjectStream
+from darkroom.digests import recipe_sha256, resolved_recipe
 from darkroom.imaging.develop import DevelopResult, develop_file
 from darkroom.imaging.develop_processes import DevelopProcesses
 from darkroom.imaging.fixtures import make_demo_shoot, write_corrupt_raw
@@ -286,6 +290,37 @@ def test_every_file_develops_in_parallel_and_each_is_recorded_with_its_time(
     assert all(k.startswith(keys.run_prefix(JOB, RUN)) for k in objects.keys(PROCESSED))
     # The scratch disk is left clean.
     assert not any(p.is_file() for p in (tmp_path / "scratch").rglob("*"))
+
+
+def test_each_developed_file_records_its_lineage_for_the_manifest(
+    shoot: list[Path], tmp_path: Path
+) -> None:
+    _, jobs, _ = run_job(tmp_path, shoot[:2])
+    resolved = resolved_recipe(WEB_THUMB)
+    for path in shoot[:2]:
+        progress = jobs.progress[path.name]
+        # The original's bytes as the worker read them, and the recipe with its defaults.
+        assert progress.original_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert progress.recipe_sha256 == recipe_sha256(resolved)
+        assert progress.software["darkroom"] == darkroom.__version__
+        assert progress.software["libraw"].count(".") == 2
+        assert progress.software["pillow"] == PIL.__version__
+        assert set(progress.timings) == {"download", "decode", "render", "upload"}
+        assert all(seconds >= 0 for seconds in progress.timings.values())
+        for output in progress.outputs.values():
+            uploaded = (tmp_path / "s3" / PROCESSED / output.key).read_bytes()
+            assert output.sha256 == hashlib.sha256(uploaded).hexdigest()
+            assert output.bytes == len(uploaded) and output.width and output.height
+
+
+def test_a_file_that_fails_records_no_lineage_of_renditions(
+    shoot: list[Path], tmp_path: Path
+) -> None:
+    bad = write_corrupt_raw(tmp_path / "BROKEN.dng", "truncated")
+    _, jobs, _ = run_job(tmp_path, [bad])
+    progress = jobs.progress["BROKEN.dng"]
+    assert progress.status is FileStatus.FAILED
+    assert progress.outputs == {} and progress.software == {} and progress.timings == {}
 
 
 def test_a_bad_file_fails_alone_with_its_code_and_reason(shoot: list[Path], tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from darkroom.aws.ddb_codec import to_item
 from darkroom.aws.job_store import shard_key
 from darkroom.aws.lease_store import PACKAGE_SHARD, LeaseState, LeaseTask, Waiter
 from darkroom.aws.pool_instances import InstanceNotReady
+from darkroom.digests import recipe_sha256, resolved_recipe
 from darkroom.errors import AllFilesFailed, NoIdleWorker
 from darkroom.jobs import Archive, FileProgress, FileStatus, JobStatus, Output
 from tests.unit.test_pipeline_steps import EXEC_A, EXEC_B, PROCESSED, World
@@ -315,6 +316,51 @@ def test_mark_done_writes_the_runs_manifest_from_the_file_items_and_records_arch
     assert "notes" not in manifest["files"][1]
     job = pool2.jobs.get("j7")
     assert job.delivered is not None and job.delivered.archives["web"].key == zip_key
+
+
+def test_the_runs_manifest_carries_each_files_lineage_and_the_resolved_recipe(
+    pool2: World,
+) -> None:
+    _registered(pool2, "j9", EXEC_A, 2, 2)
+    pool2.start("j9", EXEC_A)
+    pool2.jobs.transition("j9", EXEC_A, JobStatus.PROCESSING)
+    key = keys.rendition_key("j9", "a", "web", "F000.DNG", "jpg")
+    resolved = resolved_recipe(pool2.jobs.get("j9").recipe)
+    lineage = FileProgress(
+        status=FileStatus.DONE,
+        outputs={"web": Output(key=key, width=300, height=200, bytes=1234, sha256="ab" * 32)},
+        develop_seconds=0.5,
+        original_sha256="cd" * 32,
+        recipe_sha256=recipe_sha256(resolved),
+        software={"darkroom": "0.1.0", "libraw": "0.22.2", "pillow": "13.0.0"},
+        timings={"download": 0.1, "decode": 0.3, "render": 0.2, "upload": 0.05},
+    )
+    pool2.jobs.record_file("j9", EXEC_A, "F000.DNG", lineage)
+    pipeline.fail_shard("j9", EXEC_A, 1, {"Error": "WorkerFailed", "Cause": "x"}, jobs=pool2.jobs)
+    pipeline.mark_done(
+        "j9", EXEC_A, None, jobs=pool2.jobs, objects=pool2.objects, processed_bucket=PROCESSED
+    )
+    body = pool2.s3.get_object(Bucket=PROCESSED, Key=keys.run_manifest_key("j9", "a"))["Body"]
+    manifest = json.loads(body.read())
+    assert manifest["manifest_version"] == shards.MANIFEST_VERSION
+    # Every default spelled out, and the digest each file's entry names.
+    assert manifest["recipe_resolved"] == resolved
+    assert manifest["recipe_resolved"]["renditions"][0]["quality"] == 90
+    assert manifest["recipe_sha256"] == recipe_sha256(resolved)
+    developed, failed = manifest["files"]
+    assert developed["original_sha256"] == "cd" * 32
+    assert developed["recipe_sha256"] == manifest["recipe_sha256"]
+    assert developed["software"]["libraw"] == "0.22.2"
+    assert developed["timings"] == {"download": 0.1, "decode": 0.3, "render": 0.2, "upload": 0.05}
+    assert developed["outputs"]["web"] == {
+        "key": key,
+        "width": 300,
+        "height": 200,
+        "bytes": 1234,
+        "sha256": "ab" * 32,
+    }
+    # A file that never developed has no lineage to claim.
+    assert not {"original_sha256", "software", "timings", "outputs"} & set(failed)
 
 
 def test_mark_done_without_archives_when_packaging_failed(pool2: World) -> None:

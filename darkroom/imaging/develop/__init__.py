@@ -15,14 +15,18 @@ output behind: a bad file fails that file, never the job.
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import PIL
+import rawpy
 from numpy.typing import NDArray
 from PIL import Image
 
+import darkroom
 from darkroom.imaging import usable_cores
 from darkroom.imaging.develop import crop
 from darkroom.imaging.develop.decode import check_developed, decode, shoulder, to_rgb
@@ -127,7 +131,20 @@ def develop_file(
         exposure_gain=decoded.gain,
         white_balance=decoded.white_balance,
         notes=decoded.notes,
+        software=software(),
     )
+
+
+@functools.cache
+def software() -> dict[str, str]:
+    """What developed the file, for the run's manifest: darkroom's own version and the
+    decoder's and encoder's (LibRaw is built into rawpy, so both are named)."""
+    return {
+        "darkroom": darkroom.__version__,
+        "libraw": ".".join(str(part) for part in rawpy.libraw_version),
+        "rawpy": rawpy.__version__,
+        "pillow": PIL.__version__,
+    }
 
 
 def _watermark(recipe: Recipe, path: Path | None, name: str) -> Image.Image | None:
