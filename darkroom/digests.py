@@ -1,8 +1,8 @@
 """SHA-256 digests for a run's manifest: of a file on disk, of bytes as they stream in,
-and of a recipe as resolved (every default spelled out).
+and of a resolved recipe (darkroom.recipes.resolved).
 
-Standard library only: the worker's own process, the CLI and the Lambdas all use it, and
-none of them should load an imaging library to hash."""
+Standard library only: the worker's own process, the CLI's transfers and the Lambdas all
+hash, and none of them should load more than hashing needs."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
-
-from darkroom.recipes import Recipe, parse_recipe
 
 _CHUNK = 1024 * 1024
 
@@ -34,12 +32,6 @@ def sha256_chunks(chunks: Iterable[bytes]) -> tuple[str, int]:
         digest.update(chunk)
         size += len(chunk)
     return digest.hexdigest(), size
-
-
-def resolved_recipe(recipe: Mapping[str, Any] | Recipe | None) -> dict[str, Any]:
-    """The recipe with every default in place: what a file was developed with, even when
-    the job named only what it changed (or nothing)."""
-    return parse_recipe(recipe).model_dump(mode="json")
 
 
 def recipe_sha256(resolved: Mapping[str, Any]) -> str:

@@ -496,6 +496,12 @@ def parse_recipe(data: Mapping[str, Any] | Recipe | None) -> Recipe:
         raise RecipeError(_summary(exc.errors())) from None
 
 
+def resolved(data: Mapping[str, Any] | Recipe | None) -> dict[str, Any]:
+    """The recipe with every default in place: what a file was developed with, even when
+    the job named only what it changed (or nothing)."""
+    return parse_recipe(data).model_dump(mode="json")
+
+
 def _summary(errors: list[Any]) -> str:
     """One message per field, the first few in full and how many more: a recipe may carry
     thousands of unknown fields, and the answer must stay short."""

@@ -13,12 +13,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from darkroom import keys
+from darkroom import keys, recipes
 from darkroom.aws.executions import ENDED_STATUSES
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.lease_store import Waiter
 from darkroom.aws.objects import Objects
-from darkroom.digests import recipe_sha256, resolved_recipe
+from darkroom.digests import recipe_sha256
 from darkroom.errors import JobBusy
 from darkroom.jobs import FileProgress, FileRecord, FileStatus, Job, JobStatus, utc_now
 from darkroom.observability import logger
@@ -176,7 +176,7 @@ def write_manifest(
     files."""
     run = keys.run_id(execution_arn)
     key = keys.run_manifest_key(job.job_id, run)
-    resolved = resolved_recipe(job.recipe)
+    resolved = recipes.resolved(job.recipe)
     head = {
         **summary,
         "manifest_version": MANIFEST_VERSION,

@@ -19,13 +19,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from darkroom import keys
+from darkroom import keys, recipes
 from darkroom.aws.clients import error_code
 from darkroom.aws.executions import TaskCallbacks
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.lease_store import Lease, LeaseStore, LeaseTask
 from darkroom.aws.objects import Objects
-from darkroom.digests import recipe_sha256, resolved_recipe, sha256_file
+from darkroom.digests import recipe_sha256, sha256_file
 from darkroom.errors import StaleExecution
 from darkroom.filenames import job_naming
 from darkroom.imaging.develop_processes import DevelopProcesses
@@ -412,7 +412,7 @@ class JobRunner:
                     develop_seconds=round(seconds, 3),
                     notes=notes,
                     original_sha256=original_sha256,
-                    recipe_sha256=recipe_sha256(resolved_recipe(recipe)),
+                    recipe_sha256=recipe_sha256(recipes.resolved(recipe)),
                     software=dict(result.software),
                     timings={step: round(t, 3) for step, t in timings.items()},
                 ),

@@ -24,10 +24,10 @@ import pytest
 
 import darkroom
 import worker.job
-from darkroom import keys
+from darkroom import keys, recipes
 from darkroom.aws.lease_store import Lease, LeaseState
 from darkroom.aws.objects import ObjectStream
-from darkroom.digests import recipe_sha256, resolved_recipe
+from darkroom.digests import recipe_sha256
 from darkroom.imaging.develop import DevelopResult, develop_file
 from darkroom.imaging.develop_processes import DevelopProcesses
 from darkroom.imaging.fixtures import make_demo_shoot, write_corrupt_raw
@@ -296,7 +296,7 @@ def test_each_developed_file_records_its_lineage_for_the_manifest(
     shoot: list[Path], tmp_path: Path
 ) -> None:
     _, jobs, _ = run_job(tmp_path, shoot[:2])
-    resolved = resolved_recipe(WEB_THUMB)
+    resolved = recipes.resolved(WEB_THUMB)
     for path in shoot[:2]:
         progress = jobs.progress[path.name]
         # The original's bytes as the worker read them, and the recipe with its defaults.

@@ -10,12 +10,12 @@ from collections.abc import Iterator
 import pytest
 from moto import mock_aws
 
-from darkroom import keys, pipeline, shards, worker_queue
+from darkroom import keys, pipeline, recipes, shards, worker_queue
 from darkroom.aws.ddb_codec import to_item
 from darkroom.aws.job_store import shard_key
 from darkroom.aws.lease_store import PACKAGE_SHARD, LeaseState, LeaseTask, Waiter
 from darkroom.aws.pool_instances import InstanceNotReady
-from darkroom.digests import recipe_sha256, resolved_recipe
+from darkroom.digests import recipe_sha256
 from darkroom.errors import AllFilesFailed, NoIdleWorker
 from darkroom.jobs import Archive, FileProgress, FileStatus, JobStatus, Output
 from tests.unit.test_pipeline_steps import EXEC_A, EXEC_B, PROCESSED, World
@@ -325,7 +325,7 @@ def test_the_runs_manifest_carries_each_files_lineage_and_the_resolved_recipe(
     pool2.start("j9", EXEC_A)
     pool2.jobs.transition("j9", EXEC_A, JobStatus.PROCESSING)
     key = keys.rendition_key("j9", "a", "web", "F000.DNG", "jpg")
-    resolved = resolved_recipe(pool2.jobs.get("j9").recipe)
+    resolved = recipes.resolved(pool2.jobs.get("j9").recipe)
     lineage = FileProgress(
         status=FileStatus.DONE,
         outputs={"web": Output(key=key, width=300, height=200, bytes=1234, sha256="ab" * 32)},
