@@ -15,7 +15,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from darkroom.api import assets, jobs, shares, uploads
+from darkroom.api import assets, jobs, shares, trace, uploads
 from darkroom.api.context import SERVICE_KEY
 from darkroom.api.errors import (
     ApiError,
@@ -37,6 +37,7 @@ app.include_router(jobs.router)
 app.include_router(uploads.router)
 app.include_router(shares.router)
 app.include_router(assets.router)
+app.include_router(trace.router)
 
 # Every failure a route answers on purpose, by class (or a base class).
 ERRORS: dict[type[Exception], tuple[int, ErrorCode]] = {

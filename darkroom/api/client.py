@@ -1,17 +1,22 @@
 """The API from the client side: JSON calls (SigV4-signed for a deployed stack) and
-streaming transfers to and from presigned S3 URLs. Standard library only."""
+streaming transfers to and from presigned S3 URLs. Standard library only (with
+darkroom.digests, which is too)."""
 
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
+from contextlib import closing
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.error import HTTPError, URLError
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 from urllib.request import Request, urlopen
+
+from darkroom.digests import sha256_chunks
 
 # (method, url, headers, body) -> the headers to send, authorisation included
 Signer = Callable[[str, str, dict[str, str], bytes], dict[str, str]]
@@ -218,7 +223,42 @@ def _put_once(
 
 def _get_once(url: str, dest: Path, report: Progress) -> int:
     """GET into `dest`, following redirects (a share's stable links answer 302 to a
-    presigned URL, fresh each time)."""
+    presigned URL, fresh each time); `dest` is opened only once the answer is a 200."""
+    chunks = _chunks(url)
+    with closing(chunks):
+        first = next(chunks, b"")
+        written = 0
+        with dest.open("wb") as sink:
+            for chunk in itertools.chain((first,), chunks):
+                sink.write(chunk)
+                written += len(chunk)
+                report(len(chunk))
+        return written
+
+
+def digest_url(url: str, on_progress: Progress | None = None) -> tuple[str, int]:
+    """The SHA-256 (hex) and length of what a URL serves, streamed, never on disk.
+    Retried like a download; a body that breaks off is hashed again from the start."""
+    return _with_retries(lambda report: _digest_once(url, report), on_progress)
+
+
+def _digest_once(url: str, report: Progress) -> tuple[str, int]:
+    def reported() -> Iterator[bytes]:
+        for chunk in _chunks(url):
+            report(len(chunk))
+            yield chunk
+
+    return sha256_chunks(reported())
+
+
+def read_url(url: str) -> bytes:
+    """What a URL serves, whole in memory (a JSON document), retried like a download."""
+    return _with_retries(lambda report: b"".join(_chunks(url)), None)
+
+
+def _chunks(url: str) -> Generator[bytes]:
+    """A GET's body as it arrives, following redirects; an answer other than 200 raises
+    TransferError with its status before any chunk."""
     redirected = 0
     for _ in range(MAX_REDIRECTS + 1):
         connection, target = _connection(url)
@@ -237,13 +277,9 @@ def _get_once(url: str, dest: Path, report: Progress) -> int:
                 raise TransferError(
                     f"download: HTTP {response.status} {response.read()[:300]!r}", response.status
                 )
-            written = 0
-            with dest.open("wb") as sink:
-                while chunk := response.read(CHUNK):
-                    sink.write(chunk)
-                    written += len(chunk)
-                    report(len(chunk))
-            return written
+            while chunk := response.read(CHUNK):
+                yield chunk
+            return
         finally:
             connection.close()
     raise TransferError(f"download: more than {MAX_REDIRECTS} redirects", redirected)

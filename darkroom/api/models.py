@@ -479,3 +479,38 @@ class AssetList(BaseModel):
 class AssetDeleted(BaseModel):
     name: str
     deleted: bool
+
+
+# -- a job's lineage ------------------------------------------------------------------
+class TracedRendition(BaseModel):
+    rendition: str
+    key: str = Field(description="S3 key in the processed bucket.")
+    url: str = Field(description="A presigned GET of it, for `expires_in` seconds.")
+
+
+class TracedFile(BaseModel):
+    name: str
+    status: FileViewStatus = Field(description="The current run's attempt at it.")
+    delivered_run: str | None = Field(
+        description="The run whose renditions are delivered; its manifest holds the "
+        "file's lineage. Null: nothing of the file is delivered."
+    )
+    renditions: list[TracedRendition] = Field(description="What is delivered, to verify.")
+
+
+class TracePage(BaseModel):
+    """A page of a job's files with what checking their lineage needs: each delivered
+    rendition and the manifest of each run that delivers one, as presigned GETs. The
+    caller hashes the bytes itself (the API never reads a rendition)."""
+
+    job_id: str
+    status: str
+    manifests: dict[str, str] = Field(
+        description="Run id -> a presigned GET of that run's manifest.json, for every "
+        "run a file of this page is delivered by."
+    )
+    files: list[TracedFile] = Field(description="In name order.")
+    expires_in: int = Field(description="Seconds each URL of the page stays valid.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page (fresh URLs); null on the last."
+    )

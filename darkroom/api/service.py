@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from darkroom.api.jobs import JobOperations
 from darkroom.api.shares import ShareOperations
+from darkroom.api.trace import TraceOperations
 from darkroom.aws.executions import Executions
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.multipart import MultipartUploads
@@ -18,7 +19,7 @@ from darkroom.aws.uploads import UploadStore
 from darkroom.settings import ApiSettings
 
 
-class ApiService(JobOperations, ShareOperations):
+class ApiService(JobOperations, ShareOperations, TraceOperations):
     def __init__(
         self,
         settings: ApiSettings,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from darkroom.cli import assets_cmd, jobs_cmd, local_cmd, shares_cmd
+from darkroom.cli import assets_cmd, jobs_cmd, local_cmd, shares_cmd, trace_cmd
 from darkroom.cli.connection import OptionsAnywhere, connect
 from darkroom.cli.develop_cmd import develop
 from darkroom.cli.thumbnail_cmd import thumbnail
@@ -30,6 +30,7 @@ for command in (
     jobs_cmd.delete,
     shares_cmd.share,
     shares_cmd.download,
+    trace_cmd.trace,
 ):
     cloud_command(command)
 asset_app = typer.Typer(

@@ -11,20 +11,23 @@ import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlencode, urlsplit
 
-from darkroom import keys, names
+from darkroom import keys, lineage, names
 from darkroom.api.client import (
     ApiCallError,
     ApiClient,
     Signer,
     TransferError,
+    digest_url,
     get_file,
     put_file,
     put_range,
+    read_url,
     sigv4_signer,
 )
 from darkroom.formats import files_in, is_raw
@@ -485,6 +488,17 @@ class StudioClient:
         finally:
             self.revoke(job_or_link, share["share_id"])
 
+    def trace(self, job_id: str, file: str | None = None) -> lineage.Trace:
+        """Every delivered file of the job (or only `file`) with its lineage, each
+        rendition hashed as a client would download it and checked against its run's
+        manifest."""
+
+        def page(cursor: str | None) -> Mapping[str, Any]:
+            query = {"file": file, "cursor": cursor, "limit": TRACE_PAGE}
+            return dict(self.api.call("GET", f"/jobs/{job_id}/trace", query=query))
+
+        return lineage.trace_job(shared_pages(page), manifest_at, digest_at)
+
     def _nothing_to_download(self, job_id: str, refused: ApiCallError) -> ApiCallError:
         """The API's refusal to share, in a downloader's words: it speaks of sharing."""
         if refused.status != 409:
@@ -578,6 +592,35 @@ def download_shared(
     partial.write_text(json.dumps({**summary, "files": entries}, indent=2) + "\n")
     partial.replace(manifest)
     return DownloadResult([p for p, _ in planned], len(planned) - len(missing))
+
+
+# Files per trace page: each page's renditions are hashed before the next is asked for,
+# so its presigned URLs are fresh.
+TRACE_PAGE = 25
+
+
+@contextmanager
+def _read_as_lineage() -> Iterator[None]:
+    """A transfer's failure as trace judges it: a 404 is an object gone; anything else
+    (a GET breaking off midway, its retries spent) leaves it unread, not condemned."""
+    try:
+        yield
+    except TransferError as exc:
+        raise (lineage.Gone if exc.status == 404 else lineage.Unreadable)(str(exc)) from exc
+
+
+def digest_at(url: str) -> tuple[str, int]:
+    with _read_as_lineage():
+        return digest_url(url)
+
+
+def manifest_at(url: str) -> Any:
+    with _read_as_lineage():
+        body = read_url(url)
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise lineage.Unreadable(f"not JSON ({exc})") from exc
 
 
 def _complete(path: Path, size: Any) -> bool:

@@ -6,6 +6,7 @@ stable links of each page, over moto's in-process AWS through the API's handler.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -51,7 +52,12 @@ def deliver(api: Api, job_id: str, files: list[str], failed: frozenset[str] = fr
                 body = f"{run}:{rendition}:{name}".encode()
                 api.s3.put_object(Bucket=names.PROCESSED_BUCKET, Key=key, Body=body)
                 outputs[rendition] = Output(
-                    key=key, width=w, height=h, bytes=len(body), content_type="image/jpeg"
+                    key=key,
+                    width=w,
+                    height=h,
+                    bytes=len(body),
+                    content_type="image/jpeg",
+                    sha256=hashlib.sha256(body).hexdigest(),
                 )
             progress = FileProgress(status=FileStatus.DONE, outputs=outputs)
         jobs.record_file(job_id, arn, name, progress)

@@ -1,0 +1,246 @@
+"""Tracing a job: the API's trace pages (presigned GETs of each delivered rendition and of
+its run's manifest), each rendition's verdict against the manifest (ok, tampered,
+missing, unverified, not recorded), manifests from before lineage was recorded, and what
+`darkroom trace` prints and exits with."""
+
+# The `api` fixture comes from test_api; each test names it as a parameter.
+# ruff: noqa: F811
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from rich.console import Console
+
+from darkroom import keys, lineage, names
+from darkroom.cli import trace_cmd
+from darkroom.lineage import Gone, Unreadable, Verdict
+from tests.unit.test_api import Api, api  # noqa: F401
+from tests.unit.test_share_pages import deliver, pages
+
+
+def _key_of(url: str) -> str:
+    path = unquote(urlsplit(url).path)
+    assert path.startswith("/" + names.PROCESSED_PREFIX), url
+    return path[1:]
+
+
+def _through_s3(api: Api, broken: frozenset[str] = frozenset()) -> lineage.Fetch:
+    """Hash what a presigned URL serves, read from moto; keys in `broken` break off."""
+
+    def fetch(url: str) -> tuple[str, int]:
+        key = _key_of(url)
+        if key in broken:
+            raise Unreadable("connection reset mid-body")
+        try:
+            body = api.s3.get_object(Bucket=names.PROCESSED_BUCKET, Key=key)["Body"].read()
+        except api.s3.exceptions.NoSuchKey as exc:
+            raise Gone(key) from exc
+        return hashlib.sha256(body).hexdigest(), len(body)
+
+    return fetch
+
+
+def _manifest_from_s3(api: Api) -> Any:
+    def read(url: str) -> Mapping[str, Any]:
+        body = api.s3.get_object(Bucket=names.PROCESSED_BUCKET, Key=_key_of(url))["Body"]
+        return dict(json.loads(body.read()))
+
+    return read
+
+
+def _trace(api: Api, job_id: str, broken: frozenset[str] = frozenset(), **query: str):
+    found = pages(api, f"/jobs/{job_id}/trace", **query)
+    return lineage.trace_job(found, _manifest_from_s3(api), _through_s3(api, broken))
+
+
+# -- the API's trace pages --------------------------------------------------------------
+def test_a_trace_page_presigns_each_delivered_rendition_and_its_runs_manifest(api: Api) -> None:
+    run = deliver(api, "t1", ["A.dng", "B.dng", "C.dng"], failed=frozenset({"B.dng"}))
+    (page,) = pages(api, "/jobs/t1/trace")
+    assert page["status"] == "DONE_WITH_ERRORS" and page["expires_in"] == 900
+    assert {r: _key_of(u) for r, u in page["manifests"].items()} == {
+        run: keys.run_manifest_key("t1", run)
+    }
+    a, b, c = page["files"]
+    assert (a["name"], a["delivered_run"], b["delivered_run"]) == ("A.dng", run, None)
+    assert [(r["rendition"], _key_of(r["url"])) for r in a["renditions"]] == [
+        ("thumb", keys.rendition_key("t1", run, "thumb", "A.dng", "jpg")),
+        ("web", keys.rendition_key("t1", run, "web", "A.dng", "jpg")),
+    ]
+    assert b["renditions"] == [] and b["status"] == "FAILED"
+    assert len(c["renditions"]) == 2
+
+
+def test_trace_pages_follow_the_cursor_and_one_file_can_be_asked_for(api: Api) -> None:
+    deliver(api, "t2", ["A.dng", "B.dng", "C.dng"])
+    found = pages(api, "/jobs/t2/trace", limit="2")
+    assert [[f["name"] for f in p["files"]] for p in found] == [["A.dng", "B.dng"], ["C.dng"]]
+    (one,) = pages(api, "/jobs/t2/trace", file="B.dng")
+    assert [f["name"] for f in one["files"]] == ["B.dng"]
+
+
+def test_tracing_an_unknown_file_or_a_job_that_never_ran_is_not_found(api: Api) -> None:
+    deliver(api, "t3", ["A.dng"])
+    status, _, doc = api.call("GET", "/jobs/t3/trace", query={"file": "Z.dng"})
+    assert status == 404 and "Z.dng" in doc["message"]
+    status, _, doc = api.call("GET", "/jobs/never/trace")
+    assert status == 404 and "has not run" in doc["message"]
+    status, _, _ = api.call("GET", "/jobs/t3/trace", query={"file": "../x"})
+    assert status == 400
+
+
+# -- verdicts -------------------------------------------------------------------------
+def test_every_untouched_rendition_verifies_against_its_manifest(api: Api) -> None:
+    run = deliver(api, "t4", ["A.dng", "B.dng"])
+    traced = _trace(api, "t4")
+    assert traced.counts["ok"] == 4 and not traced.failed and not traced.unverified
+    assert trace_cmd.exit_status(traced) == 0
+    assert set(traced.runs) == {run}
+    assert traced.runs[run]["recipe_resolved"]["renditions"][0]["name"] == "web"
+
+
+def test_a_rendition_overwritten_in_s3_is_reported_tampered(api: Api) -> None:
+    run = deliver(api, "t5", ["A.dng", "B.dng"])
+    key = keys.rendition_key("t5", run, "web", "B.dng", "jpg")
+    # The same size, other bytes: only the digest can tell.
+    size = api.s3.head_object(Bucket=names.PROCESSED_BUCKET, Key=key)["ContentLength"]
+    api.s3.put_object(Bucket=names.PROCESSED_BUCKET, Key=key, Body=b"x" * size)
+    traced = _trace(api, "t5")
+    verdicts = {(f.name, r.rendition): r for f in traced.files for r in f.renditions}
+    assert verdicts["B.dng", "web"].verdict is Verdict.TAMPERED
+    assert verdicts["B.dng", "web"].reason == "its bytes are not those recorded"
+    assert traced.counts == {**traced.counts, "ok": 3, "tampered": 1}
+    assert trace_cmd.exit_status(traced) == trace_cmd.TAMPERED_EXIT
+
+
+def test_a_rendition_whose_object_is_gone_is_reported_missing(api: Api) -> None:
+    run = deliver(api, "t6", ["A.dng"])
+    key = keys.rendition_key("t6", run, "thumb", "A.dng", "jpg")
+    api.s3.delete_object(Bucket=names.PROCESSED_BUCKET, Key=key)
+    traced = _trace(api, "t6")
+    (thumb,) = [r for r in traced.files[0].renditions if r.rendition == "thumb"]
+    assert (thumb.verdict, thumb.reason) == (Verdict.MISSING, "the object is gone")
+    assert trace_cmd.exit_status(traced) == trace_cmd.TAMPERED_EXIT
+
+
+def test_a_get_failing_midway_leaves_that_file_unverified_neither_ok_nor_tampered(
+    api: Api,
+) -> None:
+    run = deliver(api, "t7", ["A.dng", "B.dng"])
+    broken = frozenset({keys.rendition_key("t7", run, "web", "A.dng", "jpg")})
+    traced = _trace(api, "t7", broken)
+    a, b = traced.files
+    assert [r.verdict for r in a.renditions] == [Verdict.OK, Verdict.UNVERIFIED]
+    assert "connection reset" in (a.renditions[1].reason or "")
+    assert all(r.verdict is Verdict.OK for r in b.renditions)
+    assert not traced.failed and trace_cmd.exit_status(traced) == trace_cmd.UNVERIFIED_EXIT
+
+
+def test_an_unreadable_manifest_leaves_its_files_unverified(api: Api) -> None:
+    run = deliver(api, "t8", ["A.dng"])
+    api.s3.delete_object(Bucket=names.PROCESSED_BUCKET, Key=keys.run_manifest_key("t8", run))
+    found = pages(api, "/jobs/t8/trace")
+
+    def gone(url: str) -> Mapping[str, Any]:
+        raise Gone(url)
+
+    traced = lineage.trace_job(found, gone, _through_s3(api))
+    assert traced.runs[run] == {"problem": "its run's manifest is gone"}
+    assert {r.verdict for r in traced.files[0].renditions} == {Verdict.UNVERIFIED}
+
+
+# -- manifests from before lineage ------------------------------------------------------
+OLD_ENTRY = {
+    "name": "A.dng",
+    "status": "DONE",
+    "shard": 0,
+    "develop_seconds": 1.2,
+    "outputs": {"web": {"key": "processed/j/r/web/A.jpg", "width": 10, "height": 5, "bytes": 3}},
+}
+OLD_MANIFEST = {"job_id": "j", "run_id": "r", "recipe": None, "files": [OLD_ENTRY]}
+TRACED = {
+    "name": "A.dng",
+    "status": "DONE",
+    "delivered_run": "r",
+    "renditions": [{"rendition": "web", "key": "processed/j/r/web/A.jpg", "url": "u"}],
+}
+
+
+def test_an_older_manifest_reads_as_not_recorded_never_as_a_crash() -> None:
+    traced = lineage.trace_job(
+        [{"job_id": "j", "status": "DONE", "manifests": {"r": "m"}, "files": [TRACED]}],
+        lambda url: OLD_MANIFEST,
+        lambda url: ("f" * 64, 3),
+    )
+    (file,) = traced.files
+    assert (file.original_sha256, file.recipe_sha256, file.software) == (None, None, {})
+    (web,) = file.renditions
+    # Its size still matches; with no digest recorded there is nothing more to check.
+    assert (web.verdict, web.width, web.height) == (Verdict.NOT_RECORDED, 10, 5)
+    assert trace_cmd.exit_status(traced) == 0
+    text = _printed(traced, detailed=True)
+    assert "not recorded" in text and "A.dng" in text
+    assert json.loads(json.dumps(traced.as_json()))["files"][0]["software"] == {}
+
+
+def test_an_older_manifests_rendition_of_another_size_is_still_tampered() -> None:
+    traced = lineage.trace_job(
+        [{"job_id": "j", "status": "DONE", "manifests": {"r": "m"}, "files": [TRACED]}],
+        lambda url: OLD_MANIFEST,
+        lambda url: ("f" * 64, 4),
+    )
+    (web,) = traced.files[0].renditions
+    assert (web.verdict, web.reason) == (Verdict.TAMPERED, "4 bytes served, 3 recorded")
+
+
+# -- what `darkroom trace` prints ---------------------------------------------------------
+def _printed(traced: lineage.Trace, *, detailed: bool = False) -> str:
+    console = Console(record=True, width=250)
+    console.print(trace_cmd.render(traced, detailed=detailed))
+    return console.export_text()
+
+
+def test_the_table_shows_each_renditions_lineage_and_verdict(api: Api) -> None:
+    run = deliver(api, "t9", ["A.dng"])
+    key = keys.rendition_key("t9", run, "web", "A.dng", "jpg")
+    api.s3.put_object(Bucket=names.PROCESSED_BUCKET, Key=key, Body=b"changed")
+    traced = _trace(api, "t9")
+    text = _printed(traced)
+    assert "job t9: DONE" in text and f"run {run}" in text
+    assert "thumb" in text and "ok" in text
+    assert "tampered" in text
+    assert "2 renditions: 1 ok, 1 tampered" in text
+
+
+def test_one_files_trace_shows_every_digest_whole(api: Api) -> None:
+    deliver(api, "t10", ["A.dng", "B.dng"])
+    traced = _trace(api, "t10", file="A.dng")
+    assert [f.name for f in traced.files] == ["A.dng"]
+    text = _printed(traced, detailed=True)
+    digest = traced.files[0].renditions[0].sha256
+    assert digest and digest in text
+    assert "original sha256" in text
+
+
+def test_the_json_is_complete(api: Api) -> None:
+    run = deliver(api, "t11", ["A.dng"])
+    document = json.loads(json.dumps(_trace(api, "t11").as_json()))
+    assert document["runs"][run]["recipe_sha256"]
+    (file,) = document["files"]
+    assert set(file) >= {
+        "name",
+        "run",
+        "original_version",
+        "original_sha256",
+        "recipe_sha256",
+        "recipe",
+        "software",
+        "timings",
+        "renditions",
+    }
+    assert {r["verdict"] for r in file["renditions"]} == {"ok"}
+    assert set(file["renditions"][0]) >= {"sha256", "bytes", "width", "height", "served_sha256"}
