@@ -75,6 +75,9 @@ MAX_ERROR_CHARS = 1000
 MAX_NOTES = 8
 MAX_NOTE_KEY = 32
 MAX_NOTE_CHARS = 300
+# What developed a file: a few names and versions, bounded likewise.
+MAX_SOFTWARE = 8
+MAX_VERSION_CHARS = 64
 # A failed job's cause, likewise (Step Functions passes up to 32,768 characters).
 MAX_CAUSE_CHARS = 4000
 
@@ -125,6 +128,11 @@ class FileProgress(BaseModel):
             item["notes"] = {
                 key[:MAX_NOTE_KEY]: text[:MAX_NOTE_CHARS]
                 for key, text in list(self.notes.items())[:MAX_NOTES]
+            }
+        if self.software:
+            item["software"] = {
+                name[:MAX_NOTE_KEY]: version[:MAX_VERSION_CHARS]
+                for name, version in list(self.software.items())[:MAX_SOFTWARE]
             }
         return item
 

@@ -16,6 +16,8 @@ from darkroom.jobs import (
     MAX_NOTE_CHARS,
     MAX_NOTE_KEY,
     MAX_NOTES,
+    MAX_SOFTWARE,
+    MAX_VERSION_CHARS,
     Archive,
     ArchiveSegment,
     DeliveredRun,
@@ -130,6 +132,7 @@ def test_the_largest_file_item_stays_under_100_kb() -> None:
                 height=65_535,
                 bytes=5 * 1024**4,
                 content_type="image/tiff",
+                sha256="f" * 64,
             )
             for r in recipe["renditions"]
         }
@@ -150,6 +153,11 @@ def test_the_largest_file_item_stays_under_100_kb() -> None:
         notes={f"{i}" * MAX_NOTE_KEY: WIDE * MAX_NOTE_CHARS for i in range(MAX_NOTES)},
         sidecar=name + ".xmp",
         sidecar_version="v" * 1024,
+        # The lineage: digests, and the software's names and versions at their bounds.
+        original_sha256="f" * 64,
+        recipe_sha256="f" * 64,
+        software={f"{i}" * MAX_NOTE_KEY: WIDE * MAX_VERSION_CHARS for i in range(MAX_SOFTWARE)},
+        timings={step: 1e9 for step in ("download", "decode", "render", "upload")},
     )
     item = {
         names.JOB_ID: JOB_ID,

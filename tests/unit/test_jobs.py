@@ -6,6 +6,8 @@ from pydantic import ValidationError
 from darkroom.aws.ddb_codec import from_item, to_item
 from darkroom.jobs import (
     MAX_ERROR_CHARS,
+    MAX_SOFTWARE,
+    MAX_VERSION_CHARS,
     TERMINAL,
     DeliveredRun,
     FileProgress,
@@ -111,6 +113,26 @@ def test_an_attempt_stores_only_what_it_has_and_a_short_error() -> None:
     }
     long = FileProgress(status=FileStatus.FAILED, error_code="x", error="e" * 10_000)
     assert len(long.to_item()["error"]) == MAX_ERROR_CHARS
+
+
+def test_an_attempts_lineage_round_trips_through_its_item_and_stays_small() -> None:
+    done = FileProgress(
+        status=FileStatus.DONE,
+        outputs={"web": Output(key="processed/j/r/web/a.jpg", sha256="a" * 64)},
+        original_sha256="b" * 64,
+        recipe_sha256="c" * 64,
+        software={"darkroom": "0.1.0", "libraw": "0.22.2"},
+        timings={"download": 0.25, "upload": 0.125},
+    )
+    item = from_item(to_item({"job_id": "j", "sk": "FILE#a.dng", **done.to_item()}))
+    record = FileRecord.model_validate({"name": "a.dng", **item})
+    assert record.progress == done
+    # Versions come from installed packages, not users; still, an item stays bounded.
+    odd = FileProgress(software={f"lib{i}": "9" * 500 for i in range(20)}).to_item()
+    assert len(odd["software"]) == MAX_SOFTWARE
+    assert {len(v) for v in odd["software"].values()} == {MAX_VERSION_CHARS}
+    # Nothing recorded, nothing stored: an item from before lineage reads the same.
+    assert set(FileProgress().to_item()) == {"status"}
 
 
 def test_records_are_immutable() -> None:
