@@ -187,6 +187,7 @@ def write_manifest(
         "recipe": job.recipe,
         "recipe_resolved": resolved,
         "recipe_sha256": recipe_sha256(resolved),
+        "started_at": job.started_at,
         "finished_at": utc_now(),
     }
     with tempfile.TemporaryDirectory(prefix="manifest-") as scratch:

@@ -17,7 +17,7 @@ from darkroom.aws.lease_store import PACKAGE_SHARD, LeaseState, LeaseTask, Waite
 from darkroom.aws.pool_instances import InstanceNotReady
 from darkroom.digests import recipe_sha256
 from darkroom.errors import AllFilesFailed, NoIdleWorker
-from darkroom.jobs import Archive, FileProgress, FileStatus, JobStatus, Output
+from darkroom.jobs import Archive, FileProgress, FileStatus, JobStatus, Output, utc_now
 from tests.unit.test_pipeline_steps import EXEC_A, EXEC_B, PROCESSED, World
 
 EXEC_C = "arn:aws:states:us-east-1:123456789012:execution:m:c"
@@ -323,7 +323,8 @@ def test_the_runs_manifest_carries_each_files_lineage_and_the_resolved_recipe(
 ) -> None:
     _registered(pool2, "j9", EXEC_A, 2, 2)
     pool2.start("j9", EXEC_A)
-    pool2.jobs.transition("j9", EXEC_A, JobStatus.PROCESSING)
+    started = {"started_at": utc_now()}
+    pool2.jobs.transition("j9", EXEC_A, JobStatus.PROCESSING, set_fields=started)
     key = keys.rendition_key("j9", "a", "web", "F000.DNG", "jpg")
     resolved = recipes.resolved(pool2.jobs.get("j9").recipe)
     lineage = FileProgress(
@@ -347,6 +348,8 @@ def test_the_runs_manifest_carries_each_files_lineage_and_the_resolved_recipe(
     assert manifest["recipe_resolved"] == resolved
     assert manifest["recipe_resolved"]["renditions"][0]["quality"] == 90
     assert manifest["recipe_sha256"] == recipe_sha256(resolved)
+    # The run's own timings beside each file's.
+    assert manifest["started_at"] and manifest["finished_at"] >= manifest["started_at"]
     developed, failed = manifest["files"]
     assert developed["original_sha256"] == "cd" * 32
     assert developed["recipe_sha256"] == manifest["recipe_sha256"]
