@@ -64,8 +64,12 @@ def render(traced: Trace, *, detailed: bool = False) -> Group:
     for run, head in traced.runs.items():
         parts.append(_run_line(run, head))
     if detailed:
-        parts.extend(_file_grid(f) for f in traced.files)
-    parts.append(_renditions_table(traced.files, whole=detailed))
+        for lineage in traced.files:
+            parts.append(_file_grid(lineage))
+            if lineage.renditions:
+                parts.append(_renditions_only(lineage))
+    else:
+        parts.append(_renditions_table(traced.files))
     counts = ", ".join(f"{n} {verdict}" for verdict, n in traced.counts.items() if n)
     parts.append(Text(f"{sum(traced.counts.values())} renditions: {counts or 'none delivered'}"))
     return Group(*parts)
@@ -88,6 +92,8 @@ def _file_grid(lineage: FileLineage) -> Table:
     grid.add_row("file", Text(lineage.name, style="bold"))
     grid.add_row("status", lineage.status)
     grid.add_row("delivered run", lineage.run or "nothing delivered")
+    if lineage.run is None:
+        return grid
     grid.add_row("original version", lineage.original_version or _version_note(lineage))
     grid.add_row("original sha256", lineage.original_sha256 or NOT_RECORDED)
     if lineage.sidecar:
@@ -101,29 +107,39 @@ def _file_grid(lineage: FileLineage) -> Table:
     return grid
 
 
-def _renditions_table(files: list[FileLineage], *, whole: bool) -> Table:
+def _renditions_table(files: list[FileLineage]) -> Table:
+    """A row per rendition, its file's lineage on the first (digests shortened)."""
     table = Table(show_header=True, header_style="bold")
-    table.add_column("file", overflow="fold")
-    table.add_column("original", overflow="fold")
-    table.add_column("recipe", overflow="fold")
-    table.add_column("software", overflow="fold")
+    for column in ("file", "original", "recipe", "software"):
+        table.add_column(column, overflow="fold")
+    _rendition_columns(table)
+    for lineage in files:
+        head = [lineage.name, _original(lineage), _recipe_text(lineage, whole=False), ""]
+        if lineage.run is not None:
+            head[3] = _software(lineage.software)
+        if not lineage.renditions:
+            table.add_row(*head, "-", "", "", "", Text(_undelivered(lineage), style="dim"))
+        for n, check in enumerate(lineage.renditions):
+            row = head if n == 0 else [""] * len(head)
+            table.add_row(*row, *_rendition_row(check, whole=False))
+    return table
+
+
+def _renditions_only(lineage: FileLineage) -> Table:
+    """One file's renditions, every digest whole (its lineage is in the grid above)."""
+    table = Table(show_header=True, header_style="bold")
+    _rendition_columns(table)
+    for check in lineage.renditions:
+        table.add_row(*_rendition_row(check, whole=True))
+    return table
+
+
+def _rendition_columns(table: Table) -> None:
     table.add_column("rendition", no_wrap=True)
     table.add_column("sha256", overflow="fold")
     table.add_column("size", justify="right", no_wrap=True)
     table.add_column("dimensions", no_wrap=True)
     table.add_column("verdict", overflow="fold")
-    for lineage in files:
-        head = [
-            lineage.name,
-            _original(lineage, whole),
-            _recipe_text(lineage, whole=whole),
-            _software(lineage.software),
-        ]
-        if not lineage.renditions:
-            table.add_row(*head, "-", "", "", "", Text(_undelivered(lineage), style="dim"))
-        for n, check in enumerate(lineage.renditions):
-            table.add_row(*(head if n == 0 else [""] * len(head)), *_rendition_row(check, whole))
-    return table
 
 
 def _rendition_row(check: RenditionCheck, whole: bool) -> list[Any]:
@@ -133,14 +149,16 @@ def _rendition_row(check: RenditionCheck, whole: bool) -> list[Any]:
     verdict = Text(str(check.verdict), style=_VERDICT_STYLE[str(check.verdict)])
     if check.reason and check.verdict != "ok":
         verdict.append(f": {check.reason}", style="default")
+    if whole and check.verdict == "tampered" and check.served_sha256:
+        verdict.append(f" (served sha256 {check.served_sha256})", style="default")
     return [check.rendition, digest or NOT_RECORDED, size, dims, verdict]
 
 
-def _original(lineage: FileLineage, whole: bool) -> str:
+def _original(lineage: FileLineage) -> str:
     if lineage.run is None:
         return ""
-    digest = lineage.original_sha256 if whole else _short(lineage.original_sha256)
-    return f"version {lineage.original_version or _version_note(lineage)}\nsha256 {digest}"
+    version = lineage.original_version or _version_note(lineage)
+    return f"version {version}\nsha256 {_short(lineage.original_sha256)}"
 
 
 def _version_note(lineage: FileLineage) -> str:
