@@ -313,14 +313,19 @@ def test_each_developed_file_records_its_lineage_for_the_manifest(
             assert output.bytes == len(uploaded) and output.width and output.height
 
 
-def test_a_file_that_fails_records_no_lineage_of_renditions(
+def test_a_file_whose_upload_fails_midway_records_no_lineage(
     shoot: list[Path], tmp_path: Path
 ) -> None:
-    bad = write_corrupt_raw(tmp_path / "BROKEN.dng", "truncated")
-    _, jobs, _ = run_job(tmp_path, [bad])
-    progress = jobs.progress["BROKEN.dng"]
-    assert progress.status is FileStatus.FAILED
-    assert progress.outputs == {} and progress.software == {} and progress.timings == {}
+    # Its web rendition went up, then S3 refused its thumbnail: no digest of either is
+    # left to vouch for bytes that are not delivered.
+    objects = Objects(tmp_path / "s3")
+    objects.fail_uploads = {f"thumb/{shoot[0].stem}."}
+    _, jobs, _ = run_job(tmp_path, shoot[:1], objects)
+    progress = jobs.progress[shoot[0].name]
+    assert (progress.status, progress.error_code) == (FileStatus.FAILED, "upload_failed")
+    assert progress.outputs == {} and progress.original_sha256 is None
+    assert progress.software == {} and progress.timings == {}
+    assert objects.keys(PROCESSED) == []
 
 
 def test_a_bad_file_fails_alone_with_its_code_and_reason(shoot: list[Path], tmp_path: Path) -> None:
