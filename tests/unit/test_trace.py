@@ -15,10 +15,12 @@ from urllib.parse import unquote, urlsplit
 
 from rich.console import Console
 
-from darkroom import keys, lineage, names
+from darkroom import keys, lineage, names, pipeline
+from darkroom.aws.objects import Objects
 from darkroom.cli import trace_cmd
+from darkroom.jobs import FileProgress, FileStatus, JobStatus, Output
 from darkroom.lineage import Gone, Unreadable, Verdict
-from tests.unit.test_api import Api, api  # noqa: F401
+from tests.unit.test_api import REGION, Api, api  # noqa: F401
 from tests.unit.test_share_pages import deliver, pages
 
 
@@ -151,6 +153,34 @@ def test_an_unreadable_manifest_leaves_its_files_unverified(api: Api) -> None:
     traced = lineage.trace_job(found, gone, _through_s3(api))
     assert traced.runs[run] == {"problem": "its run's manifest is gone"}
     assert {r.verdict for r in traced.files[0].renditions} == {Verdict.UNVERIFIED}
+
+
+def test_a_file_a_reprocess_did_not_deliver_is_traced_to_the_run_that_did(api: Api) -> None:
+    first = deliver(api, "t12", ["A.dng", "B.dng"])
+    jobs = api.service.jobs
+    arn = f"arn:aws:states:{REGION}:123456789012:execution:{names.STATE_MACHINE}:t12-again"
+    jobs.register(job_id="t12", execution_arn=arn, files=["A.dng", "B.dng"], name="s", recipe=None)
+    jobs.transition("t12", arn, JobStatus.STARTING)
+    jobs.transition("t12", arn, JobStatus.PROCESSING)
+    again = keys.run_id(arn)
+    key = keys.rendition_key("t12", again, "web", "A.dng", "jpg")
+    api.s3.put_object(Bucket=names.PROCESSED_BUCKET, Key=key, Body=b"again")
+    digest = hashlib.sha256(b"again").hexdigest()
+    web = Output(key=key, width=2, height=1, bytes=5, sha256=digest)
+    jobs.record_file(
+        "t12", arn, "A.dng", FileProgress(status=FileStatus.DONE, outputs={"web": web})
+    )
+    failed = FileProgress(status=FileStatus.FAILED, error_code="x", error="B")
+    jobs.record_file("t12", arn, "B.dng", failed)
+    objects = Objects(api.s3)
+    pipeline.mark_done(
+        "t12", arn, None, jobs=jobs, objects=objects, processed_bucket=names.PROCESSED_BUCKET
+    )
+    traced = _trace(api, "t12")
+    assert set(traced.runs) == {first, again}
+    assert {f.name: f.run for f in traced.files} == {"A.dng": again, "B.dng": first}
+    assert [r.rendition for r in traced.files[0].renditions] == ["web"]
+    assert traced.counts["ok"] == 3 and not traced.failed
 
 
 # -- manifests from before lineage ------------------------------------------------------
