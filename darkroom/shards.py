@@ -126,8 +126,9 @@ def _ensure_processing(job_id: str, execution_arn: str, jobs: JobStore) -> Job:
 
 
 # -- the run's manifest --------------------------------------------------------------
-# What a manifest holds: 2 added each file's lineage (the original's version and
-# SHA-256, the recipe's digest, the software, timings) and each rendition's SHA-256.
+# Readers tell what a manifest can hold by it (none: version 1). Version 2 added each
+# file's lineage (the original's version and SHA-256, the recipe's digest, the
+# software, timings) and each rendition's SHA-256.
 MANIFEST_VERSION = 2
 # A file's lineage, as its item holds it: written to its entry only when recorded.
 _LINEAGE = (
