@@ -665,8 +665,8 @@ def test_a_worker_whose_execution_ended_stops_within_a_heartbeat_and_uploads_not
     uploaded = {Path(key).stem for key in objects.keys(PROCESSED)}
     # Only files in flight when it ended went up; the rest were never developed.
     assert uploaded <= {shoot[0].stem, shoot[1].stem}, uploaded
-    assert shoot[0].name in jobs.progress
-    assert set(jobs.progress) <= {shoot[0].name, shoot[1].name}
+    # The two in flight race to the develop pool: whichever was recorded first ended it.
+    assert jobs.progress and set(jobs.progress) <= {shoot[0].name, shoot[1].name}
 
 
 def test_each_original_is_read_in_its_registered_version_and_recorded_files_are_not_redone(
