@@ -495,6 +495,23 @@ def test_alarms_notify_the_topic(synth: Synth) -> None:
     assert subscription["Properties"]["Endpoint"] == CONTEXT["alarm_email"]
 
 
+def test_cloudwatch_may_publish_alarms_to_the_topic_over_tls_only(synth: Synth) -> None:
+    """The topic policy replaces SNS's default one: it must allow CloudWatch itself."""
+    topic = {"Ref": synth.logical_id(synth.stack.monitoring.topic)}
+    (policy,) = synth.resources("AWS::SNS::TopicPolicy").values()
+    assert policy["Properties"]["Topics"] == [topic]
+    statements = as_list(policy["Properties"]["PolicyDocument"]["Statement"])
+    (allow,) = [s for s in statements if s["Effect"] == "Allow"]
+    assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert allow["Action"] == "sns:Publish"
+    assert allow["Resource"] == topic
+    assert allow["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert render(allow["Condition"]["ArnLike"]["aws:SourceArn"]).endswith(":alarm:*")
+    (deny,) = [s for s in statements if s["Effect"] == "Deny"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert deny["Principal"] in ("*", {"AWS": "*"}) and deny["Action"] == "sns:Publish"
+
+
 def test_dashboard_shows_what_issue_6_lists(synth: Synth) -> None:
     (dashboard,) = synth.resources("AWS::CloudWatch::Dashboard").values()
     body = render(dashboard["Properties"]["DashboardBody"])
