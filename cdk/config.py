@@ -81,7 +81,9 @@ class DeployConfig(BaseModel):
     # benchmarks.thumbnail peaks near 120 MB on 24 MP, but max_image_pixels (100 MP)
     # admits a 400 MB RGBA decode plus its reduced copy: 512 MB would fail those files.
     thumbnail_memory_mb: int = names.FUNCTION_MEMORY_MB[names.Function.THUMBNAIL]
-    thumbnail_reserved_concurrency: int = 10  # 0: none reserved
+    # Off by default: reserving any takes it from the account's unreserved pool, which
+    # Lambda keeps at 100 or more, so a new account (quota often 10) refuses the deploy.
+    thumbnail_reserved_concurrency: int = 0  # 0: none reserved
     thumbnail_sizes: str = "256,1024"
     max_image_pixels: int = 100_000_000
     # -- storage lifecycle (0 or None: never)

@@ -75,8 +75,9 @@ class Thumbnails(Construct):
             # full-size copies). 2048 MB covers the worst with headroom; CPU grows with
             # memory, so the common small image costs about the same GB-seconds.
             memory_mb=config.thumbnail_memory_mb,
-            # A bulk upload must not take the account's whole Lambda concurrency (the
-            # RAW pipeline's tasks share it); S3 retries throttled async events.
+            # Opt-in (thumbnail_reserved_concurrency): a bulk upload then cannot take
+            # the account's whole Lambda concurrency from the RAW pipeline's tasks; S3
+            # retries throttled async events.
             reserved_concurrency=config.thumbnail_reserved_concurrency or None,
         )
         self.function = self.thumbnailer.function

@@ -44,6 +44,7 @@ CONFIGURED_CONTEXT: dict[str, Any] = {
     "processed_infrequent_access_days": 90,
     "processed_expire_days": 730,
     "cost_guard_max_idle_minutes": 45,
+    "thumbnail_reserved_concurrency": 10,
 }
 # What `cdk` exports from a profile; an environment-agnostic app never reads them.
 CLI_ACCOUNT = "210987654321"

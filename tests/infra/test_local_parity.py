@@ -80,6 +80,9 @@ def test_the_same_functions_with_the_same_handlers_timeouts_and_env_keys(
         assert set(created[name]["Environment"]["Variables"]) == env_keys(
             FUNCTION_SETTINGS[name]
         ), name
+        # Neither reserves concurrency by default: a new account's quota refuses it.
+        assert "ReservedConcurrentExecutions" not in aws, name
+    assert not local.calls("lambda", "put_function_concurrency")
 
 
 def _normalise(

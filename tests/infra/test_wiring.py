@@ -293,7 +293,7 @@ def test_thumbnail_function_memory_concurrency_and_notification(synth: Synth) ->
     assert props["MemorySize"] == DeployConfig().thumbnail_memory_mb, (
         "memory set from the thumbnail benchmark's figures, see README"
     )
-    assert props["ReservedConcurrentExecutions"] == 10
+    assert "ReservedConcurrentExecutions" not in props, "a new account's quota refuses any"
     configs = notification_configs(synth, synth.stack.storage.input)
     assert sorted(e for c in configs for e in c["Events"]) == [
         "s3:ObjectCreated:*",
@@ -756,6 +756,12 @@ def test_the_configured_idle_limit_reaches_the_cost_guard(configured_synth: Synt
     variables = guard["Properties"]["Environment"]["Variables"]
     minutes = CONFIGURED_CONTEXT["cost_guard_max_idle_minutes"]
     assert variables[env_key("cost_guard_max_idle_seconds")] == str(minutes * 60)
+
+
+def test_reserved_thumbnail_concurrency_is_an_option(configured_synth: Synth) -> None:
+    _, thumbnail = functions_by_name(configured_synth.template)[Function.THUMBNAIL]
+    reserved = CONFIGURED_CONTEXT["thumbnail_reserved_concurrency"]
+    assert thumbnail["Properties"]["ReservedConcurrentExecutions"] == reserved
 
 
 def test_every_function_deploys_with_the_memory_the_local_cloud_enforces(synth: Synth) -> None:
