@@ -49,7 +49,6 @@ STAGE_LIMITED_PUBLIC: Final = frozenset(
 # So a new public route fails the synth until someone decides its limits.
 assert {r.operation for r in ROUTES if not r.iam} == {SHARE_ROUTE.operation, *STAGE_LIMITED_PUBLIC}
 
-ACCESS_LOG_GROUP: Final = f"/aws/vendedlogs/apigateway/{names.API_NAME}"
 # One JSON object per request. The route key ("GET /share/{token}"), never the path:
 # a share link's token is in its path, and whoever reads the logs must not learn it.
 ACCESS_LOG_FIELDS: Final[dict[str, str]] = {
@@ -102,11 +101,12 @@ class DeliveryApi(Construct):
     ) -> None:
         super().__init__(scope, id)
         raw, processed = storage.raw, storage.processed
+        stack_name = cdk.Stack.of(self).stack_name
 
         self.server = DarkroomFunction(
             self,
             "Function",
-            function_name=Function.API,
+            function=Function.API,
             code=code,
             # The limits and expiries at ApiSettings' defaults, as on the local cloud;
             # presigned URLs with regional bucket hostnames (s3_addressing_style "virtual").
@@ -261,7 +261,7 @@ class DeliveryApi(Construct):
         self.http_api = apigwv2.HttpApi(
             self,
             "HttpApi",
-            api_name=names.API_NAME,
+            api_name=names.api_name(stack_name),
             description="darkroom delivery API: IAM-signed studio routes, public share links",
             # The stage below carries throttling and access logs.
             create_default_stage=False,
@@ -271,7 +271,7 @@ class DeliveryApi(Construct):
             "AccessLogs",
             # Delivered as vended logs: the prefix keeps CloudWatch Logs' resource policy
             # small.
-            log_group_name=ACCESS_LOG_GROUP,
+            log_group_name=names.api_access_log_group(stack_name),
             retention=log_retention,
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )

@@ -6,6 +6,7 @@ users can see what exists (a test keeps the two equal).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -27,9 +28,6 @@ METRIC_FILES_FAILED: Final = "FilesFailed"
 WORKER_LOG_FILE_DEVELOPED: Final = "file developed"
 WORKER_LOG_FILE_FAILED: Final = "file failed"
 
-DASHBOARD_NAME: Final = "darkroom"
-WORKER_LOG_GROUP: Final = "/darkroom/worker"
-
 
 class ExtraOutput:
     """Stack outputs beyond darkroom.names.Output."""
@@ -48,6 +46,8 @@ RETENTION_DAYS: Final = frozenset(
      2557, 2922, 3288, 3653}
 )  # fmt: skip
 
+
+STACK_NAME: Final = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
 
 # Options that changed meaning: a deploy still passing one must not be silently ignored.
 RENAMED: Final = {
@@ -120,7 +120,7 @@ class DeployConfig(BaseModel):
 
     @model_validator(mode="after")
     def _safe_together(self) -> DeployConfig:
-        problems: list[str] = []
+        problems: list[str] = self._stack_name_problems()
         if not 1 <= self.pool_size <= 20:
             problems.append("pool_size must be 1..20")
         if self.worker_heartbeat_interval_seconds * 2 > self.worker_heartbeat_seconds:
@@ -163,6 +163,18 @@ class DeployConfig(BaseModel):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _stack_name_problems(self) -> list[str]:
+        # CloudFormation's pattern, which also suits every name derived from it.
+        if not STACK_NAME.fullmatch(self.stack_name):
+            return ["stack_name must start with a letter and hold only letters, digits and -"]
+        longest = max((names.in_stack(f, self.stack_name) for f in names.HANDLERS), key=len)
+        if len(longest) > names.FUNCTION_NAME_MAX:
+            return [
+                f"stack_name is too long: its function {longest} would pass Lambda's "
+                f"{names.FUNCTION_NAME_MAX} characters"
+            ]
+        return []
 
     def _raw_lifecycle_problems(self) -> list[str]:
         problems = []

@@ -40,7 +40,7 @@ class CostGuard(Construct):
         self.guard = DarkroomFunction(
             self,
             "Guard",
-            function_name=Function.COST_GUARD,
+            function=Function.COST_GUARD,
             code=code,
             settings_values=settings_values,
             statements=[

@@ -59,6 +59,9 @@ def table_statement(
 class DarkroomFunction(Construct):
     """A function from darkroom.names (handler, timeout) and darkroom.settings (env).
 
+    `function` is its darkroom.names.Function key; it deploys under the stack's own name
+    for it (names.in_stack), as does its log group.
+
     The role starts empty (no AWSLambdaBasicExecutionRole): it may write to its own log
     group, send its traces to X-Ray and do what `statements` say, nothing more.
     """
@@ -68,7 +71,7 @@ class DarkroomFunction(Construct):
         scope: Construct,
         id: str,
         *,
-        function_name: str,
+        function: str,
         code: lambda_.Code,
         settings_values: Mapping[str, Any],
         statements: Sequence[iam.PolicyStatement],
@@ -80,13 +83,15 @@ class DarkroomFunction(Construct):
         reserved_concurrency: int | None = None,
     ) -> None:
         super().__init__(scope, id)
+        stack_name = cdk.Stack.of(self).stack_name
+        function_name = names.in_stack(function, stack_name)
         self.log_group = logs.LogGroup(
             self,
             "Logs",
-            log_group_name=f"/aws/lambda/{function_name}",
+            log_group_name=names.function_log_group(function, stack_name),
             retention=log_retention,
             # Operational logs, not client data; a retained group would block a redeploy
-            # under the same fixed name.
+            # under the same name.
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
         self.role = iam.Role(
@@ -117,17 +122,15 @@ class DarkroomFunction(Construct):
             "Function",
             function_name=function_name,
             description=description,
-            handler=handler or names.HANDLERS[function_name],
+            handler=handler or names.HANDLERS[function],
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
             code=code,
-            environment=settings.environment(
-                settings.FUNCTION_SETTINGS[function_name], settings_values
-            ),
+            environment=settings.environment(settings.FUNCTION_SETTINGS[function], settings_values),
             timeout=cdk.Duration.seconds(
-                timeout_seconds or names.FUNCTION_TIMEOUT_SECONDS[function_name]
+                timeout_seconds or names.FUNCTION_TIMEOUT_SECONDS[function]
             ),
-            memory_size=memory_mb or names.FUNCTION_MEMORY_MB[function_name],
+            memory_size=memory_mb or names.FUNCTION_MEMORY_MB[function],
             role=self.role,
             log_group=self.log_group,
             reserved_concurrent_executions=reserved_concurrency,

@@ -24,7 +24,6 @@ from constructs import Construct
 
 from cdk.api import DeliveryApi
 from cdk.config import (
-    DASHBOARD_NAME,
     METRIC_FILES_DEVELOPED,
     METRIC_FILES_FAILED,
     METRIC_NAMESPACE,
@@ -239,7 +238,7 @@ class Monitoring(Construct):
         self.dashboard = cw.Dashboard(
             self,
             "Dashboard",
-            dashboard_name=DASHBOARD_NAME,
+            dashboard_name=names.dashboard_name(stack.region, stack.stack_name),
             default_interval=cdk.Duration.days(7),
         )
         self.dashboard.add_widgets(

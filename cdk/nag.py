@@ -69,14 +69,18 @@ THIS_ACCOUNT_INSTANCES = (
     "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>"
     ":instance/*]"
 )
-THIS_MACHINE_EXECUTIONS = (
-    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>"
-    f":execution:{names.STATE_MACHINE}:*]"
-)
+
+
+def _machine_executions(stack: cdk.Stack) -> str:
+    return (
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>"
+        f":execution:{names.state_machine_name(stack.stack_name)}:*]"
+    )
 
 
 def acknowledge(stack: DarkroomStack) -> None:
     storage = stack.storage
+    machine_executions = _machine_executions(stack)
     raw_objects = _wildcard(stack, storage.raw, f"/{names.RAW_PREFIX}*")
     processed_objects = _wildcard(stack, storage.processed, f"/{names.PROCESSED_PREFIX}*")
     asset_objects = _wildcard(stack, storage.raw, f"/{names.ASSETS_PREFIX}*")
@@ -149,14 +153,14 @@ def acknowledge(stack: DarkroomStack) -> None:
     )
     ack(
         _policy(stack.pipeline.start_worker.role),
-        THIS_MACHINE_EXECUTIONS,
+        machine_executions,
         "StartWorker reads the status of the executions holding leases, to free one "
         "whose execution was aborted; execution names derive from job ids, known only at "
         "run time. Scoped to this state machine's executions, DescribeExecution only.",
     )
     ack(
         _policy(stack.pipeline.reconcilers.submissions.role),
-        THIS_MACHINE_EXECUTIONS,
+        machine_executions,
         "The submission reconciler reads whether a submitted job's execution exists; "
         "execution names derive from job ids, known only at run time. Scoped to this "
         "state machine's executions, DescribeExecution only.",
@@ -192,7 +196,7 @@ def acknowledge(stack: DarkroomStack) -> None:
     )
     ack(
         guard,
-        THIS_MACHINE_EXECUTIONS,
+        machine_executions,
         "The guard reads the status of the executions that "
         "hold leases; execution names derive from job ids, known only at run time. Scoped to "
         "this state machine's executions, DescribeExecution only.",
@@ -224,7 +228,7 @@ def acknowledge(stack: DarkroomStack) -> None:
     )
     ack(
         api_policy,
-        THIS_MACHINE_EXECUTIONS,
+        machine_executions,
         "GET /jobs/{job_id} describes and reads the history of the job's execution, "
         "whose name derives from the job id, known only at run time. Scoped to this "
         "state machine's executions, DescribeExecution and GetExecutionHistory only.",

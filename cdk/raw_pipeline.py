@@ -34,22 +34,24 @@ MANIFEST_SUFFIX = "/" + names.MANIFEST_NAME
 
 
 def state_machine_arn(scope: Construct) -> str:
-    """Built from the fixed name, so the worker's role can name it without a reference
-    (a reference would make the pool depend on the machine that depends on the pool)."""
-    return cdk.Stack.of(scope).format_arn(
+    """Built from its name, so the worker's role can name it without a reference (a
+    reference would make the pool depend on the machine that depends on the pool)."""
+    stack = cdk.Stack.of(scope)
+    return stack.format_arn(
         service="states",
         resource="stateMachine",
-        resource_name=names.STATE_MACHINE,
+        resource_name=names.state_machine_name(stack.stack_name),
         arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
     )
 
 
 def execution_arns(scope: Construct) -> str:
     """Every execution of the darkroom state machine."""
-    return cdk.Stack.of(scope).format_arn(
+    stack = cdk.Stack.of(scope)
+    return stack.format_arn(
         service="states",
         resource="execution",
-        resource_name=f"{names.STATE_MACHINE}:*",
+        resource_name=f"{names.state_machine_name(stack.stack_name)}:*",
         arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
     )
 
@@ -87,6 +89,7 @@ class RawPipeline(Construct):
         log_retention: logs.RetentionDays,
     ) -> None:
         super().__init__(scope, id)
+        stack_name = cdk.Stack.of(self).stack_name
         jobs, workers, raw = storage.jobs, storage.workers, storage.raw
         processed = storage.processed
         pool = instance_arns(self, worker_instance_ids)
@@ -97,7 +100,7 @@ class RawPipeline(Construct):
             return DarkroomFunction(
                 self,
                 id,
-                function_name=name,
+                function=name,
                 code=code,
                 settings_values=settings_values,
                 statements=statements,
@@ -225,15 +228,14 @@ class RawPipeline(Construct):
         self.log_group = logs.LogGroup(
             self,
             "ExecutionLogs",
-            # The /aws/vendedlogs/ prefix keeps CloudWatch Logs' resource policy small.
-            log_group_name=f"/aws/vendedlogs/states/{names.STATE_MACHINE}",
+            log_group_name=names.state_machine_log_group(stack_name),
             retention=log_retention,
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
-            state_machine_name=names.STATE_MACHINE,
+            state_machine_name=names.state_machine_name(stack_name),
             state_machine_type=sfn.StateMachineType.STANDARD,
             definition_body=sfn.DefinitionBody.from_string(template),
             definition_substitutions={
@@ -269,7 +271,7 @@ class RawPipeline(Construct):
         self.orchestrator = DarkroomFunction(
             self,
             "Orchestrator",
-            function_name=Function.ORCHESTRATOR,
+            function=Function.ORCHESTRATOR,
             code=code,
             settings_values={
                 **settings_values,

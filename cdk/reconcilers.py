@@ -58,7 +58,7 @@ class Reconcilers(Construct):
         self.ending = DarkroomFunction(
             self,
             "Ending",
-            function_name=Function.RECONCILE_ENDING,
+            function=Function.RECONCILE_ENDING,
             code=code,
             settings_values=settings_values,
             statements=[
@@ -103,7 +103,7 @@ class Reconcilers(Construct):
         self.submissions = DarkroomFunction(
             self,
             "Submissions",
-            function_name=Function.RECONCILE_SUBMISSIONS,
+            function=Function.RECONCILE_SUBMISSIONS,
             code=code,
             settings_values={
                 **settings_values,

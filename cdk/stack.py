@@ -11,12 +11,7 @@ from constructs import Construct
 
 from cdk import bundling, nag
 from cdk.api import DeliveryApi
-from cdk.config import (
-    DASHBOARD_NAME,
-    RETENTION_DAYS,
-    DeployConfig,
-    ExtraOutput,
-)
+from cdk.config import RETENTION_DAYS, DeployConfig, ExtraOutput
 from cdk.cost_guard import CostGuard
 from cdk.functions import settings_values
 from cdk.monitoring import Monitoring
@@ -25,6 +20,7 @@ from cdk.storage import Storage
 from cdk.thumbnails import Thumbnails
 from cdk.tidy import drop_implied_role_dependency
 from cdk.worker_pool import WorkerPool
+from darkroom import names
 from darkroom.names import Function, Output
 
 # CloudWatch Logs' retention periods, in RetentionDays' order (INFINITE last, unused).
@@ -217,7 +213,7 @@ class DarkroomStack(cdk.Stack):
         output(
             ExtraOutput.DASHBOARD_URL,
             f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
-            f"#dashboards:name={DASHBOARD_NAME}",
+            f"#dashboards:name={names.dashboard_name(region, self.stack_name)}",
             "The darkroom CloudWatch dashboard",
         )
         output(

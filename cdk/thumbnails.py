@@ -47,7 +47,7 @@ class Thumbnails(Construct):
         self.thumbnailer = DarkroomFunction(
             self,
             "Thumbnail",
-            function_name=Function.THUMBNAIL,
+            function=Function.THUMBNAIL,
             code=code,
             settings_values=settings_values,
             statements=[

@@ -34,7 +34,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from cdk import bundling
-from cdk.config import WORKER_LOG_GROUP, DeployConfig
+from cdk.config import DeployConfig
 from cdk.raw_pipeline import state_machine_arn
 from cdk.storage import Storage
 from cdk.worker_boot import (
@@ -144,7 +144,7 @@ class WorkerPool(Construct):
         self.log_group = logs.LogGroup(
             self,
             "WorkerLogs",
-            log_group_name=WORKER_LOG_GROUP,
+            log_group_name=names.worker_log_group(stack.stack_name),
             retention=log_retention,
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
@@ -182,7 +182,7 @@ class WorkerPool(Construct):
             instance = ec2.Instance(
                 self,
                 f"Worker{index}",
-                instance_name=f"darkroom-worker-{index}",
+                instance_name=names.worker_instance_name(index, stack.stack_name),
                 vpc=self.vpc,
                 vpc_subnets=ec2.SubnetSelection(subnets=[subnets[index % len(subnets)]]),
                 associate_public_ip_address=True,
@@ -327,7 +327,7 @@ class WorkerPool(Construct):
                         "collect_list": [
                             {
                                 "file_path": WORKER_LOG_FILE,
-                                "log_group_name": WORKER_LOG_GROUP,
+                                "log_group_name": names.worker_log_group(stack.stack_name),
                                 "log_stream_name": "{instance_id}",
                             }
                         ]

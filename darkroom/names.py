@@ -80,9 +80,56 @@ SHARES_SCHEMA: Final = TableSchema(
     SHARES_TABLE, SHARE_ID, index=Index(JOB_SHARES_INDEX, JOB_ID, SHARE_ID), ttl=TTL_ATTRIBUTE
 )
 TABLES: Final = (JOBS_SCHEMA, WORKERS_SCHEMA, UPLOADS_SCHEMA, SHARES_SCHEMA)
-# The HTTP API (API Gateway HTTP API in AWS, a local gateway in the embedded cloud).
-API_NAME: Final = "darkroom-api"
-STATE_MACHINE: Final = "darkroom-raw-pipeline"
+# The stack every name below is derived from when none is given: the CDK app's default
+# `stack_name`, and the local cloud's only stack. Its names are the ones written above
+# (darkroom-register-job, ...); another stack's start with its own name instead.
+DEFAULT_STACK: Final = PROJECT
+# Lambda's limit on a function name, which the longest of ours must meet.
+FUNCTION_NAME_MAX: Final = 64
+
+
+def in_stack(name: str, stack: str = DEFAULT_STACK) -> str:
+    """A name that AWS makes unique per region (a function, the state machine, a log
+    group), as a stack deploys it: darkroom-register-job in stack studio-b is
+    studio-b-register-job, so two stacks in one region do not collide."""
+    return stack + name.removeprefix(PROJECT)
+
+
+def api_name(stack: str = DEFAULT_STACK) -> str:
+    """The HTTP API (API Gateway HTTP API in AWS, a local gateway in the embedded cloud)."""
+    return in_stack("darkroom-api", stack)
+
+
+def state_machine_name(stack: str = DEFAULT_STACK) -> str:
+    return in_stack("darkroom-raw-pipeline", stack)
+
+
+def state_machine_log_group(stack: str = DEFAULT_STACK) -> str:
+    # The /aws/vendedlogs/ prefix keeps CloudWatch Logs' resource policy small.
+    return f"/aws/vendedlogs/states/{state_machine_name(stack)}"
+
+
+def api_access_log_group(stack: str = DEFAULT_STACK) -> str:
+    return f"/aws/vendedlogs/apigateway/{api_name(stack)}"
+
+
+def function_log_group(function: str, stack: str = DEFAULT_STACK) -> str:
+    return f"/aws/lambda/{in_stack(function, stack)}"
+
+
+def worker_log_group(stack: str = DEFAULT_STACK) -> str:
+    return f"/{stack}/worker"
+
+
+def worker_instance_name(index: int, stack: str = DEFAULT_STACK) -> str:
+    return f"{stack}-worker-{index}"
+
+
+def dashboard_name(region: str, stack: str = DEFAULT_STACK) -> str:
+    """Dashboards are global to the account: the region keeps two regions' apart."""
+    return f"{stack}-{region}"
+
+
 WORKER_POOL_TAG_KEY: Final = "darkroom:pool"
 WORKER_POOL_TAG_VALUE: Final = "raw-workers"
 # The cost guard's own bookkeeping tag: when it first saw an instance running unleased.

@@ -192,7 +192,7 @@ def local_api_url(endpoint_url: str, region: str = "us-east-1") -> str:
     )
     apigw = session.client("apigatewayv2", endpoint_url=endpoint_url)
     for api in apigw.get_apis()["Items"]:
-        if api.get("Name") == names.API_NAME and LOCAL_API_URL_TAG in api.get("Tags", {}):
+        if api.get("Name") == names.api_name() and LOCAL_API_URL_TAG in api.get("Tags", {}):
             return str(api["Tags"][LOCAL_API_URL_TAG])
     raise RuntimeError(f"no darkroom API at {endpoint_url}; is it a darkroom local cloud?")
 

@@ -109,7 +109,7 @@ def console_url(api_url: str) -> str:
 
 
 def state_machine_arn(region: str) -> str:
-    return f"arn:aws:states:{region}:{ACCOUNT_ID}:stateMachine:{names.STATE_MACHINE}"
+    return f"arn:aws:states:{region}:{ACCOUNT_ID}:stateMachine:{names.state_machine_name()}"
 
 
 class LocalCloud:
@@ -386,7 +386,7 @@ class LocalCloud:
             }
         )
         self.client("stepfunctions").create_state_machine(
-            name=names.STATE_MACHINE, definition=definition, roleArn=role
+            name=names.state_machine_name(), definition=definition, roleArn=role
         )
 
         self._notify(s3, lam)
@@ -408,7 +408,7 @@ class LocalCloud:
             config=Config(retries={"total_max_attempts": 1}, read_timeout=60),
         )
         apigw = self.client("apigatewayv2")
-        api_id = apigw.create_api(Name=names.API_NAME, ProtocolType="HTTP")["ApiId"]
+        api_id = apigw.create_api(Name=names.api_name(), ProtocolType="HTTP")["ApiId"]
         console = Console(self.client, self.state_dir / "logs", state_machine_arn(cfg.region))
         self.api = LocalApiGateway(
             lambda_invoker(lam, Function.API),

@@ -35,6 +35,8 @@ CONTEXT: dict[str, Any] = {"pool_size": 2, "alarm_email": "studio-ops@example.co
 # Every option below differs from its default (test_config.py checks the defaults), and
 # the instance type is x86: the default is Graviton.
 CONFIGURED_CONTEXT: dict[str, Any] = {
+    # A second stack beside the default one in the same account and region.
+    "stack_name": "studio-b",
     "pool_size": 3,
     "worker_instance_type": "c7i.2xlarge",
     "raw_infrequent_access_days": 0,  # never
@@ -97,6 +99,12 @@ class Synth:
 
         cfn = construct if isinstance(construct, CfnResource) else construct.node.default_child
         return str(self.stack.resolve(cfn.logical_id))
+
+    def functions(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """darkroom.names.Function key -> (logical id, resource), in this synth's stack."""
+        from tests.infra.helpers import functions_by_name
+
+        return functions_by_name(self.template, self.stack.stack_name)
 
     def resource(self, construct: Any) -> dict[str, Any]:
         result: dict[str, Any] = self.template["Resources"][self.logical_id(construct)]

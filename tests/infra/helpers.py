@@ -6,6 +6,8 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from darkroom import names
+
 Resource = dict[str, Any]
 
 
@@ -13,14 +15,18 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def functions_by_name(template: dict[str, Any]) -> dict[str, tuple[str, Resource]]:
-    """FunctionName -> (logical id, resource), for functions that have a fixed name."""
+def functions_by_name(
+    template: dict[str, Any], stack: str = names.DEFAULT_STACK
+) -> dict[str, tuple[str, Resource]]:
+    """darkroom.names.Function key -> (logical id, resource), for the functions that
+    have a name (`stack` deployed each under names.in_stack)."""
+    keys = {names.in_stack(key, stack): key for key in names.HANDLERS}
     found: dict[str, tuple[str, Resource]] = {}
     for logical_id, resource in template["Resources"].items():
         if resource["Type"] == "AWS::Lambda::Function":
             name = resource["Properties"].get("FunctionName")
             if isinstance(name, str):
-                found[name] = (logical_id, resource)
+                found[keys.get(name, name)] = (logical_id, resource)
     return found
 
 

@@ -98,7 +98,7 @@ def test_every_route_proxies_to_the_api_function_with_payload_format_2(synth: Sy
             render(route["Target"]) == "integrations/<" + json.dumps({"Ref": integration_id}) + ">"
         ), key
     (api,) = synth.resources("AWS::ApiGatewayV2::Api").values()
-    assert api["Properties"]["Name"] == names.API_NAME
+    assert api["Properties"]["Name"] == names.api_name()
     assert api["Properties"]["ProtocolType"] == "HTTP"
 
 
@@ -283,7 +283,7 @@ def test_the_api_function_policy_is_scoped_to_prefixes_tables_and_the_machine(
         "Ref": synth.logical_id(stack.pipeline.state_machine)
     }
     executions = render(by_sid["ReadExecutions"]["Resource"])
-    assert executions.endswith(f":execution:{names.STATE_MACHINE}:*"), executions
+    assert executions.endswith(f":execution:{names.state_machine_name()}:*"), executions
     # Nothing of the other buckets or tables.
     everything = json.dumps(api_statements(synth))
     for other in (storage.input, storage.output, storage.workers, storage.access_logs):

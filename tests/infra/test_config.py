@@ -68,6 +68,8 @@ def test_cli_strings_are_coerced_and_checked() -> None:
         ({"raw_expire_after_days": 20}, "after the IA and archive moves"),
         ({"raw_infrequent_access_days": 0, "raw_expire_after_days": 0}, "1 or more"),
         ({"raw_expire_days": 180}, "raw_expire_days is now raw_expire_after_days"),
+        ({"stack_name": "studio_b"}, "only letters, digits and -"),
+        ({"stack_name": "s" * 43}, "would pass Lambda's 64 characters"),
     ],
 )
 def test_unsafe_combinations_are_refused(context: dict[str, object], complaint: str) -> None:

@@ -279,7 +279,7 @@ def scopes(synth: Synth, function: str) -> dict[str, set[str]]:
         "own log group": {"${" + own_logs + ".Arn}"},
         "state machine": {"${" + synth.logical_id(stack.pipeline.state_machine) + "}"},
         "executions": {
-            in_account.replace("{service}", "states") + f"execution:{names.STATE_MACHINE}:*"
+            in_account.replace("{service}", "states") + f"execution:{names.state_machine_name()}:*"
         },
         "jobs table": {arn(storage.jobs)},
         "workers table": {arn(storage.workers)},

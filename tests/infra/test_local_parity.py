@@ -128,7 +128,7 @@ def test_the_same_s3_notifications(synth: Synth, local: RecordingCloud) -> None:
 
 def test_the_same_state_machine_and_placeholders(synth: Synth, local: RecordingCloud) -> None:
     (call,) = local.calls("stepfunctions", "create_state_machine")
-    assert call["name"] == names.STATE_MACHINE
+    assert call["name"] == names.state_machine_name()
     machine = synth.resource(synth.stack.pipeline.state_machine)["Properties"]
     # Fill the template's substitutions the way the laptop does: the function's local ARN.
     text = machine["DefinitionString"]

@@ -156,7 +156,7 @@ def test_state_machine_runs_the_committed_asl_with_every_placeholder_filled(synt
     machine = synth.resource(synth.stack.pipeline.state_machine)["Properties"]
     template = workflow.load_template()
     assert machine["DefinitionString"] == template, "the ASL exactly as committed"
-    assert machine["StateMachineName"] == names.STATE_MACHINE
+    assert machine["StateMachineName"] == names.state_machine_name()
     substitutions = machine["DefinitionSubstitutions"]
     assert set(substitutions) == workflow.placeholders(template)
     for placeholder, value in substitutions.items():
@@ -559,7 +559,8 @@ def test_outputs(synth: Synth) -> None:
     }
     console = render(outputs[ExtraOutput.STATE_MACHINE_CONSOLE_URL]["Value"])
     assert "console.aws.amazon.com/states/home" in console and "#/statemachines/view/" in console
-    assert "#dashboards:name=darkroom" in render(outputs[ExtraOutput.DASHBOARD_URL]["Value"])
+    dashboard = render(outputs[ExtraOutput.DASHBOARD_URL]["Value"])
+    assert '#dashboards:name=darkroom-<{"Ref": "AWS::Region"}>' in dashboard
 
 
 def on_stack(synth: Synth, path: str) -> Any:
@@ -710,7 +711,7 @@ def test_the_configured_pool_size_is_the_number_of_workers(configured_synth: Syn
     pool = configured_synth.stack.worker_pool.instances
     assert len(configured_synth.resources("AWS::EC2::Instance")) == CONFIGURED_CONTEXT["pool_size"]
     assert len(pool) == CONFIGURED_CONTEXT["pool_size"]
-    _, start = functions_by_name(configured_synth.template)[Function.START_WORKER]
+    _, start = configured_synth.functions()[Function.START_WORKER]
     ids = start["Properties"]["Environment"]["Variables"][env_key("worker_instance_ids")]
     assert ids == {"Fn::Join": [",", [{"Ref": configured_synth.logical_id(i)} for i in pool]]}
 
@@ -752,14 +753,60 @@ def test_the_configured_lifecycle_reaches_the_buckets(configured_synth: Synth) -
 
 
 def test_the_configured_idle_limit_reaches_the_cost_guard(configured_synth: Synth) -> None:
-    _, guard = functions_by_name(configured_synth.template)[Function.COST_GUARD]
+    _, guard = configured_synth.functions()[Function.COST_GUARD]
     variables = guard["Properties"]["Environment"]["Variables"]
     minutes = CONFIGURED_CONTEXT["cost_guard_max_idle_minutes"]
     assert variables[env_key("cost_guard_max_idle_seconds")] == str(minutes * 60)
 
 
+# Every name the template fixes, by resource type and property: what would collide.
+NAMED = {
+    "AWS::Lambda::Function": "FunctionName",
+    "AWS::StepFunctions::StateMachine": "StateMachineName",
+    "AWS::Logs::LogGroup": "LogGroupName",
+    "AWS::CloudWatch::Dashboard": "DashboardName",
+    "AWS::ApiGatewayV2::Api": "Name",
+}
+
+
+def fixed_names(synth: Synth) -> dict[str, set[str]]:
+    """Resource type -> the names the template gives, references shown as <...>; not
+    those built on another resource's generated name (CDK's bucket-notifications
+    handler's log group), unique already."""
+    found: dict[str, set[str]] = {}
+    for resource in synth.template["Resources"].values():
+        prop = NAMED.get(resource["Type"])
+        if prop and prop in resource["Properties"]:
+            name = render(resource["Properties"][prop])
+            if re.search(r'<\{"Ref": "(?!AWS::)', name) is None:
+                found.setdefault(resource["Type"], set()).add(name)
+    return found
+
+
+def test_a_second_stack_names_everything_after_itself(
+    synth: Synth, configured_synth: Synth
+) -> None:
+    """Two stacks in one region share no name; the dashboard, global to the account,
+    carries the region too, so two regions' stacks do not collide either."""
+    first, second = fixed_names(synth), fixed_names(configured_synth)
+    assert set(first) == set(second) == set(NAMED)
+    stack = CONFIGURED_CONTEXT["stack_name"]
+    for kind, given in second.items():
+        assert not given & first[kind], kind
+        for name in given:
+            assert stack in name, (kind, name)
+    region = '<{"Ref": "AWS::Region"}>'
+    assert first["AWS::CloudWatch::Dashboard"] == {f"darkroom-{region}"}
+    assert second["AWS::CloudWatch::Dashboard"] == {f"{stack}-{region}"}
+    assert set(functions_by_name(configured_synth.template, stack)) == set(names.HANDLERS)
+    assert names.worker_log_group(stack) in second["AWS::Logs::LogGroup"]
+    for instance in configured_synth.resources("AWS::EC2::Instance").values():
+        tags = {t["Key"]: t["Value"] for t in instance["Properties"]["Tags"]}
+        assert tags["Name"].startswith(f"{stack}-worker-")
+
+
 def test_reserved_thumbnail_concurrency_is_an_option(configured_synth: Synth) -> None:
-    _, thumbnail = functions_by_name(configured_synth.template)[Function.THUMBNAIL]
+    _, thumbnail = configured_synth.functions()[Function.THUMBNAIL]
     reserved = CONFIGURED_CONTEXT["thumbnail_reserved_concurrency"]
     assert thumbnail["Properties"]["ReservedConcurrentExecutions"] == reserved
 

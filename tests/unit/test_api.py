@@ -35,7 +35,7 @@ from darkroom.settings import ApiSettings, env_key
 from tests.moto_config import IDLE_STATE_MACHINES, offline_aws
 
 REGION = "us-east-1"
-SM_ARN = f"arn:aws:states:{REGION}:123456789012:stateMachine:{names.STATE_MACHINE}"
+SM_ARN = f"arn:aws:states:{REGION}:123456789012:stateMachine:{names.state_machine_name()}"
 
 
 @dataclass
@@ -96,7 +96,9 @@ class Api:
         """A job as the pipeline leaves it: a record, renditions, the run's manifest and,
         unless it is still PROCESSING, its delivery (MarkDone's own). The run's id."""
         jobs = self.service.jobs
-        arn = f"arn:aws:states:{REGION}:123456789012:execution:{names.STATE_MACHINE}:{job_id}"
+        arn = (
+            f"arn:aws:states:{REGION}:123456789012:execution:{names.state_machine_name()}:{job_id}"
+        )
         jobs.register(
             job_id=job_id, execution_arn=arn, files=list(files), name="a shoot", recipe=None
         )
@@ -160,7 +162,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
             ddb.create_table(**create_request(schema))
         sfn = session.client("stepfunctions")
         sfn.create_state_machine(
-            name=names.STATE_MACHINE,
+            name=names.state_machine_name(),
             definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
             roleArn="arn:aws:iam::123456789012:role/x",
         )

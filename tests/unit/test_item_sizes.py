@@ -36,7 +36,9 @@ LIMIT = 100 * 1024
 # The widest UTF-8 character: 4 bytes each.
 WIDE = "\U0001f4f7"
 JOB_ID = "j" * 40
-STATE_MACHINE = f"arn:aws:states:ap-southeast-2:123456789012:stateMachine:{names.STATE_MACHINE}"
+STATE_MACHINE = (
+    f"arn:aws:states:ap-southeast-2:123456789012:stateMachine:{names.state_machine_name()}"
+)
 
 
 def _size(item: dict[str, Any]) -> int:

@@ -37,7 +37,7 @@ HTML = {"accept": "text/html"}
 def deliver(api: Api, job_id: str, files: list[str], failed: frozenset[str] = frozenset()) -> str:
     """A finished run of `files` in which those in `failed` did not develop."""
     jobs = api.service.jobs
-    arn = f"arn:aws:states:{REGION}:123456789012:execution:{names.STATE_MACHINE}:{job_id}"
+    arn = f"arn:aws:states:{REGION}:123456789012:execution:{names.state_machine_name()}:{job_id}"
     jobs.register(job_id=job_id, execution_arn=arn, files=files, name="shoot", recipe=None)
     run = keys.run_id(arn)
     jobs.transition(job_id, arn, JobStatus.STARTING)
@@ -288,7 +288,7 @@ def test_the_largest_page_of_the_largest_files_stays_under_a_megabyte(api: Api) 
     names_ = sorted(_worst_name(n) for n in range(count))
     assert all(len(n.encode()) == 255 for n in names_)
     renditions = [f"r{i}" + "x" * 30 for i in range(MAX_RENDITIONS)]
-    arn = f"arn:aws:states:{REGION}:123456789012:execution:{names.STATE_MACHINE}:big"
+    arn = f"arn:aws:states:{REGION}:123456789012:execution:{names.state_machine_name()}:big"
     api.service.jobs.register(
         job_id="big", execution_arn=arn, files=names_, name="n" * 200, recipe=None
     )

@@ -74,7 +74,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
             ddb.create_table(**create_request(schema))
         sfn = session.client("stepfunctions")
         machine = sfn.create_state_machine(
-            name=names.STATE_MACHINE,
+            name=names.state_machine_name(),
             definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
             roleArn="arn:aws:iam::123456789012:role/x",
         )["stateMachineArn"]
