@@ -51,8 +51,14 @@ STACK_NAME: Final = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
 
 # Options that changed meaning: a deploy still passing one must not be silently ignored.
 RENAMED: Final = {
-    "raw_expire_days": "raw_expire_after_days (unset by default: originals never expire)"
+    "raw_expire_days": "raw_expire_after_days (unset by default: originals never expire)",
+    "worker_instance_type": (
+        "worker_instance_types, a preference list (e.g. c7g.xlarge,c6g.xlarge): instances "
+        "are created as the first, StartWorker falls back to the next"
+    ),
 }
+KMS_KEY_ARN: Final = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+")
+INSTANCE_TYPE: Final = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+")
 
 
 class DeployConfig(BaseModel):
@@ -64,9 +70,16 @@ class DeployConfig(BaseModel):
     # -- worker pool
     # Two: a job of several shards develops them side by side (the local cloud too).
     pool_size: int = 2
-    worker_instance_type: str = "c7g.xlarge"
+    # In order of preference, one architecture: created as the first; StartWorker
+    # starts an instance as the next when EC2 has no capacity for (or does not offer)
+    # the one before. CDK cannot look up offerings at synth time (README: checking them).
+    worker_instance_types: str = ",".join(names.WORKER_INSTANCE_TYPES)
     worker_scratch_gb: int = 30
     worker_root_gb: int = 16
+    # A KMS key ARN for the worker volumes ("": the account's default EBS key). Needed
+    # where that default is a customer-managed key: the roles that start instances
+    # then get the grants EC2 asks for on their behalf (cdk/worker_pool.py).
+    ebs_kms_key: str = ""
     # HeartbeatSeconds of WaitForWorker (RegisterJob hands it to the state machine).
     worker_heartbeat_seconds: int = 300
     # How often the worker beats: several beats fit in one HeartbeatSeconds.
@@ -140,6 +153,16 @@ class DeployConfig(BaseModel):
             problems.append(f"log_retention_days must be one of {sorted(RETENTION_DAYS)}")
         if not 128 <= self.thumbnail_memory_mb <= 10240:
             problems.append("thumbnail_memory_mb must be 128..10240")
+        if self.ebs_kms_key and not KMS_KEY_ARN.fullmatch(self.ebs_kms_key):
+            problems.append(
+                "ebs_kms_key must be a key ARN (arn:aws:kms:<region>:<account>:key/<id>), "
+                "not an alias or a key id: grants are made on the key itself"
+            )
+        types = self.instance_types
+        if not types or not all(INSTANCE_TYPE.fullmatch(t) for t in types):
+            problems.append('worker_instance_types must be instance types, e.g. "c7g.xlarge"')
+        elif len(set(types)) != len(types):
+            problems.append("worker_instance_types lists a type twice")
         if self.thumbnail_reserved_concurrency < 0:
             problems.append("thumbnail_reserved_concurrency must be 0 (none) or more")
         try:
@@ -191,6 +214,10 @@ class DeployConfig(BaseModel):
         if expire and any(expire <= days for days in (ia, archive) if days):
             problems.append("raw_expire_after_days must come after the IA and archive moves")
         return problems
+
+    @property
+    def instance_types(self) -> tuple[str, ...]:
+        return tuple(t.strip() for t in self.worker_instance_types.split(",") if t.strip())
 
     @property
     def thumbnail_sizes_env(self) -> str:

@@ -39,6 +39,7 @@ def settings_values(
         "uploads_table": storage.uploads.table_name,
         "shares_table": storage.shares.table_name,
         "worker_instance_ids": cdk.Fn.join(",", list(worker_instance_ids)),
+        "worker_instance_types": config.instance_types,
         "worker_heartbeat_seconds": config.worker_heartbeat_seconds,
         "job_timeout_seconds": config.job_timeout_seconds,
         "thumbnail_sizes": config.thumbnail_sizes_env,

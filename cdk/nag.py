@@ -253,9 +253,19 @@ def acknowledge(stack: DarkroomStack) -> None:
                 "gallery asks for each preview at once.",
             )
 
+    own_reason = [stack.cost_guard.guard]
+    if len(stack.config.instance_types) > 1:
+        own_reason.append(stack.pipeline.start_worker)
+        ack(
+            _policy(stack.pipeline.start_worker.role),
+            ANY_RESOURCE,
+            "ec2:DescribeInstances supports no resource-level permissions; StartWorker "
+            "reads the type of the pool instance it is about to start, to start it as a "
+            "fallback type when EC2 has no capacity for it. " + TRACING,
+        )
     for function in stack.functions.values():
         ack(_cfn(function.function), "AwsSolutions-L1", PYTHON_PINNED)
-        if function is not stack.cost_guard.guard:  # acknowledged above, with its reason
+        if not any(function is f for f in own_reason):  # acknowledged above, with its reason
             ack(_policy(function.role), ANY_RESOURCE, TRACING)
     for queue in (stack.thumbnails.failures, *stack.pipeline.failure_queues.values()):
         ack(_cfn(queue), "AwsSolutions-SQS3", END_OF_THE_LINE_QUEUE)

@@ -85,6 +85,7 @@ class RawPipeline(Construct):
         storage: Storage,
         code: lambda_.Code,
         worker_instance_ids: Sequence[str],
+        worker_start_statements: Sequence[iam.PolicyStatement],
         settings_values: Mapping[str, Any],
         log_retention: logs.RetentionDays,
     ) -> None:
@@ -145,6 +146,8 @@ class RawPipeline(Construct):
                 ),
                 table_statement(jobs, "GetItem", "UpdateItem"),
                 iam.PolicyStatement(actions=["ec2:StartInstances"], resources=pool),
+                # Its fallback instance types and the volume key (cdk/worker_pool.py).
+                *worker_start_statements,
                 # Whether the execution holding a lease has ended (aborted in the console).
                 iam.PolicyStatement(
                     actions=["states:DescribeExecution"], resources=[execution_arns(self)]

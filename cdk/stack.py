@@ -74,6 +74,7 @@ class DarkroomStack(cdk.Stack):
             storage=self.storage,
             code=code,
             worker_instance_ids=self.worker_pool.instance_ids,
+            worker_start_statements=self.worker_pool.start_statements,
             settings_values=values,
             log_retention=retention,
         )

@@ -29,13 +29,14 @@ import json
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from cdk import bundling
 from cdk.config import DeployConfig
-from cdk.raw_pipeline import state_machine_arn
+from cdk.raw_pipeline import instance_arns, state_machine_arn
 from cdk.storage import Storage
 from cdk.worker_boot import (
     INSTALL_DIR,
@@ -148,7 +149,7 @@ class WorkerPool(Construct):
             retention=log_retention,
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
-        instance_type = ec2.InstanceType(config.worker_instance_type)
+        instance_type = _one_architecture(config.instance_types)
         arm = instance_type.architecture == ec2.InstanceArchitecture.ARM_64
         cpu = ec2.AmazonLinuxCpuType.ARM_64 if arm else ec2.AmazonLinuxCpuType.X86_64
         # The worker's wheels are built for the instances' architecture.
@@ -171,6 +172,11 @@ class WorkerPool(Construct):
         )
         self._grant(storage)
 
+        volume_key = (
+            kms.Key.from_key_arn(self, "VolumeKey", config.ebs_kms_key)
+            if config.ebs_kms_key
+            else None
+        )
         # Resolved at deploy time from the public SSM parameter: no account needed to
         # synth. A deploy after a new Amazon Linux release replaces the instances.
         image = ec2.MachineImage.latest_amazon_linux2023(cpu_type=cpu)
@@ -193,8 +199,8 @@ class WorkerPool(Construct):
                 user_data=user_data,
                 user_data_causes_replacement=True,
                 block_devices=[
-                    _volume(ROOT_DEVICE, config.worker_root_gb),
-                    _volume(SCRATCH_DEVICE, config.worker_scratch_gb),
+                    _volume(ROOT_DEVICE, config.worker_root_gb, volume_key),
+                    _volume(SCRATCH_DEVICE, config.worker_scratch_gb, volume_key),
                 ],
                 propagate_tags_to_volume_on_creation=True,
                 http_endpoint=True,
@@ -207,6 +213,9 @@ class WorkerPool(Construct):
             self.instances.append(instance)
         self.instance_ids = [i.instance_id for i in self.instances]
         self._grant_self_stop()
+        self.start_statements = _start_statements(
+            config.instance_types, instance_arns(self, self.instance_ids), volume_key
+        )
 
     def _grant(self, storage: Storage) -> None:
         stack = cdk.Stack.of(self)
@@ -362,14 +371,88 @@ class WorkerPool(Construct):
         return user_data
 
 
-def _volume(device: str, size_gb: int) -> ec2.BlockDevice:
+def _one_architecture(instance_types: tuple[str, ...]) -> ec2.InstanceType:
+    """The type the instances are created as; every fallback must boot the same image."""
+    first = ec2.InstanceType(instance_types[0])
+    mixed = [
+        name
+        for name in instance_types[1:]
+        if ec2.InstanceType(name).architecture != first.architecture
+    ]
+    if mixed:
+        raise ValueError(
+            f"worker_instance_types: {', '.join(mixed)} not of {instance_types[0]}'s "
+            "architecture (the pool boots one image)"
+        )
+    return first
+
+
+def _start_statements(
+    instance_types: tuple[str, ...], pool: list[str], volume_key: kms.IKey | None
+) -> list[iam.PolicyStatement]:
+    """What a role that starts pool instances needs beyond ec2:StartInstances."""
+    statements = []
+    if len(instance_types) > 1:
+        statements += [
+            # The instance's current type (darkroom.worker_queue._start).
+            iam.PolicyStatement(
+                sid="PoolInstanceTypes",
+                actions=["ec2:DescribeInstances"],
+                # DescribeInstances supports no resource-level permissions.
+                resources=["*"],
+            ),
+            # Changing the type only, to one of the deploy's: the condition key is
+            # absent from any other change (user data, security groups), which
+            # StringEquals therefore refuses.
+            iam.PolicyStatement(
+                sid="FallbackInstanceType",
+                actions=["ec2:ModifyInstanceAttribute"],
+                resources=pool,
+                conditions={"StringEquals": {"ec2:Attribute/InstanceType": list(instance_types)}},
+            ),
+        ]
+    if volume_key is not None:
+        # Starting an instance whose volumes a customer-managed key encrypts: EC2 asks
+        # KMS on the caller's behalf, and only EC2 in this region may.
+        via_ec2 = {"kms:ViaService": f"ec2.{cdk.Aws.REGION}.amazonaws.com"}
+        statements += [
+            iam.PolicyStatement(
+                sid="VolumeKeyGrant",
+                actions=["kms:CreateGrant"],
+                resources=[volume_key.key_arn],
+                conditions={
+                    "Bool": {"kms:GrantIsForAWSResource": "true"},
+                    "StringEquals": via_ec2,
+                },
+            ),
+            iam.PolicyStatement(
+                sid="VolumeKeyUse",
+                # Named rather than GenerateDataKey* and ReEncrypt*: what EBS calls.
+                actions=[
+                    "kms:Decrypt",
+                    "kms:DescribeKey",
+                    "kms:GenerateDataKey",
+                    "kms:GenerateDataKeyWithoutPlaintext",
+                    "kms:ReEncryptFrom",
+                    "kms:ReEncryptTo",
+                ],
+                resources=[volume_key.key_arn],
+                conditions={"StringEquals": via_ec2},
+            ),
+        ]
+    return statements
+
+
+def _volume(device: str, size_gb: int, key: kms.IKey | None) -> ec2.BlockDevice:
     return ec2.BlockDevice(
         device_name=device,
         volume=ec2.BlockDeviceVolume.ebs(
             size_gb,
             volume_type=ec2.EbsDeviceVolumeType.GP3,
-            # The account's aws/ebs key: StartInstances needs no KMS grant for it.
+            # Without `key`, the account's default EBS key (aws/ebs unless the account
+            # set a customer-managed one: then deploy with ebs_kms_key).
             encrypted=True,
+            kms_key=key,
             delete_on_termination=True,
         ),
     )

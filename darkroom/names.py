@@ -130,6 +130,11 @@ def dashboard_name(region: str, stack: str = DEFAULT_STACK) -> str:
     return f"{stack}-{region}"
 
 
+# The pool's instance types in order of preference (the `worker_instance_types` deploy
+# option's default): instances are created as the first; StartWorker starts one as the
+# next when EC2 has no capacity for the first, or does not offer it in the instance's
+# zone. The same architecture and size: one AMI, one memory ceiling.
+WORKER_INSTANCE_TYPES: Final = ("c7g.xlarge", "c6g.xlarge")
 WORKER_POOL_TAG_KEY: Final = "darkroom:pool"
 WORKER_POOL_TAG_VALUE: Final = "raw-workers"
 # The cost guard's own bookkeeping tag: when it first saw an instance running unleased.

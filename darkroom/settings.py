@@ -16,6 +16,7 @@ from typing import Annotated, Any, Final, Literal, TypeVar
 from pydantic import BeforeValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from darkroom import names
 from darkroom.names import Function
 
 ENV_PREFIX: Final = "DARKROOM_"
@@ -93,6 +94,11 @@ class Pool(Settings):
     worker_instance_ids: Annotated[CsvStrings, Field(min_length=1)]
 
 
+class PoolInstanceTypes(Settings):
+    # The deploy's preference order (darkroom.names.WORKER_INSTANCE_TYPES).
+    worker_instance_types: CsvStrings = names.WORKER_INSTANCE_TYPES
+
+
 class JobTimings(Settings):
     # Handed to the state machine by RegisterJob so one ASL serves AWS (minutes) and
     # the laptop (seconds).
@@ -147,7 +153,7 @@ class RegisterJobSettings(RawBucket, JobsTable, JobTimings, Sharding, Pool):
     pass
 
 
-class StartWorkerSettings(JobsTable, WorkersTable, Pool):
+class StartWorkerSettings(JobsTable, WorkersTable, Pool, PoolInstanceTypes):
     pass
 
 

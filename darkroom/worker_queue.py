@@ -21,7 +21,7 @@ from darkroom.aws.lease_store import (
     Waiter,
     lease_is_active,
 )
-from darkroom.aws.pool_instances import InstanceNotReady, PoolInstances
+from darkroom.aws.pool_instances import InstanceNotReady, NoCapacity, PoolInstances
 from darkroom.errors import InvalidJob, JobBusy, NoIdleWorker
 from darkroom.jobs import JobStatus
 from darkroom.observability import logger
@@ -39,9 +39,14 @@ def start_worker(
     task: LeaseTask = LeaseTask.DEVELOP,
     avoid: str | None = None,
     execution_status: Callable[[str], str] | None = None,
+    instance_types: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Lease an idle instance to this shard and start it, or raise NoIdleWorker (the
     state retries) when none is idle or waiters before it take those that are.
+
+    `instance_types`: the deploy's preference order; the instance starts as the first
+    EC2 has capacity for (see `_start`). An instance none of them can start for now
+    counts as busy: the shard keeps its place and retries.
 
     `avoid`: the instance a shard's first attempt lost; its second attempt takes
     another one if the pool has another. With `execution_status`, leases and waiters
@@ -68,8 +73,8 @@ def start_worker(
             )
     leases.stop_waiting(execution_arn, shard)
     try:
-        pool.start(lease.instance_id)
-    except InstanceNotReady as exc:
+        _start(pool, lease.instance_id, instance_types)
+    except (InstanceNotReady, NoCapacity) as exc:
         leases.release(lease.instance_id, execution_arn, shard=shard)
         # Back in the queue, in its place: a shard behind it must not take the next
         # free instance while this one's is still stopping.
@@ -81,6 +86,36 @@ def start_worker(
         extra={"job_id": job_id, "instance_id": lease.instance_id, "shard": shard, "task": task},
     )
     return {"instance_id": lease.instance_id}
+
+
+def _start(pool: PoolInstances, instance_id: str, instance_types: tuple[str, ...]) -> None:
+    """Start the stopped instance as the first of `instance_types` EC2 can start,
+    changing its type as needed (with one type or none: as it is).
+
+    Preference order every time, not the type it last ran as: an instance moved to a
+    fallback type during a shortage goes back to the preferred one once EC2 has it,
+    rather than keeping a dearer or slower type for good."""
+    if len(instance_types) < 2:
+        pool.start(instance_id)
+        return
+    current = pool.instance_type(instance_id)
+    refused: list[str] = []
+    for wanted in instance_types:
+        if wanted != current:
+            pool.set_type(instance_id, wanted)
+            current = wanted
+        try:
+            pool.start(instance_id)
+        except NoCapacity as exc:
+            refused.append(f"{wanted} ({exc})")
+            continue
+        if refused:
+            logger.warning(
+                "worker started as a fallback instance type",
+                extra={"instance_id": instance_id, "instance_type": wanted, "refused": refused},
+            )
+        return
+    raise NoCapacity(f"{instance_id}: no capacity for {', '.join(refused)}")
 
 
 def _starting(job_id: str, execution_arn: str, instance_id: str, jobs: JobStore) -> None:

@@ -34,6 +34,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         task=task.task,
         avoid=task.avoid or None,
         instance_ids=settings.worker_instance_ids,
+        instance_types=settings.worker_instance_types,
         jobs=jobs,
         leases=leases,
         pool=pool,

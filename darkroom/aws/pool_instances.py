@@ -1,6 +1,7 @@
 """The worker pool's EC2 instances: start, stop, describe, and tag them.
 
-StartWorker and StopWorker start and stop one instance per job, the worker stops its
+StartWorker and StopWorker start and stop one instance per job (StartWorker changing a
+stopped one's type when EC2 has no capacity for it), the worker stops its
 own when idle on the local cloud, and the cost guard describes the pool and keeps its
 bookkeeping tag on it: all through this one adapter.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
@@ -21,12 +22,21 @@ class InstanceNotReady(Exception):
     """The instance cannot be started yet (still stopping from its previous job)."""
 
 
+class NoCapacity(Exception):
+    """EC2 cannot start the instance as its current type: none free in its zone
+    (InsufficientInstanceCapacity), or the type is not offered there (Unsupported)."""
+
+
+NO_CAPACITY: Final = frozenset({"InsufficientInstanceCapacity", "Unsupported"})
+
+
 @dataclass(frozen=True)
 class Instance:
     instance_id: str
     state: str  # EC2's state name: pending, running, stopping, stopped...
     launch_time: datetime | None  # the last start (EC2 resets it at every start)
     tags: Mapping[str, str]
+    instance_type: str = ""
 
 
 class PoolInstances:
@@ -36,6 +46,24 @@ class PoolInstances:
     def start(self, instance_id: str) -> None:
         try:
             self._ec2.start_instances(InstanceIds=[instance_id])
+        except ClientError as exc:
+            if error_code(exc) == "IncorrectInstanceState":
+                raise InstanceNotReady(f"{instance_id}: {exc}") from exc
+            if error_code(exc) in NO_CAPACITY:
+                raise NoCapacity(f"{instance_id}: {exc}") from exc
+            raise
+
+    def instance_type(self, instance_id: str) -> str:
+        # The pool's one describe call (DescribeInstances), as the cost guard reads it.
+        (instance,) = self.describe([instance_id])
+        return instance.instance_type
+
+    def set_type(self, instance_id: str, instance_type: str) -> None:
+        """Change a stopped instance's type (EC2 refuses a running one's)."""
+        try:
+            self._ec2.modify_instance_attribute(
+                InstanceId=instance_id, InstanceType={"Value": instance_type}
+            )
         except ClientError as exc:
             if error_code(exc) == "IncorrectInstanceState":
                 raise InstanceNotReady(f"{instance_id}: {exc}") from exc
@@ -66,6 +94,7 @@ class PoolInstances:
                             state=raw["State"]["Name"],
                             launch_time=launch if isinstance(launch, datetime) else None,
                             tags={t["Key"]: t["Value"] for t in raw.get("Tags", [])},
+                            instance_type=raw.get("InstanceType", ""),
                         )
                     )
             if not page.get("NextToken"):

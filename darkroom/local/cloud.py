@@ -61,6 +61,8 @@ class LocalCloudConfig:
     state_dir: Path = field(default_factory=lambda: Path(".darkroom") / "local")
     # Two workers: a job of several shards develops them side by side, as in AWS.
     pool_size: int = 2
+    # Created as the first, as in AWS (StartWorker's fallback never triggers here).
+    worker_instance_types: tuple[str, ...] = names.WORKER_INSTANCE_TYPES
     shard_size: int = 200
     # Laptop timings: the same ASL reads them from RegisterJob's output.
     worker_heartbeat_seconds: int = 10
@@ -273,6 +275,7 @@ class LocalCloud:
             "shares_table": names.SHARES_TABLE,
             "state_machine_arn": state_machine_arn(cfg.region),
             "worker_instance_ids": self.instance_ids,
+            "worker_instance_types": cfg.worker_instance_types,
             "worker_heartbeat_seconds": cfg.worker_heartbeat_seconds,
             "job_timeout_seconds": cfg.job_timeout_seconds,
             "shard_size": cfg.shard_size,
@@ -347,7 +350,7 @@ class LocalCloud:
             ImageId=LOCAL_AMI_ID,
             MinCount=cfg.pool_size,
             MaxCount=cfg.pool_size,
-            InstanceType="c7g.xlarge",
+            InstanceType=cfg.worker_instance_types[0],
             InstanceInitiatedShutdownBehavior="stop",
             TagSpecifications=[
                 {

@@ -34,11 +34,13 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 CONTEXT: dict[str, Any] = {"pool_size": 2, "alarm_email": "studio-ops@example.com"}
 # Every option below differs from its default (test_config.py checks the defaults), and
 # the instance type is x86: the default is Graviton.
+VOLUME_KEY = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 CONFIGURED_CONTEXT: dict[str, Any] = {
     # A second stack beside the default one in the same account and region.
     "stack_name": "studio-b",
     "pool_size": 3,
-    "worker_instance_type": "c7i.2xlarge",
+    "worker_instance_types": "c7i.2xlarge,c6i.2xlarge,m7i.2xlarge",
+    "ebs_kms_key": VOLUME_KEY,
     "raw_infrequent_access_days": 0,  # never
     "raw_archive_after_days": 90,
     "raw_expire_after_days": 365,

@@ -13,9 +13,17 @@ cdk = pytest.importorskip("aws_cdk", reason="install the cdk extra")
 GENERIC_REASONS = {"", "n/a", "todo", "not needed", "ok", "false positive"}
 
 
-def test_cdk_nag_aws_solutions_has_no_unacknowledged_finding(synth: Synth) -> None:
+# The defaults, and the options that add statements (fallback types, a volume key).
+BOTH = pytest.mark.parametrize("which", ["synth", "configured_synth"])
+
+
+@BOTH
+def test_cdk_nag_aws_solutions_has_no_unacknowledged_finding(
+    which: str, request: pytest.FixtureRequest
+) -> None:
     from cdk_nag import AwsSolutionsChecks
 
+    synth: Synth = request.getfixturevalue(which)
     report = AwsSolutionsChecks().validate_scope(synth.stack)
     findings = [
         f"{v.rule_name} at {r.construct_path}"
@@ -46,8 +54,10 @@ def test_every_acknowledgment_is_specific_and_on_one_resource(synth: Synth) -> N
     assert seen, "no acknowledgments found: did nag.acknowledge run?"
 
 
-def test_cfn_lint_is_clean(synth: Synth) -> None:
+@BOTH
+def test_cfn_lint_is_clean(which: str, request: pytest.FixtureRequest) -> None:
     from cfnlint.api import lint
 
+    synth: Synth = request.getfixturevalue(which)
     matches = lint(json.dumps(synth.template), regions=["us-east-1", "eu-west-1"])
     assert [str(m) for m in matches] == []

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from darkroom import cost_guard, observability
+from darkroom import cost_guard, names, observability
 from tests.infra.conftest import REPO
 
 config = pytest.importorskip("cdk.config", reason="install the cdk extra")
@@ -22,7 +22,16 @@ def test_cdk_json_lists_every_option_with_its_default() -> None:
 def test_a_deploy_without_options_runs_two_graviton_workers() -> None:
     default = config.DeployConfig.from_context({}.get)
     assert default.pool_size == 2
-    assert default.worker_instance_type == "c7g.xlarge"
+    assert default.instance_types == names.WORKER_INSTANCE_TYPES == ("c7g.xlarge", "c6g.xlarge")
+
+
+def test_a_deploy_without_options_is_one_a_new_account_accepts() -> None:
+    """No reserved concurrency (a new account's quota refuses any), the default EBS
+    key, and names from the default stack."""
+    default = config.DeployConfig.from_context({}.get)
+    assert default.thumbnail_reserved_concurrency == 0
+    assert default.ebs_kms_key == ""
+    assert default.stack_name == names.DEFAULT_STACK
 
 
 def test_by_default_originals_never_expire_and_no_version_is_deleted() -> None:
@@ -37,12 +46,16 @@ def test_by_default_originals_never_expire_and_no_version_is_deleted() -> None:
 
 
 def test_cli_strings_are_coerced_and_checked() -> None:
-    given = {"pool_size": "3", "retain_data": "false", "worker_instance_type": "c7i.2xlarge"}
+    given = {
+        "pool_size": "3",
+        "retain_data": "false",
+        "worker_instance_types": "c7i.2xlarge, c6i.2xlarge",
+    }
     parsed = config.DeployConfig.from_context(given.get)
-    assert (parsed.pool_size, parsed.retain_data, parsed.worker_instance_type) == (
+    assert (parsed.pool_size, parsed.retain_data, parsed.instance_types) == (
         3,
         False,
-        "c7i.2xlarge",
+        ("c7i.2xlarge", "c6i.2xlarge"),
     )
     with pytest.raises(ValueError, match="pool_size"):
         config.DeployConfig.from_context({"pool_size": "0"}.get)
@@ -69,6 +82,14 @@ def test_cli_strings_are_coerced_and_checked() -> None:
         ({"raw_infrequent_access_days": 0, "raw_expire_after_days": 0}, "1 or more"),
         ({"raw_expire_days": 180}, "raw_expire_days is now raw_expire_after_days"),
         ({"stack_name": "studio_b"}, "only letters, digits and -"),
+        (
+            {"worker_instance_type": "c7i.2xlarge"},
+            "worker_instance_type is now worker_instance_types",
+        ),
+        ({"worker_instance_types": ""}, "must be instance types"),
+        ({"worker_instance_types": "c7g.xlarge,big"}, "must be instance types"),
+        ({"worker_instance_types": "c7g.xlarge,c7g.xlarge"}, "lists a type twice"),
+        ({"ebs_kms_key": "alias/studio-ebs"}, "ebs_kms_key must be a key ARN"),
         ({"stack_name": "s" * 43}, "would pass Lambda's 64 characters"),
     ],
 )

@@ -58,6 +58,9 @@ SCOPED: dict[str, dict[str, set[str]]] = {
         "dynamodb:UpdateItem": {"workers table", "jobs table"},
         "dynamodb:GetItem": {"jobs table"},
         "ec2:StartInstances": {"pool instances"},
+        # Its fallback instance types: the instance's type, and changing it.
+        "ec2:DescribeInstances": {"*"},
+        "ec2:ModifyInstanceAttribute": {"pool instances"},
         "states:DescribeExecution": {"executions"},
     },
     Function.AWAIT_WORKER: {**OWN_LOGS, "dynamodb:UpdateItem": {"workers table"}},
@@ -124,6 +127,9 @@ SCOPED: dict[str, dict[str, set[str]]] = {
 }
 # Statements that narrow their grant further by a condition; every other has none.
 CONDITIONS: dict[tuple[str, str], dict[str, Any]] = {
+    (Function.START_WORKER, "ec2:ModifyInstanceAttribute"): {
+        "StringEquals": {"ec2:Attribute/InstanceType": list(names.WORKER_INSTANCE_TYPES)}
+    },
     (Function.REGISTER_JOB, "s3:ListBucketVersions"): {
         "StringLike": {"s3:prefix": [f"{names.RAW_PREFIX}*"]}
     },

@@ -17,7 +17,7 @@ import pytest
 from darkroom import names
 from darkroom.local.cloud import LocalCloud, LocalCloudConfig, function_arn
 from darkroom.settings import FUNCTION_SETTINGS, WorkerSettings, env_key, env_keys
-from tests.infra.conftest import CONTEXT, Synth
+from tests.infra.conftest import CONFIGURED_CONTEXT, CONTEXT, Synth
 from tests.infra.helpers import functions_by_name, getatt_target, name_of_function
 
 # Laptop timings (seconds, not minutes: darkroom.local.cloud.LocalCloudConfig) and how
@@ -33,8 +33,10 @@ LAPTOP_DIFFERS = {
 class RecordingCloud(LocalCloud):
     """LocalCloud whose AWS clients record calls instead of reaching moto."""
 
-    def __init__(self, state_dir: Path) -> None:
-        super().__init__(LocalCloudConfig(state_dir=state_dir, pool_size=CONTEXT["pool_size"]))
+    def __init__(self, state_dir: Path, **config: Any) -> None:
+        super().__init__(
+            LocalCloudConfig(state_dir=state_dir, pool_size=CONTEXT["pool_size"], **config)
+        )
         self.recorded: dict[str, MagicMock] = {}
 
     def client(self, service: str) -> Any:
@@ -225,3 +227,37 @@ def test_the_worker_gets_the_same_settings_keys_as_the_local_worker(
     laptop = {k for k in local.worker_environment() if k.startswith("DARKROOM_")}
     aws = {k for k in synth.stack.worker_pool.environment if k.startswith("DARKROOM_")}
     assert laptop == aws == env_keys(WorkerSettings)
+
+
+def test_the_same_instance_type_preference_as_the_template(
+    synth: Synth, configured_synth: Synth, tmp_path: Path
+) -> None:
+    """Created as the first type, StartWorker told the whole list, on both sides: with
+    the defaults and with the configured list."""
+    configured = tuple(CONFIGURED_CONTEXT["worker_instance_types"].split(","))
+    for deployed, types in ((synth, names.WORKER_INSTANCE_TYPES), (configured_synth, configured)):
+        laptop = RecordingCloud(tmp_path / types[0], worker_instance_types=types)
+        laptop.provision()
+        (run,) = laptop.calls("ec2", "run_instances")
+        for instance in deployed.resources("AWS::EC2::Instance").values():
+            assert instance["Properties"]["InstanceType"] == run["InstanceType"] == types[0]
+        _, start = deployed.functions()[names.Function.START_WORKER]
+        key = env_key("worker_instance_types")
+        aws = start["Properties"]["Environment"]["Variables"][key]
+        assert aws == laptop.function_environment(names.Function.START_WORKER)[key]
+        assert aws == ",".join(types)
+
+
+def test_the_local_cloud_is_the_default_stack_by_its_names(
+    synth: Synth, local: RecordingCloud
+) -> None:
+    """The local cloud's functions and state machine carry the names the default stack
+    derives from its name; another stack's differ (test_wiring checks those)."""
+    assert synth.stack.stack_name == names.DEFAULT_STACK
+    created = {c["FunctionName"] for c in local.calls("lambda", "create_function")}
+    assert created == {names.in_stack(f, names.DEFAULT_STACK) for f in names.HANDLERS}
+    (machine,) = local.calls("stepfunctions", "create_state_machine")
+    deployed = synth.resource(synth.stack.pipeline.state_machine)["Properties"]
+    assert machine["name"] == deployed["StateMachineName"]
+    (api,) = synth.resources("AWS::ApiGatewayV2::Api").values()
+    assert api["Properties"]["Name"] == names.api_name(names.DEFAULT_STACK)

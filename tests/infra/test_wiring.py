@@ -15,12 +15,14 @@ from darkroom.names import Function
 from darkroom.settings import FUNCTION_SETTINGS, WorkerSettings, env_key, env_keys
 from tests.infra.conftest import CLI_ACCOUNT, CLI_REGION, CONFIGURED_CONTEXT, CONTEXT, Synth
 from tests.infra.helpers import (
+    all_policy_statements,
     as_list,
     functions_by_name,
     getatt_target,
     heredoc,
     name_of_function,
     render,
+    role_logical_id,
     statements_of_role,
 )
 
@@ -698,7 +700,7 @@ def test_a_configured_instance_type_boots_the_image_of_its_architecture(
     parameters = configured_synth.template["Parameters"]
     for instance in instances:
         props = instance["Properties"]
-        assert props["InstanceType"] == CONFIGURED_CONTEXT["worker_instance_type"]
+        assert props["InstanceType"] == CONFIGURED_CONTEXT["worker_instance_types"].split(",")[0]
         image = parameters[props["ImageId"]["Ref"]]
         assert image["Type"] == "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"
         assert re.fullmatch(
@@ -803,6 +805,95 @@ def test_a_second_stack_names_everything_after_itself(
     for instance in configured_synth.resources("AWS::EC2::Instance").values():
         tags = {t["Key"]: t["Value"] for t in instance["Properties"]["Tags"]}
         assert tags["Name"].startswith(f"{stack}-worker-")
+
+
+def _start_worker_statements(synth: Synth) -> list[dict[str, Any]]:
+    _, start = synth.functions()[Function.START_WORKER]
+    return statements_of_role(synth.template, role_logical_id(start))
+
+
+@pytest.mark.parametrize("which", ["synth", "configured_synth"])
+def test_start_worker_may_move_a_pool_instance_only_to_a_preferred_type(
+    which: str, request: pytest.FixtureRequest
+) -> None:
+    synth: Synth = request.getfixturevalue(which)
+    types = list(synth.stack.config.instance_types)
+    _, start = synth.functions()[Function.START_WORKER]
+    variables = start["Properties"]["Environment"]["Variables"]
+    assert variables[env_key("worker_instance_types")] == ",".join(types)
+    statements = _start_worker_statements(synth)
+    (modify,) = [s for s in statements if "ec2:ModifyInstanceAttribute" in as_list(s["Action"])]
+    assert modify["Action"] == "ec2:ModifyInstanceAttribute"
+    # Only the type, only to one of the deploy's: any other change lacks the key.
+    assert modify["Condition"] == {"StringEquals": {"ec2:Attribute/InstanceType": types}}
+    pool = {render(r) for r in as_list(modify["Resource"])}
+    assert len(pool) == len(synth.stack.worker_pool.instances)
+    assert all(":instance/<" in arn for arn in pool)
+    (describe,) = [s for s in statements if "ec2:DescribeInstances" in as_list(s["Action"])]
+    assert describe["Resource"] == "*"
+    # Nobody else changes an instance.
+    for logical_id, statement in all_policy_statements(synth.template):
+        if "ec2:ModifyInstanceAttribute" in as_list(statement.get("Action", [])):
+            assert statement is modify or statement == modify, logical_id
+
+
+def test_fallback_types_must_boot_the_same_image() -> None:
+    from cdk.worker_pool import _one_architecture
+
+    assert _one_architecture(("c7g.xlarge", "m7g.xlarge")).to_string() == "c7g.xlarge"
+    with pytest.raises(ValueError, match=r"c7i\.xlarge not of c7g\.xlarge's architecture"):
+        _one_architecture(("c7g.xlarge", "c7i.xlarge"))
+
+
+def test_without_ebs_kms_key_volumes_use_the_default_key_and_nobody_touches_kms(
+    synth: Synth,
+) -> None:
+    for instance in synth.resources("AWS::EC2::Instance").values():
+        for device in instance["Properties"]["BlockDeviceMappings"]:
+            assert device["Ebs"]["Encrypted"] is True and "KmsKeyId" not in device["Ebs"]
+    for logical_id, statement in all_policy_statements(synth.template):
+        actions = as_list(statement.get("Action", []))
+        assert not [a for a in actions if a.startswith("kms:")], logical_id
+
+
+def test_ebs_kms_key_encrypts_the_volumes_and_lets_start_worker_use_it_through_ec2(
+    configured_synth: Synth,
+) -> None:
+    key = CONFIGURED_CONTEXT["ebs_kms_key"]
+    for instance in configured_synth.resources("AWS::EC2::Instance").values():
+        devices = instance["Properties"]["BlockDeviceMappings"]
+        assert len(devices) == 2
+        for device in devices:
+            assert device["Ebs"]["Encrypted"] is True and device["Ebs"]["KmsKeyId"] == key
+    via_ec2 = {"kms:ViaService": 'ec2.<{"Ref": "AWS::Region"}>.amazonaws.com'}
+    kms = [
+        s
+        for s in _start_worker_statements(configured_synth)
+        if any(a.startswith("kms:") for a in as_list(s["Action"]))
+    ]
+    by_sid = {s["Sid"]: s for s in kms}
+    assert set(by_sid) == {"VolumeKeyGrant", "VolumeKeyUse"}
+    for statement in kms:
+        assert statement["Resource"] == key
+        assert {k: render(v) for k, v in statement["Condition"]["StringEquals"].items()} == via_ec2
+    grant = by_sid["VolumeKeyGrant"]
+    assert grant["Action"] == "kms:CreateGrant"
+    assert grant["Condition"]["Bool"] == {"kms:GrantIsForAWSResource": "true"}
+    assert sorted(as_list(by_sid["VolumeKeyUse"]["Action"])) == [
+        "kms:Decrypt",
+        "kms:DescribeKey",
+        "kms:GenerateDataKey",
+        "kms:GenerateDataKeyWithoutPlaintext",
+        "kms:ReEncryptFrom",
+        "kms:ReEncryptTo",
+    ]
+    # StartWorker alone starts instances; no other role gets the key.
+    start_role = role_logical_id(configured_synth.functions()[Function.START_WORKER][1])
+    for logical_id, statement in all_policy_statements(configured_synth.template):
+        if any(a.startswith("kms:") for a in as_list(statement.get("Action", []))):
+            assert statement in kms, logical_id
+            policy = configured_synth.template["Resources"][logical_id]
+            assert {"Ref": start_role} in policy["Properties"]["Roles"], logical_id
 
 
 def test_reserved_thumbnail_concurrency_is_an_option(configured_synth: Synth) -> None:

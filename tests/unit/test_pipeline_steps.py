@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from darkroom import keys, names, pipeline, worker_queue
@@ -83,12 +84,14 @@ class World:
         *,
         shard: int = 0,
         avoid: str | None = None,
+        instance_types: tuple[str, ...] = (),
     ) -> dict[str, Any]:
         return worker_queue.start_worker(
             job_id,
             execution,
             shard=shard,
             avoid=avoid,
+            instance_types=instance_types,
             instance_ids=self.instance_ids,
             jobs=self.jobs,
             leases=self.leases,
@@ -165,6 +168,62 @@ def test_start_worker_leases_and_starts_the_idle_instance_once(world: World) -> 
     lease = world.leases.get(instance)
     assert lease is not None and lease.state is LeaseState.LEASED and lease.job_id == "j5"
     assert world.jobs.get("j5").status is JobStatus.STARTING
+
+
+PREFERRED = names.WORKER_INSTANCE_TYPES
+
+
+def _short_of(world: World, monkeypatch: pytest.MonkeyPatch, *short: str, code: str) -> None:
+    """EC2 refuses to start an instance whose type is one of `short` with `code`."""
+    start = world.ec2.start_instances
+
+    def start_instances(**kwargs: Any) -> Any:
+        for instance_id in kwargs["InstanceIds"]:
+            if world.pool.instance_type(instance_id) in short:
+                raise ClientError(
+                    {"Error": {"Code": code, "Message": "none here"}}, "StartInstances"
+                )
+        return start(**kwargs)
+
+    monkeypatch.setattr(world.ec2, "start_instances", start_instances)
+
+
+@pytest.mark.parametrize("code", ["InsufficientInstanceCapacity", "Unsupported"])
+def test_an_instance_starts_as_the_next_preferred_type_when_ec2_cannot_start_the_first(
+    world: World, monkeypatch: pytest.MonkeyPatch, code: str
+) -> None:
+    world.upload("j5", "A.DNG", manifest={})
+    world.register("j5")
+    (instance,) = world.instance_ids
+    world.pool.set_type(instance, PREFERRED[0])
+    _short_of(world, monkeypatch, PREFERRED[0], code=code)
+    assert world.start("j5", instance_types=PREFERRED) == {"instance_id": instance}
+    assert world.state(instance) == "running"
+    assert world.pool.instance_type(instance) == PREFERRED[1]
+
+
+def test_an_instance_on_a_fallback_type_goes_back_to_the_preferred_one(world: World) -> None:
+    world.upload("j5", "A.DNG", manifest={})
+    world.register("j5")
+    (instance,) = world.instance_ids
+    world.pool.set_type(instance, PREFERRED[1])  # a shortage moved it there last time
+    world.start("j5", instance_types=PREFERRED)
+    assert world.pool.instance_type(instance) == PREFERRED[0]
+
+
+def test_with_no_capacity_for_any_type_the_shard_waits_and_frees_the_instance(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.upload("j5", "A.DNG", manifest={})
+    world.register("j5")
+    (instance,) = world.instance_ids
+    _short_of(world, monkeypatch, *PREFERRED, code="InsufficientInstanceCapacity")
+    with pytest.raises(NoIdleWorker, match=r"no capacity for c7g\.xlarge .*, c6g\.xlarge"):
+        world.start("j5", instance_types=PREFERRED)
+    assert world.state(instance) == "stopped"
+    lease = world.leases.get(instance)
+    assert lease is not None and lease.state is LeaseState.IDLE
+    assert [w.job_id for w in world.leases.waiters()] == ["j5"]
 
 
 def _first_leased_second_queued(world: World, first: str, second: str) -> None:
