@@ -97,10 +97,12 @@ class Monitoring(Construct):
         files_failed = file_metric("FilesFailedFilter", WORKER_LOG_FILE_FAILED, METRIC_FILES_FAILED)
 
         # -- alarms ---------------------------------------------------------------------
-        self.topic = sns.Topic(self, "Alarms", display_name="darkroom alarms", enforce_ssl=True)
+        stack = cdk.Stack.of(self)
+        # The stack's name: the sender of every alarm mail, telling two stacks apart.
+        alarms_name = f"{stack.stack_name} alarms"
+        self.topic = sns.Topic(self, "Alarms", display_name=alarms_name, enforce_ssl=True)
         # enforce_ssl writes a topic policy, and a topic policy replaces SNS's default
         # one: without this Allow, CloudWatch could not publish and no alarm would arrive.
-        stack = cdk.Stack.of(self)
         self.topic.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="CloudWatchAlarmsPublish",
@@ -243,9 +245,9 @@ class Monitoring(Construct):
         )
         self.dashboard.add_widgets(
             cw.TextWidget(
-                markdown="# darkroom\nRAW jobs (Step Functions + EC2 workers), thumbnails "
-                "(S3 + Lambda) and the delivery API (API Gateway + Lambda). Alarms notify "
-                "the `darkroom alarms` SNS topic.",
+                markdown=f"# {stack.stack_name}\nRAW jobs (Step Functions + EC2 workers), "
+                "thumbnails (S3 + Lambda) and the delivery API (API Gateway + Lambda). Alarms "
+                f"notify the `{alarms_name}` SNS topic.",
                 width=24,
                 height=2,
             )

@@ -81,8 +81,8 @@ SHARES_SCHEMA: Final = TableSchema(
 )
 TABLES: Final = (JOBS_SCHEMA, WORKERS_SCHEMA, UPLOADS_SCHEMA, SHARES_SCHEMA)
 # The stack every name below is derived from when none is given: the CDK app's default
-# `stack_name`, and the local cloud's only stack. Its names are the ones written above
-# (darkroom-register-job, ...); another stack's start with its own name instead.
+# `stack_name`, and the local cloud's only stack. Its functions are named as written in
+# Function (darkroom-register-job, ...); another stack's start with its own name instead.
 DEFAULT_STACK: Final = PROJECT
 # Lambda's limit on a function name, which the longest of ours must meet.
 FUNCTION_NAME_MAX: Final = 64

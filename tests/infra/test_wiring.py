@@ -799,6 +799,8 @@ def test_a_second_stack_names_everything_after_itself(
             assert stack in name, (kind, name)
     region = '<{"Ref": "AWS::Region"}>'
     assert first["AWS::CloudWatch::Dashboard"] == {f"darkroom-{region}"}
+    (topic,) = configured_synth.resources("AWS::SNS::Topic").values()
+    assert topic["Properties"]["DisplayName"] == f"{stack} alarms", "the alarm mails' sender"
     assert second["AWS::CloudWatch::Dashboard"] == {f"{stack}-{region}"}
     assert set(functions_by_name(configured_synth.template, stack)) == set(names.HANDLERS)
     assert names.worker_log_group(stack) in second["AWS::Logs::LogGroup"]
