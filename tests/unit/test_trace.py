@@ -158,7 +158,7 @@ def test_an_unreadable_manifest_leaves_its_files_unverified(api: Api) -> None:
 def test_a_file_a_reprocess_did_not_deliver_is_traced_to_the_run_that_did(api: Api) -> None:
     first = deliver(api, "t12", ["A.dng", "B.dng"])
     jobs = api.service.jobs
-    arn = f"arn:aws:states:{REGION}:123456789012:execution:{names.STATE_MACHINE}:t12-again"
+    arn = f"arn:aws:states:{REGION}:123456789012:execution:{names.state_machine_name()}:t12-again"
     jobs.register(job_id="t12", execution_arn=arn, files=["A.dng", "B.dng"], name="s", recipe=None)
     jobs.transition("t12", arn, JobStatus.STARTING)
     jobs.transition("t12", arn, JobStatus.PROCESSING)
