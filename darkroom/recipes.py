@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -45,6 +46,10 @@ TINT_RANGE = (-150.0, 150.0)
 
 # Renditions per recipe: each is an output of every file, and a file's item records them.
 MAX_RENDITIONS = 8
+# What a client's gallery calls a rendition the recipe gives no label; any other name is
+# shown as written, capitalised.
+DEFAULT_LABELS = {"web": "Web", "full": "Full resolution", "thumb": "Thumbnail"}
+MAX_LABEL_LENGTH = 40
 
 # How many problems a recipe error names in full; it counts the rest.
 MAX_NAMED_PROBLEMS = 5
@@ -99,6 +104,8 @@ class Rendition(BaseModel):
     # Output sharpening after the resize, as Lightroom's export does: "screen" for a
     # downscaled rendition, "none" for full size (and for TIFF masters) unless given.
     sharpen: Sharpen = "screen"
+    # What the client's gallery calls it ("Web", "Print size"); DEFAULT_LABELS when absent.
+    label: str | None = None
 
     @field_validator("long_edge", "quality", mode="before")
     @classmethod
@@ -114,6 +121,19 @@ class Rendition(BaseModel):
     def _check_name(cls, value: str) -> str:
         # The name becomes a directory and an S3 key segment.
         return _segment(value, NAME_PATTERN, "must be ")
+
+    @field_validator("label")
+    @classmethod
+    def _check_label(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        # Shown on a page to people: one line of printable text.
+        value = " ".join(value.split())
+        if not 1 <= len(value) <= MAX_LABEL_LENGTH:
+            raise ValueError(f"must be 1-{MAX_LABEL_LENGTH} characters of text")
+        if any(unicodedata.category(c).startswith("C") for c in value):
+            raise ValueError("must be printable text (no control characters)")
+        return value
 
     @field_validator("long_edge")
     @classmethod
@@ -418,6 +438,16 @@ class Recipe(BaseModel):
 
 
 DEFAULT_RECIPE = Recipe()
+
+
+def label_of(rendition: str, recipe: Recipe | None = None) -> str:
+    """What a client is shown for a rendition: the recipe's label, else the default."""
+    made = {r.name: r for r in recipe.renditions} if recipe else {}
+    if rendition in made and made[rendition].label:
+        return str(made[rendition].label)
+    words = rendition.replace("_", " ").replace("-", " ")
+    return DEFAULT_LABELS.get(rendition) or words.capitalize()
+
 
 _MODELS: dict[str, type[BaseModel]] = {
     "renditions": Rendition,

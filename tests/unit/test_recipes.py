@@ -13,6 +13,7 @@ from darkroom.recipes import (
     Recipe,
     RecipeError,
     Rendition,
+    label_of,
     parse_recipe,
 )
 
@@ -199,3 +200,33 @@ def test_a_recipe_has_at_most_eight_renditions() -> None:
     assert len(parse_recipe({"renditions": eight}).renditions) == MAX_RENDITIONS == 8
     with pytest.raises(RecipeError, match="at most 8 renditions"):
         parse_recipe({"renditions": [*eight, {"name": "r9"}]})
+
+
+# -- labels -----------------------------------------------------------------------------
+def test_renditions_are_labelled_for_clients_by_default_and_by_the_recipe() -> None:
+    labelled = recipe({"name": "web"}, {"name": "print", "label": "  Print   size "})
+    assert label_of("web", labelled) == "Web"
+    assert label_of("print", labelled) == "Print size"
+    assert [label_of(r.name) for r in DEFAULT_RECIPE.renditions] == [
+        "Web",
+        "Thumbnail",
+        "Full resolution",
+    ]
+    # A rendition the recipe no longer makes (delivered by an earlier run) still reads well.
+    assert label_of("hi-res_master", labelled) == "Hi res master"
+    assert parse_recipe(json.loads(json.dumps(labelled.model_dump(mode="json")))) == labelled
+
+
+@pytest.mark.parametrize(
+    ("label", "message"),
+    [
+        ("", "recipe.renditions[0].label: must be 1-40 characters of text"),
+        ("x" * 41, "recipe.renditions[0].label: must be 1-40 characters of text"),
+        ("Web\u200b", "recipe.renditions[0].label: must be printable text"),
+        (7, "recipe.renditions[0].label:"),
+    ],
+)
+def test_a_bad_label_is_named(label: object, message: str) -> None:
+    with pytest.raises(RecipeError) as caught:
+        recipe({"name": "web", "label": label})
+    assert message in str(caught.value)
