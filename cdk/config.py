@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from darkroom import names
+from darkroom import branding, names
 
 # -- names only the CDK app uses (the shared ones are in darkroom.names) -----------------
 METRIC_NAMESPACE: Final = "Darkroom"  # darkroom.observability.NAMESPACE
@@ -115,6 +115,10 @@ class DeployConfig(BaseModel):
     # -- monitoring
     log_retention_days: int = 30
     alarm_email: str = ""
+    # -- the studio on its clients' gallery pages (names.STUDIO_SETTINGS)
+    studio_name: str = ""
+    studio_logo_url: str = ""
+    studio_accent_colour: str = branding.DEFAULT_ACCENT_COLOUR
 
     @classmethod
     def from_context(cls, get: Callable[[str], Any]) -> DeployConfig:
@@ -183,6 +187,15 @@ class DeployConfig(BaseModel):
             problems.append("processed_expire_days must come after the IA transition")
         if self.worker_scratch_gb < 8 or self.worker_root_gb < 8:
             problems.append("worker volumes need 8 GB or more")
+        for name, check in (
+            (names.STUDIO_NAME, branding.studio_name),
+            (names.STUDIO_LOGO_URL, branding.logo_url),
+            (names.STUDIO_ACCENT_COLOUR, branding.accent_colour),
+        ):
+            try:
+                check(getattr(self, name))
+            except ValueError as exc:
+                problems.append(f"{name}: {exc}")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -218,6 +231,15 @@ class DeployConfig(BaseModel):
     @property
     def instance_types(self) -> tuple[str, ...]:
         return tuple(t.strip() for t in self.worker_instance_types.split(",") if t.strip())
+
+    @property
+    def studio(self) -> dict[str, str]:
+        """The studio settings as the API's settings read them (checked above)."""
+        return {
+            names.STUDIO_NAME: branding.studio_name(self.studio_name),
+            names.STUDIO_LOGO_URL: branding.logo_url(self.studio_logo_url),
+            names.STUDIO_ACCENT_COLOUR: branding.accent_colour(self.studio_accent_colour),
+        }
 
     @property
     def thumbnail_sizes_env(self) -> str:

@@ -45,6 +45,7 @@ def settings_values(
         "thumbnail_sizes": config.thumbnail_sizes_env,
         "max_image_pixels": config.max_image_pixels,
         "cost_guard_max_idle_seconds": config.cost_guard_max_idle_minutes * 60,
+        **config.studio,
     }
 
 

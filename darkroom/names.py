@@ -48,6 +48,16 @@ JOB_ENTITY: Final = "JOB"
 UPLOAD_ENTITY: Final = "UPLOAD"
 # A job's shares, found when the job is erased (a share is otherwise read by its id).
 JOB_SHARES_INDEX: Final = "job_shares"
+# What a share counts, atomically per share item (no personal data: a number each).
+SHARE_VIEWS: Final = "views"
+SHARE_DOWNLOADS: Final = "downloads"
+
+# The studio on its clients' pages: one name each for the API's settings field, the CDK
+# context key and the local cloud's option, so a deploy and a laptop spell them alike.
+STUDIO_NAME: Final = "studio_name"
+STUDIO_LOGO_URL: Final = "studio_logo_url"
+STUDIO_ACCENT_COLOUR: Final = "studio_accent_colour"
+STUDIO_SETTINGS: Final = (STUDIO_NAME, STUDIO_LOGO_URL, STUDIO_ACCENT_COLOUR)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Final, Literal, TypeVar
 from pydantic import BeforeValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from darkroom import names
+from darkroom import branding, names
 from darkroom.names import Function
 
 ENV_PREFIX: Final = "DARKROOM_"
@@ -144,6 +144,30 @@ class ApiLimits(Settings):
     api_public_url: str = ""
 
 
+class Studio(Settings):
+    """The studio as its clients' pages show it (darkroom.branding checks each value;
+    the field names are darkroom.names.STUDIO_SETTINGS)."""
+
+    studio_name: str = ""
+    studio_logo_url: str = ""
+    studio_accent_colour: str = branding.DEFAULT_ACCENT_COLOUR
+
+    @field_validator("studio_name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return branding.studio_name(value)
+
+    @field_validator("studio_logo_url")
+    @classmethod
+    def _logo(cls, value: str) -> str:
+        return branding.logo_url(value)
+
+    @field_validator("studio_accent_colour")
+    @classmethod
+    def _accent(cls, value: str) -> str:
+        return branding.accent_colour(value)
+
+
 # -- one model per runtime -----------------------------------------------------------
 class OrchestratorSettings(RawBucket, StateMachine):
     pass
@@ -178,7 +202,14 @@ class ThumbnailSettings(OutputBucket, Thumbnails):
 
 
 class ApiSettings(
-    RawBucket, ProcessedBucket, JobsTable, UploadsTable, SharesTable, StateMachine, ApiLimits
+    RawBucket,
+    ProcessedBucket,
+    JobsTable,
+    UploadsTable,
+    SharesTable,
+    StateMachine,
+    ApiLimits,
+    Studio,
 ):
     pass
 

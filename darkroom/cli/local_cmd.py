@@ -128,6 +128,15 @@ def local_up(
     reset: Annotated[
         bool, typer.Option("--reset", help="Forget the saved buckets and tables first.")
     ] = False,
+    studio_name: Annotated[
+        str, typer.Option(help="The studio's name on its clients' gallery pages.")
+    ] = "",
+    studio_logo_url: Annotated[
+        str, typer.Option(help="An https URL of the studio's logo for those pages.")
+    ] = "",
+    studio_accent_colour: Annotated[
+        str, typer.Option(help="Their accent colour, #rgb or #rrggbb.")
+    ] = "",
 ) -> None:
     """Run the local cloud until interrupted; the first line is JSON with the endpoints.
 
@@ -137,6 +146,7 @@ def local_up(
 
     if api_port is None:
         api_port = port + 1 if port else 0
+    studio = _studio(studio_name, studio_logo_url, studio_accent_colour)
     try:
         # Before the cloud's imports, which take seconds; the cloud checks them again.
         check_port_free("127.0.0.1", port, "the local cloud's AWS endpoint")
@@ -153,7 +163,12 @@ def local_up(
         err.print(f"reset: forgot the state saved in {state_dir}", markup=False)
     cloud = LocalCloud(
         LocalCloudConfig(
-            port=port, api_port=api_port, pool_size=pool_size, state_dir=state_dir, persist=True
+            port=port,
+            api_port=api_port,
+            pool_size=pool_size,
+            state_dir=state_dir,
+            persist=True,
+            studio=studio,
         )
     )
     try:
@@ -194,6 +209,29 @@ def local_up(
                 f"saved {cloud.saved.objects} objects and {cloud.saved.items} items",
                 markup=False,
             )
+
+
+def _studio(name: str, logo_url: str, accent_colour: str) -> dict[str, str]:
+    """The studio options by their settings' names, checked as a deploy checks them."""
+    from darkroom import branding, names
+
+    given = {
+        names.STUDIO_NAME: (name, branding.studio_name, "--studio-name"),
+        names.STUDIO_LOGO_URL: (logo_url, branding.logo_url, "--studio-logo-url"),
+        names.STUDIO_ACCENT_COLOUR: (
+            accent_colour,
+            branding.accent_colour,
+            "--studio-accent-colour",
+        ),
+    }
+    studio = {}
+    for setting, (value, check, option) in given.items():
+        if value:
+            try:
+                studio[setting] = check(value)
+            except ValueError as exc:
+                raise typer.BadParameter(str(exc), param_hint=option) from None
+    return studio
 
 
 def default_state_dir() -> Path:

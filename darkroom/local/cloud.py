@@ -83,6 +83,9 @@ class LocalCloudConfig:
     # settings by field name (e.g. smaller size limits: {"max_file_bytes": 1000}).
     api_port: int = 0
     api_settings: Mapping[str, Any] = field(default_factory=dict)
+    # The studio on its clients' gallery pages, by the names the CDK context uses
+    # (names.STUDIO_SETTINGS); the API's settings check each value.
+    studio: Mapping[str, str] = field(default_factory=dict)
     # Functions and workers append each AWS call they make to LocalCloud.calls_path
     # (darkroom.local.call_recorder), for the test that checks them against IAM.
     record_calls: bool = False
@@ -291,6 +294,7 @@ class LocalCloud:
             "idle_shutdown_seconds": cfg.worker_idle_shutdown_seconds,
             # Stopping through EC2 is what ends the local worker's process.
             "shutdown_mode": "ec2-api",
+            **cfg.studio,
             **cfg.api_settings,
         }
 
