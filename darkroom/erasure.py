@@ -60,7 +60,7 @@ class Erasure:
             self._refuse_if_starting(job_id)
         # The upload first: no new upload URL or submission from here on.
         records = int(self.uploads.delete(job_id))
-        share_ids = self.shares.of_job(job_id)
+        share_ids = [share.share_id for share in self.shares.of_job(job_id)]
         for share_id in share_ids:
             self.shares.delete(share_id)
         if self.multipart is not None:

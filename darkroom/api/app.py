@@ -15,8 +15,8 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from darkroom.api import assets, jobs, shares, trace, uploads
-from darkroom.api.context import SERVICE_KEY
+from darkroom.api import assets, gallery, jobs, shares, trace, uploads
+from darkroom.api.context import SERVICE_KEY, preferred_type
 from darkroom.api.errors import (
     ApiError,
     BadRequest,
@@ -70,6 +70,9 @@ def _refused(exc: Exception) -> Response:
     if isinstance(exc, RequestValidationError) and _about_the_response(exc):
         return _crashed(exc)
     status, code = _status_of(exc)
+    page = _client_page(status)
+    if page is not None:
+        return page
     if isinstance(exc, ApiError):
         return error(status, code, exc.message, **exc.details)
     if isinstance(exc, ValidationException):
@@ -91,7 +94,24 @@ def _no_route(exc: NotFoundError) -> Response:
         refused = error(405, "method_not_allowed", f"{event.http_method} is not allowed here")
         refused.headers["allow"] = ", ".join(allowed)
         return refused
-    return error(404, "not_found", "no such route")
+    return _client_page(404) or error(404, "not_found", "no such route")
+
+
+def _client_page(status: int) -> Response | None:
+    """A client's browser that cannot open a share link is told so in a page, with the
+    gallery's CSP and no referrer; API clients keep the JSON error."""
+    event = app.current_event
+    if status not in gallery.NOTICES or not event.path.startswith("/share/"):
+        return None
+    if preferred_type(event.headers.get("accept") or "") != "text/html":
+        return None
+    html, policy = gallery.notice(status, shares.studio_of(app.context[SERVICE_KEY].settings))
+    headers = {
+        **shares.PRIVATE_HEADERS,
+        "content-security-policy": policy,
+        "x-robots-tag": "noindex, nofollow",
+    }
+    return Response(status, "text/html; charset=utf-8", html, headers)
 
 
 @app.exception_handler(Exception)

@@ -45,13 +45,13 @@
     var links = element("ul");
     file.renditions.forEach(function (r) {
       var line = element("li");
-      line.appendChild(element("a", { href: r.url }, r.rendition));
+      line.appendChild(element("a", { href: r.url }, r.label));
       line.appendChild(
         document.createTextNode(
           " (" + (r.width || "?") + "\u00d7" + (r.height || "?") + ", " + size(r.bytes || 0) + ") "
         )
       );
-      line.appendChild(element("a", { href: r.download_url, download: r.filename }, "download"));
+      line.appendChild(element("a", { href: r.download_url, download: r.filename }, "Download"));
       links.appendChild(line);
     });
     figure.appendChild(links);

@@ -19,24 +19,63 @@ from html import escape
 from importlib import resources
 from urllib.parse import urlencode, urlsplit
 
-from darkroom.api.models import SharedFile, SharedJob
+from darkroom.api.models import SharedFile, SharedJob, StudioView
 
 SCRIPT = resources.files("darkroom.api").joinpath("gallery.js").read_text(encoding="utf-8")
 
+# One stylesheet for the gallery and the friendly error pages; only the accent colour
+# varies (a deployment setting, checked to be #rrggbb), so each page hashes its own.
 _CSS = """
-body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:72rem;padding:0 1rem;color:#222}
-header p{color:#555}
-ul.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(16rem,1fr));gap:1.5rem;
-list-style:none;padding:0}
-figure{margin:0}
-figure img{width:100%;height:14rem;object-fit:contain;background:#f3f3f3}
-figcaption{margin-top:.5rem;font-weight:600;word-break:break-all}
-figure ul{list-style:none;padding:0;margin:.25rem 0 0}
-figure li{margin:.15rem 0}
-ul.archives{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:1rem}
+:root{--accent:%(accent)s;--on-accent:%(on_accent)s}
+*{box-sizing:border-box}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1f2328;
+background:#f6f6f4;line-height:1.5}
+a{color:var(--accent)}
+.studio{display:flex;align-items:center;gap:.75rem;padding:.85rem 1.25rem;background:#fff;
+border-top:4px solid var(--accent);border-bottom:1px solid #e3e3e0}
+.studio img{display:block;max-height:2.5rem;max-width:10rem;width:auto}
+.studio span{font-weight:600;font-size:1.05rem;letter-spacing:.01em}
+main{max-width:72rem;margin:0 auto;padding:1.5rem 1rem 3rem}
+h1{margin:.25rem 0;font-size:1.75rem;line-height:1.25;overflow-wrap:anywhere}
+.summary{color:#57606a;margin:0 0 1rem}
+.message{white-space:pre-line;background:#fff;border-left:4px solid var(--accent);
+padding:.75rem 1rem;margin:0 0 1.25rem;overflow-wrap:anywhere}
+ul.archives{list-style:none;padding:0;margin:0 0 1.5rem;display:flex;flex-wrap:wrap;gap:.75rem}
+ul.archives li{display:flex;align-items:center;gap:.5rem;flex-wrap:wrap}
+a.button{display:inline-block;background:var(--accent);color:var(--on-accent);
+text-decoration:none;padding:.5rem 1rem;border-radius:.375rem;font-weight:600}
+ul.archives small{color:#57606a}
+ul.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(16rem,1fr));gap:1.25rem;
+list-style:none;padding:0;margin:0}
+figure{margin:0;background:#fff;border:1px solid #e3e3e0;border-radius:.5rem;overflow:hidden}
+figure img{display:block;width:100%%;height:14rem;object-fit:contain;background:#ececea}
+figcaption{padding:.5rem .75rem 0;font-weight:600;overflow-wrap:anywhere}
+figure ul{list-style:none;padding:.25rem .75rem .75rem;margin:0;font-size:.95rem}
+figure li{margin:.2rem 0;color:#57606a}
 a.more{display:block;margin:2rem auto;text-align:center;font-size:1.1rem}
+.notice{max-width:32rem;margin:10vh auto 0;padding:2rem 1.5rem;background:#fff;
+border:1px solid #e3e3e0;border-top:4px solid var(--accent);border-radius:.5rem;text-align:center}
+.notice p{color:#57606a;margin:.75rem 0 0}
+@media (max-width:30rem){main{padding:1rem .75rem 2rem}h1{font-size:1.4rem}
+figure img{height:12rem}.notice{margin-top:1.5rem}}
 """.strip()
-_CSS_HASH = base64.b64encode(hashlib.sha256(_CSS.encode()).digest()).decode()
+
+
+def stylesheet(accent: str) -> str:
+    return _CSS % {"accent": accent, "on_accent": _on(accent)}
+
+
+def _on(accent: str) -> str:
+    """Text on the accent colour: dark on a light accent, white on a dark one (WCAG's
+    relative luminance, so a studio's pale colour still gives readable buttons)."""
+    channels = [int(accent[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    return "#111111" if luminance > 0.18 else "#ffffff"
+
+
+def _hash(css: str) -> str:
+    return base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
 
 
 @dataclass(frozen=True)
@@ -77,17 +116,15 @@ def origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def content_security_policy(page: Page, bucket_origin: str) -> str:
-    # Images load through the API's stable links, which redirect to the bucket: a
-    # redirect's target must be allowed too.
-    api = origin(page.share_url)
+def _policy(css: str, img_sources: set[str], *extra: str) -> str:
+    """The strict CSP every client page shares: nothing but its own stylesheet, the
+    images named and what `extra` allows; no base, no forms, never framed."""
     return "; ".join(
         [
             "default-src 'none'",
-            f"img-src {' '.join(sorted({api, bucket_origin}))}",
-            f"script-src {page.script_url}",
-            f"connect-src {api}",
-            f"style-src 'sha256-{_CSS_HASH}'",
+            *([f"img-src {' '.join(sorted(img_sources))}"] if img_sources else []),
+            *extra,
+            f"style-src 'sha256-{_hash(css)}'",
             "base-uri 'none'",
             "form-action 'none'",
             "frame-ancestors 'none'",
@@ -95,13 +132,29 @@ def content_security_policy(page: Page, bucket_origin: str) -> str:
     )
 
 
+def _logo_sources(studio: StudioView) -> set[str]:
+    return {origin(studio.logo_url)} if studio.logo_url else set()
+
+
+def content_security_policy(page: Page, bucket_origin: str) -> str:
+    # Images load through the API's stable links, which redirect to the bucket: a
+    # redirect's target must be allowed too.
+    api = origin(page.share_url)
+    return _policy(
+        stylesheet(page.shared.studio.accent_colour),
+        {api, bucket_origin, *_logo_sources(page.shared.studio)},
+        f"script-src {page.script_url}",
+        f"connect-src {api}",
+    )
+
+
 def _item(f: SharedFile) -> str:
     """One file; gallery.js builds the same markup for the pages it appends."""
     name = escape(f.name)
     links = "".join(
-        f'<li><a href="{escape(r.url)}">{escape(r.rendition)}</a> '
+        f'<li><a href="{escape(r.url)}">{escape(r.label)}</a> '
         f"({r.width or '?'}\u00d7{r.height or '?'}, {size(r.bytes or 0)}) "
-        f'<a href="{escape(r.download_url)}" download="{escape(r.filename)}">download</a></li>'
+        f'<a href="{escape(r.download_url)}" download="{escape(r.filename)}">Download</a></li>'
         for r in f.renditions
     )
     preview = (
@@ -110,20 +163,21 @@ def _item(f: SharedFile) -> str:
     return f"<li><figure>{preview}<figcaption>{name}</figcaption><ul>{links}</ul></figure></li>"
 
 
-def render(page: Page) -> str:
-    shared = page.shared
-    job = shared.job
-    title = escape(job.name or job.job_id)
-    done, failed = job.files_done, job.files_failed
-    summary = f"{done} photo{'s' if done != 1 else ''}" + (
-        f", {failed} could not be developed" if failed else ""
+def _studio_bar(studio: StudioView) -> str:
+    if not (studio.name or studio.logo_url):
+        return ""
+    logo = (
+        f'<img src="{escape(studio.logo_url)}" alt="{escape(studio.name or "Studio logo")}">'
+        if studio.logo_url
+        else ""
     )
-    archives = "".join(
-        f'<li><a href="{escape(a.url)}">Download all: {escape(rendition)}</a> '
-        f"({a.files} photos, {size(a.bytes)})</li>"
-        for rendition, a in shared.archives.items()
-    )
-    more = page.more_url
+    # With a logo, its alt text already names the studio to a screen reader.
+    name = f"<span>{escape(studio.name)}</span>" if studio.name else ""
+    return f'<header class="studio">{logo}{name}</header>'
+
+
+def _document(title: str, css: str, body: str, script_url: str | None = None) -> str:
+    script = f'<script src="{escape(script_url)}" defer></script>\n' if script_url else ""
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -132,21 +186,66 @@ def render(page: Page) -> str:
 <meta name="referrer" content="no-referrer">
 <meta name="robots" content="noindex, nofollow">
 <title>{title}</title>
-<style>{_CSS}</style>
-<script src="{escape(page.script_url)}" defer></script>
-</head>
+<style>{css}</style>
+{script}</head>
 <body>
-<header>
-<h1>{title}</h1>
-<p>{escape(summary)}. This share link expires on {escape(_when(shared.expires_at))}.</p>
-{f'<ul class="archives">{archives}</ul>' if archives else ""}
-</header>
+{body}
+</body>
+</html>
+"""
+
+
+def render(page: Page) -> str:
+    shared = page.shared
+    job = shared.job
+    title = escape(job.name or job.job_id)
+    done = job.files_done
+    summary = f"{done} photo{'s' if done != 1 else ''}"
+    archives = "".join(
+        f'<li><a class="button" href="{escape(a.url)}">Download all: {escape(a.label)}</a> '
+        f"<small>{a.files} photo{'s' if a.files != 1 else ''}, {size(a.bytes)}</small></li>"
+        for a in shared.archives.values()
+    )
+    message = f'<p class="message">{escape(shared.message)}</p>' if shared.message else ""
+    more = page.more_url
+    body = f"""{_studio_bar(shared.studio)}
 <main>
+<h1>{title}</h1>
+<p class="summary">{escape(summary)}. This link works until {escape(_when(shared.expires_at))}.</p>
+{message}
+{f'<ul class="archives">{archives}</ul>' if archives else ""}
 <ul class="gallery">
 {"".join(_item(f) for f in shared.files)}
 </ul>
 {f'<a class="more" href="{escape(more)}">More photos</a>' if more else ""}
-</main>
-</body>
-</html>
-"""
+</main>"""
+    return _document(title, stylesheet(shared.studio.accent_colour), body, page.script_url)
+
+
+# What a client is told instead of an error code, by status.
+NOTICES = {
+    404: (
+        "This link does not work",
+        "We could not find these photos. Check that you have the whole link, or ask your "
+        "photographer for a new link.",
+    ),
+    409: (
+        "Your photos are almost ready",
+        "They are still being prepared. Please try again in a little while.",
+    ),
+    410: (
+        "This link is no longer active",
+        "It has expired or was withdrawn. Please ask your photographer for a new link.",
+    ),
+}
+
+
+def notice(status: int, studio: StudioView) -> tuple[str, str]:
+    """A friendly page for a link that cannot be opened, and its CSP."""
+    heading, text = NOTICES[status]
+    css = stylesheet(studio.accent_colour)
+    body = (
+        f'{_studio_bar(studio)}\n<main>\n<section class="notice">\n'
+        f"<h1>{escape(heading)}</h1>\n<p>{escape(text)}</p>\n</section>\n</main>"
+    )
+    return _document(escape(heading), css, body), _policy(css, _logo_sources(studio))

@@ -4,11 +4,12 @@ job that every reader (the API, the CLI) uses."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from darkroom.jobs import FileRecord, Job
 
@@ -61,9 +62,36 @@ class ReprocessIn(_Strict):
     )
 
 
+MAX_SHARE_MESSAGE = 1000  # characters of the photographer's note on a share
+
+
 class CreateShareIn(_Strict):
     expires_in: int | None = Field(
         default=None, description="Seconds until the link expires (default 7 days)."
+    )
+    message: str | None = Field(
+        default=None,
+        max_length=MAX_SHARE_MESSAGE,
+        description="A note to the client, shown (as text) at the top of the gallery.",
+    )
+
+    @field_validator("message")
+    @classmethod
+    def _text(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        # Text for a page: line breaks stay, other control characters are mistakes.
+        value = value.replace("\r\n", "\n")
+        if any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in value):
+            raise ValueError("must be text: no control characters other than line breaks")
+        return value.strip() or None
+
+
+class ExtendShareIn(_Strict):
+    extend_by: int = Field(
+        description="Seconds added to the link's life, counted from its expiry (from now "
+        "if it has expired); it may end at most the deployment's longest share life "
+        "(90 days by default) from now."
     )
 
 
@@ -376,8 +404,30 @@ class CreatedShare(BaseModel):
     expires_in: int
 
 
+class ShareView(BaseModel):
+    """A share as its photographer sees it: never its token, which is not stored."""
+
+    share_id: str
+    job_id: str
+    state: Literal["active", "expired", "revoked"]
+    created_at: str
+    expires_at: str = Field(json_schema_extra={"format": "date-time"})
+    revoked_at: str | None = None
+    message: str | None = Field(default=None, exclude_if=_absent)
+    views: int = Field(description="Times its gallery (or its first page as JSON) was opened.")
+    downloads: int = Field(description="Files and ZIPs downloaded through it.")
+
+
+class ShareList(BaseModel):
+    shares: list[ShareView] = Field(description="Newest first.")
+
+
 class SharedRendition(BaseModel):
     rendition: str
+    label: str = Field(
+        description='What the client is shown: the recipe\'s label, or "Web", '
+        '"Full resolution", "Thumbnail".'
+    )
     filename: str = Field(description="The name the download saves as.")
     url: str = Field(
         description="A stable link: it checks the share, then redirects to a fresh "
@@ -391,10 +441,11 @@ class SharedRendition(BaseModel):
 
     @classmethod
     def of_output(
-        cls, rendition: str, filename: str, url: str, meta: Mapping[str, Any]
+        cls, rendition: str, label: str, filename: str, url: str, meta: Mapping[str, Any]
     ) -> SharedRendition:
         return cls(
             rendition=rendition,
+            label=label,
             filename=filename,
             url=url,
             download_url=f"{url}?download=1",
@@ -422,24 +473,37 @@ class SharedArchive(BaseModel):
     """A ZIP of every delivered file's rendition ("download all")."""
 
     url: str = Field(description="A stable link that redirects to the ZIP (an attachment).")
+    label: str
     bytes: int
     files: int
 
 
 class SharedJobSummary(BaseModel):
+    """The job as its client sees it: what is delivered (files that failed are the
+    photographer's business, in `GET /jobs/{id}`)."""
+
     job_id: str
     name: str | None
-    status: Literal["DONE", "DONE_WITH_ERRORS"]
-    files_total: int
-    files_done: int
-    files_failed: int
+    files_done: int = Field(description="Files delivered.")
     finished_at: str | None
+
+
+class StudioView(BaseModel):
+    """Who is sharing: the deployment's studio settings."""
+
+    name: str | None = Field(default=None, exclude_if=_absent)
+    logo_url: str | None = Field(default=None, exclude_if=_absent)
+    accent_colour: str
 
 
 class SharedJob(BaseModel):
     """One page of a share: the job, its download-all ZIPs, and some of its files."""
 
     job: SharedJobSummary
+    studio: StudioView
+    message: str | None = Field(
+        default=None, exclude_if=_absent, description="The photographer's note to the client."
+    )
     expires_at: str = Field(json_schema_extra={"format": "date-time"})
     archives: dict[str, SharedArchive] = Field(
         default_factory=dict, description="Rendition -> its ZIP, once one is made."

@@ -13,6 +13,16 @@ from darkroom import keys
 from darkroom.api.models import SharedFile, SharedRendition
 from darkroom.filenames import Naming
 from darkroom.jobs import FileRecord, Job
+from darkroom.recipes import Recipe, RecipeError, label_of, parse_recipe
+
+
+def recipe_of(job: Job) -> Recipe | None:
+    """The job's recipe, for its labels; a record that no longer parses (a recipe from
+    an older version) gives the default labels rather than no page."""
+    try:
+        return parse_recipe(job.recipe)
+    except RecipeError:
+        return None
 
 
 def disposition(kind: str, filename: str) -> str:
@@ -45,7 +55,9 @@ def archive_name(job: Job, rendition: str) -> str:
     return f"{title.strip()[:100] or job.job_id}-{rendition}.zip"
 
 
-def shared_file(job: Job, record: FileRecord, links: str, names: Naming) -> SharedFile | None:
+def shared_file(
+    job: Job, record: FileRecord, links: str, names: Naming, recipe: Recipe | None
+) -> SharedFile | None:
     prefix = keys.processed_prefix(job.job_id)
     base = f"{links}/files/{quote(record.name, safe='')}"
     renditions = []
@@ -58,6 +70,7 @@ def shared_file(job: Job, record: FileRecord, links: str, names: Naming) -> Shar
         renditions.append(
             SharedRendition.of_output(
                 rendition,
+                label_of(rendition, recipe),
                 download_name(names, record, rendition, output.key),
                 url,
                 output.model_dump(),

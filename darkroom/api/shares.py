@@ -8,7 +8,7 @@ one router.)"""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, unquote
 
 from aws_lambda_powertools.event_handler import Response
@@ -16,7 +16,7 @@ from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
-from darkroom import keys, names
+from darkroom import durations, keys, names
 from darkroom.api import gallery, paging, tokens
 from darkroom.api.context import BaseUrl, Caller, PrefersHtml, current_service
 from darkroom.api.errors import (
@@ -30,10 +30,14 @@ from darkroom.api.errors import (
 from darkroom.api.models import (
     CreatedShare,
     CreateShareIn,
+    ExtendShareIn,
     SharedArchive,
     SharedFile,
     SharedJob,
     SharedJobSummary,
+    ShareList,
+    ShareView,
+    StudioView,
     iso,
 )
 from darkroom.api.openapi import PUBLIC
@@ -43,6 +47,7 @@ from darkroom.api.share_links import (
     disposition,
     download_name,
     encoded,
+    recipe_of,
     shared_file,
 )
 from darkroom.aws.job_store import JobStore
@@ -53,6 +58,7 @@ from darkroom.aws.uploads import UploadStore
 from darkroom.filenames import job_naming as naming
 from darkroom.jobs import Job, utc_now
 from darkroom.observability import logger
+from darkroom.recipes import label_of
 from darkroom.settings import ApiSettings
 
 
@@ -73,10 +79,7 @@ class ShareOperations:
         job_id = known_job_id(job_id)
         s = self.settings
         expires_in = s.share_default_expiry_seconds if body.expires_in is None else body.expires_in
-        if not 1 <= expires_in <= s.share_max_expiry_seconds:
-            raise BadRequest(
-                f"expires_in must be between 1 and {s.share_max_expiry_seconds} seconds"
-            )
+        self._check_life(expires_in, "expires_in")
         job = self.jobs.find(job_id)
         if job is None:
             if self.uploads.get(job_id) is not None:
@@ -100,6 +103,7 @@ class ShareOperations:
                         created_at=utc_now(),
                         expires_at=expires_at,
                         created_by=caller,
+                        message=body.message,
                     )
                 )
                 break
@@ -117,6 +121,78 @@ class ShareOperations:
             expires_at=iso(expires_at),
             expires_in=expires_in,
         )
+
+    def _check_life(self, seconds: int, field: str) -> None:
+        longest = self.settings.share_max_expiry_seconds
+        if not 1 <= seconds <= longest:
+            raise BadRequest(
+                f"{field} must be between 1 second and {durations.words(longest)} "
+                f"({longest} seconds); got {seconds}"
+            )
+
+    def list_shares(self, job_id: str) -> ShareList:
+        job_id = known_job_id(job_id)
+        if self.jobs.find(job_id) is None and self.uploads.get(job_id) is None:
+            raise NotFound(f"job {job_id} not found")
+        now = self.clock()
+        views = [self._view(share, now) for share in self.shares.of_job(job_id)]
+        return ShareList(shares=sorted(views, key=lambda v: v.created_at, reverse=True))
+
+    @staticmethod
+    def _view(share: Share, now: float) -> ShareView:
+        state: Literal["active", "expired", "revoked"] = (
+            "revoked" if share.revoked_at else "expired" if now >= share.expires_at else "active"
+        )
+        return ShareView(
+            share_id=share.share_id,
+            job_id=share.job_id,
+            state=state,
+            created_at=share.created_at,
+            expires_at=iso(share.expires_at),
+            revoked_at=share.revoked_at,
+            message=share.message,
+            views=share.views,
+            downloads=share.downloads,
+        )
+
+    def extend_share(self, job_id: str, share_id: str, body: ExtendShareIn) -> ShareView:
+        """A later expiry for a live or expired link; a revoked one stays revoked."""
+        job_id = known_job_id(job_id)
+        self._check_life(body.extend_by, "extend_by")
+        missing = NotFound(f"share {share_id!r} of job {job_id} not found")
+        share = self.shares.get(share_id) if tokens.valid_share_id(share_id) else None
+        if share is None or share.job_id != job_id:
+            raise missing
+        if share.revoked_at:
+            raise Conflict(f"share {share_id} was revoked; create a new one")
+        now = int(self.clock())
+        expires_at = max(now, share.expires_at) + body.extend_by
+        longest = self.settings.share_max_expiry_seconds
+        if expires_at - now > longest:
+            raise BadRequest(
+                f"extend_by would keep the link for {durations.words(expires_at - now)}; "
+                f"a link lives at most {durations.words(longest)} from now"
+            )
+        extended = self.shares.extend(job_id, share_id, expires_at, utc_now())
+        if extended is None:
+            # Revoked (or erased) between the read and the write.
+            raise Conflict(f"share {share_id} was revoked; create a new one")
+        logger.info("share extended", extra={"job_id": job_id, "share_id": share_id})
+        return self._view(extended, now)
+
+    def _count(self, share: Share, counter: str) -> None:
+        """Count a view or a download; a count that fails is lost, never the client's
+        page or file."""
+        try:
+            self.shares.count(share.share_id, counter)
+        except Exception:
+            # Whatever failed (throttling, a network error, a share erased meanwhile):
+            # a lost count is the lesser harm.
+            logger.warning(
+                "share count not recorded",
+                extra={"share_id": share.share_id, "counter": counter},
+                exc_info=True,
+            )
 
     def revoke_share(self, job_id: str, share_id: str) -> None:
         job_id = known_job_id(job_id)
@@ -158,9 +234,10 @@ class ShareOperations:
         )
         files: list[SharedFile] = []
         budget = PAGE_FILES_BYTES
-        names = naming(job)
+        file_names = naming(job)
+        recipe = recipe_of(job)
         for record in records:
-            shared = shared_file(job, record, links, names)
+            shared = shared_file(job, record, links, file_names, recipe)
             if shared is None:
                 continue  # never developed: nothing to offer
             budget -= len(encoded(shared)) + 1
@@ -170,24 +247,26 @@ class ShareOperations:
                 break
             files.append(shared)
         delivered = job.delivered
-        done = delivered.files_delivered if delivered else 0
-        total = max(job.files_total, done)
         prefix = keys.processed_prefix(job.job_id)
+        if cursor is None:
+            # The gallery opened (its further pages are the same visit).
+            self._count(share, names.SHARE_VIEWS)
         return SharedJob(
             job=SharedJobSummary(
                 job_id=job.job_id,
                 name=job.name,
-                # What is delivered, not what a reprocess in flight may make of it.
-                status="DONE" if done == total else "DONE_WITH_ERRORS",
-                files_total=total,
-                files_done=done,
-                files_failed=total - done,
+                # What is delivered, not what a reprocess in flight may make of it; what
+                # failed is the photographer's business.
+                files_done=delivered.files_delivered if delivered else 0,
                 finished_at=delivered.finished_at if delivered else job.finished_at,
             ),
+            studio=studio_of(self.settings),
+            message=share.message,
             expires_at=iso(share.expires_at),
             archives={
                 rendition: SharedArchive(
                     url=f"{links}/archives/{quote(rendition, safe='')}",
+                    label=label_of(rendition, recipe),
                     bytes=archive.bytes,
                     files=archive.files,
                 )
@@ -200,7 +279,7 @@ class ShareOperations:
 
     def shared_file_url(self, token: str, file_name: str, rendition: str, download: bool) -> str:
         """A fresh presigned GET of one delivered rendition: inline, or as an attachment."""
-        _, job = self._shared(token)
+        share, job = self._shared(token)
         missing = NotFound("no such photo in this share")
         try:
             keys.validate_file_name(file_name)
@@ -210,7 +289,7 @@ class ShareOperations:
         output = record.delivered.get(rendition) if record is not None else None
         if record is None or output is None:
             raise missing
-        return self._presigned_get(
+        url = self._presigned_get(
             job,
             output.key,
             missing,
@@ -220,21 +299,26 @@ class ShareOperations:
             ),
             output.content_type,
         )
+        if download:
+            self._count(share, names.SHARE_DOWNLOADS)
+        return url
 
     def shared_archive_url(self, token: str, rendition: str) -> str:
         """A fresh presigned GET of one rendition's ZIP, as an attachment."""
-        _, job = self._shared(token)
+        share, job = self._shared(token)
         archive = job.delivered.archives.get(rendition) if job.delivered else None
         missing = NotFound("no download-all archive for this rendition yet")
         if archive is None:
             raise missing
-        return self._presigned_get(
+        url = self._presigned_get(
             job,
             archive.key,
             missing,
             disposition("attachment", archive_name(job, rendition)),
             "application/zip",
         )
+        self._count(share, names.SHARE_DOWNLOADS)
+        return url
 
     def _presigned_get(
         self,
@@ -265,6 +349,14 @@ class ShareOperations:
 
     def public_base(self, base_url: str) -> str:
         return (self.settings.api_public_url or base_url).rstrip("/")
+
+
+def studio_of(settings: ApiSettings) -> StudioView:
+    return StudioView(
+        name=settings.studio_name or None,
+        logo_url=settings.studio_logo_url or None,
+        accent_colour=settings.studio_accent_colour,
+    )
 
 
 # -- routes ---------------------------------------------------------------------------
@@ -306,6 +398,40 @@ def create_share(
 def revoke_share(job_id: str, share_id: str, shares: Shares) -> Response[None]:
     shares.revoke_share(job_id, share_id)
     return Response(204)
+
+
+@router.get(
+    "/jobs/<job_id>/shares",
+    operation_id="list_shares",
+    tags=["photographer"],
+    summary="A job's share links, newest first, with how often each was opened and used.",
+    description=(
+        "Each share's state (active, expired, revoked), its expiry, its message and its "
+        "counts: `views` (its gallery opened) and `downloads` (files and ZIPs). Counted "
+        "per share, nothing about who. Tokens are never stored, so never listed."
+    ),
+    responses=answers(200, "The job's shares.", 404),
+)
+def list_shares(job_id: str, shares: Shares) -> ShareList:
+    return shares.list_shares(job_id)
+
+
+@router.post(
+    "/jobs/<job_id>/shares/<share_id>/extend",
+    operation_id="extend_share",
+    tags=["photographer"],
+    summary="Keep a share link working longer.",
+    description=(
+        "Adds `extend_by` seconds to the link's expiry (to now, if it has expired), up to "
+        "the deployment's longest share life from now. The link and its token stay the "
+        "same. A revoked link cannot be extended (409): create a new one."
+    ),
+    responses=answers(200, "The share with its new expiry.", 400, 404, 409),
+)
+def extend_share(
+    job_id: str, share_id: str, body: Annotated[ExtendShareIn, Body()], shares: Shares
+) -> ShareView:
+    return shares.extend_share(job_id, share_id, body)
 
 
 @router.get(

@@ -28,6 +28,12 @@ class Share(BaseModel):
     expires_at: int  # epoch seconds
     revoked_at: str | None = None
     created_by: str | None = None
+    # The photographer's note to the client, shown on the gallery page.
+    message: str | None = None
+    # Counted per share, never per person: how often its gallery was opened and its
+    # files or ZIPs downloaded.
+    views: int = 0
+    downloads: int = 0
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -63,11 +69,45 @@ class ShareStore:
             return None
         return Share.model_validate(item)
 
-    def of_job(self, job_id: str) -> list[str]:
-        """The ids of every share of a job (the job's index: shares are otherwise read by
-        id)."""
+    def extend(self, job_id: str, share_id: str, expires_at: int, when: str) -> Share | None:
+        """Move a live share's expiry (to `expires_at`, epoch seconds); None if no such
+        share of this job, or it was revoked."""
+        try:
+            item = self._table.update(
+                self._table.key(share_id),
+                "SET expires_at = :at, expires_ttl = :ttl, extended_at = :when",
+                condition="attribute_exists(share_id) AND job_id = :job "
+                "AND attribute_not_exists(revoked_at)",
+                values={
+                    ":at": expires_at,
+                    ":ttl": expires_at + RETENTION_AFTER_EXPIRY_SECONDS,
+                    ":when": when,
+                    ":job": job_id,
+                },
+            )
+        except ConditionFailed:
+            return None
+        return Share.model_validate(item)
+
+    def count(self, share_id: str, counter: str) -> None:
+        """One more view or download: an atomic ADD, so concurrent clients never lose a
+        count, and nothing is read or stored about who it was."""
+        if counter not in (names.SHARE_VIEWS, names.SHARE_DOWNLOADS):
+            raise ValueError(f"a share counts no {counter!r}")
+        self._table.update(
+            self._table.key(share_id),
+            "ADD #counter :one",
+            # Never create an item: a share erased meanwhile stays erased.
+            condition="attribute_exists(share_id)",
+            names={"#counter": counter},
+            values={":one": 1},
+        )
+
+    def of_job(self, job_id: str) -> list[Share]:
+        """Every share of a job (the job's index, which projects whole items: shares are
+        otherwise read by id)."""
         return [
-            str(item[names.SHARE_ID])
+            Share.model_validate(item)
             for item in self._table.query(
                 "#job = :job",
                 names={"#job": names.JOB_ID},
