@@ -29,6 +29,7 @@ for command in (
     jobs_cmd.reprocess,
     jobs_cmd.delete,
     shares_cmd.share,
+    shares_cmd.shares,
     shares_cmd.download,
     trace_cmd.trace,
 ):

@@ -3,26 +3,41 @@
 from __future__ import annotations
 
 import json
-import re
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from darkroom import durations
 from darkroom.cli.connection import api_call, studio
-from darkroom.cli.view import console, err, transfer_bars
+from darkroom.cli.view import console, err, shares_table, transfer_bars
 
-_DURATION = re.compile(r"^(\d+)([smhdw]?)$")
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+if TYPE_CHECKING:
+    from darkroom.cli.studio_client import StudioClient
+
+# What a link may live, as the issue words it: from an hour to 90 days (a deployment may
+# allow less; the API then says so).
+SHORTEST_LINK = 3600
+LONGEST_LINK = 90 * 86400
 
 
-def seconds(value: str | None) -> int | None:
+def link_life(value: str | None, option: str) -> int | None:
+    """Seconds from --expires-in or --extend: plain seconds, or 90m, 12h, 30d, 2w. A
+    usage error (exit 2, no traceback) says the range in words."""
     if value is None:
         return None
-    match = _DURATION.match(value.strip().lower())
-    if not match:
-        raise typer.BadParameter(f"{value!r}: use seconds or a number with s, m, h, d or w")
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    try:
+        seconds = durations.parse(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
+    if not SHORTEST_LINK <= seconds <= LONGEST_LINK:
+        raise typer.BadParameter(
+            f"must be between {durations.words(SHORTEST_LINK)} and "
+            f"{durations.words(LONGEST_LINK)}; {value!r} is {durations.words(seconds)}",
+            param_hint=option,
+        )
+    return seconds
 
 
 def share(
@@ -30,7 +45,27 @@ def share(
     job_id: str,
     expires_in: Annotated[
         str | None,
-        typer.Option(help="How long the link works: seconds, or e.g. 30m, 12h, 7d (default 7d)."),
+        typer.Option(
+            metavar="DURATION",
+            help="How long the link works, 1h to 90d: seconds, or e.g. 12h, 30d (default 7d).",
+        ),
+    ] = None,
+    message: Annotated[
+        str | None,
+        typer.Option(help="A note to the client, shown at the top of the gallery."),
+    ] = None,
+    extend: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DURATION",
+            help="Keep an existing link working this much longer (e.g. 30d) instead.",
+        ),
+    ] = None,
+    share_id: Annotated[
+        str | None,
+        typer.Option(
+            "--share", metavar="SHARE_ID", help="The link --extend acts on (when several)."
+        ),
     ] = None,
     revoke: Annotated[
         str | None, typer.Option(metavar="SHARE_ID", help="Revoke this share instead.")
@@ -38,22 +73,75 @@ def share(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Share a finished job with a client: prints a link that needs no AWS account."""
+    # Checked before any connection: a typo costs no round trip.
+    expiry = link_life(expires_in, "--expires-in")
+    extend_by = link_life(extend, "--extend")
     client = studio(ctx)
     if revoke:
         api_call(lambda: client.revoke(job_id, revoke))
         err.print(f"share {revoke} of job {job_id} revoked", markup=False)
         return
-    expiry = seconds(expires_in)
-    created = api_call(lambda: client.share(job_id, expiry))
+    if extend_by is not None:
+        target = share_id or _only_live_share(client, job_id)
+        extended = api_call(lambda: client.extend(job_id, target, extend_by))
+        if as_json:
+            print(json.dumps(extended, indent=2))
+            return
+        err.print(f"share {target} now {_expiry(extended['expires_at'])}", markup=False)
+        return
+    created = api_call(lambda: client.share(job_id, expiry, message))
     if as_json:
         print(json.dumps(created, indent=2))
         return
     print(created["url"])
     err.print(
-        f"share {created['share_id']} expires {created['expires_at']}; revoke it with "
+        f"share {created['share_id']} {_expiry(created['expires_at'])}; revoke it with "
         f"`darkroom share {job_id} --revoke {created['share_id']}`",
         markup=False,
     )
+
+
+def _expiry(expires_at: str) -> str:
+    """'expires in 30 days (2026-05-01T12:00:00Z)', rounded to the unit people use."""
+    moment = datetime.fromisoformat(expires_at.replace("Z", "+00:00"))
+    left = int((moment - datetime.now(UTC)).total_seconds())
+    for unit in (86400, 3600, 60):
+        if left >= unit:
+            left = round(left / unit) * unit
+            break
+    return f"expires in {durations.words(max(left, 1))} ({expires_at})"
+
+
+def _only_live_share(client: StudioClient, job_id: str) -> str:
+    live = [s for s in api_call(lambda: client.shares(job_id)) if s["state"] != "revoked"]
+    if len(live) == 1:
+        return str(live[0]["share_id"])
+    if not live:
+        err.print(f"job {job_id} has no link to extend; create one with `darkroom share`")
+    else:
+        err.print(
+            f"job {job_id} has {len(live)} links; name one with --share SHARE_ID "
+            f"(`darkroom shares {job_id}` lists them)",
+            markup=False,
+        )
+    raise typer.Exit(2)
+
+
+def shares(
+    ctx: typer.Context,
+    job_id: str,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """A job's share links: state, expiry, and how often each was viewed and downloaded."""
+    client = studio(ctx)
+    found = api_call(lambda: client.shares(job_id))
+    if as_json:
+        print(json.dumps(found, indent=2))
+        return
+    if not found:
+        err.print(f"job {job_id} has no share links", markup=False)
+        return
+    console.print(shares_table(found))
 
 
 def download(

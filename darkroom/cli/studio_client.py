@@ -451,9 +451,20 @@ class StudioClient:
         body = {"recipe": dict(recipe)} if recipe is not None else {}
         return str(self.api.call("POST", f"/jobs/{job_id}/reprocess", body)["execution_arn"])
 
-    def share(self, job_id: str, expires_in: int | None = None) -> dict[str, Any]:
-        body = {"expires_in": expires_in} if expires_in is not None else {}
+    def share(
+        self, job_id: str, expires_in: int | None = None, message: str | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"expires_in": expires_in} if expires_in is not None else {}
+        if message is not None:
+            body["message"] = message
         return dict(self.api.call("POST", f"/jobs/{job_id}/shares", body))
+
+    def shares(self, job_id: str) -> list[dict[str, Any]]:
+        return list(self.api.call("GET", f"/jobs/{job_id}/shares")["shares"])
+
+    def extend(self, job_id: str, share_id: str, extend_by: int) -> dict[str, Any]:
+        path = f"/jobs/{job_id}/shares/{share_id}/extend"
+        return dict(self.api.call("POST", path, {"extend_by": extend_by}))
 
     def revoke(self, job_id: str, share_id: str) -> None:
         self.api.call("DELETE", f"/jobs/{job_id}/shares/{share_id}")

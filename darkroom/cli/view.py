@@ -207,3 +207,24 @@ def transfer_bars(verb: str) -> Iterator[Bars]:
     )
     with progress:
         yield Bars(progress, verb)
+
+
+def shares_table(shares: list[dict[str, Any]]) -> Table:
+    """A job's share links as `darkroom shares` lists them (the API's ShareView)."""
+    table = Table(show_header=True, header_style="bold")
+    for column in ("share", "state", "created", "expires", "views", "downloads", "message"):
+        table.add_column(column, justify="right" if column in ("views", "downloads") else "left")
+    style = {"active": "green", "expired": "yellow", "revoked": "red"}
+    for share in shares:
+        message = share.get("message") or ""
+        table.add_row(
+            share["share_id"],
+            Text(share["state"], style=style.get(share["state"], "")),
+            share["created_at"],
+            share["expires_at"],
+            str(share["views"]),
+            str(share["downloads"]),
+            # Text, never markup: the photographer typed it.
+            Text(message if len(message) <= 40 else message[:39] + "\u2026"),
+        )
+    return table
