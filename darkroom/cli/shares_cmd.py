@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -24,20 +24,24 @@ LONGEST_LINK = 90 * 86400
 
 def link_life(value: str | None, option: str) -> int | None:
     """Seconds from --expires-in or --extend: plain seconds, or 90m, 12h, 30d, 2w. A
-    usage error (exit 2, no traceback) says the range in words."""
+    mistake is one line saying the range in words, exit 2, no traceback."""
     if value is None:
         return None
     try:
         seconds = durations.parse(value)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint=option) from None
+        _usage(f"{option}: {exc}")
     if not SHORTEST_LINK <= seconds <= LONGEST_LINK:
-        raise typer.BadParameter(
-            f"must be between {durations.words(SHORTEST_LINK)} and "
-            f"{durations.words(LONGEST_LINK)}; {value!r} is {durations.words(seconds)}",
-            param_hint=option,
+        _usage(
+            f"{option}: must be between {durations.words(SHORTEST_LINK)} and "
+            f"{durations.words(LONGEST_LINK)}; {value!r} is {durations.words(seconds)}"
         )
     return seconds
+
+
+def _usage(message: str) -> NoReturn:
+    err.print(message, style="red", markup=False, highlight=False)
+    raise typer.Exit(2)
 
 
 def share(
@@ -117,14 +121,11 @@ def _only_live_share(client: StudioClient, job_id: str) -> str:
     if len(live) == 1:
         return str(live[0]["share_id"])
     if not live:
-        err.print(f"job {job_id} has no link to extend; create one with `darkroom share`")
-    else:
-        err.print(
-            f"job {job_id} has {len(live)} links; name one with --share SHARE_ID "
-            f"(`darkroom shares {job_id}` lists them)",
-            markup=False,
-        )
-    raise typer.Exit(2)
+        _usage(f"job {job_id} has no link to extend; create one with `darkroom share {job_id}`")
+    _usage(
+        f"job {job_id} has {len(live)} links; name one with --share SHARE_ID "
+        f"(`darkroom shares {job_id}` lists them)"
+    )
 
 
 def shares(

@@ -204,3 +204,27 @@ def test_recursive_refuses_two_files_of_one_name_in_different_subfolders(tmp_pat
         "B.dng is in day1/ and day2/: a job's file names must be unique; rename one, or upload "
         "each folder as a job of its own"
     ) in said(result)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "words"),
+    [
+        ("--expires-in", "100d", "'100d' is 100 days"),
+        ("--expires-in", "59m", "'59m' is 59 minutes"),
+        ("--expires-in", "600", "'600' is 10 minutes"),
+        ("--extend", "13w", "'13w' is 91 days"),
+    ],
+)
+def test_a_link_life_out_of_range_says_the_range_in_words(
+    option: str, value: str, words: str
+) -> None:
+    # Refused before any connection is made: no API is configured here.
+    result = invoke("share", "job1", option, value)
+    assert result.exit_code == 2
+    assert says(f"{option}: must be between 1 hour and 90 days; {words}") in said(result)
+
+
+def test_a_link_life_that_is_not_a_duration_names_the_forms() -> None:
+    result = invoke("share", "job1", "--expires-in", "a month")
+    assert result.exit_code == 2
+    assert says("use seconds, or a number with s, m, h, d or w (e.g. 12h, 30d)") in said(result)
