@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, computed_field
+from pydantic import BaseModel, ConfigDict, computed_field, field_validator
 
 from darkroom import names
 from darkroom.aws.table import ConditionFailed, Table
@@ -34,6 +34,16 @@ class Share(BaseModel):
     # files or ZIPs downloaded.
     views: int = 0
     downloads: int = 0
+
+    @field_validator("views", "downloads", mode="before")
+    @classmethod
+    def _advisory(cls, value: Any) -> Any:
+        # A count only informs the photographer: one that cannot be read (damaged by
+        # hand, say) reads as unknown, 0, and never stops the link from opening.
+        try:
+            return max(int(value), 0)
+        except (TypeError, ValueError):
+            return 0
 
     @computed_field  # type: ignore[prop-decorator]
     @property

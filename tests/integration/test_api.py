@@ -272,7 +272,8 @@ def test_a_share_pages_by_cursor_and_each_stable_link_serves_the_delivered_bytes
     assert len(pages) == 3
     listed = [f["name"] for page in pages for f in page["files"]]
     assert listed == sorted(p.name for p in files if p.name != "IMG_BROKEN.dng")
-    assert pages[0]["job"]["files_failed"] == 1
+    # What failed is the photographer's business: the client is told what is delivered.
+    assert pages[0]["job"]["files_done"] == 6 and "files_failed" not in pages[0]["job"]
 
     s3 = cloud.client("s3")
     delivered = {
