@@ -46,11 +46,15 @@
     file.renditions.forEach(function (r) {
       var line = element("li");
       line.appendChild(element("a", { href: r.url }, r.label));
+      line.appendChild(document.createTextNode(" "));
       line.appendChild(
-        document.createTextNode(
-          " (" + (r.width || "?") + "\u00d7" + (r.height || "?") + ", " + size(r.bytes || 0) + ") "
+        element(
+          "span",
+          {},
+          (r.width || "?") + "\u00d7" + (r.height || "?") + " px, " + size(r.bytes || 0)
         )
       );
+      line.appendChild(document.createTextNode(" "));
       line.appendChild(element("a", { href: r.download_url, download: r.filename }, "Download"));
       links.appendChild(line);
     });

@@ -51,7 +51,8 @@ figure{margin:0;background:#fff;border:1px solid #e3e3e0;border-radius:.5rem;ove
 figure img{display:block;width:100%%;height:14rem;object-fit:contain;background:#ececea}
 figcaption{padding:.5rem .75rem 0;font-weight:600;overflow-wrap:anywhere}
 figure ul{list-style:none;padding:.25rem .75rem .75rem;margin:0;font-size:.95rem}
-figure li{margin:.2rem 0;color:#57606a}
+figure li{display:grid;grid-template-columns:1fr auto;column-gap:.5rem;margin:.35rem 0}
+figure li span{grid-column:1/-1;grid-row:2;color:#57606a;font-size:.8rem}
 a.more{display:block;margin:2rem auto;text-align:center;font-size:1.1rem}
 .notice{max-width:32rem;margin:10vh auto 0;padding:2rem 1.5rem;background:#fff;
 border:1px solid #e3e3e0;border-top:4px solid var(--accent);border-radius:.5rem;text-align:center}
@@ -153,7 +154,7 @@ def _item(f: SharedFile) -> str:
     name = escape(f.name)
     links = "".join(
         f'<li><a href="{escape(r.url)}">{escape(r.label)}</a> '
-        f"({r.width or '?'}\u00d7{r.height or '?'}, {size(r.bytes or 0)}) "
+        f"<span>{r.width or '?'}\u00d7{r.height or '?'} px, {size(r.bytes or 0)}</span> "
         f'<a href="{escape(r.download_url)}" download="{escape(r.filename)}">Download</a></li>'
         for r in f.renditions
     )

@@ -1,6 +1,7 @@
 """The client's gallery page in a real browser: headless Chromium opens a share link,
 further pages load as it scrolls, its previews load through the stable links (under the
-page's CSP) and every link resolves."""
+page's CSP) and every link resolves; a revoked link shows the friendly page, at desktop
+and phone sizes. Screenshots go to SCREENSHOTS (ignored by git) for a reviewer."""
 
 from __future__ import annotations
 
@@ -19,6 +20,11 @@ from darkroom.imaging.fixtures import make_demo_shoot
 from darkroom.local.cloud import LocalCloud
 
 pytestmark = pytest.mark.integration
+
+# Where a run leaves its screenshots: under .darkroom/, which git ignores.
+SCREENSHOTS = Path(__file__).resolve().parents[2] / ".darkroom" / "screenshots"
+# Desktop, and a phone (CSS pixels of an iPhone 12 to 15).
+SIZES = {"desktop": (1280, 800, False), "mobile": (390, 844, True)}
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -162,3 +168,73 @@ def test_without_script_the_gallery_links_to_its_next_page(
     rest = requests.get(unescape(more.group(1)), headers=html, timeout=30)
     assert rest.status_code == 200 and rest.text.count("<figure>") == 1
     assert "More photos" not in rest.text
+
+
+def _at_size(browser: object, size: str) -> None:
+    """The viewport of a desktop window or of a phone (touch, device pixel ratio 3)."""
+    width, height, mobile = SIZES[size]
+    browser.execute_cdp_cmd(  # type: ignore[attr-defined]
+        "Emulation.setDeviceMetricsOverride",
+        {
+            "width": width,
+            "height": height,
+            "deviceScaleFactor": 3 if mobile else 1,
+            "mobile": mobile,
+        },
+    )
+
+
+def _screenshot(browser: object, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    browser.save_screenshot(str(path))  # type: ignore[attr-defined]
+    return path
+
+
+def _fits(browser: object) -> bool:
+    """Nothing wider than the viewport: no sideways scrolling on a phone."""
+    return bool(
+        browser.execute_script(  # type: ignore[attr-defined]
+            "return document.documentElement.scrollWidth <= window.innerWidth"
+        )
+    )
+
+
+def test_a_revoked_link_shows_the_friendly_page_at_desktop_and_mobile_sizes(
+    browser: object, cloud: LocalCloud, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.remote.webdriver import WebDriver
+
+    assert isinstance(browser, WebDriver)
+    link = _shared_job(cloud.api_url, tmp_path, 3)
+    for size in SIZES:
+        _at_size(browser, size)
+        browser.get(link)
+        assert browser.title == "Gallery shoot"
+        assert len(browser.find_elements(By.CSS_SELECTOR, "ul.gallery figure")) == 3
+        assert _fits(browser), size
+        # The page's own stylesheet applied: the CSP allowed it by its hash.
+        button = browser.find_element(By.CSS_SELECTOR, "ul.archives a.button")
+        assert button.value_of_css_property("border-radius") != "0px"
+        assert button.text.startswith("Download all: ")
+        _screenshot(browser, f"gallery-{size}")
+
+    share_id = link.rsplit("/", 1)[1].split(".")[0]
+    job_id = requests.get(link, timeout=30).json()["job"]["job_id"]
+    revoked = requests.delete(f"{cloud.api_url}/jobs/{job_id}/shares/{share_id}", timeout=30)
+    assert revoked.status_code == 204
+    for size in SIZES:
+        _at_size(browser, size)
+        browser.get(link)
+        heading = browser.find_element(By.TAG_NAME, "h1")
+        assert heading.text == "This link is no longer active"
+        assert (
+            "ask your photographer for a new link"
+            in browser.find_element(By.CSS_SELECTOR, "section.notice p").text
+        )
+        assert heading.find_element(By.XPATH, "..").value_of_css_property("text-align") == (
+            "center"
+        ), "the friendly page's stylesheet applied under its CSP"
+        assert _fits(browser), size
+        _screenshot(browser, f"revoked-{size}")
