@@ -227,12 +227,14 @@ class DeliveryApi(Construct):
                         for table in (storage.jobs, storage.uploads)
                     ],
                 ),
-                # ShareStore: put, get, revoke (UpdateItem): by share id, with the job id as
-                # a condition; erasure's delete (DeleteItem).
+                # ShareStore: put, get, revoke, extend and the view and download counts
+                # (UpdateItem): by share id, with the job id as a condition where a
+                # photographer acts; erasure's delete (DeleteItem).
                 table_statement(
                     storage.shares, "GetItem", "PutItem", "UpdateItem", "DeleteItem", sid="Shares"
                 ),
-                # Erasure finds a job's shares by its index (ShareStore.of_job).
+                # Listing a job's shares and erasure find them by its index
+                # (ShareStore.of_job).
                 iam.PolicyStatement(
                     sid="JobShares",
                     actions=["dynamodb:Query"],

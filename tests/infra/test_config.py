@@ -111,3 +111,23 @@ def test_the_worker_still_logs_the_messages_the_metric_filters_count() -> None:
     source = (REPO / "worker" / "job.py").read_text()
     for message in (config.WORKER_LOG_FILE_DEVELOPED, config.WORKER_LOG_FILE_FAILED):
         assert re.search(rf"[\"']{message}[\"']", source), message
+
+
+def test_the_studio_context_is_checked_and_named_as_the_api_settings_name_it() -> None:
+    from darkroom import names
+    from darkroom.settings import ApiSettings
+
+    assert set(names.STUDIO_SETTINGS) <= set(config.DeployConfig.model_fields)
+    assert set(names.STUDIO_SETTINGS) <= set(ApiSettings.model_fields)
+    parsed = config.DeployConfig.from_context(
+        {"studio_name": " Light   Studio ", "studio_accent_colour": "#ABC"}.get
+    )
+    assert parsed.studio == {
+        names.STUDIO_NAME: "Light Studio",
+        names.STUDIO_LOGO_URL: "",
+        names.STUDIO_ACCENT_COLOUR: "#aabbcc",
+    }
+    with pytest.raises(ValueError, match=r"studio_accent_colour: 'red' is not a colour"):
+        config.DeployConfig.from_context({"studio_accent_colour": "red"}.get)
+    with pytest.raises(ValueError, match=r"studio_logo_url: a logo must be an https URL"):
+        config.DeployConfig.from_context({"studio_logo_url": "http://cdn.example/l.png"}.get)

@@ -119,3 +119,12 @@ def test_every_handler_applies_the_log_level_at_start_up() -> None:
         "    assert logger.log_level == logging.WARNING, module\n"
     )
     run_fresh_python(code, {env_key("log_level"): "warning"})
+
+
+def test_the_local_cloud_gives_the_api_the_studio_by_the_deploys_names(tmp_path: Path) -> None:
+    studio = {names.STUDIO_NAME: "Light & Shade", names.STUDIO_ACCENT_COLOUR: "#8a3b5c"}
+    local = LocalCloud(LocalCloudConfig(state_dir=tmp_path, studio=studio))
+    env = local.function_environment(names.Function.API)
+    assert env[env_key(names.STUDIO_NAME)] == "Light & Shade"
+    assert env[env_key(names.STUDIO_ACCENT_COLOUR)] == "#8a3b5c"
+    assert env[env_key(names.STUDIO_LOGO_URL)] == ""
