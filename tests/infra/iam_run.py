@@ -58,9 +58,13 @@ def exercise(cloud: LocalCloud, workdir: Path, scheduled: list[str]) -> None:
         ),
         timeout=120,
     )
-    share = studio.share(job_id)
-    studio.shared(share["url"])
+    share = studio.share(job_id, message="for the IAM run")
+    page = studio.shared(share["url"])
     requests.get(share["url"], headers={"Accept": "text/html"}, timeout=30)
+    # A download is counted on the share (UpdateItem ADD), a listing reads its index.
+    requests.get(page["files"][0]["renditions"][0]["download_url"], timeout=30)
+    studio.extend(job_id, share["share_id"], 3600)
+    assert studio.shares(job_id)[0]["downloads"] == 1
     studio.revoke(job_id, share["share_id"])
 
     # A submission naming a file never uploaded fails at registration: MarkFailed runs.
@@ -120,6 +124,8 @@ EXERCISED = {
     "put_asset",
     "create_share",
     "open_share",
+    "list_shares",
+    "extend_share",
     "revoke_share",
 }
 
