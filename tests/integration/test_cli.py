@@ -214,6 +214,28 @@ def test_local_up_prints_its_endpoints_then_serves_a_whole_cli_session(
     assert refused.returncode == 1
     assert "revoked" in refused.stderr
 
+    # A link for 30 days with a note, said in words; listed with its counts; extended.
+    made = run(
+        "share", job_id, "--expires-in", "30d", "--message", "Enjoy!", "--endpoint-url", endpoint
+    )
+    assert made.returncode == 0, made.stderr
+    assert "expires in 30 days" in made.stderr
+    link = made.stdout.strip()
+    assert requests.get(link, headers={"accept": "text/html"}, timeout=30).status_code == 200
+    listed_shares = run("shares", job_id, "--json", "--endpoint-url", endpoint)
+    assert listed_shares.returncode == 0, listed_shares.stderr
+    (live,) = [s for s in json.loads(listed_shares.stdout) if s["state"] == "active"]
+    assert (live["views"], live["downloads"], live["message"]) == (1, 0, "Enjoy!")
+    extended = run("share", job_id, "--extend", "30d", "--endpoint-url", endpoint)
+    assert extended.returncode == 0, extended.stderr
+    assert f"share {live['share_id']} now expires in 60 days" in extended.stderr
+    table = run("shares", job_id, "--endpoint-url", endpoint)
+    (row,) = [line for line in table.stdout.splitlines() if live["share_id"] in line]
+    assert "active" in row and "Enjoy!" in row
+    too_long = run("share", job_id, "--expires-in", "100d", "--endpoint-url", endpoint)
+    assert too_long.returncode == 2 and "Traceback" not in too_long.stderr
+    assert "must be between 1 hour and 90 days; '100d' is 100 days" in too_long.stderr
+
 
 def test_commands_fail_clearly_on_bad_input(local_up: LocalUp, tmp_path: Path) -> None:
     endpoint = local_up.endpoints["AwsEndpointUrl"]
