@@ -69,18 +69,26 @@ _MEANINGS = {
 }
 
 
+# The errors a client's browser is shown as a page (darkroom.api.gallery.NOTICES).
+PAGE_ERRORS = frozenset({404, 409, 410})
+
+
 def answers(
-    status: int, description: str, *errors: int, content: dict[str, Any] | None = None
+    status: int,
+    description: str,
+    *errors: int,
+    content: dict[str, Any] | None = None,
+    pages: bool = False,
 ) -> dict[int, Any]:
     """A route's documented responses: its success (by default the route's return type, in
-    JSON) and its errors."""
+    JSON) and its errors; with `pages`, those a browser asking for HTML gets as a page."""
     success: dict[str, Any] = {"description": description}
     if content is not None:
         success["content"] = content
     documented: dict[int, Any] = {status: success}
     for error in errors:
-        documented[error] = {
-            "description": _MEANINGS[error],
-            "content": {"application/json": {"model": ErrorBody}},
-        }
+        kinds: dict[str, Any] = {"application/json": {"model": ErrorBody}}
+        if pages and error in PAGE_ERRORS:
+            kinds["text/html"] = {"schema": {"type": "string"}}
+        documented[error] = {"description": _MEANINGS[error], "content": kinds}
     return documented

@@ -447,7 +447,9 @@ def extend_share(
         "page. Every link is stable for the share's life: it checks the share, then "
         "redirects to a fresh presigned S3 GET. Always the delivered renditions: a "
         "reprocess switches a file only once it has finished, and a failed one changes "
-        "nothing. A file that never developed is not listed."
+        "nothing. A file that never developed is not listed, nor counted. A browser "
+        "(`Accept: text/html`) is answered 404, 409 and 410 with a page saying what to "
+        "do; other clients get the JSON error. Opening the first page counts a view."
     ),
     responses=answers(
         200,
@@ -460,6 +462,7 @@ def extend_share(
             "application/json": {"model": SharedJob},
             "text/html": {"schema": {"type": "string"}},
         },
+        pages=True,
     ),
     # Open to anyone: the token is the only key.
     openapi_extensions=PUBLIC,
@@ -514,10 +517,17 @@ def _redirect(url: str) -> Response[None]:
         "as `GET /share/{token}` does (404 unknown, 410 expired or revoked), then answers "
         "302 to a presigned S3 GET (SigV4, 15 minutes by default) of what is delivered of "
         "the file: inline, or with `download=1` as an attachment saved as "
-        "`<stem>-<rendition>.<ext>`. 404 when the file has no such rendition delivered."
+        "`<stem>-<rendition>.<ext>`, counted as a download of the share. 404 when the "
+        "file has no such rendition delivered."
     ),
     responses=answers(
-        302, "To the rendition; `Location` is a presigned S3 GET.", 404, 409, 410, content={}
+        302,
+        "To the rendition; `Location` is a presigned S3 GET.",
+        404,
+        409,
+        410,
+        content={},
+        pages=True,
     ),
     openapi_extensions=PUBLIC,
 )
@@ -542,10 +552,10 @@ def open_shared_file(
     description=(
         "Checks the share as `GET /share/{token}` does, then answers 302 to a presigned "
         "S3 GET of the rendition's download-all ZIP, as an attachment. 404 while the "
-        "delivered run has no ZIP of that rendition."
+        "delivered run has no ZIP of that rendition. Counted as a download of the share."
     ),
     responses=answers(
-        302, "To the ZIP; `Location` is a presigned S3 GET.", 404, 409, 410, content={}
+        302, "To the ZIP; `Location` is a presigned S3 GET.", 404, 409, 410, content={}, pages=True
     ),
     openapi_extensions=PUBLIC,
 )
