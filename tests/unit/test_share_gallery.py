@@ -87,6 +87,16 @@ def test_a_browser_gets_a_friendly_page_for_an_unknown_revoked_or_expired_link(
             assert token not in html
 
 
+def test_a_mistyped_share_path_is_a_friendly_page_too_and_other_paths_stay_json(
+    api: Api,
+) -> None:
+    status, headers, html = api.call("GET", f"/share/{'x' * 43}/photos", headers=HTML)
+    assert status == 404 and "This link does not work" in html
+    _assert_client_page(headers, html)
+    status, _, doc = api.call("GET", "/no/such/route", headers=HTML)
+    assert (status, doc["error"]) == (404, "not_found")
+
+
 def test_api_clients_keep_the_json_errors(api: Api) -> None:
     api.finish("shoot", {"A.dng": 1})
     share = api.share("shoot")
