@@ -230,7 +230,8 @@ def _studio(name: str, logo_url: str, accent_colour: str) -> dict[str, str]:
             try:
                 studio[setting] = check(value)
             except ValueError as exc:
-                raise typer.BadParameter(str(exc), param_hint=option) from None
+                err.print(f"{option}: {exc}", style="red", markup=False, highlight=False)
+                raise typer.Exit(2) from None
     return studio
 
 

@@ -228,3 +228,11 @@ def test_a_link_life_that_is_not_a_duration_names_the_forms() -> None:
     result = invoke("share", "job1", "--expires-in", "a month")
     assert result.exit_code == 2
     assert says("use seconds, or a number with s, m, h, d or w (e.g. 12h, 30d)") in said(result)
+
+
+def test_local_up_refuses_a_studio_colour_that_is_not_one_before_starting() -> None:
+    result = invoke("local", "up", "--port", "0", "--studio-accent-colour", "red")
+    assert result.exit_code == 2
+    assert says("--studio-accent-colour: 'red' is not a colour: use #rgb or #rrggbb") in said(
+        result
+    )
