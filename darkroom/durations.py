@@ -29,3 +29,19 @@ def words(seconds: int) -> str:
             count = seconds // size
             return f"{count} {name}{'' if count == 1 else 's'}"
     return f"{seconds} seconds"
+
+
+def approximately(seconds: float) -> str:
+    """A time left as people say it: to the minute, in at most two units ("30 days",
+    "6 days 23 hours", "2 hours 5 minutes"); a request's own second or two is dropped."""
+    rest = int(round(seconds / 60) * 60) if seconds >= 60 else max(int(seconds), 0)
+    parts = []
+    for name, size in _WORDS:
+        if rest >= size:
+            count, rest = divmod(rest, size)
+            parts.append(f"{count} {name}{'' if count == 1 else 's'}")
+        elif parts:
+            break  # "1 day 5 minutes" would skip a unit: say "1 day"
+        if len(parts) == 2:
+            break
+    return " ".join(parts) or "0 seconds"

@@ -106,14 +106,10 @@ def share(
 
 
 def _expiry(expires_at: str) -> str:
-    """'expires in 30 days (2026-05-01T12:00:00Z)', rounded to the unit people use."""
+    """'expires in 30 days (2026-05-01T12:00:00Z)'."""
     moment = datetime.fromisoformat(expires_at.replace("Z", "+00:00"))
-    left = int((moment - datetime.now(UTC)).total_seconds())
-    for unit in (86400, 3600, 60):
-        if left >= unit:
-            left = round(left / unit) * unit
-            break
-    return f"expires in {durations.words(max(left, 1))} ({expires_at})"
+    left = (moment - datetime.now(UTC)).total_seconds()
+    return f"expires in {durations.approximately(left)} ({expires_at})"
 
 
 def _only_live_share(client: StudioClient, job_id: str) -> str:

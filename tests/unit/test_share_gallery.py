@@ -342,3 +342,17 @@ def test_a_share_life_out_of_range_is_refused_in_words(api: Api) -> None:
 def test_durations_read_and_say_as_people_write_them(text: str, seconds: int, words: str) -> None:
     assert durations.parse(text) == seconds
     assert durations.words(seconds) == words
+
+
+@pytest.mark.parametrize(
+    ("seconds", "said"),
+    [
+        (30 * DAY - 2, "30 days"),
+        (7 * DAY - 3600 - 23 * 60, "6 days 22 hours"),
+        (DAY + 5 * 60, "1 day"),
+        (2 * 3600 + 5 * 60 + 20, "2 hours 5 minutes"),
+        (45, "45 seconds"),
+    ],
+)
+def test_a_time_left_is_said_in_at_most_two_units(seconds: int, said: str) -> None:
+    assert durations.approximately(seconds) == said
