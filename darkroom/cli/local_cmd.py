@@ -126,7 +126,8 @@ def local_up(
         ),
     ] = None,
     reset: Annotated[
-        bool, typer.Option("--reset", help="Forget the saved buckets and tables first.")
+        bool,
+        typer.Option("--reset", help="Forget the saved buckets, tables and executions first."),
     ] = False,
     studio_name: Annotated[
         str, typer.Option(help="The studio's name on its clients' gallery pages.")
@@ -137,11 +138,20 @@ def local_up(
     studio_accent_colour: Annotated[
         str, typer.Option(help="Their accent colour, #rgb or #rrggbb.")
     ] = "",
+    save_every: Annotated[
+        float | None,
+        typer.Option(
+            min=1.0,
+            help="Save the state every this many seconds while running (default 30); "
+            "a kill -9 loses at most what changed since the last save.",
+        ),
+    ] = None,
 ) -> None:
     """Run the local cloud until interrupted; the first line is JSON with the endpoints.
 
-    Its buckets and tables are saved under the state directory when it stops and loaded
-    when it starts again; a job still running at the stop comes back FAILED."""
+    Its buckets, tables and ended executions are saved under the state directory while
+    it runs and when it stops, and loaded when it starts again; a job still running at
+    the stop comes back FAILED."""
     from darkroom.local.ports import PortInUse, check_port_free
 
     if api_port is None:
@@ -169,6 +179,7 @@ def local_up(
             state_dir=state_dir,
             persist=True,
             studio=studio,
+            save_every_seconds=save_every or snapshot.SAVE_EVERY_SECONDS,
         )
     )
     try:
@@ -249,7 +260,12 @@ def _restored(cloud: Any) -> str:
     where = f"state in {cloud.state_dir} (kept across restarts; --reset forgets it)"
     if cloud.restored is None:
         return f"{where}: nothing saved yet, starting empty"
-    line = f"{where}: loaded {cloud.restored.objects} objects and {cloud.restored.items} items"
+    line = (
+        f"{where}: loaded {cloud.restored.objects} objects, {cloud.restored.items} items "
+        f"and {cloud.restored.executions} ended executions"
+    )
+    if cloud.orphans_killed:
+        line += f"\n  ended {len(cloud.orphans_killed)} worker(s) left running by a killed cloud"
     if cloud.interrupted:
         line += (
             f"\n  {len(cloud.interrupted)} job(s) were running when it stopped, now FAILED "

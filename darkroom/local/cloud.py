@@ -32,7 +32,7 @@ from darkroom.local import call_recorder, moto_hooks, snapshot
 from darkroom.local.api_server import LocalApiGateway, lambda_invoker
 from darkroom.local.console.app import PREFIX as CONSOLE_PREFIX
 from darkroom.local.console.app import Console
-from darkroom.local.instances import LocalInstances
+from darkroom.local.instances import LocalInstances, reap_orphans
 from darkroom.local.lambda_runtime import LambdaRuntime
 from darkroom.local.lambda_spec import FunctionSpec, InvocationResult
 from darkroom.local.ports import check_port_free
@@ -49,6 +49,9 @@ LOCAL_API_URL_TAG = "darkroom:local-url"
 # Asynchronously invoked functions whose events, once their retries are spent, are parked
 # on a queue (the CDK app's on-failure destinations).
 ON_FAILURE_QUEUES: Mapping[str, str] = {Function.ORCHESTRATOR: names.SUBMISSION_FAILURES_QUEUE}
+# How long after an execution ends the state is saved: time for the ending reconciler
+# (invoked asynchronously) to write the job's terminal status first.
+SAVE_AFTER_ENDING_SECONDS = 2.0
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +92,11 @@ class LocalCloudConfig:
     # Functions and workers append each AWS call they make to LocalCloud.calls_path
     # (darkroom.local.call_recorder), for the test that checks them against IAM.
     record_calls: bool = False
-    # Keep buckets and tables under state_dir across restarts (darkroom.local.snapshot):
-    # loaded at start, saved at stop. Off for tests, whose every cloud starts empty.
+    # Keep buckets, tables and ended executions under state_dir across restarts
+    # (darkroom.local.snapshot): loaded at start; saved every save_every_seconds, soon
+    # after an execution ends, and at stop. Off for tests, whose every cloud starts empty.
     persist: bool = False
+    save_every_seconds: float = snapshot.SAVE_EVERY_SECONDS
 
 
 def _allow_open_files() -> None:
@@ -135,10 +140,16 @@ class LocalCloud:
         # failed because the stop interrupted them, and what stop saved.
         self.restored: snapshot.Summary | None = None
         self.interrupted: list[str] = []
+        self.orphans_killed: list[int] = []
         self.saved: snapshot.Summary | None = None
         # Saving over the snapshot is safe only once it was loaded whole: a start that
         # failed half way must not replace good state with a part of it.
         self._may_save = False
+        self._save_lock = threading.Lock()
+        self._save_soon = threading.Event()
+        self._stopping = threading.Event()
+        self._saver: threading.Thread | None = None
+        self.saves = 0
 
     # -- lifecycle --------------------------------------------------------------
     def start(self) -> LocalCloud:
@@ -156,6 +167,10 @@ class LocalCloud:
         moto_log = logging.getLogger("moto")
         moto_log.handlers = [logging.FileHandler(self.state_dir / "logs" / "moto.log")]
         moto_log.propagate = False
+        if cfg.persist:
+            # Before the server listens: a worker left by a killed cloud must not call
+            # this one.
+            self.orphans_killed = reap_orphans(self.state_dir)
         moto_hooks.install(self)
         _allow_open_files()
         self._server = ThreadedMotoServer(
@@ -180,9 +195,16 @@ class LocalCloud:
             self._restore()
         self._start_api()
         self._start_schedule()
+        if cfg.persist:
+            self._saver = threading.Thread(target=self._save_while_running, daemon=True)
+            self._saver.start()
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._saver is not None:
+            self._saver.join()
+            self._saver = None
         if self._schedule is not None:
             self._schedule.stop()
             self._schedule = None
@@ -196,16 +218,45 @@ class LocalCloud:
             # Once nothing runs any more (workers, functions), so nothing changes under
             # the save; a job they left unfinished is failed at the next start.
             if self._may_save and self._server is not None:
-                self.saved = snapshot.save(self, self.state_dir)
+                self.saved = self.save()
         finally:
             if self._server is not None:
                 self._server.stop()
                 self._server = None
             moto_hooks.uninstall()
 
+    def save(self) -> snapshot.Summary:
+        with self._save_lock:
+            saved = snapshot.save(self, self.state_dir)
+            self.saves += 1
+            return saved
+
+    def _save_while_running(self) -> None:
+        """Saves between stops, so a kill -9 or a crash loses a bounded window: every
+        save_every_seconds, and soon after an execution ends (its job is then terminal,
+        or about to be once the ending reconciler has run)."""
+        while not self._stopping.is_set():
+            self._save_soon.wait(self.config.save_every_seconds)
+            if self._save_soon.is_set():
+                self._save_soon.clear()
+                # The endings of one burst (a job and its reprocess, the reconciler's
+                # write) make one save.
+                self._stopping.wait(SAVE_AFTER_ENDING_SECONDS)
+            if self._stopping.is_set():
+                return  # stop saves once everything has stopped
+            try:
+                self.save()
+            except Exception:
+                log.exception("could not save the local cloud's state; the last save stands")
+
     def _restore(self) -> None:
+        archived = snapshot.archived_executions(self.state_dir)
+        count = moto_hooks.restore_executions(
+            archived, account_id=ACCOUNT_ID, region=self.config.region
+        )
         self.restored = snapshot.load(self, self.state_dir)
         if self.restored is not None:
+            self.restored.executions = count
             jobs = JobStore(names.JOBS_TABLE, self.client("dynamodb"))
             self.interrupted = snapshot.fail_interrupted(jobs, self.restored.jobs)
         self._may_save = True
@@ -585,6 +636,8 @@ class LocalCloud:
         """The stack's EventBridge rule: this state machine's executions that end without
         succeeding go to the ending reconciler."""
         detail = event.get("detail", {})
+        if self.config.persist:
+            self._save_soon.set()
         if detail.get("status") in names.EXECUTION_ENDINGS and detail.get(
             "stateMachineArn"
         ) == state_machine_arn(self.config.region):

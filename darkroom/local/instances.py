@@ -2,6 +2,10 @@
 program (`python -m worker`) as a process of its own; stopping the instance ends it.
 
 Each instance keeps a scratch directory across stop and start, as its EBS volume would.
+
+A worker runs in a session of its own, so it outlives a local cloud killed with -9 and
+would go on calling whatever answers next on the same port: each boot is recorded under
+the state directory, and the next start over it ends what is left (`reap_orphans`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ class LocalInstances:
         # Processes told to stop and still exiting: moto's instance is already "stopped".
         self._stopping: set[int] = set()
         self.boots: dict[str, int] = {}
+
+    @property
+    def pids_path(self) -> Path:
+        return pids_path(self._state_dir)
 
     def scratch_dir(self, instance_id: str) -> Path:
         return self._state_dir / "instances" / instance_id / "scratch"
@@ -68,6 +76,8 @@ class LocalInstances:
                     stdin=subprocess.DEVNULL,
                     start_new_session=True,
                 )
+            with self.pids_path.open("a") as pids:
+                pids.write(f"{self._procs[instance_id].pid}\n")
             self.boots[instance_id] = self.boots.get(instance_id, 0) + 1
 
     def on_stop(self, instance_id: str) -> None:
@@ -104,3 +114,33 @@ def _terminate(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
         proc.wait()
     except ProcessLookupError:
         pass
+
+
+def pids_path(state_dir: Path) -> Path:
+    return state_dir / "instances" / "worker-pids"
+
+
+def reap_orphans(state_dir: Path) -> list[int]:
+    """Kill the workers an earlier cloud on this state directory booted and left running
+    (it was killed, not stopped); the pids killed. A pid is taken only if that process
+    still has this directory's scratch in its environment: a pid reused since is not."""
+    path = pids_path(state_dir)
+    try:
+        pids = {int(line) for line in path.read_text().split() if line.isdigit()}
+    except FileNotFoundError:
+        return []
+    mark = f"{env_key('scratch_dir')}={state_dir / 'instances'}/".encode()
+    killed = []
+    for pid in sorted(pids):
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            continue  # gone, not ours, or no /proc (then nothing to match it by)
+        if mark in environ:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+                killed.append(pid)
+            except ProcessLookupError:
+                pass
+    path.unlink(missing_ok=True)
+    return killed

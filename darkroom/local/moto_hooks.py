@@ -11,7 +11,9 @@ its Step Functions closer to AWS: SendTaskFailure keeps the worker's cause, Stop
 ends an execution ABORTED with the caller's error and cause, each retry of a
 .waitForTaskToken task gets a token of its own, a task token takes heartbeats from the
 moment its task starts, and every execution that ends is reported as the "Step
-Functions Execution Status Change" event EventBridge delivers.
+Functions Execution Status Change" event EventBridge delivers. Executions archived by
+an earlier life of the cloud come back as ended executions of its state machine
+(`restore_executions`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from moto.ec2.models import instances as ec2_instances
 from moto.s3 import models as s3_models
 from moto.s3 import notifications as s3_notifications
 from moto.stepfunctions import responses as sfn_responses
+from moto.stepfunctions.parser.api import ExecutionStatus
 from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
 from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import (
@@ -47,7 +50,10 @@ from moto.stepfunctions.parser.asl.component.state.fail import state_fail
 from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint
 from moto.stepfunctions.parser.asl.eval.environment import Environment
 from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
-from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+from moto.stepfunctions.parser.backend.execution import (
+    BaseExecutionWorkerCommunication,
+    Execution,
+)
 
 from darkroom import names
 from darkroom.local.lambda_spec import FunctionSpec, InvocationResult
@@ -472,6 +478,95 @@ class _FailStateErrorName(ErrorName):
     interpreter crashes the execution with a ValueError instead. Only the failure path of
     a failure path (MarkFailed itself failing) ever hits this, but then it must still fail
     with the real error rather than a moto artefact."""
+
+
+class _NoCallbacks:
+    """An ended execution's callbacks and map runs: none. moto looks for a task token or
+    a map run in every execution, ended ones included (SendTaskFailure, DescribeMapRun)."""
+
+    def __init__(self) -> None:
+        self._pool: dict[str, Any] = {}
+
+    def notify(self, callback_id: str, outcome: Any) -> bool:
+        return False
+
+    def heartbeat(self, callback_id: str) -> bool:
+        return False
+
+    def get(self, arn: str) -> None:
+        return None
+
+    def get_all(self) -> list[Any]:
+        return []
+
+
+class _EndedWorker:
+    def __init__(self) -> None:
+        self.env = self
+        self.callback_pool_manager = self.map_run_record_pool_manager = _NoCallbacks()
+
+    def stop(self, **_: Any) -> None:
+        pass
+
+
+class ArchivedExecution(Execution):
+    """An execution that ended in an earlier life of the local cloud, as moto holds its
+    own: listed (with status filters and pages), described, its history read, its name
+    taken (ExecutionAlreadyExists, as AWS keeps a name), all by moto's own code. It only
+    answers: nothing of it runs."""
+
+    def __init__(
+        self,
+        machine: Any,
+        described: dict[str, Any],
+        events: list[Any],
+        account_id: str,
+        region: str,
+    ) -> None:
+        super().__init__(
+            name=described["name"],
+            sm_type=machine.sm_type,
+            role_arn=machine.roleArn,
+            exec_arn=described["executionArn"],
+            account_id=account_id,
+            region_name=region,
+            state_machine=machine,
+            start_date=described["startDate"],
+            cloud_watch_logging_session=None,
+            activity_store={},
+            input_data=described.get("input") or "{}",
+        )
+        self.exec_status = ExecutionStatus(described["status"])
+        self.stop_date = described.get("stopDate")
+        output = described.get("output")
+        self.output = json.loads(output) if output is not None else None
+        self.error, self.cause = described.get("error"), described.get("cause")
+        self.exec_worker = _EndedWorker()  # type: ignore[assignment]
+        self._events = events
+
+    def to_history_output(self) -> Any:
+        return {"events": copy.deepcopy(self._events)}
+
+
+def restore_executions(records: list[dict[str, Any]], *, account_id: str, region: str) -> int:
+    """Put archived executions ({"execution": DescribeExecution's answer, "events": its
+    history}) back into moto's Step Functions, beside their state machine's own; how many.
+    Step Functions has no import, so this is the one way an AWS client can see them."""
+    from moto.stepfunctions.responses import get_backend
+
+    backend = get_backend(account_id, region)
+    machines = {m.arn: m for m in backend.state_machines}
+    restored = 0
+    for record in records:
+        described = record["execution"]
+        machine = machines.get(described["stateMachineArn"])
+        if machine is None or described["status"] == "RUNNING":
+            continue
+        # The parser's executions stand in for the plain backend's, whose type this is.
+        archived = ArchivedExecution(machine, described, record["events"], account_id, region)
+        machine.executions.append(archived)  # type: ignore[arg-type]
+        restored += 1
+    return restored
 
 
 def install(host: Host) -> None:

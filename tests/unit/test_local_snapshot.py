@@ -189,3 +189,124 @@ def test_local_up_keeps_its_state_in_the_users_data_directory(
     monkeypatch.setitem(sys.modules, "platformdirs", None)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     assert default_state_dir() == tmp_path / "darkroom" / "local"
+
+
+# -- executions -------------------------------------------------------------------------
+MACHINE = "darkroom-jobs"
+DEFINITION = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
+EXECUTING: Any = {"stepfunctions": {"execute_state_machine": True}}
+
+
+def _machine(cloud: Cloud) -> str:
+    return str(
+        cloud.client("stepfunctions").create_state_machine(
+            name=MACHINE, definition=DEFINITION, roleArn="arn:aws:iam::123456789012:role/r"
+        )["stateMachineArn"]
+    )
+
+
+def test_ended_executions_are_listed_described_and_read_after_a_restart(tmp_path: Path) -> None:
+    from darkroom.local import moto_hooks
+
+    with mock_aws():
+        first = Cloud()
+        sfn = first.client("stepfunctions")
+        machine = _machine(first)
+        ended = sfn.start_execution(stateMachineArn=machine, name="j1", input='{"job_id": "j1"}')
+        sfn.stop_execution(executionArn=ended["executionArn"], error="E", cause="why")
+        running = sfn.start_execution(stateMachineArn=machine, name="j2", input="{}")
+        first_history = sfn.get_execution_history(executionArn=ended["executionArn"])["events"]
+        first_described = sfn.describe_execution(executionArn=ended["executionArn"])
+        saved = snapshot.save(first, tmp_path)
+        assert saved.executions == 1
+        # Archived once: an ended execution never changes.
+        assert snapshot.save(first, tmp_path).executions == 0
+
+    with mock_aws(config=EXECUTING):
+        second = Cloud()
+        _machine(second)
+        archived = snapshot.archived_executions(tmp_path)
+        assert moto_hooks.restore_executions(archived, account_id="123456789012", region=REGION)
+        sfn = second.client("stepfunctions")
+        listed = {
+            e["name"]: e["status"]
+            for e in sfn.list_executions(stateMachineArn=machine)["executions"]
+        }
+        assert listed == {"j1": "ABORTED", "j2": "ABORTED"}
+        only = sfn.list_executions(stateMachineArn=machine, statusFilter="SUCCEEDED")
+        assert only["executions"] == []
+        described = sfn.describe_execution(executionArn=ended["executionArn"])
+        for field in ("status", "input", "startDate", "stopDate", "name", "stateMachineArn"):
+            assert described[field] == first_described[field], field
+        events = sfn.get_execution_history(executionArn=ended["executionArn"])["events"]
+        assert [e["type"] for e in events] == [e["type"] for e in first_history]
+        # The one the stop interrupted ends as its job does: stopped with the cloud.
+        gone = sfn.describe_execution(executionArn=running["executionArn"])
+        assert (gone["error"], gone["cause"]) == (
+            snapshot.INTERRUPTED_ERROR,
+            snapshot.INTERRUPTED_CAUSE,
+        )
+        history = sfn.get_execution_history(executionArn=running["executionArn"])["events"]
+        assert history[-1]["type"] == "ExecutionAborted"
+        # Its name is taken, as AWS keeps an execution's name.
+        with pytest.raises(sfn.exceptions.ExecutionAlreadyExists):
+            sfn.start_execution(stateMachineArn=machine, name="j1", input="{}")
+        new = sfn.start_execution(stateMachineArn=machine, name="j3", input="{}")
+        assert new["executionArn"].endswith(":j3")
+
+
+# -- saves that cost what changed, and never leave half a snapshot -----------------------
+def _blobs(directory: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_ino for p in (directory / snapshot.BLOBS).iterdir()}
+
+
+def test_a_save_copies_only_the_bodies_that_changed(tmp_path: Path) -> None:
+    with mock_aws():
+        cloud = Cloud()
+        _fill(cloud)
+        snapshot.save(cloud, tmp_path)
+        before = _blobs(tmp_path)
+        snapshot.save(cloud, tmp_path)
+        assert _blobs(tmp_path) == before  # not one body written again
+        cloud.client("s3").put_object(
+            Bucket=names.PROCESSED_BUCKET, Key="processed/j1/A.jpg", Body=b"new"
+        )
+        snapshot.save(cloud, tmp_path)
+        after = _blobs(tmp_path)
+        # The overwritten body is gone with the snapshot that named it.
+        assert len(after) == len(before) and len(set(after) - set(before)) == 1
+    with mock_aws():
+        second = Cloud()
+        snapshot.load(second, tmp_path)
+        body = second.client("s3").get_object(
+            Bucket=names.PROCESSED_BUCKET, Key="processed/j1/A.jpg"
+        )
+        assert body["Body"].read() == b"new"
+
+
+def test_a_save_killed_while_writing_a_body_leaves_the_previous_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with mock_aws():
+        cloud = Cloud()
+        _fill(cloud)
+        snapshot.save(cloud, tmp_path)
+        kept = snapshot.current(tmp_path)
+        cloud.client("s3").put_object(Bucket=names.INPUT_BUCKET, Key="late.png", Body=b"x" * 100)
+        real_copy = snapshot.shutil.copyfileobj
+
+        def dies_half_way(src: Any, dst: Any, length: int = 0) -> None:
+            dst.write(src.read(10))
+            raise KeyboardInterrupt  # nothing after this line runs, as under a kill -9
+
+        monkeypatch.setattr(snapshot.shutil, "copyfileobj", dies_half_way)
+        with pytest.raises(KeyboardInterrupt):
+            snapshot.save(cloud, tmp_path)
+        monkeypatch.setattr(snapshot.shutil, "copyfileobj", real_copy)
+        assert snapshot.current(tmp_path) == kept
+        # The half body has a temporary name, which no snapshot names.
+        names_on_disk = {p.name for p in (tmp_path / snapshot.BLOBS).iterdir()}
+        assert any(n.endswith(".tmp") for n in names_on_disk)
+    with mock_aws():
+        loaded = snapshot.load(Cloud(), tmp_path)
+        assert loaded is not None and loaded.objects == 5
