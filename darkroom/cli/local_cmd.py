@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -164,9 +165,12 @@ def local_up(
     except PortInUse as exc:
         err.print(str(exc), markup=False)
         raise typer.Exit(2) from exc
+    from darkroom import observability
     from darkroom.local import snapshot
     from darkroom.local.cloud import LocalCloud, LocalCloudConfig
 
+    # The first line of stdout is the endpoints' JSON, whatever the start logs.
+    observability.log_to(sys.stderr)
     state_dir = (state_dir or default_state_dir()).expanduser()
     if reset and snapshot.reset(state_dir):
         # stderr: the first line of stdout is the endpoints' JSON.

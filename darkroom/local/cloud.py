@@ -202,18 +202,22 @@ class LocalCloud:
 
     def stop(self) -> None:
         self._stopping.set()
-        if self._saver is not None:
-            self._saver.join()
-            self._saver = None
         if self._schedule is not None:
             self._schedule.stop()
             self._schedule = None
         if self.api is not None:
             self.api.stop()
             self.api = None
+        if self._may_save and self._server is not None:
+            self._end_running_executions()
         if self.instances is not None:
             self.instances.close()
         self._runtime.close()
+        if self._saver is not None:
+            # After the workers: a save in flight must not give a job time to finish
+            # that the stop would otherwise have interrupted.
+            self._saver.join()
+            self._saver = None
         try:
             # Once nothing runs any more (workers, functions), so nothing changes under
             # the save; a job they left unfinished is failed at the next start.
@@ -224,6 +228,26 @@ class LocalCloud:
                 self._server.stop()
                 self._server = None
             moto_hooks.uninstall()
+
+    def _end_running_executions(self) -> None:
+        """What still runs cannot be resumed by the next start: it ends now, ABORTED with
+        the stop's cause, as a kill -9 leaves it at the next start (before its workers
+        end, whose task failures would otherwise end it FAILED with a cause of their own).
+        Its job is failed at the next start, not by the ending reconciler, which is going
+        down with the rest."""
+        sfn = self.client("stepfunctions")
+        pages = sfn.get_paginator("list_executions").paginate(
+            stateMachineArn=state_machine_arn(self.config.region), statusFilter="RUNNING"
+        )
+        for execution in (e for page in pages for e in page["executions"]):
+            try:
+                sfn.stop_execution(
+                    executionArn=execution["executionArn"],
+                    error=snapshot.INTERRUPTED_ERROR,
+                    cause=snapshot.INTERRUPTED_CAUSE,
+                )
+            except Exception:
+                log.exception("could not stop %s", execution["executionArn"])
 
     def save(self) -> snapshot.Summary:
         with self._save_lock:
@@ -638,6 +662,8 @@ class LocalCloud:
         detail = event.get("detail", {})
         if self.config.persist:
             self._save_soon.set()
+        if self._stopping.is_set():
+            return  # the next start reconciles what the stop ended (_restore)
         if detail.get("status") in names.EXECUTION_ENDINGS and detail.get(
             "stateMachineArn"
         ) == state_machine_arn(self.config.region):

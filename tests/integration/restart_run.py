@@ -9,7 +9,8 @@ life of the cloud, on the same state directory and ports (a share link names the
 URL), and reads the facts each phase writes to WORK_DIR/<phase>.json.
 
 - `first`: a job to DONE, a share link, then a second job stopped while PROCESSING.
-- `second`: what came back, then a reprocess of the interrupted job.
+- `second`: what came back (the first life's executions too), then a reprocess of the
+  interrupted job.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import requests
 from darkroom import keys, names
 from darkroom.cli.studio_client import ApiTarget, StudioClient
 from darkroom.imaging.fixtures import make_demo_shoot
-from darkroom.local.cloud import LocalCloud, LocalCloudConfig
+from darkroom.local.cloud import LocalCloud, LocalCloudConfig, state_machine_arn
 
 
 def raw_digests(cloud: LocalCloud, job_id: str) -> dict[str, str]:
@@ -40,11 +41,11 @@ def raw_digests(cloud: LocalCloud, job_id: str) -> dict[str, str]:
     }
 
 
-def first(cloud: LocalCloud, studio: StudioClient, workdir: Path) -> dict[str, Any]:
+def done_and_processing(studio: StudioClient, workdir: Path) -> tuple[str, str]:
+    """A small job to DONE, then a big one left PROCESSING: their ids."""
     make_demo_shoot(workdir / "small", count=2, width=240, height=160)
     done = studio.upload(sorted((workdir / "small").iterdir()), name="kept")
     assert studio.wait(done, timeout=180, poll=0.2)["status"] == "DONE"
-    share = studio.share(done)
     # Big enough that the worker is still developing when the cloud stops.
     make_demo_shoot(workdir / "big", count=6, width=2400, height=1600)
     interrupted = studio.upload(sorted((workdir / "big").iterdir()), name="interrupted")
@@ -52,11 +53,18 @@ def first(cloud: LocalCloud, studio: StudioClient, workdir: Path) -> dict[str, A
     while (status := studio.job(interrupted)["status"]) != "PROCESSING":
         assert time.monotonic() < deadline and status not in ("DONE", "FAILED"), status
         time.sleep(0.1)
+    return done, interrupted
+
+
+def first(cloud: LocalCloud, studio: StudioClient, workdir: Path) -> dict[str, Any]:
+    done, interrupted = done_and_processing(studio, workdir)
+    share = studio.share(done)
     return {
         "done": done,
+        "executions": _executions(cloud),
         "share_url": share["url"],
         "interrupted": interrupted,
-        "status_at_stop": status,
+        "status_at_stop": studio.job(interrupted)["status"],
         "raw": raw_digests(cloud, done) | raw_digests(cloud, interrupted),
     }
 
@@ -76,7 +84,15 @@ def second(cloud: LocalCloud, studio: StudioClient, workdir: Path) -> dict[str, 
         "interrupted_status": interrupted["status"],
         "interrupted_error": interrupted.get("error"),
         "interrupted_cause": interrupted.get("cause"),
+        "executions": _executions(cloud),
+        "succeeded": _executions(cloud, "SUCCEEDED"),
     }
+    sfn = cloud.client("stepfunctions")
+    stopped = sfn.describe_execution(executionArn=interrupted["execution_arn"])
+    facts["interrupted_execution"] = [stopped["status"], stopped.get("error")]
+    done_arn = studio.job(before["done"])["execution_arn"]
+    history = sfn.get_paginator("get_execution_history").paginate(executionArn=done_arn)
+    facts["done_history"] = [e["type"] for page in history for e in page["events"]]
     studio.reprocess(before["interrupted"])
     facts["reprocessed"] = studio.wait(
         before["interrupted"],
@@ -86,6 +102,15 @@ def second(cloud: LocalCloud, studio: StudioClient, workdir: Path) -> dict[str, 
         since_execution=interrupted["execution_arn"],
     )["status"]
     return facts
+
+
+def _executions(cloud: LocalCloud, status: str | None = None) -> dict[str, str]:
+    """The state machine's executions by name, as any AWS client lists them."""
+    query = {"stateMachineArn": state_machine_arn(cloud.config.region)}
+    if status:
+        query["statusFilter"] = status
+    pages = cloud.client("stepfunctions").get_paginator("list_executions").paginate(**query)
+    return {e["name"]: e["status"] for page in pages for e in page["executions"]}
 
 
 PHASES = {"first": first, "second": second}

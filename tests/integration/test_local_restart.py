@@ -66,3 +66,18 @@ def test_a_job_the_stop_interrupted_comes_back_failed_and_reprocesses(lives: Any
     assert second["interrupted_error"] == "ExecutionEnded"
     assert snapshot.INTERRUPTED_CAUSE in second["interrupted_cause"]
     assert second["reprocessed"] == "DONE"
+
+
+def test_the_first_lifes_executions_are_still_listed_described_and_read(lives: Any) -> None:
+    first, second = lives
+    # Every one the first life had, with the status it ended in; the one the stop
+    # interrupted ended with it.
+    for name, status in first["executions"].items():
+        assert second["executions"][name] == ("ABORTED" if status == "RUNNING" else status)
+    assert (
+        set(second["succeeded"]) == {n for n, s in first["executions"].items() if s == "SUCCEEDED"}
+        and second["succeeded"]
+    )
+    assert second["interrupted_execution"] == ["ABORTED", snapshot.INTERRUPTED_ERROR]
+    assert second["done_history"][0] == "ExecutionStarted"
+    assert second["done_history"][-1] == "ExecutionSucceeded"
