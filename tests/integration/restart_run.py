@@ -41,13 +41,13 @@ def raw_digests(cloud: LocalCloud, job_id: str) -> dict[str, str]:
     }
 
 
-def done_and_processing(studio: StudioClient, workdir: Path) -> tuple[str, str]:
-    """A small job to DONE, then a big one left PROCESSING: their ids."""
+def done_and_processing(studio: StudioClient, workdir: Path, big: int = 6) -> tuple[str, str]:
+    """A small job to DONE, then one of `big` big files left PROCESSING: their ids."""
     make_demo_shoot(workdir / "small", count=2, width=240, height=160)
     done = studio.upload(sorted((workdir / "small").iterdir()), name="kept")
     assert studio.wait(done, timeout=180, poll=0.2)["status"] == "DONE"
     # Big enough that the worker is still developing when the cloud stops.
-    make_demo_shoot(workdir / "big", count=6, width=2400, height=1600)
+    make_demo_shoot(workdir / "big", count=big, width=2400, height=1600)
     interrupted = studio.upload(sorted((workdir / "big").iterdir()), name="interrupted")
     deadline = time.monotonic() + 120
     while (status := studio.job(interrupted)["status"]) != "PROCESSING":

@@ -20,6 +20,7 @@ from darkroom.imaging.fixtures import images as fx
 from darkroom.imaging.fixtures import make_demo_shoot
 from darkroom.jobs import JobStatus
 from darkroom.local.cloud import LocalCloud
+from darkroom.local.console import graph
 from tests.harness import Studio, wait_for
 from tests.integration.test_gallery_browser import CHROMEDRIVER, CHROMIUM, CHROMIUM_FLAGS
 
@@ -92,6 +93,16 @@ def _states(browser: Any) -> dict[str, str]:
     )
 
 
+def _edges(browser: Any) -> dict[tuple[str, str], str]:
+    return {
+        (source, target): cls
+        for source, target, cls in browser.execute_script(
+            "return Array.from(document.querySelectorAll('#graph path.edge'))"
+            ".map((p) => [p.dataset.source, p.dataset.target, p.getAttribute('class')])"
+        )
+    }
+
+
 def _rows(browser: Any, table: str) -> list[str]:
     return list(
         browser.execute_script(
@@ -117,6 +128,13 @@ def _click(browser: Any, selector: str) -> None:
         10,
         f"click {selector}",
     )
+
+
+def _definition(cloud: LocalCloud) -> dict[str, Any]:
+    described = cloud.client("stepfunctions").describe_state_machine(
+        stateMachineArn=cloud.endpoints()[names.Output.STATE_MACHINE_ARN]
+    )
+    return graph.definition_of(described["definition"])
 
 
 def _screenshot(browser: Any, tmp_path: Path, name: str) -> None:
@@ -160,6 +178,12 @@ def test_the_console_follows_a_running_execution_then_starts_a_reprocess_and_sto
     assert states["WaitForWorker"] == "succeeded"
     assert states["ReleaseWorker"] == states["JobFailed"] == "not-reached"
     assert "running" not in states.values()
+    # Arrows for every transition of the ASL; the execution's path drawn darker.
+    edges = _edges(browser)
+    assert set(edges) == {(e.source, e.target) for e in graph.edges(_definition(cloud))}
+    assert edges["RegisterJob", "DevelopShards"] == "edge next taken"
+    assert edges["RegisterJob", "ReleaseWorker"] == "edge catch"
+    assert edges["DevelopShards", "StartWorker"] == "edge iterate taken"
     _until(browser, lambda: _text(browser, "job-summary").startswith("DONE: 6 done"), 30, "job")
     files = _rows(browser, "files")
     assert len(files) == SLOW_SHOOT["count"]

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -97,14 +98,15 @@ def lives(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     first = Up(state_dir, ports)
     try:
         studio = first.studio
-        done, interrupted = done_and_processing(studio, work)
-        # Two saves later, one began after the job was PROCESSING: the kill comes after it.
-        for _ in range(2):
-            before = _saved(state_dir)
-            deadline = time.monotonic() + 60
-            while _saved(state_dir) == before:
-                assert time.monotonic() < deadline, "no save while running"
-                time.sleep(0.1)
+        # Big enough to be still developing once a save has followed its start.
+        done, interrupted = done_and_processing(studio, work, big=12)
+        # A snapshot is named for the moment its save began: the kill comes after one
+        # that began once the job was PROCESSING.
+        processing = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        deadline = time.monotonic() + 60
+        while _saved(state_dir) <= processing:
+            assert time.monotonic() < deadline, "no save while running"
+            time.sleep(0.1)
         assert studio.job(interrupted)["status"] == "PROCESSING"
         facts |= {
             "done": done,

@@ -195,3 +195,33 @@ def test_the_page_runs_only_its_own_script_and_style(tmp_path: Path) -> None:
     assert "<script>" not in html and "<style" not in html and " style=" not in html
     assert client.get("/console/console.js").headers["Content-Type"].startswith("text/javascript")
     assert "innerHTML" not in client.get("/console/console.js").get_data(as_text=True)
+
+
+def test_the_graph_draws_every_transition_of_the_asl_as_an_edge() -> None:
+    edges = {(e.source, e.target): e for e in graph.edges(DEFINITION)}
+    assert edges["RegisterJob", "DevelopShards"].kind == graph.NEXT
+    assert edges["RegisterJob", "ReleaseWorker"].kind == graph.CATCH
+    assert edges["DevelopShards", "StartWorker"].kind == graph.ITERATE
+    assert edges["WhoPackages", "PackagedByShard"].kind == graph.CHOICE
+    # Every Next, Default, Choices and Catch target of every state, and nothing else.
+    declared = {(n.name, t) for n in graph.nodes(DEFINITION) for t in n.next}
+    assert set(edges) - {("DevelopShards", "StartWorker")} == declared
+
+
+def test_edges_to_the_row_below_are_straight_and_no_two_overlap_on_a_rail() -> None:
+    rows = {n.name: i for i, n in enumerate(graph.nodes(DEFINITION))}
+    laid = graph.edges(DEFINITION)
+    for e in laid:
+        if e.lane == 0:
+            assert rows[e.target] == rows[e.source] + 1 and e.kind != graph.CATCH
+    railed = [e for e in laid if e.lane]
+    for a in railed:
+        for b in railed:
+            if a is b or a.lane != b.lane or (a.target, a.kind) == (b.target, b.kind):
+                continue
+            a_rows = sorted((rows[a.source], rows[a.target]))
+            b_rows = sorted((rows[b.source], rows[b.target]))
+            assert a_rows[1] < b_rows[0] or b_rows[1] < a_rows[0], (a, b)
+    # Edges into one state the same way share a rail: the catch-alls into ReleaseWorker.
+    into_release = {e.lane for e in railed if (e.target, e.kind) == ("ReleaseWorker", graph.CATCH)}
+    assert len(into_release) < len([e for e in railed if e.target == "ReleaseWorker"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
+from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,7 @@ class Console:
             "arn": self._arn,
             "start_at": definition.get("StartAt"),
             "states": [graph.Coloured(n).as_json() for n in graph.nodes(definition)],
+            "edges": [asdict(e) for e in graph.edges(definition)],
         }
 
     def executions(self, request: Request) -> dict[str, Any]:
@@ -128,6 +130,7 @@ class Console:
             "job_id": job_id,
             "reprocess_input": _reprocess_input(job_id),
             "states": [c.as_json() for c in graph.colour(definition, events, ended)],
+            "edges": [asdict(e) for e in graph.edges(definition)],
             "events": [_event_row(e) for e in events],
             "job": self._job(job_id),
         }

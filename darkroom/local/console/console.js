@@ -4,11 +4,12 @@
 
 const API = "/console/api";
 const SVG = "http://www.w3.org/2000/svg";
-const BOX = { width: 220, height: 26, gap: 8, indent: 24, margin: 4 };
+const BOX = { width: 220, height: 26, gap: 14, indent: 24, margin: 4, lane: 11, step: 14 };
 let current = null; // the open execution's ARN
 let timer = null;
 let selectedState = null;
 let lastStates = [];
+let lastEdges = [];
 
 function $(id) { return document.getElementById(id); }
 
@@ -90,7 +91,7 @@ async function loadExecution() {
   failed.textContent = e.error ? e.error + ": " + (e.cause || "") : "";
   failed.hidden = !e.error;
   $("stop-box").hidden = e.status !== "RUNNING";
-  drawGraph(data.states);
+  drawGraph(data.states, data.edges);
   showState();
   showJob(data.job);
   fillRows($("events").tBodies[0], data.events.map((ev) =>
@@ -98,33 +99,84 @@ async function loadExecution() {
   return data;
 }
 
-function drawGraph(states) {
+function svgNode(tag, attributes, cls) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attributes)) node.setAttribute(k, String(v));
+  if (cls) node.setAttribute("class", cls);
+  return node;
+}
+
+// One arrowhead per kind of edge: a marker takes its colour from its own path.
+function arrowheads() {
+  const defs = svgNode("defs", {});
+  for (const kind of ["next", "catch", "taken"]) {
+    const marker = svgNode("marker", {
+      id: "arrow-" + kind, viewBox: "0 0 10 10", refX: 9, refY: 5,
+      markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse",
+    }, "arrow " + kind);
+    marker.append(svgNode("path", { d: "M0,1 L10,5 L0,9 z" }));
+    defs.append(marker);
+  }
+  return defs;
+}
+
+// The states one per row in definition order (a Map's own indented under it); an edge
+// to the row just below is a short arrow down, any other runs on its rail right of the
+// boxes (graph.edges gives each its lane), leaving and entering boxes at their right side.
+function drawGraph(states, edges) {
   lastStates = states;
-  const svg = document.createElementNS(SVG, "svg");
-  const height = states.length * (BOX.height + BOX.gap) + BOX.margin;
-  svg.setAttribute("width", String(BOX.width + 2 * BOX.indent));
-  svg.setAttribute("height", String(height));
-  svg.setAttribute("role", "img");
+  lastEdges = edges || [];
+  const rowOf = new Map(states.map((s, i) => [s.name, i]));
+  const top = (i) => BOX.margin + i * (BOX.height + BOX.gap);
+  const left = (s) => BOX.margin + s.depth * BOX.indent;
+  const right = BOX.margin + BOX.width;
+  const lanes = Math.max(0, ...lastEdges.map((e) => e.lane));
+  const svg = svgNode("svg", {
+    width: right + (lanes + 1) * BOX.lane + BOX.margin,
+    height: states.length * (BOX.height + BOX.gap) + BOX.margin,
+    role: "img",
+  });
+  svg.append(arrowheads());
+  const lines = svgNode("g", {}, "edges");
+  for (const e of lastEdges) {
+    const i = rowOf.get(e.source), j = rowOf.get(e.target);
+    if (i === undefined || j === undefined) continue;
+    const from = states[i], to = states[j];
+    // Taken: the execution entered both ends (what a reader follows to see its path).
+    const taken = from.status !== "not-reached" && to.status !== "not-reached";
+    let d;
+    if (e.lane === 0) {
+      const x = Math.max(left(from), left(to)) + BOX.step;
+      d = `M${x},${top(i) + BOX.height} V${top(j) - 1}`;
+    } else {
+      const rail = right + e.lane * BOX.lane;
+      const out = top(i) + BOX.height / 2 + 4, into = top(j) + BOX.height / 2 - 4;
+      d = `M${right},${out} H${rail} V${into} H${right + 1}`;
+    }
+    const kind = taken ? "taken" : e.kind === "catch" ? "catch" : "next";
+    const path = svgNode("path", { d, "marker-end": `url(#arrow-${kind})` },
+      "edge " + e.kind + (taken ? " taken" : ""));
+    path.dataset.source = e.source;
+    path.dataset.target = e.target;
+    const title = svgNode("title", {});
+    title.textContent = e.source + " \u2192 " + e.target + (e.kind === "catch" ? " (on error)" : "");
+    path.append(title);
+    lines.append(path);
+  }
+  svg.append(lines);
   states.forEach((s, i) => {
-    const g = document.createElementNS(SVG, "g");
-    g.setAttribute("class", "state " + s.status);
+    const g = svgNode("g", {}, "state " + s.status);
     g.dataset.state = s.name;
     g.dataset.status = s.status;
-    const x = BOX.margin + s.depth * BOX.indent;
-    const y = BOX.margin + i * (BOX.height + BOX.gap);
-    const rect = document.createElementNS(SVG, "rect");
-    for (const [k, v] of Object.entries({ x, y, width: BOX.width - s.depth * BOX.indent, height: BOX.height, rx: 4 })) {
-      rect.setAttribute(k, String(v));
-    }
-    const label = document.createElementNS(SVG, "text");
-    label.setAttribute("x", String(x + 8));
-    label.setAttribute("y", String(y + BOX.height / 2 + 4));
+    const x = left(s), y = top(i);
+    const rect = svgNode("rect", { x, y, width: right - x, height: BOX.height, rx: 4 });
+    const label = svgNode("text", { x: x + 8, y: y + BOX.height / 2 + 4 });
     label.textContent = s.name + (s.entered > 1 ? " \u00d7" + s.entered : "");
-    const title = document.createElementNS(SVG, "title");
+    const title = svgNode("title", {});
     title.textContent = s.type + " \u2192 " + (s.next.join(", ") || "end");
     if (s.name === selectedState) g.classList.add("selected");
     g.append(title, rect, label);
-    g.addEventListener("click", () => { selectedState = s.name; drawGraph(lastStates); showState(); });
+    g.addEventListener("click", () => { selectedState = s.name; drawGraph(lastStates, lastEdges); showState(); });
     svg.append(g);
   });
   $("graph").replaceChildren(svg);

@@ -83,6 +83,77 @@ def _targets(state: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t for t in found if t))
 
 
+NEXT, CHOICE, CATCH, ITERATE = "next", "choice", "catch", "iterate"
+
+
+@dataclass(frozen=True)
+class Edge:
+    """An arrow of the drawing. The states are drawn one per row in definition order,
+    so an edge to the row just below is a short arrow down (lane 0); any other runs on a
+    vertical rail right of the boxes (lane 1, 2, ...: the n-th rail out)."""
+
+    source: str
+    target: str
+    kind: str  # NEXT, CHOICE (a Choice's rule or Default), CATCH, ITERATE (a Map's StartAt)
+    lane: int
+
+
+def edges(definition: Mapping[str, Any]) -> list[Edge]:
+    """Every transition the ASL declares (Next, Choices, Default, Catch, and a Map into
+    its iteration's first state), each given a lane so that none crosses another on the
+    same rail: edges into the same state share a rail, as one line merging into it."""
+    drawn = nodes(definition)
+    row = {n.name: i for i, n in enumerate(drawn)}
+    # One arrow per pair of states: a Catch to where Next goes anyway adds nothing.
+    kinds: dict[tuple[str, str], str] = {}
+    for source, target, kind in _transitions(definition.get("States", {})):
+        if source in row and target in row:
+            kinds.setdefault((source, target), kind)
+    found = [(source, target, kind) for (source, target), kind in kinds.items()]
+    straight = [(s, t, k) for s, t, k in found if k != CATCH and row[t] == row[s] + 1]
+    laid = [Edge(s, t, k, 0) for s, t, k in straight]
+    # Rails: each holds spans of rows, each span with the state it leads to.
+    rails: list[list[tuple[int, int, str, str]]] = []
+    railed = [e for e in found if e not in straight]
+    for source, target, kind in sorted(railed, key=lambda e: abs(row[e[1]] - row[e[0]])):
+        low, high = sorted((row[source], row[target]))
+        lane = _free_rail(rails, low, high, target, kind)
+        rails[lane - 1].append((low, high, target, kind))
+        laid.append(Edge(source, target, kind, lane))
+    return laid
+
+
+def _free_rail(
+    rails: list[list[tuple[int, int, str, str]]], low: int, high: int, target: str, kind: str
+) -> int:
+    """The innermost rail whose spans leave rows low..high free (or lead to the same
+    state the same way), a new one if none does."""
+    for lane, spans in enumerate(rails, start=1):
+        if all((t, k) == (target, kind) or high < lo or low > hi for lo, hi, t, k in spans):
+            return lane
+    rails.append([])
+    return len(rails)
+
+
+def _transitions(states: Mapping[str, Any]) -> Iterable[tuple[str, str, str]]:
+    for name, state in states.items():
+        for rule in state.get("Choices", []):
+            if rule.get("Next"):
+                yield name, rule["Next"], CHOICE
+        if state.get("Default"):
+            yield name, state["Default"], CHOICE
+        if state.get("Next"):
+            yield name, state["Next"], NEXT
+        for catcher in state.get("Catch", []):
+            if catcher.get("Next"):
+                yield name, catcher["Next"], CATCH
+        inner = state.get("ItemProcessor") or state.get("Iterator")
+        if inner:
+            if inner.get("StartAt"):
+                yield name, inner["StartAt"], ITERATE
+            yield from _transitions(inner.get("States", {}))
+
+
 def colour(
     definition: Mapping[str, Any], events: list[dict[str, Any]], ended: bool
 ) -> list[Coloured]:
