@@ -202,6 +202,7 @@ class LocalCloud:
 
     def stop(self) -> None:
         self._stopping.set()
+        self._save_soon.set()  # wakes the saver, to see it is stopping
         if self._schedule is not None:
             self._schedule.stop()
             self._schedule = None

@@ -87,3 +87,29 @@ def test_an_instances_scratch_directory_survives_a_stop_and_start(tmp_path: Path
         assert _scratch_reports(log, 2) == [str(scratch)] * 2
     finally:
         instances.close()
+
+
+def test_a_start_ends_the_workers_a_killed_cloud_left_and_nothing_else(tmp_path: Path) -> None:
+    import subprocess
+
+    from darkroom.local.instances import pids_path, reap_orphans
+
+    state = tmp_path / "state"
+    instances = _instances_booting(tmp_path, SLOW_TO_STOP)
+    instances.on_start("i-1")
+    orphan = instances.pid("i-1")
+    # A process that took a recorded pid's place: not this state directory's worker.
+    stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        with pids_path(state).open("a") as pids:
+            pids.write(f"{stranger.pid}\n")
+        assert orphan is not None
+        # The cloud that booted it is gone (no close): the next start finds it running.
+        assert reap_orphans(state) == [orphan]
+        assert stranger.poll() is None
+        assert not pids_path(state).exists()
+        assert reap_orphans(state) == []
+    finally:
+        stranger.kill()
+        stranger.wait()
+        instances.close()
