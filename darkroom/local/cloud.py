@@ -4,7 +4,7 @@ Step Functions executes the committed ASL; Lambda functions run their real handl
 warm local processes; pool instances boot real worker processes when started.
 
 One object over one moto server: lifecycle, clients, environments, provisioning and
-moto's hooks share its state, which is why this module runs a little past 400 lines.
+moto's hooks share its state, which is why this module runs past 600 lines.
 """
 
 from __future__ import annotations
@@ -146,10 +146,8 @@ class LocalCloud:
         # failed half way must not replace good state with a part of it.
         self._may_save = False
         self._save_lock = threading.Lock()
-        self._save_soon = threading.Event()
         self._stopping = threading.Event()
-        self._saver: threading.Thread | None = None
-        self.saves = 0
+        self._saver: Schedule | None = None
 
     # -- lifecycle --------------------------------------------------------------
     def start(self) -> LocalCloud:
@@ -196,13 +194,15 @@ class LocalCloud:
         self._start_api()
         self._start_schedule()
         if cfg.persist:
-            self._saver = threading.Thread(target=self._save_while_running, daemon=True)
-            self._saver.start()
+            # Saves between stops, so a kill -9 or a crash loses a bounded window; soon
+            # after an execution ends too (execution_ended), once its job is terminal.
+            self._saver = Schedule(
+                "save", cfg.save_every_seconds, self.save, settle=SAVE_AFTER_ENDING_SECONDS
+            ).start()
         return self
 
     def stop(self) -> None:
         self._stopping.set()
-        self._save_soon.set()  # wakes the saver, to see it is stopping
         if self._schedule is not None:
             self._schedule.stop()
             self._schedule = None
@@ -217,7 +217,7 @@ class LocalCloud:
         if self._saver is not None:
             # After the workers: a save in flight must not give a job time to finish
             # that the stop would otherwise have interrupted.
-            self._saver.join()
+            self._saver.stop()
             self._saver = None
         try:
             # Once nothing runs any more (workers, functions), so nothing changes under
@@ -252,27 +252,7 @@ class LocalCloud:
 
     def save(self) -> snapshot.Summary:
         with self._save_lock:
-            saved = snapshot.save(self, self.state_dir)
-            self.saves += 1
-            return saved
-
-    def _save_while_running(self) -> None:
-        """Saves between stops, so a kill -9 or a crash loses a bounded window: every
-        save_every_seconds, and soon after an execution ends (its job is then terminal,
-        or about to be once the ending reconciler has run)."""
-        while not self._stopping.is_set():
-            self._save_soon.wait(self.config.save_every_seconds)
-            if self._save_soon.is_set():
-                self._save_soon.clear()
-                # The endings of one burst (a job and its reprocess, the reconciler's
-                # write) make one save.
-                self._stopping.wait(SAVE_AFTER_ENDING_SECONDS)
-            if self._stopping.is_set():
-                return  # stop saves once everything has stopped
-            try:
-                self.save()
-            except Exception:
-                log.exception("could not save the local cloud's state; the last save stands")
+            return snapshot.save(self, self.state_dir)
 
     def _restore(self) -> None:
         archived = snapshot.archived_executions(self.state_dir)
@@ -661,8 +641,9 @@ class LocalCloud:
         """The stack's EventBridge rule: this state machine's executions that end without
         succeeding go to the ending reconciler."""
         detail = event.get("detail", {})
-        if self.config.persist:
-            self._save_soon.set()
+        saver = self._saver  # read once: stop() may clear it meanwhile
+        if saver is not None:
+            saver.soon()
         if self._stopping.is_set():
             return  # the next start reconciles what the stop ended (_restore)
         if detail.get("status") in names.EXECUTION_ENDINGS and detail.get(

@@ -20,29 +20,48 @@ SCHEDULED_EVENT = {"source": "aws.events", "detail-type": "Scheduled Event", "de
 
 
 class Schedule:
-    """Calls `fire` every `interval` seconds in a thread of its own, until stopped."""
+    """Calls `fire` every `interval` seconds in a thread of its own, until stopped; `soon`
+    brings the next call forward to `settle` seconds from now. A call that raises is
+    logged, and the next one made as usual."""
 
-    def __init__(self, name: str, interval: float, fire: Callable[[], None]) -> None:
+    def __init__(
+        self, name: str, interval: float, fire: Callable[[], object], settle: float = 0.0
+    ) -> None:
+        self._name = name
         self._interval = interval
+        self._settle = settle
         self._fire = fire
         self._stop = threading.Event()
+        self._poked = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"schedule-{name}", daemon=True)
 
     def start(self) -> Schedule:
         self._thread.start()
         return self
 
+    def soon(self) -> None:
+        self._poked.set()
+
     def stop(self) -> None:
+        """Returns once no call is in flight (or after 30 s); none starts after."""
         self._stop.set()
+        self._poked.set()
         if self._thread.is_alive():
             self._thread.join(timeout=30)
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        while not self._stop.is_set():
+            self._poked.wait(self._interval)
+            if self._poked.is_set():
+                self._poked.clear()
+                # What pokes it comes in bursts (a job's endings): one call for each.
+                self._stop.wait(self._settle)
+            if self._stop.is_set():
+                return
             try:
                 self._fire()
             except Exception:
-                log.warning("scheduled invocation failed to start", exc_info=True)
+                log.warning("%s: its scheduled call failed", self._name, exc_info=True)
 
 
 def on_failure_record(spec: FunctionSpec, event: Any, result: InvocationResult) -> dict[str, Any]:

@@ -310,3 +310,26 @@ def test_a_save_killed_while_writing_a_body_leaves_the_previous_snapshot(
     with mock_aws():
         loaded = snapshot.load(Cloud(), tmp_path)
         assert loaded is not None and loaded.objects == 5
+
+
+def test_a_snapshot_saved_before_bodies_were_shared_still_loads(saved: Any, tmp_path: Path) -> None:
+    # Format 1 (bodies inside each snapshot, under s3/<bucket>/<n>), as earlier saves left it.
+    live = snapshot.current(tmp_path)
+    assert live is not None
+    for index in (live / "s3").glob("*.jsonl"):
+        bodies = live / "s3" / index.stem
+        bodies.mkdir()
+        entries = [json.loads(line) for line in index.read_text().splitlines()]
+        for n, entry in enumerate(entries):
+            if "blob" in entry:
+                (tmp_path / snapshot.BLOBS / entry.pop("blob")).rename(bodies / str(n))
+                entry["file"] = str(n)
+        index.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    manifest = json.loads((live / "manifest.json").read_text())
+    (live / "manifest.json").write_text(json.dumps(manifest | {"format": 1}))
+    with mock_aws():
+        second = Cloud()
+        loaded = snapshot.load(second, tmp_path)
+        assert loaded is not None and loaded.objects == 5
+        got = second.client("s3").get_object(Bucket=names.RAW_BUCKET, Key="raw/j1/A.DNG")
+        assert got["Body"].read() == b"second"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 from darkroom.local.lambda_spec import FunctionSpec, InvocationResult
 from darkroom.local.service_events import Schedule, on_failure_record
@@ -26,6 +27,19 @@ def test_a_schedule_fires_until_stopped_and_survives_a_failing_run() -> None:
     count = len(fired)
     threading.Event().wait(0.05)
     assert len(fired) == count
+
+
+def test_soon_brings_the_next_call_forward_and_a_stop_does_not_wait_out_the_interval() -> None:
+    fired = threading.Event()
+    # The local cloud's save: every 30 s, and soon after an execution ends.
+    schedule = Schedule("save", 3600, fired.set, settle=0.05).start()
+    try:
+        schedule.soon()
+        assert fired.wait(10)
+    finally:
+        started = time.monotonic()
+        schedule.stop()
+    assert time.monotonic() - started < 5
 
 
 def test_a_spent_event_is_recorded_as_lambda_records_it_for_its_destination() -> None:
