@@ -147,7 +147,7 @@ def test_a_warm_cache_bundles_without_running_pip(
 ) -> None:
     """What a second synth does: the session's synth warmed the cache (or found it warm)."""
     target = bundling.Target()
-    requirements = bundling.lambda_requirements(REPO / "pyproject.toml")
+    requirements = bundling.lambda_pins(REPO)
     cache = bundling.DependencyCache()
     assert (cache.path_for(requirements, target) / ".complete").is_file()
 
