@@ -33,7 +33,7 @@ def _labelled_job(api: Api, job_id: str) -> None:
     recipe = parse_recipe(
         {"renditions": [{"name": "web", "label": "Screen & web"}, {"name": "thumb"}]}
     )
-    arn = f"arn:aws:states:{REGION}:123456789012:execution:{names.STATE_MACHINE}:{job_id}"
+    arn = f"arn:aws:states:{REGION}:123456789012:execution:{names.state_machine_name()}:{job_id}"
     api.service.jobs.register(
         job_id=job_id,
         execution_arn=arn,
