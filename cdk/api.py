@@ -44,7 +44,14 @@ SHARE_BURST_LIMIT: Final = 10
 # The other public routes take the stage's limits: a gallery page asks for each of its
 # previews at once, through the share's stable links, and for its script.
 STAGE_LIMITED_PUBLIC: Final = frozenset(
-    {"open_shared_file", "open_shared_archive", "gallery_script"}
+    {
+        "open_shared_file",
+        "open_shared_archive",
+        "gallery_script",
+        # A photo's own page (the viewer without script) and the viewer's script.
+        "view_shared_file",
+        "viewer_script",
+    }
 )
 # So a new public route fails the synth until someone decides its limits.
 assert {r.operation for r in ROUTES if not r.iam} == {SHARE_ROUTE.operation, *STAGE_LIMITED_PUBLIC}

@@ -34,12 +34,34 @@
     return n + " B";
   }
 
+  function pixels(r) {
+    return (r.width || 0) * (r.height || 0);
+  }
+
   function item(file) {
     var figure = element("figure");
-    if (file.preview_url) {
-      figure.appendChild(
-        element("img", { src: file.preview_url, alt: file.name, loading: "lazy" })
-      );
+    var preview = file.preview_url
+      ? element("img", { src: file.preview_url, alt: file.name, loading: "lazy" })
+      : document.createTextNode("View");
+    if (file.page_url) {
+      // As gallery.py's _item: the viewer's image and the download of the largest.
+      var link = element("a", { class: "view", href: file.page_url });
+      var shown = file.renditions.filter(function (r) {
+        return r.rendition === file.view_rendition;
+      })[0];
+      if (shown) {
+        var keep = file.renditions.reduce(function (a, b) {
+          return pixels(b) > pixels(a) ? b : a;
+        });
+        link.setAttribute("data-image", shown.url);
+        link.setAttribute("data-download", keep.download_url);
+        link.setAttribute("data-filename", keep.filename);
+        link.setAttribute("data-label", keep.label);
+      }
+      link.appendChild(preview);
+      figure.appendChild(link);
+    } else if (file.preview_url) {
+      figure.appendChild(preview);
     }
     figure.appendChild(element("figcaption", {}, file.name));
     var links = element("ul");
@@ -55,11 +77,21 @@
         )
       );
       line.appendChild(document.createTextNode(" "));
-      line.appendChild(element("a", { href: r.download_url, download: r.filename }, "Download"));
+      line.appendChild(
+        element(
+          "a",
+          {
+            href: r.download_url,
+            download: r.filename,
+            "aria-label": "Download " + r.label + ": " + file.name,
+          },
+          "Download"
+        )
+      );
       links.appendChild(line);
     });
     figure.appendChild(links);
-    var entry = element("li");
+    var entry = element("li", { "data-name": file.name });
     entry.appendChild(figure);
     return entry;
   }
@@ -94,6 +126,8 @@
         page.files.forEach(function (file) {
           gallery.appendChild(item(file));
         });
+        // The viewer, open on the last photo, waits for the next one.
+        gallery.dispatchEvent(new CustomEvent("gallery:more"));
         if (page.next_cursor) {
           var next = new URL(more.href);
           next.searchParams.set("cursor", page.next_cursor);

@@ -19,18 +19,19 @@ from html import escape
 from importlib import resources
 from urllib.parse import urlencode, urlsplit
 
-from darkroom.api.models import SharedFile, SharedJob, StudioView
+from darkroom.api.models import SharedFile, SharedJob, SharedRendition, StudioView
 
 SCRIPT = resources.files("darkroom.api").joinpath("gallery.js").read_text(encoding="utf-8")
+VIEWER_SCRIPT = resources.files("darkroom.api").joinpath("viewer.js").read_text(encoding="utf-8")
 
 # One stylesheet for the gallery and the friendly error pages; only the accent colour
 # varies (a deployment setting, checked to be #rrggbb), so each page hashes its own.
 _CSS = """
-:root{--accent:%(accent)s;--on-accent:%(on_accent)s}
+:root{--accent:%(accent)s;--button:%(button)s;--on-accent:%(on_accent)s;--link:%(link)s}
 *{box-sizing:border-box}
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1f2328;
 background:#f6f6f4;line-height:1.5}
-a{color:var(--accent)}
+a{color:var(--link)}
 .studio{display:flex;align-items:center;gap:.75rem;padding:.85rem 1.25rem;background:#fff;
 border-top:4px solid var(--accent);border-bottom:1px solid #e3e3e0}
 .studio img{display:block;max-height:2.5rem;max-width:10rem;width:auto}
@@ -42,13 +43,15 @@ h1{margin:.25rem 0;font-size:1.75rem;line-height:1.25;overflow-wrap:anywhere}
 padding:.75rem 1rem;margin:0 0 1.25rem;overflow-wrap:anywhere}
 ul.archives{list-style:none;padding:0;margin:0 0 1.5rem;display:flex;flex-wrap:wrap;gap:.75rem}
 ul.archives li{display:flex;align-items:center;gap:.5rem;flex-wrap:wrap}
-a.button{display:inline-block;background:var(--accent);color:var(--on-accent);
+a.button{display:inline-block;background:var(--button);color:var(--on-accent);
 text-decoration:none;padding:.5rem 1rem;border-radius:.375rem;font-weight:600}
 ul.archives small{color:#57606a}
 ul.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(16rem,1fr));gap:1.25rem;
 list-style:none;padding:0;margin:0}
 figure{margin:0;background:#fff;border:1px solid #e3e3e0;border-radius:.5rem;overflow:hidden}
 figure img{display:block;width:100%%;height:14rem;object-fit:contain;background:#ececea}
+figure a.view{display:block}
+figure a.view:focus-visible{outline:3px solid var(--link);outline-offset:-3px}
 figcaption{padding:.5rem .75rem 0;font-weight:600;overflow-wrap:anywhere}
 figure ul{list-style:none;padding:.25rem .75rem .75rem;margin:0;font-size:.95rem}
 figure li{display:grid;grid-template-columns:1fr auto;column-gap:.5rem;margin:.35rem 0}
@@ -57,22 +60,92 @@ a.more{display:block;margin:2rem auto;text-align:center;font-size:1.1rem}
 .notice{max-width:32rem;margin:10vh auto 0;padding:2rem 1.5rem;background:#fff;
 border:1px solid #e3e3e0;border-top:4px solid var(--accent);border-radius:.5rem;text-align:center}
 .notice p{color:#57606a;margin:.75rem 0 0}
+nav.photos{display:flex;flex-wrap:wrap;gap:.5rem 1.25rem;margin:0 0 .75rem}
+nav.photos a[rel=prev]{margin-left:auto}
+.photo-frame{background:#1b1b1b;border:0;border-radius:.5rem;margin:.75rem 0 1rem}
+.photo-frame img{height:auto;max-height:80vh;background:none}
+ul.downloads{list-style:none;padding:0;margin:0;display:flex;flex-wrap:wrap;gap:.75rem}
+body.viewing{overflow:hidden}
+.viewer{position:fixed;inset:0;z-index:10;display:flex;flex-direction:column;
+background:#111;color:#f2f2f2}
+.viewer[hidden]{display:none}
+.viewer-bar{display:flex;align-items:center;gap:.75rem;padding:.5rem .75rem;min-height:3.25rem;
+background:#1b1b1b}
+.viewer-bar h2{flex:1;min-width:0;margin:0;font-size:1rem;font-weight:600;white-space:nowrap;
+overflow:hidden;text-overflow:ellipsis}
+.viewer-count{color:#c8c8c8;font-size:.9rem;white-space:nowrap}
+.viewer-actions{display:flex;align-items:center;gap:.5rem}
+.viewer button{font:inherit;color:#f2f2f2;background:#2e2e2e;border:1px solid #5a5a5a;
+border-radius:.375rem;cursor:pointer;min-width:2.75rem;min-height:2.75rem;padding:0 .75rem}
+.viewer button:hover{background:#3d3d3d}
+.viewer :focus-visible{outline:3px solid #fff;outline-offset:2px}
+.viewer-stage{position:relative;flex:1;min-height:0;display:flex;align-items:center;
+justify-content:center;touch-action:none;user-select:none}
+.viewer-stage img{display:block;max-width:100%%;max-height:100%%;width:auto;height:auto;
+object-fit:contain}
+.viewer-prev,.viewer-next{position:absolute;top:50%%;transform:translateY(-50%%);
+font-size:1.5rem}
+.viewer-prev{left:.75rem}.viewer-next{right:.75rem}
+.viewer button:disabled{opacity:.35;cursor:default}
 @media (max-width:30rem){main{padding:1rem .75rem 2rem}h1{font-size:1.4rem}
-figure img{height:12rem}.notice{margin-top:1.5rem}}
+figure img{height:12rem}.notice{margin-top:1.5rem}
+.viewer-count{display:none}.viewer-prev,.viewer-next{top:auto;bottom:.75rem;transform:none}}
 """.strip()
 
 
 def stylesheet(accent: str) -> str:
-    return _CSS % {"accent": accent, "on_accent": _on(accent)}
+    button, on_button = button_colours(accent)
+    return _CSS % {
+        "accent": accent,
+        "button": button,
+        "on_accent": on_button,
+        "link": link_colour(accent),
+    }
 
 
-def _on(accent: str) -> str:
-    """Text on the accent colour: dark on a light accent, white on a dark one (WCAG's
-    relative luminance, so a studio's pale colour still gives readable buttons)."""
-    channels = [int(accent[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+# WCAG AA for body text; what axe checks the pages against.
+READABLE = 4.5
+_PAGE = "#f6f6f4"  # the page's background, the darkest a link sits on
+_DARK_TEXT = "#111111"
+
+
+def luminance(colour: str) -> float:
+    """WCAG's relative luminance of #rrggbb."""
+    channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
     linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
-    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
-    return "#111111" if luminance > 0.18 else "#ffffff"
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(a: str, b: str) -> float:
+    light, dark = sorted((luminance(a), luminance(b)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def _darker(colour: str, step: float = 0.05) -> str:
+    channels = [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{max(0, round(c * (1 - step))):02x}" for c in channels)
+
+
+def _darken_until(colour: str, against: str) -> str:
+    """The studio's colour, darkened no more than needed to read against `against`
+    (black always does, so this ends)."""
+    while contrast(colour, against) < READABLE:
+        colour = _darker(colour)
+    return colour
+
+
+def button_colours(accent: str) -> tuple[str, str]:
+    """A button's background and text: the accent with white or dark text, whichever
+    reads; a mid-tone accent that neither reads on is darkened under white text."""
+    for text in ("#ffffff", _DARK_TEXT):
+        if contrast(accent, text) >= READABLE:
+            return accent, text
+    return _darken_until(accent, "#ffffff"), "#ffffff"
+
+
+def link_colour(accent: str) -> str:
+    """Links in the accent colour, darkened where a pale accent would not read."""
+    return _darken_until(accent, _PAGE)
 
 
 def _hash(css: str) -> str:
@@ -85,6 +158,11 @@ class Page:
     share_url: str  # the share's own link, without a query
     script_url: str
     limit: int | None = None  # as the client asked, kept on the next page's link
+    viewer_script_url: str | None = None  # the full-window viewer (viewer.js)
+
+    @property
+    def scripts(self) -> tuple[str, ...]:
+        return (self.script_url, *([self.viewer_script_url] if self.viewer_script_url else []))
 
     @property
     def more_url(self) -> str | None:
@@ -144,24 +222,52 @@ def content_security_policy(page: Page, bucket_origin: str) -> str:
     return _policy(
         stylesheet(page.shared.studio.accent_colour),
         {api, bucket_origin, *_logo_sources(page.shared.studio)},
-        f"script-src {page.script_url}",
+        f"script-src {' '.join(page.scripts)}",
         f"connect-src {api}",
     )
 
 
+def largest(f: SharedFile) -> SharedRendition:
+    """What the viewer's download button saves: the largest rendition (the full
+    resolution one, as a client who downloads from the viewer expects)."""
+    return max(f.renditions, key=lambda r: (r.width or 0) * (r.height or 0))
+
+
+def shown(f: SharedFile) -> SharedRendition | None:
+    return next((r for r in f.renditions if r.rendition == f.view_rendition), None)
+
+
 def _item(f: SharedFile) -> str:
-    """One file; gallery.js builds the same markup for the pages it appends."""
+    """One file, all of its markup (gallery.js builds the same for the pages it appends).
+    Its preview is a link to the file's viewer page; viewer.js opens the full-window
+    viewer on it instead, from its data- attributes."""
     name = escape(f.name)
     links = "".join(
         f'<li><a href="{escape(r.url)}">{escape(r.label)}</a> '
         f"<span>{r.width or '?'}\u00d7{r.height or '?'} px, {size(r.bytes or 0)}</span> "
-        f'<a href="{escape(r.download_url)}" download="{escape(r.filename)}">Download</a></li>'
+        f'<a href="{escape(r.download_url)}" download="{escape(r.filename)}" '
+        f'aria-label="Download {escape(r.label)}: {name}">Download</a></li>'
         for r in f.renditions
     )
     preview = (
-        f'<img src="{escape(f.preview_url)}" alt="{name}" loading="lazy">' if f.preview_url else ""
+        f'<img src="{escape(f.preview_url)}" alt="{name}" loading="lazy">'
+        if f.preview_url
+        else "View"
     )
-    return f"<li><figure>{preview}<figcaption>{name}</figcaption><ul>{links}</ul></figure></li>"
+    view = shown(f)
+    if f.page_url:
+        keep = largest(f)
+        data = (
+            f' data-image="{escape(view.url)}" data-download="{escape(keep.download_url)}"'
+            f' data-filename="{escape(keep.filename)}" data-label="{escape(keep.label)}"'
+            if view
+            else ""
+        )
+        preview = f'<a class="view" href="{escape(f.page_url)}"{data}>{preview}</a>'
+    return (
+        f'<li data-name="{name}"><figure>{preview}<figcaption>{name}</figcaption>'
+        f"<ul>{links}</ul></figure></li>"
+    )
 
 
 def _studio_bar(studio: StudioView) -> str:
@@ -177,8 +283,8 @@ def _studio_bar(studio: StudioView) -> str:
     return f'<header class="studio">{logo}{name}</header>'
 
 
-def _document(title: str, css: str, body: str, script_url: str | None = None) -> str:
-    script = f'<script src="{escape(script_url)}" defer></script>\n' if script_url else ""
+def _document(title: str, css: str, body: str, *script_urls: str) -> str:
+    script = "".join(f'<script src="{escape(url)}" defer></script>\n' for url in script_urls)
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -215,12 +321,12 @@ def render(page: Page) -> str:
 <p class="summary">{escape(summary)}. This link works until {escape(_when(shared.expires_at))}.</p>
 {message}
 {f'<ul class="archives">{archives}</ul>' if archives else ""}
-<ul class="gallery">
+<ul class="gallery" data-count="{done}">
 {"".join(_item(f) for f in shared.files)}
 </ul>
 {f'<a class="more" href="{escape(more)}">More photos</a>' if more else ""}
 </main>"""
-    return _document(title, stylesheet(shared.studio.accent_colour), body, page.script_url)
+    return _document(title, stylesheet(shared.studio.accent_colour), body, *page.scripts)
 
 
 # What a client is told instead of an error code, by status.
@@ -250,3 +356,54 @@ def notice(status: int, studio: StudioView) -> tuple[str, str]:
         f"<h1>{escape(heading)}</h1>\n<p>{escape(text)}</p>\n</section>\n</main>"
     )
     return _document(escape(heading), css, body), _policy(css, _logo_sources(studio))
+
+
+@dataclass(frozen=True)
+class PhotoPage:
+    """One photo on a page of its own: what a preview links to, so the viewer works
+    without script too. Previous and next follow the gallery's name order across its
+    pages; every link is stable."""
+
+    shared: SharedJob  # the job, studio and expiry (its files: this photo alone)
+    photo: SharedFile
+    share_url: str
+    previous_url: str | None
+    next_url: str | None
+
+
+def render_photo(page: PhotoPage) -> str:
+    shared, photo = page.shared, page.photo
+    name = escape(photo.name)
+    job_title = escape(shared.job.name or shared.job.job_id)
+    view = shown(photo)
+    image = (
+        f'<figure class="photo-frame"><img src="{escape(view.url)}" alt="{name}"></figure>'
+        if view
+        else "<p>This photo has no version a browser can show; download it below.</p>"
+    )
+    steps = [f'<a href="{escape(page.share_url)}">Back to the gallery</a>']
+    if page.previous_url:
+        steps.append(f'<a rel="prev" href="{escape(page.previous_url)}">Previous photo</a>')
+    if page.next_url:
+        steps.append(f'<a rel="next" href="{escape(page.next_url)}">Next photo</a>')
+    downloads = "".join(
+        f'<li><a class="button" href="{escape(r.download_url)}" download="{escape(r.filename)}">'
+        f"Download {escape(r.label)}</a></li>"
+        for r in photo.renditions
+    )
+    body = f"""{_studio_bar(shared.studio)}
+<main>
+<nav class="photos" aria-label="Photos">{"".join(steps)}</nav>
+<h1>{name}</h1>
+{image}
+<ul class="downloads">{downloads}</ul>
+</main>"""
+    return _document(f"{name} \u2013 {job_title}", stylesheet(shared.studio.accent_colour), body)
+
+
+def photo_policy(page: PhotoPage, bucket_origin: str) -> str:
+    """The photo page's CSP: the gallery's, with no script at all."""
+    return _policy(
+        stylesheet(page.shared.studio.accent_colour),
+        {origin(page.share_url), bucket_origin, *_logo_sources(page.shared.studio)},
+    )

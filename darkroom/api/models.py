@@ -461,11 +461,22 @@ class SharedFile(BaseModel):
 
     name: str
     status: Literal["DONE"] = "DONE"
-    renditions: list[SharedRendition]
+    renditions: list[SharedRendition] = Field(description="In the recipe's order.")
     preview_url: str | None = Field(
         default=None,
         exclude_if=_absent,
         description="The stable inline link of the smallest rendition.",
+    )
+    view_rendition: str | None = Field(
+        default=None,
+        exclude_if=_absent,
+        description="The rendition the full-window viewer shows: the one named or "
+        'labelled "web", else the largest downscaled one a browser can display.',
+    )
+    page_url: str | None = Field(
+        default=None,
+        exclude_if=_absent,
+        description="The file's own viewer page (HTML), with previous and next links.",
     )
 
 

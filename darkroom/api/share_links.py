@@ -55,14 +55,55 @@ def archive_name(job: Job, rendition: str) -> str:
     return f"{title.strip()[:100] or job.job_id}-{rendition}.zip"
 
 
+# What a browser shows in an <img>: the viewer never picks a TIFF master.
+VIEWABLE_TYPES = frozenset({"image/jpeg", "image/webp", "image/png"})
+_VIEWABLE = frozenset({".jpg", ".jpeg", ".webp", ".png"})
+
+
+def recipe_order(recipe: Recipe | None) -> dict[str, int]:
+    """Each rendition's place in the recipe (the default recipe's when it no longer
+    parses): a client sees them as the photographer listed them, not by name."""
+    made = recipe.renditions if recipe else Recipe().renditions
+    return {r.name: i for i, r in enumerate(made)}
+
+
+def view_rendition(renditions: list[SharedRendition], recipe: Recipe | None) -> str | None:
+    """The rendition the viewer shows, among those a browser can display: the one named
+    or labelled "web"; else the largest downscaled one (the recipe gives it a long
+    edge, not "full"); else the largest. None when none is displayable (TIFF only)."""
+    viewable = [
+        r
+        for r in renditions
+        if r.content_type in VIEWABLE_TYPES
+        # An older record may lack its type: its saved name's extension tells.
+        or (r.content_type is None and PurePosixPath(r.filename).suffix.lower() in _VIEWABLE)
+    ]
+    if not viewable:
+        return None
+    for r in viewable:
+        if r.rendition == "web" or r.label.casefold() == "web":
+            return r.rendition
+    full = {r.name for r in recipe.renditions if r.long_edge == "full"} if recipe else {"full"}
+    downscaled = [r for r in viewable if r.rendition not in full]
+
+    def pixels(r: SharedRendition) -> int:
+        return (r.width or 0) * (r.height or 0)
+
+    return max(downscaled or viewable, key=pixels).rendition
+
+
 def shared_file(
     job: Job, record: FileRecord, links: str, names: Naming, recipe: Recipe | None
 ) -> SharedFile | None:
     prefix = keys.processed_prefix(job.job_id)
-    base = f"{links}/files/{quote(record.name, safe='')}"
+    quoted = quote(record.name, safe="")
+    base = f"{links}/files/{quoted}"
     renditions = []
     smallest: tuple[int, str] | None = None
-    for rendition, output in sorted(record.delivered.items()):
+    order = recipe_order(recipe)
+    for rendition, output in sorted(
+        record.delivered.items(), key=lambda item: (order.get(item[0], len(order)), item[0])
+    ):
         # Only this job's objects, whatever its record says.
         if not output.key.startswith(prefix):
             continue
@@ -85,4 +126,6 @@ def shared_file(
         name=record.name,
         renditions=renditions,
         preview_url=smallest[1] if smallest else None,
+        view_rendition=view_rendition(renditions, recipe),
+        page_url=f"{links}/view/{quoted}",
     )

@@ -61,6 +61,10 @@ from darkroom.observability import logger
 from darkroom.recipes import label_of
 from darkroom.settings import ApiSettings
 
+# Files read at a time when looking for a photo's previous or next one: the neighbour
+# is almost always the first (only files that never developed are passed over).
+NEIGHBOUR_PAGE = 5
+
 
 class ShareOperations:
     """What each share route does; ApiService supplies the settings and adapters."""
@@ -277,6 +281,59 @@ class ShareOperations:
             next_cursor=None if next_name is None else paging.encode_cursor(next_name),
         )
 
+    def photo_page(self, token: str, file_name: str, base_url: str) -> gallery.PhotoPage:
+        """One delivered photo of the share and its neighbours in name order (those
+        that never developed skipped), for its page of its own."""
+        share, job = self._shared(token)
+        missing = NotFound("no such photo in this share")
+        try:
+            keys.validate_file_name(file_name)
+        except ValueError as exc:
+            raise missing from exc
+        links = f"{self.public_base(base_url)}/share/{token}"
+        file_names, recipe = naming(job), recipe_of(job)
+        record = self.jobs.file(job.job_id, file_name, delivered=job.delivered)
+        photo = shared_file(job, record, links, file_names, recipe) if record is not None else None
+        if photo is None:
+            raise missing
+
+        def neighbour(descending: bool) -> str | None:
+            after: str | None = file_name
+            while after is not None:
+                records, after = self.jobs.files_page(
+                    job.job_id,
+                    start_after=after,
+                    limit=NEIGHBOUR_PAGE,
+                    delivered=job.delivered,
+                    descending=descending,
+                )
+                for r in records:
+                    near = shared_file(job, r, links, file_names, recipe)
+                    if near is not None and near.page_url:
+                        return near.page_url
+            return None
+
+        delivered = job.delivered
+        return gallery.PhotoPage(
+            shared=SharedJob(
+                job=SharedJobSummary(
+                    job_id=job.job_id,
+                    name=job.name,
+                    files_done=delivered.files_delivered if delivered else 0,
+                    finished_at=delivered.finished_at if delivered else job.finished_at,
+                ),
+                studio=studio_of(self.settings),
+                message=share.message,
+                expires_at=iso(share.expires_at),
+                files=[photo],
+                next_cursor=None,
+            ),
+            photo=photo,
+            share_url=links,
+            previous_url=neighbour(descending=True),
+            next_url=neighbour(descending=False),
+        )
+
     def shared_file_url(self, token: str, file_name: str, rendition: str, download: bool) -> str:
         """A fresh presigned GET of one delivered rendition: inline, or as an attachment."""
         share, job = self._shared(token)
@@ -485,6 +542,7 @@ def open_share(
             share_url=f"{base}/share/{token}",
             script_url=f"{base}{GALLERY_SCRIPT_PATH}",
             limit=None if limit == paging.DEFAULT_FILES else limit,
+            viewer_script_url=f"{base}{VIEWER_SCRIPT_PATH}",
         )
         headers = {
             **PRIVATE_HEADERS,
@@ -545,6 +603,46 @@ def open_shared_file(
 
 
 @router.get(
+    "/share/<token>/view/<file_name>",
+    operation_id="view_shared_file",
+    tags=["client"],
+    summary="One shared photo on a page of its own, with previous and next links (HTML).",
+    description=(
+        "What a gallery preview links to (`file_name` URL-quoted), so a client without "
+        "script can look at each photo large: the page shows the file's viewer rendition "
+        "(the one named or labelled `web`, else the largest downscaled one a browser can "
+        "show) through its stable inline link, links to the previous and next delivered "
+        "photo in the gallery's name order (across its pages), back to the gallery, and "
+        "a download link per rendition, in the recipe's order. With script, the gallery "
+        "opens its full-window viewer instead. Always HTML, under the gallery's strict CSP "
+        "with no script. The share is checked as `GET /share/{token}` does; a browser is "
+        "answered 404, 409 and 410 with the gallery's friendly pages, other clients with "
+        "the JSON error. Not counted as a view."
+    ),
+    responses=answers(
+        200,
+        "The photo's page.",
+        404,
+        409,
+        410,
+        content={"text/html": {"schema": {"type": "string"}}},
+        pages=True,
+    ),
+    openapi_extensions=PUBLIC,
+)
+def view_shared_file(
+    token: str, file_name: str, shares: Shares, base_url: BaseUrl
+) -> Response[str]:
+    page = shares.photo_page(token, unquote(file_name), base_url)
+    headers = {
+        **PRIVATE_HEADERS,
+        "content-security-policy": gallery.photo_policy(page, shares.bucket_origin()),
+        "x-robots-tag": "noindex, nofollow",
+    }
+    return Response(200, "text/html; charset=utf-8", gallery.render_photo(page), headers)
+
+
+@router.get(
     "/share/<token>/archives/<rendition>",
     operation_id="open_shared_archive",
     tags=["client"],
@@ -580,3 +678,21 @@ def gallery_script() -> Response[str]:
     # The same for everyone and free of secrets: caching it is safe.
     headers = {"cache-control": "public, max-age=300"}
     return Response(200, "text/javascript; charset=utf-8", gallery.SCRIPT, headers)
+
+
+VIEWER_SCRIPT_PATH = "/assets/viewer.js"
+
+
+@router.get(
+    VIEWER_SCRIPT_PATH,
+    operation_id="viewer_script",
+    tags=["client"],
+    summary="The gallery's full-window viewer: opens a preview large, keys and swipe.",
+    responses=answers(
+        200, "JavaScript.", content={"text/javascript": {"schema": {"type": "string"}}}
+    ),
+    openapi_extensions=PUBLIC,
+)
+def viewer_script() -> Response[str]:
+    headers = {"cache-control": "public, max-age=300"}
+    return Response(200, "text/javascript; charset=utf-8", gallery.VIEWER_SCRIPT, headers)

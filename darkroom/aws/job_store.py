@@ -168,17 +168,25 @@ class JobStore:
                 yield resolved(record, pointer)
 
     def files_page(
-        self, job_id: str, *, start_after: str | None, limit: int, delivered: Pointer = UNREAD
+        self,
+        job_id: str,
+        *,
+        start_after: str | None,
+        limit: int,
+        delivered: Pointer = UNREAD,
+        descending: bool = False,
     ) -> tuple[list[FileRecord], str | None]:
-        """Up to `limit` file items in name order, after the file named `start_after`;
-        and the name to continue after, None when no file follows. One more item is read
-        than returned, so the last page says it is the last."""
+        """Up to `limit` file items in name order (reversed with `descending`: those
+        before `start_after`), after the file named `start_after`; and the name to
+        continue after, None when no file follows. One more item is read than
+        returned, so the last page says it is the last."""
         pointer = self._pointer(job_id, delivered)
         items = self._table.query(
             "#pk = :job AND begins_with(#sk, :file)",
             names={"#pk": names.JOB_ID, "#sk": names.SORT_KEY},
             values={":job": job_id, ":file": names.FILE_ITEM_PREFIX},
             consistent=True,
+            descending=descending,
             page_size=limit + 1,
             start_after=None if start_after is None else file_key(job_id, start_after),
         )

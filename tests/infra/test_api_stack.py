@@ -30,6 +30,8 @@ LINK_ROUTE_KEYS = {
     "GET /share/{token}/files/{file_name}/{rendition}",
     "GET /share/{token}/archives/{rendition}",
     "GET /assets/gallery.js",
+    "GET /share/{token}/view/{file_name}",
+    "GET /assets/viewer.js",
 }
 DATA_SERVICES = ("s3:", "dynamodb:", "states:")
 

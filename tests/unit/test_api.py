@@ -733,16 +733,20 @@ def test_a_browser_gets_a_gallery_page_of_stable_links_and_one_script_file(api: 
     assert headers["referrer-policy"] == "no-referrer"
     policy = dict(p.split(" ", 1) for p in headers["content-security-policy"].split("; "))
     assert policy["default-src"] == "'none'"
-    # One script, a file: nothing inline runs.
-    assert policy["script-src"] == "https://api.example.test/assets/gallery.js"
+    # Script files only (the pages' loader and the viewer): nothing inline runs.
+    assert policy["script-src"].split() == [
+        "https://api.example.test/assets/gallery.js",
+        "https://api.example.test/assets/viewer.js",
+    ]
     assert policy["connect-src"] == "https://api.example.test"
     # The stable links, and the bucket they redirect to.
     assert policy["img-src"].split() == [
         "https://api.example.test",
         f"https://{names.PROCESSED_BUCKET}.s3.amazonaws.com",
     ]
-    assert page.count("<script") == 1
+    assert page.count("<script") == 2
     assert '<script src="https://api.example.test/assets/gallery.js" defer></script>' in page
+    assert '<script src="https://api.example.test/assets/viewer.js" defer></script>' in page
     assert "X-Amz" not in page, "no presigned URL in the page"
     assert "<img src=x" not in page and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page
     assert page.count("<img ") == 1

@@ -26,6 +26,8 @@ SHARE_ROUTES = {
     "GET /share/{token}/files/{file_name}/{rendition}",
     "GET /share/{token}/archives/{rendition}",
     "GET /assets/gallery.js",
+    "GET /share/{token}/view/{file_name}",
+    "GET /assets/viewer.js",
 }
 
 
@@ -41,7 +43,7 @@ def test_the_routes_everything_deploys_are_the_documents_operations() -> None:
         for method, op in item.items()
     }
     assert documented == {(r.method, r.path, r.operation) for r in ROUTES}
-    assert len(ROUTES) == 22
+    assert len(ROUTES) == 24
 
 
 def test_every_operation_states_its_authorization_sigv4_except_the_share_link() -> None:

@@ -167,7 +167,7 @@ def test_the_studio_and_the_shares_message_are_shown_escaped(api: Api) -> None:
     assert 'src="https://cdn.example.test/logo.png?v=1&amp;x=2"' in html
     assert "https://cdn.example.test" in headers["content-security-policy"].split("img-src")[1]
     # A pale accent gets dark text on its buttons.
-    assert "--accent:#f5d76e;--on-accent:#111111" in html
+    assert "--button:#f5d76e;--on-accent:#111111" in html
     # The friendly pages say who the studio is too.
     api.now[0] += 8 * DAY
     status, headers, html = api.call("GET", f"/share/{token}", headers=HTML)
