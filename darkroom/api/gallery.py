@@ -61,7 +61,7 @@ a.more{display:block;margin:2rem auto;text-align:center;font-size:1.1rem}
 border:1px solid #e3e3e0;border-top:4px solid var(--accent);border-radius:.5rem;text-align:center}
 .notice p{color:#57606a;margin:.75rem 0 0}
 nav.photos{display:flex;flex-wrap:wrap;gap:.5rem 1.25rem;margin:0 0 .75rem}
-nav.photos a[rel=prev]{margin-left:auto}
+nav.photos .steps{display:flex;gap:1.25rem;margin-left:auto}
 .photo-frame{background:#1b1b1b;border:0;border-radius:.5rem;margin:.75rem 0 1rem}
 .photo-frame img{height:auto;max-height:80vh;background:none}
 ul.downloads{list-style:none;padding:0;margin:0;display:flex;flex-wrap:wrap;gap:.75rem}
@@ -81,8 +81,7 @@ border-radius:.375rem;cursor:pointer;min-width:2.75rem;min-height:2.75rem;paddin
 .viewer :focus-visible{outline:3px solid #fff;outline-offset:2px}
 .viewer-stage{position:relative;flex:1;min-height:0;display:flex;align-items:center;
 justify-content:center;touch-action:none;user-select:none}
-.viewer-stage img{display:block;max-width:100%%;max-height:100%%;width:auto;height:auto;
-object-fit:contain}
+.viewer-stage img{display:block;width:100%%;height:100%%;object-fit:contain}
 .viewer-prev,.viewer-next{position:absolute;top:50%%;transform:translateY(-50%%);
 font-size:1.5rem}
 .viewer-prev{left:.75rem}.viewer-next{right:.75rem}
@@ -381,11 +380,14 @@ def render_photo(page: PhotoPage) -> str:
         if view
         else "<p>This photo has no version a browser can show; download it below.</p>"
     )
-    steps = [f'<a href="{escape(page.share_url)}">Back to the gallery</a>']
+    steps = []
     if page.previous_url:
         steps.append(f'<a rel="prev" href="{escape(page.previous_url)}">Previous photo</a>')
     if page.next_url:
         steps.append(f'<a rel="next" href="{escape(page.next_url)}">Next photo</a>')
+    back = f'<a href="{escape(page.share_url)}">Back to the gallery</a>'
+    # Previous and next stay together, apart from the way back (on a phone: below it).
+    nav = f'{back}<span class="steps">{"".join(steps)}</span>'
     downloads = "".join(
         f'<li><a class="button" href="{escape(r.download_url)}" download="{escape(r.filename)}">'
         f"Download {escape(r.label)}</a></li>"
@@ -393,7 +395,7 @@ def render_photo(page: PhotoPage) -> str:
     )
     body = f"""{_studio_bar(shared.studio)}
 <main>
-<nav class="photos" aria-label="Photos">{"".join(steps)}</nav>
+<nav class="photos" aria-label="Photos">{nav}</nav>
 <h1>{name}</h1>
 {image}
 <ul class="downloads">{downloads}</ul>

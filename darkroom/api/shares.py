@@ -48,6 +48,7 @@ from darkroom.api.share_links import (
     download_name,
     encoded,
     recipe_of,
+    recipe_order,
     shared_file,
 )
 from darkroom.aws.job_store import JobStore
@@ -240,6 +241,7 @@ class ShareOperations:
         budget = PAGE_FILES_BYTES
         file_names = naming(job)
         recipe = recipe_of(job)
+        order = recipe_order(recipe)
         for record in records:
             shared = shared_file(job, record, links, file_names, recipe)
             if shared is None:
@@ -274,7 +276,11 @@ class ShareOperations:
                     bytes=archive.bytes,
                     files=archive.files,
                 )
-                for rendition, archive in sorted((delivered.archives if delivered else {}).items())
+                # In the recipe's order, as each file's renditions are.
+                for rendition, archive in sorted(
+                    (delivered.archives if delivered else {}).items(),
+                    key=lambda item: (order.get(item[0], len(order)), item[0]),
+                )
                 if archive.key.startswith(prefix)
             },
             files=files,

@@ -1,7 +1,10 @@
 """The client's gallery page in a real browser: headless Chromium opens a share link,
 further pages load as it scrolls, its previews load through the stable links (under the
-page's CSP) and every link resolves; a revoked link shows the friendly page, at desktop
-and phone sizes. Screenshots go to SCREENSHOTS (ignored by git) for a reviewer."""
+page's CSP) and every link resolves; a preview opens the full-window viewer, which steps
+by arrow keys and swipes, closes on Escape and hands focus back; without script each
+photo has its own page; downloads are the bytes S3 holds; a revoked link shows the
+friendly page; axe-core finds no serious or critical violation; at desktop and phone
+sizes. Screenshots go to SCREENSHOTS (ignored by git) for a reviewer."""
 
 from __future__ import annotations
 
@@ -9,9 +12,12 @@ import os
 import re
 import shutil
 import time
+import zipfile
 from collections.abc import Iterator
 from html import unescape
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import requests
@@ -148,7 +154,7 @@ def test_the_gallery_loads_every_page_as_it_scrolls_and_each_link_resolves(
         assert response.status_code == 200, href
         assert response.headers["content-disposition"].startswith("attachment;")
         assert response.headers["content-type"] == "image/jpeg"
-    views = browser.find_elements(By.CSS_SELECTOR, "figure a:not([download])")
+    views = browser.find_elements(By.CSS_SELECTOR, "figure ul a:not([download])")
     assert len(views) == len(renditions)
     for a in views:
         response = requests.get(a.get_attribute("href") or "", timeout=30)
@@ -168,6 +174,28 @@ def test_without_script_the_gallery_links_to_its_next_page(
     rest = requests.get(unescape(more.group(1)), headers=html, timeout=30)
     assert rest.status_code == 200 and rest.text.count("<figure>") == 1
     assert "More photos" not in rest.text
+    # Each preview is a link to the photo's own page; its next links walk every photo
+    # across the gallery's pages, each showing its image through a stable link.
+    first_view = re.search(r'<a class="view" href="([^"]+)"', first)
+    assert first_view, first
+    names = re.findall(r"<figcaption>([^<]+)</figcaption>", first + rest.text)
+    url: str | None = unescape(first_view.group(1))
+    seen = []
+    while url:
+        page = requests.get(url, headers=html, timeout=30)
+        assert page.status_code == 200, url
+        assert "<script" not in page.text
+        seen.append(unescape(re.search(r"<h1>([^<]+)</h1>", page.text).group(1)))  # type: ignore[union-attr]
+        image = re.search(r'<figure class="photo-frame"><img src="([^"]+)"', page.text)
+        assert image and image.group(1).startswith(f"{link}/files/"), page.text
+        assert image.group(1).endswith("/web")
+        shown = requests.get(unescape(image.group(1)), timeout=30)
+        assert shown.status_code == 200 and shown.headers["content-type"] == "image/jpeg"
+        back = re.search(r'<a href="([^"]+)">Back to the gallery</a>', page.text)
+        assert back and unescape(back.group(1)) == link
+        following = re.search(r'<a rel="next" href="([^"]+)"', page.text)
+        url = unescape(following.group(1)) if following else None
+    assert seen == [unescape(n) for n in names]
 
 
 def _at_size(browser: object, size: str) -> None:
@@ -218,7 +246,9 @@ def test_a_revoked_link_shows_the_friendly_page_at_desktop_and_mobile_sizes(
         button = browser.find_element(By.CSS_SELECTOR, "ul.archives a.button")
         assert button.value_of_css_property("border-radius") != "0px"
         assert button.text.startswith("Download all: ")
+        _previews_loaded(browser)
         _screenshot(browser, f"gallery-{size}")
+        _axe_clean(browser, f"gallery at {size}")
 
     share_id = link.rsplit("/", 1)[1].split(".")[0]
     job_id = requests.get(link, timeout=30).json()["job"]["job_id"]
@@ -238,3 +268,195 @@ def test_a_revoked_link_shows_the_friendly_page_at_desktop_and_mobile_sizes(
         ), "the friendly page's stylesheet applied under its CSP"
         assert _fits(browser), size
         _screenshot(browser, f"revoked-{size}")
+        _axe_clean(browser, f"revoked page at {size}")
+
+
+def _previews_loaded(browser: Any) -> None:
+    """Every preview in view has loaded (they load lazily, through redirects)."""
+    deadline = time.monotonic() + 30
+    while not browser.execute_script(
+        "return Array.from(document.querySelectorAll('ul.gallery img')).every(function (i) {"
+        " var r = i.getBoundingClientRect();"
+        " return r.top > window.innerHeight || (i.complete && i.naturalWidth > 0); });"
+    ):
+        assert time.monotonic() < deadline, "previews did not load"
+        time.sleep(0.1)
+
+
+def _axe_clean(browser: Any, where: str) -> None:
+    """axe-core (bundled by axe-selenium-python, injected by the driver, which the
+    page's CSP does not govern) finds nothing serious or critical on the page as it is."""
+    from axe_selenium_python import Axe
+
+    axe = Axe(browser)
+    axe.inject()
+    results = axe.run()
+    assert results["passes"], f"{where}: axe checked nothing"
+    bad = [v for v in results["violations"] if v.get("impact") in ("serious", "critical")]
+    assert not bad, f"{where}: " + axe.report(bad)
+
+
+def _natural_width(browser: Any, image: Any) -> int:
+    """The shown image's width once loaded (it loads through a redirect)."""
+    deadline = time.monotonic() + 30
+    while True:
+        width = browser.execute_script(
+            "return arguments[0].complete ? arguments[0].naturalWidth : 0", image
+        )
+        if width:
+            return int(width)
+        assert time.monotonic() < deadline, "the viewer's image did not load"
+        time.sleep(0.1)
+
+
+def _swipe(browser: Any, element: Any, dx: int) -> None:
+    """A finger dragged sideways across `element`, as a phone's touch screen sends it."""
+    box = browser.execute_script(
+        "var r = arguments[0].getBoundingClientRect();"
+        "return [r.left + r.width / 2, r.top + r.height / 2];",
+        element,
+    )
+    x, y = box
+    browser.execute_cdp_cmd(
+        "Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]}
+    )
+    for i in range(1, 6):
+        point = {"x": x + dx * i / 5, "y": y}
+        browser.execute_cdp_cmd(
+            "Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point]}
+        )
+    browser.execute_cdp_cmd("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
+def _s3_bytes(cloud: LocalCloud, stable_link: str) -> bytes:
+    """What S3 holds behind a stable link: the object its redirect names."""
+    answer = requests.get(stable_link, allow_redirects=False, timeout=30)
+    assert answer.status_code == 302, stable_link
+    # The local cloud presigns path-style URLs: /bucket/key.
+    bucket, key = unquote(urlsplit(answer.headers["location"]).path).lstrip("/").split("/", 1)
+    body: bytes = cloud.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    return body
+
+
+def _downloaded(folder: Path, name: str) -> bytes:
+    deadline = time.monotonic() + 60
+    path = folder / name
+    while not path.exists() or any(folder.glob("*.crdownload")):
+        assert time.monotonic() < deadline, f"{name} was not downloaded: {list(folder.iterdir())}"
+        time.sleep(0.2)
+    return path.read_bytes()
+
+
+def test_the_viewer_opens_from_a_preview_steps_by_keys_and_swipes_and_closes_back_to_it(
+    browser: Any, cloud: LocalCloud, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    count = 4
+    link = _shared_job(cloud.api_url, tmp_path, count)
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    browser.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+    )
+    names = [f["name"] for f in requests.get(link, timeout=30).json()["files"]]
+    assert len(names) == count
+    for size in SIZES:
+        _at_size(browser, size)
+        browser.execute_cdp_cmd(
+            "Emulation.setTouchEmulationEnabled",
+            {"enabled": SIZES[size][2], "maxTouchPoints": 5},
+        )
+        browser.get(link)
+        previews = browser.find_elements(By.CSS_SELECTOR, "ul.gallery a.view")
+        assert len(previews) == count
+        dialog = browser.find_element(By.CSS_SELECTOR, "[role=dialog]")
+        assert not dialog.is_displayed()
+        previews[0].click()
+        assert dialog.is_displayed()
+        assert dialog.get_attribute("aria-modal") == "true"
+        title = browser.find_element(By.ID, dialog.get_attribute("aria-labelledby"))
+        assert title.text == names[0]
+        # Focus moved into the dialog.
+        assert browser.execute_script(
+            "return arguments[0].contains(document.activeElement)", dialog
+        )
+        image = dialog.find_element(By.CSS_SELECTOR, ".viewer-stage img")
+        src = image.get_attribute("src") or ""
+        assert src.startswith(f"{link}/files/") and src.endswith("/web"), src
+        assert _natural_width(browser, image) > 0
+        # The image fits the window, whole.
+        fits = browser.execute_script(
+            "var r = arguments[0].getBoundingClientRect();"
+            "return r.width > 0 && r.left >= 0 && r.top >= 0 &&"
+            " r.right <= window.innerWidth && r.bottom <= window.innerHeight;",
+            image,
+        )
+        assert fits, size
+        _screenshot(browser, f"viewer-{size}")
+        _axe_clean(browser, f"viewer at {size}")
+
+        shown = []
+        for _ in range(count - 1):
+            ActionChains(browser).send_keys(Keys.ARROW_RIGHT).perform()
+            deadline = time.monotonic() + 10
+            while title.text == (shown[-1] if shown else names[0]):
+                assert time.monotonic() < deadline, "the arrow key did not step"
+                time.sleep(0.05)
+            shown.append(title.text)
+            assert _natural_width(browser, image) > 0
+            assert (image.get_attribute("src") or "").startswith(f"{link}/files/")
+        assert shown == names[1:]
+        ActionChains(browser).send_keys(Keys.ARROW_LEFT).perform()
+        assert title.text == names[-2]
+        # Tab stays within the dialog, however often it is pressed.
+        for _ in range(6):
+            ActionChains(browser).send_keys(Keys.TAB).perform()
+            assert browser.execute_script(
+                "return arguments[0].contains(document.activeElement)", dialog
+            )
+        if SIZES[size][2]:
+            stage = dialog.find_element(By.CSS_SELECTOR, ".viewer-stage")
+            _swipe(browser, stage, -150)  # leftwards: the next photo
+            assert title.text == names[-1], "a swipe left steps forward"
+            _swipe(browser, stage, 150)
+            assert title.text == names[-2], "a swipe right steps back"
+        if size == "desktop":
+            # The viewer's download button saves the photo: the bytes S3 holds.
+            button = dialog.find_element(By.CSS_SELECTOR, "a.viewer-download")
+            expected = _s3_bytes(cloud, button.get_attribute("href") or "")
+            saved_as = button.get_attribute("download") or ""
+            button.click()
+            assert _downloaded(downloads, saved_as) == expected
+        ActionChains(browser).send_keys(Keys.ESCAPE).perform()
+        assert not dialog.is_displayed()
+        # Focus is back on the preview of the photo last shown.
+        focused = browser.switch_to.active_element
+        assert focused.get_attribute("href") == previews[count - 2].get_attribute("href")
+        assert _fits(browser), size
+        # The photo's own page, where the preview leads without script.
+        browser.get(previews[1].get_attribute("href"))
+        assert browser.find_element(By.TAG_NAME, "h1").text == names[1]
+        assert _natural_width(browser, browser.find_element(By.CSS_SELECTOR, ".photo-frame img"))
+        assert _fits(browser), size
+        _screenshot(browser, f"photo-page-{size}")
+        _axe_clean(browser, f"photo page at {size}")
+
+    # Download all: the ZIP the worker wrote, byte for byte, and whole.
+    _at_size(browser, "desktop")
+    browser.get(link)
+    archive = browser.find_element(By.CSS_SELECTOR, "ul.archives a.button")
+    expected = _s3_bytes(cloud, archive.get_attribute("href") or "")
+    before = set(downloads.iterdir())
+    archive.click()
+    deadline = time.monotonic() + 60
+    while not [p for p in set(downloads.iterdir()) - before if p.suffix == ".zip"]:
+        assert time.monotonic() < deadline, "the ZIP was not downloaded"
+        time.sleep(0.2)
+    (zipped,) = [p for p in set(downloads.iterdir()) - before if p.suffix == ".zip"]
+    assert _downloaded(downloads, zipped.name) == expected
+    with zipfile.ZipFile(zipped) as opened:
+        assert len(opened.namelist()) == count
+        assert opened.testzip() is None
