@@ -144,6 +144,8 @@
       .catch(function () {
         loading = false;
         more.textContent = "More photos (try again)";
+        // The viewer, waiting for this page, stops waiting.
+        gallery.dispatchEvent(new CustomEvent("gallery:more"));
       });
   }
 

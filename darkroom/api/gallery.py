@@ -62,8 +62,9 @@ border:1px solid #e3e3e0;border-top:4px solid var(--accent);border-radius:.5rem;
 .notice p{color:#57606a;margin:.75rem 0 0}
 nav.photos{display:flex;flex-wrap:wrap;gap:.5rem 1.25rem;margin:0 0 .75rem}
 nav.photos .steps{display:flex;gap:1.25rem;margin-left:auto}
-.photo-frame{background:#1b1b1b;border:0;border-radius:.5rem;margin:.75rem 0 1rem}
-.photo-frame img{height:auto;max-height:80vh;background:none}
+.photo-frame{background:none;border:0;margin:.75rem 0 1rem}
+.photo-frame img{width:auto;height:auto;max-width:100%%;margin:0 auto;
+max-height:max(16rem,calc(100vh - 12rem));background:none;border-radius:.25rem}
 ul.downloads{list-style:none;padding:0;margin:0;display:flex;flex-wrap:wrap;gap:.75rem}
 body.viewing{overflow:hidden}
 .viewer{position:fixed;inset:0;z-index:10;display:flex;flex-direction:column;
@@ -86,6 +87,8 @@ justify-content:center;touch-action:none;user-select:none}
 font-size:1.5rem}
 .viewer-prev{left:.75rem}.viewer-next{right:.75rem}
 .viewer button:disabled{opacity:.35;cursor:default}
+.viewer-stage img[hidden],.viewer-failed[hidden]{display:none}
+.viewer-failed{max-width:24rem;margin:0 1rem;text-align:center;font-size:1.05rem}
 @media (max-width:30rem){main{padding:1rem .75rem 2rem}h1{font-size:1.4rem}
 figure img{height:12rem}.notice{margin-top:1.5rem}
 .viewer-count{display:none}.viewer-prev,.viewer-next{top:auto;bottom:.75rem;transform:none}}

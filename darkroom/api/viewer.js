@@ -40,6 +40,12 @@
   var close = element("button", { type: "button", class: "viewer-close" }, "Close");
   var stage = element("div", { class: "viewer-stage" });
   var image = element("img", { alt: "" });
+  // Shown when a photo cannot be loaded (the link withdrawn meanwhile, the network).
+  var failed = element(
+    "p",
+    { class: "viewer-failed", role: "alert", hidden: "" },
+    "This photo could not be shown. Try again, or ask your photographer for a new link."
+  );
   var previous = element(
     "button",
     { type: "button", class: "viewer-prev", "aria-label": "Previous photo" },
@@ -56,6 +62,7 @@
   bar.appendChild(count);
   bar.appendChild(actions);
   stage.appendChild(image);
+  stage.appendChild(failed);
   stage.appendChild(previous);
   stage.appendChild(next);
   dialog.appendChild(bar);
@@ -90,6 +97,8 @@
     title.textContent = name;
     count.textContent = index + 1 + " of " + total();
     image.alt = name;
+    failed.hidden = true;
+    image.hidden = false;
     image.src = link.getAttribute("data-image");
     download.href = link.getAttribute("data-download");
     download.setAttribute("download", link.getAttribute("data-filename") || "");
@@ -243,6 +252,12 @@
   });
   stage.addEventListener("pointercancel", function () {
     start = null;
+  });
+  image.addEventListener("error", function () {
+    if (!dialog.hidden && image.getAttribute("src")) {
+      image.hidden = true;
+      failed.hidden = false;
+    }
   });
   // A dragged image would start the browser's own drag instead.
   image.addEventListener("dragstart", function (event) {

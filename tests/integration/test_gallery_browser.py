@@ -460,3 +460,45 @@ def test_the_viewer_opens_from_a_preview_steps_by_keys_and_swipes_and_closes_bac
     with zipfile.ZipFile(zipped) as opened:
         assert len(opened.namelist()) == count
         assert opened.testzip() is None
+
+
+def test_a_photo_the_viewer_cannot_load_is_said_so_and_the_viewer_still_closes_back(
+    browser: Any, cloud: LocalCloud, tmp_path: Path
+) -> None:
+    """The link withdrawn while the client looks: the viewer says what happened instead
+    of a broken image, keeps stepping and closing, and focus still returns."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    link = _shared_job(cloud.api_url, tmp_path, 3)
+    names = [f["name"] for f in requests.get(link, timeout=30).json()["files"]]
+    _at_size(browser, "desktop")
+    browser.get(link)
+    previews = browser.find_elements(By.CSS_SELECTOR, "ul.gallery a.view")
+    previews[0].click()
+    dialog = browser.find_element(By.CSS_SELECTOR, "[role=dialog]")
+    image = dialog.find_element(By.CSS_SELECTOR, ".viewer-stage img")
+    assert _natural_width(browser, image) > 0
+    share_id = link.rsplit("/", 1)[1].split(".")[0]
+    job_id = requests.get(link, timeout=30).json()["job"]["job_id"]
+    revoked = requests.delete(f"{cloud.api_url}/jobs/{job_id}/shares/{share_id}", timeout=30)
+    assert revoked.status_code == 204
+    # Two steps: the first photo's neighbour may already be in the browser's cache.
+    ActionChains(browser).send_keys(Keys.ARROW_RIGHT).perform()
+    ActionChains(browser).send_keys(Keys.ARROW_RIGHT).perform()
+    title = browser.find_element(By.ID, "viewer-title")
+    assert title.text == names[2]
+    failed = dialog.find_element(By.CSS_SELECTOR, ".viewer-failed")
+    deadline = time.monotonic() + 30
+    while not failed.is_displayed():
+        assert time.monotonic() < deadline, "the viewer did not say the photo failed"
+        time.sleep(0.1)
+    assert "ask your photographer for a new link" in failed.text
+    assert not image.is_displayed()
+    _screenshot(browser, "viewer-failed-desktop")
+    ActionChains(browser).send_keys(Keys.ESCAPE).perform()
+    assert not dialog.is_displayed()
+    assert browser.switch_to.active_element.get_attribute("href") == previews[2].get_attribute(
+        "href"
+    )
