@@ -25,6 +25,7 @@ from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -34,6 +35,7 @@ from cdk.storage import Storage
 from darkroom import names
 from darkroom.api.routes import ROUTES, Route
 from darkroom.names import Function
+from darkroom.settings import env_key
 
 STAGE_RATE_LIMIT: Final = 50  # requests per second, steady state, the whole stage
 STAGE_BURST_LIMIT: Final = 100
@@ -105,6 +107,7 @@ class DeliveryApi(Construct):
         code: lambda_.Code,
         settings_values: Mapping[str, Any],
         log_retention: logs.RetentionDays,
+        behind_edge: bool = False,
     ) -> None:
         super().__init__(scope, id)
         raw, processed = storage.raw, storage.processed
@@ -322,6 +325,14 @@ class DeliveryApi(Construct):
         self.share_route = self.routes[SHARE_ROUTE.key]
         self.public_route_keys = frozenset(r.key for r in ROUTES if not r.iam)
 
+        self.domain = (
+            f"{self.http_api.api_id}.execute-api.{cdk.Stack.of(self).region}."
+            f"{cdk.Stack.of(self).url_suffix}"
+        )
+        if behind_edge:
+            # WAF's per-IP rule (cdk/edge.py) limits share links instead: one route
+            # throttle is shared by every client, so one could push all into 429.
+            return
         # Per-route throttling has no L2 option. CloudFormation refuses route settings
         # for a route key the API does not have yet, hence the dependency.
         cfn_stage = self.stage.node.default_child
@@ -336,3 +347,18 @@ class DeliveryApi(Construct):
             },
         )
         cfn_stage.node.add_dependency(self.share_route)
+
+    def serve_through(self, secret: secretsmanager.ISecret, public_url: str) -> None:
+        """Share links point at the edge, and share and asset paths answer only requests
+        carrying the edge's origin-verify header (its value read at the function's start
+        through the secret's ARN, never put in its environment)."""
+        self.function.add_environment(env_key("origin_verify_secret_arn"), secret.secret_arn)
+        self.function.add_environment(env_key("api_public_url"), public_url)
+        # The function reads the value once, at its start (tasks/api.py).
+        self.server.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="OriginVerifySecret",
+                actions=["secretsmanager:GetSecretValue"],
+                resources=[secret.secret_arn],
+            )
+        )

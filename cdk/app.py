@@ -21,8 +21,10 @@ import aws_cdk as cdk
 
 from cdk import nag
 from cdk.bundling import DependencyCache
-from cdk.config import DeployConfig
+from cdk.config import EDGE_REGION, DeployConfig
+from cdk.edge import EdgeAclStack, edge_acl_stack_name
 from cdk.stack import DarkroomStack
+from cdk.tidy import tidy_cross_region_providers
 
 # Set here rather than in cdk.json so a synth from the tests and one from the CLI agree.
 FEATURE_FLAGS: dict[str, Any] = {
@@ -44,7 +46,25 @@ def build(
 ) -> tuple[cdk.App, DarkroomStack]:
     app = cdk.App(context={**FEATURE_FLAGS, **(context or {})}, outdir=outdir)
     config = DeployConfig.from_context(app.node.try_get_context)
-    stack = DarkroomStack(app, config.stack_name, config=config, cache=cache)
+    # Environment-agnostic unless a region is given (the edge needs one: cdk/edge.py).
+    env = cdk.Environment(region=config.region) if config.region else None
+    web_acl_arn = config.edge_web_acl_arn or None
+    if config.edge and not web_acl_arn and config.region != EDGE_REGION:
+        # CloudFront takes its web ACL from us-east-1 only: a small stack there.
+        acl_stack = EdgeAclStack(app, edge_acl_stack_name(config.stack_name), config=config)
+        tidy_cross_region_providers(acl_stack)
+        web_acl_arn = acl_stack.acl.arn
+    stack = DarkroomStack(
+        app,
+        config.stack_name,
+        config=config,
+        cache=cache,
+        env=env,
+        edge_web_acl_arn=web_acl_arn,
+        # The web ACL's ARN comes from us-east-1 (an SSM parameter CDK keeps there).
+        cross_region_references=web_acl_arn is not None and not config.edge_web_acl_arn,
+    )
+    tidy_cross_region_providers(stack)
     if checks:
         nag.add_checks(app)
     return app, stack

@@ -38,6 +38,8 @@ class ExtraOutput:
     THUMBNAIL_FAILURE_QUEUE_URL: Final = "ThumbnailFailureQueueUrl"
     SUBMISSION_FAILURE_QUEUE_URL: Final = "SubmissionFailureQueueUrl"
     ALARM_TOPIC_ARN: Final = "AlarmTopicArn"
+    EDGE_URL: Final = "EdgeUrl"
+    EDGE_DISTRIBUTION_DOMAIN: Final = "EdgeDistributionDomain"
 
 
 # CloudWatch Logs accepts only these retention periods.
@@ -59,6 +61,15 @@ RENAMED: Final = {
 }
 KMS_KEY_ARN: Final = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+")
 INSTANCE_TYPE: Final = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+")
+# CloudFront takes its certificate and its web ACL from us-east-1 only.
+EDGE_CERTIFICATE_ARN: Final = re.compile(r"arn:aws[a-z-]*:acm:us-east-1:\d{12}:certificate/[\w-]+")
+EDGE_WEB_ACL_ARN: Final = re.compile(
+    r"arn:aws[a-z-]*:wafv2:us-east-1:\d{12}:global/webacl/[\w-]+/[\w-]+"
+)
+DOMAIN_NAME: Final = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
+REGION: Final = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
+# The edge's home: CloudFront's web ACLs and certificates live here.
+EDGE_REGION: Final = "us-east-1"
 
 
 class DeployConfig(BaseModel):
@@ -119,6 +130,28 @@ class DeployConfig(BaseModel):
     studio_name: str = ""
     studio_logo_url: str = ""
     studio_accent_colour: str = branding.DEFAULT_ACCENT_COLOUR
+    # -- where (empty: an environment-agnostic stack, the region of the deploying
+    # profile). The edge needs it: its web ACL lives in us-east-1 (cdk/edge.py).
+    region: str = ""
+    # -- the edge: CloudFront + WAF in front of share links and the gallery's assets
+    edge: bool = False
+    # Requests per client IP in any 5 minutes over share pages, their preview and
+    # download links and the gallery's script, past which WAF answers 429. Each preview
+    # in a gallery is one request (a redirect), so this admits a client scrolling a
+    # 1,000-photo gallery within five minutes.
+    edge_rate_limit: int = 1500
+    # AWS's common rule set (AWSManagedRulesCommonRuleSet), before the rate rule.
+    edge_managed_rules: bool = True
+    # An existing CloudFront web ACL (us-east-1) to use instead of the one the edge
+    # stack creates (a studio that runs its own WAF).
+    edge_web_acl_arn: str = ""
+    # A custom domain for share links: both or neither. The certificate must be in
+    # us-east-1 and cover the domain; point the domain's DNS at EdgeDistributionDomain.
+    edge_domain_name: str = ""
+    edge_certificate_arn: str = ""
+    # -- network: workers in private subnets reaching AWS through VPC endpoints only
+    # (no internet at all). Costs interface endpoints by the hour (README).
+    private_network: bool = False
 
     @classmethod
     def from_context(cls, get: Callable[[str], Any]) -> DeployConfig:
@@ -196,9 +229,54 @@ class DeployConfig(BaseModel):
                 check(getattr(self, name))
             except ValueError as exc:
                 problems.append(f"{name}: {exc}")
+        problems += self._edge_problems()
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _edge_problems(self) -> list[str]:
+        problems = []
+        if self.region and not REGION.fullmatch(self.region):
+            problems.append(f"region must be an AWS region, e.g. eu-west-1, got {self.region!r}")
+        edge_options = (
+            self.edge_web_acl_arn,
+            self.edge_domain_name,
+            self.edge_certificate_arn,
+        )
+        if not self.edge:
+            if any(edge_options):
+                problems.append(
+                    "edge_web_acl_arn, edge_domain_name and edge_certificate_arn need edge=true"
+                )
+            return problems
+        # WAF refuses a rate-based limit under 10 (its evaluation window is 5 minutes).
+        if not 10 <= self.edge_rate_limit <= 2_000_000_000:
+            problems.append("edge_rate_limit must be 10..2000000000 requests per 5 minutes")
+        if self.edge_web_acl_arn and not EDGE_WEB_ACL_ARN.fullmatch(self.edge_web_acl_arn):
+            problems.append(
+                "edge_web_acl_arn must be a CloudFront web ACL's ARN in us-east-1 "
+                "(arn:aws:wafv2:us-east-1:<account>:global/webacl/<name>/<id>)"
+            )
+        if not self.edge_web_acl_arn and not self.region:
+            problems.append(
+                "edge=true needs region (e.g. -c region=eu-west-1): the web ACL is made in "
+                f"{EDGE_REGION} and referenced across regions, which CDK allows only "
+                "between stacks of known regions (or give edge_web_acl_arn)"
+            )
+        if bool(self.edge_domain_name) != bool(self.edge_certificate_arn):
+            problems.append("edge_domain_name and edge_certificate_arn go together")
+        if self.edge_domain_name and not DOMAIN_NAME.fullmatch(self.edge_domain_name):
+            problems.append(
+                f"edge_domain_name must be a lower-case host name, got {self.edge_domain_name!r}"
+            )
+        if self.edge_certificate_arn and not EDGE_CERTIFICATE_ARN.fullmatch(
+            self.edge_certificate_arn
+        ):
+            problems.append(
+                "edge_certificate_arn must be an ACM certificate in us-east-1 "
+                "(CloudFront takes certificates from there only)"
+            )
+        return problems
 
     def _stack_name_problems(self) -> list[str]:
         # CloudFormation's pattern, which also suits every name derived from it.

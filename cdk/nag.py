@@ -65,15 +65,24 @@ def _wildcard(stack: cdk.Stack, resource: IConstruct, suffix: str) -> str:
 
 
 ANY_RESOURCE = "AwsSolutions-IAM5[Resource::*]"
-THIS_ACCOUNT_INSTANCES = (
-    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>"
-    ":instance/*]"
-)
+
+
+def _regional(stack: cdk.Stack, service: str) -> str:
+    """How cdk-nag spells `arn:<partition>:<service>:<region>` in this stack: the
+    pseudo parameters in an environment-agnostic stack, literals in one with a region."""
+    if cdk.Token.is_unresolved(stack.region):
+        return f"arn:<AWS::Partition>:{service}:<AWS::Region>"
+    partition = "<AWS::Partition>" if cdk.Token.is_unresolved(stack.partition) else stack.partition
+    return f"arn:{partition}:{service}:{stack.region}"
+
+
+def _this_account_instances(stack: cdk.Stack) -> str:
+    return f"AwsSolutions-IAM5[Resource::{_regional(stack, 'ec2')}:<AWS::AccountId>:instance/*]"
 
 
 def _machine_executions(stack: cdk.Stack) -> str:
     return (
-        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>"
+        f"AwsSolutions-IAM5[Resource::{_regional(stack, 'states')}:<AWS::AccountId>"
         f":execution:{names.state_machine_name(stack.stack_name)}:*]"
     )
 
@@ -107,7 +116,7 @@ def acknowledge(stack: DarkroomStack) -> None:
     )
     ack(
         worker,
-        THIS_ACCOUNT_INSTANCES,
+        _this_account_instances(stack),
         "ssm:UpdateInstanceInformation (Session Manager) is "
         "called by an instance about itself; its role cannot name the instance (the instance "
         "depends on the role), so it is scoped to this account's instances in this region.",
@@ -238,8 +247,13 @@ def acknowledge(stack: DarkroomStack) -> None:
         "AwsSolutions-APIG4",
         "GET /share/{token} is the client's share link: clients have no AWS identity, "
         "so the link's unguessable token (stored only as a hash, expiring, revocable) is "
-        "its authorisation, checked by the function. It is throttled tighter than the "
-        "stage; every other route is IAM-signed.",
+        "its authorisation, checked by the function. "
+        + (
+            "It answers only requests through CloudFront, whose web ACL limits each client "
+            "IP; every other route is IAM-signed."
+            if stack.edge is not None
+            else "It is throttled tighter than the stage; every other route is IAM-signed."
+        ),
     )
     for key, route in api.routes.items():
         if route is not api.share_route and key in api.public_route_keys:
@@ -270,6 +284,9 @@ def acknowledge(stack: DarkroomStack) -> None:
     for queue in (stack.thumbnails.failures, *stack.pipeline.failure_queues.values()):
         ack(_cfn(queue), "AwsSolutions-SQS3", END_OF_THE_LINE_QUEUE)
 
+    if stack.edge is not None:
+        _acknowledge_edge(stack)
+
     # -- CDK's own bucket-notifications handler (see DarkroomStack._tame_notifications_handler)
     handler_role = stack.notifications_handler_role
     ack(
@@ -280,3 +297,38 @@ def acknowledge(stack: DarkroomStack) -> None:
         "construct, not the override); the role may write only to its own log group. "
         "tests/infra asserts the template attaches no managed policy.",
     )
+
+
+def _acknowledge_edge(stack: DarkroomStack) -> None:
+    edge = stack.edge
+    assert edge is not None
+    ack(
+        _cfn(edge.secret),
+        "AwsSolutions-SMG4",
+        "The origin-verify value is not rotated automatically: CloudFront holds the value "
+        "CloudFormation resolved at deploy time and the API reads it at a cold start, so a "
+        "rotation is a deploy (README). It only proves a request came through the edge; "
+        "each share route still checks its own token.",
+    )
+    distribution = _cfn(edge.distribution)
+    ack(
+        distribution,
+        "AwsSolutions-CFR1",
+        "A studio's clients open their galleries from anywhere; a geographic restriction "
+        "would lock out a client travelling. Abuse is limited per client IP by the web ACL.",
+    )
+    ack(
+        distribution,
+        "AwsSolutions-CFR3",
+        "CloudFront's standard logs need an S3 bucket with ACLs enabled, and this stack's "
+        "buckets have ACLs off. Every request that reaches the API is in its JSON access "
+        "log, and the web ACL keeps sampled requests and a metric per rule.",
+    )
+    if not stack.config.edge_domain_name:
+        ack(
+            distribution,
+            "AwsSolutions-CFR4",
+            "With CloudFront's default *.cloudfront.net certificate the security policy "
+            "cannot be chosen (CloudFront keeps TLSv1 for it); with edge_domain_name and "
+            "edge_certificate_arn the distribution requires TLSv1.2_2021.",
+        )

@@ -11,8 +11,9 @@ from constructs import Construct
 
 from cdk import bundling, nag
 from cdk.api import DeliveryApi
-from cdk.config import RETENTION_DAYS, DeployConfig, ExtraOutput
+from cdk.config import EDGE_REGION, RETENTION_DAYS, DeployConfig, ExtraOutput
 from cdk.cost_guard import CostGuard
+from cdk.edge import Edge, EdgeAcl
 from cdk.functions import settings_values
 from cdk.monitoring import Monitoring
 from cdk.raw_pipeline import RawPipeline
@@ -41,6 +42,7 @@ class DarkroomStack(cdk.Stack):
         *,
         config: DeployConfig,
         cache: bundling.DependencyCache | None = None,
+        edge_web_acl_arn: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -108,7 +110,12 @@ class DarkroomStack(cdk.Stack):
             code=code,
             settings_values=values,
             log_retention=retention,
+            behind_edge=config.edge,
         )
+        self.edge_acl: EdgeAcl | None = None
+        self.edge: Edge | None = None
+        if config.edge:
+            self._edge(edge_web_acl_arn)
 
         self.monitoring = Monitoring(
             self,
@@ -131,6 +138,23 @@ class DarkroomStack(cdk.Stack):
         self._tame_notifications_handler(retention)
         self._outputs()
         nag.acknowledge(self)
+
+    def _edge(self, web_acl_arn: str | None) -> None:
+        """CloudFront + WAF before share links (cdk/edge.py); the web ACL is given (made
+        in us-east-1 by cdk/app.py, or the studio's own), or made here in us-east-1."""
+        config = self.config
+        if not web_acl_arn:
+            if self.region != EDGE_REGION:
+                raise ValueError(
+                    f"the edge's web ACL must be in {EDGE_REGION}: build the stack with "
+                    "cdk.app.build, which makes it there, or give edge_web_acl_arn"
+                )
+            self.edge_acl = EdgeAcl(self, "EdgeAcl", config=config)
+            web_acl_arn = self.edge_acl.arn
+        self.edge = Edge(
+            self, "Edge", config=config, api_domain=self.api.domain, web_acl_arn=web_acl_arn
+        )
+        self.api.serve_through(self.edge.secret, self.edge.url)
 
     @property
     def functions(self) -> dict[str, Any]:
@@ -237,3 +261,14 @@ class DarkroomStack(cdk.Stack):
             self.monitoring.topic.topic_arn,
             "Subscribe to be told about alarms",
         )
+        if self.edge is not None:
+            output(
+                ExtraOutput.EDGE_URL,
+                self.edge.url,
+                "Where client share links point: CloudFront and its web ACL",
+            )
+            output(
+                ExtraOutput.EDGE_DISTRIBUTION_DOMAIN,
+                self.edge.distribution.distribution_domain_name,
+                "Point a custom share domain's DNS (CNAME or alias) here",
+            )

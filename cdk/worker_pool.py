@@ -6,6 +6,11 @@ inbound traffic at all, and may only make HTTPS connections out (AWS APIs, the A
 Linux repositories; the worker's wheels come in its bundle). S3 and DynamoDB traffic
 stays on gateway endpoints.
 
+private_network=true: the subnets are isolated instead (no route out, no public address)
+and the workers reach AWS through interface endpoints (PRIVATE_ENDPOINTS) that accept
+HTTPS from their security group only; the Amazon Linux repositories are S3 buckets,
+reached through the S3 gateway endpoint. The endpoints cost by the hour (README).
+
 Operators reach an instance with Session Manager; there is no SSH key and no port open.
 
 Bootstrap: user data writes the worker's settings, two idempotent scripts (mount the
@@ -25,6 +30,7 @@ cloud-init would not run new user data on existing ones.
 from __future__ import annotations
 
 import json
+from typing import Final
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
@@ -60,6 +66,21 @@ from cdk.worker_boot import (
     write_file,
 )
 from darkroom import names, settings
+
+# private_network=true: the interface endpoints (service name, who calls it) a worker
+# with no route to the internet needs, from what it and its boot script call. Not
+# needed: KMS (EC2 decrypts an encrypted volume under its own grant, the instance never
+# calls KMS), CloudWatch metrics (the agent ships log files only; the worker's metrics
+# are metric filters on its log group), STS (credentials come from the instance
+# metadata service).
+PRIVATE_ENDPOINTS: Final = {
+    "Ssm": ("ssm", "the install script reads the bundle parameter; Session Manager"),
+    "SsmMessages": ("ssmmessages", "Session Manager's sessions"),
+    "Ec2Messages": ("ec2messages", "the SSM agent's commands"),
+    "Ec2": ("ec2", "the idle worker stops its own instance (StopInstances)"),
+    "StepFunctions": ("states", "task heartbeats, success and failure"),
+    "Logs": ("logs", "the CloudWatch agent ships the worker's log"),
+}
 
 
 def worker_environment(config: DeployConfig, storage: Storage, region: str) -> dict[str, str]:
@@ -112,7 +133,14 @@ class WorkerPool(Construct):
             nat_gateways=0,
             subnet_configuration=[
                 ec2.SubnetConfiguration(
-                    name="workers", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24
+                    name="workers",
+                    # Isolated: no route out at all, not even through a NAT.
+                    subnet_type=(
+                        ec2.SubnetType.PRIVATE_ISOLATED
+                        if config.private_network
+                        else ec2.SubnetType.PUBLIC
+                    ),
+                    cidr_mask=24,
                 )
             ],
             gateway_endpoints={
@@ -141,6 +169,7 @@ class WorkerPool(Construct):
         self.security_group.add_egress_rule(
             ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs and Amazon Linux repos"
         )
+        self.endpoints = self._private_endpoints() if config.private_network else {}
 
         self.log_group = logs.LogGroup(
             self,
@@ -182,7 +211,7 @@ class WorkerPool(Construct):
         image = ec2.MachineImage.latest_amazon_linux2023(cpu_type=cpu)
         self.environment = worker_environment(config, storage, stack.region)
         user_data = self._user_data()
-        subnets = self.vpc.public_subnets
+        subnets = self.vpc.isolated_subnets if config.private_network else self.vpc.public_subnets
         self.instances: list[ec2.Instance] = []
         for index in range(config.pool_size):
             instance = ec2.Instance(
@@ -191,7 +220,8 @@ class WorkerPool(Construct):
                 instance_name=names.worker_instance_name(index, stack.stack_name),
                 vpc=self.vpc,
                 vpc_subnets=ec2.SubnetSelection(subnets=[subnets[index % len(subnets)]]),
-                associate_public_ip_address=True,
+                # A public address only where a route to the internet exists.
+                associate_public_ip_address=not config.private_network,
                 security_group=self.security_group,
                 instance_type=instance_type,
                 machine_image=image,
@@ -216,6 +246,33 @@ class WorkerPool(Construct):
         self.start_statements = _start_statements(
             config.instance_types, instance_arns(self, self.instance_ids), volume_key
         )
+
+    def _private_endpoints(self) -> dict[str, ec2.InterfaceVpcEndpoint]:
+        """The interface endpoints an instance with no internet needs (PRIVATE_ENDPOINTS),
+        reachable on 443 from the workers only. S3 (the bundle, the Amazon Linux
+        repositories, which are S3 buckets) and DynamoDB stay on the gateway endpoints."""
+        endpoint_group = ec2.SecurityGroup(
+            self,
+            "EndpointSecurityGroup",
+            vpc=self.vpc,
+            description="darkroom VPC endpoints: HTTPS from the workers only",
+            allow_all_outbound=False,
+        )
+        endpoint_group.add_ingress_rule(
+            self.security_group, ec2.Port.tcp(443), "HTTPS from the darkroom workers"
+        )
+        return {
+            name: self.vpc.add_interface_endpoint(
+                name,
+                service=ec2.InterfaceVpcEndpointAwsService(service),
+                security_groups=[endpoint_group],
+                # Not the default rule (443 from the whole VPC): the workers' group only.
+                open=False,
+                private_dns_enabled=True,
+                subnets=ec2.SubnetSelection(subnets=self.vpc.isolated_subnets),
+            )
+            for name, (service, _why) in PRIVATE_ENDPOINTS.items()
+        }
 
     def _grant(self, storage: Storage) -> None:
         stack = cdk.Stack.of(self)

@@ -236,6 +236,13 @@ PROCESSED_PREFIX: Final = "processed/"
 # uploaded once, named by recipes, read by the workers.
 ASSETS_PREFIX: Final = "assets/"
 
+# The edge (CloudFront + WAF, cdk/edge.py): the API's paths it serves, matched by prefix
+# (the client's gallery pages and their scripts), and the header CloudFront adds to each
+# request it forwards, whose value (a Secrets Manager secret) proves the request came
+# through the edge and its WAF rules.
+EDGE_PATH_PREFIXES: Final = ("/share/", "/assets/")
+ORIGIN_VERIFY_HEADER: Final = "x-darkroom-origin-verify"
+
 
 class Output:
     """Stack output keys, also printed by `darkroom local up`."""

@@ -142,6 +142,11 @@ class ApiLimits(Settings):
     # Base of share links when the API is served under another domain; empty: the
     # domain the request came in on.
     api_public_url: str = ""
+    # The edge's origin-verify secret (a Secrets Manager ARN, never its value): when set,
+    # share and asset paths answer only requests that carry its value in
+    # names.ORIGIN_VERIFY_HEADER, i.e. that came through CloudFront and its WAF rules.
+    # Empty (the local cloud, a stack without the edge): no check.
+    origin_verify_secret_arn: str = ""
 
 
 class Studio(Settings):

@@ -15,7 +15,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from darkroom.api import assets, gallery, jobs, shares, trace, uploads
+from darkroom.api import assets, edge, gallery, jobs, shares, trace, uploads
 from darkroom.api.context import SERVICE_KEY, preferred_type
 from darkroom.api.errors import (
     ApiError,
@@ -203,11 +203,16 @@ def handle(
     event: dict[str, Any], context: LambdaContext | None, service: ApiService
 ) -> dict[str, Any]:
     """An HTTP API event (payload format 2.0) in, a proxy result out."""
-    refused = _refused_body(event)
-    if refused is not None:
+    # First: a request that went around the edge learns nothing else about itself.
+    bypass = edge.refused(event, service.origin_verify)
+    refused = _refused_body(event) if bypass is None else None
+    result: dict[str, Any]
+    if bypass is not None:
+        result = bypass
+    elif refused is not None:
         status, code = _status_of(refused)
         body = ErrorBody(error=code, message=refused.message, **refused.details)
-        result: dict[str, Any] = {
+        result = {
             "statusCode": status,
             "headers": {"content-type": "application/json"},
             "body": body.model_dump_json(),

@@ -38,7 +38,14 @@ class TooLarge(ApiError):
 
 
 ErrorCode = Literal[
-    "bad_request", "not_found", "method_not_allowed", "conflict", "gone", "too_large", "internal"
+    "bad_request",
+    "forbidden",
+    "not_found",
+    "method_not_allowed",
+    "conflict",
+    "gone",
+    "too_large",
+    "internal",
 ]
 
 

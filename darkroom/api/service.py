@@ -32,6 +32,7 @@ class ApiService(JobOperations, ShareOperations, TraceOperations):
         executions: Executions,
         multipart: MultipartUploads | None = None,
         clock: Callable[[], float] = time.time,
+        origin_verify: str = "",
     ) -> None:
         self.settings = settings
         self.jobs = jobs
@@ -43,3 +44,6 @@ class ApiService(JobOperations, ShareOperations, TraceOperations):
         self.multipart = multipart or MultipartUploads(presigner.client)
         self.executions = executions
         self.clock = clock
+        # The edge's origin-verify value (settings.origin_verify_secret_arn, read at
+        # start-up); empty: no edge, no check (darkroom/api/edge.py).
+        self.origin_verify = origin_verify

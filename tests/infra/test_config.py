@@ -131,3 +131,45 @@ def test_the_studio_context_is_checked_and_named_as_the_api_settings_name_it() -
         config.DeployConfig.from_context({"studio_accent_colour": "red"}.get)
     with pytest.raises(ValueError, match=r"studio_logo_url: a logo must be an https URL"):
         config.DeployConfig.from_context({"studio_logo_url": "http://cdn.example/l.png"}.get)
+
+
+@pytest.mark.parametrize(
+    ("context", "complaint"),
+    [
+        ({"edge": "true"}, "edge=true needs region"),
+        ({"edge": True, "region": "eu-west-1", "edge_rate_limit": 5}, "edge_rate_limit"),
+        ({"edge": True, "region": "Ireland"}, "region must be an AWS region"),
+        (
+            {"edge": True, "region": "eu-west-1", "edge_domain_name": "photos.example.com"},
+            "go together",
+        ),
+        (
+            {
+                "edge": True,
+                "region": "eu-west-1",
+                "edge_domain_name": "photos.example.com",
+                "edge_certificate_arn": "arn:aws:acm:eu-west-1:111122223333:certificate/abc",
+            },
+            "in us-east-1",
+        ),
+        (
+            {"edge": True, "edge_web_acl_arn": "arn:aws:wafv2:eu-west-1:1:regional/webacl/a/b"},
+            "web ACL's ARN in us-east-1",
+        ),
+        ({"edge_domain_name": "photos.example.com"}, "need edge=true"),
+    ],
+)
+def test_edge_options_that_cannot_work_are_refused_naming_why(
+    context: dict[str, object], complaint: str
+) -> None:
+    with pytest.raises(ValueError, match=complaint):
+        config.DeployConfig.from_context(context.get)
+
+
+def test_the_edge_and_the_private_network_are_off_by_default() -> None:
+    default = config.DeployConfig.from_context({}.get)
+    assert (default.edge, default.private_network, default.region) == (False, False, "")
+    on = config.DeployConfig.from_context(
+        {"edge": "true", "region": "eu-west-1", "private_network": "true"}.get
+    )
+    assert (on.edge, on.private_network, on.edge_rate_limit) == (True, True, 1500)

@@ -261,3 +261,16 @@ def test_the_local_cloud_is_the_default_stack_by_its_names(
     assert machine["name"] == deployed["StateMachineName"]
     (api,) = synth.resources("AWS::ApiGatewayV2::Api").values()
     assert api["Properties"]["Name"] == names.api_name(names.DEFAULT_STACK)
+
+
+def test_the_edge_settings_are_off_on_the_laptop_as_in_a_stack_without_the_edge(
+    synth: Synth, local: RecordingCloud
+) -> None:
+    """The origin check and the edge's public URL: empty (off) on both sides by default;
+    the local cloud has no CloudFront, so it never turns the check on."""
+    _, resource = functions_by_name(synth.template)[names.Function.API]
+    aws = resource["Properties"]["Environment"]["Variables"]
+    laptop = local.function_environment(names.Function.API)
+    for field in ("origin_verify_secret_arn", "api_public_url"):
+        assert aws[env_key(field)] == laptop[env_key(field)] == "", field
+    assert not synth.stack.config.edge and not synth.stack.config.private_network

@@ -1,0 +1,26 @@
+"""Secrets Manager: a secret's current value, read once at a runtime's start-up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from darkroom.aws.clients import client
+
+
+class SecretUnreadable(RuntimeError):
+    pass
+
+
+def secret_value(arn: str, secrets: Any | None = None) -> str:
+    """The secret's SecretString; a clear error naming the secret when it cannot be read
+    (a runtime that needs it must not start without it)."""
+    try:
+        response = (secrets or client("secretsmanager")).get_secret_value(SecretId=arn)
+    except (ClientError, BotoCoreError) as exc:
+        raise SecretUnreadable(f"cannot read secret {arn}: {exc}") from exc
+    value = response.get("SecretString")
+    if not value:
+        raise SecretUnreadable(f"secret {arn} holds no text value")
+    return str(value)
