@@ -30,6 +30,10 @@ LINK_ROUTE_KEYS = {
     "GET /share/{token}/files/{file_name}/{rendition}",
     "GET /share/{token}/archives/{rendition}",
     "GET /assets/gallery.js",
+    "PUT /share/{token}/favourites/{file_name}",
+    "DELETE /share/{token}/favourites/{file_name}",
+    "POST /share/{token}/favourites/{file_name}",
+    "GET /assets/proofing.js",
 }
 DATA_SERVICES = ("s3:", "dynamodb:", "states:")
 
