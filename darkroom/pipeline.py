@@ -234,11 +234,6 @@ def register_job(
         )
     numbers = {name: seq for seq, name in enumerate(files, start=1)}
     files, selection = _run_files(job_id, files, execution_input)
-    if selection is not None:
-        # One shard: its worker then packages the run, and packaging reads every file
-        # (what the others deliver too), so the ZIPs keep the files this run leaves.
-        # Several shards would each add only their own files to the ZIPs.
-        shard_size = max(shard_size, len(files))
 
     recipe_source = execution_input.get("recipe") or manifest.get("recipe")
     existing = jobs.find(job_id)
