@@ -33,6 +33,38 @@
     if (mark) mark.textContent = text;
   }
 
+  // A photo gallery.js appended as the client scrolled: the same form the page renders
+  // (gallery.py's _proofing), built from the page's JSON, text as text.
+  document.addEventListener("darkroom:photo", function (event) {
+    var file = event.detail;
+    var figure = event.target.querySelector("figure");
+    var here = document.querySelector("form.proof");
+    if (!figure || !here || !file || !file.name) return;
+    var share = here.action.slice(0, here.action.lastIndexOf("/favourites/"));
+    var form = document.createElement("form");
+    form.className = "proof";
+    form.method = "post";
+    form.action = share + "/favourites/" + encodeURIComponent(file.name);
+    var mark = document.createElement("p");
+    mark.className = "mark";
+    mark.setAttribute("role", "status");
+    form.appendChild(mark);
+    var id = "n-" + Math.random().toString(36).slice(2);
+    var text = document.createElement("label");
+    text.htmlFor = id;
+    text.textContent = "Note for the photographer";
+    form.appendChild(text);
+    var note = document.createElement("textarea");
+    note.id = id;
+    note.name = "note";
+    note.rows = 2;
+    note.maxLength = 500;
+    note.value = (file.favourite && file.favourite.note) || "";
+    form.appendChild(note);
+    figure.appendChild(form);
+    label(form, !!file.favourite);
+  });
+
   document.addEventListener("submit", function (event) {
     var form = event.target;
     if (!form.classList || !form.classList.contains("proof") || !window.fetch) return;

@@ -98,3 +98,35 @@ def test_without_script_the_form_marks_and_returns_to_the_photo(
     assert "\u2605 Favourite" in back.text and "this one" in back.text
     listed = run("favourites", job_id, "--endpoint-url", cloud.endpoint_url)
     assert listed.stdout.splitlines() == [first]
+
+
+def test_photos_loaded_by_scrolling_get_the_same_favourite_form(
+    browser: object,  # noqa: F811
+    cloud: LocalCloud,
+    tmp_path: Path,
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.remote.webdriver import WebDriver
+
+    assert isinstance(browser, WebDriver)
+    job_id, link = _proofing_link(cloud.api_url, tmp_path)
+    last = requests.get(link, timeout=30).json()["files"][-1]["name"]
+    marked = requests.put(f"{link}/favourites/{last}", json={"note": "keep"}, timeout=30)
+    assert marked.status_code == 200, marked.text
+    browser.set_window_size(1000, 700)
+    browser.get(f"{link}?limit=1")  # one photo a page: the others come by scrolling
+
+    def all_forms() -> bool:
+        browser.execute_script("window.scrollTo(0, document.body.scrollHeight)")  # type: ignore[attr-defined]
+        return len(browser.find_elements(By.CSS_SELECTOR, "form.proof")) == 3  # type: ignore[attr-defined]
+
+    _wait(all_forms, "the scrolled photos got no form", timeout=60)
+    forms = browser.find_elements(By.CSS_SELECTOR, "form.proof")
+    # The appended one that was marked shows so, with its note.
+    assert forms[2].get_attribute("data-favourite") == "1"
+    assert forms[2].find_element(By.CSS_SELECTOR, "textarea").get_attribute("value") == "keep"
+    forms[1].find_element(By.CSS_SELECTOR, "button[value='1']").click()
+    _wait(lambda: forms[1].get_attribute("data-favourite") == "1", "not marked")
+    listed = run("favourites", job_id, "--endpoint-url", cloud.endpoint_url)
+    names = [f.text for f in browser.find_elements(By.CSS_SELECTOR, "figcaption")]
+    assert listed.stdout.splitlines() == names[1:]
