@@ -189,3 +189,34 @@ def test_a_subset_run_stopped_midway_loses_nothing_delivered(
         f"{name}/{r}" for r in ("full", "web", "thumb")
     }
     assert all(after[k] == before[k] for k in before if not k.startswith(f"{name}/"))
+
+
+def test_a_subset_run_of_several_shards_still_zips_every_file(
+    studio: Studio, cloud: LocalCloud, tmp_path: Path
+) -> None:
+    from tests.integration.conftest import SHARD_SIZE
+
+    count = SHARD_SIZE + 2
+    files = make_demo_shoot(tmp_path / "shoot", count=count, width=300, height=200)
+    job_id = studio.upload(files)
+    first = studio.wait(job_id, timeout=300)
+    assert first.status is JobStatus.DONE, first.model_dump()
+    before = _delivered(studio, job_id)
+    names = sorted(p.name for p in files)
+    left = names[0]
+    started = requests.post(
+        f"{cloud.api_url}/jobs/{job_id}/reprocess", json={"files": names[1:]}, timeout=30
+    )
+    assert started.status_code == 202, started.text
+    done = studio.wait(job_id, timeout=300, since_execution=first.execution_arn)
+    assert done.status is JobStatus.DONE, done.model_dump()
+    assert done.files_total == count - 1
+    assert len(studio.jobs.shards(job_id, done.run_id or "")) == 2, "several shards"
+    after = _delivered(studio, job_id)
+    assert all(after[k] == before[k] for k in before if k.startswith(f"{left}/"))
+    assert done.delivered is not None and done.delivered.archives
+    s3 = studio.target.client("s3")
+    for archive in done.delivered.archives.values():
+        body = s3.get_object(Bucket=studio.target.processed_bucket, Key=archive.key)["Body"]
+        with zipfile.ZipFile(io.BytesIO(body.read())) as zipped:
+            assert len(zipped.namelist()) == count, zipped.namelist()
