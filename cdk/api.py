@@ -45,6 +45,8 @@ SHARE_BURST_LIMIT: Final = 10
 (SHARE_ROUTE,) = (r for r in ROUTES if r.operation == "open_share")
 # The other public routes take the stage's limits: a gallery page asks for each of its
 # previews at once, through the share's stable links, and for its script.
+# A proofing client's writes take them too: each link's writes are counted per minute
+# in DynamoDB by the function itself (ApiSettings.proofing_writes_per_minute).
 STAGE_LIMITED_PUBLIC: Final = frozenset(
     {
         "open_shared_file",
@@ -53,6 +55,10 @@ STAGE_LIMITED_PUBLIC: Final = frozenset(
         # A photo's own page (the viewer without script) and the viewer's script.
         "view_shared_file",
         "viewer_script",
+        "mark_favourite",
+        "unmark_favourite",
+        "proof_by_form",
+        "proofing_script",
     }
 )
 # So a new public route fails the synth until someone decides its limits.

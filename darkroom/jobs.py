@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -251,6 +251,17 @@ class DeliveredRun(BaseModel):
     archives: dict[str, Archive] = Field(default_factory=dict)
 
 
+class RunSelection(BaseModel):
+    """A run that develops only some of the job's files: which ones were asked for (a
+    proofing client's favourites, or names the photographer gave) and how many. The files
+    themselves are those whose attempt is the run's; the others keep what they deliver."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["favourites", "names"]
+    files: int
+
+
 class Job(BaseModel):
     """The job item: identity, status, the current run's counters, what is delivered.
 
@@ -279,6 +290,8 @@ class Job(BaseModel):
     # The current run's manifest, once its worker wrote it.
     manifest_key: str | None = None
     delivered: DeliveredRun | None = None
+    # The current run develops only these files (None: all of them).
+    selection: RunSelection | None = None
     error: str | None = None
     cause: str | None = None
     created_at: str | None = None

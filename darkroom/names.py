@@ -32,6 +32,10 @@ FILE_ITEM_PREFIX: Final = "FILE#"
 # A shard's first and last file names in the current run: its worker reads that range of
 # file items, not the whole job's.
 SHARD_ITEM_PREFIX: Final = "SHARD#"
+# A client's favourite through a proofing share: FAV#<share_id>#<file name>. Its own
+# item beside the job's, never the file's item, so a client's write cannot touch what a
+# run records or delivers.
+FAVOURITE_ITEM_PREFIX: Final = "FAV#"
 # The uploads table is keyed the same way: an upload item, and one FILE#<name> per file.
 UPLOAD_ITEM: Final = "UPLOAD"
 INSTANCE_ID: Final = "instance_id"

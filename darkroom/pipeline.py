@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +31,7 @@ from darkroom.jobs import (
     Archive,
     Job,
     JobStatus,
+    RunSelection,
     finished_status,
     stable_error_name,
     utc_now,
@@ -96,8 +97,14 @@ def reprocess(
     recipe: Mapping[str, Any] | None = None,
     *,
     now: float | None = None,
+    files: Sequence[str] | None = None,
+    selection: str = "names",
 ) -> str:
     """Start a new execution for a finished job, as an operator would in the console.
+
+    `files`: develop only these (checked by the caller to be the job's); the others keep
+    what they deliver. `selection` says how they were chosen ("favourites" or "names"),
+    which the run records.
 
     The job is claimed for that execution first, with one conditional write: of two
     concurrent calls one starts an execution and the other is JobBusy, rather than both
@@ -110,6 +117,9 @@ def reprocess(
     payload: dict[str, Any] = {"job_id": job_id, "reprocess": True}
     if recipe is not None:
         payload["recipe"] = parse_recipe(recipe).model_dump(mode="json")
+    if files is not None:
+        payload["files"] = sorted(set(files))
+        payload["selection"] = selection
     job = jobs.get(job_id)
     if not job.is_terminal:
         ended = executions.status(job.execution_arn) if job.execution_arn else "RUNNING"
@@ -222,6 +232,8 @@ def register_job(
         raise InvalidJob(
             f"job {job_id} has no files under s3://{raw_bucket}/{keys.raw_prefix(job_id)}"
         )
+    numbers = {name: seq for seq, name in enumerate(files, start=1)}
+    files, selection = _run_files(job_id, files, execution_input)
 
     recipe_source = execution_input.get("recipe") or manifest.get("recipe")
     existing = jobs.find(job_id)
@@ -236,6 +248,7 @@ def register_job(
         # Started by hand (the console, {"job_id": ...}): claimed as the API's reprocess
         # claims, so a job that runs or is being reprocessed refuses it the same way.
         jobs.claim(job_id, execution_arn, now=time.time())
+    run_files = set(files)
     shard_list = shards.shard_list(len(files), shard_size)
     job = jobs.register(
         job_id=job_id,
@@ -248,8 +261,12 @@ def register_job(
         shards={name: shards.shard_of(i, shard_size) for i, name in enumerate(files)},
         packaged_by_shard=len(shard_list) == 1,
         sidecars={
-            name: (sidecar, present[sidecar].get("VersionId")) for name, sidecar in paired.items()
+            name: (sidecar, present[sidecar].get("VersionId"))
+            for name, sidecar in paired.items()
+            if name in run_files
         },
+        numbers=numbers if selection is not None else None,
+        selection=selection,
     )
     logger.info(
         "job registered", extra={"job_id": job_id, "files": len(files), "attempt": job.attempt}
@@ -264,6 +281,27 @@ def register_job(
         # The state machine skips the packager: the only shard's worker packages.
         "packaged_by_shard": len(shard_list) == 1,
     }
+
+
+def _run_files(
+    job_id: str, files: list[str], execution_input: Mapping[str, Any]
+) -> tuple[list[str], RunSelection | None]:
+    """The files this run develops: all of them, or the subset the execution names (a
+    reprocess of favourites or of names), each of which must be one of the job's."""
+    asked = execution_input.get("files")
+    if asked is None:
+        return files, None
+    if not isinstance(asked, list) or not asked or not all(isinstance(n, str) for n in asked):
+        raise InvalidJob(f'job {job_id}: "files" must be a non-empty list of file names')
+    known = set(files)
+    unknown = sorted(set(asked) - known)
+    if unknown:
+        raise InvalidJob(f"job {job_id}: not files of the job: {', '.join(unknown[:10])}")
+    kind = execution_input.get("selection", "names")
+    if kind not in ("favourites", "names"):
+        raise InvalidJob(f'job {job_id}: "selection" must be "favourites" or "names"')
+    chosen = sorted(set(asked))
+    return chosen, RunSelection(kind=kind, files=len(chosen))
 
 
 def _timestamp(value: Any) -> str | None:
@@ -375,6 +413,10 @@ def _write_manifest(
         "files_failed": job.files_failed,
         "manifest_key": keys.run_manifest_key(job.job_id, run),
     }
+    if job.selection is not None:
+        # A run of some files: the manifest still lists every file, each with what it
+        # delivers, and says which the run developed.
+        summary["selection"] = job.selection.model_dump(mode="json")
     records = tally.count(jobs.files(job.job_id, delivered=job.delivered))
     return shards.write_manifest(
         job, execution_arn, records, objects=objects, bucket=bucket, summary=summary

@@ -125,6 +125,9 @@ class ApiLimits(Settings):
     download_url_expiry_seconds: int = Field(default=900, ge=60, le=7 * 24 * 3600)
     share_default_expiry_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     share_max_expiry_seconds: int = Field(default=90 * 24 * 3600, ge=60)
+    # A proofing client's writes (favourites, notes) per share link per minute: far more
+    # than a person clicks, far fewer than a script would send.
+    proofing_writes_per_minute: int = Field(default=60, ge=1)
     # What one job may declare: a wedding's 5,000 RAW files, and video-sized files.
     max_file_bytes: int = Field(default=5 * 1024**3, ge=1, le=5 * 1024**4)
     max_job_bytes: int = Field(default=1024**4, ge=1)

@@ -8,6 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from darkroom.api.app import handle
 from darkroom.api.service import ApiService
 from darkroom.aws.executions import Executions
+from darkroom.aws.favourites import FavouriteStore
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.objects import Objects
 from darkroom.aws.presign import Presigner, presigning_client
@@ -25,6 +26,7 @@ service = ApiService(
     jobs=JobStore(settings.jobs_table),
     uploads=UploadStore(settings.uploads_table),
     shares=ShareStore(settings.shares_table),
+    favourites=FavouriteStore(settings.jobs_table),
     objects=Objects(),
     presigner=Presigner(presigning_client(settings.s3_addressing_style)),
     executions=Executions(settings.state_machine_arn),

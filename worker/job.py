@@ -154,10 +154,11 @@ class JobRunner:
         todo = [r for r in records if r.status is FileStatus.PENDING]
         packages = bounds is not None and bounds.packages
         # A run registered without shard items is packaged by reading every rendition
-        # back, as before parts existed.
+        # back, as before parts existed; so is a run of some files, whose ZIPs hold the
+        # files it leaves too, which no shard of it develops.
         parts = (
             None
-            if bounds is None
+            if bounds is None or job.selection is not None
             else package.ShardSegments(
                 job_id,
                 run,

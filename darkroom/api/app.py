@@ -15,7 +15,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from darkroom.api import assets, edge, gallery, jobs, shares, trace, uploads
+from darkroom.api import assets, edge, gallery, jobs, proofing, shares, trace, uploads
 from darkroom.api.context import SERVICE_KEY, preferred_type
 from darkroom.api.errors import (
     ApiError,
@@ -23,9 +23,11 @@ from darkroom.api.errors import (
     Conflict,
     ErrorBody,
     ErrorCode,
+    Forbidden,
     Gone,
     NotFound,
     TooLarge,
+    TooManyRequests,
 )
 from darkroom.api.service import ApiService
 from darkroom.errors import JobBusy
@@ -36,6 +38,7 @@ app = APIGatewayHttpResolver(enable_validation=True)
 app.include_router(jobs.router)
 app.include_router(uploads.router)
 app.include_router(shares.router)
+app.include_router(proofing.router)
 app.include_router(assets.router)
 app.include_router(trace.router)
 
@@ -45,11 +48,13 @@ ERRORS: dict[type[Exception], tuple[int, ErrorCode]] = {
     RecipeError: (400, "bad_request"),
     # The resolver's own request checks (it would answer 422).
     RequestValidationError: (400, "bad_request"),
+    Forbidden: (403, "forbidden"),
     NotFound: (404, "not_found"),
     Conflict: (409, "conflict"),
     JobBusy: (409, "conflict"),
     Gone: (410, "gone"),
     TooLarge: (413, "too_large"),
+    TooManyRequests: (429, "too_many_requests"),
 }
 
 # How many problems an error message names, however many a request has.
@@ -70,9 +75,13 @@ def _refused(exc: Exception) -> Response:
     if isinstance(exc, RequestValidationError) and _about_the_response(exc):
         return _crashed(exc)
     status, code = _status_of(exc)
-    page = _client_page(status)
-    if page is not None:
-        return page
+    answer = _client_page(status) or _error_of(exc, status, code)
+    if isinstance(exc, TooManyRequests):
+        answer.headers["retry-after"] = str(exc.retry_after)
+    return answer
+
+
+def _error_of(exc: Exception, status: int, code: ErrorCode) -> Response:
     if isinstance(exc, ApiError):
         return error(status, code, exc.message, **exc.details)
     if isinstance(exc, ValidationException):
@@ -162,7 +171,12 @@ def _refused_body(event: dict[str, Any]) -> ApiError | None:
     method = str(((event.get("requestContext") or {}).get("http") or {}).get("method", ""))
     body = event.get("body") or ""
     sends_body = bool(body) or method.upper() in ("POST", "PUT", "PATCH")
-    if sends_body and content_type and not content_type.startswith("application/json"):
+    if (
+        sends_body
+        and content_type
+        and not content_type.startswith("application/json")
+        and not _proofing_form(event, method, content_type)
+    ):
         return BadRequest("the request body must be JSON (Content-Type: application/json)")
     if not body:
         return None
@@ -180,6 +194,19 @@ def _refused_body(event: dict[str, Any]) -> ApiError | None:
     if _depth(body) > MAX_BODY_DEPTH:
         return BadRequest(f"the request body nests more than {MAX_BODY_DEPTH} levels deep")
     return None
+
+
+def _proofing_form(event: dict[str, Any], method: str, content_type: str) -> bool:
+    """The gallery's proofing form, the one body a browser sends without script: a
+    urlencoded POST to /share/{token}/favourites/{file_name} (its route reads it)."""
+    path = str(event.get("rawPath") or "").strip("/").split("/")
+    return (
+        method.upper() == "POST"
+        and content_type.startswith("application/x-www-form-urlencoded")
+        and len(path) == 4
+        and path[0] == "share"
+        and path[2] == "favourites"
+    )
 
 
 def _depth(text: str) -> int:

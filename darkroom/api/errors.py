@@ -37,6 +37,18 @@ class TooLarge(ApiError):
     pass
 
 
+class Forbidden(ApiError):
+    pass
+
+
+class TooManyRequests(ApiError):
+    """Over a rate; `retry_after` (seconds) goes out as the Retry-After header too."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.retry_after = retry_after
+
+
 ErrorCode = Literal[
     "bad_request",
     "forbidden",
@@ -45,6 +57,7 @@ ErrorCode = Literal[
     "conflict",
     "gone",
     "too_large",
+    "too_many_requests",
     "internal",
 ]
 
@@ -69,15 +82,17 @@ def known_job_id(value: str) -> str:
 # What each error status means, as the OpenAPI document says it.
 _MEANINGS = {
     400: "Bad input; the message names what and why.",
+    403: "The share link does not allow this (proofing is off for it).",
     404: "No such job, share or link.",
     409: "The job is not in a state that allows this.",
     410: "The link expired or was revoked.",
     413: "More files or bytes than a job may have, or a request body too large to read.",
+    429: "Too many writes through this share link; wait `Retry-After` seconds.",
 }
 
 
 # The errors a client's browser is shown as a page (darkroom.api.gallery.NOTICES).
-PAGE_ERRORS = frozenset({404, 409, 410})
+PAGE_ERRORS = frozenset({403, 404, 409, 410, 429})
 
 
 def answers(

@@ -124,7 +124,10 @@
       })
       .then(function (page) {
         page.files.forEach(function (file) {
-          gallery.appendChild(item(file));
+          var entry = item(file);
+          gallery.appendChild(entry);
+          // For what else the page adds to a photo (proofing.js's favourite form).
+          entry.dispatchEvent(new CustomEvent("darkroom:photo", { bubbles: true, detail: file }));
         });
         // The viewer, open on the last photo, waits for the next one.
         gallery.dispatchEvent(new CustomEvent("gallery:more"));

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 from importlib import resources
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from darkroom.api.models import SharedFile, SharedJob, SharedRendition, StudioView
 
@@ -57,6 +57,13 @@ figure ul{list-style:none;padding:.25rem .75rem .75rem;margin:0;font-size:.95rem
 figure li{display:grid;grid-template-columns:1fr auto;column-gap:.5rem;margin:.35rem 0}
 figure li span{grid-column:1/-1;grid-row:2;color:#57606a;font-size:.8rem}
 a.more{display:block;margin:2rem auto;text-align:center;font-size:1.1rem}
+form.proof{padding:0 .75rem .75rem;display:grid;gap:.35rem}
+form.proof p.mark{margin:0;font-weight:600;color:var(--accent)}
+form.proof label{font-size:.85rem;color:#57606a}
+form.proof textarea{width:100%%;font:inherit;padding:.35rem}
+form.proof button{font:inherit;padding:.4rem .75rem;border-radius:.375rem;
+border:1px solid var(--accent);background:var(--accent);color:var(--on-accent);cursor:pointer}
+form.proof button.unmark{background:#fff;color:#1f2328;border-color:#8c959f}
 .notice{max-width:32rem;margin:10vh auto 0;padding:2rem 1.5rem;background:#fff;
 border:1px solid #e3e3e0;border-top:4px solid var(--accent);border-radius:.5rem;text-align:center}
 .notice p{color:#57606a;margin:.75rem 0 0}
@@ -161,10 +168,14 @@ class Page:
     script_url: str
     limit: int | None = None  # as the client asked, kept on the next page's link
     viewer_script_url: str | None = None  # the full-window viewer (viewer.js)
+    cursor: str | None = None  # this page's, which a proofing form returns to
+    proofing_script_url: str | None = None
 
     @property
     def scripts(self) -> tuple[str, ...]:
-        return (self.script_url, *([self.viewer_script_url] if self.viewer_script_url else []))
+        proofing = self.proofing_script_url if self.shared.proofing else None
+        extra = [u for u in (self.viewer_script_url, proofing) if u]
+        return (self.script_url, *extra)
 
     @property
     def more_url(self) -> str | None:
@@ -197,9 +208,10 @@ def origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _policy(css: str, img_sources: set[str], *extra: str) -> str:
+def _policy(css: str, img_sources: set[str], *extra: str, forms: str = "'none'") -> str:
     """The strict CSP every client page shares: nothing but its own stylesheet, the
-    images named and what `extra` allows; no base, no forms, never framed."""
+    images named and what `extra` allows; no base, never framed, and no forms unless
+    `forms` names where they may post (a proofing gallery's, to the API)."""
     return "; ".join(
         [
             "default-src 'none'",
@@ -207,7 +219,7 @@ def _policy(css: str, img_sources: set[str], *extra: str) -> str:
             *extra,
             f"style-src 'sha256-{_hash(css)}'",
             "base-uri 'none'",
-            "form-action 'none'",
+            f"form-action {forms}",
             "frame-ancestors 'none'",
         ]
     )
@@ -226,6 +238,8 @@ def content_security_policy(page: Page, bucket_origin: str) -> str:
         {api, bucket_origin, *_logo_sources(page.shared.studio)},
         f"script-src {' '.join(page.scripts)}",
         f"connect-src {api}",
+        # The proofing forms post to the share's own routes, then come back here.
+        forms=api if page.shared.proofing else "'none'",
     )
 
 
@@ -239,7 +253,7 @@ def shown(f: SharedFile) -> SharedRendition | None:
     return next((r for r in f.renditions if r.rendition == f.view_rendition), None)
 
 
-def _item(f: SharedFile) -> str:
+def _item(f: SharedFile, proof: str = "") -> str:
     """One file, all of its markup (gallery.js builds the same for the pages it appends).
     Its preview is a link to the file's viewer page; viewer.js opens the full-window
     viewer on it instead, from its data- attributes."""
@@ -268,7 +282,40 @@ def _item(f: SharedFile) -> str:
         preview = f'<a class="view" href="{escape(f.page_url)}"{data}>{preview}</a>'
     return (
         f'<li data-name="{name}"><figure>{preview}<figcaption>{name}</figcaption>'
-        f"<ul>{links}</ul></figure></li>"
+        f"<ul>{links}</ul>{proof}</figure></li>"
+    )
+
+
+def _proofing(page: Page, f: SharedFile) -> str:
+    """A proofing share's controls for one photo: a form that marks or unmarks it and
+    keeps a note, posted to the share and redirected back here (proofing.js sends the
+    same without leaving the page). Empty when the share does not proof."""
+    if not page.shared.proofing:
+        return ""
+    from darkroom.api.models import MAX_FAVOURITE_NOTE
+    from darkroom.api.proofing import anchor
+
+    marked = f.favourite is not None
+    spot = anchor(f.name)
+    action = f"{page.share_url}/favourites/{quote(f.name, safe='')}"
+    note = escape(f.favourite.note or "") if f.favourite else ""
+    back = f'<input type="hidden" name="page" value="{escape(page.cursor)}">' if page.cursor else ""
+    buttons = (
+        '<button type="submit" name="favourite" value="1">Save note</button>'
+        '<button type="submit" name="favourite" value="0" class="unmark">'
+        "Remove from favourites</button>"
+        if marked
+        else '<button type="submit" name="favourite" value="1">Add to favourites</button>'
+    )
+    state = "\u2605 Favourite" if marked else "\u2606 Not a favourite"
+    flag = "1" if marked else "0"
+    return (
+        f'<form class="proof" id="{spot}" method="post" action="{escape(action)}" '
+        f'data-favourite="{flag}">{back}'
+        f'<p class="mark" role="status">{state}</p>'
+        f'<label for="{spot}-note">Note for the photographer</label>'
+        f'<textarea id="{spot}-note" name="note" rows="2" maxlength="{MAX_FAVOURITE_NOTE}">'
+        f"{note}</textarea>{buttons}</form>"
     )
 
 
@@ -324,7 +371,7 @@ def render(page: Page) -> str:
 {message}
 {f'<ul class="archives">{archives}</ul>' if archives else ""}
 <ul class="gallery" data-count="{done}">
-{"".join(_item(f) for f in shared.files)}
+{"".join(_item(f, _proofing(page, f)) for f in shared.files)}
 </ul>
 {f'<a class="more" href="{escape(more)}">More photos</a>' if more else ""}
 </main>"""
@@ -333,6 +380,11 @@ def render(page: Page) -> str:
 
 # What a client is told instead of an error code, by status.
 NOTICES = {
+    403: (
+        "Favourites are not open for this link",
+        "This gallery is for viewing and downloading. Ask your photographer for a proofing "
+        "link to choose your favourites.",
+    ),
     404: (
         "This link does not work",
         "We could not find these photos. Check that you have the whole link, or ask your "
@@ -345,6 +397,11 @@ NOTICES = {
     410: (
         "This link is no longer active",
         "It has expired or was withdrawn. Please ask your photographer for a new link.",
+    ),
+    429: (
+        "One moment, please",
+        "Your choices are arriving faster than we can note them. Go back, wait a minute "
+        "and try again: what you marked before is kept.",
     ),
 }
 

@@ -20,6 +20,7 @@ from darkroom.api import paging
 from darkroom.api.context import current_service
 from darkroom.api.errors import BadRequest, Conflict, NotFound, answers, known_job_id
 from darkroom.api.models import (
+    FavouriteList,
     FileView,
     FileViewStatus,
     JobDeleted,
@@ -51,6 +52,9 @@ from darkroom.settings import ApiSettings
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
 _FAILED_EXECUTION = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
+# The most a reprocess's file names may take in its execution's input (JSON), leaving
+# room in Step Functions' 256 KB for the rest of it.
+MAX_FILES_INPUT_BYTES = 200 * 1024
 
 
 class JobOperations(UploadOperations):
@@ -64,6 +68,7 @@ class JobOperations(UploadOperations):
     presigner: Presigner
     executions: Executions
     clock: Callable[[], float]
+    job_favourites: Callable[[str], FavouriteList]
 
     def list_jobs(self, limit: int, after: str | None) -> JobPage:
         before = self._cursor(after)
@@ -178,9 +183,18 @@ class JobOperations(UploadOperations):
         else:
             found = self.jobs.find(job_id)
             self.require_assets(found.recipe if found else None)
+        files, selection = self._reprocess_files(job_id, body)
         try:
             now = self.clock()
-            arn = pipeline.reprocess(job_id, self.executions, self.jobs, body.recipe, now=now)
+            arn = pipeline.reprocess(
+                job_id,
+                self.executions,
+                self.jobs,
+                body.recipe,
+                now=now,
+                files=files,
+                selection=selection,
+            )
         except JobNotFound as exc:
             if self.uploads.get(job_id) is not None:
                 raise Conflict(
@@ -188,6 +202,47 @@ class JobOperations(UploadOperations):
                 ) from exc
             raise NotFound(f"job {job_id} not found") from exc
         return Reprocessing(job_id=job_id, execution_arn=arn)
+
+    def _reprocess_files(self, job_id: str, body: ReprocessIn) -> tuple[list[str] | None, str]:
+        """The files a reprocess develops (None: all), checked against the job's own
+        before anything starts: an unknown name is a 400 that names it."""
+        if body.files is None:
+            return None, "names"
+        job = self.jobs.find(job_id)
+        if job is None:
+            return None, "names"  # the reprocess itself says not found, or not yet
+        if body.files == "favourites":
+            chosen = [m.file_name for m in self.job_favourites(job_id).merged]
+            if not chosen:
+                raise BadRequest(
+                    f"job {job_id} has no favourites: none was marked through a proofing "
+                    "share (`darkroom favourites JOB` lists them)"
+                )
+            kind = "favourites"
+        else:
+            chosen = list(dict.fromkeys(body.files))
+            if not chosen:
+                raise BadRequest('files must name at least one file (or be "favourites")')
+            kind = "names"
+        known = {record.name for record in self.jobs.files(job_id, delivered=job.delivered)}
+        unknown = [name for name in chosen if name not in known]
+        if unknown:
+            shown = ", ".join(repr(n) for n in unknown[:5])
+            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+            raise BadRequest(
+                f"not files of job {job_id}: {shown}{more}; nothing was started "
+                f"(`darkroom status {job_id} --all` lists its files)",
+                unknown=unknown[:100],
+            )
+        size = len(json.dumps(chosen))
+        if size > MAX_FILES_INPUT_BYTES:
+            # The names travel in the execution's input, which Step Functions caps at
+            # 256 KB; so many files are better reprocessed whole.
+            raise BadRequest(
+                f"{len(chosen)} file names are {size} bytes, more than one reprocess can "
+                f"carry ({MAX_FILES_INPUT_BYTES}); reprocess the whole job instead"
+            )
+        return chosen, kind
 
     def delete_job(self, job_id: str) -> JobDeleted:
         job_id = known_job_id(job_id)
@@ -411,7 +466,10 @@ def submit_job(job_id: str, jobs: Jobs) -> Submitted:
         "Refused (409) while the job's execution runs, and while another reprocess of it "
         "is starting: of two calls at once, one starts an execution and the other is 409. "
         "A job whose execution ended without finishing it (stopped in the console) is "
-        "first recorded as FAILED (ExecutionEnded), then run again."
+        "first recorded as FAILED (ExecutionEnded), then run again. With `files` only "
+        "those files are developed (recorded on the run as its `selection`); every other "
+        "file keeps its delivered renditions. A name that is not one of the job's files, "
+        "or no favourites to reprocess, is 400 before anything starts."
     ),
     responses=answers(202, "The new execution.", 400, 404, 409, 413),
     status_code=202,

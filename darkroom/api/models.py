@@ -60,6 +60,13 @@ class ReprocessIn(_Strict):
     recipe: dict[str, Any] | None = Field(
         default=None, description="Another recipe; the job's own when absent."
     )
+    files: Literal["favourites"] | list[str] | None = Field(
+        default=None,
+        description='Develop only these files: "favourites" (every file a client marked '
+        "through a proofing share) or a list of file names. The other files keep what "
+        "they deliver. Unknown names are refused (400) before anything starts. All "
+        "files when absent.",
+    )
 
 
 MAX_SHARE_MESSAGE = 1000  # characters of the photographer's note on a share
@@ -73,6 +80,10 @@ class CreateShareIn(_Strict):
         default=None,
         max_length=MAX_SHARE_MESSAGE,
         description="A note to the client, shown (as text) at the top of the gallery.",
+    )
+    proofing: bool = Field(
+        default=False,
+        description="Let the client mark favourites and leave a note per photo.",
     )
 
     @field_validator("message")
@@ -183,6 +194,12 @@ class JobView(BaseModel):
     )
     attempt: int = Field(ge=0)
     run_id: str | None = Field(default=None, description="The current run (execution name).")
+    selection: dict[str, Any] | None = Field(
+        default=None,
+        exclude_if=_absent,
+        description='The current run develops only some files: {"kind": "favourites" or '
+        '"names", "files": how many}. The others keep what they deliver.',
+    )
     execution_arn: str | None = None
     instance_id: str | None = None
     manifest_key: str | None = None
@@ -235,6 +252,7 @@ class JobView(BaseModel):
             files_skipped=job.files_skipped,
             attempt=job.attempt,
             run_id=job.run_id,
+            selection=job.selection.model_dump() if job.selection else None,
             execution_arn=job.execution_arn,
             instance_id=job.instance_id,
             manifest_key=job.manifest_key,
@@ -414,6 +432,7 @@ class ShareView(BaseModel):
     expires_at: str = Field(json_schema_extra={"format": "date-time"})
     revoked_at: str | None = None
     message: str | None = Field(default=None, exclude_if=_absent)
+    proofing: bool = False
     views: int = Field(description="Times its gallery (or its first page as JSON) was opened.")
     downloads: int = Field(description="Files and ZIPs downloaded through it.")
 
@@ -456,6 +475,64 @@ class SharedRendition(BaseModel):
         )
 
 
+MAX_FAVOURITE_NOTE = 500  # characters of a client's note on one photo
+
+
+def _note_text(value: str | None) -> str | None:
+    """A note as it is kept: text with its line breaks, nothing else invisible."""
+    if value is None:
+        return None
+    value = value.replace("\r\n", "\n")
+    if any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in value):
+        raise ValueError("must be text: no control characters other than line breaks")
+    return value.strip() or None
+
+
+class FavouriteIn(_Strict):
+    note: str | None = Field(
+        default=None,
+        max_length=MAX_FAVOURITE_NOTE,
+        description="A short note for the photographer about this photo (at most 500 "
+        "characters); marking again replaces it, and no note removes it.",
+    )
+
+    @field_validator("note")
+    @classmethod
+    def _text(cls, value: str | None) -> str | None:
+        return _note_text(value)
+
+
+class SharedFavourite(BaseModel):
+    note: str | None = Field(default=None, exclude_if=_absent)
+    marked_at: str
+
+
+class FavouriteView(BaseModel):
+    file_name: str
+    share_id: str
+    note: str | None = Field(default=None, exclude_if=_absent)
+    marked_at: str
+
+
+class MergedFavourite(BaseModel):
+    file_name: str
+    notes: list[FavouriteView] = Field(
+        description="Each share's mark on the file, oldest first (with its note, if any)."
+    )
+
+
+class FavouriteList(BaseModel):
+    """A job's favourites, as its proofing clients marked them."""
+
+    job_id: str
+    by_share: dict[str, list[FavouriteView]] = Field(
+        description="Share id -> its favourites, in file name order."
+    )
+    merged: list[MergedFavourite] = Field(
+        description="Every file marked through any share, in file name order."
+    )
+
+
 class SharedFile(BaseModel):
     """A file with delivered renditions (one that never developed is not listed)."""
 
@@ -477,6 +554,11 @@ class SharedFile(BaseModel):
         default=None,
         exclude_if=_absent,
         description="The file's own viewer page (HTML), with previous and next links.",
+    )
+    favourite: SharedFavourite | None = Field(
+        default=None,
+        exclude_if=_absent,
+        description="On a proofing share: the client's mark on this file, if any.",
     )
 
 
@@ -518,6 +600,9 @@ class SharedJob(BaseModel):
     expires_at: str = Field(json_schema_extra={"format": "date-time"})
     archives: dict[str, SharedArchive] = Field(
         default_factory=dict, description="Rendition -> its ZIP, once one is made."
+    )
+    proofing: bool = Field(
+        default=False, description="Whether the client may mark favourites through it."
     )
     files: list[SharedFile] = Field(description="In name order.")
     next_cursor: str | None = Field(

@@ -7,9 +7,11 @@ import time
 from collections.abc import Callable
 
 from darkroom.api.jobs import JobOperations
+from darkroom.api.proofing import ProofingOperations
 from darkroom.api.shares import ShareOperations
 from darkroom.api.trace import TraceOperations
 from darkroom.aws.executions import Executions
+from darkroom.aws.favourites import FavouriteStore
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.multipart import MultipartUploads
 from darkroom.aws.objects import Objects
@@ -19,7 +21,7 @@ from darkroom.aws.uploads import UploadStore
 from darkroom.settings import ApiSettings
 
 
-class ApiService(JobOperations, ShareOperations, TraceOperations):
+class ApiService(JobOperations, ShareOperations, ProofingOperations, TraceOperations):
     def __init__(
         self,
         settings: ApiSettings,
@@ -31,6 +33,7 @@ class ApiService(JobOperations, ShareOperations, TraceOperations):
         presigner: Presigner,
         executions: Executions,
         multipart: MultipartUploads | None = None,
+        favourites: FavouriteStore | None = None,
         clock: Callable[[], float] = time.time,
         origin_verify: str = "",
     ) -> None:
@@ -43,6 +46,8 @@ class ApiService(JobOperations, ShareOperations, TraceOperations):
         # Multipart calls need no presigning, but the presigner's client serves them.
         self.multipart = multipart or MultipartUploads(presigner.client)
         self.executions = executions
+        # Proofing clients' favourites live in the jobs table, beside the job's items.
+        self.favourites = favourites or FavouriteStore(settings.jobs_table)
         self.clock = clock
         # The edge's origin-verify value (settings.origin_verify_secret_arn, read at
         # start-up); empty: no edge, no check (darkroom/api/edge.py).

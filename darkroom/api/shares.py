@@ -32,6 +32,7 @@ from darkroom.api.models import (
     CreateShareIn,
     ExtendShareIn,
     SharedArchive,
+    SharedFavourite,
     SharedFile,
     SharedJob,
     SharedJobSummary,
@@ -77,6 +78,7 @@ class ShareOperations:
     objects: Objects
     presigner: Presigner
     clock: Callable[[], float]
+    share_favourites: Callable[[Share], dict[str, SharedFavourite]]
 
     def create_share(
         self, job_id: str, body: CreateShareIn, caller: str | None, base_url: str
@@ -109,6 +111,7 @@ class ShareOperations:
                         expires_at=expires_at,
                         created_by=caller,
                         message=body.message,
+                        proofing=body.proofing,
                     )
                 )
                 break
@@ -156,6 +159,7 @@ class ShareOperations:
             expires_at=iso(share.expires_at),
             revoked_at=share.revoked_at,
             message=share.message,
+            proofing=share.proofing,
             views=share.views,
             downloads=share.downloads,
         )
@@ -242,10 +246,13 @@ class ShareOperations:
         file_names = naming(job)
         recipe = recipe_of(job)
         order = recipe_order(recipe)
+        marks = self.share_favourites(share)
         for record in records:
             shared = shared_file(job, record, links, file_names, recipe)
             if shared is None:
                 continue  # never developed: nothing to offer
+            if record.name in marks:
+                shared = shared.model_copy(update={"favourite": marks[record.name]})
             budget -= len(encoded(shared)) + 1
             if budget < 0 and files:
                 # The page is full: the next one starts at this file.
@@ -268,6 +275,7 @@ class ShareOperations:
             ),
             studio=studio_of(self.settings),
             message=share.message,
+            proofing=share.proofing,
             expires_at=iso(share.expires_at),
             archives={
                 rendition: SharedArchive(
@@ -549,6 +557,8 @@ def open_share(
             script_url=f"{base}{GALLERY_SCRIPT_PATH}",
             limit=None if limit == paging.DEFAULT_FILES else limit,
             viewer_script_url=f"{base}{VIEWER_SCRIPT_PATH}",
+            cursor=cursor,
+            proofing_script_url=f"{base}/assets/proofing.js",
         )
         headers = {
             **PRIVATE_HEADERS,

@@ -30,6 +30,7 @@ from darkroom.jobs import (
     FileStatus,
     Job,
     JobStatus,
+    RunSelection,
     Shard,
     created_key,
     sources_of,
@@ -241,6 +242,8 @@ class JobStore:
         shards: Mapping[str, int] | None = None,
         packaged_by_shard: bool = False,
         sidecars: Mapping[str, tuple[str, str | None]] | None = None,
+        numbers: Mapping[str, int] | None = None,
+        selection: RunSelection | None = None,
     ) -> Job:
         """Make `execution_arn` the job's owner: new jobs, or terminal ones (reprocessing)
         that no other execution has claimed; its own claim is released. Then give each
@@ -254,8 +257,10 @@ class JobStore:
         `shards`: which shard of the run develops each file (0 when not given).
         `packaged_by_shard`: a run of one shard is packaged by that shard's worker.
         `sidecars`: file -> its XMP sidecar's name and S3 version, as this run reads them.
+        `numbers`: each file's number in the whole job by name, when the run develops
+        only some files (`selection` says which were asked for; `files` are those).
         """
-        job = self._register_job(job_id, execution_arn, files, name, recipe, created_at)
+        job = self._register_job(job_id, execution_arn, files, name, recipe, created_at, selection)
         self._register_files(
             job_id,
             execution_arn,
@@ -265,6 +270,7 @@ class JobStore:
             packaged_by_shard,
             job.delivered,
             sidecars or {},
+            numbers or {},
         )
         return job
 
@@ -276,6 +282,7 @@ class JobStore:
         name: str | None,
         recipe: Mapping[str, Any] | None,
         created_at: str | None,
+        selection: RunSelection | None = None,
     ) -> Job:
         now = utc_now()
         current = self.find(job_id)
@@ -325,6 +332,14 @@ class JobStore:
         if recipe is not None:
             sets.append("recipe = :recipe")
             values[":recipe"] = dict(recipe)
+        removes = "#e, cause, instance_id, manifest_key, started_at, finished_at, claimed_by, "
+        removes += "claimed_at, files, progress"
+        attribute_names["#sel"] = "selection"
+        if selection is not None:
+            sets.append("#sel = :selection")
+            values[":selection"] = selection.model_dump(mode="json")
+        else:
+            removes += ", #sel"  # a whole run after a partial one
         terminal = {f":t{i}": s for i, s in enumerate(sorted(TERMINAL))}
         values.update(terminal)
         try:
@@ -333,8 +348,7 @@ class JobStore:
                 "SET "
                 + ", ".join(sets)
                 # `delivered` stays: what the client has until this run finishes.
-                + " REMOVE #e, cause, instance_id, manifest_key, started_at, finished_at,"
-                + " claimed_by, claimed_at, files, progress",
+                + f" REMOVE {removes}",
                 # The attempt read above is still the job's: the executions kept are its.
                 condition="(attribute_not_exists(job_id) OR "
                 f"(#s IN ({', '.join(terminal)}) AND attempt = :previous))"
@@ -367,6 +381,7 @@ class JobStore:
         packaged_by_shard: bool,
         delivered: DeliveredRun | None,
         sidecars: Mapping[str, tuple[str, str | None]],
+        numbers: Mapping[str, int],
     ) -> None:
         """Whole file items, in transactions that each hold only while the job is this
         execution's and registered, and that never reset an attempt this run recorded.
@@ -386,7 +401,7 @@ class JobStore:
         # Rewritten whole by a retried RegisterJob (the same bounds), never once this run's
         # shard has recorded its ZIPs or its parts of them.
         puts = [
-            *_attempt_puts(job_id, run, files, existing, versions, shards, sidecars),
+            *_attempt_puts(job_id, run, files, existing, versions, shards, sidecars, numbers),
             *_unlisted_puts(job_id, files, existing, delivered),
             *(
                 Put(
@@ -626,6 +641,7 @@ def _attempt_puts(
     versions: Mapping[str, str | None],
     shards: Mapping[str, int],
     sidecars: Mapping[str, tuple[str, str | None]],
+    numbers: Mapping[str, int] | None = None,
 ) -> list[Put]:
     """Each listed file's item with a pending attempt in `run`, keeping what the file
     delivers (`existing`, resolved); none for one this run recorded already (RegisterJob
@@ -644,7 +660,8 @@ def _attempt_puts(
             delivered=old.delivered if old else {},
             delivered_at=old.delivered_at if old else None,
             shard=shards.get(file_name, 0),
-            seq=seq,
+            # A run of some files numbers each as the whole job does.
+            seq=(numbers or {}).get(file_name, seq),
             sidecar=sidecars[file_name][0] if file_name in sidecars else None,
             sidecar_version=sidecars[file_name][1] if file_name in sidecars else None,
         )

@@ -12,6 +12,8 @@ from darkroom.aws.table import ConditionFailed, Table
 # Expired and revoked shares stay long enough to answer 410 rather than 404, then
 # DynamoDB TTL removes them.
 RETENTION_AFTER_EXPIRY_SECONDS = 30 * 24 * 3600
+# A share's write counter: rate#<share_id>#<window>. Never a share id (those are hex).
+RATE_ITEM_PREFIX = "rate#"
 
 
 class ShareIdTaken(Exception):
@@ -30,6 +32,8 @@ class Share(BaseModel):
     created_by: str | None = None
     # The photographer's note to the client, shown on the gallery page.
     message: str | None = None
+    # A proofing share lets its client mark favourites and leave notes.
+    proofing: bool = False
     # Counted per share, never per person: how often its gallery was opened and its
     # files or ZIPs downloaded.
     views: int = 0
@@ -112,6 +116,23 @@ class ShareStore:
             names={"#counter": counter},
             values={":one": 1},
         )
+
+    def spend_write(self, share_id: str, now: float, window_seconds: int) -> tuple[int, int]:
+        """Count one client write through a share in the current fixed window: how many
+        this window has seen (this one included) and the seconds until it ends.
+
+        Kept in the table, not in a function's memory: many Lambdas answer one link. The
+        counter is its own item (no job_id, so outside the job's index), and DynamoDB's
+        TTL removes it once its window is long past."""
+        window = int(now) // window_seconds
+        ends = (window + 1) * window_seconds
+        item = self._table.update(
+            self._table.key(f"{RATE_ITEM_PREFIX}{share_id}#{window}"),
+            "ADD writes :one SET #ttl = :ttl",
+            names={"#ttl": names.TTL_ATTRIBUTE},
+            values={":one": 1, ":ttl": ends + window_seconds},
+        )
+        return int(item.get("writes", 1)), max(ends - int(now), 1)
 
     def of_job(self, job_id: str) -> list[Share]:
         """Every share of a job (the job's index, which projects whole items: shares are

@@ -169,15 +169,45 @@ def reprocess(
     job_id: str,
     recipe: Annotated[Path | None, typer.Option(help="Recipe JSON for this run.")] = None,
     wait: Annotated[bool, typer.Option(help="Follow the new execution.")] = False,
+    files: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--files",
+            metavar="favourites|NAME",
+            help="Develop only this file (repeat for more; `-` reads names from stdin), "
+            "or `favourites`; the others keep what they deliver.",
+        ),
+    ] = None,
 ) -> None:
     """Start a new execution for a finished job (refused while one runs)."""
     client = studio(ctx)
     checked = read_recipe(recipe)
+    chosen = chosen_files(files)
     previous = api_call(lambda: client.job(job_id)).get("execution_arn")
-    arn = api_call(lambda: client.reprocess(job_id, checked))
+    arn = api_call(lambda: client.reprocess(job_id, checked, chosen))
     print(arn)
     if wait:
         raise typer.Exit(exit_code(follow(client, job_id, timeout=3600, since=previous)))
+
+
+def chosen_files(values: list[str] | None) -> str | list[str] | None:
+    """--files as the API takes it: "favourites", or the names, one an option; `-` reads
+    names from stdin, one a line (as `darkroom favourites` prints them). Never split on
+    commas: a file name may hold one."""
+    if not values:
+        return None
+    if values == ["favourites"]:
+        return "favourites"
+    names: list[str] = []
+    for value in values:
+        if value == "-":
+            names.extend(line.strip() for line in sys.stdin if line.strip())
+        else:
+            names.append(value)
+    if "favourites" in names:
+        err.print("--files: favourites stands alone, not beside file names", style="red")
+        raise typer.Exit(2)
+    return names
 
 
 def can_ask() -> bool:

@@ -30,6 +30,7 @@ for command in (
     jobs_cmd.delete,
     shares_cmd.share,
     shares_cmd.shares,
+    shares_cmd.favourites,
     shares_cmd.download,
     trace_cmd.trace,
 ):

@@ -74,6 +74,10 @@ def share(
     revoke: Annotated[
         str | None, typer.Option(metavar="SHARE_ID", help="Revoke this share instead.")
     ] = None,
+    proofing: Annotated[
+        bool,
+        typer.Option(help="Let the client mark favourites and leave a note per photo."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Share a finished job with a client: prints a link that needs no AWS account."""
@@ -93,7 +97,7 @@ def share(
             return
         err.print(f"share {target} now {_expiry(extended['expires_at'])}", markup=False)
         return
-    created = api_call(lambda: client.share(job_id, expiry, message))
+    created = api_call(lambda: client.share(job_id, expiry, message, proofing))
     if as_json:
         print(json.dumps(created, indent=2))
         return
@@ -139,6 +143,38 @@ def shares(
         err.print(f"job {job_id} has no share links", markup=False)
         return
     console.print(shares_table(found))
+
+
+def favourites(
+    ctx: typer.Context,
+    job_id: str,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Every mark: share, note and when, as JSON.")
+    ] = False,
+) -> None:
+    """The files a job's proofing clients marked as favourites, one name a line: paste
+    them into Lightroom's filename search, or pass `--files favourites` to reprocess."""
+    client = studio(ctx)
+    found = api_call(lambda: client.favourites(job_id))
+    if as_json:
+        print(json.dumps(found, indent=2))
+        return
+    marked = found["merged"]
+    if not marked:
+        err.print(f"job {job_id} has no favourites yet", markup=False)
+        return
+    # One name a line on stdout (Lightroom's Library filter takes them pasted in, and a
+    # name may hold a comma); the count and the notes' existence go to stderr.
+    for favourite in marked:
+        print(favourite["file_name"])
+    noted = sum(1 for f in marked if any(n.get("note") for n in f["notes"]))
+    shares = len(found["by_share"])
+    err.print(
+        f"{len(marked)} favourite{'s' if len(marked) != 1 else ''} through {shares} "
+        f"share{'s' if shares != 1 else ''}"
+        + (f", {noted} with notes (--json shows them)" if noted else ""),
+        markup=False,
+    )
 
 
 def download(

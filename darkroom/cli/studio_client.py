@@ -447,17 +447,33 @@ class StudioClient:
     def delete_asset(self, name: str) -> None:
         self.api.call("DELETE", f"/studio/assets/{name}")
 
-    def reprocess(self, job_id: str, recipe: Mapping[str, Any] | None = None) -> str:
-        body = {"recipe": dict(recipe)} if recipe is not None else {}
+    def reprocess(
+        self,
+        job_id: str,
+        recipe: Mapping[str, Any] | None = None,
+        files: str | list[str] | None = None,
+    ) -> str:
+        body: dict[str, Any] = {"recipe": dict(recipe)} if recipe is not None else {}
+        if files is not None:
+            body["files"] = files
         return str(self.api.call("POST", f"/jobs/{job_id}/reprocess", body)["execution_arn"])
 
     def share(
-        self, job_id: str, expires_in: int | None = None, message: str | None = None
+        self,
+        job_id: str,
+        expires_in: int | None = None,
+        message: str | None = None,
+        proofing: bool = False,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {"expires_in": expires_in} if expires_in is not None else {}
         if message is not None:
             body["message"] = message
+        if proofing:
+            body["proofing"] = True
         return dict(self.api.call("POST", f"/jobs/{job_id}/shares", body))
+
+    def favourites(self, job_id: str) -> dict[str, Any]:
+        return dict(self.api.call("GET", f"/jobs/{job_id}/favourites"))
 
     def shares(self, job_id: str) -> list[dict[str, Any]]:
         return list(self.api.call("GET", f"/jobs/{job_id}/shares")["shares"])

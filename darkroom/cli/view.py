@@ -42,12 +42,25 @@ def panel(view: dict[str, Any] | None, job_id: str) -> Panel:
     return _job_panel(job)
 
 
+def _selection(selection: dict[str, Any]) -> str:
+    """A run of some files, in words: 'this run develops 2 files (the favourites); the
+    others keep what they deliver'."""
+    count = int(selection.get("files", 0))
+    why = "the clients' favourites" if selection.get("kind") == "favourites" else "named"
+    return (
+        f"this run develops {count} file{'s' if count != 1 else ''} ({why}); "
+        "the others keep what they deliver"
+    )
+
+
 def _job_panel(job: JobView) -> Panel:
     head = Table.grid(padding=(0, 2))
     head.add_row("job", job.job_id)
     head.add_row("status", Text(job.status, style=_STATUS_STYLE.get(job.status, "bold cyan")))
     head.add_row("state", job.state or "-")
     head.add_row("run", f"{job.run_id or '-'} (attempt {job.attempt})")
+    if job.selection:
+        head.add_row("only", _selection(job.selection))
     if job.recipe:
         head.add_row("recipe", Text(recipe_summary(job.recipe), overflow="fold"))
     head.add_row("instance", job.instance_id or "-")
@@ -62,7 +75,9 @@ def _job_panel(job: JobView) -> Panel:
     delivered = job.delivered
     head.add_row(
         "delivered",
-        f"{delivered.files_delivered} of {job.files_total} files, last from run "
+        f"{delivered.files_delivered}"
+        + ("" if job.selection else f" of {job.files_total}")
+        + " files, last from run "
         f"{delivered.run_id} ({delivered.finished_at or '-'})"
         if delivered
         else "nothing yet",

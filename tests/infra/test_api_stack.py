@@ -32,6 +32,10 @@ LINK_ROUTE_KEYS = {
     "GET /assets/gallery.js",
     "GET /share/{token}/view/{file_name}",
     "GET /assets/viewer.js",
+    "PUT /share/{token}/favourites/{file_name}",
+    "DELETE /share/{token}/favourites/{file_name}",
+    "POST /share/{token}/favourites/{file_name}",
+    "GET /assets/proofing.js",
 }
 DATA_SERVICES = ("s3:", "dynamodb:", "states:")
 

@@ -28,6 +28,10 @@ SHARE_ROUTES = {
     "GET /assets/gallery.js",
     "GET /share/{token}/view/{file_name}",
     "GET /assets/viewer.js",
+    "PUT /share/{token}/favourites/{file_name}",
+    "DELETE /share/{token}/favourites/{file_name}",
+    "POST /share/{token}/favourites/{file_name}",
+    "GET /assets/proofing.js",
 }
 
 
@@ -43,7 +47,7 @@ def test_the_routes_everything_deploys_are_the_documents_operations() -> None:
         for method, op in item.items()
     }
     assert documented == {(r.method, r.path, r.operation) for r in ROUTES}
-    assert len(ROUTES) == 24
+    assert len(ROUTES) == 29
 
 
 def test_every_operation_states_its_authorization_sigv4_except_the_share_link() -> None:
