@@ -41,6 +41,8 @@ def _call(name: str, body: Callable[[], T]) -> Fact[T]:
         return Unavailable(name, f"{error_code(exc)}: {message}".rstrip(": "))
     except BotoCoreError as exc:
         return Unavailable(name, f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # an adapter's own error (darkroom.errors): still reported
+        return Unavailable(name, f"{type(exc).__name__}: {exc}")
 
 
 def _parse_time(value: Any) -> dt.datetime | None:
