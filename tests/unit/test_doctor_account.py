@@ -206,8 +206,6 @@ class StubbedFacts(DoctorFacts):
                 code = account.errors.get(service, {}).get(operation)
                 if code:
                     stubber.add_client_error(operation, code, f"{code} for this test")
-                    if service != "lambda":
-                        break  # the adapter stops asking that service for that fact
                 else:
                     stubber.add_response(operation, answer)
             stubber.activate()
@@ -371,3 +369,23 @@ def test_the_cli_prints_each_finding_with_its_fix_and_exits_one_on_a_fail(
     as_json = invoke("doctor", "--stack", STACK, "--region", REGION, "--json")
     statuses = {f["check"]: f["status"] for f in json.loads(as_json.output)["findings"]}
     assert statuses["alarms"] == "fail" and statuses["outputs"] == "ok"
+
+
+def test_the_cli_with_a_refused_quota_call_reports_it_and_every_other_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    account = Account(errors={"service-quotas": {"get_service_quota": "AccessDeniedException"}})
+    real = DoctorFacts.stack
+    monkeypatch.setattr(
+        doctor_facts.DoctorFacts, "stack", lambda self, stack: real(StubbedFacts(account), stack)
+    )
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    result = invoke("doctor", "--stack", STACK, "--region", REGION)
+    text = " ".join(result.output.split())
+    assert result.exit_code == 1
+    assert "Traceback" not in text
+    assert "unknown Lambda concurrency quota: could not check:" in text
+    assert "servicequotas:GetServiceQuota" in text
+    assert "AccessDeniedException" in text
+    assert "ok alarms" in text and "ok SES sender" in text
