@@ -123,12 +123,13 @@ class BootLog:
 
 
 def unknown(check: str, fact: Unavailable) -> Finding:
-    return Finding(
-        check,
-        UNKNOWN,
-        f"could not check: {fact.call} answered {fact.reason}",
-        f"allow {fact.call} to whoever runs doctor, or run it again if throttled",
-    )
+    if any(word in fact.reason for word in ("AccessDenied", "Unauthorized", "not authorized")):
+        fix = f"allow {fact.call} to whoever runs doctor (README: After a deploy)"
+    elif "Throttl" in fact.reason or "TooManyRequests" in fact.reason:
+        fix = "run doctor again in a minute (AWS throttled the call)"
+    else:
+        fix = "run doctor again; if it persists, check the network and the AWS Health Dashboard"
+    return Finding(check, UNKNOWN, f"could not check: {fact.call} answered {fact.reason}", fix)
 
 
 def _guard(check: str, *facts: Any) -> Finding | None:
@@ -139,7 +140,9 @@ def _guard(check: str, *facts: Any) -> Finding | None:
 
 
 def outputs_present(
-    outputs: Fact[Mapping[str, str]], required: Sequence[str] = REQUIRED_OUTPUTS
+    outputs: Fact[Mapping[str, str]],
+    required: Sequence[str] = REQUIRED_OUTPUTS,
+    fix: str = "deploy this version of the app (cd cdk && npx aws-cdk@2 deploy)",
 ) -> Finding:
     check = "outputs"
     if found := _guard(check, outputs):
@@ -151,7 +154,7 @@ def outputs_present(
             check,
             FAIL,
             f"missing {', '.join(missing)}",
-            "deploy this version of the app (cd cdk && npx aws-cdk@2 deploy)",
+            fix,
         )
     return Finding(check, OK, f"all {len(required)} outputs present")
 
@@ -198,7 +201,8 @@ def pool_idle(instances: Fact[Sequence[PoolInstance]], expected: int | None = No
     )
     if never and versions:
         version += f" ({len(never)} not started since the deploy)"
-    summary = f"{len(instances)} instances; {version}"
+    count = f"{len(instances)} instance{'s' if len(instances) != 1 else ''}"
+    summary = f"{count}; {version}"
     if busy:
         summary += "; " + "; ".join(busy)
     if problems:
@@ -503,7 +507,14 @@ def diagnose(facts: StackFacts, now: dt.datetime) -> list[Finding]:
     if facts.local:
         aws_only = "AWS only: the local cloud has none"
         return [
-            run_check("outputs", lambda: outputs_present(facts.outputs, LOCAL_OUTPUTS)),
+            run_check(
+                "outputs",
+                lambda: outputs_present(
+                    facts.outputs,
+                    LOCAL_OUTPUTS,
+                    "start the local cloud again with --reset (its state directory lacks them)",
+                ),
+            ),
             run_check("pool", lambda: pool_idle(facts.instances, facts.expected_instances)),
             not_here("worker AMI", "AWS only: local workers run this checkout"),
             not_here(

@@ -256,6 +256,9 @@ class Output:
     SENDER_IDENTITY: Final = "SenderIdentity"
 
 
+# The local cloud's API records its URL in this tag, for clients to find it from the
+# AWS endpoint alone (importing the local cloud, moto and all, just for it takes seconds).
+LOCAL_API_URL_TAG: Final = "darkroom:local-url"
 # How old the pinned worker AMI may grow before `darkroom doctor` warns: the README's
 # patch cadence (monthly: move the `worker_ami_id` pin, deploy, let the pool restart).
 WORKER_AMI_PATCH_DAYS: Final = 30

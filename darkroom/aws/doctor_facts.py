@@ -57,15 +57,19 @@ class DoctorFacts:
     def __init__(self, session: boto3.session.Session, endpoint_url: str | None = None) -> None:
         self.session = session
         self.endpoint_url = endpoint_url
+        self._clients: dict[str, Any] = {}
 
     def client(self, service: str) -> Any:
+        """One client per service (making one costs a good part of a second)."""
         from botocore.config import Config
 
-        # Few retries: a throttled check is reported as such rather than waited out.
-        config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5)
-        return self.session.client(  # type: ignore[call-overload]
-            service, endpoint_url=self.endpoint_url, config=config
-        )
+        if service not in self._clients:
+            # Few retries: a throttled check is reported as such rather than waited out.
+            config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5)
+            self._clients[service] = self.session.client(  # type: ignore[call-overload]
+                service, endpoint_url=self.endpoint_url, config=config
+            )
+        return self._clients[service]
 
     # -- a deployed stack --------------------------------------------------------
     def stack(self, stack: str) -> StackFacts:
@@ -294,12 +298,21 @@ class DoctorFacts:
 
         return _call("ses:GetEmailIdentity", status)
 
+    def _local_state_machine(self) -> str | None:
+        return _local_state_machine_arn(self.client("stepfunctions"))
+
     # -- the embedded local cloud -----------------------------------------------
     def local(self, region: str) -> StackFacts:
         """What applies to the local cloud: its resources behind each output, and the pool."""
         from darkroom.cli.studio_client import local_api_url
-        from darkroom.local.cloud import state_machine_arn
 
+        try:
+            self.client("sts").get_caller_identity()
+        except BotoCoreError as exc:  # nothing listening there
+            raise CannotCheck(
+                f"no local cloud answers at {self.endpoint_url}: start one (darkroom local up) "
+                "and give the AwsEndpointUrl it prints"
+            ) from exc
         outputs: dict[str, str] = {}
         if self.endpoint_url:
             outputs[names.Output.AWS_ENDPOINT] = self.endpoint_url
@@ -324,14 +337,12 @@ class DoctorFacts:
             (names.Output.SHARES_TABLE, names.SHARES_TABLE),
         ):
             checks[output] = (table, lambda t=table: ddb.describe_table(TableName=t))  # type: ignore[misc]
-        arn = state_machine_arn(region)
-        checks[names.Output.STATE_MACHINE_ARN] = (
-            arn,
-            lambda: self.client("stepfunctions").describe_state_machine(stateMachineArn=arn),
-        )
         for output, (value, probe) in checks.items():
             if not isinstance(_call(output, probe), Unavailable):
                 outputs[output] = value
+        machine = _call("states:ListStateMachines", self._local_state_machine)
+        if isinstance(machine, str):
+            outputs[names.Output.STATE_MACHINE_ARN] = machine
         if self.endpoint_url:
             api = _call(
                 "apigatewayv2:GetApis", lambda: local_api_url(self.endpoint_url or "", region)
@@ -363,6 +374,14 @@ class DoctorFacts:
             here = {"darkroom": darkroom.__version__}
             instances = [_with_software(_pool_instance(i, leases), here) for i in described]
         return StackFacts(outputs=outputs, instances=instances, local=True)
+
+
+def _local_state_machine_arn(sfn: Any) -> str | None:
+    for page in sfn.get_paginator("list_state_machines").paginate():
+        for machine in page["stateMachines"]:
+            if machine["name"] == names.state_machine_name():
+                return str(machine["stateMachineArn"])
+    return None
 
 
 def _all_instances(ec2: Any, request: dict[str, Any]) -> list[dict[str, Any]]:

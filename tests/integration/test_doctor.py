@@ -56,3 +56,19 @@ def test_doctor_prints_each_check_for_a_person(cloud: LocalCloud) -> None:
     assert "darkroom doctor: local cloud at" in text
     assert "ok outputs: all 11 outputs present" in text
     assert "skip alarms: AWS only" in text
+
+
+def test_doctor_with_no_local_cloud_at_the_address_says_how_to_start_one() -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = CliRunner().invoke(
+        cli.app, ["doctor", "--endpoint-url", f"http://127.0.0.1:{port}"], prog_name="darkroom"
+    )
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert "Traceback" not in text
+    assert f"no local cloud answers at http://127.0.0.1:{port}" in text
+    assert "start one (darkroom local up)" in text

@@ -232,3 +232,11 @@ def test_only_fail_and_unknown_make_the_exit_status_one() -> None:
     warn = doctor.Finding("b", WARN, "")
     assert doctor.exit_status([ok, warn, doctor.Finding("c", SKIP, "")]) == 0
     assert doctor.exit_status([ok, doctor.Finding("d", FAIL, "")]) == 1
+
+
+def test_the_fix_for_an_unknown_check_fits_why_the_call_failed() -> None:
+    throttled = Unavailable("sns:ListSubscriptionsByTopic", "Throttling: Rate exceeded")
+    assert "again in a minute" in doctor.unknown("alarms", throttled).fix
+    down = Unavailable("logs:GetLogEvents", "EndpointConnectionError: could not connect")
+    assert "check the network" in doctor.unknown("boot log", down).fix
+    assert "allow" in doctor.unknown("quota", DENIED).fix
