@@ -55,11 +55,11 @@ STANDARD_FAMILIES: Final = frozenset("acdhimrtz")
 LAMBDA_CONCURRENCY_FLOOR: Final = 100
 # The stack parameter CDK adds when an image is resolved from SSM at each deploy.
 UNPINNED_IMAGE_PARAMETER: Final = "SsmParameterValueawsserviceami"
-# What in the worker's boot log says the boot went wrong (its own lines are JSON with a
-# level; the setup scripts' and pip's are plain text).
+# What in the worker's boot log says the boot went wrong: the worker's own lines are JSON,
+# an error is one of level ERROR or CRITICAL (a file that failed to develop is a WARNING,
+# whatever its message says); the setup scripts' and pip's are plain text.
+ERROR_LEVELS: Final = frozenset({"ERROR", "CRITICAL"})
 BOOT_ERROR_MARKERS: Final = (
-    '"level":"ERROR"',
-    '"level": "ERROR"',
     "Traceback (most recent call last)",
     "ERROR:",
     "error:",
@@ -254,6 +254,20 @@ def ami_age(
     return Finding(check, status, "; ".join(notes), fix)
 
 
+def is_error_line(line: str) -> bool:
+    import json
+
+    text = line.strip()
+    if text.startswith("{"):
+        try:
+            record = json.loads(text)
+        except ValueError:
+            record = None
+        if isinstance(record, dict):
+            return str(record.get("level", "")).upper() in ERROR_LEVELS
+    return any(marker in text for marker in BOOT_ERROR_MARKERS)
+
+
 def boot_logs_clean(logs: Fact[Sequence[BootLog]]) -> Finding:
     """The latest boot of each instance: setup and worker start without an error."""
     check = "boot log"
@@ -263,7 +277,7 @@ def boot_logs_clean(logs: Fact[Sequence[BootLog]]) -> Finding:
     never = [log.instance_id for log in logs if not log.lines]
     dirty: list[str] = []
     for log in logs:
-        bad = [line for line in log.lines if any(m in line for m in BOOT_ERROR_MARKERS)]
+        bad = [line for line in log.lines if is_error_line(line)]
         if bad:
             dirty.append(f"{log.instance_id}: {bad[-1].strip()[:200]}")
     if dirty:

@@ -240,3 +240,15 @@ def test_the_fix_for_an_unknown_check_fits_why_the_call_failed() -> None:
     down = Unavailable("logs:GetLogEvents", "EndpointConnectionError: could not connect")
     assert "check the network" in doctor.unknown("boot log", down).fix
     assert "allow" in doctor.unknown("quota", DENIED).fix
+
+
+def test_a_worker_line_is_an_error_by_its_level_and_setup_text_by_its_words() -> None:
+    assert doctor.is_error_line(worker_line("could not read the lease", level="ERROR"))
+    # A file the decoder refused is the job's news, not the boot's.
+    failed_file = json.dumps(
+        {"level": "WARNING", "message": "file failed", "error": "decode error: bad DNG"}
+    )
+    assert not doctor.is_error_line(failed_file)
+    assert doctor.is_error_line("ERROR: Could not install packages due to an OSError")
+    assert doctor.is_error_line("darkroom: scratch volume /dev/sdf not found")
+    assert not doctor.is_error_line("Installed: python3.12-3.12.9-1.amzn2023")
