@@ -52,6 +52,19 @@ def test_the_default_synth_warns_that_the_ami_is_not_pinned(synth: Synth, pinned
     assert not any("worker_ami_id" in w for w in warnings(pinned))
 
 
+def test_cfn_lint_is_clean_with_a_pin_and_named_zones(pinned: Synth) -> None:
+    import json
+
+    from cfnlint.api import lint
+
+    matches = lint(json.dumps(pinned.template), regions=["eu-west-1"])
+    # W3010 (hardcoded zone) is the option itself: the deployer names the zones that
+    # offer the pool's types. Only the subnets and the instances in them carry them.
+    zoned = {m.path[1] for m in matches if m.rule.id == "W3010"}
+    assert zoned == {*pinned.resources("AWS::EC2::Subnet"), *pinned.resources("AWS::EC2::Instance")}
+    assert [str(m) for m in matches if m.rule.id != "W3010"] == []
+
+
 def test_the_pool_subnets_are_in_the_named_zones(pinned: Synth) -> None:
     subnets = pinned.resources("AWS::EC2::Subnet")
     zones = {sid: s["Properties"]["AvailabilityZone"] for sid, s in subnets.items()}
