@@ -70,6 +70,10 @@ DOMAIN_NAME: Final = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9]
 REGION: Final = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
 # The edge's home: CloudFront's web ACLs and certificates live here.
 EDGE_REGION: Final = "us-east-1"
+AMI_ID: Final = re.compile(r"ami-[0-9a-f]{8}(?:[0-9a-f]{9})?")
+# eu-west-1a; a Local Zone's us-east-1-bos-1a too.
+AVAILABILITY_ZONE: Final = re.compile(r"[a-z]{2}(?:-[a-z0-9]+)+-\d[a-z]")
+REGION_OF_ZONE: Final = re.compile(r"[a-z]{2}(?:-gov)?-[a-z]+-\d")
 
 
 class DeployConfig(BaseModel):
@@ -91,6 +95,15 @@ class DeployConfig(BaseModel):
     # where that default is a customer-managed key: the roles that start instances
     # then get the grants EC2 asks for on their behalf (cdk/worker_pool.py).
     ebs_kms_key: str = ""
+    # The worker AMI, pinned ("ami-..." of Amazon Linux 2023 for the pool's architecture,
+    # in the stack's region): every deploy boots the same image, so none replaces the
+    # pool; moved on only by changing it (README: Patching the workers). "": the latest
+    # AL2023, resolved again at each deploy (a new release replaces the instances).
+    worker_ami_id: str = ""
+    # The pool's availability zones (comma-separated, e.g. eu-west-1a,eu-west-1b): ""
+    # lets CDK choose two. Name zones that offer the pool's instance types (README:
+    # checking instance-type offerings); CDK cannot look offerings up at synth.
+    availability_zones: str = ""
     # HeartbeatSeconds of WaitForWorker (RegisterJob hands it to the state machine).
     worker_heartbeat_seconds: int = 300
     # How often the worker beats: several beats fit in one HeartbeatSeconds.
@@ -195,6 +208,15 @@ class DeployConfig(BaseModel):
                 "ebs_kms_key must be a key ARN (arn:aws:kms:<region>:<account>:key/<id>), "
                 "not an alias or a key id: grants are made on the key itself"
             )
+        if self.worker_ami_id and not AMI_ID.fullmatch(self.worker_ami_id):
+            problems.append('worker_ami_id must be an AMI id, e.g. "ami-0123456789abcdef0"')
+        zones = self.zones
+        if zones and not all(AVAILABILITY_ZONE.fullmatch(z) for z in zones):
+            problems.append('availability_zones must be zone names, e.g. "eu-west-1a,eu-west-1b"')
+        elif len(set(zones)) != len(zones):
+            problems.append("availability_zones lists a zone twice")
+        elif len({REGION_OF_ZONE.match(z).group() for z in zones}) > 1:  # type: ignore[union-attr]
+            problems.append("availability_zones must all be in one region (the stack's)")
         types = self.instance_types
         if not types or not all(INSTANCE_TYPE.fullmatch(t) for t in types):
             problems.append('worker_instance_types must be instance types, e.g. "c7g.xlarge"')
@@ -309,6 +331,10 @@ class DeployConfig(BaseModel):
     @property
     def instance_types(self) -> tuple[str, ...]:
         return tuple(t.strip() for t in self.worker_instance_types.split(",") if t.strip())
+
+    @property
+    def zones(self) -> tuple[str, ...]:
+        return tuple(z.strip() for z in self.availability_zones.split(",") if z.strip())
 
     @property
     def studio(self) -> dict[str, str]:

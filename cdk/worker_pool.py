@@ -30,9 +30,10 @@ cloud-init would not run new user data on existing ones.
 from __future__ import annotations
 
 import json
-from typing import Final
+from typing import Any, Final
 
 import aws_cdk as cdk
+import jsii
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -129,7 +130,8 @@ class WorkerPool(Construct):
             self,
             "Vpc",
             ip_addresses=ec2.IpAddresses.cidr("10.80.0.0/16"),
-            max_azs=2,
+            # The deployer's zones (those offering the pool's types), else CDK's two.
+            **_zones(config),
             nat_gateways=0,
             subnet_configuration=[
                 ec2.SubnetConfiguration(
@@ -206,9 +208,7 @@ class WorkerPool(Construct):
             if config.ebs_kms_key
             else None
         )
-        # Resolved at deploy time from the public SSM parameter: no account needed to
-        # synth. A deploy after a new Amazon Linux release replaces the instances.
-        image = ec2.MachineImage.latest_amazon_linux2023(cpu_type=cpu)
+        image = _machine_image(self, config, cpu)
         self.environment = worker_environment(config, storage, stack.region)
         user_data = self._user_data()
         subnets = self.vpc.isolated_subnets if config.private_network else self.vpc.public_subnets
@@ -426,6 +426,47 @@ class WorkerPool(Construct):
         user_data = ec2.UserData.for_linux(shebang="#!/bin/bash")
         user_data.add_commands(*commands)
         return user_data
+
+
+def _zones(config: DeployConfig) -> dict[str, Any]:
+    if config.zones:
+        return {"availability_zones": list(config.zones)}
+    return {"max_azs": 2}
+
+
+@jsii.implements(ec2.IMachineImage)
+class PinnedImage:
+    """One AMI id, written into the template as it is: the same at every deploy."""
+
+    def __init__(self, image_id: str) -> None:
+        self.image_id = image_id
+
+    def get_image(self, scope: Construct) -> ec2.MachineImageConfig:
+        return ec2.MachineImageConfig(
+            image_id=self.image_id,
+            os_type=ec2.OperatingSystemType.LINUX,
+            user_data=ec2.UserData.for_linux(),
+        )
+
+
+def _machine_image(
+    scope: Construct, config: DeployConfig, cpu: ec2.AmazonLinuxCpuType
+) -> ec2.IMachineImage:
+    """The pinned worker AMI (worker_ami_id), or else the latest AL2023.
+
+    Pinned as an explicit id rather than a context lookup (cached_in_context): the app
+    is environment-agnostic (it synthesizes with no account, as the tests do), and a
+    lookup needs one; an id in cdk.json is also what a reviewer sees change in a pull
+    request when the pool is patched."""
+    if config.worker_ami_id:
+        return PinnedImage(config.worker_ami_id)
+    cdk.Annotations.of(scope).add_warning_v2(
+        "darkroom:worker-ami-unpinned",
+        "worker_ami_id is not set: the worker AMI is resolved at each deploy, so a deploy "
+        "after a new Amazon Linux release replaces the pool (README: Patching the workers)",
+    )
+    # Resolved at deploy time from the public SSM parameter.
+    return ec2.MachineImage.latest_amazon_linux2023(cpu_type=cpu)
 
 
 def _one_architecture(instance_types: tuple[str, ...]) -> ec2.InstanceType:

@@ -262,3 +262,17 @@ class Output:
     API_URL: Final = "ApiUrl"
     UPLOADS_TABLE: Final = "UploadsTableName"
     SHARES_TABLE: Final = "SharesTableName"
+    # The SES identity delivery mail is sent from, when the stack sends mail (optional:
+    # `darkroom doctor` checks it only where the stack has it).
+    SENDER_IDENTITY: Final = "SenderIdentity"
+
+
+# The local cloud's API records its URL in this tag, for clients to find it from the
+# AWS endpoint alone (importing the local cloud, moto and all, just for it takes seconds).
+LOCAL_API_URL_TAG: Final = "darkroom:local-url"
+# How old the pinned worker AMI may grow before `darkroom doctor` warns: the README's
+# patch cadence (monthly: move the `worker_ami_id` pin, deploy, let the pool restart).
+WORKER_AMI_PATCH_DAYS: Final = 30
+# The worker's start line in its log, with the software it runs (`darkroom doctor` reads
+# each instance's latest one for its version).
+WORKER_UP_MESSAGE: Final = "worker up"

@@ -8,11 +8,13 @@ import threading
 import time
 from types import FrameType
 
+from darkroom import names
 from darkroom.aws.executions import TaskCallbacks
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.lease_store import LeaseState, LeaseStore
 from darkroom.aws.objects import Objects
 from darkroom.aws.pool_instances import PoolInstances
+from darkroom.imaging.develop import software
 from darkroom.observability import configure, logger
 from darkroom.settings import WorkerSettings, load
 from worker import imds
@@ -88,7 +90,11 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    logger.info("worker up", extra={"scratch": str(settings.scratch_dir)})
+    # With the software it runs: `darkroom doctor` reports each instance's version from it.
+    logger.info(
+        names.WORKER_UP_MESSAGE,
+        extra={"scratch": str(settings.scratch_dir), "software": software()},
+    )
     reason = serve(settings, instance_id, stopping)
     if reason == "idle" and not shut_down(settings, instance_id):
         return 1

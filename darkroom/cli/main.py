@@ -7,6 +7,7 @@ import typer
 from darkroom.cli import assets_cmd, jobs_cmd, local_cmd, shares_cmd, trace_cmd
 from darkroom.cli.connection import OptionsAnywhere, connect
 from darkroom.cli.develop_cmd import develop
+from darkroom.cli.doctor_cmd import doctor
 from darkroom.cli.thumbnail_cmd import thumbnail
 
 app = typer.Typer(
@@ -35,6 +36,8 @@ for command in (
     trace_cmd.trace,
 ):
     cloud_command(command)
+# After a deploy (--stack, --region), or against the local cloud (--endpoint-url).
+app.command("doctor")(doctor)
 asset_app = typer.Typer(
     no_args_is_help=True,
     help="The studio's assets that recipes name: a watermark PNG, uploaded once.",

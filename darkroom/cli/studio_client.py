@@ -185,15 +185,14 @@ def local_api_url(endpoint_url: str, region: str = "us-east-1") -> str:
     """The local cloud's API URL, found from its AWS endpoint (recorded on the API's tags)."""
     import boto3
 
-    from darkroom.local.cloud import LOCAL_API_URL_TAG
-
     session = boto3.session.Session(
         aws_access_key_id="local", aws_secret_access_key="local", region_name=region
     )
     apigw = session.client("apigatewayv2", endpoint_url=endpoint_url)
     for api in apigw.get_apis()["Items"]:
-        if api.get("Name") == names.api_name() and LOCAL_API_URL_TAG in api.get("Tags", {}):
-            return str(api["Tags"][LOCAL_API_URL_TAG])
+        tags = api.get("Tags", {})
+        if api.get("Name") == names.api_name() and names.LOCAL_API_URL_TAG in tags:
+            return str(tags[names.LOCAL_API_URL_TAG])
     raise RuntimeError(f"no darkroom API at {endpoint_url}; is it a darkroom local cloud?")
 
 

@@ -45,7 +45,7 @@ ACCOUNT_ID = "123456789012"  # moto's default account
 LOCAL_AMI_ID = "ami-12c6146b"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Where the local HTTP API's URL is recorded, for clients given only the AWS endpoint.
-LOCAL_API_URL_TAG = "darkroom:local-url"
+LOCAL_API_URL_TAG = names.LOCAL_API_URL_TAG
 # Asynchronously invoked functions whose events, once their retries are spent, are parked
 # on a queue (the CDK app's on-failure destinations).
 ON_FAILURE_QUEUES: Mapping[str, str] = {Function.ORCHESTRATOR: names.SUBMISSION_FAILURES_QUEUE}

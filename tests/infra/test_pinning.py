@@ -1,0 +1,100 @@
+"""The worker AMI pinned (worker_ami_id) and the pool's availability zones
+(availability_zones): a synth with both set, and the default synth's warning."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from cdk import config
+from tests.infra.conftest import Synth, synthesize
+
+PINNED_AMI = "ami-0123456789abcdef0"
+ZONES = ("eu-west-1b", "eu-west-1c")
+PINNED_CONTEXT: dict[str, Any] = {
+    "pool_size": 3,
+    "worker_ami_id": PINNED_AMI,
+    "availability_zones": ",".join(ZONES),
+}
+
+
+@pytest.fixture(scope="module")
+def pinned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
+    yield synthesize(PINNED_CONTEXT, tmp_path_factory)
+
+
+def test_a_pinned_ami_is_written_as_it_is_so_no_deploy_replaces_the_pool(pinned: Synth) -> None:
+    instances = pinned.resources("AWS::EC2::Instance")
+    templates = pinned.resources("AWS::EC2::LaunchTemplate")
+    assert instances
+    for resource in instances.values():
+        # A literal: not a parameter CloudFormation resolves from SSM at each deploy.
+        assert resource["Properties"]["ImageId"] == PINNED_AMI
+    for resource in templates.values():
+        image = resource["Properties"]["LaunchTemplateData"].get("ImageId")
+        assert image in (None, PINNED_AMI)
+    parameters = pinned.template.get("Parameters", {})
+    assert not [
+        name
+        for name, p in parameters.items()
+        if p["Type"].startswith("AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>")
+    ]
+
+
+def test_the_default_synth_warns_that_the_ami_is_not_pinned(synth: Synth, pinned: Synth) -> None:
+    def warnings(of: Synth) -> list[str]:
+        artifact = of.app.synth().get_stack_by_name(of.stack.stack_name)
+        return [str(m.entry.data) for m in artifact.messages if m.level.value == "WARNING"]
+
+    assert any("worker_ami_id is not set" in w for w in warnings(synth))
+    assert not any("worker_ami_id" in w for w in warnings(pinned))
+
+
+def test_cfn_lint_is_clean_with_a_pin_and_named_zones(pinned: Synth) -> None:
+    import json
+
+    from cfnlint.api import lint
+
+    matches = lint(json.dumps(pinned.template), regions=["eu-west-1"])
+    # W3010 (hardcoded zone) is the option itself: the deployer names the zones that
+    # offer the pool's types. Only the subnets and the instances in them carry them.
+    zoned = {m.path[1] for m in matches if m.rule.id == "W3010"}
+    assert zoned == {*pinned.resources("AWS::EC2::Subnet"), *pinned.resources("AWS::EC2::Instance")}
+    assert [str(m) for m in matches if m.rule.id != "W3010"] == []
+
+
+def test_the_pool_subnets_are_in_the_named_zones(pinned: Synth) -> None:
+    subnets = pinned.resources("AWS::EC2::Subnet")
+    zones = {sid: s["Properties"]["AvailabilityZone"] for sid, s in subnets.items()}
+    assert sorted(zones.values()) == sorted(ZONES)
+    used = [
+        zones[r["Properties"]["NetworkInterfaces"][0]["SubnetId"]["Ref"]]
+        for r in pinned.resources("AWS::EC2::Instance").values()
+    ]
+    # Three instances over two zones: both zones hold workers, none is elsewhere.
+    assert set(used) == set(ZONES)
+
+
+@pytest.mark.parametrize(
+    ("context", "complaint"),
+    [
+        ({"worker_ami_id": "al2023-latest"}, "worker_ami_id must be an AMI id"),
+        ({"availability_zones": "eu-west-1"}, "must be zone names"),
+        ({"availability_zones": "eu-west-1a,eu-west-1a"}, "lists a zone twice"),
+        ({"availability_zones": "eu-west-1a,us-east-1a"}, "all be in one region"),
+    ],
+)
+def test_a_mistyped_pin_or_zone_is_refused_before_synth(
+    context: dict[str, object], complaint: str
+) -> None:
+    with pytest.raises(ValueError, match=complaint):
+        config.DeployConfig.from_context(context.get)
+
+
+def test_zones_and_pins_of_every_shape_aws_uses_are_accepted() -> None:
+    got = config.DeployConfig.from_context(
+        {"worker_ami_id": "ami-0abc1234", "availability_zones": "us-east-1-bos-1a,us-east-1a"}.get
+    )
+    assert got.zones == ("us-east-1-bos-1a", "us-east-1a")
