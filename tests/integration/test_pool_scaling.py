@@ -9,6 +9,8 @@ midway and the next pass repairs.
 
 from __future__ import annotations
 
+import os
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from botocore.exceptions import ClientError
 
 from darkroom import names, pool_scaler
@@ -25,6 +28,8 @@ from darkroom.imaging.fixtures import make_demo_shoot
 from darkroom.jobs import JobStatus
 from darkroom.local.cloud import LocalCloud, LocalCloudConfig
 from tests.harness import Studio, Target, wait_for
+from tests.integration.test_console import browser  # noqa: F401 (a fixture)
+from tests.integration.test_gallery_browser import CHROMEDRIVER, CHROMIUM
 
 pytestmark = pytest.mark.integration
 
@@ -92,8 +97,36 @@ def scaling(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
         yield cloud
 
 
+def console_pool(cloud: LocalCloud) -> dict[str, Any]:
+    answer = requests.get(f"{cloud.console_url}api/pool", timeout=10)
+    answer.raise_for_status()
+    document: dict[str, Any] = answer.json()
+    return document
+
+
+def look_at_the_console(request: pytest.FixtureRequest, cloud: LocalCloud, tmp_path: Path) -> None:
+    """With Chromium installed: the console's pool table at the pool's maximum, saved as
+    a screenshot (DARKROOM_POOL_SCREENSHOT: where to copy it)."""
+    if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
+        return
+    driver = request.getfixturevalue("browser")
+    driver.get(cloud.console_url)
+    wait_for(
+        lambda: (
+            len(driver.find_elements("css selector", "#pool tbody tr")) >= 3
+            and "launched" in driver.find_element("id", "pool").text
+        ),
+        30,
+    )
+    path = tmp_path / "pool.png"
+    driver.save_screenshot(str(path))
+    target = os.environ.get("DARKROOM_POOL_SCREENSHOT")
+    if target:
+        shutil.copy(path, target)
+
+
 def test_the_pool_grows_to_its_maximum_and_shrinks_to_its_minimum_losing_no_job(
-    scaling: LocalCloud, tmp_path: Path
+    scaling: LocalCloud, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     cloud = scaling
     studio = Studio(Target.local(cloud.endpoint_url, cloud.config.region))
@@ -105,6 +138,13 @@ def test_the_pool_grows_to_its_maximum_and_shrinks_to_its_minimum_losing_no_job(
     started = time.monotonic()
     try:
         jobs = submit(studio, tmp_path)
+        wait_for(lambda: len(live_pool(cloud)) == 3, 60, poll=0.3)
+        # The console lists the pool as EC2 and the workers table see it.
+        rows = console_pool(cloud)["instances"]
+        assert {r["instance_id"] for r in rows} >= set(live_pool(cloud))
+        assert sum(r["scaled"] for r in rows if r["state"] != "terminated") == 2
+        assert all(r["age_seconds"] is not None for r in rows)
+        look_at_the_console(request, cloud, tmp_path)
         assert_all_delivered(studio, jobs, tmp_path)
         grown = time.monotonic() - started
         # Back to the minimum once the launched instances stood idle; only the declared
