@@ -726,6 +726,12 @@ class LocalCloud:
         ):
             self.instances.on_start(instance_id)
 
+    def instance_terminated(self, instance_id: str) -> None:
+        """The worker ends, and its scratch directory goes as its EBS volume would
+        (DeleteOnTermination)."""
+        if self.instances is not None:
+            self.instances.on_terminate(instance_id)
+
     def instance_launched(self, instance_id: str, tags: dict[str, str]) -> None:
         """A launch from the pool's template boots a worker, as its user data would."""
         if tags.get(names.WORKER_SCALED_TAG_KEY) != names.WORKER_SCALED_TAG_VALUE:

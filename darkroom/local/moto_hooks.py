@@ -67,6 +67,7 @@ class Host(Protocol):
     def instance_started(self, instance_id: str) -> None: ...
     def instance_stopped(self, instance_id: str) -> None: ...
     def instance_launched(self, instance_id: str, tags: dict[str, str]) -> None: ...
+    def instance_terminated(self, instance_id: str) -> None: ...
     def execution_ended(self, event: dict[str, Any]) -> None: ...
     def spec_for(
         self, name: str, handler: str, env: dict[str, str], timeout: float, memory_mb: int
@@ -159,7 +160,7 @@ def _stop(self: Any) -> Any:
 def _terminate(self: Any) -> Any:
     previous = _original_terminate(self)
     if _host is not None:
-        _host.instance_stopped(self.id)
+        _host.instance_terminated(self.id)
     return previous
 
 

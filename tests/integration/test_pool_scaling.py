@@ -162,9 +162,18 @@ def test_the_pool_grows_to_its_maximum_and_shrinks_to_its_minimum_losing_no_job(
     volumes = cloud.client("ec2").describe_volumes()["Volumes"]
     attached = {a["InstanceId"] for v in volumes for a in v.get("Attachments", [])}
     assert not attached & cloud.scaled_ids
-    # The launched instances really ran jobs: each booted a worker.
+    # The launched instances really ran jobs: each booted a worker; their workers are
+    # gone and so are their scratch disks.
     assert cloud.instances is not None
-    assert all(cloud.instances.boots.get(i, 0) >= 1 for i in cloud.scaled_ids)
+    instances = cloud.instances
+    assert all(instances.boots.get(i, 0) >= 1 for i in cloud.scaled_ids)
+    wait_for(
+        lambda: all(
+            instances.pid(i) is None and not instances.scratch_dir(i).exists()
+            for i in cloud.scaled_ids
+        ),
+        20,
+    )
     print(
         f"\npool sizes seen {sorted(set(sizes))}; jobs done {grown:.1f}s, back to min {shrunk:.1f}s"
     )
