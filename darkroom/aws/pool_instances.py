@@ -110,10 +110,11 @@ class PoolInstances:
         return self._describe({"Filters": [{"Name": f"tag:{key}", "Values": [value]}]})
 
     def launch(
-        self, template: str, count: int, *, subnet_id: str = "", version: str = "$Default"
+        self, template: str, count: int, *, subnet_id: str = "", version: str = "$Latest"
     ) -> list[str]:
         """RunInstances from the launch template (id lt-..., else its name): its tags,
-        user data, role and volumes come with it; the ids launched."""
+        user data, role and volumes come with it; the ids launched. $Latest: the
+        version the last deploy wrote, whichever version is marked default."""
         spec = {
             "LaunchTemplateId" if template.startswith("lt-") else "LaunchTemplateName": template
         }
