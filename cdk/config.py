@@ -84,7 +84,18 @@ class DeployConfig(BaseModel):
     stack_name: str = "darkroom"
     # -- worker pool
     # Two: a job of several shards develops them side by side (the local cloud too).
+    # The pool's minimum: these instances are declared by the stack and always there.
     pool_size: int = 2
+    # The pool scaler launches up to this many in all (pool_size: a fixed pool) when
+    # shards wait longer than pool_scale_up_after_minutes, and terminates the ones it
+    # launched once stopped and unleased for pool_idle_terminate_minutes.
+    pool_max_size: int = 4
+    # Cost cap: vCPUs of pool instances running at once (0: only pool_max_size bounds
+    # it). EC2's On-Demand quota is in vCPUs too, so the two read alike.
+    pool_max_vcpus: int = 0
+    pool_scale_up_after_minutes: int = 3
+    # An hour stopped (EBS only) still catches the next shoot of a busy day.
+    pool_idle_terminate_minutes: int = 60
     # In order of preference, one architecture: created as the first; StartWorker
     # starts an instance as the next when EC2 has no capacity for (or does not offer)
     # the one before. CDK cannot look up offerings at synth time (README: checking them).
@@ -186,6 +197,15 @@ class DeployConfig(BaseModel):
         problems: list[str] = self._stack_name_problems()
         if not 1 <= self.pool_size <= 20:
             problems.append("pool_size must be 1..20")
+        if not self.pool_size <= self.pool_max_size <= 50:
+            problems.append("pool_max_size must be pool_size (its minimum) up to 50")
+        if self.pool_max_vcpus < 0:
+            problems.append("pool_max_vcpus must be 0 (no cap) or more")
+        if self.pool_scale_up_after_minutes < 1 or self.pool_idle_terminate_minutes < 1:
+            problems.append(
+                "pool_scale_up_after_minutes and pool_idle_terminate_minutes must be 1 or "
+                "more (the scaler runs every minute)"
+            )
         if self.worker_heartbeat_interval_seconds * 2 > self.worker_heartbeat_seconds:
             problems.append(
                 "worker_heartbeat_interval_seconds must be at most half of "

@@ -16,7 +16,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from cdk.functions import DarkroomFunction
+from cdk.functions import DarkroomFunction, launched_instances
 from cdk.raw_pipeline import execution_arns, instance_arns
 from cdk.storage import Storage
 from darkroom import names
@@ -51,6 +51,16 @@ class CostGuard(Construct):
                     resources=["*"],
                 ),
                 iam.PolicyStatement(sid="StopPool", actions=["ec2:StopInstances"], resources=pool),
+                launched_instances(self, "ec2:StopInstances", sid="StopLaunched"),
+                launched_instances(
+                    self,
+                    "ec2:CreateTags",
+                    "ec2:DeleteTags",
+                    sid="MarkLaunched",
+                    conditions={
+                        "ForAllValues:StringEquals": {"aws:TagKeys": [names.UNLEASED_SINCE_TAG]}
+                    },
+                ),
                 iam.PolicyStatement(
                     sid="MarkPool",
                     actions=["ec2:CreateTags", "ec2:DeleteTags"],

@@ -143,3 +143,26 @@ class DarkroomFunction(Construct):
         # `tracing=` so the grant above is the function's own, named statement.
         cfn.tracing_config = lambda_.CfnFunction.TracingConfigProperty(mode="Active")
         drop_implied_role_dependency(cfn, self.role.node.default_child)
+
+
+def launched_instances(
+    scope: Construct,
+    *actions: str,
+    sid: str | None = None,
+    conditions: Mapping[str, Mapping[str, Any]] | None = None,
+) -> iam.PolicyStatement:
+    """`actions` on the instances the pool scaler launched (ids no template can name):
+    those carrying both the pool tag and the scaled tag, never another instance."""
+    stack = cdk.Stack.of(scope)
+    return iam.PolicyStatement(
+        sid=sid,
+        actions=list(actions),
+        resources=[stack.format_arn(service="ec2", resource="instance", resource_name="*")],
+        conditions={
+            "StringEquals": {
+                f"aws:ResourceTag/{names.WORKER_POOL_TAG_KEY}": names.WORKER_POOL_TAG_VALUE,
+                f"aws:ResourceTag/{names.WORKER_SCALED_TAG_KEY}": names.WORKER_SCALED_TAG_VALUE,
+            },
+            **(conditions or {}),
+        },
+    )

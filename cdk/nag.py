@@ -80,6 +80,20 @@ def _this_account_instances(stack: cdk.Stack) -> str:
     return f"AwsSolutions-IAM5[Resource::{_regional(stack, 'ec2')}:<AWS::AccountId>:instance/*]"
 
 
+LAUNCHED = (
+    "Instances the pool scaler launches get ids at run time: the grant is on this account's "
+    "instances carrying both the pool tag and the scaled tag (aws:ResourceTag "
+    "conditions), which only the pool's launch template sets."
+)
+
+
+def _ec2_wildcard(kind: str) -> str:
+    return (
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>"
+        f":{kind}/*]"
+    )
+
+
 def _machine_executions(stack: cdk.Stack) -> str:
     return (
         f"AwsSolutions-IAM5[Resource::{_regional(stack, 'states')}:<AWS::AccountId>"
@@ -127,7 +141,19 @@ def acknowledge(stack: DarkroomStack) -> None:
         "The ssmmessages channel actions Session Manager needs support "
         "no resource-level permissions.",
     )
+    ack(
+        _cfn(stack.worker_pool.self_stop),
+        THIS_ACCOUNT_INSTANCES,
+        LAUNCHED + " The worker on such an instance stops it when idle.",
+    )
     for instance in stack.worker_pool.instances:
+        ack(
+            _cfn(instance),
+            "AwsSolutions-EC26",
+            "cdk-nag 3.0.2's EC26 looks up an instance's launch template once the stack "
+            "holds one (the pool scaler's) and fails on an instance launched without one; "
+            "both volumes are encrypted (tests/infra/test_pool_scaler.py reads them).",
+        )
         ack(
             _cfn(instance),
             "AwsSolutions-EC29",
@@ -138,6 +164,27 @@ def acknowledge(stack: DarkroomStack) -> None:
         )
 
     # -- task functions
+    for role in (
+        stack.pipeline.start_worker.role,
+        stack.pipeline.stop_worker.role,
+        stack.pipeline.reconcilers.ending.role,
+        stack.cost_guard.guard.role,
+    ):
+        ack(
+            _policy(role),
+            THIS_ACCOUNT_INSTANCES,
+            LAUNCHED + " Start, stop (and the cost guard's own tag) as on the declared ones.",
+        )
+    scaler = _policy(stack.pool_scaler.scaler.role)
+    for kind in ("instance", "volume", "network-interface", "subnet", "security-group", "image"):
+        ack(
+            scaler,
+            _ec2_wildcard(kind),
+            "RunInstances names or creates these resources, whose ids exist only at launch; "
+            "every one is conditioned on ec2:LaunchTemplate being the pool's template. "
+            "TerminateInstances and the CreateTags at launch are conditioned on the pool's "
+            "tags and on RunInstances.",
+        )
     ack(
         _policy(stack.pipeline.register_job.role),
         raw_objects,

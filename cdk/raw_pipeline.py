@@ -22,7 +22,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from cdk.config import DeployConfig
-from cdk.functions import DarkroomFunction, table_statement
+from cdk.functions import DarkroomFunction, launched_instances, table_statement
 from cdk.reconcilers import Reconcilers
 from cdk.storage import Storage
 from cdk.tidy import drop_implied_role_dependency
@@ -146,6 +146,7 @@ class RawPipeline(Construct):
                 ),
                 table_statement(jobs, "GetItem", "UpdateItem"),
                 iam.PolicyStatement(actions=["ec2:StartInstances"], resources=pool),
+                launched_instances(self, "ec2:StartInstances"),
                 # Its fallback instance types and the volume key (cdk/worker_pool.py).
                 *worker_start_statements,
                 # Whether the execution holding a lease has ended (aborted in the console).
@@ -167,6 +168,7 @@ class RawPipeline(Construct):
             [
                 table_statement(workers, "GetItem", "Scan", "UpdateItem"),
                 iam.PolicyStatement(actions=["ec2:StopInstances"], resources=pool),
+                launched_instances(self, "ec2:StopInstances"),
             ],
         )
         self.mark_done = function(

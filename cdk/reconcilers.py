@@ -7,6 +7,9 @@
   submitted jobs that have no execution and redrives the orchestrator's on-failure queue.
   A function of its own rather than a part of the cost guard: it needs StartExecution
   and the queue, the guard needs to stop instances, and neither role should hold both.
+- Pool scaler: on a schedule, a function (darkroom/pool_scaler.py) launches pool
+  instances from the launch template while shards wait and terminates idle launched
+  ones; a role of its own for the same reason (RunInstances, TerminateInstances).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -25,7 +29,8 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from cdk.functions import DarkroomFunction, table_statement
+from cdk.config import DeployConfig
+from cdk.functions import DarkroomFunction, launched_instances, table_statement
 from cdk.storage import Storage
 from darkroom import names
 from darkroom.names import Function
@@ -68,6 +73,7 @@ class Reconcilers(Construct):
                 # not say which instance), then its conditional release.
                 table_statement(storage.workers, "Scan", "UpdateItem"),
                 iam.PolicyStatement(actions=["ec2:StopInstances"], resources=list(pool)),
+                launched_instances(self, "ec2:StopInstances"),
             ],
             log_retention=log_retention,
             description="fails the job and frees the worker of an execution that ended badly",
@@ -147,3 +153,118 @@ class Reconcilers(Construct):
             Function.RECONCILE_ENDING: self.ending,
             Function.RECONCILE_SUBMISSIONS: self.submissions,
         }
+
+
+class PoolScaler(Construct):
+    """The pool scaler (darkroom/pool_scaler.py), on the reconcilers' pattern: one
+    function on a schedule, whose every pass is idempotent and repairs the last one's.
+
+    Its role launches only from the pool's launch template, passes only the workers'
+    role, and terminates only instances carrying both of the template's pool tags (never
+    one the stack declares, which lacks the scaled tag).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        storage: Storage,
+        code: lambda_.Code,
+        launch_template: ec2.LaunchTemplate,
+        worker_role: iam.IRole,
+        subnet_ids: Sequence[str],
+        volume_key_statements: Sequence[iam.PolicyStatement],
+        config: DeployConfig,
+        settings_values: Mapping[str, Any],
+        log_retention: logs.RetentionDays,
+    ) -> None:
+        super().__init__(scope, id)
+        stack = cdk.Stack.of(self)
+
+        def arn(resource: str, name: str = "*") -> str:
+            return stack.format_arn(service="ec2", resource=resource, resource_name=name)
+
+        template_arn = arn("launch-template", launch_template.launch_template_id or "")
+        pool_tags = {
+            f"aws:ResourceTag/{names.WORKER_POOL_TAG_KEY}": names.WORKER_POOL_TAG_VALUE,
+            f"aws:ResourceTag/{names.WORKER_SCALED_TAG_KEY}": names.WORKER_SCALED_TAG_VALUE,
+        }
+        self.scaler = DarkroomFunction(
+            self,
+            "Scaler",
+            function=Function.POOL_SCALER,
+            code=code,
+            settings_values={
+                **settings_values,
+                "pool_max_instances": config.pool_max_size,
+                "pool_max_vcpus": config.pool_max_vcpus,
+                "pool_scale_up_after_seconds": config.pool_scale_up_after_minutes * 60,
+                "pool_idle_terminate_seconds": config.pool_idle_terminate_minutes * 60,
+                "pool_launch_template": launch_template.launch_template_id,
+                "worker_subnet_ids": cdk.Fn.join(",", list(subnet_ids)),
+            },
+            statements=[
+                iam.PolicyStatement(
+                    sid="SeePool",
+                    actions=["ec2:DescribeInstances", "ec2:DescribeInstanceTypes"],
+                    # EC2's Describe* actions support no resource-level permissions.
+                    resources=["*"],
+                ),
+                iam.PolicyStatement(
+                    sid="LaunchFromTemplate",
+                    actions=["ec2:RunInstances"],
+                    resources=[template_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="LaunchedResources",
+                    actions=["ec2:RunInstances"],
+                    # What a launch creates or names; each only through the template.
+                    resources=[
+                        arn(kind)
+                        for kind in (
+                            "instance",
+                            "volume",
+                            "network-interface",
+                            "subnet",
+                            "security-group",
+                            "image",
+                        )
+                    ],
+                    conditions={"ArnEquals": {"ec2:LaunchTemplate": template_arn}},
+                ),
+                iam.PolicyStatement(
+                    sid="TagAtLaunch",
+                    actions=["ec2:CreateTags"],
+                    resources=[arn("instance"), arn("volume")],
+                    conditions={"StringEquals": {"ec2:CreateAction": "RunInstances"}},
+                ),
+                iam.PolicyStatement(
+                    sid="PassWorkerRole",
+                    actions=["iam:PassRole"],
+                    resources=[worker_role.role_arn],
+                    conditions={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
+                ),
+                iam.PolicyStatement(
+                    sid="TerminateLaunched",
+                    actions=["ec2:TerminateInstances"],
+                    resources=[arn("instance")],
+                    conditions={"StringEquals": pool_tags},
+                ),
+                # LeaseStore.all/waiters (Scan), ensure (PutItem), retire/unretire
+                # (UpdateItem), forget (DeleteItem): each conditional.
+                table_statement(storage.workers, "Scan", "PutItem", "UpdateItem", "DeleteItem"),
+                *volume_key_statements,
+            ],
+            log_retention=log_retention,
+            description="grows the worker pool while shards wait; terminates idle launched ones",
+        )
+        self.function = self.scaler.function
+        self.rule = events.Rule(
+            self,
+            "Schedule",
+            schedule=events.Schedule.rate(cdk.Duration.minutes(names.POOL_SCALER_SCHEDULE_MINUTES)),
+            # The next pass retries; each repairs what the last one left.
+            targets=[targets.LambdaFunction(self.function, retry_attempts=0)],
+        )
+        self.functions = {Function.POOL_SCALER: self.scaler}

@@ -17,6 +17,7 @@ from cdk.edge import Edge, EdgeAcl
 from cdk.functions import settings_values
 from cdk.monitoring import Monitoring
 from cdk.raw_pipeline import RawPipeline
+from cdk.reconcilers import PoolScaler
 from cdk.storage import Storage
 from cdk.thumbnails import Thumbnails
 from cdk.tidy import drop_implied_role_dependency
@@ -99,6 +100,20 @@ class DarkroomStack(cdk.Stack):
             log_retention=retention,
         )
 
+        self.pool_scaler = PoolScaler(
+            self,
+            "PoolScaler",
+            storage=self.storage,
+            code=code,
+            launch_template=self.worker_pool.launch_template,
+            worker_role=self.worker_pool.role,
+            subnet_ids=self.worker_pool.subnet_ids,
+            volume_key_statements=self.worker_pool.volume_key_statements,
+            config=config,
+            settings_values=values,
+            log_retention=retention,
+        )
+
         # The delivery API (cdk/api.py): IAM authorisation on photographer routes, a
         # public share route throttled tighter than the stage, JSON access logs under
         # `retention`, its function from darkroom.names; its alarms are in `Monitoring`.
@@ -163,6 +178,7 @@ class DarkroomStack(cdk.Stack):
             **self.pipeline.functions,
             Function.THUMBNAIL: self.thumbnails.thumbnailer,
             Function.COST_GUARD: self.cost_guard.guard,
+            **self.pool_scaler.functions,
             Function.API: self.api.server,
         }
 

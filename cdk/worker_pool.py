@@ -246,6 +246,40 @@ class WorkerPool(Construct):
         self.start_statements = _start_statements(
             config.instance_types, instance_arns(self, self.instance_ids), volume_key
         )
+        # What the pool scaler launches from (darkroom/pool_scaler.py): the declared
+        # instances' image, type, role, boot and volumes. A deploy that changes it makes
+        # a new default version; launched instances keep the one they started from.
+        self.launch_template = ec2.LaunchTemplate(
+            self,
+            "LaunchTemplate",
+            launch_template_name=names.in_stack(names.WORKER_LAUNCH_TEMPLATE, stack.stack_name),
+            instance_type=instance_type,
+            machine_image=image,
+            role=self.role,
+            user_data=user_data,
+            security_group=self.security_group,
+            # Volumes deleted with the instance: a terminated worker leaves no EBS bill.
+            block_devices=[
+                _volume(ROOT_DEVICE, config.worker_root_gb, volume_key),
+                _volume(SCRATCH_DEVICE, config.worker_scratch_gb, volume_key),
+            ],
+            http_endpoint=True,
+            http_tokens=ec2.LaunchTemplateHttpTokens.REQUIRED,
+            http_put_response_hop_limit=1,
+            instance_initiated_shutdown_behavior=ec2.InstanceInitiatedShutdownBehavior.STOP,
+            detailed_monitoring=True,
+        )
+        # The L2 copies these into the template's tag specifications (instance, volume):
+        # the scaler's TerminateInstances is allowed on instances carrying both.
+        cdk.Tags.of(self.launch_template).add(
+            names.WORKER_POOL_TAG_KEY, names.WORKER_POOL_TAG_VALUE
+        )
+        cdk.Tags.of(self.launch_template).add(
+            names.WORKER_SCALED_TAG_KEY, names.WORKER_SCALED_TAG_VALUE
+        )
+        # The public subnets give a launched instance its public address (no NAT).
+        self.subnet_ids = [subnet.subnet_id for subnet in subnets]
+        self.volume_key_statements = _volume_key_statements(volume_key)
 
     def _private_endpoints(self) -> dict[str, ec2.InterfaceVpcEndpoint]:
         """The interface endpoints an instance with no internet needs (PRIVATE_ENDPOINTS),
@@ -381,6 +415,23 @@ class WorkerPool(Construct):
                     conditions={"ArnEquals": {"ec2:SourceInstanceARN": arn}},
                 )
             )
+        # The instances the scaler launches have ids the stack cannot know: their worker
+        # may stop an instance the scaler launched (both pool tags), a launched one only.
+        statements.append(
+            iam.PolicyStatement(
+                sid="StopLaunchedWorker",
+                actions=["ec2:StopInstances"],
+                resources=[stack.format_arn(service="ec2", resource="instance", resource_name="*")],
+                conditions={
+                    "StringEquals": {
+                        f"aws:ResourceTag/{names.WORKER_POOL_TAG_KEY}": names.WORKER_POOL_TAG_VALUE,
+                        f"aws:ResourceTag/{names.WORKER_SCALED_TAG_KEY}": (
+                            names.WORKER_SCALED_TAG_VALUE
+                        ),
+                    }
+                },
+            )
+        )
         self.self_stop = iam.Policy(self, "SelfStop", roles=[self.role], statements=statements)
 
     def _user_data(self) -> ec2.UserData:
@@ -509,9 +560,38 @@ def _start_statements(
                 conditions={"StringEquals": {"ec2:Attribute/InstanceType": list(instance_types)}},
             ),
         ]
+        # The same change on an instance the pool scaler launched.
+        fallback = iam.PolicyStatement(
+            sid="FallbackInstanceTypeLaunched",
+            actions=["ec2:ModifyInstanceAttribute"],
+            resources=[_all_instances()],
+            conditions={
+                "StringEquals": {
+                    **_launched_tags(),
+                    "ec2:Attribute/InstanceType": list(instance_types),
+                }
+            },
+        )
+        statements.append(fallback)
+    return statements + _volume_key_statements(volume_key)
+
+
+def _all_instances() -> str:
+    return f"arn:{cdk.Aws.PARTITION}:ec2:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:instance/*"
+
+
+def _launched_tags() -> dict[str, str]:
+    return {
+        f"aws:ResourceTag/{names.WORKER_POOL_TAG_KEY}": names.WORKER_POOL_TAG_VALUE,
+        f"aws:ResourceTag/{names.WORKER_SCALED_TAG_KEY}": names.WORKER_SCALED_TAG_VALUE,
+    }
+
+
+def _volume_key_statements(volume_key: kms.IKey | None) -> list[iam.PolicyStatement]:
+    """Starting (or launching) an instance whose volumes a customer-managed key
+    encrypts: EC2 asks KMS on the caller's behalf, and only EC2 in this region may."""
+    statements: list[iam.PolicyStatement] = []
     if volume_key is not None:
-        # Starting an instance whose volumes a customer-managed key encrypts: EC2 asks
-        # KMS on the caller's behalf, and only EC2 in this region may.
         via_ec2 = {"kms:ViaService": f"ec2.{cdk.Aws.REGION}.amazonaws.com"}
         statements += [
             iam.PolicyStatement(

@@ -154,6 +154,14 @@ WORKER_POOL_TAG_VALUE: Final = "raw-workers"
 # The cost guard's own bookkeeping tag: when it first saw an instance running unleased.
 UNLEASED_SINCE_TAG: Final = "darkroom:unleased-since"
 COST_GUARD_SCHEDULE_MINUTES: Final = 5
+# Instances the pool scaler launched carry this tag too (from the launch template): its
+# TerminateInstances is allowed on them only, never on the instances the stack declares.
+WORKER_SCALED_TAG_KEY: Final = "darkroom:scaled"
+WORKER_SCALED_TAG_VALUE: Final = "true"
+# The pool's launch template (the local cloud's name; a stack's is in_stack of it).
+WORKER_LAUNCH_TEMPLATE: Final = "darkroom-worker"
+# The pool scaler looks at the queue this often (EventBridge's smallest rate).
+POOL_SCALER_SCHEDULE_MINUTES: Final = 1
 # Submissions the orchestrator could not start are looked for this often.
 SUBMISSION_RECONCILE_SCHEDULE_MINUTES: Final = 5
 # Where the orchestrator's events go once its async retries are spent (the queue's name
@@ -179,6 +187,7 @@ class Function:
     COST_GUARD: Final = "darkroom-cost-guard"
     RECONCILE_ENDING: Final = "darkroom-reconcile-ending"
     RECONCILE_SUBMISSIONS: Final = "darkroom-reconcile-submissions"
+    POOL_SCALER: Final = "darkroom-pool-scaler"
 
 
 # Handler paths ("module.function"), as the Lambda runtime resolves them.
@@ -195,6 +204,7 @@ HANDLERS: Final[dict[str, str]] = {
     Function.COST_GUARD: "tasks.cost_guard.handler",
     Function.RECONCILE_ENDING: "tasks.reconcile_ending.handler",
     Function.RECONCILE_SUBMISSIONS: "tasks.reconcile_submissions.handler",
+    Function.POOL_SCALER: "tasks.pool_scaler.handler",
 }
 
 FUNCTION_TIMEOUT_SECONDS: Final[dict[str, int]] = {
@@ -203,6 +213,8 @@ FUNCTION_TIMEOUT_SECONDS: Final[dict[str, int]] = {
     Function.API: 29,
     # Describes, tags and stops the whole pool, one DescribeExecution per lease.
     Function.COST_GUARD: 60,
+    # Describes the pool, launches and terminates one instance per call.
+    Function.POOL_SCALER: 60,
     # Lists the job's originals and writes an item per file in transactions of 100: a
     # 5,000-file job overran 30 s on the local cloud (seconds in AWS).
     Function.REGISTER_JOB: 180,

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal, TypeVar
 
-from pydantic import BeforeValidator, Field, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from darkroom import branding, names
@@ -227,6 +227,33 @@ class CostGuardSettings(WorkersTable, Pool):
     cost_guard_max_idle_seconds: int = Field(default=1800, ge=60)
 
 
+class PoolScalerSettings(WorkersTable, Pool, PoolInstanceTypes):
+    """The pool scaler (darkroom/pool_scaler.py). The declared instances
+    (worker_instance_ids) are the pool's minimum."""
+
+    pool_max_instances: int = Field(default=2, ge=1, le=100)
+    # Cap on the vCPUs of pool instances running at once (0: none beyond the maximum);
+    # the account's On-Demand quota is counted in vCPUs too.
+    pool_max_vcpus: int = Field(default=0, ge=0)
+    # Grow when a shard has waited for a worker this long...
+    pool_scale_up_after_seconds: float = Field(default=120.0, ge=0)
+    # ...and terminate an instance the scaler launched once stopped and unleased this long.
+    pool_idle_terminate_seconds: float = Field(default=1800.0, ge=0)
+    # The pool's launch template (id lt-..., or its name).
+    pool_launch_template: Name
+    # Subnets launches rotate through (empty: the template's or EC2's default).
+    worker_subnet_ids: CsvStrings = ()
+
+    @model_validator(mode="after")
+    def _max_covers_min(self) -> PoolScalerSettings:
+        if self.pool_max_instances < len(self.worker_instance_ids):
+            raise ValueError(
+                f"pool_max_instances ({self.pool_max_instances}) is below the pool's minimum, "
+                f"its {len(self.worker_instance_ids)} declared instance(s)"
+            )
+        return self
+
+
 class ReconcileEndingSettings(JobsTable, WorkersTable):
     pass
 
@@ -278,6 +305,7 @@ FUNCTION_SETTINGS: Final[Mapping[str, type[Settings]]] = {
     Function.COST_GUARD: CostGuardSettings,
     Function.RECONCILE_ENDING: ReconcileEndingSettings,
     Function.RECONCILE_SUBMISSIONS: ReconcileSubmissionsSettings,
+    Function.POOL_SCALER: PoolScalerSettings,
 }
 
 # Every field some runtime reads: a value for anything else is a typo.

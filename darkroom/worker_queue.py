@@ -40,6 +40,7 @@ def start_worker(
     avoid: str | None = None,
     execution_status: Callable[[str], str] | None = None,
     instance_types: tuple[str, ...] = (),
+    declared: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     """Lease an idle instance to this shard and start it, or raise NoIdleWorker (the
     state retries) when none is idle or waiters before it take those that are.
@@ -52,10 +53,15 @@ def start_worker(
     another one if the pool has another. With `execution_status`, leases and waiters
     of executions that have ended (aborted in the console: no Catch released them)
     are dropped first, rather than leaving the queue to wait for the cost guard.
+
+    `declared`: the deploy's instances, whose rows appear on first use, when
+    `instance_ids` also holds the ones the pool scaler launched (their rows are the
+    scaler's to create and delete: recreating one it just deleted would bring back a
+    terminated instance).
     """
     if not instance_ids:
         raise InvalidJob("the worker pool is empty (DARKROOM_WORKER_INSTANCE_IDS)")
-    leases.ensure(instance_ids)
+    leases.ensure(instance_ids if declared is None else declared)
     lease = leases.held_for(execution_arn, shard, instance_ids)
     me = Waiter(
         job_id=job_id,

@@ -25,7 +25,8 @@ leases = LeaseStore(settings.workers_table)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     outcome = cost_guard.run(
-        settings.worker_instance_ids,
+        # The declared instances and those the pool scaler launched.
+        leases.pool(settings.worker_instance_ids),
         instances=instances,
         leases=leases,
         # Fresh per run: an execution's status changes between runs.

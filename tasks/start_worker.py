@@ -33,7 +33,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         shard=task.shard,
         task=task.task,
         avoid=task.avoid or None,
-        instance_ids=settings.worker_instance_ids,
+        # The declared instances and those the pool scaler launched and registered.
+        instance_ids=leases.pool(settings.worker_instance_ids),
+        declared=settings.worker_instance_ids,
         instance_types=settings.worker_instance_types,
         jobs=jobs,
         leases=leases,

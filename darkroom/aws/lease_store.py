@@ -32,6 +32,10 @@ class LeaseTask(StrEnum):
 class LeaseState(StrEnum):
     IDLE = "IDLE"
     LEASED = "LEASED"
+    # Taken by the pool scaler to terminate the instance (darkroom/pool_scaler.py): no
+    # lease can be acquired on it (acquire wants IDLE), so the instance cannot be handed
+    # to a job between the scaler's check and its TerminateInstances.
+    RETIRING = "RETIRING"
 
 
 class Lease(BaseModel):
@@ -47,6 +51,9 @@ class Lease(BaseModel):
     task: LeaseTask = LeaseTask.DEVELOP
     # The run's shard this lease develops (PACKAGE_SHARD for packaging).
     shard: int = 0
+    # When the row became IDLE (created or released): how long the instance has had no
+    # work, which the pool scaler reads. Rows written before it have none.
+    idle_since: str | None = None
 
 
 class Waiter(BaseModel):
@@ -88,9 +95,9 @@ class LeaseStore:
             # A row that exists is kept as it is (leased or not).
             with contextlib.suppress(ConditionFailed):
                 self._table.put_new(
-                    Lease(instance_id=instance_id, state=LeaseState.IDLE).model_dump(
-                        mode="json", exclude_none=True
-                    )
+                    Lease(
+                        instance_id=instance_id, state=LeaseState.IDLE, idle_since=utc_now()
+                    ).model_dump(mode="json", exclude_none=True)
                 )
 
     def get(self, instance_id: str) -> Lease | None:
@@ -213,6 +220,7 @@ class LeaseStore:
             ":idle": LeaseState.IDLE,
             ":leased": LeaseState.LEASED,
             ":exec": execution_arn,
+            ":now": utc_now(),
         }
         if shard is not None:
             condition += " AND #shard = :shard"
@@ -220,11 +228,61 @@ class LeaseStore:
         try:
             self._table.update(
                 self._table.key(instance_id),
-                "SET #st = :idle REMOVE job_id, execution_arn, task_token, leased_at,"
-                " heartbeat_at, #task, #shard",
+                "SET #st = :idle, idle_since = :now REMOVE job_id, execution_arn, task_token,"
+                " leased_at, heartbeat_at, #task, #shard",
                 condition=condition,
                 names=attribute_names,
                 values=values,
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def pool(self, declared: Iterable[str]) -> tuple[str, ...]:
+        """The pool StartWorker chooses from: the declared instances (the deploy's, the
+        pool's minimum), then every instance the scaler registered a row for, by id. A
+        RETIRING row is listed too; acquire's condition (IDLE) passes it over."""
+        fixed = tuple(dict.fromkeys(declared))
+        scaled = sorted({lease.instance_id for lease in self.all()} - set(fixed))
+        return (*fixed, *scaled)
+
+    # -- the pool scaler's conditional steps (darkroom/pool_scaler.py) -----------------
+    def retire(self, instance_id: str) -> bool:
+        """IDLE -> RETIRING; False when the row is not IDLE (a job leased it first)."""
+        try:
+            self._table.update(
+                self._table.key(instance_id),
+                "SET #st = :retiring",
+                condition="#st = :idle",
+                names={"#st": "state"},
+                values={":retiring": LeaseState.RETIRING, ":idle": LeaseState.IDLE},
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def unretire(self, instance_id: str) -> bool:
+        """RETIRING -> IDLE: the instance turned out not to be terminable (it runs)."""
+        try:
+            self._table.update(
+                self._table.key(instance_id),
+                "SET #st = :idle",
+                condition="#st = :retiring",
+                names={"#st": "state"},
+                values={":retiring": LeaseState.RETIRING, ":idle": LeaseState.IDLE},
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def forget(self, instance_id: str) -> bool:
+        """Delete a RETIRING row once its instance is terminated (never any other row)."""
+        try:
+            self._table.delete(
+                self._table.key(instance_id),
+                condition="#st = :retiring",
+                names={"#st": "state"},
+                values={":retiring": LeaseState.RETIRING},
             )
         except ConditionFailed:
             return False

@@ -2,8 +2,9 @@
 
 StartWorker and StopWorker start and stop one instance per job (StartWorker changing a
 stopped one's type when EC2 has no capacity for it), the worker stops its
-own when idle on the local cloud, and the cost guard describes the pool and keeps its
-bookkeeping tag on it: all through this one adapter.
+own when idle on the local cloud, the cost guard describes the pool and keeps its
+bookkeeping tag on it, and the pool scaler launches instances from the pool's launch
+template and terminates them: all through this one adapter.
 """
 
 from __future__ import annotations
@@ -79,8 +80,11 @@ class PoolInstances:
 
     def describe(self, instance_ids: Sequence[str]) -> list[Instance]:
         """The instances, sorted by id."""
+        return self._describe({"InstanceIds": list(instance_ids)})
+
+    def _describe(self, request: Mapping[str, Any]) -> list[Instance]:
         found: list[Instance] = []
-        kwargs: dict[str, Any] = {"InstanceIds": list(instance_ids)}
+        kwargs: dict[str, Any] = dict(request)
         while True:
             page = self._ec2.describe_instances(**kwargs)
             for reservation in page.get("Reservations", []):
@@ -100,6 +104,44 @@ class PoolInstances:
             if not page.get("NextToken"):
                 return sorted(found, key=lambda i: i.instance_id)
             kwargs["NextToken"] = page["NextToken"]
+
+    def describe_tagged(self, key: str, value: str) -> list[Instance]:
+        """Every instance carrying this tag (terminated ones too, while EC2 lists them)."""
+        return self._describe({"Filters": [{"Name": f"tag:{key}", "Values": [value]}]})
+
+    def launch(
+        self, template: str, count: int, *, subnet_id: str = "", version: str = "$Latest"
+    ) -> list[str]:
+        """RunInstances from the launch template (id lt-..., else its name): its tags,
+        user data, role and volumes come with it; the ids launched. $Latest: the
+        version the last deploy wrote, whichever version is marked default."""
+        spec = {
+            "LaunchTemplateId" if template.startswith("lt-") else "LaunchTemplateName": template
+        }
+        kwargs: dict[str, Any] = {
+            "LaunchTemplate": {**spec, "Version": version},
+            "MinCount": count,
+            "MaxCount": count,
+        }
+        if subnet_id:
+            kwargs["SubnetId"] = subnet_id
+        reservation = self._ec2.run_instances(**kwargs)
+        return sorted(i["InstanceId"] for i in reservation["Instances"])
+
+    def terminate(self, instance_ids: Sequence[str]) -> None:
+        if instance_ids:
+            self._ec2.terminate_instances(InstanceIds=list(instance_ids))
+
+    def vcpus(self, instance_types: Sequence[str]) -> dict[str, int]:
+        """Default vCPUs of each type (DescribeInstanceTypes), for the scaler's cap."""
+        wanted = sorted(set(instance_types))
+        if not wanted:
+            return {}
+        page = self._ec2.describe_instance_types(InstanceTypes=wanted)
+        return {
+            t["InstanceType"]: int(t["VCpuInfo"]["DefaultVCpus"])
+            for t in page.get("InstanceTypes", [])
+        }
 
     def tag(self, instance_ids: Sequence[str], key: str, value: str) -> None:
         if instance_ids:

@@ -302,12 +302,13 @@ class Table:
         key: Mapping[str, Any],
         *,
         condition: str | None = None,
+        names: Mapping[str, str] | None = None,
         values: Mapping[str, Any] | None = None,
     ) -> None:
         """Delete the item if it exists (deleting a missing item is not an error), and
         if `condition` holds (ConditionFailed otherwise)."""
         request: dict[str, Any] = {"TableName": self.name, "Key": to_item(key)}
-        request.update(_expressions(condition, None, values))
+        request.update(_expressions(condition, names, values))
         with _dynamodb_errors():
             self._ddb.delete_item(**request)
 

@@ -118,7 +118,21 @@ def local_up(
         int | None,
         typer.Option(help="The API's port (default: --port + 1, so its URL never changes)."),
     ] = None,
-    pool_size: Annotated[int, typer.Option(help="Pool instances (each runs the worker).")] = 1,
+    pool_size: Annotated[
+        int, typer.Option(help="Pool instances (each runs the worker): the pool's minimum.")
+    ] = 1,
+    pool_max: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Let the pool scaler launch instances up to this many in all while jobs "
+            "wait, and terminate them once idle (default: --pool-size, a fixed pool).",
+        ),
+    ] = None,
+    pool_max_vcpus: Annotated[
+        int,
+        typer.Option(min=0, help="Cost cap: vCPUs of pool instances running at once (0: none)."),
+    ] = 0,
     state_dir: Annotated[
         Path | None,
         typer.Option(
@@ -157,6 +171,12 @@ def local_up(
 
     if api_port is None:
         api_port = port + 1 if port else 0
+    if pool_max is not None and pool_max < pool_size:
+        err.print(
+            f"--pool-max {pool_max} is below --pool-size {pool_size}, the pool's minimum",
+            markup=False,
+        )
+        raise typer.Exit(2)
     studio = _studio(studio_name, studio_logo_url, studio_accent_colour)
     try:
         # Before the cloud's imports, which take seconds; the cloud checks them again.
@@ -180,6 +200,8 @@ def local_up(
             port=port,
             api_port=api_port,
             pool_size=pool_size,
+            pool_max_size=pool_max,
+            pool_max_vcpus=pool_max_vcpus,
             state_dir=state_dir,
             persist=True,
             studio=studio,

@@ -62,8 +62,16 @@ class LocalCloudConfig:
     port: int = 4599  # 0 picks a free port
     region: str = "us-east-1"
     state_dir: Path = field(default_factory=lambda: Path(".darkroom") / "local")
-    # Two workers: a job of several shards develops them side by side, as in AWS.
+    # Two workers: a job of several shards develops them side by side, as in AWS. The
+    # pool's minimum: the pool scaler launches up to pool_max_size (None: pool_size, a
+    # fixed pool) from the launch template and terminates them again once idle.
     pool_size: int = 2
+    pool_max_size: int | None = None
+    pool_max_vcpus: int = 0
+    pool_scale_up_after_seconds: float = 20.0
+    pool_idle_terminate_seconds: float = 120.0
+    # The scaler's schedule, in laptop time (0: never; `aws lambda invoke` runs it).
+    pool_scale_seconds: float = 5.0
     # Created as the first, as in AWS (StartWorker's fallback never triggers here).
     worker_instance_types: tuple[str, ...] = names.WORKER_INSTANCE_TYPES
     shard_size: int = 200
@@ -129,6 +137,8 @@ class LocalCloud:
         self._server: Any = None
         self.endpoint_url = ""
         self.instance_ids: list[str] = []
+        # Instances the pool scaler launched (and which boot as workers like the rest).
+        self.scaled_ids: set[str] = set()
         self._runtime = LambdaRuntime(log_dir=self.state_dir / "logs")
         self._runtime_lock = threading.Lock()
         self._specs: dict[str, FunctionSpec] = {}
@@ -136,6 +146,7 @@ class LocalCloud:
         self.api: LocalApiGateway | None = None
         self.api_url = ""
         self._schedule: Schedule | None = None
+        self._scaler: Schedule | None = None
         # With persist: what start loaded (None: nothing was saved yet), the jobs it
         # failed because the stop interrupted them, and what stop saved.
         self.restored: snapshot.Summary | None = None
@@ -193,6 +204,7 @@ class LocalCloud:
             self._restore()
         self._start_api()
         self._start_schedule()
+        self._start_scaler()
         if cfg.persist:
             # Saves between stops, so a kill -9 or a crash loses a bounded window; soon
             # after an execution ends too (execution_ended), once its job is terminal.
@@ -203,9 +215,10 @@ class LocalCloud:
 
     def stop(self) -> None:
         self._stopping.set()
-        if self._schedule is not None:
-            self._schedule.stop()
-            self._schedule = None
+        for schedule in (self._schedule, self._scaler):
+            if schedule is not None:
+                schedule.stop()
+        self._schedule = self._scaler = None
         if self.api is not None:
             self.api.stop()
             self.api = None
@@ -341,6 +354,11 @@ class LocalCloud:
             "thumbnail_sizes": cfg.thumbnail_sizes,
             "max_image_pixels": cfg.max_image_pixels,
             "cost_guard_max_idle_seconds": cfg.cost_guard_max_idle_seconds,
+            "pool_max_instances": max(cfg.pool_size, cfg.pool_max_size or cfg.pool_size),
+            "pool_max_vcpus": cfg.pool_max_vcpus,
+            "pool_scale_up_after_seconds": cfg.pool_scale_up_after_seconds,
+            "pool_idle_terminate_seconds": cfg.pool_idle_terminate_seconds,
+            "pool_launch_template": names.WORKER_LAUNCH_TEMPLATE,
             "submission_failures_queue_url": self.queue_url(names.SUBMISSION_FAILURES_QUEUE),
             "resubmit_after_seconds": cfg.resubmit_after_seconds,
             # Presigned URLs name the bucket in the path: the endpoint is an IP address.
@@ -424,6 +442,7 @@ class LocalCloud:
         self.instance_ids = sorted(i["InstanceId"] for i in reservation["Instances"])
         # A pool instance is stopped until a job needs it.
         ec2.stop_instances(InstanceIds=self.instance_ids)
+        self._launch_template(ec2)
 
         lam = self.client("lambda")
         code = io.BytesIO()
@@ -453,6 +472,33 @@ class LocalCloud:
         )
 
         self._notify(s3, lam)
+
+    def _launch_template(self, ec2: Any) -> None:
+        """The pool's launch template, as cdk/worker_pool.py declares it: the scaler's
+        launches carry the pool's tags and volumes deleted with the instance."""
+        cfg = self.config
+        tags = [
+            {"Key": names.WORKER_POOL_TAG_KEY, "Value": names.WORKER_POOL_TAG_VALUE},
+            {"Key": names.WORKER_SCALED_TAG_KEY, "Value": names.WORKER_SCALED_TAG_VALUE},
+        ]
+        ec2.create_launch_template(
+            LaunchTemplateName=names.WORKER_LAUNCH_TEMPLATE,
+            LaunchTemplateData={
+                "ImageId": LOCAL_AMI_ID,
+                "InstanceType": cfg.worker_instance_types[0],
+                "InstanceInitiatedShutdownBehavior": "stop",
+                "BlockDeviceMappings": [
+                    {
+                        "DeviceName": "/dev/xvdb",
+                        "Ebs": {"VolumeSize": 8, "DeleteOnTermination": True},
+                    }
+                ],
+                "TagSpecifications": [
+                    {"ResourceType": "instance", "Tags": tags},
+                    {"ResourceType": "volume", "Tags": tags},
+                ],
+            },
+        )
 
     def _start_api(self) -> None:
         """The HTTP API: declared in moto as CDK declares it (routes, IAM authorisation),
@@ -514,6 +560,27 @@ class LocalCloud:
                 FunctionName=Function.RECONCILE_SUBMISSIONS, InvocationType="Event", Payload=payload
             ),
         ).start()
+
+    def _start_scaler(self) -> None:
+        """The pool scaler's schedule (every minute in AWS), when the pool may grow."""
+        cfg = self.config
+        if cfg.pool_scale_seconds <= 0 or (cfg.pool_max_size or 0) <= cfg.pool_size:
+            return
+        lam = self.client("lambda")
+        payload = json.dumps(SCHEDULED_EVENT)
+        self._scaler = Schedule(
+            Function.POOL_SCALER,
+            cfg.pool_scale_seconds,
+            lambda: lam.invoke(
+                FunctionName=Function.POOL_SCALER, InvocationType="Event", Payload=payload
+            ),
+        ).start()
+
+    def pause_scaler(self) -> None:
+        """Stop the pool scaler's schedule (tests that run its passes themselves)."""
+        if self._scaler is not None:
+            self._scaler.stop()
+            self._scaler = None
 
     def _notify(self, s3: Any, lam: Any) -> None:
         """S3 -> Lambda wiring, as the CDK app declares it."""
@@ -654,7 +721,23 @@ class LocalCloud:
             )
 
     def instance_started(self, instance_id: str) -> None:
-        if self.instances is not None and instance_id in self.instance_ids:
+        if self.instances is not None and (
+            instance_id in self.instance_ids or instance_id in self.scaled_ids
+        ):
+            self.instances.on_start(instance_id)
+
+    def instance_terminated(self, instance_id: str) -> None:
+        """The worker ends, and its scratch directory goes as its EBS volume would
+        (DeleteOnTermination)."""
+        if self.instances is not None:
+            self.instances.on_terminate(instance_id)
+
+    def instance_launched(self, instance_id: str, tags: dict[str, str]) -> None:
+        """A launch from the pool's template boots a worker, as its user data would."""
+        if tags.get(names.WORKER_SCALED_TAG_KEY) != names.WORKER_SCALED_TAG_VALUE:
+            return
+        self.scaled_ids.add(instance_id)
+        if self.instances is not None:
             self.instances.on_start(instance_id)
 
     def instance_stopped(self, instance_id: str) -> None:

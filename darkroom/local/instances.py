@@ -11,6 +11,7 @@ the state directory, and the next start over it ends what is left (`reap_orphans
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -88,6 +89,22 @@ class LocalInstances:
                 return
             self._stopping.add(proc.pid)
         threading.Thread(target=_terminate, args=(proc,), daemon=True).start()
+
+    def on_terminate(self, instance_id: str) -> None:
+        """End the worker (asynchronously, as a stop), then delete the instance's scratch
+        directory: a terminated instance's volumes are deleted with it."""
+        with self._lock:
+            proc = self._procs.get(instance_id)
+            if proc is not None:
+                self._stopping.add(proc.pid)
+        threading.Thread(
+            target=self._remove, args=(instance_id, proc), daemon=True, name="terminate"
+        ).start()
+
+    def _remove(self, instance_id: str, proc: subprocess.Popen[bytes] | None) -> None:
+        if proc is not None and proc.poll() is None:
+            _terminate(proc)
+        shutil.rmtree(self.scratch_dir(instance_id).parent, ignore_errors=True)
 
     def kill(self, instance_id: str) -> None:
         """Pull the plug (tests: a worker dying mid-job)."""

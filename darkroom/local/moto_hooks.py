@@ -66,6 +66,8 @@ class Host(Protocol):
     def invoke_async(self, spec: FunctionSpec, event: Any) -> None: ...
     def instance_started(self, instance_id: str) -> None: ...
     def instance_stopped(self, instance_id: str) -> None: ...
+    def instance_launched(self, instance_id: str, tags: dict[str, str]) -> None: ...
+    def instance_terminated(self, instance_id: str) -> None: ...
     def execution_ended(self, event: dict[str, Any]) -> None: ...
     def spec_for(
         self, name: str, handler: str, env: dict[str, str], timeout: float, memory_mb: int
@@ -127,6 +129,18 @@ def _invoke_awslambda(account_id: str, event_body: Any, fn_arn: str, region_name
 _original_start = ec2_instances.Instance.start
 _original_stop = ec2_instances.Instance.stop
 _original_terminate = ec2_instances.Instance.terminate
+_original_run_instances = ec2_instances.InstanceBackend.run_instances
+
+
+def _run_instances(self: Any, *args: Any, **kwargs: Any) -> Any:
+    """RunInstances makes running instances without calling start: the host boots them
+    (the pool scaler's launches)."""
+    reservation = _original_run_instances(self, *args, **kwargs)
+    if _host is not None:
+        for instance in reservation.instances:
+            tags = {t["key"]: t["value"] for t in instance.get_tags()}
+            _host.instance_launched(instance.id, tags)
+    return reservation
 
 
 def _start(self: Any) -> Any:
@@ -146,7 +160,7 @@ def _stop(self: Any) -> Any:
 def _terminate(self: Any) -> Any:
     previous = _original_terminate(self)
     if _host is not None:
-        _host.instance_stopped(self.id)
+        _host.instance_terminated(self.id)
     return previous
 
 
@@ -581,6 +595,7 @@ def install(host: Host) -> None:
         ec2_instances.Instance.start = _start  # type: ignore[method-assign]
         ec2_instances.Instance.stop = _stop  # type: ignore[method-assign]
         ec2_instances.Instance.terminate = _terminate  # type: ignore[method-assign]
+        ec2_instances.InstanceBackend.run_instances = _run_instances  # type: ignore[method-assign]
         sfn_responses.StepFunctionResponse.send_task_failure = _send_task_failure  # type: ignore[method-assign]
         sfn_responses.StepFunctionResponse.stop_execution = _stop_execution  # type: ignore[method-assign]
         sfn_responses.StepFunctionResponse.get_execution_history = _get_execution_history  # type: ignore[method-assign]

@@ -31,6 +31,8 @@ OWN_LOGS = {
     **{action: {"own log group"} for action in LOGS},
     **{action: {"*"} for action in TRACING},
 }
+# What a pool scaler's launch creates or names (RunInstances through the template).
+LAUNCHED_KINDS = ("instance", "volume", "network-interface", "subnet", "security-group", "image")
 SCOPED: dict[str, dict[str, set[str]]] = {
     Function.ORCHESTRATOR: {
         **OWN_LOGS,
@@ -57,10 +59,10 @@ SCOPED: dict[str, dict[str, set[str]]] = {
         "dynamodb:DeleteItem": {"workers table"},
         "dynamodb:UpdateItem": {"workers table", "jobs table"},
         "dynamodb:GetItem": {"jobs table"},
-        "ec2:StartInstances": {"pool instances"},
+        "ec2:StartInstances": {"pool instances", "launched instances"},
         # Its fallback instance types: the instance's type, and changing it.
         "ec2:DescribeInstances": {"*"},
-        "ec2:ModifyInstanceAttribute": {"pool instances"},
+        "ec2:ModifyInstanceAttribute": {"pool instances", "launched instances"},
         "states:DescribeExecution": {"executions"},
     },
     Function.AWAIT_WORKER: {**OWN_LOGS, "dynamodb:UpdateItem": {"workers table"}},
@@ -69,7 +71,7 @@ SCOPED: dict[str, dict[str, set[str]]] = {
         "dynamodb:GetItem": {"workers table"},
         "dynamodb:Scan": {"workers table"},
         "dynamodb:UpdateItem": {"workers table"},
-        "ec2:StopInstances": {"pool instances"},
+        "ec2:StopInstances": {"pool instances", "launched instances"},
     },
     Function.MARK_DONE: {
         **OWN_LOGS,
@@ -100,9 +102,9 @@ SCOPED: dict[str, dict[str, set[str]]] = {
     Function.COST_GUARD: {
         **OWN_LOGS,
         "ec2:DescribeInstances": {"*"},
-        "ec2:StopInstances": {"pool instances"},
-        "ec2:CreateTags": {"pool instances"},
-        "ec2:DeleteTags": {"pool instances"},
+        "ec2:StopInstances": {"pool instances", "launched instances"},
+        "ec2:CreateTags": {"pool instances", "launched instances"},
+        "ec2:DeleteTags": {"pool instances", "launched instances"},
         "dynamodb:Scan": {"workers table"},
         "dynamodb:UpdateItem": {"workers table"},
         "states:DescribeExecution": {"executions"},
@@ -112,8 +114,21 @@ SCOPED: dict[str, dict[str, set[str]]] = {
         "dynamodb:GetItem": {"jobs table"},
         "dynamodb:UpdateItem": {"jobs table", "workers table"},
         "dynamodb:Scan": {"workers table"},
-        "ec2:StopInstances": {"pool instances"},
+        "ec2:StopInstances": {"pool instances", "launched instances"},
         **{action: {"ending failures"} for action in FAILURE_QUEUE},
+    },
+    Function.POOL_SCALER: {
+        **OWN_LOGS,
+        "ec2:DescribeInstances": {"*"},
+        "ec2:DescribeInstanceTypes": {"*"},
+        "ec2:RunInstances": {"launch template", *(f"{kind}/*" for kind in LAUNCHED_KINDS)},
+        "ec2:CreateTags": {"instance/*", "volume/*"},
+        "iam:PassRole": {"worker role"},
+        "ec2:TerminateInstances": {"launched instances"},
+        "dynamodb:Scan": {"workers table"},
+        "dynamodb:PutItem": {"workers table"},
+        "dynamodb:UpdateItem": {"workers table"},
+        "dynamodb:DeleteItem": {"workers table"},
     },
     Function.RECONCILE_SUBMISSIONS: {
         **OWN_LOGS,
@@ -124,6 +139,14 @@ SCOPED: dict[str, dict[str, set[str]]] = {
         "sqs:ReceiveMessage": {"submission failures"},
         "sqs:DeleteMessage": {"submission failures"},
     },
+}
+# Instances the pool scaler launched: every grant on them (instance/*) carries this
+# condition, beside the statement's own.
+LAUNCHED = {
+    "StringEquals": {
+        f"aws:ResourceTag/{names.WORKER_POOL_TAG_KEY}": names.WORKER_POOL_TAG_VALUE,
+        f"aws:ResourceTag/{names.WORKER_SCALED_TAG_KEY}": names.WORKER_SCALED_TAG_VALUE,
+    }
 }
 # Statements that narrow their grant further by a condition; every other has none.
 CONDITIONS: dict[tuple[str, str], dict[str, Any]] = {
@@ -142,7 +165,24 @@ CONDITIONS: dict[tuple[str, str], dict[str, Any]] = {
     (Function.COST_GUARD, "ec2:DeleteTags"): {
         "ForAllValues:StringEquals": {"aws:TagKeys": [names.UNLEASED_SINCE_TAG]}
     },
+    (Function.POOL_SCALER, "ec2:CreateTags"): {
+        "StringEquals": {"ec2:CreateAction": "RunInstances"}
+    },
+    (Function.POOL_SCALER, "iam:PassRole"): {
+        "StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}
+    },
 }
+
+
+def _merged(*conditions: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Conditions joined operator by operator (the launched-instance tags beside a
+    statement's own keys)."""
+    out: dict[str, Any] = {}
+    for condition in conditions:
+        for operator, keys in (condition or {}).items():
+            out[operator] = {**out.get(operator, {}), **keys}
+    return out or None
+
 
 EXPECTED_ACTIONS: dict[str, set[str]] = {
     **{function: set(scoped) for function, scoped in SCOPED.items()},
@@ -204,6 +244,7 @@ WORKER_ACTIONS = {
 # narrower for it.
 ANY_RESOURCE_ALLOWED: dict[str, str] = {
     "ec2:DescribeInstances": "EC2 Describe* actions support no resource-level permissions",
+    "ec2:DescribeInstanceTypes": "EC2 Describe* actions support no resource-level permissions",
     "ssmmessages:CreateControlChannel": "Session Manager channels: no resource-level permissions",
     "ssmmessages:CreateDataChannel": "Session Manager channels: no resource-level permissions",
     "ssmmessages:OpenControlChannel": "Session Manager channels: no resource-level permissions",
@@ -307,6 +348,18 @@ def scopes(synth: Synth, function: str) -> dict[str, set[str]]:
             in_account.replace("{service}", "ec2") + "instance/${" + synth.logical_id(i) + "}"
             for i in stack.worker_pool.instances
         },
+        "launched instances": {in_account.replace("{service}", "ec2") + "instance/*"},
+        **{
+            f"{kind}/*": {in_account.replace("{service}", "ec2") + f"{kind}/*"}
+            for kind in LAUNCHED_KINDS
+        },
+        "launch template": {
+            in_account.replace("{service}", "ec2")
+            + "launch-template/${"
+            + synth.logical_id(stack.worker_pool.launch_template)
+            + "}"
+        },
+        "worker role": {"${" + synth.logical_id(stack.worker_pool.role) + ".Arn}"},
         "*": {"*"},
     }
 
@@ -323,7 +376,16 @@ def test_each_task_function_statement_is_scoped_to_its_own_resources(
         resources = {render(r, token) for r in as_list(statement["Resource"])}
         for action in as_list(statement["Action"]):
             granted.setdefault(action, set()).update(resources)
-            assert statement.get("Condition") == CONDITIONS.get((function, action)), action
+            own = CONDITIONS.get((function, action))
+            if function == Function.POOL_SCALER and action == "ec2:RunInstances":
+                if resources != named["launch template"]:
+                    # Every resource of a launch only through the pool's template.
+                    (condition,) = statement["Condition"]["ArnEquals"].values()
+                    assert render(condition, token) in named["launch template"], action
+                continue
+            if resources == named["launched instances"]:
+                own = _merged(own, LAUNCHED)
+            assert statement.get("Condition") == own, action
     expected = {
         action: set().union(*(named[name] for name in scoped))
         for action, scoped in SCOPED[function].items()
@@ -364,6 +426,10 @@ def test_worker_role(synth: Synth) -> None:
         "Fn::Join": ["", [{"Fn::GetAtt": [raw, "Arn"]}, f"/{names.ASSETS_PREFIX}*"]]
     }
     stops = [s for s in statements if "ec2:StopInstances" in as_list(s["Action"])]
+    # Those the pool scaler launched: by both pool tags (their ids are not the stack's).
+    launched = by_sid.pop("StopLaunchedWorker")
+    assert launched["Condition"] == LAUNCHED
+    stops.remove(launched)
     instances = synth.stack.worker_pool.instances
     assert len(stops) == len(instances)
     for statement, instance in zip(stops, instances, strict=True):

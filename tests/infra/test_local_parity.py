@@ -27,6 +27,11 @@ LAPTOP_DIFFERS = {
     env_key("job_timeout_seconds"),
     env_key("resubmit_after_seconds"),
     env_key("s3_addressing_style"),
+    # The laptop's pool is fixed unless asked (`darkroom local up --pool-max`), and
+    # scales in seconds.
+    env_key("pool_max_instances"),
+    env_key("pool_scale_up_after_seconds"),
+    env_key("pool_idle_terminate_seconds"),
 }
 
 

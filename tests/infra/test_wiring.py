@@ -824,7 +824,17 @@ def test_start_worker_may_move_a_pool_instance_only_to_a_preferred_type(
     variables = start["Properties"]["Environment"]["Variables"]
     assert variables[env_key("worker_instance_types")] == ",".join(types)
     statements = _start_worker_statements(synth)
-    (modify,) = [s for s in statements if "ec2:ModifyInstanceAttribute" in as_list(s["Action"])]
+    modifies = [s for s in statements if "ec2:ModifyInstanceAttribute" in as_list(s["Action"])]
+    # The declared instances by id, and those the pool scaler launched by their tags.
+    (modify,) = [s for s in modifies if s["Sid"] == "FallbackInstanceType"]
+    (launched,) = [s for s in modifies if s["Sid"] == "FallbackInstanceTypeLaunched"]
+    assert launched["Condition"] == {
+        "StringEquals": {
+            f"aws:ResourceTag/{names.WORKER_POOL_TAG_KEY}": names.WORKER_POOL_TAG_VALUE,
+            f"aws:ResourceTag/{names.WORKER_SCALED_TAG_KEY}": names.WORKER_SCALED_TAG_VALUE,
+            "ec2:Attribute/InstanceType": types,
+        }
+    }
     assert modify["Action"] == "ec2:ModifyInstanceAttribute"
     # Only the type, only to one of the deploy's: any other change lacks the key.
     assert modify["Condition"] == {"StringEquals": {"ec2:Attribute/InstanceType": types}}
@@ -836,7 +846,7 @@ def test_start_worker_may_move_a_pool_instance_only_to_a_preferred_type(
     # Nobody else changes an instance.
     for logical_id, statement in all_policy_statements(synth.template):
         if "ec2:ModifyInstanceAttribute" in as_list(statement.get("Action", [])):
-            assert statement is modify or statement == modify, logical_id
+            assert statement in (modify, launched), logical_id
 
 
 def test_fallback_types_must_boot_the_same_image() -> None:
@@ -889,13 +899,18 @@ def test_ebs_kms_key_encrypts_the_volumes_and_lets_start_worker_use_it_through_e
         "kms:ReEncryptFrom",
         "kms:ReEncryptTo",
     ]
-    # StartWorker alone starts instances; no other role gets the key.
-    start_role = role_logical_id(configured_synth.functions()[Function.START_WORKER][1])
+    # StartWorker starts instances and the pool scaler launches them; no other role
+    # gets the key.
+    functions = configured_synth.functions()
+    starters = [
+        {"Ref": role_logical_id(functions[name][1])}
+        for name in (Function.START_WORKER, Function.POOL_SCALER)
+    ]
     for logical_id, statement in all_policy_statements(configured_synth.template):
         if any(a.startswith("kms:") for a in as_list(statement.get("Action", []))):
             assert statement in kms, logical_id
             policy = configured_synth.template["Resources"][logical_id]
-            assert {"Ref": start_role} in policy["Properties"]["Roles"], logical_id
+            assert any(role in policy["Properties"]["Roles"] for role in starters), logical_id
 
 
 def test_reserved_thumbnail_concurrency_is_an_option(configured_synth: Synth) -> None:

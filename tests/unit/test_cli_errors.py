@@ -236,3 +236,9 @@ def test_local_up_refuses_a_studio_colour_that_is_not_one_before_starting() -> N
     assert says("--studio-accent-colour: 'red' is not a colour: use #rgb or #rrggbb") in said(
         result
     )
+
+
+def test_local_up_refuses_a_pool_maximum_below_its_minimum_before_starting() -> None:
+    result = invoke("local", "up", "--port", "0", "--pool-size", "2", "--pool-max", "1")
+    assert result.exit_code == 2
+    assert says("--pool-max 1 is below --pool-size 2, the pool's minimum") in said(result)

@@ -8,6 +8,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from werkzeug.wrappers import Request, Response
 
 from darkroom import keys, names
 from darkroom.aws.job_store import JobStore
+from darkroom.aws.lease_store import LeaseStore
+from darkroom.aws.pool_instances import PoolInstances
 from darkroom.local.console import graph, logs
 from darkroom.pipeline import reprocess_execution_name
 
@@ -55,6 +58,8 @@ class Console:
     def __init__(self, client: Callable[[str], Any], log_dir: Path, state_machine_arn: str) -> None:
         self._sfn = client("stepfunctions")
         self._jobs = JobStore(names.JOBS_TABLE, client("dynamodb"))
+        self._leases = LeaseStore(names.WORKERS_TABLE, client("dynamodb"))
+        self._ec2 = PoolInstances(client("ec2"))
         self._log_dir = log_dir
         self._arn = state_machine_arn
         self._routes: dict[tuple[str, str], Callable[[Request], Any]] = {
@@ -66,6 +71,7 @@ class Console:
             ("GET", "/api/logs"): self.log_streams,
             ("GET", "/api/log"): self.log,
             ("GET", "/api/invocations"): self.invocations,
+            ("GET", "/api/pool"): self.pool,
         }
 
     def handle(self, request: Request) -> Response | None:
@@ -206,6 +212,31 @@ class Console:
     def invocations(self, request: Request) -> dict[str, Any]:
         function = request.args.get("function") or THUMBNAIL_FUNCTION
         return {"function": function, "invocations": logs.invocations(self._log_dir, function)}
+
+    # -- the worker pool (EC2 and the workers table, as the pool scaler reads them) --------
+    def pool(self, request: Request) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        leases = {lease.instance_id: lease for lease in self._leases.all()}
+        rows = []
+        found = self._ec2.describe_tagged(names.WORKER_POOL_TAG_KEY, names.WORKER_POOL_TAG_VALUE)
+        for instance in found:
+            lease = leases.get(instance.instance_id)
+            launched = instance.launch_time
+            rows.append(
+                {
+                    "instance_id": instance.instance_id,
+                    "state": instance.state,
+                    "instance_type": instance.instance_type,
+                    "scaled": instance.tags.get(names.WORKER_SCALED_TAG_KEY)
+                    == names.WORKER_SCALED_TAG_VALUE,
+                    # EC2's launch time is the last start: the age of this boot.
+                    "age_seconds": (now - launched).total_seconds() if launched else None,
+                    "lease": lease.state if lease else None,
+                    "job_id": lease.job_id if lease else None,
+                    "shard": lease.shard if lease and lease.job_id else None,
+                }
+            )
+        return {"instances": rows, "waiting": len(self._leases.waiters())}
 
 
 def _static(name: str, content_type: str) -> Response:

@@ -227,6 +227,28 @@ async function stopExecution() {
   await refresh();
 }
 
+// -- the worker pool: its instances as EC2 lists them, each with its lease ------------------
+function age(seconds) {
+  if (seconds === null || seconds === undefined) return "";
+  if (seconds < 120) return Math.round(seconds) + " s";
+  if (seconds < 7200) return Math.round(seconds / 60) + " min";
+  return (seconds / 3600).toFixed(1) + " h";
+}
+
+async function loadPool() {
+  const data = await call("/pool");
+  const live = data.instances.filter((i) => i.state !== "terminated" && i.state !== "shutting-down");
+  $("pool-summary").textContent = live.length + " live, " + data.waiting + " shard(s) waiting";
+  fillRows($("pool").tBodies[0], data.instances.map((i) => {
+    const state = el("td");
+    state.append(badge(i.state));
+    const lease = el("td");
+    if (i.lease) lease.append(badge(i.lease));
+    const job = i.job_id ? i.job_id + (i.shard === null ? "" : " #" + i.shard) : "";
+    return [i.instance_id, state, lease, job, age(i.age_seconds), i.scaled ? "launched" : "declared"];
+  }));
+}
+
 // -- the thumbnail function and every log ---------------------------------------------------
 async function loadInvocations() {
   const data = await call("/invocations");
@@ -261,6 +283,7 @@ async function guarded(work) {
 async function refresh() {
   await loadExecutions();
   if (current) await loadExecution();
+  await loadPool();
   await loadInvocations();
   // A function's log appears with its first invocation.
   await loadStreams();
