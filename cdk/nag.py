@@ -87,11 +87,8 @@ LAUNCHED = (
 )
 
 
-def _ec2_wildcard(kind: str) -> str:
-    return (
-        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>"
-        f":{kind}/*]"
-    )
+def _ec2_wildcard(stack: cdk.Stack, kind: str) -> str:
+    return f"AwsSolutions-IAM5[Resource::{_regional(stack, 'ec2')}:<AWS::AccountId>:{kind}/*]"
 
 
 def _machine_executions(stack: cdk.Stack) -> str:
@@ -143,7 +140,7 @@ def acknowledge(stack: DarkroomStack) -> None:
     )
     ack(
         _cfn(stack.worker_pool.self_stop),
-        THIS_ACCOUNT_INSTANCES,
+        _this_account_instances(stack),
         LAUNCHED + " The worker on such an instance stops it when idle.",
     )
     for instance in stack.worker_pool.instances:
@@ -172,14 +169,14 @@ def acknowledge(stack: DarkroomStack) -> None:
     ):
         ack(
             _policy(role),
-            THIS_ACCOUNT_INSTANCES,
+            _this_account_instances(stack),
             LAUNCHED + " Start, stop (and the cost guard's own tag) as on the declared ones.",
         )
     scaler = _policy(stack.pool_scaler.scaler.role)
     for kind in ("instance", "volume", "network-interface", "subnet", "security-group", "image"):
         ack(
             scaler,
-            _ec2_wildcard(kind),
+            _ec2_wildcard(stack, kind),
             "RunInstances names or creates these resources, whose ids exist only at launch; "
             "every one is conditioned on ec2:LaunchTemplate being the pool's template. "
             "TerminateInstances and the CreateTags at launch are conditioned on the pool's "
