@@ -59,6 +59,30 @@ STUDIO_LOGO_URL: Final = "studio_logo_url"
 STUDIO_ACCENT_COLOUR: Final = "studio_accent_colour"
 STUDIO_SETTINGS: Final = (STUDIO_NAME, STUDIO_LOGO_URL, STUDIO_ACCENT_COLOUR)
 
+# Delivery (issue 18). Every status change of a job is an EventBridge event on the
+# default bus; one rule sends them to the notify function, which emails and calls the
+# studio's webhook. A NOTICE#<run>#<kind> item beside the job records each message of a
+# run once (idempotent on the run id).
+JOB_EVENT_SOURCE: Final = "darkroom"
+JOB_EVENT_DETAIL_TYPE: Final = "Job status changed"
+JOB_EVENTS_RULE: Final = "darkroom-job-events"
+NOTICE_ITEM_PREFIX: Final = "NOTICE#"
+SES_CONFIGURATION_SET: Final = "darkroom-delivery"
+WEBHOOK_SECRET: Final = "darkroom/webhook-signing"
+WEBHOOK_SIGNATURE_HEADER: Final = "X-Darkroom-Signature"
+WEBHOOK_TIMESTAMP_HEADER: Final = "X-Darkroom-Timestamp"
+
+
+def job_events_pattern() -> dict[str, list[str]]:
+    """The rule that feeds the notify function: every status change of a job."""
+    return {"source": [JOB_EVENT_SOURCE], "detail-type": [JOB_EVENT_DETAIL_TYPE]}
+
+
+# The deploy settings (CDK context keys, the local cloud's options).
+SENDER_EMAIL: Final = "sender_email"
+PHOTOGRAPHER_EMAIL: Final = "photographer_email"
+WEBHOOK_URL: Final = "webhook_url"
+
 
 @dataclass(frozen=True)
 class Index:
@@ -175,6 +199,7 @@ class Function:
     COST_GUARD: Final = "darkroom-cost-guard"
     RECONCILE_ENDING: Final = "darkroom-reconcile-ending"
     RECONCILE_SUBMISSIONS: Final = "darkroom-reconcile-submissions"
+    NOTIFY: Final = "darkroom-notify"
 
 
 # Handler paths ("module.function"), as the Lambda runtime resolves them.
@@ -191,6 +216,7 @@ HANDLERS: Final[dict[str, str]] = {
     Function.COST_GUARD: "tasks.cost_guard.handler",
     Function.RECONCILE_ENDING: "tasks.reconcile_ending.handler",
     Function.RECONCILE_SUBMISSIONS: "tasks.reconcile_submissions.handler",
+    Function.NOTIFY: "tasks.notify.handler",
 }
 
 FUNCTION_TIMEOUT_SECONDS: Final[dict[str, int]] = {
@@ -205,6 +231,8 @@ FUNCTION_TIMEOUT_SECONDS: Final[dict[str, int]] = {
     # Reads every file item twice (manifest, delivery) and switches each developed file:
     # a few seconds at 5,000 files in AWS, kept far from the limit for a slow table.
     Function.MARK_DONE: 300,
+    # A webhook tried three times with backoff (10 s each at most) and two emails.
+    Function.NOTIFY: 60,
 }
 
 # Each function's memory (MB), as deployed and as the local cloud enforces it: a local
@@ -251,3 +279,5 @@ class Output:
     API_URL: Final = "ApiUrl"
     UPLOADS_TABLE: Final = "UploadsTableName"
     SHARES_TABLE: Final = "SharesTableName"
+    # The SES identity delivery mail is sent from (darkroom doctor reads it).
+    SENDER_IDENTITY: Final = "SenderIdentity"

@@ -9,6 +9,7 @@ import time
 from types import FrameType
 
 from darkroom.aws.executions import TaskCallbacks
+from darkroom.aws.job_events import JobEvents
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.lease_store import LeaseState, LeaseStore
 from darkroom.aws.objects import Objects
@@ -24,7 +25,7 @@ def serve(settings: WorkerSettings, instance_id: str, stopping: threading.Event)
     leases = LeaseStore(settings.workers_table)
     runner = JobRunner(
         settings,
-        jobs=JobStore(settings.jobs_table),
+        jobs=JobStore(settings.jobs_table, events=JobEvents()),
         leases=leases,
         objects=Objects(),
         callbacks=TaskCallbacks(),
