@@ -229,8 +229,9 @@ def _page(studio: str, paragraphs: list[str], link: str | None = None) -> str:
     e = html.escape
     parts = [f"<p>{e(p)}</p>" for p in paragraphs]
     if link:
+        # After the greeting and the sentence saying what the link is.
         parts.insert(
-            1,
+            2,
             f'<p><a href="{e(link, quote=True)}" style="font-weight:bold">'
             "Open your photos</a></p>"
             f'<p style="font-size:12px;color:#555">Or copy this address: {e(link)}</p>',
