@@ -59,6 +59,8 @@ class Notified:
     sent: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    # The failures another try may mend (not a setting that is missing).
+    retryable: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -98,6 +100,10 @@ class Notifier:
         if status in TERMINAL:
             self._notify_terminal(outcome, job, run, JobStatus(status), detail)
         logger.info("job event handled", extra=outcome.to_dict())
+        if outcome.retryable:
+            # Recorded on the job already; raising has Lambda try the event again (its
+            # asynchronous retries), and a message that went out is not sent twice.
+            raise NoticesFailed("; ".join(f"{k}: {why}" for k, why in outcome.retryable.items()))
         return outcome
 
     # -- the terminal messages ------------------------------------------------------
@@ -131,7 +137,7 @@ class Notifier:
         policy = job.delivery_policy
         assert policy is not None and policy.client_email
         if not self.settings.share_base_url:
-            raise NotifyError("no share_base_url is configured, so there is no link to send")
+            raise NotConfigured("no share_base_url is configured, so there is no link to send")
         if not first:
             message = client_update_message(self.studio, job, policy.client_name)
             return self._send(policy.client_email, policy.client_name, message)
@@ -158,7 +164,7 @@ class Notifier:
 
     def _send(self, to: str, name: str | None, message: Message) -> str:
         if self.mailer is None or not self.mailer.sender:
-            raise NotifyError("no sender_email is configured")
+            raise NotConfigured("no sender_email is configured")
         return self.mailer.send(
             to=to,
             to_name=name,
@@ -209,13 +215,23 @@ class Notifier:
             )
             self.jobs.finish_notice(job.job_id, run, kind, error=why)
             outcome.failed[kind] = why
+            if not isinstance(exc, NotConfigured):
+                outcome.retryable[kind] = why
             return
         self.jobs.finish_notice(job.job_id, run, kind, error=None, detail=detail)
         outcome.sent.append(kind)
 
 
 class NotifyError(Exception):
-    """A notice that cannot be sent as configured (recorded on the job, as SES's are)."""
+    """A notice that was not sent (recorded on the job, as SES's errors are)."""
+
+
+class NotConfigured(NotifyError):
+    """A setting the notice needs is empty: trying again cannot help."""
+
+
+class NoticesFailed(Exception):
+    """Some notices failed and may succeed on another try of the event."""
 
 
 # -- the messages -------------------------------------------------------------------

@@ -28,7 +28,13 @@ from darkroom.imaging.fixtures import make_demo_shoot
 from darkroom.imaging.fixtures.dng import write_corrupt_raw
 from darkroom.local.cloud import ACCOUNT_ID, LocalCloud
 from darkroom.names import Function
-from tests.integration.test_api import create, declared, put_with_curl, wait_done
+from tests.integration.test_api import (
+    create,
+    declared,
+    put_with_curl,
+    wait_developing,
+    wait_done,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -236,6 +242,24 @@ def test_a_failed_job_tells_the_photographer_the_cause_and_emails_no_client(
     assert [m for m in sent_mail() if "bob@client.test" in m["To"]] == []
 
 
+def test_an_execution_stopped_in_the_console_tells_the_photographer_and_no_client(
+    delivering: LocalCloud, tmp_path: Path
+) -> None:
+    """An ending no Catch sees (the ending reconciler writes it) is notified the same."""
+    api = delivering.api_url
+    job_id = _run_job(api, tmp_path, client={"email": "eve@client.test"}, deliver="auto")
+    running = wait_developing(api, job_id)
+    delivering.client("stepfunctions").stop_execution(
+        executionArn=running["execution_arn"], error="Operator", cause="stopped by hand"
+    )
+    assert wait_done(api, job_id)["status"] == "FAILED"
+    told = _eventually(lambda: mail_to(PHOTOGRAPHER, job_id) or None) or []
+    assert len(told) == 1
+    assert "Cause: ExecutionEnded" in _text(told[0]) and "ABORTED" in _text(told[0])
+    time.sleep(2)
+    assert mail_to("eve@client.test") == []
+
+
 def test_a_redelivered_status_event_sends_nothing_twice(
     delivering: LocalCloud, hooks: Hooks, tmp_path: Path
 ) -> None:
@@ -305,24 +329,32 @@ def test_an_ses_failure_leaves_the_job_done_shows_on_status_and_a_retry_sends_on
                 and e
             )
         )
+        assert errors and "MessageRejected" in errors["client"], errors
+        # Lambda's own retries of the event (1 s, then 2 s later here) fail the same way.
+        time.sleep(5)
+        assert _jobs(delivering).get(job_id).status == "DONE"
+        assert mail_to("dan@client.test") == []
+        assert mail_to(PHOTOGRAPHER, job_id) == []
+        # Each link an unsent email carried is revoked, not left live with no one knowing it.
+        shares = requests.get(f"{api}/jobs/{job_id}/shares", timeout=30).json()["shares"]
+        assert shares and all(share["revoked_at"] for share in shares)
+        shown = subprocess.run(
+            [sys.executable, "-m", "darkroom.cli", "status", job_id],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={
+                **os.environ,
+                "COLUMNS": "300",
+                "DARKROOM_API_URL": api,
+                **delivering.client_env(),
+            },
+        )
+        assert shown.returncode == 0, shown.stderr
+        assert "client email failed" in shown.stdout and "MessageRejected" in shown.stdout
+        assert "DONE" in shown.stdout
     finally:
         sesv2.create_email_identity(EmailIdentity=SENDER)
-    assert errors and "MessageRejected" in errors["client"], errors
-    assert _jobs(delivering).get(job_id).status == "DONE"
-    assert mail_to("dan@client.test") == []
-    # The link the unsent email carried is revoked, not left live with no one knowing it.
-    shares = requests.get(f"{api}/jobs/{job_id}/shares", timeout=30).json()["shares"]
-    assert len(shares) == 1 and shares[0]["revoked_at"]
-
-    shown = subprocess.run(
-        [sys.executable, "-m", "darkroom.cli", "status", job_id],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "COLUMNS": "300", "DARKROOM_API_URL": api, **delivering.client_env()},
-    )
-    assert shown.returncode == 0, shown.stderr
-    assert "client email failed" in shown.stdout and "MessageRejected" in shown.stdout
 
     # Later the event comes again (a retry): the client gets one link, the photographer
     # one message, and a further retry sends nothing.
@@ -334,6 +366,10 @@ def test_an_ses_failure_leaves_the_job_done_shows_on_status_and_a_retry_sends_on
     time.sleep(3)
     assert len(mail_to("dan@client.test")) == 1
     assert len(mail_to(PHOTOGRAPHER, job_id)) == 1
+    link = next(
+        line for line in _text(mail_to("dan@client.test")[0]).splitlines() if "/share/" in line
+    )
+    assert requests.get(link, timeout=30).status_code == 200
 
 
 def test_a_bad_client_address_is_refused_with_the_reason(delivering: LocalCloud) -> None:
