@@ -151,6 +151,8 @@ class DarkroomStack(cdk.Stack):
             failure_queues={
                 "Thumbnail": self.thumbnails.failures,
                 **self.pipeline.failure_queues,
+                # Job events the notify function never took (EventBridge gave up).
+                "Notify": self.notify_failures,
             },
             worker_logs=self.worker_pool.log_group,
             api=self.api,
