@@ -315,6 +315,9 @@ class LocalCloud:
             names.Output.API_URL: self.api_url,
             names.Output.UPLOADS_TABLE: names.UPLOADS_TABLE,
             names.Output.SHARES_TABLE: names.SHARES_TABLE,
+            # Here the sender's own address is the verified identity (a deploy's is its
+            # domain, with DKIM); "-" as deployed when none is configured.
+            names.Output.SENDER_IDENTITY: self.config.delivery.get(names.SENDER_EMAIL) or "-",
             "ConsoleUrl": self.console_url,
         }
 
