@@ -176,6 +176,12 @@ class DeployConfig(BaseModel):
     # -- network: workers in private subnets reaching AWS through VPC endpoints only
     # (no internet at all). Costs interface endpoints by the hour (README).
     private_network: bool = False
+    # -- automatic delivery (issue 18; names.SENDER_EMAIL...). Its domain becomes the
+    # SES identity (DKIM); empty: no mail is sent. The photographer gets every ending.
+    sender_email: str = ""
+    photographer_email: str = ""
+    # https, or empty: no webhook. Signed with the stack's WebhookSecret.
+    webhook_url: str = ""
 
     @classmethod
     def from_context(cls, get: Callable[[str], Any]) -> DeployConfig:
@@ -272,6 +278,7 @@ class DeployConfig(BaseModel):
             except ValueError as exc:
                 problems.append(f"{name}: {exc}")
         problems += self._edge_problems()
+        problems += self._delivery_problems()
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -319,6 +326,28 @@ class DeployConfig(BaseModel):
                 "(CloudFront takes certificates from there only)"
             )
         return problems
+
+    def _delivery_problems(self) -> list[str]:
+        from darkroom.api.models import email_address
+
+        problems = []
+        for name in (names.SENDER_EMAIL, names.PHOTOGRAPHER_EMAIL):
+            if value := getattr(self, name):
+                try:
+                    email_address(value)
+                except ValueError as exc:
+                    problems.append(f"{name}: {exc}")
+        if self.photographer_email and not self.sender_email:
+            problems.append("photographer_email needs sender_email: the address mail comes from")
+        if self.webhook_url and not self.webhook_url.startswith("https://"):
+            problems.append(
+                "webhook_url must be an https:// URL: its events are signed, not secret"
+            )
+        return problems
+
+    @property
+    def sender_domain(self) -> str:
+        return self.sender_email.rpartition("@")[2]
 
     def _stack_name_problems(self) -> list[str]:
         # CloudFormation's pattern, which also suits every name derived from it.

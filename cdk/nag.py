@@ -330,6 +330,15 @@ def acknowledge(stack: DarkroomStack) -> None:
 
     if stack.edge is not None:
         _acknowledge_edge(stack)
+    # -- automatic delivery (cdk/delivery.py)
+    ack(
+        _cfn(stack.delivery.webhook_secret),
+        "AwsSolutions-SMG4",
+        "The webhook's signing key is shared with the studio's receiver, which must be "
+        "given each new value: rotating it is a coordinated change the studio makes "
+        "(put a new value, update the receiver), not a schedule that would break delivery.",
+    )
+    ack(_cfn(stack.notify_failures), "AwsSolutions-SQS3", END_OF_THE_LINE_QUEUE)
 
     # -- CDK's own bucket-notifications handler (see DarkroomStack._tame_notifications_handler)
     handler_role = stack.notifications_handler_role

@@ -13,10 +13,11 @@ from cdk import bundling, nag
 from cdk.api import DeliveryApi
 from cdk.config import EDGE_REGION, RETENTION_DAYS, DeployConfig, ExtraOutput
 from cdk.cost_guard import CostGuard
+from cdk.delivery import Delivery, put_job_events
 from cdk.edge import Edge, EdgeAcl
 from cdk.functions import settings_values
 from cdk.monitoring import Monitoring
-from cdk.raw_pipeline import RawPipeline
+from cdk.raw_pipeline import RawPipeline, failure_queue
 from cdk.reconcilers import PoolScaler
 from cdk.storage import Storage
 from cdk.thumbnails import Thumbnails
@@ -132,6 +133,32 @@ class DarkroomStack(cdk.Stack):
         if config.edge:
             self._edge(edge_web_acl_arn)
 
+        # Automatic delivery (cdk/delivery.py): job events to the notify function. Every
+        # runtime that writes a job's status publishes it (darkroom.aws.job_events).
+        self.notify_failures = failure_queue(self, "NotifyFailures")
+        self.delivery = Delivery(
+            self,
+            "Delivery",
+            config=config,
+            storage=self.storage,
+            code=code,
+            api_url=self.api.url,
+            failures=self.notify_failures,
+            settings_values=values,
+            log_retention=retention,
+        )
+        publishers = [
+            self.pipeline.register_job,
+            self.pipeline.start_worker,
+            self.pipeline.mark_done,
+            self.pipeline.mark_failed,
+            self.pipeline.reconcilers.ending,
+            self.api.server,
+        ]
+        for publisher in publishers:
+            publisher.role.add_to_policy(put_job_events(self))
+        self.worker_pool.role.add_to_policy(put_job_events(self))
+
         self.monitoring = Monitoring(
             self,
             "Monitoring",
@@ -146,6 +173,8 @@ class DarkroomStack(cdk.Stack):
             failure_queues={
                 "Thumbnail": self.thumbnails.failures,
                 **self.pipeline.failure_queues,
+                # Job events the notify function never took (EventBridge gave up).
+                "Notify": self.notify_failures,
             },
             worker_logs=self.worker_pool.log_group,
             api=self.api,
@@ -180,6 +209,7 @@ class DarkroomStack(cdk.Stack):
             Function.COST_GUARD: self.cost_guard.guard,
             **self.pool_scaler.functions,
             Function.API: self.api.server,
+            Function.NOTIFY: self.delivery.notify,
         }
 
     def _tame_notifications_handler(self, retention: logs.RetentionDays) -> None:
@@ -245,6 +275,12 @@ class DarkroomStack(cdk.Stack):
         )
         output(Output.UPLOADS_TABLE, storage.uploads.table_name, "Jobs the API declared")
         output(Output.SHARES_TABLE, storage.shares.table_name, "Client share links (hashed)")
+        output(
+            Output.SENDER_IDENTITY,
+            self.delivery.sender_identity or names.OUTPUT_NONE,
+            "The SES identity delivery mail is sent from (verify it; README: leaving the "
+            "SES sandbox)",
+        )
         output(
             ExtraOutput.STATE_MACHINE_CONSOLE_URL,
             f"https://{region}.console.aws.amazon.com/states/home?region={region}"

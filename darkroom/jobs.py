@@ -262,6 +262,25 @@ class RunSelection(BaseModel):
     files: int
 
 
+class DeliveryPolicy(BaseModel):
+    """Who the job is for and whether its first finished run is sent to them by itself
+    (darkroom.notify). Carried from the job's creation through its manifest."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    client_name: str | None = None
+    client_email: str | None = None
+    deliver: str = "manual"  # "auto" | "manual"
+    # The share's life; None: the deployment's share_default_expiry_seconds.
+    share_expires_in: int | None = None
+    # A reprocess updates what the same link shows; the client hears of it only if asked.
+    notify_client_on_reprocess: bool = False
+
+    @property
+    def auto(self) -> bool:
+        return self.deliver == "auto" and bool(self.client_email)
+
+
 class Job(BaseModel):
     """The job item: identity, status, the current run's counters, what is delivered.
 
@@ -298,6 +317,12 @@ class Job(BaseModel):
     updated_at: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
+    delivery_policy: DeliveryPolicy | None = None
+    # The last failure of each kind of notice ("client", "photographer", "webhook"), as
+    # "<run>: <why>": shown by `darkroom status`, never a reason to fail the job.
+    notice_errors: dict[str, str] = Field(default_factory=dict)
+    # The share automatic delivery emailed the client (later runs update what it shows).
+    auto_share_id: str | None = None
 
     @property
     def is_terminal(self) -> bool:

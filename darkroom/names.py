@@ -63,6 +63,30 @@ STUDIO_LOGO_URL: Final = "studio_logo_url"
 STUDIO_ACCENT_COLOUR: Final = "studio_accent_colour"
 STUDIO_SETTINGS: Final = (STUDIO_NAME, STUDIO_LOGO_URL, STUDIO_ACCENT_COLOUR)
 
+# Delivery (issue 18). Every status change of a job is an EventBridge event on the
+# default bus; one rule sends them to the notify function, which emails and calls the
+# studio's webhook. A NOTICE#<run>#<kind> item beside the job records each message of a
+# run once (idempotent on the run id).
+JOB_EVENT_SOURCE: Final = "darkroom"
+JOB_EVENT_DETAIL_TYPE: Final = "Job status changed"
+JOB_EVENTS_RULE: Final = "darkroom-job-events"
+NOTICE_ITEM_PREFIX: Final = "NOTICE#"
+SES_CONFIGURATION_SET: Final = "darkroom-delivery"
+WEBHOOK_SECRET: Final = "darkroom/webhook-signing"
+WEBHOOK_SIGNATURE_HEADER: Final = "X-Darkroom-Signature"
+WEBHOOK_TIMESTAMP_HEADER: Final = "X-Darkroom-Timestamp"
+
+
+def job_events_pattern() -> dict[str, list[str]]:
+    """The rule that feeds the notify function: every status change of a job."""
+    return {"source": [JOB_EVENT_SOURCE], "detail-type": [JOB_EVENT_DETAIL_TYPE]}
+
+
+# The deploy settings (CDK context keys, the local cloud's options).
+SENDER_EMAIL: Final = "sender_email"
+PHOTOGRAPHER_EMAIL: Final = "photographer_email"
+WEBHOOK_URL: Final = "webhook_url"
+
 
 @dataclass(frozen=True)
 class Index:
@@ -188,6 +212,7 @@ class Function:
     RECONCILE_ENDING: Final = "darkroom-reconcile-ending"
     RECONCILE_SUBMISSIONS: Final = "darkroom-reconcile-submissions"
     POOL_SCALER: Final = "darkroom-pool-scaler"
+    NOTIFY: Final = "darkroom-notify"
 
 
 # Handler paths ("module.function"), as the Lambda runtime resolves them.
@@ -205,6 +230,7 @@ HANDLERS: Final[dict[str, str]] = {
     Function.RECONCILE_ENDING: "tasks.reconcile_ending.handler",
     Function.RECONCILE_SUBMISSIONS: "tasks.reconcile_submissions.handler",
     Function.POOL_SCALER: "tasks.pool_scaler.handler",
+    Function.NOTIFY: "tasks.notify.handler",
 }
 
 FUNCTION_TIMEOUT_SECONDS: Final[dict[str, int]] = {
@@ -221,6 +247,8 @@ FUNCTION_TIMEOUT_SECONDS: Final[dict[str, int]] = {
     # Reads every file item twice (manifest, delivery) and switches each developed file:
     # a few seconds at 5,000 files in AWS, kept far from the limit for a slow table.
     Function.MARK_DONE: 300,
+    # A webhook tried three times with backoff (10 s each at most) and two emails.
+    Function.NOTIFY: 60,
 }
 
 # Each function's memory (MB), as deployed and as the local cloud enforces it: a local
@@ -279,6 +307,8 @@ class Output:
     SENDER_IDENTITY: Final = "SenderIdentity"
 
 
+# An optional output's value when the stack has none (CloudFormation refuses "").
+OUTPUT_NONE: Final = "-"
 # The local cloud's API records its URL in this tag, for clients to find it from the
 # AWS endpoint alone (importing the local cloud, moto and all, just for it takes seconds).
 LOCAL_API_URL_TAG: Final = "darkroom:local-url"

@@ -29,6 +29,7 @@ from darkroom.errors import (
 from darkroom.jobs import (
     MAX_CAUSE_CHARS,
     Archive,
+    DeliveryPolicy,
     Job,
     JobStatus,
     RunSelection,
@@ -244,6 +245,8 @@ def register_job(
     except RecipeError as exc:
         raise InvalidJob(f"job {job_id}: {exc}") from exc
 
+    policy = _delivery_policy(job_id, manifest.get("delivery"), existing)
+
     if existing is not None and execution_arn not in (existing.execution_arn, existing.claimed_by):
         # Started by hand (the console, {"job_id": ...}): claimed as the API's reprocess
         # claims, so a job that runs or is being reprocessed refuses it the same way.
@@ -260,6 +263,7 @@ def register_job(
         versions={name: present[name].get("VersionId") for name in files},
         shards={name: shards.shard_of(i, shard_size) for i, name in enumerate(files)},
         packaged_by_shard=len(shard_list) == 1,
+        delivery_policy=policy.model_dump(mode="json") if policy else None,
         sidecars={
             name: (sidecar, present[sidecar].get("VersionId"))
             for name, sidecar in paired.items()
@@ -302,6 +306,17 @@ def _run_files(
         raise InvalidJob(f'job {job_id}: "selection" must be "favourites" or "names"')
     chosen = sorted(set(asked))
     return chosen, RunSelection(kind=kind, files=len(chosen))
+
+
+def _delivery_policy(job_id: str, source: Any, existing: Job | None) -> DeliveryPolicy | None:
+    """Who the job is delivered to, as its creation declared it (the manifest's
+    "delivery"); a reprocess keeps the job's."""
+    if source is None:
+        return existing.delivery_policy if existing else None
+    try:
+        return DeliveryPolicy.model_validate(source)
+    except ValueError as exc:
+        raise InvalidJob(f'job {job_id}: manifest.json has a bad "delivery": {exc}') from exc
 
 
 def _timestamp(value: Any) -> str | None:

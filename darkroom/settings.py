@@ -258,6 +258,27 @@ class ReconcileEndingSettings(JobsTable, WorkersTable):
     pass
 
 
+class Delivery(Settings):
+    """Automatic delivery (issue 18): who mail comes from and goes to, and the webhook.
+    Empty sender: no mail is sent (recorded on the job); empty webhook: none is called."""
+
+    sender_email: str = ""
+    photographer_email: str = ""
+    ses_configuration_set: str = ""
+    webhook_url: str = ""
+    # The signing secret's ARN (or name) in Secrets Manager.
+    webhook_secret_id: str = ""
+    # Where a share link points: the API's public base URL.
+    share_base_url: str = ""
+    share_default_expiry_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    # Tries of one webhook call, waiting 0.5 s, 1 s, 2 s... between them.
+    webhook_attempts: int = Field(default=3, ge=1, le=8)
+
+
+class NotifySettings(JobsTable, SharesTable, Delivery, Studio):
+    pass
+
+
 class ReconcileSubmissionsSettings(RawBucket, JobsTable, UploadsTable, StateMachine):
     # The orchestrator's on-failure queue, redriven every run.
     submission_failures_queue_url: Name
@@ -306,6 +327,7 @@ FUNCTION_SETTINGS: Final[Mapping[str, type[Settings]]] = {
     Function.RECONCILE_ENDING: ReconcileEndingSettings,
     Function.RECONCILE_SUBMISSIONS: ReconcileSubmissionsSettings,
     Function.POOL_SCALER: PoolScalerSettings,
+    Function.NOTIFY: NotifySettings,
 }
 
 # Every field some runtime reads: a value for anything else is a typo.

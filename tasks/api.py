@@ -9,6 +9,7 @@ from darkroom.api.app import handle
 from darkroom.api.service import ApiService
 from darkroom.aws.executions import Executions
 from darkroom.aws.favourites import FavouriteStore
+from darkroom.aws.job_events import JobEvents
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.objects import Objects
 from darkroom.aws.presign import Presigner, presigning_client
@@ -23,7 +24,7 @@ settings = load(ApiSettings)
 configure(settings)
 service = ApiService(
     settings,
-    jobs=JobStore(settings.jobs_table),
+    jobs=JobStore(settings.jobs_table, events=JobEvents()),
     uploads=UploadStore(settings.uploads_table),
     shares=ShareStore(settings.shares_table),
     favourites=FavouriteStore(settings.jobs_table),

@@ -6,6 +6,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from darkroom import pipeline
+from darkroom.aws.job_events import JobEvents
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.objects import Objects
 from darkroom.observability import configure, logger
@@ -15,7 +16,7 @@ from darkroom.tracing import tracer
 
 settings = load(MarkDoneSettings)
 configure(settings)
-jobs = JobStore(settings.jobs_table)
+jobs = JobStore(settings.jobs_table, events=JobEvents())
 objects = Objects()
 
 

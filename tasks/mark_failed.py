@@ -6,6 +6,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from darkroom import pipeline
+from darkroom.aws.job_events import JobEvents
 from darkroom.aws.job_store import JobStore
 from darkroom.observability import configure, logger
 from darkroom.settings import MarkFailedSettings, load
@@ -14,7 +15,7 @@ from darkroom.tracing import tracer
 
 settings = load(MarkFailedSettings)
 configure(settings)
-jobs = JobStore(settings.jobs_table)
+jobs = JobStore(settings.jobs_table, events=JobEvents())
 
 
 @logger.inject_lambda_context(correlation_id_path="input.job_id")

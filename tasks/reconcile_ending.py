@@ -5,6 +5,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from darkroom import endings
+from darkroom.aws.job_events import JobEvents
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.lease_store import LeaseStore
 from darkroom.aws.pool_instances import PoolInstances
@@ -14,7 +15,7 @@ from darkroom.tracing import tracer
 
 settings = load(ReconcileEndingSettings)
 configure(settings)
-jobs = JobStore(settings.jobs_table)
+jobs = JobStore(settings.jobs_table, events=JobEvents())
 leases = LeaseStore(settings.workers_table)
 pool = PoolInstances()
 

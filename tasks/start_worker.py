@@ -7,6 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from darkroom import worker_queue
 from darkroom.aws.executions import Executions, ExecutionStatus
+from darkroom.aws.job_events import JobEvents
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.lease_store import LeaseStore
 from darkroom.aws.pool_instances import PoolInstances
@@ -17,7 +18,7 @@ from darkroom.tracing import tracer
 
 settings = load(StartWorkerSettings)
 configure(settings)
-jobs = JobStore(settings.jobs_table)
+jobs = JobStore(settings.jobs_table, events=JobEvents())
 leases = LeaseStore(settings.workers_table)
 pool = PoolInstances()
 executions = Executions()

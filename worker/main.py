@@ -10,6 +10,7 @@ from types import FrameType
 
 from darkroom import names
 from darkroom.aws.executions import TaskCallbacks
+from darkroom.aws.job_events import JobEvents
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.lease_store import LeaseState, LeaseStore
 from darkroom.aws.objects import Objects
@@ -26,7 +27,7 @@ def serve(settings: WorkerSettings, instance_id: str, stopping: threading.Event)
     leases = LeaseStore(settings.workers_table)
     runner = JobRunner(
         settings,
-        jobs=JobStore(settings.jobs_table),
+        jobs=JobStore(settings.jobs_table, events=JobEvents()),
         leases=leases,
         objects=Objects(),
         callbacks=TaskCallbacks(),

@@ -163,6 +163,8 @@ class JobOperations(UploadOperations):
             }
             if upload.recipe is not None:
                 manifest["recipe"] = dict(upload.recipe)
+            if upload.delivery is not None:
+                manifest["delivery"] = dict(upload.delivery)
             # The manifest first: writing it starts the job; a retry after a failure in
             # between writes it again, which starts nothing new (executions are named
             # after the job).

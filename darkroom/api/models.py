@@ -4,12 +4,13 @@ job that every reader (the API, the CLI) uses."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from darkroom.jobs import FileRecord, Job
 
@@ -40,6 +41,40 @@ class FileIn(_Strict):
     size: int = Field(description="Bytes; the upload URL is signed for exactly this length.")
 
 
+MAX_EMAIL_LENGTH = 254
+# One address, as a person types it: no display name, no list, nothing a mail header
+# could be split on. What SES would refuse later is refused here, with the reason.
+_EMAIL = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+)
+
+
+def email_address(value: str) -> str:
+    value = value.strip()
+    if len(value) > MAX_EMAIL_LENGTH or not _EMAIL.fullmatch(value):
+        raise ValueError(
+            f"{value[:60]!r} is not an email address: one address such as name@example.com"
+        )
+    return value
+
+
+class ClientIn(_Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=MAX_NAME_LENGTH)
+    email: str = Field(description="Where automatic delivery sends the share link.")
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        return email_address(value)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and any(unicodedata.category(c).startswith("C") for c in value):
+            raise ValueError("must be printable text")
+        return value
+
+
 class CreateJobIn(_Strict):
     files: list[FileIn] = Field(min_length=1)
     name: str | None = Field(default=None, min_length=1, max_length=MAX_NAME_LENGTH)
@@ -50,6 +85,25 @@ class CreateJobIn(_Strict):
         default=None,
         description="Optional; generated when absent. 1-40 of letters, digits, '-', '_'.",
     )
+    client: ClientIn | None = Field(default=None, description="Who the job is for.")
+    deliver: Literal["auto", "manual"] = Field(
+        default="manual",
+        description="auto: when the job's first run finishes, a share is created and its "
+        "link emailed to the client (needs client.email).",
+    )
+    share_expires_in: int | None = Field(
+        default=None, ge=60, description="The automatic share's life in seconds."
+    )
+    notify_client_on_reprocess: bool = Field(
+        default=False,
+        description="Email the client again when a reprocess updates what the link shows.",
+    )
+
+    @model_validator(mode="after")
+    def _auto_needs_client(self) -> CreateJobIn:
+        if self.deliver == "auto" and self.client is None:
+            raise ValueError('deliver "auto" needs client.email: whom to send the link to')
+        return self
 
 
 class PutAssetIn(_Strict):
@@ -180,6 +234,18 @@ class DeliveredView(BaseModel):
     )
 
 
+def _client_of(job: Job) -> dict[str, str] | None:
+    policy = job.delivery_policy
+    if policy is None:
+        return None
+    shown = {"deliver": policy.deliver}
+    if policy.client_name:
+        shown["name"] = policy.client_name
+    if policy.client_email:
+        shown["email"] = policy.client_email
+    return shown
+
+
 class JobView(BaseModel):
     """A job as the studio sees it, from its declaration to its last rendition."""
 
@@ -224,6 +290,17 @@ class JobView(BaseModel):
         exclude_if=_absent,
         description="What the client gets: kept through a reprocess and after a failed one.",
     )
+    client: dict[str, str] | None = Field(
+        default=None,
+        exclude_if=_absent,
+        description="Who the job is for: name and email, and deliver (auto or manual).",
+    )
+    notice_errors: dict[str, str] | None = Field(
+        default=None,
+        exclude_if=_absent,
+        description="Notices that failed to go out (client, photographer, webhook): "
+        '"<run>: <why>". Never a reason the job failed.',
+    )
     # Left out of listings, which show counts only; a job's view holds its first page.
     files: dict[str, FileView] | None = Field(default=None, exclude_if=_absent)
     files_next_cursor: str | None = Field(
@@ -262,6 +339,8 @@ class JobView(BaseModel):
             updated_at=job.updated_at,
             submitted_at=submitted_at,
             started_at=job.started_at,
+            client=_client_of(job),
+            notice_errors=dict(job.notice_errors) or None,
             finished_at=job.finished_at,
             state=state,
             recipe=job.recipe,

@@ -712,3 +712,33 @@ VIEWER_SCRIPT_PATH = "/assets/viewer.js"
 def viewer_script() -> Response[str]:
     headers = {"cache-control": "public, max-age=300"}
     return Response(200, "text/javascript; charset=utf-8", gallery.VIEWER_SCRIPT, headers)
+
+
+def issue_share(
+    shares: ShareStore,
+    job_id: str,
+    expires_at: int,
+    *,
+    created_by: str | None,
+    message: str | None = None,
+) -> tokens.IssuedToken:
+    """A new share of the job, its token returned (only its hash is stored): what
+    automatic delivery (darkroom.notify) creates; the route above draws ids the same way."""
+    for _ in range(3):
+        issued = tokens.issue()
+        try:
+            shares.put(
+                Share(
+                    share_id=issued.share_id,
+                    job_id=job_id,
+                    token_sha256=issued.sha256,
+                    created_at=utc_now(),
+                    expires_at=expires_at,
+                    created_by=created_by,
+                    message=message,
+                )
+            )
+            return issued
+        except ShareIdTaken:
+            continue
+    raise RuntimeError("could not draw a free share id")  # pragma: no cover

@@ -49,7 +49,7 @@ from darkroom.aws.uploads import (
     UploadStatus,
     UploadStore,
 )
-from darkroom.jobs import utc_now
+from darkroom.jobs import DeliveryPolicy, utc_now
 from darkroom.observability import logger
 from darkroom.recipes import parse_recipe
 from darkroom.settings import ApiSettings
@@ -96,6 +96,7 @@ class UploadOperations(AssetOperations):
             created_at=utc_now(),
             name=body.name,
             recipe=recipe,
+            delivery=_delivery(body),
             created_by=caller,
             expires_ttl=int(now) + RETENTION_SECONDS,
         )
@@ -439,3 +440,17 @@ def complete_upload(
 )
 def abort_upload(job_id: str, file_name: str, uploads: Uploads) -> AbortedUpload:
     return uploads.abort_upload(job_id, unquote(file_name))
+
+
+def _delivery(body: CreateJobIn) -> dict[str, Any] | None:
+    """The job's delivery policy, for its manifest (None: nothing was said)."""
+    if body.client is None and body.deliver == "manual":
+        return None
+    policy = DeliveryPolicy(
+        client_name=body.client.name if body.client else None,
+        client_email=body.client.email if body.client else None,
+        deliver=body.deliver,
+        share_expires_in=body.share_expires_in,
+        notify_client_on_reprocess=body.notify_client_on_reprocess,
+    )
+    return policy.model_dump(mode="json")

@@ -94,6 +94,8 @@ class DoctorFacts:
         image_ids = sorted({i.image_id for i in described_instances})
         topic = got.get(doctor.ALARM_TOPIC_OUTPUT)
         sender = got.get(names.Output.SENDER_IDENTITY)
+        if sender == names.OUTPUT_NONE:
+            sender = None  # the stack sends no mail
         arn = got.get(names.Output.STATE_MACHINE_ARN)
         types = sorted({i.instance_type for i in described_instances})
         facts = StackFacts(

@@ -15,6 +15,7 @@ from enum import Enum
 from typing import Any, Final, Literal
 
 from darkroom import keys, names
+from darkroom.aws.job_events import JobEvents
 from darkroom.aws.table import TRANSACTION_MAX, Check, ConditionFailed, Put, Table, Update
 from darkroom.delivery import delivers_from, resolved
 from darkroom.errors import JobBusy, JobNotFound, StaleExecution
@@ -79,6 +80,10 @@ class _Unread(Enum):
     POINTER = "pointer"
 
 
+# A notice "sending" this long is a sender that died midway: it may be tried again.
+NOTICE_STALE_SECONDS: Final = 300
+MAX_NOTICE_ERROR_CHARS: Final = 500
+
 # A file read's default: the job's delivered run is read from its item by the call. A
 # caller holding the job passes `job.delivered` instead (None: nothing delivered yet).
 UNREAD: Final = _Unread.POINTER
@@ -86,8 +91,17 @@ Pointer = DeliveredRun | None | Literal[_Unread.POINTER]
 
 
 class JobStore:
-    def __init__(self, table: str, ddb: Any | None = None) -> None:
+    def __init__(
+        self, table: str, ddb: Any | None = None, *, events: JobEvents | None = None
+    ) -> None:
         self._table = Table(table, names.JOBS_SCHEMA, ddb)
+        # Every status written through this store is published there (issue 18).
+        self._events = events
+
+    def _published(self, job: Job) -> Job:
+        if self._events is not None:
+            self._events.publish(job)
+        return job
 
     # -- reads --------------------------------------------------------------------
     def get(self, job_id: str) -> Job:
@@ -244,6 +258,7 @@ class JobStore:
         sidecars: Mapping[str, tuple[str, str | None]] | None = None,
         numbers: Mapping[str, int] | None = None,
         selection: RunSelection | None = None,
+        delivery_policy: Mapping[str, Any] | None = None,
     ) -> Job:
         """Make `execution_arn` the job's owner: new jobs, or terminal ones (reprocessing)
         that no other execution has claimed; its own claim is released. Then give each
@@ -260,7 +275,9 @@ class JobStore:
         `numbers`: each file's number in the whole job by name, when the run develops
         only some files (`selection` says which were asked for; `files` are those).
         """
-        job = self._register_job(job_id, execution_arn, files, name, recipe, created_at, selection)
+        job = self._register_job(
+            job_id, execution_arn, files, name, recipe, created_at, selection, delivery_policy
+        )
         self._register_files(
             job_id,
             execution_arn,
@@ -283,6 +300,7 @@ class JobStore:
         recipe: Mapping[str, Any] | None,
         created_at: str | None,
         selection: RunSelection | None = None,
+        delivery_policy: Mapping[str, Any] | None = None,
     ) -> Job:
         now = utc_now()
         current = self.find(job_id)
@@ -340,6 +358,9 @@ class JobStore:
             values[":selection"] = selection.model_dump(mode="json")
         else:
             removes += ", #sel"  # a whole run after a partial one
+        if delivery_policy is not None:
+            sets.append("delivery_policy = :policy")
+            values[":policy"] = dict(delivery_policy)
         terminal = {f":t{i}": s for i, s in enumerate(sorted(TERMINAL))}
         values.update(terminal)
         try:
@@ -369,7 +390,7 @@ class JobStore:
                 f"job {job_id} is {current.status} under execution {current.execution_arn}; "
                 "it can be reprocessed once that finishes"
             ) from exc
-        return Job.model_validate(item)
+        return self._published(Job.model_validate(item))
 
     def _register_files(
         self,
@@ -510,7 +531,80 @@ class JobStore:
                     f"job {job_id} now belongs to {current.execution_arn}, not {execution_arn}"
                 ) from exc
             raise JobBusy(f"job {job_id} cannot go from {current.status} to {target}") from exc
-        return Job.model_validate(item)
+        return self._published(Job.model_validate(item))
+
+    # -- notices (darkroom.notify): each message of a run sent once ----------------
+    def claim_notice(self, job_id: str, run: str, kind: str, *, now: float) -> bool:
+        """Take the right to send the run's `kind` message: True once, and again only
+        after a failed try (or one in flight past `stale_after`: its sender died);
+        False when it was sent, or another sender holds it."""
+        key = {names.JOB_ID: job_id, names.SORT_KEY: f"{names.NOTICE_ITEM_PREFIX}{run}#{kind}"}
+        try:
+            self._table.update(
+                key,
+                "SET #st = :sending, claimed_at = :now",
+                condition="attribute_not_exists(#st) OR #st = :failed OR "
+                "(#st = :sending AND claimed_at < :stale)",
+                names={"#st": "state"},
+                values={
+                    ":sending": "sending",
+                    ":failed": "failed",
+                    ":now": int(now),
+                    ":stale": int(now) - NOTICE_STALE_SECONDS,
+                },
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def finish_notice(
+        self, job_id: str, run: str, kind: str, *, error: str | None, detail: str = ""
+    ) -> None:
+        """The try's outcome on its notice item; a failure also on the job, for
+        `darkroom status` (a success clears that kind's error)."""
+        key = {names.JOB_ID: job_id, names.SORT_KEY: f"{names.NOTICE_ITEM_PREFIX}{run}#{kind}"}
+        self._table.update(
+            key,
+            "SET #st = :state, detail = :detail, finished_at = :now",
+            names={"#st": "state"},
+            values={
+                ":state": "failed" if error else "sent",
+                ":detail": (error or detail)[:MAX_NOTICE_ERROR_CHARS],
+                ":now": utc_now(),
+            },
+        )
+        if error:
+            # A map's key is set only once the map exists: two writes, both idempotent.
+            self._table.update(
+                job_key(job_id),
+                "SET notice_errors = if_not_exists(notice_errors, :empty)",
+                values={":empty": {}},
+            )
+            self._table.update(
+                job_key(job_id),
+                "SET notice_errors.#k = :why",
+                names={"#k": kind},
+                values={":why": f"{run}: {error}"[:MAX_NOTICE_ERROR_CHARS]},
+            )
+        else:
+            with suppress(ConditionFailed):
+                self._table.update(
+                    job_key(job_id),
+                    "REMOVE notice_errors.#k",
+                    condition="attribute_exists(notice_errors.#k)",
+                    names={"#k": kind},
+                )
+
+    def record_auto_share(self, job_id: str, share_id: str) -> None:
+        self._table.update(
+            job_key(job_id), "SET auto_share_id = :share", values={":share": share_id}
+        )
+
+    def notice_state(self, job_id: str, run: str, kind: str) -> str | None:
+        item = self._table.get(
+            {names.JOB_ID: job_id, names.SORT_KEY: f"{names.NOTICE_ITEM_PREFIX}{run}#{kind}"}
+        )
+        return None if item is None else str(item.get("state"))
 
     def record_shard_archives(
         self, job_id: str, run: str, shard: int, archives: Mapping[str, Archive]

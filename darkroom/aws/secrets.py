@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -24,3 +25,9 @@ def secret_value(arn: str, secrets: Any | None = None) -> str:
     if not value:
         raise SecretUnreadable(f"secret {arn} holds no text value")
     return str(value)
+
+
+@functools.cache
+def secret_text(secret_id: str) -> str:
+    """`secret_value`, read once per process: a warm Lambda signs with what it read."""
+    return secret_value(secret_id)

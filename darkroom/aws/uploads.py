@@ -58,6 +58,8 @@ class Upload(BaseModel):
     total_bytes: int = 0
     name: str | None = None
     recipe: dict[str, Any] | None = None
+    # darkroom.jobs.DeliveryPolicy, as given at creation: written to the manifest.
+    delivery: dict[str, Any] | None = None
     submitted_at: str | None = None
     created_by: str | None = None
     expires_ttl: int = 0

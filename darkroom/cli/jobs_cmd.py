@@ -60,6 +60,21 @@ def upload(
             "--recursive", "-r", help="Take the RAW files in subfolders too (names must differ)."
         ),
     ] = False,
+    client_name: Annotated[str | None, typer.Option(help="Who the shoot is for.")] = None,
+    client_email: Annotated[
+        str | None, typer.Option(help="Where automatic delivery emails the share link.")
+    ] = None,
+    deliver: Annotated[
+        str,
+        typer.Option(
+            help="auto: email the client a share link when the job first finishes; manual: "
+            "`darkroom share` by hand."
+        ),
+    ] = "manual",
+    notify_client_on_reprocess: Annotated[
+        bool,
+        typer.Option(help="With auto: email the client again when a reprocess updates the link."),
+    ] = False,
 ) -> None:
     """Upload a folder of RAW files through presigned URLs and submit it; prints the job id.
 
@@ -92,6 +107,19 @@ def upload(
     if not files:
         err.print(f"{directory}: no RAW files found", style="red", markup=False)
         raise typer.Exit(2)
+    if deliver not in ("auto", "manual"):
+        err.print(f"--deliver {deliver}: use auto or manual", style="red", markup=False)
+        raise typer.Exit(2)
+    if deliver == "auto" and not client_email:
+        err.print("--deliver auto needs --client-email: whom to send the link to", style="red")
+        raise typer.Exit(2)
+    delivery: dict[str, Any] = {}
+    if client_email or client_name:
+        delivery["client"] = {"email": client_email, "name": client_name}
+        delivery["client"] = {k: v for k, v in delivery["client"].items() if v}
+    if deliver == "auto":
+        delivery["deliver"] = "auto"
+        delivery["notify_client_on_reprocess"] = notify_client_on_reprocess
     client = studio(ctx)
     again = f"darkroom upload {directory}{' --recursive' if recursive else ''}"
     checked = read_recipe(recipe)
@@ -114,7 +142,13 @@ def upload(
     with transfer_bars("uploading") as bars:
         new_id = api_call(
             lambda: client.upload(
-                files, job_id=job_id, name=name, recipe=checked, transfer=bars, on_job=started
+                files,
+                job_id=job_id,
+                name=name,
+                recipe=checked,
+                transfer=bars,
+                on_job=started,
+                delivery=delivery,
             )
         )
     print(new_id)

@@ -153,6 +153,19 @@ def local_up(
     studio_accent_colour: Annotated[
         str, typer.Option(help="Their accent colour, #rgb or #rrggbb.")
     ] = "",
+    sender_email: Annotated[
+        str,
+        typer.Option(
+            help="Automatic delivery: the address mail comes from (made a verified SES "
+            "identity; moto's SES records what is sent)."
+        ),
+    ] = "",
+    photographer_email: Annotated[
+        str, typer.Option(help="Told of every job's ending (needs --sender-email).")
+    ] = "",
+    webhook_url: Annotated[
+        str, typer.Option(help="Receives every job event, signed (README: the webhook).")
+    ] = "",
     save_every: Annotated[
         float | None,
         typer.Option(
@@ -178,6 +191,7 @@ def local_up(
         )
         raise typer.Exit(2)
     studio = _studio(studio_name, studio_logo_url, studio_accent_colour)
+    delivery = _delivery(sender_email, photographer_email, webhook_url)
     try:
         # Before the cloud's imports, which take seconds; the cloud checks them again.
         check_port_free("127.0.0.1", port, "the local cloud's AWS endpoint")
@@ -205,6 +219,7 @@ def local_up(
             state_dir=state_dir,
             persist=True,
             studio=studio,
+            delivery=delivery,
             save_every_seconds=save_every or snapshot.SAVE_EVERY_SECONDS,
         )
     )
@@ -333,3 +348,30 @@ def _local_api(connection: Connection) -> str:
     except Exception as exc:
         err.print(f"cannot find the local console: {exc}", style="red", markup=False)
         raise typer.Exit(1) from exc
+
+
+def _delivery(sender: str, photographer: str, webhook_url: str) -> dict[str, str]:
+    """The delivery options by their settings' names; addresses checked as the API does."""
+    from darkroom import names
+    from darkroom.api.models import email_address
+
+    delivery = {}
+    for setting, value, option in (
+        (names.SENDER_EMAIL, sender, "--sender-email"),
+        (names.PHOTOGRAPHER_EMAIL, photographer, "--photographer-email"),
+    ):
+        if value:
+            try:
+                delivery[setting] = email_address(value)
+            except ValueError as exc:
+                err.print(f"{option}: {exc}", style="red", markup=False, highlight=False)
+                raise typer.Exit(2) from None
+    if photographer and not sender:
+        err.print("--photographer-email needs --sender-email", style="red", markup=False)
+        raise typer.Exit(2)
+    if webhook_url:
+        if not webhook_url.startswith(("http://", "https://")):
+            err.print("--webhook-url: an http(s) URL", style="red", markup=False)
+            raise typer.Exit(2)
+        delivery[names.WEBHOOK_URL] = webhook_url
+    return delivery

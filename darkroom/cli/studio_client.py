@@ -221,6 +221,7 @@ class StudioClient:
         transfer: Transfer | None = None,
         parallel: int = 4,
         on_job: Callable[[str, list[str]], None] | None = None,
+        delivery: Mapping[str, Any] | None = None,
     ) -> str:
         """Create the job, PUT every file to its presigned URL (a large one in parts,
         then complete it), then submit it.
@@ -246,6 +247,8 @@ class StudioClient:
                 body["name"] = name
             if recipe is not None:
                 body["recipe"] = dict(recipe)
+            # client, deliver, share_expires_in, notify_client_on_reprocess (CreateJobIn).
+            body.update(delivery or {})
             answer = self.api.call("POST", "/jobs", body)
         new_id = str(answer["job_id"])
         skipped = list(answer.get("uploaded", []))

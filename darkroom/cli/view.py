@@ -72,6 +72,15 @@ def _job_panel(job: JobView) -> Panel:
     )
     if job.error:
         head.add_row("error", Text(f"{job.error}: {job.cause}", style="red"))
+    if job.client:
+        who = [job.client.get("name"), job.client.get("email")]
+        shown = " ".join(part for part in who if part) or "-"
+        head.add_row("client", Text(f"{shown}, delivery {job.client['deliver']}"))
+    for kind, why in sorted((job.notice_errors or {}).items()):
+        # "client", "photographer" (emails) or "webhook-<status>"; Text, never markup:
+        # an SES error may hold anything.
+        what = f"{kind} email" if kind in ("client", "photographer") else kind
+        head.add_row("notice", Text(f"{what} failed: {why}", style="yellow", overflow="fold"))
     delivered = job.delivered
     head.add_row(
         "delivered",

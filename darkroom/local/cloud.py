@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import resource
+import secrets
 import threading
 import zipfile
 from collections.abc import Callable, Mapping
@@ -97,6 +98,9 @@ class LocalCloudConfig:
     # The studio on its clients' gallery pages, by the names the CDK context uses
     # (names.STUDIO_SETTINGS); the API's settings check each value.
     studio: Mapping[str, str] = field(default_factory=dict)
+    # Automatic delivery, by the names the CDK context uses (names.SENDER_EMAIL,
+    # PHOTOGRAPHER_EMAIL, WEBHOOK_URL); the sender is made a verified SES identity.
+    delivery: Mapping[str, str] = field(default_factory=dict)
     # Functions and workers append each AWS call they make to LocalCloud.calls_path
     # (darkroom.local.call_recorder), for the test that checks them against IAM.
     record_calls: bool = False
@@ -324,6 +328,9 @@ class LocalCloud:
             names.Output.API_URL: self.api_url,
             names.Output.UPLOADS_TABLE: names.UPLOADS_TABLE,
             names.Output.SHARES_TABLE: names.SHARES_TABLE,
+            # Here the sender's own address is the verified identity (a deploy's is its
+            # domain, with DKIM); "-" as deployed when none is configured.
+            names.Output.SENDER_IDENTITY: self.config.delivery.get(names.SENDER_EMAIL) or "-",
             "ConsoleUrl": self.console_url,
         }
 
@@ -370,6 +377,11 @@ class LocalCloud:
             "shutdown_mode": "ec2-api",
             **cfg.studio,
             **cfg.api_settings,
+            **cfg.delivery,
+            "ses_configuration_set": names.SES_CONFIGURATION_SET,
+            "webhook_secret_id": names.WEBHOOK_SECRET,
+            # Known once the API listens (_start_api sets it on the function).
+            "share_base_url": self.api_url,
         }
 
     def queue_url(self, name: str) -> str:
@@ -472,6 +484,31 @@ class LocalCloud:
         )
 
         self._notify(s3, lam)
+        self._provision_delivery()
+
+    def _provision_delivery(self) -> None:
+        """As cdk/delivery.py declares it: the sender identity and configuration set,
+        the webhook's signing secret, and the rule sending job events to Notify."""
+        sesv2 = self.client("sesv2")
+        sesv2.create_configuration_set(ConfigurationSetName=names.SES_CONFIGURATION_SET)
+        sender = self.config.delivery.get(names.SENDER_EMAIL)
+        if sender:
+            sesv2.create_email_identity(
+                EmailIdentity=sender, ConfigurationSetName=names.SES_CONFIGURATION_SET
+            )
+        self.client("secretsmanager").create_secret(
+            Name=names.WEBHOOK_SECRET, SecretString=secrets.token_urlsafe(32)
+        )
+        events = self.client("events")
+        events.put_rule(
+            Name=names.JOB_EVENTS_RULE,
+            EventPattern=json.dumps(names.job_events_pattern()),
+            State="ENABLED",
+        )
+        events.put_targets(
+            Rule=names.JOB_EVENTS_RULE,
+            Targets=[{"Id": "notify", "Arn": function_arn(Function.NOTIFY, self.config.region)}],
+        )
 
     def _launch_template(self, ec2: Any) -> None:
         """The pool's launch template, as cdk/worker_pool.py declares it: the scaler's
@@ -527,6 +564,11 @@ class LocalCloud:
             console=console.handle,
         ).start()
         self.api_url = self.api.url
+        # Share links in delivery emails point at this API.
+        lam.update_function_configuration(
+            FunctionName=Function.NOTIFY,
+            Environment={"Variables": self.function_environment(Function.NOTIFY)},
+        )
         integration = apigw.create_integration(
             ApiId=api_id,
             IntegrationType="AWS_PROXY",

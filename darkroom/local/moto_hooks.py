@@ -11,7 +11,9 @@ its Step Functions closer to AWS: SendTaskFailure keeps the worker's cause, Stop
 ends an execution ABORTED with the caller's error and cause, each retry of a
 .waitForTaskToken task gets a token of its own, a task token takes heartbeats from the
 moment its task starts, and every execution that ends is reported as the "Step
-Functions Execution Status Change" event EventBridge delivers. Executions archived by
+Functions Execution Status Change" event EventBridge delivers. An EventBridge rule
+whose target is a function (moto delivers only to queues, logs and buses) invokes it
+asynchronously, as EventBridge does. Executions archived by
 an earlier life of the cloud come back as ended executions of its state machine
 (`restore_executions`).
 """
@@ -34,6 +36,7 @@ from moto.dynamodb.comparisons import ConditionExpressionParser
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.responses import DynamoResult
 from moto.ec2.models import instances as ec2_instances
+from moto.events import models as events_models
 from moto.s3 import models as s3_models
 from moto.s3 import notifications as s3_notifications
 from moto.stepfunctions import responses as sfn_responses
@@ -470,6 +473,31 @@ def invoke_event(function_name: str, event: Any, *, account_id: str, region: str
 
 
 _original_evaluate_attempt = ExecutionState._evaluate_with_timeout
+_original_send_to_targets = events_models.Rule.send_to_targets
+
+
+def _send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+    """A rule's function targets get the event as EventBridge sends it (with an ISO
+    time); its other targets go where moto sends them."""
+    functions = [t for t in self.targets if t["Arn"].split(":")[2] == "lambda"]
+    others = [t for t in self.targets if t not in functions]
+    if functions and self.event_pattern.matches_event(original_event):
+        event = dict(original_event)
+        if isinstance(event.get("time"), int | float):
+            moment = dt.datetime.fromtimestamp(event["time"], dt.UTC)
+            event["time"] = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        event.pop("ingestion-time", None)
+        for target in functions:
+            invoke_event(
+                target["Arn"].split(":")[6],
+                event,
+                account_id=self.account_id,
+                region=self.region_name,
+            )
+    if others:
+        rest = copy.copy(self)
+        rest.targets = others
+        _original_send_to_targets(rest, original_event, transform_input)
 
 
 def _evaluate_attempt(self: Any, env: Any) -> None:
@@ -596,6 +624,7 @@ def install(host: Host) -> None:
         ec2_instances.Instance.stop = _stop  # type: ignore[method-assign]
         ec2_instances.Instance.terminate = _terminate  # type: ignore[method-assign]
         ec2_instances.InstanceBackend.run_instances = _run_instances  # type: ignore[method-assign]
+        events_models.Rule.send_to_targets = _send_to_targets  # type: ignore[method-assign]
         sfn_responses.StepFunctionResponse.send_task_failure = _send_task_failure  # type: ignore[method-assign]
         sfn_responses.StepFunctionResponse.stop_execution = _stop_execution  # type: ignore[method-assign]
         sfn_responses.StepFunctionResponse.get_execution_history = _get_execution_history  # type: ignore[method-assign]

@@ -62,7 +62,13 @@ def requests_for(call: Mapping[str, Any], where: Account) -> Iterator[Request]:
     context: dict[str, Any] = {}
     if call.get("instance_id"):
         context["ec2:SourceInstanceARN"] = where.instance_arn(call["instance_id"])
-    mapper = {"s3": _s3, "dynamodb": _dynamodb, "states": _states, "ec2": _ec2}.get(service)
+    mapper = {
+        "s3": _s3,
+        "dynamodb": _dynamodb,
+        "states": _states,
+        "ec2": _ec2,
+        "events": _events,
+    }.get(service)
     if mapper is not None:
         for action, resource, extra in mapper(call["operation"], call["params"], where):
             yield Request(action, resource, {**context, **extra})
@@ -155,6 +161,21 @@ def _ec2(operation: str, params: Mapping[str, Any], where: Account) -> Iterator[
         tags = where.instance_tags.get(instance_id, {})
         keys = {f"{scope}:ResourceTag/{k}": v for k, v in tags.items() for scope in ("aws", "ec2")}
         yield f"ec2:{operation}", where.instance_arn(instance_id), {**keys, **extra}
+
+
+def _events(operation: str, params: Mapping[str, Any], where: Account) -> Iterator[Triple]:
+    """PutEvents is authorised per entry, on its bus, with its source as events:source."""
+    if operation != "PutEvents":
+        yield f"events:{operation}", "*", {}
+        return
+    for entry in params.get("Entries", []):
+        bus = entry.get("EventBusName") or "default"
+        arn = (
+            bus
+            if bus.startswith("arn:")
+            else (f"arn:aws:events:{where.region}:{where.account}:event-bus/{bus}")
+        )
+        yield "events:PutEvents", arn, {"events:source": entry.get("Source", "")}
 
 
 def _generic_resource(service: str, call: Mapping[str, Any], where: Account) -> str:

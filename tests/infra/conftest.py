@@ -49,6 +49,10 @@ CONFIGURED_CONTEXT: dict[str, Any] = {
     "processed_expire_days": 730,
     "cost_guard_max_idle_minutes": 45,
     "thumbnail_reserved_concurrency": 10,
+    # Automatic delivery: an SES domain identity, its scoped send grant, a webhook.
+    "sender_email": "photos@studio-b.example",
+    "photographer_email": "lens@studio-b.example",
+    "webhook_url": "https://hooks.studio-b.example/darkroom",
 }
 # What `cdk` exports from a profile; an environment-agnostic app never reads them.
 CLI_ACCOUNT = "210987654321"

@@ -41,6 +41,7 @@ SCOPED: dict[str, dict[str, set[str]]] = {
     },
     Function.REGISTER_JOB: {
         **OWN_LOGS,
+        "events:PutEvents": {"default bus"},
         "s3:ListBucketVersions": {"raw bucket"},
         "s3:GetObject": {"raw/ objects"},
         "dynamodb:GetItem": {"jobs table"},
@@ -51,6 +52,7 @@ SCOPED: dict[str, dict[str, set[str]]] = {
     },
     Function.START_WORKER: {
         **OWN_LOGS,
+        "events:PutEvents": {"default bus"},
         "dynamodb:PutItem": {"workers table"},
         # The pool's own lease rows; the queue of waiting shards (a scan of a table of
         # one row per instance and per waiting shard), and a waiter leaving it.
@@ -75,6 +77,7 @@ SCOPED: dict[str, dict[str, set[str]]] = {
     },
     Function.MARK_DONE: {
         **OWN_LOGS,
+        "events:PutEvents": {"default bus"},
         "dynamodb:GetItem": {"jobs table"},
         "dynamodb:UpdateItem": {"jobs table"},
         "dynamodb:Query": {"jobs table"},
@@ -86,6 +89,7 @@ SCOPED: dict[str, dict[str, set[str]]] = {
     },
     Function.MARK_FAILED: {
         **OWN_LOGS,
+        "events:PutEvents": {"default bus"},
         "dynamodb:GetItem": {"jobs table"},
         "dynamodb:UpdateItem": {"jobs table"},
         # FailShard: the failed shard's file items.
@@ -111,6 +115,7 @@ SCOPED: dict[str, dict[str, set[str]]] = {
     },
     Function.RECONCILE_ENDING: {
         **OWN_LOGS,
+        "events:PutEvents": {"default bus"},
         "dynamodb:GetItem": {"jobs table"},
         "dynamodb:UpdateItem": {"jobs table", "workers table"},
         "dynamodb:Scan": {"workers table"},
@@ -129,6 +134,16 @@ SCOPED: dict[str, dict[str, set[str]]] = {
         "dynamodb:PutItem": {"workers table"},
         "dynamodb:UpdateItem": {"workers table"},
         "dynamodb:DeleteItem": {"workers table"},
+    },
+    # darkroom/notify.py: the job and its NOTICE# items, the automatic share (and the
+    # revoke of one whose email failed), the webhook's signing key. SES only when a
+    # sender is configured (test_delivery_send_grant_is_only_the_configured_sender...).
+    Function.NOTIFY: {
+        **OWN_LOGS,
+        "dynamodb:GetItem": {"jobs table"},
+        "dynamodb:UpdateItem": {"jobs table", "shares table"},
+        "dynamodb:PutItem": {"shares table"},
+        "secretsmanager:GetSecretValue": {"webhook secret"},
     },
     Function.RECONCILE_SUBMISSIONS: {
         **OWN_LOGS,
@@ -149,7 +164,18 @@ LAUNCHED = {
     }
 }
 # Statements that narrow their grant further by a condition; every other has none.
+PUBLISH_JOB_EVENTS = {"StringEquals": {"events:source": names.JOB_EVENT_SOURCE}}
 CONDITIONS: dict[tuple[str, str], dict[str, Any]] = {
+    **{
+        (function, "events:PutEvents"): PUBLISH_JOB_EVENTS
+        for function in (
+            Function.REGISTER_JOB,
+            Function.START_WORKER,
+            Function.MARK_DONE,
+            Function.MARK_FAILED,
+            Function.RECONCILE_ENDING,
+        )
+    },
     (Function.START_WORKER, "ec2:ModifyInstanceAttribute"): {
         "StringEquals": {"ec2:Attribute/InstanceType": list(names.WORKER_INSTANCE_TYPES)}
     },
@@ -213,6 +239,8 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "states:StartExecution",
         "states:DescribeExecution",
         "states:GetExecutionHistory",
+        # Reprocessing and erasing write job statuses, published as job events.
+        "events:PutEvents",
     },
 }
 
@@ -238,6 +266,7 @@ WORKER_ACTIONS = {
     "ssmmessages:OpenControlChannel",
     "ssmmessages:OpenDataChannel",
     "ec2:StopInstances",  # its own instance only, when idle
+    "events:PutEvents",  # the PROCESSING status it writes, as a job event
 }
 
 # The only actions allowed on Resource "*", each because the service offers nothing
@@ -329,6 +358,9 @@ def scopes(synth: Synth, function: str) -> dict[str, set[str]]:
             in_account.replace("{service}", "states") + f"execution:{names.state_machine_name()}:*"
         },
         "jobs table": {arn(storage.jobs)},
+        "shares table": {arn(storage.shares)},
+        "default bus": {in_account.replace("{service}", "events") + "event-bus/default"},
+        "webhook secret": {"${" + synth.logical_id(stack.delivery.webhook_secret) + "}"},
         "workers table": {arn(storage.workers)},
         "raw bucket": {arn(storage.raw)},
         "raw/ objects": {arn(storage.raw) + "/" + names.RAW_PREFIX + "*"},
@@ -445,3 +477,29 @@ def test_worker_role(synth: Synth) -> None:
 def test_no_role_carries_a_managed_policy(synth: Synth) -> None:
     for logical_id, role in synth.resources("AWS::IAM::Role").items():
         assert "ManagedPolicyArns" not in role["Properties"], logical_id
+
+
+def test_delivery_send_grant_is_only_the_configured_sender_through_its_identity(
+    configured_synth: Synth,
+) -> None:
+    from tests.infra.conftest import CONFIGURED_CONTEXT
+
+    synth = configured_synth
+    _, resource = functions_by_name(synth.template, synth.stack.stack_name)[Function.NOTIFY]
+    statements = statements_of_role(synth.template, role_logical_id(resource))
+    (send,) = [s for s in statements if "ses:SendEmail" in as_list(s["Action"])]
+    assert sorted(as_list(send["Action"])) == ["ses:SendEmail", "ses:SendRawEmail"]
+    assert send["Condition"] == {
+        "StringEquals": {"ses:FromAddress": CONFIGURED_CONTEXT["sender_email"]}
+    }
+    rendered = {render(r, token) for r in as_list(send["Resource"])}
+    delivery = synth.stack.delivery
+    identity = synth.logical_id(delivery.identity)
+    assert any(identity in r for r in rendered), rendered
+    assert any(
+        r.endswith(":configuration-set/${" + synth.logical_id(delivery.configuration_set) + "}")
+        for r in rendered
+    ), rendered
+    assert len(rendered) == 2
+    (ses_identity,) = synth.resources("AWS::SES::EmailIdentity").values()
+    assert ses_identity["Properties"]["EmailIdentity"] == "studio-b.example"

@@ -481,6 +481,7 @@ def test_alarms_notify_the_topic(synth: Synth) -> None:
         "ThumbnailQueued",
         "SubmissionQueued",
         "EndingQueued",
+        "NotifyQueued",
         "WorkerRunningTooLong",
         "CostGuardFailing",
         "ApiServerErrors",
@@ -652,6 +653,7 @@ def test_dashboard_counts_worker_instance_hours_from_the_cost_guard_samples(
         ("ThumbnailQueued", "thumbnails.failures"),
         ("SubmissionQueued", "pipeline.submission_failures"),
         ("EndingQueued", "pipeline.ending_failures"),
+        ("NotifyQueued", "notify_failures"),
     ],
 )
 def test_an_event_parked_on_an_on_failure_queue_raises_its_alarm(
