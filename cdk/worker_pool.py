@@ -244,7 +244,7 @@ class WorkerPool(Construct):
         self.instance_ids = [i.instance_id for i in self.instances]
         self._grant_self_stop()
         self.start_statements = _start_statements(
-            config.instance_types, instance_arns(self, self.instance_ids), volume_key
+            self, config.instance_types, instance_arns(self, self.instance_ids), volume_key
         )
         # What the pool scaler launches from (darkroom/pool_scaler.py): the declared
         # instances' image, type, role, boot and volumes. A deploy that changes it makes
@@ -537,7 +537,10 @@ def _one_architecture(instance_types: tuple[str, ...]) -> ec2.InstanceType:
 
 
 def _start_statements(
-    instance_types: tuple[str, ...], pool: list[str], volume_key: kms.IKey | None
+    scope: Construct,
+    instance_types: tuple[str, ...],
+    pool: list[str],
+    volume_key: kms.IKey | None,
 ) -> list[iam.PolicyStatement]:
     """What a role that starts pool instances needs beyond ec2:StartInstances."""
     statements = []
@@ -564,7 +567,7 @@ def _start_statements(
         fallback = iam.PolicyStatement(
             sid="FallbackInstanceTypeLaunched",
             actions=["ec2:ModifyInstanceAttribute"],
-            resources=[_all_instances()],
+            resources=[_all_instances(scope)],
             conditions={
                 "StringEquals": {
                     **_launched_tags(),
@@ -576,8 +579,9 @@ def _start_statements(
     return statements + _volume_key_statements(volume_key)
 
 
-def _all_instances() -> str:
-    return f"arn:{cdk.Aws.PARTITION}:ec2:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:instance/*"
+def _all_instances(scope: Construct) -> str:
+    # As the stack spells its other ARNs: a literal region once the stack has one.
+    return cdk.Stack.of(scope).format_arn(service="ec2", resource="instance", resource_name="*")
 
 
 def _launched_tags() -> dict[str, str]:
