@@ -11,6 +11,7 @@ from darkroom.aws.executions import Executions
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.objects import Objects
 from darkroom.aws.presign import Presigner, presigning_client
+from darkroom.aws.secrets import secret_bytes
 from darkroom.aws.shares import ShareStore
 from darkroom.aws.uploads import UploadStore
 from darkroom.observability import configure, logger
@@ -27,6 +28,7 @@ service = ApiService(
     objects=Objects(),
     presigner=Presigner(presigning_client(settings.s3_addressing_style)),
     executions=Executions(settings.state_machine_arn),
+    share_cookie_key=secret_bytes(settings.share_cookie_secret_arn),
 )
 
 

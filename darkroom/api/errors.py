@@ -37,8 +37,41 @@ class TooLarge(ApiError):
     pass
 
 
+class Unavailable(ApiError):
+    """A dependency failed where going on would be unsafe (the unlock counter): try
+    again shortly."""
+
+
+class PasswordRequired(ApiError):
+    """A password-protected share asked for without its cookie, or with a wrong
+    password. `wrong` tells the unlock page to say the password was not right."""
+
+    def __init__(self, message: str, *, token: str, wrong: bool = False) -> None:
+        super().__init__(message)
+        self.token = token
+        self.wrong = wrong
+
+
+class TooManyAttempts(ApiError):
+    """Too many wrong passwords for one share: try again after `retry_after` seconds."""
+
+    def __init__(self, message: str, *, token: str, retry_after: int) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.token = token
+        self.retry_after = retry_after
+
+
 ErrorCode = Literal[
-    "bad_request", "not_found", "method_not_allowed", "conflict", "gone", "too_large", "internal"
+    "bad_request",
+    "not_found",
+    "method_not_allowed",
+    "conflict",
+    "gone",
+    "too_large",
+    "internal",
+    "password_required",
+    "too_many_attempts",
+    "unavailable",
 ]
 
 
@@ -65,12 +98,15 @@ _MEANINGS = {
     404: "No such job, share or link.",
     409: "The job is not in a state that allows this.",
     410: "The link expired or was revoked.",
+    401: "The share is protected by a password: unlock it first (POST /share/{token}/unlock).",
+    429: "Too many wrong passwords for this share: wait as long as Retry-After says.",
+    503: "Could not be checked safely right now; try again shortly.",
     413: "More files or bytes than a job may have, or a request body too large to read.",
 }
 
 
 # The errors a client's browser is shown as a page (darkroom.api.gallery.NOTICES).
-PAGE_ERRORS = frozenset({404, 409, 410})
+PAGE_ERRORS = frozenset({401, 404, 409, 410, 429})
 
 
 def answers(

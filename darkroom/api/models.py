@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from darkroom.api.share_access import MAX_PASSWORD, MIN_PASSWORD
 from darkroom.jobs import FileRecord, Job
 
 MAX_NAME_LENGTH = 200  # characters of a job's display name
@@ -85,6 +86,19 @@ class CreateShareIn(_Strict):
         if any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in value):
             raise ValueError("must be text: no control characters other than line breaks")
         return value.strip() or None
+
+    password: str | None = Field(
+        default=None,
+        min_length=MIN_PASSWORD,
+        max_length=MAX_PASSWORD,
+        description="A password the client must type before seeing anything (6 to 128 "
+        "characters). Stored only as a salted scrypt hash; never returned.",
+        json_schema_extra={"format": "password", "writeOnly": True},
+    )
+
+
+class UnlockShareIn(_Strict):
+    password: str = Field(max_length=1024, description="The share's password.")
 
 
 class ExtendShareIn(_Strict):
@@ -402,6 +416,7 @@ class CreatedShare(BaseModel):
     url: str = Field(description="The link to send the client: /share/{token}.")
     expires_at: str = Field(json_schema_extra={"format": "date-time"})
     expires_in: int
+    password: bool = Field(default=False, description="Whether the link asks for a password.")
 
 
 class ShareView(BaseModel):
@@ -416,6 +431,7 @@ class ShareView(BaseModel):
     message: str | None = Field(default=None, exclude_if=_absent)
     views: int = Field(description="Times its gallery (or its first page as JSON) was opened.")
     downloads: int = Field(description="Files and ZIPs downloaded through it.")
+    password: bool = Field(default=False, description="Whether the link asks for a password.")
 
 
 class ShareList(BaseModel):

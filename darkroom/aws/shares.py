@@ -14,6 +14,11 @@ from darkroom.aws.table import ConditionFailed, Table
 RETENTION_AFTER_EXPIRY_SECONDS = 30 * 24 * 3600
 
 
+def _attempts_key(share_id: str, window_start: int) -> str:
+    # Share ids are 20 hex digits: this never names a share.
+    return f"{share_id}#unlock#{window_start}"
+
+
 class ShareIdTaken(Exception):
     """A freshly drawn share id collided with an existing one (practically never)."""
 
@@ -30,6 +35,9 @@ class Share(BaseModel):
     created_by: str | None = None
     # The photographer's note to the client, shown on the gallery page.
     message: str | None = None
+    # The client's password, if the photographer set one: only its scrypt hash
+    # (darkroom.api.share_access), never returned by any route.
+    password_hash: str | None = None
     # Counted per share, never per person: how often its gallery was opened and its
     # files or ZIPs downloaded.
     views: int = 0
@@ -111,6 +119,39 @@ class ShareStore:
             condition="attribute_exists(share_id)",
             names={"#counter": counter},
             values={":one": 1},
+        )
+
+    def count_unlock_attempt(
+        self, share_id: str, window_start: int, window_seconds: int, limit: int
+    ) -> bool:
+        """Count one unlock attempt in the window starting at `window_start` (epoch
+        seconds); False, counting nothing, once `limit` are counted in it.
+
+        One item per share and window, beside the shares (its key is no share id, and it
+        has no job id, so the job index never sees it), gone by TTL after its window: the
+        API runs as many Lambdas at once, so the count lives here, not in memory. Counted
+        before the password is checked, so parallel guesses cannot all pass the check
+        before any is counted; a failed write raises, and the caller lets no one in."""
+        try:
+            self._table.update(
+                self._table.key(_attempts_key(share_id, window_start)),
+                "ADD attempts :one SET #ttl = :ttl",
+                condition="attribute_not_exists(attempts) OR attempts < :limit",
+                names={"#ttl": names.TTL_ATTRIBUTE},
+                values={":one": 1, ":limit": limit, ":ttl": window_start + 2 * window_seconds},
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def refund_unlock_attempt(self, share_id: str, window_start: int) -> None:
+        """Uncount an attempt that gave the right password: only wrong ones use up the
+        limit."""
+        self._table.update(
+            self._table.key(_attempts_key(share_id, window_start)),
+            "ADD attempts :minus",
+            condition="attempts > :zero",
+            values={":minus": -1, ":zero": 0},
         )
 
     def of_job(self, job_id: str) -> list[Share]:

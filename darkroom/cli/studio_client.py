@@ -452,11 +452,17 @@ class StudioClient:
         return str(self.api.call("POST", f"/jobs/{job_id}/reprocess", body)["execution_arn"])
 
     def share(
-        self, job_id: str, expires_in: int | None = None, message: str | None = None
+        self,
+        job_id: str,
+        expires_in: int | None = None,
+        message: str | None = None,
+        password: str | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {"expires_in": expires_in} if expires_in is not None else {}
         if message is not None:
             body["message"] = message
+        if password is not None:
+            body["password"] = password
         return dict(self.api.call("POST", f"/jobs/{job_id}/shares", body))
 
     def shares(self, job_id: str) -> list[dict[str, Any]]:
