@@ -109,6 +109,16 @@ class ExtendShareIn(_Strict):
     )
 
 
+class SharePasswordIn(_Strict):
+    password: str | None = Field(
+        min_length=MIN_PASSWORD,
+        max_length=MAX_PASSWORD,
+        description="The link's new password (6 to 128 characters), or null to open it to "
+        "anyone with the link. Either way every browser unlocked before must unlock again.",
+        json_schema_extra={"format": "password", "writeOnly": True},
+    )
+
+
 # -- the job view ---------------------------------------------------------------------
 JobViewStatus = Literal[
     # Before the pipeline has the job: declared, then submitted (the uploads table).

@@ -39,6 +39,7 @@ from darkroom.api.models import (
     SharedJob,
     SharedJobSummary,
     ShareList,
+    SharePasswordIn,
     ShareView,
     StudioView,
     iso,
@@ -196,6 +197,31 @@ class ShareOperations:
             raise Conflict(f"share {share_id} was revoked; create a new one")
         logger.info("share extended", extra={"job_id": job_id, "share_id": share_id})
         return self._view(extended, now)
+
+    def set_share_password(self, job_id: str, share_id: str, body: SharePasswordIn) -> ShareView:
+        """A new password for a live link, or none. The cookie is signed over the password
+        hash's salt, so every browser unlocked before is asked again."""
+        job_id = known_job_id(job_id)
+        missing = NotFound(f"share {share_id!r} of job {job_id} not found")
+        share = self.shares.get(share_id) if tokens.valid_share_id(share_id) else None
+        if share is None or share.job_id != job_id:
+            raise missing
+        if share.revoked_at:
+            raise Conflict(f"share {share_id} was revoked; create a new one")
+        if body.password is not None and not self.share_cookie_key:
+            raise Conflict(
+                "this deployment has no share cookie key (its secret was not loaded), "
+                "so a password-protected share could not be opened"
+            )
+        hashed = None if body.password is None else share_access.hash_password(body.password)
+        changed = self.shares.set_password(job_id, share_id, hashed)
+        if changed is None:
+            raise Conflict(f"share {share_id} was revoked; create a new one")
+        logger.info(
+            "share password changed" if hashed else "share password removed",
+            extra={"job_id": job_id, "share_id": share_id},
+        )
+        return self._view(changed, self.clock())
 
     def _count(self, share: Share, counter: str) -> None:
         """Count a view or a download; a count that fails is lost, never the client's
@@ -527,6 +553,24 @@ def extend_share(
     job_id: str, share_id: str, body: Annotated[ExtendShareIn, Body()], shares: Shares
 ) -> ShareView:
     return shares.extend_share(job_id, share_id, body)
+
+
+@router.put(
+    "/jobs/<job_id>/shares/<share_id>/password",
+    operation_id="set_share_password",
+    tags=["photographer"],
+    summary="Change a share link's password, or remove it.",
+    description=(
+        "Sets a new password (stored only as a salted scrypt hash) or, with null, opens "
+        "the link to anyone who has it. Every browser unlocked before must unlock again. "
+        "The link and its token stay the same. A revoked link is 409."
+    ),
+    responses=answers(200, "The share, `password` saying whether it has one.", 400, 404, 409),
+)
+def set_share_password(
+    job_id: str, share_id: str, body: Annotated[SharePasswordIn, Body()], shares: Shares
+) -> ShareView:
+    return shares.set_share_password(job_id, share_id, body)
 
 
 @router.get(

@@ -107,6 +107,27 @@ class ShareStore:
             return None
         return Share.model_validate(item)
 
+    def set_password(self, job_id: str, share_id: str, password_hash: str | None) -> Share | None:
+        """A live share's new password hash (None: no password); None if no such share
+        of this job, or it was revoked."""
+        expression = (
+            "SET password_hash = :hash" if password_hash is not None else "REMOVE password_hash"
+        )
+        values: dict[str, Any] = {":job": job_id}
+        if password_hash is not None:
+            values[":hash"] = password_hash
+        try:
+            item = self._table.update(
+                self._table.key(share_id),
+                expression,
+                condition="attribute_exists(share_id) AND job_id = :job "
+                "AND attribute_not_exists(revoked_at)",
+                values=values,
+            )
+        except ConditionFailed:
+            return None
+        return Share.model_validate(item)
+
     def count(self, share_id: str, counter: str) -> None:
         """One more view or download: an atomic ADD, so concurrent clients never lose a
         count, and nothing is read or stored about who it was."""

@@ -100,7 +100,10 @@ def share(
     share_id: Annotated[
         str | None,
         typer.Option(
-            "--share", metavar="SHARE_ID", help="The link --extend acts on (when several)."
+            "--share",
+            metavar="SHARE_ID",
+            help="The link --extend acts on (when several); with --password, give this "
+            "existing link a new password (every unlocked browser must unlock again).",
         ),
     ] = None,
     revoke: Annotated[
@@ -133,6 +136,13 @@ def share(
         )
     secret = share_password(password, password_file)
     client = studio(ctx)
+    if secret is not None and share_id:
+        changed = api_call(lambda: client.set_share_password(job_id, share_id, secret))
+        if as_json:
+            print(json.dumps(changed, indent=2))
+            return
+        err.print(f"share {share_id} has a new password", markup=False)
+        return
     if revoke:
         api_call(lambda: client.revoke(job_id, revoke))
         err.print(f"share {revoke} of job {job_id} revoked", markup=False)

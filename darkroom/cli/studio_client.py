@@ -472,6 +472,12 @@ class StudioClient:
         path = f"/jobs/{job_id}/shares/{share_id}/extend"
         return dict(self.api.call("POST", path, {"extend_by": extend_by}))
 
+    def set_share_password(
+        self, job_id: str, share_id: str, password: str | None
+    ) -> dict[str, Any]:
+        path = f"/jobs/{job_id}/shares/{share_id}/password"
+        return dict(self.api.call("PUT", path, {"password": password}))
+
     def revoke(self, job_id: str, share_id: str) -> None:
         self.api.call("DELETE", f"/jobs/{job_id}/shares/{share_id}")
 

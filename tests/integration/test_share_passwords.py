@@ -167,6 +167,19 @@ def test_darkroom_share_reads_the_password_from_a_file_or_stdin_for_scripts(
         link = json.loads(created.stdout)["url"]
         unlocked = requests.post(f"{link}/unlock", json={"password": password}, timeout=30)
         assert unlocked.status_code == 204, unlocked.text
+    # A new password for an existing link: the old one stops working.
+    share_id = json.loads(from_file.stdout)["share_id"]
+    changed = CliRunner().invoke(
+        cli.app,
+        ["share", job_id, "--share", share_id, "--password-file", "-", *endpoint],
+        input="a-new-password\n",
+    )
+    assert changed.exit_code == 0, changed.output
+    assert f"share {share_id} has a new password" in changed.output
+    link = json.loads(from_file.stdout)["url"]
+    for password, status in ((PASSWORD, 401), ("a-new-password", 204)):
+        answer = requests.post(f"{link}/unlock", json={"password": password}, timeout=30)
+        assert answer.status_code == status, answer.text
     short = CliRunner().invoke(
         cli.app, ["share", job_id, "--password-file", "-", *endpoint], input="abc\n"
     )

@@ -42,7 +42,7 @@ def test_the_routes_everything_deploys_are_the_documents_operations() -> None:
         for method, op in item.items()
     }
     assert documented == {(r.method, r.path, r.operation) for r in ROUTES}
-    assert len(ROUTES) == 23
+    assert len(ROUTES) == 24
 
 
 def test_every_operation_states_its_authorization_sigv4_except_the_share_link() -> None:

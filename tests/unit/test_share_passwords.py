@@ -336,3 +336,42 @@ def test_a_wrong_password_in_the_form_shows_the_form_again_saying_so(api: Api) -
     status, headers, page = _form(api, token, "wrong-guess")
     assert status == 429 and int(headers["retry-after"]) > 0
     assert "too many tries" in page.lower()
+
+
+# -- changing the password ----------------------------------------------------------------
+def test_a_new_password_ends_every_unlocked_browser_and_opens_with_the_new_one(
+    api: Api,
+) -> None:
+    created = _protected(api)
+    token = created["token"]
+    cookie = _cookie_of(_unlock(api, token)[1])
+    path = f"/jobs/job1/shares/{created['share_id']}/password"
+    status, _, view = api.call("PUT", path, {"password": "a-new-password"})
+    assert status == 200 and view["password"] is True
+    assert "a-new-password" not in str(view)
+    assert api.call("GET", f"/share/{token}", cookies=[cookie])[0] == 401
+    assert _unlock(api, token)[0] == 401
+    assert _unlock(api, token, "a-new-password")[0] == 204
+
+
+def test_removing_the_password_opens_the_link_to_anyone_who_has_it(api: Api) -> None:
+    created = _protected(api)
+    path = f"/jobs/job1/shares/{created['share_id']}/password"
+    status, _, view = api.call("PUT", path, {"password": None})
+    assert status == 200 and view["password"] is False
+    assert api.call("GET", f"/share/{created['token']}")[0] == 200
+
+
+def test_a_revoked_or_unknown_link_keeps_its_password(api: Api) -> None:
+    created = _protected(api)
+    path = f"/jobs/job1/shares/{created['share_id']}/password"
+    assert (
+        api.call("PUT", "/jobs/job1/shares/" + "0" * 20 + "/password", {"password": None})[0] == 404
+    )
+    assert (
+        api.call("PUT", f"/jobs/other/shares/{created['share_id']}/password", {"password": None})[0]
+        == 404
+    )
+    api.call("DELETE", f"/jobs/job1/shares/{created['share_id']}")
+    status, _, doc = api.call("PUT", path, {"password": None})
+    assert status == 409 and "revoked" in doc["message"]
