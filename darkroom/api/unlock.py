@@ -222,18 +222,25 @@ Unlocking = Annotated[UnlockRequest, Depends(unlock_request)]
         "without a password needs no unlocking: 204 (or 303) with no cookie. 503 when "
         "the attempt could not be counted: nothing is unlocked then."
     ),
-    responses=answers(
-        204,
-        "Unlocked; the answer sets the cookie.",
-        400,
-        401,
-        404,
-        410,
-        429,
-        503,
-        content={},
-        pages=True,
-    ),
+    responses={
+        **answers(
+            204,
+            "Unlocked (JSON); the answer sets the cookie.",
+            400,
+            401,
+            404,
+            410,
+            429,
+            503,
+            content={},
+            pages=True,
+        ),
+        303: {
+            "description": "Unlocked (the form): the cookie, and `Location` back to the "
+            "gallery or the link the client followed.",
+            "content": {},
+        },
+    },
     # The body is read by unlock_request (a form or JSON), so the resolver does not
     # know it: the document says it here.
     openapi_extensions={**PUBLIC, "requestBody": _BODY},
