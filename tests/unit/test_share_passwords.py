@@ -375,3 +375,19 @@ def test_a_revoked_or_unknown_link_keeps_its_password(api: Api) -> None:
     api.call("DELETE", f"/jobs/job1/shares/{created['share_id']}")
     status, _, doc = api.call("PUT", path, {"password": None})
     assert status == 409 and "revoked" in doc["message"]
+
+
+def test_a_browser_whose_attempt_cannot_be_counted_is_told_to_try_again_not_let_in(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = _protected(api)["token"]
+
+    def failing(*args: Any, **kwargs: Any) -> bool:
+        raise TransientError("DynamoDB: ProvisionedThroughputExceededException (injected)")
+
+    monkeypatch.setattr(ShareStore, "count_unlock_attempt", failing)
+    status, headers, page = _form(api, token, PASSWORD, "/files/A.dng/web")
+    assert status == 503
+    assert "We could not check the password just now" in page
+    assert 'name="next" value="/files/A.dng/web"' in page
+    assert "set-cookie" not in headers and "location" not in headers
