@@ -39,6 +39,7 @@ def test_a_protected_gallery_refuses_a_wrong_password_and_opens_with_the_right_o
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
+    from selenium.webdriver.support.wait import WebDriverWait
 
     assert isinstance(browser, WebDriver)
     job_id = finished_job(cloud.api_url, tmp_path, count=3)
@@ -60,7 +61,10 @@ def test_a_protected_gallery_refuses_a_wrong_password_and_opens_with_the_right_o
         _screenshot(browser, f"password-{size}")
 
         _submit(browser, "not-the-password")
-        problem = browser.find_element(By.CSS_SELECTOR, "p.problem")
+        # The answer is a new page, after an scrypt check: wait for it, not for the click.
+        problem = WebDriverWait(browser, 30).until(
+            lambda b: b.find_element(By.CSS_SELECTOR, "p.problem")
+        )
         assert problem.get_attribute("role") == "alert"
         assert "That password is not right" in problem.text
         assert browser.title == "Enter the password"
@@ -68,7 +72,7 @@ def test_a_protected_gallery_refuses_a_wrong_password_and_opens_with_the_right_o
         _screenshot(browser, f"password-wrong-{size}")
 
         _submit(browser, PASSWORD)
-        assert browser.title == "Private shoot"
+        WebDriverWait(browser, 30).until(lambda b: b.title == "Private shoot")
         assert browser.current_url.rstrip("/") == link
         assert len(browser.find_elements(By.CSS_SELECTOR, "ul.gallery figure")) == 3
         # The previews come through the stable links, which ask for the cookie too.
