@@ -147,8 +147,8 @@ class ApiLimits(Settings):
 class SharePasswords(Settings):
     """Password-protected shares (darkroom.api.share_access)."""
 
-    # The secret (Secrets Manager) whose value signs unlock cookies: created by the
-    # deployment, read once at start-up (tasks/api.py).
+    # The secret (Secrets Manager; its ARN, or its name) whose value signs unlock
+    # cookies: created by the deployment, read once, on the first protected share.
     share_cookie_secret_arn: Name
     # Wrong passwords one share accepts per window, all clients together; then 429.
     share_unlock_attempts: int = Field(default=5, ge=1)

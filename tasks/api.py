@@ -28,7 +28,9 @@ service = ApiService(
     objects=Objects(),
     presigner=Presigner(presigning_client(settings.s3_addressing_style)),
     executions=Executions(settings.state_machine_arn),
-    share_cookie_key=secret_bytes(settings.share_cookie_secret_arn),
+    # Read on the first password-protected share, then kept for the container's life: an
+    # API that cannot reach Secrets Manager still serves everything else.
+    share_cookie_key=lambda: secret_bytes(settings.share_cookie_secret_arn),
 )
 
 

@@ -32,7 +32,7 @@ class ApiService(JobOperations, ShareOperations, TraceOperations):
         executions: Executions,
         multipart: MultipartUploads | None = None,
         clock: Callable[[], float] = time.time,
-        share_cookie_key: bytes = b"",
+        share_cookie_key: bytes | Callable[[], bytes] = b"",
     ) -> None:
         self.settings = settings
         self.jobs = jobs
@@ -44,6 +44,6 @@ class ApiService(JobOperations, ShareOperations, TraceOperations):
         self.multipart = multipart or MultipartUploads(presigner.client)
         self.executions = executions
         self.clock = clock
-        # Signs unlock cookies (the deployment's secret, read at start-up); without it
-        # a password-protected share can be neither created nor opened.
+        # Signs unlock cookies (the deployment's secret, or how to read it); without it a
+        # password-protected share can be neither created nor opened.
         self.share_cookie_key = share_cookie_key

@@ -76,7 +76,9 @@ class ShareOperations:
     objects: Objects
     presigner: Presigner
     clock: Callable[[], float]
-    share_cookie_key: bytes
+    # The key that signs unlock cookies, or how to read it (the deployment's secret):
+    # read on the first protected share, so an API that never meets one never asks.
+    share_cookie_key: bytes | Callable[[], bytes]
 
     def create_share(
         self, job_id: str, body: CreateShareIn, caller: str | None, base_url: str
@@ -98,7 +100,7 @@ class ShareOperations:
             )
         password_hash = None
         if body.password is not None:
-            if not self.share_cookie_key:
+            if not self._cookie_key():
                 # Such a share could never be opened: refuse it now, not at the client.
                 raise Conflict(
                     "this deployment has no share cookie key (its secret was not loaded), "
@@ -208,7 +210,7 @@ class ShareOperations:
             raise missing
         if share.revoked_at:
             raise Conflict(f"share {share_id} was revoked; create a new one")
-        if body.password is not None and not self.share_cookie_key:
+        if body.password is not None and not self._cookie_key():
             raise Conflict(
                 "this deployment has no share cookie key (its secret was not loaded), "
                 "so a password-protected share could not be opened"
@@ -222,6 +224,21 @@ class ShareOperations:
             extra={"job_id": job_id, "share_id": share_id},
         )
         return self._view(changed, self.clock())
+
+    def _cookie_key(self) -> bytes:
+        """The unlock cookies' key, read once; a secret that cannot be read opens
+        nothing (503), and is asked for again next time."""
+        key = self.share_cookie_key
+        if callable(key):
+            try:
+                key = key()
+            except Exception as exc:
+                logger.error("share cookie key not readable", exc_info=True)
+                raise Unavailable(
+                    "protected links cannot be checked right now; please try again in a minute"
+                ) from exc
+            self.share_cookie_key = key
+        return key
 
     def _count(self, share: Share, counter: str) -> None:
         """Count a view or a download; a count that fails is lost, never the client's
@@ -270,7 +287,7 @@ class ShareOperations:
         unknown = NotFound("unknown share link")
         share = self._live_share(token)
         if share.password_hash is not None and not share_access.cookie_opens(
-            self.share_cookie_key,
+            self._cookie_key(),
             share_access.cookie_from(list(REQUEST_COOKIES.get())),
             share.token_sha256,
             share.password_hash,
@@ -337,7 +354,7 @@ class ShareOperations:
         logger.info("share unlocked", extra={"share_id": share.share_id})
         return share_access.set_cookie_header(
             share_access.sign_cookie(
-                self.share_cookie_key, share.token_sha256, share.password_hash, expires
+                self._cookie_key(), share.token_sha256, share.password_hash, expires
             ),
             path=link.path,
             max_age=expires - now,

@@ -334,7 +334,8 @@ class LocalCloud:
             "workers_table": names.WORKERS_TABLE,
             "uploads_table": names.UPLOADS_TABLE,
             "shares_table": names.SHARES_TABLE,
-            "share_cookie_secret_arn": self.share_cookie_secret_arn,
+            # Its name until provisioning gives the ARN (Secrets Manager takes either).
+            "share_cookie_secret_arn": self.share_cookie_secret_arn or names.SHARE_COOKIE_SECRET,
             "state_machine_arn": state_machine_arn(cfg.region),
             "worker_instance_ids": self.instance_ids,
             "worker_instance_types": cfg.worker_instance_types,

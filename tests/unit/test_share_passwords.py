@@ -391,3 +391,34 @@ def test_a_browser_whose_attempt_cannot_be_counted_is_told_to_try_again_not_let_
     assert "We could not check the password just now" in page
     assert 'name="next" value="/files/A.dng/web"' in page
     assert "set-cookie" not in headers and "location" not in headers
+
+
+def test_the_cookie_key_is_read_once_and_a_key_that_cannot_be_read_opens_nothing(
+    api: Api,
+) -> None:
+    api.finish("job1", {"A.dng": 1})
+    open_link = api.share("job1")["token"]
+    token = api.share("job1", password=PASSWORD)["token"]
+    reads: list[int] = []
+
+    def unreachable() -> bytes:
+        reads.append(1)
+        raise TransientError("Secrets Manager: connection reset (injected)")
+
+    api.service.share_cookie_key = unreachable
+    # What needs no key is served as before.
+    assert api.call("GET", f"/share/{open_link}")[0] == 200
+    assert reads == []
+    status, _, doc = api.call("GET", f"/share/{token}")
+    assert (status, doc["error"]) == (503, "unavailable")
+    assert _unlock(api, token)[0] == 503
+
+    def reachable() -> bytes:
+        reads.append(1)
+        return COOKIE_KEY
+
+    reads.clear()
+    api.service.share_cookie_key = reachable
+    cookie = _cookie_of(_unlock(api, token)[1])
+    assert api.call("GET", f"/share/{token}", cookies=[cookie])[0] == 200
+    assert reads == [1], "read once, then kept"
