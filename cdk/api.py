@@ -29,6 +29,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from cdk import nag
 from cdk.functions import DarkroomFunction, table_statement
 from cdk.raw_pipeline import execution_arns
 from cdk.storage import Storage
@@ -43,6 +44,9 @@ STAGE_BURST_LIMIT: Final = 100
 SHARE_RATE_LIMIT: Final = 5
 SHARE_BURST_LIMIT: Final = 10
 (SHARE_ROUTE,) = (r for r in ROUTES if r.operation == "open_share")
+# Unlocking a password-protected share: each try costs an scrypt check (~0.1 s), and
+# guesses are for the share's own limit (5 per 15 minutes) to refuse, not the stage's.
+(UNLOCK_ROUTE,) = (r for r in ROUTES if r.operation == "unlock_share")
 # The other public routes take the stage's limits: a gallery page asks for each of its
 # previews at once, through the share's stable links, and for its script.
 # A proofing client's writes take them too: each link's writes are counted per minute
@@ -62,7 +66,11 @@ STAGE_LIMITED_PUBLIC: Final = frozenset(
     }
 )
 # So a new public route fails the synth until someone decides its limits.
-assert {r.operation for r in ROUTES if not r.iam} == {SHARE_ROUTE.operation, *STAGE_LIMITED_PUBLIC}
+assert {r.operation for r in ROUTES if not r.iam} == {
+    SHARE_ROUTE.operation,
+    UNLOCK_ROUTE.operation,
+    *STAGE_LIMITED_PUBLIC,
+}
 
 # One JSON object per request. The route key ("GET /share/{token}"), never the path:
 # a share link's token is in its path, and whoever reads the logs must not learn it.
@@ -119,6 +127,22 @@ class DeliveryApi(Construct):
         raw, processed = storage.raw, storage.processed
         stack_name = cdk.Stack.of(self).stack_name
 
+        # Signs password-protected shares' unlock cookies; read by the function at start.
+        self.share_cookie_key = secretsmanager.Secret(
+            self,
+            "ShareCookieKey",
+            description="darkroom: signs the unlock cookies of password-protected shares",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=64, exclude_punctuation=True
+            ),
+        )
+        nag.ack(
+            nag._cfn(self.share_cookie_key),
+            "AwsSolutions-SMG4",
+            "A signing key with no one to hand it to: rotating it only logs every client "
+            "out of their protected galleries. Replace it by hand if it ever leaks.",
+        )
+
         self.server = DarkroomFunction(
             self,
             "Function",
@@ -129,6 +153,7 @@ class DeliveryApi(Construct):
             settings_values={
                 **settings_values,
                 "state_machine_arn": state_machine.state_machine_arn,
+                "share_cookie_secret_arn": self.share_cookie_key.secret_arn,
             },
             statements=[
                 # Presigned PUTs of a job's RAW files and the PUT of its submission
@@ -256,6 +281,12 @@ class DeliveryApi(Construct):
                     actions=["dynamodb:Query"],
                     resources=[f"{storage.shares.table_arn}/index/{names.JOB_SHARES_INDEX}"],
                 ),
+                # The unlock cookies' key, read once at start-up (tasks/api.py).
+                iam.PolicyStatement(
+                    sid="ShareCookieKey",
+                    actions=["secretsmanager:GetSecretValue"],
+                    resources=[self.share_cookie_key.secret_arn],
+                ),
                 # POST /jobs/{job_id}/reprocess starts a new execution.
                 iam.PolicyStatement(
                     sid="Reprocess",
@@ -346,13 +377,15 @@ class DeliveryApi(Construct):
         cfn_stage.add_property_override(
             "RouteSettings",
             {
-                SHARE_ROUTE.key: {
+                route.key: {
                     "ThrottlingRateLimit": SHARE_RATE_LIMIT,
                     "ThrottlingBurstLimit": SHARE_BURST_LIMIT,
                 }
+                for route in (SHARE_ROUTE, UNLOCK_ROUTE)
             },
         )
         cfn_stage.node.add_dependency(self.share_route)
+        cfn_stage.node.add_dependency(self.routes[UNLOCK_ROUTE.key])
 
     def serve_through(self, secret: secretsmanager.ISecret, public_url: str) -> None:
         """Share links point at the edge, and share and asset paths answer only requests

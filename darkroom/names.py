@@ -22,6 +22,9 @@ WORKERS_TABLE: Final = "darkroom-workers"
 # The API's own tables: jobs created but not yet submitted, and client share links.
 UPLOADS_TABLE: Final = "darkroom-uploads"
 SHARES_TABLE: Final = "darkroom-shares"
+# The secret that signs password-protected shares' unlock cookies (Secrets Manager; the
+# CDK app names it per stack, the local cloud keeps its value under its state directory).
+SHARE_COOKIE_SECRET: Final = "darkroom-share-cookie-key"
 
 # DynamoDB keys. The jobs table is keyed (job_id, sk): the job item has sk JOB_ITEM and
 # the items that belong to one job (FILE#<name>, RUN#<run_id>, SHARD#<n>) sit beside it.

@@ -152,6 +152,19 @@ class ApiLimits(Settings):
     origin_verify_secret_arn: str = ""
 
 
+class SharePasswords(Settings):
+    """Password-protected shares (darkroom.api.share_access)."""
+
+    # The secret (Secrets Manager; its ARN, or its name) whose value signs unlock
+    # cookies: created by the deployment, read once, on the first protected share.
+    share_cookie_secret_arn: Name
+    # Wrong passwords one share accepts per window, all clients together; then 429.
+    share_unlock_attempts: int = Field(default=5, ge=1)
+    share_unlock_window_seconds: int = Field(default=900, ge=60)
+    # How long an unlocked browser stays unlocked (never past the share's expiry).
+    share_cookie_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+
+
 class Studio(Settings):
     """The studio as its clients' pages show it (darkroom.branding checks each value;
     the field names are darkroom.names.STUDIO_SETTINGS)."""
@@ -218,6 +231,7 @@ class ApiSettings(
     StateMachine,
     ApiLimits,
     Studio,
+    SharePasswords,
 ):
     pass
 

@@ -13,7 +13,7 @@ from darkroom.aws.job_events import JobEvents
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.objects import Objects
 from darkroom.aws.presign import Presigner, presigning_client
-from darkroom.aws.secrets import secret_value
+from darkroom.aws.secrets import secret_bytes, secret_value
 from darkroom.aws.shares import ShareStore
 from darkroom.aws.uploads import UploadStore
 from darkroom.observability import configure, logger
@@ -36,6 +36,9 @@ service = ApiService(
     origin_verify=(
         secret_value(settings.origin_verify_secret_arn) if settings.origin_verify_secret_arn else ""
     ),
+    # Read on the first password-protected share, then kept for the container's life: an
+    # API that cannot reach Secrets Manager still serves everything else.
+    share_cookie_key=lambda: secret_bytes(settings.share_cookie_secret_arn),
 )
 
 

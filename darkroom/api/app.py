@@ -15,8 +15,13 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from darkroom.api import assets, edge, gallery, jobs, proofing, shares, trace, uploads
-from darkroom.api.context import SERVICE_KEY, preferred_type
+from darkroom.api import assets, edge, gallery, jobs, proofing, shares, trace, unlock, uploads
+from darkroom.api.context import (
+    REQUEST_COOKIES,
+    SERVICE_KEY,
+    base_url_of_event,
+    preferred_type,
+)
 from darkroom.api.errors import (
     ApiError,
     BadRequest,
@@ -26,8 +31,11 @@ from darkroom.api.errors import (
     Forbidden,
     Gone,
     NotFound,
+    PasswordRequired,
     TooLarge,
+    TooManyAttempts,
     TooManyRequests,
+    Unavailable,
 )
 from darkroom.api.service import ApiService
 from darkroom.errors import JobBusy
@@ -39,6 +47,7 @@ app.include_router(jobs.router)
 app.include_router(uploads.router)
 app.include_router(shares.router)
 app.include_router(proofing.router)
+app.include_router(unlock.router)
 app.include_router(assets.router)
 app.include_router(trace.router)
 
@@ -55,6 +64,9 @@ ERRORS: dict[type[Exception], tuple[int, ErrorCode]] = {
     Gone: (410, "gone"),
     TooLarge: (413, "too_large"),
     TooManyRequests: (429, "too_many_requests"),
+    PasswordRequired: (401, "password_required"),
+    TooManyAttempts: (429, "too_many_attempts"),
+    Unavailable: (503, "unavailable"),
 }
 
 # How many problems an error message names, however many a request has.
@@ -75,10 +87,10 @@ def _refused(exc: Exception) -> Response:
     if isinstance(exc, RequestValidationError) and _about_the_response(exc):
         return _crashed(exc)
     status, code = _status_of(exc)
-    answer = _client_page(status) or _error_of(exc, status, code)
+    page = _unlock_page(exc) or _client_page(status) or _error_of(exc, status, code)
     if isinstance(exc, TooManyRequests):
-        answer.headers["retry-after"] = str(exc.retry_after)
-    return answer
+        page.headers["retry-after"] = str(exc.retry_after)
+    return page
 
 
 def _error_of(exc: Exception, status: int, code: ErrorCode) -> Response:
@@ -120,6 +132,42 @@ def _client_page(status: int) -> Response | None:
         "content-security-policy": policy,
         "x-robots-tag": "noindex, nofollow",
     }
+    return Response(status, "text/html; charset=utf-8", html, headers)
+
+
+def _unlock_page(exc: Exception) -> Response | None:
+    """A browser refused by a password-protected share gets the unlock form (again, with
+    why: a wrong password, too many tries, a check that could not be made)."""
+    event = app.current_event
+    if not isinstance(exc, PasswordRequired | TooManyAttempts | Unavailable):
+        return None
+    if preferred_type(event.headers.get("accept") or "") != "text/html":
+        return None
+    token = exc.token if isinstance(exc, PasswordRequired | TooManyAttempts) else None
+    if token is None:
+        # Unavailable names no token: it is the unlock route's, /share/{token}/unlock.
+        parts = event.path.strip("/").split("/")
+        if len(parts) != 3 or parts[0] != "share" or parts[2] != "unlock":
+            return None
+        token = parts[1]
+    service = app.context[SERVICE_KEY]
+    base = service.public_base(base_url_of_event(event))
+    html, policy = unlock.render(
+        unlock.UnlockPage(
+            studio=shares.studio_of(service.settings),
+            form_url=f"{base}/share/{token}/unlock",
+            next_path=unlock.asked_for(event, token),
+            wrong=isinstance(exc, PasswordRequired) and exc.wrong,
+            retry_after=exc.retry_after if isinstance(exc, TooManyAttempts) else None,
+            unavailable=isinstance(exc, Unavailable),
+        )
+    )
+    headers = {
+        **shares.PRIVATE_HEADERS,
+        "content-security-policy": policy,
+        "x-robots-tag": "noindex, nofollow",
+    }
+    status, _ = _status_of(exc)
     return Response(status, "text/html; charset=utf-8", html, headers)
 
 
@@ -171,10 +219,16 @@ def _refused_body(event: dict[str, Any]) -> ApiError | None:
     method = str(((event.get("requestContext") or {}).get("http") or {}).get("method", ""))
     body = event.get("body") or ""
     sends_body = bool(body) or method.upper() in ("POST", "PUT", "PATCH")
+    # The forms this API takes, which work without script: the unlock page's and the
+    # proofing controls'.
+    form = content_type.startswith(unlock.FORM_TYPE) and str(event.get("rawPath") or "").rstrip(
+        "/"
+    ).endswith("/unlock")
     if (
         sends_body
         and content_type
         and not content_type.startswith("application/json")
+        and not form
         and not _proofing_form(event, method, content_type)
     ):
         return BadRequest("the request body must be JSON (Content-Type: application/json)")
@@ -247,7 +301,11 @@ def handle(
         }
     else:
         app.append_context(**{SERVICE_KEY: service})
-        result = app.resolve(event, context)  # type: ignore[arg-type]
+        cookies = REQUEST_COOKIES.set(tuple(str(c) for c in event.get("cookies") or ()))
+        try:
+            result = app.resolve(event, context)  # type: ignore[arg-type]
+        finally:
+            REQUEST_COOKIES.reset(cookies)
     headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
     result["statusCode"] = int(result["statusCode"])
     result["body"] = result.get("body") or ""

@@ -6,12 +6,19 @@ and the OpenAPI document leaves them out."""
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Request
 from aws_lambda_powertools.event_handler.depends import Depends
 
 SERVICE_KEY = "service"  # where app.handle puts the service in the resolver's context
+
+# The request's cookies ("name=value" each, payload 2.0's `cookies`), set by app.handle
+# for the one place that reads them: the share gate (ShareOperations._shared). A
+# ContextVar, so the gate needs no route to hand them over: a share route added later
+# goes through the same gate without knowing of passwords. Unset, there are none.
+REQUEST_COOKIES: ContextVar[tuple[str, ...]] = ContextVar("request_cookies", default=())
 
 
 def current_service(request: Request) -> Any:
@@ -33,8 +40,13 @@ def caller_of(request: Request) -> str | None:
 
 def base_url_of(request: Request) -> str:
     """Where the request came in: the base of absolute links such as share URLs."""
-    event = request.resolved_event
-    domain = _context(request).get("domainName") or event.headers.get("host") or ""
+    return base_url_of_event(request.resolved_event)
+
+
+def base_url_of_event(event: Any) -> str:
+    """base_url_of, for an event outside a route (an error handler's page)."""
+    context = event.raw_event.get("requestContext") or {}
+    domain = context.get("domainName") or event.headers.get("host") or ""
     scheme = event.headers.get("x-forwarded-proto") or "https"
     return f"{scheme}://{domain}" if domain else ""
 

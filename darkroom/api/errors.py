@@ -49,6 +49,29 @@ class TooManyRequests(ApiError):
         self.retry_after = retry_after
 
 
+class Unavailable(ApiError):
+    """A dependency failed where going on would be unsafe (the unlock counter): try
+    again shortly."""
+
+
+class PasswordRequired(ApiError):
+    """A password-protected share asked for without its cookie, or with a wrong
+    password. `wrong` tells the unlock page to say the password was not right."""
+
+    def __init__(self, message: str, *, token: str, wrong: bool = False) -> None:
+        super().__init__(message)
+        self.token = token
+        self.wrong = wrong
+
+
+class TooManyAttempts(TooManyRequests):
+    """Too many wrong passwords for one share: try again after `retry_after` seconds."""
+
+    def __init__(self, message: str, *, token: str, retry_after: int) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.token = token
+
+
 ErrorCode = Literal[
     "bad_request",
     "forbidden",
@@ -59,6 +82,9 @@ ErrorCode = Literal[
     "too_large",
     "too_many_requests",
     "internal",
+    "password_required",
+    "too_many_attempts",
+    "unavailable",
 ]
 
 
@@ -86,13 +112,15 @@ _MEANINGS = {
     404: "No such job, share or link.",
     409: "The job is not in a state that allows this.",
     410: "The link expired or was revoked.",
+    401: "The share is protected by a password: unlock it first (POST /share/{token}/unlock).",
+    503: "Could not be checked safely right now; try again shortly.",
     413: "More files or bytes than a job may have, or a request body too large to read.",
-    429: "Too many writes through this share link; wait `Retry-After` seconds.",
+    429: "Too many writes or wrong passwords through this share link; wait `Retry-After` seconds.",
 }
 
 
 # The errors a client's browser is shown as a page (darkroom.api.gallery.NOTICES).
-PAGE_ERRORS = frozenset({403, 404, 409, 410, 429})
+PAGE_ERRORS = frozenset({401, 403, 404, 409, 410, 429})
 
 
 def answers(

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from darkroom.api.share_access import MAX_PASSWORD, MIN_PASSWORD
 from darkroom.jobs import FileRecord, Job
 
 MAX_NAME_LENGTH = 200  # characters of a job's display name
@@ -151,12 +152,35 @@ class CreateShareIn(_Strict):
             raise ValueError("must be text: no control characters other than line breaks")
         return value.strip() or None
 
+    password: str | None = Field(
+        default=None,
+        min_length=MIN_PASSWORD,
+        max_length=MAX_PASSWORD,
+        description="A password the client must type before seeing anything (6 to 128 "
+        "characters). Stored only as a salted scrypt hash; never returned.",
+        json_schema_extra={"format": "password", "writeOnly": True},
+    )
+
+
+class UnlockShareIn(_Strict):
+    password: str = Field(max_length=1024, description="The share's password.")
+
 
 class ExtendShareIn(_Strict):
     extend_by: int = Field(
         description="Seconds added to the link's life, counted from its expiry (from now "
         "if it has expired); it may end at most the deployment's longest share life "
         "(90 days by default) from now."
+    )
+
+
+class SharePasswordIn(_Strict):
+    password: str | None = Field(
+        min_length=MIN_PASSWORD,
+        max_length=MAX_PASSWORD,
+        description="The link's new password (6 to 128 characters), or null to open it to "
+        "anyone with the link. Either way every browser unlocked before must unlock again.",
+        json_schema_extra={"format": "password", "writeOnly": True},
     )
 
 
@@ -499,6 +523,7 @@ class CreatedShare(BaseModel):
     url: str = Field(description="The link to send the client: /share/{token}.")
     expires_at: str = Field(json_schema_extra={"format": "date-time"})
     expires_in: int
+    password: bool = Field(default=False, description="Whether the link asks for a password.")
 
 
 class ShareView(BaseModel):
@@ -514,6 +539,7 @@ class ShareView(BaseModel):
     proofing: bool = False
     views: int = Field(description="Times its gallery (or its first page as JSON) was opened.")
     downloads: int = Field(description="Files and ZIPs downloaded through it.")
+    password: bool = Field(default=False, description="Whether the link asks for a password.")
 
 
 class ShareList(BaseModel):

@@ -36,6 +36,7 @@ class ApiService(JobOperations, ShareOperations, ProofingOperations, TraceOperat
         favourites: FavouriteStore | None = None,
         clock: Callable[[], float] = time.time,
         origin_verify: str = "",
+        share_cookie_key: bytes | Callable[[], bytes] = b"",
     ) -> None:
         self.settings = settings
         self.jobs = jobs
@@ -52,3 +53,6 @@ class ApiService(JobOperations, ShareOperations, ProofingOperations, TraceOperat
         # The edge's origin-verify value (settings.origin_verify_secret_arn, read at
         # start-up); empty: no edge, no check (darkroom/api/edge.py).
         self.origin_verify = origin_verify
+        # Signs unlock cookies (the deployment's secret, or how to read it); without it a
+        # password-protected share can be neither created nor opened.
+        self.share_cookie_key = share_cookie_key

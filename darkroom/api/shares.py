@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.depends import Depends
@@ -17,13 +17,16 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from darkroom import durations, keys, names
-from darkroom.api import gallery, paging, tokens
-from darkroom.api.context import BaseUrl, Caller, PrefersHtml, current_service
+from darkroom.api import gallery, paging, share_access, tokens
+from darkroom.api.context import REQUEST_COOKIES, BaseUrl, Caller, PrefersHtml, current_service
 from darkroom.api.errors import (
     BadRequest,
     Conflict,
     Gone,
     NotFound,
+    PasswordRequired,
+    TooManyAttempts,
+    Unavailable,
     answers,
     known_job_id,
 )
@@ -37,6 +40,7 @@ from darkroom.api.models import (
     SharedJob,
     SharedJobSummary,
     ShareList,
+    SharePasswordIn,
     ShareView,
     StudioView,
     iso,
@@ -79,6 +83,9 @@ class ShareOperations:
     presigner: Presigner
     clock: Callable[[], float]
     share_favourites: Callable[[Share], dict[str, SharedFavourite]]
+    # The key that signs unlock cookies, or how to read it (the deployment's secret):
+    # read on the first protected share, so an API that never meets one never asks.
+    share_cookie_key: bytes | Callable[[], bytes]
 
     def create_share(
         self, job_id: str, body: CreateShareIn, caller: str | None, base_url: str
@@ -98,6 +105,16 @@ class ShareOperations:
                 f"job {job_id} is {job.status} and has nothing delivered yet; "
                 "share it once it has finished"
             )
+        password_hash = None
+        if body.password is not None:
+            if not self._cookie_key():
+                # Such a share could never be opened: refuse it now, not at the client.
+                raise Conflict(
+                    "this deployment has no share cookie key (its secret was not loaded), "
+                    "so a password-protected share could not be opened; share without "
+                    "--password or fix the deployment"
+                )
+            password_hash = share_access.hash_password(body.password)
         expires_at = int(self.clock()) + expires_in
         for _ in range(3):
             issued = tokens.issue()
@@ -112,6 +129,7 @@ class ShareOperations:
                         created_by=caller,
                         message=body.message,
                         proofing=body.proofing,
+                        password_hash=password_hash,
                     )
                 )
                 break
@@ -128,6 +146,7 @@ class ShareOperations:
             url=f"{base}/share/{issued.token}",
             expires_at=iso(expires_at),
             expires_in=expires_in,
+            password=password_hash is not None,
         )
 
     def _check_life(self, seconds: int, field: str) -> None:
@@ -162,6 +181,7 @@ class ShareOperations:
             proofing=share.proofing,
             views=share.views,
             downloads=share.downloads,
+            password=share.password_hash is not None,
         )
 
     def extend_share(self, job_id: str, share_id: str, body: ExtendShareIn) -> ShareView:
@@ -189,6 +209,46 @@ class ShareOperations:
         logger.info("share extended", extra={"job_id": job_id, "share_id": share_id})
         return self._view(extended, now)
 
+    def set_share_password(self, job_id: str, share_id: str, body: SharePasswordIn) -> ShareView:
+        """A new password for a live link, or none. The cookie is signed over the password
+        hash's salt, so every browser unlocked before is asked again."""
+        job_id = known_job_id(job_id)
+        missing = NotFound(f"share {share_id!r} of job {job_id} not found")
+        share = self.shares.get(share_id) if tokens.valid_share_id(share_id) else None
+        if share is None or share.job_id != job_id:
+            raise missing
+        if share.revoked_at:
+            raise Conflict(f"share {share_id} was revoked; create a new one")
+        if body.password is not None and not self._cookie_key():
+            raise Conflict(
+                "this deployment has no share cookie key (its secret was not loaded), "
+                "so a password-protected share could not be opened"
+            )
+        hashed = None if body.password is None else share_access.hash_password(body.password)
+        changed = self.shares.set_password(job_id, share_id, hashed)
+        if changed is None:
+            raise Conflict(f"share {share_id} was revoked; create a new one")
+        logger.info(
+            "share password changed" if hashed else "share password removed",
+            extra={"job_id": job_id, "share_id": share_id},
+        )
+        return self._view(changed, self.clock())
+
+    def _cookie_key(self) -> bytes:
+        """The unlock cookies' key, read once; a secret that cannot be read opens
+        nothing (503), and is asked for again next time."""
+        key = self.share_cookie_key
+        if callable(key):
+            try:
+                key = key()
+            except Exception as exc:
+                logger.error("share cookie key not readable", exc_info=True)
+                raise Unavailable(
+                    "protected links cannot be checked right now; please try again in a minute"
+                ) from exc
+            self.share_cookie_key = key
+        return key
+
     def _count(self, share: Share, counter: str) -> None:
         """Count a view or a download; a count that fails is lost, never the client's
         page or file."""
@@ -211,8 +271,8 @@ class ShareOperations:
             raise NotFound(f"share {share_id!r} of job {job_id} not found")
         logger.info("share revoked", extra={"job_id": job_id, "share_id": share_id})
 
-    def _shared(self, token: str) -> tuple[Share, Job]:
-        """The share a token opens and its job, if it may be opened now."""
+    def _live_share(self, token: str) -> Share:
+        """The share a token names, if it is neither revoked nor expired."""
         # One message for every way a token can be unknown: a guess learns nothing.
         unknown = NotFound("unknown share link")
         share_id = tokens.share_id_of(token)
@@ -225,12 +285,90 @@ class ShareOperations:
             raise Gone(
                 f"this share link expired at {iso(share.expires_at)}; ask the studio for a new one"
             )
+        return share
+
+    def _shared(self, token: str) -> tuple[Share, Job]:
+        """The share a token opens and its job, if it may be opened now.
+
+        Every route under /share/{token} comes through here, so this is the one place a
+        password is asked for: a protected share opens only for a request carrying its
+        unlock cookie (read from the request's cookies, REQUEST_COOKIES)."""
+        unknown = NotFound("unknown share link")
+        share = self._live_share(token)
+        if share.password_hash is not None and not share_access.cookie_opens(
+            self._cookie_key(),
+            share_access.cookie_from(list(REQUEST_COOKIES.get())),
+            share.token_sha256,
+            share.password_hash,
+            self.clock(),
+        ):
+            raise PasswordRequired(
+                "this share is protected by a password: POST it to /share/{token}/unlock, "
+                "then send the cookie that answer sets",
+                token=token,
+            )
         job = self.jobs.find(share.job_id)
         if job is None:
             raise unknown
         if not job.has_delivery:
             raise Conflict("the photos are not available yet; try again later")
         return share, job
+
+    def unlock_share(self, token: str, password: str, base_url: str) -> str | None:
+        """The Set-Cookie line that opens a protected share, if `password` is its
+        password; None for a share that has none (nothing to unlock).
+
+        Wrong passwords are limited per share (settings: share_unlock_attempts per
+        share_unlock_window_seconds), counted in the shares table before the check, so
+        a write that fails lets no one in (503)."""
+        share = self._live_share(token)
+        if share.password_hash is None:
+            return None
+        s = self.settings
+        now = int(self.clock())
+        window = s.share_unlock_window_seconds
+        start = now - now % window
+        try:
+            counted = self.shares.count_unlock_attempt(
+                share.share_id, start, window, s.share_unlock_attempts
+            )
+        except Exception as exc:
+            # Never the password, nor the token: the share id says which.
+            logger.error(
+                "unlock attempt not counted; refused",
+                extra={"share_id": share.share_id},
+                exc_info=True,
+            )
+            raise Unavailable(
+                "the password cannot be checked right now; please try again in a minute"
+            ) from exc
+        if not counted:
+            raise TooManyAttempts(
+                "too many wrong passwords for this share; try again later",
+                token=token,
+                retry_after=max(start + window - now, 1),
+            )
+        if not share_access.password_matches(password, share.password_hash):
+            logger.info("share unlock refused: wrong password", extra={"share_id": share.share_id})
+            raise PasswordRequired("wrong password", token=token, wrong=True)
+        try:
+            self.shares.refund_unlock_attempt(share.share_id, start)
+        except Exception:
+            # The client is in; at worst one right password counts as a wrong one.
+            logger.warning(
+                "unlock attempt not refunded", extra={"share_id": share.share_id}, exc_info=True
+            )
+        expires = min(now + s.share_cookie_seconds, share.expires_at)
+        link = urlsplit(f"{self.public_base(base_url)}/share/{token}")
+        logger.info("share unlocked", extra={"share_id": share.share_id})
+        return share_access.set_cookie_header(
+            share_access.sign_cookie(
+                self._cookie_key(), share.token_sha256, share.password_hash, expires
+            ),
+            path=link.path,
+            max_age=expires - now,
+            secure=link.scheme == "https",
+        )
 
     def open_share(self, token: str, cursor: str | None, limit: int, base_url: str) -> SharedJob:
         """One page of what is delivered, from the file items in name order: a reprocess
@@ -505,6 +643,24 @@ def extend_share(
     return shares.extend_share(job_id, share_id, body)
 
 
+@router.put(
+    "/jobs/<job_id>/shares/<share_id>/password",
+    operation_id="set_share_password",
+    tags=["photographer"],
+    summary="Change a share link's password, or remove it.",
+    description=(
+        "Sets a new password (stored only as a salted scrypt hash) or, with null, opens "
+        "the link to anyone who has it. Every browser unlocked before must unlock again. "
+        "The link and its token stay the same. A revoked link is 409."
+    ),
+    responses=answers(200, "The share, `password` saying whether it has one.", 400, 404, 409),
+)
+def set_share_password(
+    job_id: str, share_id: str, body: Annotated[SharePasswordIn, Body()], shares: Shares
+) -> ShareView:
+    return shares.set_share_password(job_id, share_id, body)
+
+
 @router.get(
     "/share/<token>",
     operation_id="open_share",
@@ -526,6 +682,7 @@ def extend_share(
         200,
         "The shared renditions.",
         400,
+        401,
         404,
         409,
         410,
@@ -597,6 +754,7 @@ def _redirect(url: str) -> Response[None]:
     responses=answers(
         302,
         "To the rendition; `Location` is a presigned S3 GET.",
+        401,
         404,
         409,
         410,
@@ -669,7 +827,14 @@ def view_shared_file(
         "delivered run has no ZIP of that rendition. Counted as a download of the share."
     ),
     responses=answers(
-        302, "To the ZIP; `Location` is a presigned S3 GET.", 404, 409, 410, content={}, pages=True
+        302,
+        "To the ZIP; `Location` is a presigned S3 GET.",
+        401,
+        404,
+        409,
+        410,
+        content={},
+        pages=True,
     ),
     openapi_extensions=PUBLIC,
 )

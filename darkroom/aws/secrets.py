@@ -1,4 +1,4 @@
-"""Secrets Manager: a secret's current value, read once at a runtime's start-up."""
+"""Secrets Manager: a deployment's secret values, read once per process."""
 
 from __future__ import annotations
 
@@ -31,3 +31,14 @@ def secret_value(arn: str, secrets: Any | None = None) -> str:
 def secret_text(secret_id: str) -> str:
     """`secret_value`, read once per process: a warm Lambda signs with what it read."""
     return secret_value(secret_id)
+
+
+def secret_bytes(secret_id: str, secrets: Any | None = None) -> bytes:
+    """A secret's value as bytes (its string, UTF-8). An empty secret is refused: a
+    key of nothing would sign nothing."""
+    answer = (secrets or client("secretsmanager")).get_secret_value(SecretId=secret_id)
+    value = answer.get("SecretString")
+    data = value.encode("utf-8") if value is not None else bytes(answer.get("SecretBinary") or b"")
+    if not data:
+        raise RuntimeError(f"secret {secret_id} is empty")
+    return data

@@ -16,6 +16,11 @@ RETENTION_AFTER_EXPIRY_SECONDS = 30 * 24 * 3600
 RATE_ITEM_PREFIX = "rate#"
 
 
+def _attempts_key(share_id: str, window_start: int) -> str:
+    # Share ids are 20 hex digits: this never names a share.
+    return f"{share_id}#unlock#{window_start}"
+
+
 class ShareIdTaken(Exception):
     """A freshly drawn share id collided with an existing one (practically never)."""
 
@@ -34,6 +39,9 @@ class Share(BaseModel):
     message: str | None = None
     # A proofing share lets its client mark favourites and leave notes.
     proofing: bool = False
+    # The client's password, if the photographer set one: only its scrypt hash
+    # (darkroom.api.share_access), never returned by any route.
+    password_hash: str | None = None
     # Counted per share, never per person: how often its gallery was opened and its
     # files or ZIPs downloaded.
     views: int = 0
@@ -103,6 +111,27 @@ class ShareStore:
             return None
         return Share.model_validate(item)
 
+    def set_password(self, job_id: str, share_id: str, password_hash: str | None) -> Share | None:
+        """A live share's new password hash (None: no password); None if no such share
+        of this job, or it was revoked."""
+        expression = (
+            "SET password_hash = :hash" if password_hash is not None else "REMOVE password_hash"
+        )
+        values: dict[str, Any] = {":job": job_id}
+        if password_hash is not None:
+            values[":hash"] = password_hash
+        try:
+            item = self._table.update(
+                self._table.key(share_id),
+                expression,
+                condition="attribute_exists(share_id) AND job_id = :job "
+                "AND attribute_not_exists(revoked_at)",
+                values=values,
+            )
+        except ConditionFailed:
+            return None
+        return Share.model_validate(item)
+
     def count(self, share_id: str, counter: str) -> None:
         """One more view or download: an atomic ADD, so concurrent clients never lose a
         count, and nothing is read or stored about who it was."""
@@ -133,6 +162,39 @@ class ShareStore:
             values={":one": 1, ":ttl": ends + window_seconds},
         )
         return int(item.get("writes", 1)), max(ends - int(now), 1)
+
+    def count_unlock_attempt(
+        self, share_id: str, window_start: int, window_seconds: int, limit: int
+    ) -> bool:
+        """Count one unlock attempt in the window starting at `window_start` (epoch
+        seconds); False, counting nothing, once `limit` are counted in it.
+
+        One item per share and window, beside the shares (its key is no share id, and it
+        has no job id, so the job index never sees it), gone by TTL after its window: the
+        API runs as many Lambdas at once, so the count lives here, not in memory. Counted
+        before the password is checked, so parallel guesses cannot all pass the check
+        before any is counted; a failed write raises, and the caller lets no one in."""
+        try:
+            self._table.update(
+                self._table.key(_attempts_key(share_id, window_start)),
+                "ADD attempts :one SET #ttl = :ttl",
+                condition="attribute_not_exists(attempts) OR attempts < :limit",
+                names={"#ttl": names.TTL_ATTRIBUTE},
+                values={":one": 1, ":limit": limit, ":ttl": window_start + 2 * window_seconds},
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def refund_unlock_attempt(self, share_id: str, window_start: int) -> None:
+        """Uncount an attempt that gave the right password: only wrong ones use up the
+        limit."""
+        self._table.update(
+            self._table.key(_attempts_key(share_id, window_start)),
+            "ADD attempts :minus",
+            condition="attempts > :zero",
+            values={":minus": -1, ":zero": 0},
+        )
 
     def of_job(self, job_id: str) -> list[Share]:
         """Every share of a job (the job's index, which projects whole items: shares are

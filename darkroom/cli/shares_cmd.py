@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from darkroom import durations
+from darkroom.api.share_access import MAX_PASSWORD, MIN_PASSWORD
 from darkroom.cli.connection import api_call, studio
 from darkroom.cli.view import console, err, shares_table, transfer_bars
 
@@ -37,6 +39,36 @@ def link_life(value: str | None, option: str) -> int | None:
             f"{durations.words(LONGEST_LINK)}; {value!r} is {durations.words(seconds)}"
         )
     return seconds
+
+
+def share_password(ask: bool, password_file: Path | None) -> str | None:
+    """The client's password for a new share: typed twice, hidden (--password), or the
+    first line of a file, "-" for standard input (--password-file, for scripts). Never an
+    option's value: that would stay in the shell's history and in `ps`."""
+    if password_file is None and not ask:
+        return None
+    if password_file is not None:
+        try:
+            text = (
+                sys.stdin.readline()
+                if str(password_file) == "-"
+                else password_file.read_text(encoding="utf-8")
+            )
+        except (OSError, UnicodeDecodeError) as exc:
+            _usage(f"--password-file: cannot read {password_file}: {exc}")
+        lines = text.splitlines()
+        password = lines[0] if lines else ""
+    else:
+        password = typer.prompt(
+            "Password for the client", hide_input=True, confirmation_prompt=True
+        )
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        where = "--password-file" if password_file is not None else "--password"
+        _usage(
+            f"{where}: a share's password has {MIN_PASSWORD} to {MAX_PASSWORD} characters; "
+            f"this one has {len(password)}"
+        )
+    return password
 
 
 def _usage(message: str) -> NoReturn:
@@ -68,7 +100,10 @@ def share(
     share_id: Annotated[
         str | None,
         typer.Option(
-            "--share", metavar="SHARE_ID", help="The link --extend acts on (when several)."
+            "--share",
+            metavar="SHARE_ID",
+            help="The link --extend acts on (when several); with --password, give this "
+            "existing link a new password (every unlocked browser must unlock again).",
         ),
     ] = None,
     revoke: Annotated[
@@ -78,13 +113,40 @@ def share(
         bool,
         typer.Option(help="Let the client mark favourites and leave a note per photo."),
     ] = False,
+    password: Annotated[
+        bool,
+        typer.Option(
+            "--password",
+            help="Ask the client for a password (typed here twice, hidden).",
+        ),
+    ] = False,
+    password_file: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help='The password from the first line of FILE ("-": standard input), for scripts.',
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Share a finished job with a client: prints a link that needs no AWS account."""
     # Checked before any connection: a typo costs no round trip.
     expiry = link_life(expires_in, "--expires-in")
     extend_by = link_life(extend, "--extend")
+    if (password or password_file is not None) and (revoke or extend_by is not None):
+        _usage(
+            "--password and --password-file set a new link's password; "
+            "not with --revoke or --extend"
+        )
+    secret = share_password(password, password_file)
     client = studio(ctx)
+    if secret is not None and share_id:
+        changed = api_call(lambda: client.set_share_password(job_id, share_id, secret))
+        if as_json:
+            print(json.dumps(changed, indent=2))
+            return
+        err.print(f"share {share_id} has a new password", markup=False)
+        return
     if revoke:
         api_call(lambda: client.revoke(job_id, revoke))
         err.print(f"share {revoke} of job {job_id} revoked", markup=False)
@@ -97,13 +159,16 @@ def share(
             return
         err.print(f"share {target} now {_expiry(extended['expires_at'])}", markup=False)
         return
-    created = api_call(lambda: client.share(job_id, expiry, message, proofing))
+    created = api_call(
+        lambda: client.share(job_id, expiry, message, proofing=proofing, password=secret)
+    )
     if as_json:
         print(json.dumps(created, indent=2))
         return
     print(created["url"])
+    protected = "; asks for the password" if created.get("password") else ""
     err.print(
-        f"share {created['share_id']} {_expiry(created['expires_at'])}; revoke it with "
+        f"share {created['share_id']} {_expiry(created['expires_at'])}{protected}; revoke it with "
         f"`darkroom share {job_id} --revoke {created['share_id']}`",
         markup=False,
     )

@@ -466,12 +466,15 @@ class StudioClient:
         expires_in: int | None = None,
         message: str | None = None,
         proofing: bool = False,
+        password: str | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {"expires_in": expires_in} if expires_in is not None else {}
         if message is not None:
             body["message"] = message
         if proofing:
             body["proofing"] = True
+        if password is not None:
+            body["password"] = password
         return dict(self.api.call("POST", f"/jobs/{job_id}/shares", body))
 
     def favourites(self, job_id: str) -> dict[str, Any]:
@@ -483,6 +486,12 @@ class StudioClient:
     def extend(self, job_id: str, share_id: str, extend_by: int) -> dict[str, Any]:
         path = f"/jobs/{job_id}/shares/{share_id}/extend"
         return dict(self.api.call("POST", path, {"extend_by": extend_by}))
+
+    def set_share_password(
+        self, job_id: str, share_id: str, password: str | None
+    ) -> dict[str, Any]:
+        path = f"/jobs/{job_id}/shares/{share_id}/password"
+        return dict(self.api.call("PUT", path, {"password": password}))
 
     def revoke(self, job_id: str, share_id: str) -> None:
         self.api.call("DELETE", f"/jobs/{job_id}/shares/{share_id}")

@@ -236,7 +236,8 @@ def transfer_bars(verb: str) -> Iterator[Bars]:
 def shares_table(shares: list[dict[str, Any]]) -> Table:
     """A job's share links as `darkroom shares` lists them (the API's ShareView)."""
     table = Table(show_header=True, header_style="bold")
-    for column in ("share", "state", "created", "expires", "views", "downloads", "message"):
+    columns = ("share", "state", "created", "expires", "password", "views", "downloads", "message")
+    for column in columns:
         table.add_column(column, justify="right" if column in ("views", "downloads") else "left")
     style = {"active": "green", "expired": "yellow", "revoked": "red"}
     for share in shares:
@@ -246,6 +247,7 @@ def shares_table(shares: list[dict[str, Any]]) -> Table:
             Text(share["state"], style=style.get(share["state"], "")),
             share["created_at"],
             share["expires_at"],
+            "yes" if share.get("password") else "",
             str(share["views"]),
             str(share["downloads"]),
             # Text, never markup: the photographer typed it.

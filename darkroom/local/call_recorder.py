@@ -46,6 +46,7 @@ _RESOURCE_PARAMS: Final = frozenset(
         "Namespace",
         "logGroupName",
         "Resources",
+        "SecretId",
     }
 )
 

@@ -143,6 +143,7 @@ class LocalCloud:
         self.instance_ids: list[str] = []
         # Instances the pool scaler launched (and which boot as workers like the rest).
         self.scaled_ids: set[str] = set()
+        self.share_cookie_secret_arn = ""
         self._runtime = LambdaRuntime(log_dir=self.state_dir / "logs")
         self._runtime_lock = threading.Lock()
         self._specs: dict[str, FunctionSpec] = {}
@@ -352,6 +353,8 @@ class LocalCloud:
             "workers_table": names.WORKERS_TABLE,
             "uploads_table": names.UPLOADS_TABLE,
             "shares_table": names.SHARES_TABLE,
+            # Its name until provisioning gives the ARN (Secrets Manager takes either).
+            "share_cookie_secret_arn": self.share_cookie_secret_arn or names.SHARE_COOKIE_SECRET,
             "state_machine_arn": state_machine_arn(cfg.region),
             "worker_instance_ids": self.instance_ids,
             "worker_instance_types": cfg.worker_instance_types,
@@ -434,6 +437,10 @@ class LocalCloud:
         ddb = self.client("dynamodb")
         for schema in names.TABLES:
             ddb.create_table(**create_request(schema))
+
+        self.share_cookie_secret_arn = self.client("secretsmanager").create_secret(
+            Name=names.SHARE_COOKIE_SECRET, SecretString=self._share_cookie_key()
+        )["ARN"]
 
         ec2 = self.client("ec2")
         reservation = ec2.run_instances(
@@ -536,6 +543,22 @@ class LocalCloud:
                 ],
             },
         )
+
+    def _share_cookie_key(self) -> str:
+        """The key that signs unlock cookies: drawn once and kept under the state
+        directory (owner-only), so a browser unlocked before a restart stays unlocked,
+        as it does in AWS, where the secret outlives every deploy."""
+        path = self.state_dir / "share-cookie.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temp = path.with_suffix(".tmp")
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(48))
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temp, path)
+        return path.read_text().strip()
 
     def _start_api(self) -> None:
         """The HTTP API: declared in moto as CDK declares it (routes, IAM authorisation),

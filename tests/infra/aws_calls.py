@@ -187,4 +187,6 @@ def _generic_resource(service: str, call: Mapping[str, Any], where: Account) -> 
     if service == "lambda" and "FunctionName" in params:
         name = params["FunctionName"]
         return name if name.startswith("arn:") else f"arn:aws:lambda:{r}:{a}:function:{name}"
+    if service == "secretsmanager" and str(params.get("SecretId", "")).startswith("arn:"):
+        return str(params["SecretId"])
     return "*"

@@ -86,6 +86,13 @@ def exercise(cloud: LocalCloud, workdir: Path, scheduled: list[str]) -> None:
     event = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
     for function in scheduled:
         cloud.client("lambda").invoke(FunctionName=function, Payload=json.dumps(event).encode())
+    # A password-protected share unlocked: its attempt counter (UpdateItem ADD, then the
+    # right password's refund) on the shares table.
+    protected = studio.share(job_id, password="iam-run-password")
+    unlocked = requests.post(
+        f"{protected['url']}/unlock", json={"password": "iam-run-password"}, timeout=30
+    )
+    assert unlocked.status_code == 204, unlocked.text
     live = studio.share(job_id)
     sweep_routes(
         cloud.api_url,
@@ -169,6 +176,7 @@ def main(argv: list[str]) -> int:
             "instance_ids": cloud.instance_ids,
             "endpoints": cloud.endpoints(),
             "calls": str(cloud.calls_path),
+            "share_cookie_secret_arn": cloud.share_cookie_secret_arn,
         }
     (Path(state_dir) / RUN_FILE).write_text(json.dumps(run))
     return 0

@@ -37,6 +37,8 @@ LINK_ROUTE_KEYS = {
     "POST /share/{token}/favourites/{file_name}",
     "GET /assets/proofing.js",
 }
+# Unlocking a password-protected share: open, and throttled as the share page is.
+UNLOCK_ROUTE_KEY = "POST /share/{token}/unlock"
 DATA_SERVICES = ("s3:", "dynamodb:", "states:")
 
 
@@ -82,7 +84,7 @@ def test_every_documented_route_is_deployed_iam_signed_but_the_share_link(synth:
     documented = documented_security()
     assert set(declared) == set(documented), "the template's routes are the document's"
     for key, props in declared.items():
-        if key == SHARE_ROUTE_KEY or key in LINK_ROUTE_KEYS:
+        if key in (SHARE_ROUTE_KEY, UNLOCK_ROUTE_KEY) or key in LINK_ROUTE_KEYS:
             assert documented[key] == [], key
             assert props["AuthorizationType"] == "NONE", key
         else:
@@ -138,7 +140,7 @@ def test_the_default_stage_auto_deploys_with_stage_wide_throttling(synth: Synth)
 def test_the_share_route_is_public_and_throttled_tighter_than_the_stage(synth: Synth) -> None:
     assert routes(synth)[SHARE_ROUTE_KEY]["AuthorizationType"] == "NONE"
     public = {r.key for r in ROUTES if not r.iam}
-    assert public == {SHARE_ROUTE_KEY, *LINK_ROUTE_KEYS}, "the share link and its links"
+    assert public == {SHARE_ROUTE_KEY, UNLOCK_ROUTE_KEY, *LINK_ROUTE_KEYS}, "the share links"
     _, resource = stage(synth)
     props = resource["Properties"]
     share = props["RouteSettings"][SHARE_ROUTE_KEY]
@@ -146,9 +148,11 @@ def test_the_share_route_is_public_and_throttled_tighter_than_the_stage(synth: S
     default = props["DefaultRouteSettings"]
     assert share["ThrottlingRateLimit"] < default["ThrottlingRateLimit"]
     assert share["ThrottlingBurstLimit"] < default["ThrottlingBurstLimit"]
-    assert set(props["RouteSettings"]) == {SHARE_ROUTE_KEY}
+    assert props["RouteSettings"][UNLOCK_ROUTE_KEY] == share
+    assert set(props["RouteSettings"]) == {SHARE_ROUTE_KEY, UNLOCK_ROUTE_KEY}
     # CloudFormation refuses route settings for a route it has not created yet.
-    assert synth.logical_id(synth.stack.api.share_route) in as_list(resource["DependsOn"])
+    for route in (SHARE_ROUTE_KEY, UNLOCK_ROUTE_KEY):
+        assert synth.logical_id(synth.stack.api.routes[route]) in as_list(resource["DependsOn"])
 
 
 # -- access logs ------------------------------------------------------------------------
@@ -208,6 +212,8 @@ def test_the_api_function_env_comes_from_the_stack_and_its_settings(synth: Synth
         env_key("uploads_table"): storage.uploads,
         env_key("shares_table"): storage.shares,
         env_key("state_machine_arn"): stack.pipeline.state_machine,
+        # The unlock cookies' key: the secret's Ref is its ARN.
+        env_key("share_cookie_secret_arn"): stack.api.share_cookie_key,
     }
     for key, construct in refs.items():
         assert variables[key] == {"Ref": synth.logical_id(construct)}, key
@@ -219,6 +225,19 @@ def test_the_api_function_env_comes_from_the_stack_and_its_settings(synth: Synth
 
 def api_statements(synth: Synth) -> list[dict[str, Any]]:
     return statements_of_role(synth.template, role_logical_id(api_function(synth)))
+
+
+def test_the_share_cookie_key_is_a_generated_secret_only_the_api_function_reads(
+    synth: Synth,
+) -> None:
+    ((secret_id, secret),) = synth.resources("AWS::SecretsManager::Secret").items()
+    generated = secret["Properties"]["GenerateSecretString"]
+    assert generated["PasswordLength"] >= 64
+    readers = [
+        s for s in api_statements(synth) if "secretsmanager:GetSecretValue" in as_list(s["Action"])
+    ]
+    assert [r["Resource"] for r in readers] == [{"Ref": secret_id}]
+    assert {r.get("Sid") for r in readers} == {"ShareCookieKey"}
 
 
 def test_the_api_function_policy_grants_no_star_resource_for_data_actions(synth: Synth) -> None:

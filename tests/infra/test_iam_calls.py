@@ -42,6 +42,7 @@ class Run:
     instance_ids: list[str]
     endpoints: dict[str, Any]
     calls: list[dict[str, Any]]
+    share_cookie_secret_arn: str
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,13 @@ def recorded(synth: Synth, tmp_path_factory: pytest.TempPathFactory) -> Run:
     )
     assert result.returncode == 0, f"the recorded run failed:\n{result.stderr[-4000:]}"
     run = json.loads((state_dir / iam_run.RUN_FILE).read_text())
-    return Run(run["region"], run["instance_ids"], run["endpoints"], read(Path(run["calls"])))
+    return Run(
+        run["region"],
+        run["instance_ids"],
+        run["endpoints"],
+        read(Path(run["calls"])),
+        run["share_cookie_secret_arn"],
+    )
 
 
 def scheduled_functions(template: dict[str, Any]) -> list[str]:
@@ -98,6 +105,13 @@ def resolver_for(synth: Synth, run: Run) -> Resolver:
         resolver.physical[output["Ref"]] = queue
     for logical_id, instance_id in zip(pool_instances(template), run.instance_ids, strict=False):
         resolver.physical[logical_id] = instance_id
+    # The share cookie key: one secret each side (its Ref is its ARN).
+    (secret,) = (
+        logical_id
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::SecretsManager::Secret"
+    )
+    resolver.physical[secret] = run.share_cookie_secret_arn
     return resolver
 
 

@@ -36,6 +36,8 @@ from tests.moto_config import IDLE_STATE_MACHINES, offline_aws
 
 REGION = "us-east-1"
 SM_ARN = f"arn:aws:states:{REGION}:123456789012:stateMachine:{names.state_machine_name()}"
+COOKIE_SECRET_ARN = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:share-cookie-abcdef"
+COOKIE_KEY = b"unit-test-share-cookie-key"
 
 
 @dataclass
@@ -55,6 +57,7 @@ class Api:
         query: dict[str, str] | None = None,
         caller: str | None = None,
         base64_body: bytes | None = None,
+        cookies: list[str] | None = None,
     ) -> tuple[int, dict[str, str], Any]:
         event: dict[str, Any] = {
             "version": "2.0",
@@ -80,6 +83,8 @@ class Api:
         if base64_body is not None:
             event["body"] = base64.b64encode(base64_body).decode()
             event["isBase64Encoded"] = True
+        if cookies:
+            event["cookies"] = cookies
         result = handle(event, None, self.service)
         content_type = result["headers"].get("content-type", "")
         parsed: Any = result.get("body", "")
@@ -173,6 +178,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
             uploads_table=names.UPLOADS_TABLE,
             shares_table=names.SHARES_TABLE,
             state_machine_arn=SM_ARN,
+            share_cookie_secret_arn=COOKIE_SECRET_ARN,
             max_file_bytes=1000,
             max_job_bytes=2500,
             max_files_per_job=5,
@@ -187,6 +193,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
             presigner=Presigner(presigning_client("virtual", session)),
             executions=Executions(SM_ARN, sfn),
             clock=lambda: holder.now[0],
+            share_cookie_key=COOKIE_KEY,
         )
         yield holder
 

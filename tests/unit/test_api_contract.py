@@ -25,6 +25,7 @@ SHARE_ROUTES = {
     "GET /share/{token}",
     "GET /share/{token}/files/{file_name}/{rendition}",
     "GET /share/{token}/archives/{rendition}",
+    "POST /share/{token}/unlock",
     "GET /assets/gallery.js",
     "GET /share/{token}/view/{file_name}",
     "GET /assets/viewer.js",
@@ -47,7 +48,7 @@ def test_the_routes_everything_deploys_are_the_documents_operations() -> None:
         for method, op in item.items()
     }
     assert documented == {(r.method, r.path, r.operation) for r in ROUTES}
-    assert len(ROUTES) == 29
+    assert len(ROUTES) == 31
 
 
 def test_every_operation_states_its_authorization_sigv4_except_the_share_link() -> None:
