@@ -6,8 +6,10 @@ import signal
 import subprocess
 import threading
 import time
+from importlib import metadata
 from types import FrameType
 
+import darkroom
 from darkroom import names
 from darkroom.aws.executions import TaskCallbacks
 from darkroom.aws.job_events import JobEvents
@@ -15,7 +17,6 @@ from darkroom.aws.job_store import JobStore
 from darkroom.aws.lease_store import LeaseState, LeaseStore
 from darkroom.aws.objects import Objects
 from darkroom.aws.pool_instances import PoolInstances
-from darkroom.imaging.develop import software
 from darkroom.observability import configure, logger
 from darkroom.settings import WorkerSettings, load
 from worker import imds
@@ -94,10 +95,23 @@ def main() -> int:
     # With the software it runs: `darkroom doctor` reports each instance's version from it.
     logger.info(
         names.WORKER_UP_MESSAGE,
-        extra={"scratch": str(settings.scratch_dir), "software": software()},
+        extra={"scratch": str(settings.scratch_dir), "software": _software()},
     )
     reason = serve(settings, instance_id, stopping)
     if reason == "idle" and not shut_down(settings, instance_id):
         return 1
     logger.info("worker down", extra={"reason": reason})
     return 0
+
+
+def _software() -> dict[str, str]:
+    """darkroom's, rawpy's (LibRaw is built into it) and Pillow's versions, from their
+    installed metadata: importing rawpy or Pillow would load them into this process,
+    which only feeds the develop processes (each of those loads its own)."""
+    found = {"darkroom": darkroom.__version__}
+    for dist in ("rawpy", "pillow"):
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            found[dist] = "not installed"
+    return found
