@@ -230,7 +230,8 @@ def api_statements(synth: Synth) -> list[dict[str, Any]]:
 def test_the_share_cookie_key_is_a_generated_secret_only_the_api_function_reads(
     synth: Synth,
 ) -> None:
-    ((secret_id, secret),) = synth.resources("AWS::SecretsManager::Secret").items()
+    secret_id = synth.logical_id(synth.stack.api.share_cookie_key)
+    secret = synth.template["Resources"][secret_id]
     generated = secret["Properties"]["GenerateSecretString"]
     assert generated["PasswordLength"] >= 64
     readers = [

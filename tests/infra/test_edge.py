@@ -130,7 +130,7 @@ def test_cloudfront_adds_the_origin_verify_header_from_the_secret_by_reference(e
     assert origin["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
     (header,) = origin["OriginCustomHeaders"]
     assert header["HeaderName"] == names.ORIGIN_VERIFY_HEADER
-    (secret_id,) = eu.resources("AWS::SecretsManager::Secret")
+    secret_id = eu.logical_id(eu.stack.edge.secret)
     assert header["HeaderValue"] == {
         "Fn::Join": ["", ["{{resolve:secretsmanager:", {"Ref": secret_id}, ":SecretString:::}}"]]
     }
@@ -140,7 +140,7 @@ def test_cloudfront_adds_the_origin_verify_header_from_the_secret_by_reference(e
 
 
 def test_the_api_env_names_the_secret_and_the_edge_url_never_the_value(eu: Synth) -> None:
-    (secret_id,) = eu.resources("AWS::SecretsManager::Secret")
+    secret_id = eu.logical_id(eu.stack.edge.secret)
     (distribution_id,) = eu.resources("AWS::CloudFront::Distribution")
     function = _api_function(eu)
     env = function["Properties"]["Environment"]["Variables"]
@@ -149,12 +149,12 @@ def test_the_api_env_names_the_secret_and_the_edge_url_never_the_value(eu: Synth
         "Fn::Join": ["", ["https://", {"Fn::GetAtt": [distribution_id, "DomainName"]}]]
     }
     assert "resolve:secretsmanager" not in json.dumps(env)
-    # Its role may read that secret and no other.
+    # Only the API's role may read that secret (others read their own secrets).
     statements = [
         s
         for p in eu.resources("AWS::IAM::Policy").values()
         for s in p["Properties"]["PolicyDocument"]["Statement"]
-        if "secretsmanager" in json.dumps(s["Action"])
+        if "secretsmanager" in json.dumps(s["Action"]) and secret_id in json.dumps(s["Resource"])
     ]
     assert statements == [
         {

@@ -241,6 +241,8 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "states:GetExecutionHistory",
         # Reprocessing and erasing write job statuses, published as job events.
         "events:PutEvents",
+        # The share cookie key (read on the first password-protected share).
+        "secretsmanager:GetSecretValue",
     },
 }
 

@@ -105,12 +105,8 @@ def resolver_for(synth: Synth, run: Run) -> Resolver:
         resolver.physical[output["Ref"]] = queue
     for logical_id, instance_id in zip(pool_instances(template), run.instance_ids, strict=False):
         resolver.physical[logical_id] = instance_id
-    # The share cookie key: one secret each side (its Ref is its ARN).
-    (secret,) = (
-        logical_id
-        for logical_id, resource in template["Resources"].items()
-        if resource["Type"] == "AWS::SecretsManager::Secret"
-    )
+    # The share cookie key, the one secret the run reads (its Ref is its ARN).
+    secret = synth.logical_id(synth.stack.api.share_cookie_key)
     resolver.physical[secret] = run.share_cookie_secret_arn
     return resolver
 
