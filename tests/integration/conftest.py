@@ -9,6 +9,7 @@ import pytest
 
 from darkroom.local.cloud import LocalCloud, LocalCloudConfig
 from tests.harness import Studio, Target
+from tests.integration.own_process import runs_apart
 
 # Short enough for tests to see a lost worker quickly, long enough for a loaded CI box.
 HEARTBEAT_SECONDS = 8
@@ -51,3 +52,12 @@ def shoot(tmp_path: Path) -> Path:
 
     make_demo_shoot(tmp_path / "shoot", count=3, width=900, height=600)
     return tmp_path / "shoot"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # A module with a cloud of its own beside others runs apart (test_own_process.py).
+    collected = {item.path.name for item in items}
+    apart = [item for item in items if runs_apart(str(item.path), collected)]
+    if apart:
+        config.hook.pytest_deselected(items=apart)
+        items[:] = [item for item in items if item not in apart]

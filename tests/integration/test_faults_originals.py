@@ -18,6 +18,7 @@ from darkroom.api.app import handle
 from darkroom.api.client import TransferError
 from darkroom.api.service import ApiService
 from darkroom.aws.executions import Executions
+from darkroom.aws.favourites import FavouriteStore
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.objects import Objects
 from darkroom.aws.presign import Presigner
@@ -226,6 +227,7 @@ def failing_api(cloud: LocalCloud) -> Iterator[ApiService]:
     yield ApiService(
         settings,
         jobs=JobStore(names.JOBS_TABLE, ddb),
+        favourites=FavouriteStore(names.JOBS_TABLE, ddb),
         uploads=UploadStore(names.UPLOADS_TABLE, ddb),
         shares=ShareStore(names.SHARES_TABLE, ddb),
         objects=Objects(_FailingS3(s3, allowed=1)),

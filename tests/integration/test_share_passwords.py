@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from darkroom import names
 from darkroom.api.app import handle
 from darkroom.api.service import ApiService
+from darkroom.aws.favourites import FavouriteStore
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.objects import Objects
 from darkroom.aws.presign import Presigner
@@ -215,6 +216,7 @@ def counter_fails(cloud: LocalCloud) -> Iterator[ApiService]:
     yield ApiService(
         settings,
         jobs=JobStore(names.JOBS_TABLE, ddb),
+        favourites=FavouriteStore(names.JOBS_TABLE, ddb),
         uploads=UploadStore(names.UPLOADS_TABLE, ddb),
         shares=ShareStore(names.SHARES_TABLE, _CounterFails(ddb)),
         objects=Objects(s3),
