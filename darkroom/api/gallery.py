@@ -64,6 +64,8 @@ form.proof textarea{width:100%%;font:inherit;padding:.35rem}
 form.proof button{font:inherit;padding:.4rem .75rem;border-radius:.375rem;
 border:1px solid var(--accent);background:var(--accent);color:var(--on-accent);cursor:pointer}
 form.proof button.unmark{background:#fff;color:#1f2328;border-color:#8c959f}
+main>form.proof{margin:1.25rem 0 0;padding:.75rem;max-width:32rem;background:#fff;
+border:1px solid #e3e3e0;border-radius:.5rem}
 .notice{max-width:32rem;margin:10vh auto 0;padding:2rem 1.5rem;background:#fff;
 border:1px solid #e3e3e0;border-top:4px solid var(--accent);border-radius:.5rem;text-align:center}
 .notice p{color:#57606a;margin:.75rem 0 0}
@@ -84,7 +86,8 @@ overflow:hidden;text-overflow:ellipsis}
 .viewer-count{color:#c8c8c8;font-size:.9rem;white-space:nowrap}
 .viewer-actions{display:flex;align-items:center;gap:.5rem}
 .viewer button{font:inherit;color:#f2f2f2;background:#2e2e2e;border:1px solid #5a5a5a;
-border-radius:.375rem;cursor:pointer;min-width:2.75rem;min-height:2.75rem;padding:0 .75rem}
+border-radius:.375rem;cursor:pointer;min-width:2.75rem;min-height:2.75rem;padding:0 .75rem;
+white-space:nowrap}
 .viewer button:hover{background:#3d3d3d}
 .viewer a.button{display:inline-flex;align-items:center;min-height:2.75rem}
 .viewer :focus-visible{outline:3px solid #fff;outline-offset:2px}
@@ -103,7 +106,8 @@ font-size:1.5rem}
 figure img{height:12rem}.notice{margin-top:1.5rem}
 .viewer-count{display:none}.viewer-bar{flex-wrap:wrap;gap:.35rem .5rem}
 .viewer-bar h2{flex-basis:100%%}.viewer-actions{flex:1;justify-content:flex-end;gap:.35rem}
-.viewer button{padding:0 .5rem}.viewer-prev,.viewer-next{top:auto;bottom:.75rem;transform:none}}
+.viewer button,.viewer a.button{padding:0 .6rem;font-size:.95rem}
+.viewer-prev,.viewer-next{top:auto;bottom:.75rem;transform:none}}
 """.strip()
 
 
