@@ -107,6 +107,7 @@ figure img{height:12rem}.notice{margin-top:1.5rem}
 .viewer-count{display:none}.viewer-bar{flex-wrap:wrap;gap:.35rem .5rem}
 .viewer-bar h2{flex-basis:100%%}.viewer-actions{flex:1;justify-content:flex-end;gap:.35rem}
 .viewer button,.viewer a.button{padding:0 .6rem;font-size:.95rem}
+.viewer-actions{flex-wrap:wrap}.viewer-saved{order:9;flex-basis:100%%}
 .viewer-prev,.viewer-next{top:auto;bottom:.75rem;transform:none}}
 """.strip()
 

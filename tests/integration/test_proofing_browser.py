@@ -270,7 +270,7 @@ def test_a_favourite_the_server_refuses_from_the_viewer_stays_unmarked_and_says_
     from selenium.webdriver.common.by import By
 
     job_id, link = _proofing_link(cloud.api_url, tmp_path)
-    browser.set_window_size(1280, 800)
+    _at_size(browser, "mobile")  # where the toolbar has least room for the message
     browser.get(link)
     browser.find_elements(By.CSS_SELECTOR, "ul.gallery a.view")[0].click()
     share_id = link.rsplit("/", 1)[1].split(".")[0]
@@ -281,6 +281,12 @@ def test_a_favourite_the_server_refuses_from_the_viewer_stays_unmarked_and_says_
     status = browser.find_element(By.CSS_SELECTOR, ".viewer .viewer-saved")
     _wait(lambda: status.text != "", "the refusal was not said")
     assert status.get_attribute("role") == "status"
+    assert "no longer" in status.text or "revoked" in status.text, status.text
+    assert browser.execute_script(
+        "return document.querySelector('.viewer-actions').getBoundingClientRect().right"
+        " <= window.innerWidth"
+    )
+    _screenshot(browser, "viewer-favourite-refused-mobile")
     assert toggle.get_attribute("aria-pressed") == "false"
     assert toggle.get_attribute("aria-busy") is None
     listed = run("favourites", job_id, "--endpoint-url", cloud.endpoint_url)
