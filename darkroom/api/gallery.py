@@ -64,6 +64,8 @@ form.proof textarea{width:100%%;font:inherit;padding:.35rem}
 form.proof button{font:inherit;padding:.4rem .75rem;border-radius:.375rem;
 border:1px solid var(--accent);background:var(--accent);color:var(--on-accent);cursor:pointer}
 form.proof button.unmark{background:#fff;color:#1f2328;border-color:#8c959f}
+main>form.proof{margin:1.25rem 0 0;padding:.75rem;max-width:32rem;background:#fff;
+border:1px solid #e3e3e0;border-radius:.5rem}
 .notice{max-width:32rem;margin:10vh auto 0;padding:2rem 1.5rem;background:#fff;
 border:1px solid #e3e3e0;border-top:4px solid var(--accent);border-radius:.5rem;text-align:center}
 .notice p{color:#57606a;margin:.75rem 0 0}
@@ -84,8 +86,10 @@ overflow:hidden;text-overflow:ellipsis}
 .viewer-count{color:#c8c8c8;font-size:.9rem;white-space:nowrap}
 .viewer-actions{display:flex;align-items:center;gap:.5rem}
 .viewer button{font:inherit;color:#f2f2f2;background:#2e2e2e;border:1px solid #5a5a5a;
-border-radius:.375rem;cursor:pointer;min-width:2.75rem;min-height:2.75rem;padding:0 .75rem}
+border-radius:.375rem;cursor:pointer;min-width:2.75rem;min-height:2.75rem;padding:0 .75rem;
+white-space:nowrap}
 .viewer button:hover{background:#3d3d3d}
+.viewer a.button{display:inline-flex;align-items:center;min-height:2.75rem}
 .viewer :focus-visible{outline:3px solid #fff;outline-offset:2px}
 .viewer-stage{position:relative;flex:1;min-height:0;display:flex;align-items:center;
 justify-content:center;touch-action:none;user-select:none}
@@ -94,11 +98,17 @@ justify-content:center;touch-action:none;user-select:none}
 font-size:1.5rem}
 .viewer-prev{left:.75rem}.viewer-next{right:.75rem}
 .viewer button:disabled{opacity:.35;cursor:default}
+.viewer button[aria-pressed=true]{color:#f2c94c;border-color:#f2c94c}
+.viewer-saved{color:#ffb4b4;font-size:.85rem}.viewer-saved:empty{display:none}
 .viewer-stage img[hidden],.viewer-failed[hidden]{display:none}
 .viewer-failed{max-width:24rem;margin:0 1rem;text-align:center;font-size:1.05rem}
 @media (max-width:30rem){main{padding:1rem .75rem 2rem}h1{font-size:1.4rem}
 figure img{height:12rem}.notice{margin-top:1.5rem}
-.viewer-count{display:none}.viewer-prev,.viewer-next{top:auto;bottom:.75rem;transform:none}}
+.viewer-count{display:none}.viewer-bar{flex-wrap:wrap;gap:.35rem .5rem}
+.viewer-bar h2{flex-basis:100%%}.viewer-actions{flex:1;justify-content:flex-end;gap:.35rem}
+.viewer button,.viewer a.button{padding:0 .6rem;font-size:.95rem}
+.viewer-actions{flex-wrap:wrap}.viewer-saved{order:9;flex-basis:100%%}
+.viewer-prev,.viewer-next{top:auto;bottom:.75rem;transform:none}}
 """.strip()
 
 
@@ -286,20 +296,26 @@ def _item(f: SharedFile, proof: str = "") -> str:
     )
 
 
-def _proofing(page: Page, f: SharedFile) -> str:
+def _proofing(page: Page | PhotoPage, f: SharedFile) -> str:
     """A proofing share's controls for one photo: a form that marks or unmarks it and
-    keeps a note, posted to the share and redirected back here (proofing.js sends the
-    same without leaving the page). Empty when the share does not proof."""
+    keeps a note, posted to the share and redirected back where it was sent from (the
+    gallery page at the photo, or the photo's own page); proofing.js sends the same
+    without leaving the page. Empty when the share does not proof."""
     if not page.shared.proofing:
         return ""
     from darkroom.api.models import MAX_FAVOURITE_NOTE
-    from darkroom.api.proofing import anchor
+    from darkroom.api.proofing import BACK_TO_PHOTO, anchor
 
     marked = f.favourite is not None
     spot = anchor(f.name)
     action = f"{page.share_url}/favourites/{quote(f.name, safe='')}"
     note = escape(f.favourite.note or "") if f.favourite else ""
-    back = f'<input type="hidden" name="page" value="{escape(page.cursor)}">' if page.cursor else ""
+    if isinstance(page, PhotoPage):
+        back = f'<input type="hidden" name="back" value="{BACK_TO_PHOTO}">'
+    elif page.cursor:
+        back = f'<input type="hidden" name="page" value="{escape(page.cursor)}">'
+    else:
+        back = ""
     buttons = (
         '<button type="submit" name="favourite" value="1">Save note</button>'
         '<button type="submit" name="favourite" value="0" class="unmark">'
@@ -459,13 +475,17 @@ def render_photo(page: PhotoPage) -> str:
 <h1>{name}</h1>
 {image}
 <ul class="downloads">{downloads}</ul>
+{_proofing(page, photo)}
 </main>"""
     return _document(f"{name} \u2013 {job_title}", stylesheet(shared.studio.accent_colour), body)
 
 
 def photo_policy(page: PhotoPage, bucket_origin: str) -> str:
-    """The photo page's CSP: the gallery's, with no script at all."""
+    """The photo page's CSP: the gallery's, with no script at all (a proofing share's
+    form posts to the API and comes back)."""
+    api = origin(page.share_url)
     return _policy(
         stylesheet(page.shared.studio.accent_colour),
-        {origin(page.share_url), bucket_origin, *_logo_sources(page.shared.studio)},
+        {api, bucket_origin, *_logo_sources(page.shared.studio)},
+        forms=api if page.shared.proofing else "'none'",
     )

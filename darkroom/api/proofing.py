@@ -58,6 +58,9 @@ RATE_WINDOW_SECONDS = 60
 # A form's body: a note of 500 characters, each up to 9 bytes once percent-encoded,
 # and the other fields.
 MAX_FORM_BYTES = 8 * 1024
+# A form's `back` when it was sent from the photo's own page: the answer returns there.
+# A word, never a URL, so the redirect cannot be pointed anywhere else.
+BACK_TO_PHOTO = "photo"
 
 
 def anchor(file_name: str) -> str:
@@ -200,11 +203,12 @@ def unmark_favourite(token: str, file_name: str, proofing: Proofing) -> Response
     "/share/<token>/favourites/<file_name>",
     operation_id="proof_by_form",
     tags=["client"],
-    summary="The gallery's form (no script): mark or unmark, then back to the gallery.",
+    summary="The gallery's form (no script): mark or unmark, then back to the page it was on.",
     description=(
         "An HTML form POST (`application/x-www-form-urlencoded`): `favourite=1` marks "
         "(with `note`), `favourite=0` unmarks; `page` is the gallery page's cursor to "
-        "return to. Answers 303 to the gallery at the photo. A browser is shown 403, "
+        "return to, or `back=photo` for the photo's own page. Answers 303 there, at the "
+        "photo. A browser is shown 403, "
         f"404, 410 and 429 as a page. {_CLIENT_WRITE}"
     ),
     responses=answers(
@@ -230,11 +234,15 @@ def proof_by_form(
         proofing.mark_favourite(token, name, body)
     else:
         proofing.unmark_favourite(token, name)
-    base = proofing.public_base(base_url)
-    page = form.get("page")
-    query = f"?{urlencode({'cursor': page})}" if page else ""
+    share = f"{proofing.public_base(base_url)}/share/{quote(token, safe='')}"
+    if form.get("back") == BACK_TO_PHOTO:
+        location = f"{share}/view/{quote(name, safe='')}#{anchor(name)}"
+    else:
+        page = form.get("page")
+        query = f"?{urlencode({'cursor': page})}" if page else ""
+        location = f"{share}{query}#{anchor(name)}"
     headers = {
-        "location": f"{base}/share/{quote(token, safe='')}{query}#{anchor(name)}",
+        "location": location,
         "cache-control": "no-store",
         "referrer-policy": "no-referrer",
     }

@@ -448,6 +448,9 @@ class ShareOperations:
         photo = shared_file(job, record, links, file_names, recipe) if record is not None else None
         if photo is None:
             raise missing
+        mark = self.share_favourites(share).get(photo.name)
+        if mark is not None:
+            photo = photo.model_copy(update={"favourite": mark})
 
         def neighbour(descending: bool) -> str | None:
             after: str | None = file_name
@@ -476,6 +479,7 @@ class ShareOperations:
                 ),
                 studio=studio_of(self.settings),
                 message=share.message,
+                proofing=share.proofing,
                 expires_at=iso(share.expires_at),
                 files=[photo],
                 next_cursor=None,
@@ -787,7 +791,8 @@ def open_shared_file(
         "(the one named or labelled `web`, else the largest downscaled one a browser can "
         "show) through its stable inline link, links to the previous and next delivered "
         "photo in the gallery's name order (across its pages), back to the gallery, and "
-        "a download link per rendition, in the recipe's order. With script, the gallery "
+        "a download link per rendition, in the recipe's order; on a proofing share, the "
+        "photo's favourite form, which returns here. With script, the gallery "
         "opens its full-window viewer instead. Always HTML, under the gallery's strict CSP "
         "with no script. The share is checked as `GET /share/{token}` does; a browser is "
         "answered 404, 409 and 410 with the gallery's friendly pages, other clients with "

@@ -1,7 +1,8 @@
 """A password-protected share in a real browser (headless Chromium, as the gallery's own
 browser test drives it): the unlock page at desktop and phone sizes, a wrong password
 refused on the page, the right one opening the gallery, whose previews then load
-through the stable links with the cookie. Screenshots go to SCREENSHOTS."""
+through the stable links with the cookie; axe-core finds nothing serious or critical on
+the unlock page, plain or after a wrong password. Screenshots go to SCREENSHOTS."""
 
 # ruff: noqa: F811
 
@@ -16,6 +17,7 @@ from darkroom.local.cloud import LocalCloud
 from tests.integration.test_gallery_browser import (  # noqa: F401
     SIZES,
     _at_size,
+    _axe_clean,
     _fits,
     _screenshot,
     browser,
@@ -59,6 +61,7 @@ def test_a_protected_gallery_refuses_a_wrong_password_and_opens_with_the_right_o
         assert button.value_of_css_property("border-radius") != "0px"
         assert _fits(browser), size
         _screenshot(browser, f"password-{size}")
+        _axe_clean(browser, f"unlock page at {size}")
 
         _submit(browser, "not-the-password")
         # The answer is a new page, after an scrypt check: wait for it, not for the click.
@@ -70,6 +73,7 @@ def test_a_protected_gallery_refuses_a_wrong_password_and_opens_with_the_right_o
         assert browser.title == "Enter the password"
         assert not browser.find_elements(By.CSS_SELECTOR, "ul.gallery")
         _screenshot(browser, f"password-wrong-{size}")
+        _axe_clean(browser, f"unlock page after a wrong password at {size}")
 
         _submit(browser, PASSWORD)
         WebDriverWait(browser, 30).until(lambda b: b.title == "Private shoot")

@@ -346,3 +346,43 @@ def test_favourites_command_prints_one_name_a_line(monkeypatch: pytest.MonkeyPat
     assert result.stdout.splitlines()[:2] == ["A, 1.dng", "B.dng"]
     result = CliRunner().invoke(main.app, ["favourites", "shoot", "--json"])
     assert json.loads(result.stdout) == found
+
+
+def test_a_photo_page_on_a_proofing_share_has_the_form_which_returns_to_it(api: Api) -> None:
+    token = _proofing(api)
+    name = quote("C, 2.dng", safe="")
+    page = f"/share/{token}/view/{name}"
+    status, headers, html = api.call("GET", page, headers=HTML)
+    assert status == 200
+    # The page stays script-free; only its form may post, and only to the API.
+    policy = headers["content-security-policy"]
+    assert "form-action https://api.example.test" in policy and "script-src" not in policy
+    spot = anchor("C, 2.dng")
+    action = f"https://api.example.test/share/{token}/favourites/{name}"
+    assert f'<form class="proof" id="{spot}" method="post" action="{action}"' in html
+    assert '<input type="hidden" name="back" value="photo">' in html
+    assert "\u2606 Not a favourite" in html
+
+    form = urlencode({"favourite": "1", "note": "print this", "back": "photo"})
+    status, headers, _ = api.call("POST", f"/share/{token}/favourites/{name}", form, headers=FORM)
+    assert status == 303
+    assert headers["location"] == f"https://api.example.test{page}#{spot}"
+    html = api.call("GET", page, headers=HTML)[2]
+    assert "\u2605 Favourite" in html and "print this" in html and "Remove from favourites" in html
+    # The gallery's form for the same photo says the same.
+    gallery = api.call("GET", f"/share/{token}", headers=HTML)[2]
+    item = re.search(f'<form class="proof" id="{spot}".*?</form>', gallery, re.S)
+    assert item is not None and "\u2605 Favourite" in item.group()
+
+    # Anything but the word returns to the gallery: `back` is never a place to go.
+    form = urlencode({"favourite": "0", "back": "https://elsewhere.example/"})
+    status, headers, _ = api.call("POST", f"/share/{token}/favourites/{name}", form, headers=FORM)
+    assert (status, headers["location"]) == (303, f"https://api.example.test/share/{token}#{spot}")
+
+
+def test_a_photo_page_on_a_viewing_share_has_no_form(api: Api) -> None:
+    api.finish("shoot", {"A.dng": 1})
+    token = api.share("shoot")["token"]
+    status, headers, html = api.call("GET", f"/share/{token}/view/A.dng", headers=HTML)
+    assert status == 200 and "<form" not in html
+    assert "form-action 'none'" in headers["content-security-policy"]
