@@ -13,7 +13,7 @@ from pathlib import Path
 
 # Set in the child process: there the module runs as it is.
 ENV = "DARKROOM_OWN_PROCESS"
-MODULES = ("test_edge_origin.py", "test_pool_scaling.py")
+MODULES = ("test_edge_origin.py", "test_edge_origin_fault.py", "test_pool_scaling.py")
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 
