@@ -277,7 +277,8 @@ def test_a_failed_launch_or_terminate_is_repaired_by_the_next_pass(
     assert any("launch" in e for e in errors) and any("InternalError" in e for e in errors)
     # The instance whose launch reply was lost was found by its tag, registered, and
     # terminated later like the rest: nothing launched is left over.
+    # (How many more it launches depends on how fast the jobs end: at least that one.)
     launched = cloud.scaled_ids - before
-    assert len(launched) >= 2
+    assert launched
     assert set(ec2.terminated) == launched
     assert [lease.instance_id for lease in leases.all()] == cloud.instance_ids
