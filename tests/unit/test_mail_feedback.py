@@ -197,3 +197,29 @@ def test_feedback_for_no_job_of_ours_is_ignored_not_raised() -> None:
     )
     assert _notifier(jobs).on_mail_feedback(ses_event("Email Bounced", None, **BOUNCE)) is None
     assert jobs.notice_errors == {}
+
+
+def test_a_failed_write_raises_so_the_event_is_tried_again_and_then_recorded() -> None:
+    """The fault: the jobs table refuses the write. The handler must raise (EventBridge's
+    retries, then the parked-events queue, keep the event) rather than drop the bounce."""
+
+    class Flaky(_Jobs):
+        def __init__(self) -> None:
+            super().__init__({JOB})
+            self.refusals = 1
+
+        def record_notice_error(self, job_id: str, kind: str, why: str) -> None:
+            if self.refusals:
+                self.refusals -= 1
+                raise ConnectionError("DynamoDB did not answer")
+            super().record_notice_error(job_id, kind, why)
+
+    jobs = Flaky()
+    event = ses_event("Email Bounced", darkroom_tags(), **BOUNCE)
+    with pytest.raises(ConnectionError):
+        _notifier(jobs).on_mail_feedback(event)
+    assert jobs.notice_errors == {}
+    _notifier(jobs).on_mail_feedback(event)
+    assert jobs.notice_errors[JOB]["client"].endswith(
+        "bounced (Permanent/General) for ann@client.test"
+    )
