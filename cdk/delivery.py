@@ -154,3 +154,36 @@ class Delivery(Construct):
                 )
             ],
         )
+        # What SES later says of a message it accepted: bounces, complaints and rejects
+        # go to the default bus (the only bus SES sends to) and on to the same function,
+        # which records them on the message's job (its SES tags name it). Its table
+        # grant above already covers the write.
+        self.configuration_set.add_event_destination(
+            "MailFeedback",
+            configuration_set_event_destination_name=names.SES_FEEDBACK_DESTINATION,
+            destination=ses.EventDestination.event_bus(
+                events.EventBus.from_event_bus_name(self, "DefaultBus", "default")
+            ),
+            events=[
+                ses.EmailSendingEvent.BOUNCE,
+                ses.EmailSendingEvent.COMPLAINT,
+                ses.EmailSendingEvent.REJECT,
+            ],
+        )
+        self.feedback_rule = events.Rule(
+            self,
+            "MailFeedbackEvents",
+            description="SES bounces, complaints and rejects of darkroom's mail, to notify",
+            event_pattern=events.EventPattern(
+                source=[names.SES_EVENT_SOURCE],
+                detail_type=list(names.SES_FEEDBACK_DETAIL_TYPES),
+            ),
+            targets=[
+                targets.LambdaFunction(
+                    self.notify.function,
+                    retry_attempts=DELIVERY_RETRIES,
+                    max_event_age=DELIVERY_MAX_AGE,
+                    dead_letter_queue=failures,
+                )
+            ],
+        )

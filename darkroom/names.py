@@ -85,6 +85,24 @@ def job_events_pattern() -> dict[str, list[str]]:
     return {"source": [JOB_EVENT_SOURCE], "detail-type": [JOB_EVENT_DETAIL_TYPE]}
 
 
+# What became of a message SES accepted (issue 18): the configuration set sends its
+# bounces, complaints and rejects to the default bus as `aws.ses` events, and a second
+# rule sends those to the same notify function. Each message carries these SES tags
+# (values encoded by darkroom.notify.tag_value), so a later event names its job.
+SES_EVENT_SOURCE: Final = "aws.ses"
+SES_FEEDBACK_DETAIL_TYPES: Final = ("Email Bounced", "Email Complaint Received", "Email Rejected")
+SES_FEEDBACK_RULE: Final = "darkroom-mail-feedback"
+SES_FEEDBACK_DESTINATION: Final = "darkroom-mail-feedback"
+MAIL_TAG_JOB: Final = "darkroom-job"
+MAIL_TAG_RUN: Final = "darkroom-run"
+MAIL_TAG_KIND: Final = "darkroom-kind"
+
+
+def mail_feedback_pattern() -> dict[str, list[str]]:
+    """The rule that feeds the notify function what SES later says of a message."""
+    return {"source": [SES_EVENT_SOURCE], "detail-type": list(SES_FEEDBACK_DETAIL_TYPES)}
+
+
 # The deploy settings (CDK context keys, the local cloud's options).
 SENDER_EMAIL: Final = "sender_email"
 PHOTOGRAPHER_EMAIL: Final = "photographer_email"

@@ -11,6 +11,12 @@ MarkFailed, or by the ending reconciler for an execution that was stopped or tim
   the job asks, `notify_client_on_reprocess`: the same link already shows the new work);
   the photographer is emailed every terminal status, with the counts and the cause.
 
+Later, SES may say what became of a message it accepted (a bounce, a complaint, a
+reject): each message carries SES tags naming its job, run and kind, the configuration
+set sends those events to the default bus, and a rule sends them here
+(`Notifier.on_mail_feedback`). They are recorded in the job's `notice_errors` like a
+refused send; the job's status never changes.
+
 Each message of a run is sent once: a NOTICE#<run>#<kind> item is claimed with a
 conditional write before sending, so a redelivered event, or two at once, send nothing
 twice. A failed send is recorded on the job (`notice_errors`, shown by `darkroom
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -40,7 +47,15 @@ class Sender(Protocol):
     sender: str
 
     def send(
-        self, *, to: str, to_name: str | None, subject: str, text: str, html: str, from_name: str
+        self,
+        *,
+        to: str,
+        to_name: str | None,
+        subject: str,
+        text: str,
+        html: str,
+        from_name: str,
+        tags: Mapping[str, str] | None = None,
     ) -> str: ...
 
 
@@ -130,7 +145,7 @@ class Notifier:
                 job,
                 run,
                 "photographer",
-                lambda: self._email_photographer(job, status, detail, client_note),
+                lambda: self._email_photographer(job, run, status, detail, client_note),
             )
 
     def _email_client(self, job: Job, run: str, first: bool) -> str:
@@ -140,14 +155,16 @@ class Notifier:
             raise NotConfigured("no share_base_url is configured, so there is no link to send")
         if not first:
             message = client_update_message(self.studio, job, policy.client_name)
-            return self._send(policy.client_email, policy.client_name, message)
+            return self._send(policy.client_email, policy.client_name, message, job, run, "client")
         life = policy.share_expires_in or self.settings.share_default_expiry_seconds
         expires_at = int(self.clock()) + life
         issued = issue_share(self.shares, job.job_id, expires_at, created_by="darkroom delivery")
         link = f"{self.settings.share_base_url.rstrip('/')}/share/{issued.token}"
         message = client_link_message(self.studio, job, policy.client_name, link, expires_at)
         try:
-            message_id = self._send(policy.client_email, policy.client_name, message)
+            message_id = self._send(
+                policy.client_email, policy.client_name, message, job, run, "client"
+            )
         except Exception:
             # Only the email had the token: an unsent link is revoked, and a retry
             # issues and sends a new one.
@@ -157,12 +174,14 @@ class Notifier:
         return message_id
 
     def _email_photographer(
-        self, job: Job, status: JobStatus, detail: Mapping[str, Any], client_note: str
+        self, job: Job, run: str, status: JobStatus, detail: Mapping[str, Any], client_note: str
     ) -> str:
         message = photographer_message(self.studio, job, status, detail, client_note)
-        return self._send(self.settings.photographer_email, None, message)
+        return self._send(self.settings.photographer_email, None, message, job, run, "photographer")
 
-    def _send(self, to: str, name: str | None, message: Message) -> str:
+    def _send(
+        self, to: str, name: str | None, message: Message, job: Job, run: str, kind: str
+    ) -> str:
         if self.mailer is None or not self.mailer.sender:
             raise NotConfigured("no sender_email is configured")
         return self.mailer.send(
@@ -172,7 +191,27 @@ class Notifier:
             text=message.text,
             html=message.html,
             from_name=self.studio,
+            tags=mail_tags(job.job_id, run, kind),
         )
+
+    # -- what SES later says of a message -------------------------------------------
+    def on_mail_feedback(self, event: Mapping[str, Any]) -> MailFeedback | None:
+        """Record a bounce, complaint or reject on the message's job. An event that
+        names no job of ours (no darkroom tags, a job since deleted) is logged and
+        ignored: raising would only have EventBridge retry what can never succeed."""
+        feedback = parse_mail_feedback(event)
+        if feedback is None:
+            logger.warning(
+                "mail event with no darkroom tags ignored",
+                extra={"detail-type": event.get("detail-type"), "id": event.get("id")},
+            )
+            return None
+        if self.jobs.find(feedback.job_id) is None:
+            logger.warning("mail event for no job ignored", extra=feedback.to_dict())
+            return None
+        self.jobs.record_notice_error(feedback.job_id, feedback.kind, feedback.why)
+        logger.info("mail feedback recorded", extra=feedback.to_dict())
+        return feedback
 
     def _post(self, detail: Mapping[str, Any]) -> str:
         body = json.dumps(
@@ -232,6 +271,106 @@ class NotConfigured(NotifyError):
 
 class NoticesFailed(Exception):
     """Some notices failed and may succeed on another try of the event."""
+
+
+# -- SES tags and the events that carry them back ----------------------------------
+# An SES tag value may hold only ASCII letters, digits, "_" and "-" (256 at most): any
+# other byte of the UTF-8 text, "_" included, is written "_xx" (its hex), so every
+# value decodes back exactly.
+_TAG_SAFE = re.compile(r"[A-Za-z0-9-]")
+_TAG_ESCAPE = re.compile(r"_([0-9a-f]{2})")
+MAX_TAG_CHARS = 256
+
+
+def tag_value(text: str) -> str:
+    encoded = "".join(
+        ch if _TAG_SAFE.fullmatch(ch) else "".join(f"_{b:02x}" for b in ch.encode()) for ch in text
+    )
+    if len(encoded) > MAX_TAG_CHARS:
+        raise ValueError(f"{text!r} is too long for an SES tag ({len(encoded)} > 256 encoded)")
+    return encoded
+
+
+def from_tag_value(value: str) -> str:
+    if not re.fullmatch(r"(?:[A-Za-z0-9-]|_[0-9a-f]{2})*", value):
+        raise ValueError(f"{value!r} is not a tag value darkroom wrote")
+    raw = bytearray()
+    for piece in re.split(r"(_[0-9a-f]{2})", value):
+        raw += bytes([int(piece[1:], 16)]) if _TAG_ESCAPE.fullmatch(piece) else piece.encode()
+    return raw.decode()
+
+
+def mail_tags(job_id: str, run: str, kind: str) -> dict[str, str]:
+    return {
+        names.MAIL_TAG_JOB: tag_value(job_id),
+        names.MAIL_TAG_RUN: tag_value(run),
+        names.MAIL_TAG_KIND: tag_value(kind),
+    }
+
+
+@dataclass(frozen=True)
+class MailFeedback:
+    job_id: str
+    run: str
+    kind: str
+    why: str  # "<run>: bounced (Permanent/General) for ann@client.test"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"job_id": self.job_id, "run_id": self.run, "kind": self.kind, "why": self.why}
+
+
+def parse_mail_feedback(event: Mapping[str, Any]) -> MailFeedback | None:
+    """SES's EventBridge event of a bounce, complaint or reject, as the job's notice
+    error; None when it does not carry darkroom's tags (or carries them garbled)."""
+    detail = event.get("detail") or {}
+    if isinstance(detail, str):
+        try:
+            detail = json.loads(detail)
+        except ValueError:
+            return None
+    if not isinstance(detail, Mapping):
+        return None
+    mail = detail.get("mail") or {}
+    tags = mail.get("tags") if isinstance(mail, Mapping) else None
+    if not isinstance(tags, Mapping):
+        return None
+    try:
+        job_id, run, kind = (
+            from_tag_value(str((tags.get(name) or [""])[0]))
+            for name in (names.MAIL_TAG_JOB, names.MAIL_TAG_RUN, names.MAIL_TAG_KIND)
+        )
+    except (ValueError, TypeError, IndexError, UnicodeDecodeError):
+        return None
+    if not (job_id and run and kind):
+        return None
+    event_type = str(detail.get("eventType") or event.get("detail-type") or "")
+    destination = ", ".join(str(a) for a in mail.get("destination") or []) or "?"
+    if event_type in ("Bounce", "Email Bounced"):
+        bounce = detail.get("bounce") or {}
+        who = _addresses(bounce.get("bouncedRecipients")) or destination
+        how = "/".join(str(bounce.get(k)) for k in ("bounceType", "bounceSubType") if bounce.get(k))
+        why = f"bounced ({how or 'no type given'}) for {who}"
+    elif event_type in ("Complaint", "Email Complaint Received"):
+        complaint = detail.get("complaint") or {}
+        who = _addresses(complaint.get("complainedRecipients")) or destination
+        how = complaint.get("complaintFeedbackType") or "no feedback type given"
+        why = f"marked as spam ({how}) by {who}"
+    elif event_type in ("Reject", "Email Rejected"):
+        reason = (detail.get("reject") or {}).get("reason") or "no reason given"
+        why = f"rejected by SES ({reason}) for {destination}"
+    else:
+        why = f"SES event {event_type or 'of no type'} for {destination}"
+    return MailFeedback(job_id, run, kind, f"{run}: {why}")
+
+
+def _addresses(recipients: Any) -> str:
+    if not isinstance(recipients, list):
+        return ""
+    return ", ".join(
+        str(r.get("emailAddress"))
+        for r in recipients
+        if isinstance(r, Mapping) and r.get("emailAddress")
+    )
 
 
 # -- the messages -------------------------------------------------------------------

@@ -1,10 +1,13 @@
 """Notify: a job's status changed (its EventBridge event): the webhook, and on a
-terminal status the client's link and the photographer's email (darkroom.notify)."""
+terminal status the client's link and the photographer's email (darkroom.notify).
+Also SES's later word on a message it sent (aws.ses: bounced, complaint, rejected),
+recorded on the message's job."""
 
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from darkroom import names
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.mail import Mailer
 from darkroom.aws.secrets import secret_text
@@ -30,4 +33,7 @@ notifier = Notifier(
 @logger.inject_lambda_context(correlation_id_path="detail.job_id")
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if event.get("source") == names.SES_EVENT_SOURCE:
+        feedback = notifier.on_mail_feedback(event)
+        return feedback.to_dict() if feedback else {"ignored": event.get("detail-type")}
     return notifier.on_event(event).to_dict()

@@ -574,18 +574,7 @@ class JobStore:
             },
         )
         if error:
-            # A map's key is set only once the map exists: two writes, both idempotent.
-            self._table.update(
-                job_key(job_id),
-                "SET notice_errors = if_not_exists(notice_errors, :empty)",
-                values={":empty": {}},
-            )
-            self._table.update(
-                job_key(job_id),
-                "SET notice_errors.#k = :why",
-                names={"#k": kind},
-                values={":why": f"{run}: {error}"[:MAX_NOTICE_ERROR_CHARS]},
-            )
+            self.record_notice_error(job_id, kind, f"{run}: {error}")
         else:
             with suppress(ConditionFailed):
                 self._table.update(
@@ -594,6 +583,22 @@ class JobStore:
                     condition="attribute_exists(notice_errors.#k)",
                     names={"#k": kind},
                 )
+
+    def record_notice_error(self, job_id: str, kind: str, why: str) -> None:
+        """`notice_errors[kind] = why` on the job (shown by `darkroom status`); the
+        job's status is not touched. Setting the same text again changes nothing."""
+        # A map's key is set only once the map exists: two writes, both idempotent.
+        self._table.update(
+            job_key(job_id),
+            "SET notice_errors = if_not_exists(notice_errors, :empty)",
+            values={":empty": {}},
+        )
+        self._table.update(
+            job_key(job_id),
+            "SET notice_errors.#k = :why",
+            names={"#k": kind},
+            values={":why": why[:MAX_NOTICE_ERROR_CHARS]},
+        )
 
     def record_auto_share(self, job_id: str, share_id: str) -> None:
         self._table.update(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
 from typing import Any
@@ -24,8 +25,11 @@ class Mailer:
         text: str,
         html: str,
         from_name: str = "",
+        tags: Mapping[str, str] | None = None,
     ) -> str:
-        """Send it; SES's message id. Raises what SES raised (the caller records it)."""
+        """Send it; SES's message id. Raises what SES raised (the caller records it).
+        `tags` come back on SES's later events of the message (bounce, complaint): their
+        values must already be SES-safe (darkroom.notify.tag_value)."""
         message = EmailMessage()
         message["From"] = formataddr((from_name, self.sender)) if from_name else self.sender
         message["To"] = formataddr((to_name, to)) if to_name else to
@@ -40,5 +44,7 @@ class Mailer:
         }
         if self._configuration_set:
             request["ConfigurationSetName"] = self._configuration_set
+        if tags:
+            request["EmailTags"] = [{"Name": k, "Value": v} for k, v in tags.items()]
         answer = (self._ses or client("sesv2")).send_email(**request)
         return str(answer.get("MessageId", ""))

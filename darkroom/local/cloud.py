@@ -516,6 +516,17 @@ class LocalCloud:
             Rule=names.JOB_EVENTS_RULE,
             Targets=[{"Id": "notify", "Arn": function_arn(Function.NOTIFY, self.config.region)}],
         )
+        # SES's bounces and complaints, as cdk/delivery.py routes them. moto's SES never
+        # bounces; the rule is here so such an event, put on the bus, reaches Notify.
+        events.put_rule(
+            Name=names.SES_FEEDBACK_RULE,
+            EventPattern=json.dumps(names.mail_feedback_pattern()),
+            State="ENABLED",
+        )
+        events.put_targets(
+            Rule=names.SES_FEEDBACK_RULE,
+            Targets=[{"Id": "notify", "Arn": function_arn(Function.NOTIFY, self.config.region)}],
+        )
 
     def _launch_template(self, ec2: Any) -> None:
         """The pool's launch template, as cdk/worker_pool.py declares it: the scaler's

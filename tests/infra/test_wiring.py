@@ -927,3 +927,29 @@ def test_every_function_deploys_with_the_memory_the_local_cloud_enforces(synth: 
         for name, (_, resource) in functions_by_name(synth.template).items()
     }
     assert deployed == names.FUNCTION_MEMORY_MB
+
+
+def test_ses_bounces_complaints_and_rejects_reach_the_notify_function(synth: Synth) -> None:
+    delivery = synth.stack.delivery
+    destinations = synth.resources("AWS::SES::ConfigurationSetEventDestination")
+    [destination] = destinations.values()
+    props = destination["Properties"]
+    assert props["ConfigurationSetName"] == {"Ref": synth.logical_id(delivery.configuration_set)}
+    dest = props["EventDestination"]
+    assert dest["Enabled"] is True
+    # CloudFormation spells the types in lower case (the SES API in upper).
+    assert sorted(dest["MatchingEventTypes"]) == ["bounce", "complaint", "reject"]
+    bus = json.dumps(dest["EventBridgeDestination"]["EventBusArn"])
+    assert "event-bus/default" in bus, bus
+
+    rule = synth.resource(delivery.feedback_rule)["Properties"]
+    assert rule["EventPattern"] == {
+        "source": [names.SES_EVENT_SOURCE],
+        "detail-type": list(names.SES_FEEDBACK_DETAIL_TYPES),
+    }
+    [target] = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [synth.logical_id(delivery.notify.function), "Arn"]}
+    # Parked on the same queue as the job events when the function never takes them.
+    assert target["DeadLetterConfig"]["Arn"] == {
+        "Fn::GetAtt": [synth.logical_id(synth.stack.notify_failures), "Arn"]
+    }

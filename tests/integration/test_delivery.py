@@ -380,3 +380,121 @@ def test_a_bad_client_address_is_refused_with_the_reason(delivering: LocalCloud)
     assert "not an email address" in bad.text
     nobody = create(api, files, deliver="auto")
     assert nobody.status_code == 400 and "needs client.email" in nobody.text
+
+
+@pytest.fixture
+def sent_requests(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Each SendEmail request as it reached moto's SES, tags and all: moto keeps the
+    message but drops its EmailTags, which are what a later SES event carries back."""
+    from moto.sesv2.responses import SESV2Response
+
+    seen: list[dict[str, Any]] = []
+    original = SESV2Response.send_email
+
+    def send_email(self: SESV2Response) -> str:
+        seen.append(json.loads(self.body))
+        return original(self)
+
+    monkeypatch.setattr(SESV2Response, "send_email", send_email)
+    return seen
+
+
+def _ses_bounce_event(request: dict[str, Any], recipient: str) -> dict[str, Any]:
+    """SES's "Email Bounced" event as its EventBridge event destination puts it on the
+    default bus, for the message `request` sent: its tags as SES gives them, each a list
+    of values beside SES's own."""
+    tags = {t["Name"]: [t["Value"]] for t in request.get("EmailTags", [])}
+    tags["ses:configuration-set"] = [request["ConfigurationSetName"]]
+    return {
+        "eventType": "Bounce",
+        "bounce": {
+            "feedbackId": "0100018c-local-bounce",
+            "bounceType": "Permanent",
+            "bounceSubType": "NoEmail",
+            "bouncedRecipients": [
+                {
+                    "emailAddress": recipient,
+                    "action": "failed",
+                    "status": "5.1.1",
+                    "diagnosticCode": "smtp; 550 5.1.1 no such mailbox",
+                }
+            ],
+            "timestamp": "2026-12-04T08:30:04.000Z",
+            "reportingMTA": "dsn; a1-2.smtp-out.amazonses.com",
+        },
+        "mail": {
+            "timestamp": "2026-12-04T08:30:00.000Z",
+            "source": request["FromEmailAddress"],
+            "sendingAccountId": ACCOUNT_ID,
+            "messageId": "0100018c-local-message",
+            "destination": request["Destination"]["ToAddresses"],
+            "headersTruncated": False,
+            "tags": tags,
+        },
+    }
+
+
+def test_a_bounce_of_the_client_email_shows_on_status_and_the_job_stays_done(
+    delivering: LocalCloud, tmp_path: Path, sent_requests: list[dict[str, Any]]
+) -> None:
+    api = delivering.api_url
+    client = "eve@client.test"
+    job_id = _run_job(api, tmp_path, client={"email": client}, deliver="auto")
+    assert wait_done(api, job_id)["status"] == "DONE"
+    assert _eventually(lambda: len(mail_to(client)) == 1)
+    [request] = [r for r in sent_requests if r["Destination"]["ToAddresses"] == [client]]
+    run = _jobs(delivering).get(job_id).run_id
+    assert run
+
+    # The client's mail server refuses the message minutes later: SES says so on the
+    # default bus, and the rule hands it to the notify function, as in AWS.
+    bounce = json.dumps(_ses_bounce_event(request, client))
+    put = delivering.client("events").put_events(
+        Entries=[
+            {
+                "Source": names.SES_EVENT_SOURCE,
+                "DetailType": "Email Bounced",
+                "Detail": bounce,
+                "Resources": [f"arn:aws:ses:us-east-1:{ACCOUNT_ID}:configuration-set/x"],
+            }
+        ]
+    )
+    assert put["FailedEntryCount"] == 0, put
+    expected = f"{run}: bounced (Permanent/NoEmail) for {client}"
+    errors = _eventually(lambda: _jobs(delivering).get(job_id).notice_errors or None)
+    assert errors == {"client": expected}
+    # SES may deliver the event again: nothing changes.
+    delivering.client("events").put_events(
+        Entries=[
+            {"Source": names.SES_EVENT_SOURCE, "DetailType": "Email Bounced", "Detail": bounce}
+        ]
+    )
+    # Another sender's mail through the same account (no darkroom tags) is ignored.
+    untagged = json.loads(bounce)
+    del untagged["mail"]["tags"]
+    delivering.client("events").put_events(
+        Entries=[
+            {
+                "Source": names.SES_EVENT_SOURCE,
+                "DetailType": "Email Bounced",
+                "Detail": json.dumps(untagged),
+            }
+        ]
+    )
+    time.sleep(3)
+    job = _jobs(delivering).get(job_id)
+    assert job.notice_errors == {"client": expected}
+    assert job.status == "DONE"
+    # Nothing is sent again for a bounce: the address is suppressed in AWS.
+    assert len(mail_to(client)) == 1
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "darkroom.cli", "status", job_id],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "300", "DARKROOM_API_URL": api, **delivering.client_env()},
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert f"client email failed: {expected}" in shown.stdout
+    assert "DONE" in shown.stdout
