@@ -141,7 +141,8 @@ def test_each_step_retries_a_crash_at_the_points_the_step_fault_tests_leave_out(
 def test_a_worker_killed_mid_run_ends_the_job_and_one_reprocess_recovers_it(
     studio: Studio, cloud: LocalCloud, client: StudioClient, tmp_path: Path
 ) -> None:
-    files = _shoot(tmp_path, 3, large=True)
+    # Six large frames: a window to act in even when the develop processes are fast.
+    files = _shoot(tmp_path, 6, large=True)
     job_id = client.upload(files)
     developing = _developing(client, job_id, files_done=1)
     assert cloud.instances is not None
@@ -154,7 +155,7 @@ def test_a_worker_killed_mid_run_ends_the_job_and_one_reprocess_recovers_it(
         arn = client.reprocess(job_id)
         job = _ended(studio, client, job_id, arn, 180)
     assert job["status"] == "DONE", job
-    assert job["files_done"] == 3
+    assert job["files_done"] == 6
     _assert_originals_intact(cloud, job_id, files)
     assert wait_for(lambda: lease_of(cloud)["state"] == "IDLE", 30)
 
