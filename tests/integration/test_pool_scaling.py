@@ -157,7 +157,10 @@ def test_the_pool_grows_to_its_maximum_and_shrinks_to_its_minimum_losing_no_job(
     assert max(sizes) == 3, sizes
     assert len(cloud.scaled_ids) >= 2
     leases = LeaseStore(names.WORKERS_TABLE, cloud.client("dynamodb"))
-    assert [lease.instance_id for lease in leases.all()] == cloud.instance_ids
+    # A launched instance's row goes on the pass after EC2 reports it terminated.
+    assert wait_for(
+        lambda: [lease.instance_id for lease in leases.all()] == cloud.instance_ids, 30, poll=0.5
+    )
     # Their EBS volumes went with them (DeleteOnTermination from the launch template).
     volumes = cloud.client("ec2").describe_volumes()["Volumes"]
     attached = {a["InstanceId"] for v in volumes for a in v.get("Attachments", [])}
