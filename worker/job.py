@@ -287,7 +287,14 @@ class JobRunner:
                 finished, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                 for future in finished:
                     name = pending.pop(future)
-                    outcome = future.result()
+                    try:
+                        outcome = future.result()
+                    except Interrupted as exc:
+                        # Not recorded: a file stopped midway stays PENDING, so the
+                        # shard's next attempt develops it. The others finished with it
+                        # are recorded first.
+                        interrupted = exc
+                        continue
                     try:
                         self._jobs.record_file(job_id, execution_arn, name, outcome.progress)
                         if parts is not None and outcome.rendered:
@@ -304,6 +311,8 @@ class JobRunner:
                             "develop_seconds": round(outcome.develop_seconds, 3),
                         },
                     )
+                if interrupted is not None:
+                    raise interrupted
         except Interrupted as exc:
             interrupted = exc
             raise
@@ -362,7 +371,7 @@ class JobRunner:
             except DevelopError as exc:
                 return _failed(name, exc.code, str(exc))
             except CancelledError:
-                return _failed(name, "interrupted", f"{name}: development was stopped")
+                raise Interrupted(f"{name}: development was stopped") from None
             finally:
                 # The RAW is done with: free the scratch disk before the uploads.
                 src.unlink(missing_ok=True)
@@ -372,7 +381,7 @@ class JobRunner:
                 if lost.is_set() or self._stopping.is_set():
                     # The execution is over (or the instance stopping): nothing more of
                     # this run may reach the bucket.
-                    return _failed(name, "interrupted", f"{name}: development was stopped")
+                    raise Interrupted(f"{name}: development was stopped")
                 key = keys.rendition_key(
                     job_id, run, rendered.rendition, name, rendered.path.suffix[1:]
                 )

@@ -75,8 +75,8 @@ def test_every_step_of_the_main_path_survives_a_crash_of_its_process(
 
     job = studio.wait(job_id, timeout=240)
     assert all(kill.is_set() for kill in kills)
-    assert job.status is JobStatus.DONE, job.model_dump()
     records = list(studio.jobs.files(job_id))
+    assert job.status is JobStatus.DONE, [(r.name, r.status, r.error) for r in records]
     assert len(records) == job.files_total == 3
     assert all(r.status is FileStatus.DONE and r.delivered for r in records)
     arn = job.execution_arn or ""

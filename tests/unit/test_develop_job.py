@@ -667,6 +667,9 @@ def test_a_worker_whose_execution_ended_stops_within_a_heartbeat_and_uploads_not
     assert uploaded <= {shoot[0].stem, shoot[1].stem}, uploaded
     # The two in flight race to the develop pool: whichever was recorded first ended it.
     assert jobs.progress and set(jobs.progress) <= {shoot[0].name, shoot[1].name}
+    # A file stopped midway is not recorded as failed: it stays pending, so the shard's
+    # next attempt (the retry's token on the same lease) develops it.
+    assert {p.status for p in jobs.progress.values()} == {FileStatus.DONE}, jobs.progress
 
 
 def test_each_original_is_read_in_its_registered_version_and_recorded_files_are_not_redone(
