@@ -9,7 +9,9 @@ Context options (cdk.json, or `-c key=value`) are listed in cdk/config.py.
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +45,20 @@ def build(
     outdir: str | None = None,
     checks: bool = True,
     cache: DependencyCache | None = None,
+    deployer: Mapping[str, str] | None = None,
 ) -> tuple[cdk.App, DarkroomStack]:
+    """The app and its main stack. `deployer` is the CDK CLI's environment variables
+    (CDK_DEFAULT_ACCOUNT/REGION, its profile's): what the stack is for where the context
+    does not say (DeployConfig.account)."""
     app = cdk.App(context={**FEATURE_FLAGS, **(context or {})}, outdir=outdir)
-    config = DeployConfig.from_context(app.node.try_get_context)
-    # Environment-agnostic unless a region is given (the edge needs one: cdk/edge.py).
-    env = cdk.Environment(region=config.region) if config.region else None
+    config = DeployConfig.from_context(app.node.try_get_context, deployer)
+    # Environment-agnostic unless a region or an account is known (the edge needs a
+    # region: cdk/edge.py; pinning the worker AMI by lookup an account: worker_pool.py).
+    env = (
+        cdk.Environment(account=config.account or None, region=config.region or None)
+        if config.region or config.account
+        else None
+    )
     web_acl_arn = config.edge_web_acl_arn or None
     if config.edge and not web_acl_arn and config.region != EDGE_REGION:
         # CloudFront takes its web ACL from us-east-1 only: a small stack there.
@@ -71,5 +82,5 @@ def build(
 
 
 if __name__ == "__main__":
-    app, _ = build()
+    app, _ = build(deployer=os.environ)
     app.synth()

@@ -7,7 +7,7 @@ users can see what exists (a test keeps the two equal).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
@@ -70,6 +70,7 @@ DOMAIN_NAME: Final = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9]
 REGION: Final = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
 # The edge's home: CloudFront's web ACLs and certificates live here.
 EDGE_REGION: Final = "us-east-1"
+ACCOUNT: Final = re.compile(r"\d{12}")
 AMI_ID: Final = re.compile(r"ami-[0-9a-f]{8}(?:[0-9a-f]{9})?")
 # eu-west-1a; a Local Zone's us-east-1-bos-1a too.
 AVAILABILITY_ZONE: Final = re.compile(r"[a-z]{2}(?:-[a-z0-9]+)+-\d[a-z]")
@@ -157,6 +158,11 @@ class DeployConfig(BaseModel):
     # -- where (empty: an environment-agnostic stack, the region of the deploying
     # profile). The edge needs it: its web ACL lives in us-east-1 (cdk/edge.py).
     region: str = ""
+    # The account deployed to. Run by the CDK CLI with credentials, the app takes the
+    # profile's account and region (CDK_DEFAULT_ACCOUNT/REGION) where these are empty:
+    # the stack is then for that account and region, which lets the synth pin the worker
+    # AMI in cdk.context.json (cdk/worker_pool.py). Empty and no CLI: environment-agnostic.
+    account: str = ""
     # -- the edge: CloudFront + WAF in front of share links and the gallery's assets
     edge: bool = False
     # Requests per client IP in any 5 minutes over share pages, their preview and
@@ -184,8 +190,14 @@ class DeployConfig(BaseModel):
     webhook_url: str = ""
 
     @classmethod
-    def from_context(cls, get: Callable[[str], Any]) -> DeployConfig:
-        """`get` is node.try_get_context: cdk.json gives JSON types, `-c` gives strings."""
+    def from_context(
+        cls, get: Callable[[str], Any], deployer: Mapping[str, str] | None = None
+    ) -> DeployConfig:
+        """`get` is node.try_get_context: cdk.json gives JSON types, `-c` gives strings.
+
+        `deployer` is the CDK CLI's environment: once it knows an account (it has
+        credentials), CDK_DEFAULT_ACCOUNT and CDK_DEFAULT_REGION (its profile's) stand
+        for account and region where the context gives none."""
         renamed = [old for old in RENAMED if get(old) is not None]
         if renamed:
             raise ValueError(
@@ -193,6 +205,10 @@ class DeployConfig(BaseModel):
                 + "; ".join(f"{old} is now {RENAMED[old]}" for old in renamed)
             )
         given = {name: value for name in cls.model_fields if (value := get(name)) is not None}
+        cli = deployer or {}
+        if cli.get("CDK_DEFAULT_ACCOUNT") and not given.get("account"):
+            given["account"] = cli["CDK_DEFAULT_ACCOUNT"]
+            given["region"] = given.get("region") or cli.get("CDK_DEFAULT_REGION", "")
         try:
             return cls.model_validate(given)
         except ValidationError as exc:
@@ -287,6 +303,8 @@ class DeployConfig(BaseModel):
         problems = []
         if self.region and not REGION.fullmatch(self.region):
             problems.append(f"region must be an AWS region, e.g. eu-west-1, got {self.region!r}")
+        if self.account and not ACCOUNT.fullmatch(self.account):
+            problems.append(f"account must be a 12-digit AWS account id, got {self.account!r}")
         edge_options = (
             self.edge_web_acl_arn,
             self.edge_domain_name,

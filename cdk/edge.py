@@ -124,7 +124,9 @@ class EdgeAclStack(cdk.Stack):
             scope,
             id,
             description=f"darkroom {config.stack_name}: the CloudFront web ACL (us-east-1)",
-            env=cdk.Environment(region=EDGE_REGION),
+            # The main stack's account (if known), so the cross-region reference joins
+            # stacks of one account.
+            env=cdk.Environment(account=config.account or None, region=EDGE_REGION),
             cross_region_references=True,
             **kwargs,
         )

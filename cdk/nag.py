@@ -67,17 +67,22 @@ def _wildcard(stack: cdk.Stack, resource: IConstruct, suffix: str) -> str:
 ANY_RESOURCE = "AwsSolutions-IAM5[Resource::*]"
 
 
-def _regional(stack: cdk.Stack, service: str) -> str:
-    """How cdk-nag spells `arn:<partition>:<service>:<region>` in this stack: the
-    pseudo parameters in an environment-agnostic stack, literals in one with a region."""
-    if cdk.Token.is_unresolved(stack.region):
-        return f"arn:<AWS::Partition>:{service}:<AWS::Region>"
-    partition = "<AWS::Partition>" if cdk.Token.is_unresolved(stack.partition) else stack.partition
-    return f"arn:{partition}:{service}:{stack.region}"
+def _in_account(stack: cdk.Stack, service: str) -> str:
+    """How cdk-nag spells `arn:<partition>:<service>:<region>:<account>` in this stack:
+    pseudo parameters in an environment-agnostic stack, literals where the stack has a
+    region or an account (a deploy through the CDK CLI with credentials has both)."""
+    unknown = cdk.Token.is_unresolved
+    # The partition is a literal only where the region is (enablePartitionLiterals).
+    partition = (
+        "<AWS::Partition>" if unknown(stack.region) or unknown(stack.partition) else stack.partition
+    )
+    region = "<AWS::Region>" if unknown(stack.region) else stack.region
+    account = "<AWS::AccountId>" if unknown(stack.account) else stack.account
+    return f"arn:{partition}:{service}:{region}:{account}"
 
 
 def _this_account_instances(stack: cdk.Stack) -> str:
-    return f"AwsSolutions-IAM5[Resource::{_regional(stack, 'ec2')}:<AWS::AccountId>:instance/*]"
+    return f"AwsSolutions-IAM5[Resource::{_in_account(stack, 'ec2')}:instance/*]"
 
 
 LAUNCHED = (
@@ -88,12 +93,12 @@ LAUNCHED = (
 
 
 def _ec2_wildcard(stack: cdk.Stack, kind: str) -> str:
-    return f"AwsSolutions-IAM5[Resource::{_regional(stack, 'ec2')}:<AWS::AccountId>:{kind}/*]"
+    return f"AwsSolutions-IAM5[Resource::{_in_account(stack, 'ec2')}:{kind}/*]"
 
 
 def _machine_executions(stack: cdk.Stack) -> str:
     return (
-        f"AwsSolutions-IAM5[Resource::{_regional(stack, 'states')}:<AWS::AccountId>"
+        f"AwsSolutions-IAM5[Resource::{_in_account(stack, 'states')}"
         f":execution:{names.state_machine_name(stack.stack_name)}:*]"
     )
 

@@ -503,18 +503,24 @@ class PinnedImage:
 def _machine_image(
     scope: Construct, config: DeployConfig, cpu: ec2.AmazonLinuxCpuType
 ) -> ec2.IMachineImage:
-    """The pinned worker AMI (worker_ami_id), or else the latest AL2023.
+    """The worker AMI, pinned so a deploy never replaces the pool on its own:
 
-    Pinned as an explicit id rather than a context lookup (cached_in_context): the app
-    is environment-agnostic (it synthesizes with no account, as the tests do), and a
-    lookup needs one; an id in cdk.json is also what a reviewer sees change in a pull
-    request when the pool is patched."""
+    - `worker_ami_id`, an explicit id, written into the template as it is;
+    - else, for a stack of a known account (the CDK CLI with credentials), the latest
+      AL2023 looked up once at synth and kept in cdk.context.json: later synths reuse it
+      until the entry is reset (README: Patching the workers);
+    - else (a synth with no account, as the tests' and CI's) the latest AL2023 resolved
+      at each deploy, with a warning: only such a template floats.
+    """
     if config.worker_ami_id:
         return PinnedImage(config.worker_ami_id)
+    if not cdk.Token.is_unresolved(cdk.Stack.of(scope).account):
+        return ec2.MachineImage.latest_amazon_linux2023(cpu_type=cpu, cached_in_context=True)
     cdk.Annotations.of(scope).add_warning_v2(
         "darkroom:worker-ami-unpinned",
-        "worker_ami_id is not set: the worker AMI is resolved at each deploy, so a deploy "
-        "after a new Amazon Linux release replaces the pool (README: Patching the workers)",
+        "worker_ami_id is not set and the stack has no account, so the worker AMI cannot "
+        "be pinned in cdk.context.json: it is resolved at each deploy, and a deploy after a "
+        "new Amazon Linux release replaces the pool (README: Patching the workers)",
     )
     # Resolved at deploy time from the public SSM parameter.
     return ec2.MachineImage.latest_amazon_linux2023(cpu_type=cpu)

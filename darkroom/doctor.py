@@ -246,8 +246,8 @@ def ami_age(
         status = WARN
         notes.append("not pinned: a deploy after a new Amazon Linux release replaces the pool")
     fix = (
-        "move the pin: set worker_ami_id to the current AL2023 image (README: Patching the "
-        "workers) and deploy"
+        "move the pin (README: Patching the workers): set worker_ami_id to the current "
+        "AL2023 image, or reset the one cdk.context.json keeps, and deploy"
         if status != OK
         else ""
     )

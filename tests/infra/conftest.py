@@ -58,6 +58,25 @@ CONFIGURED_CONTEXT: dict[str, Any] = {
 CLI_ACCOUNT = "210987654321"
 CLI_REGION = "ap-southeast-4"
 
+# A studio's deploy through the CDK CLI with its credentials (cdk/app.py's deployer):
+# the account and region it exports, and the lookups it has done and kept in
+# cdk.context.json, as the CLI passes them back to the app.
+STUDIO_ACCOUNT = "111122223333"
+STUDIO_REGION = "eu-west-1"
+STUDIO_DEPLOYER = {"CDK_DEFAULT_ACCOUNT": STUDIO_ACCOUNT, "CDK_DEFAULT_REGION": STUDIO_REGION}
+LOOKED_UP_AMI = "ami-0fedcba9876543210"
+AL2023_ARM64 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-arm64"
+STUDIO_LOOKUPS: dict[str, Any] = {
+    f"ssm:account={STUDIO_ACCOUNT}:parameterName={AL2023_ARM64}:region={STUDIO_REGION}": (
+        LOOKED_UP_AMI
+    ),
+    f"availability-zones:account={STUDIO_ACCOUNT}:region={STUDIO_REGION}": [
+        f"{STUDIO_REGION}a",
+        f"{STUDIO_REGION}b",
+        f"{STUDIO_REGION}c",
+    ],
+}
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
@@ -127,7 +146,12 @@ def without_aws_credentials(monkeypatch: pytest.MonkeyPatch, nowhere: Path) -> N
     monkeypatch.setenv("CDK_DEFAULT_REGION", CLI_REGION)
 
 
-def synthesize(context: dict[str, Any], factory: pytest.TempPathFactory) -> Synth:
+def synthesize(
+    context: dict[str, Any],
+    factory: pytest.TempPathFactory,
+    *,
+    deployer: dict[str, str] | None = None,
+) -> Synth:
     require_cdk()
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
@@ -140,7 +164,9 @@ def synthesize(context: dict[str, Any], factory: pytest.TempPathFactory) -> Synt
     with pytest.MonkeyPatch.context() as monkeypatch:
         without_aws_credentials(monkeypatch, nowhere)
         started = time.monotonic()
-        app, stack = build(context, outdir=str(outdir), checks=False, cache=cache)
+        app, stack = build(
+            context, outdir=str(outdir), checks=False, cache=cache, deployer=deployer
+        )
         built = time.monotonic()
         assembly = app.synth()
         done = time.monotonic()
@@ -160,6 +186,15 @@ def synthesize(context: dict[str, Any], factory: pytest.TempPathFactory) -> Synt
 @pytest.fixture(scope="session")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
     yield synthesize(CONTEXT, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def studio_deploy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
+    """A deploy with the edge to eu-west-1 as the CDK CLI runs it with a studio's
+    credentials: the account and region from its profile, its lookups from
+    cdk.context.json. The web ACL is in a us-east-1 stack of the same account."""
+    context = {**CONTEXT, "edge": True, "edge_rate_limit": 600, **STUDIO_LOOKUPS}
+    yield synthesize(context, tmp_path_factory, deployer=STUDIO_DEPLOYER)
 
 
 @pytest.fixture(scope="session")

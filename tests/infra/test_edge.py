@@ -17,7 +17,6 @@ from darkroom import names
 from darkroom.settings import env_key
 from tests.infra.conftest import CONTEXT, Synth, synthesize
 
-EU = {**CONTEXT, "edge": True, "region": "eu-west-1", "edge_rate_limit": 600}
 US = {
     **CONTEXT,
     "stack_name": "studio-us",
@@ -32,8 +31,8 @@ EU_OWN_ACL = {**CONTEXT, "stack_name": "studio-own", "edge": True, "edge_web_acl
 
 
 @pytest.fixture(scope="module")
-def eu(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    return synthesize(EU, tmp_path_factory)
+def eu(studio_deploy: Synth) -> Synth:
+    return studio_deploy
 
 
 @pytest.fixture(scope="module")
@@ -240,9 +239,14 @@ def test_cdk_nag_has_no_unacknowledged_finding_on_the_edge_stacks(
 
 @pytest.mark.parametrize("which", ["eu", "us"])
 def test_cfn_lint_is_clean_on_the_edge_stacks(which: str, request: pytest.FixtureRequest) -> None:
+    from aws_cdk import Token
     from cfnlint.api import lint
 
     synth: Synth = request.getfixturevalue(which)
     for name, stack in _stacks(synth).items():
         matches = lint(json.dumps(_template(synth, name)), regions=[stack.region])
-        assert [str(m) for m in matches] == [], name
+        # W3010 (hardcoded zone) where the CLI looked the account's zones up: the
+        # subnets and the instances in them name real zones, as CDK writes them.
+        looked_up = not Token.is_unresolved(stack.account)
+        found = [str(m) for m in matches if not (looked_up and m.rule.id == "W3010")]
+        assert found == [], name

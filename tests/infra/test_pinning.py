@@ -1,5 +1,6 @@
-"""The worker AMI pinned (worker_ami_id) and the pool's availability zones
-(availability_zones): a synth with both set, and the default synth's warning."""
+"""The worker AMI pinned (worker_ami_id, or else a lookup the CDK CLI keeps in
+cdk.context.json) and the pool's availability zones (availability_zones): a synth with
+both set, a studio's deploy with neither, and the warning of a synth with no account."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from cdk import config
-from tests.infra.conftest import Synth, synthesize
+from tests.infra.conftest import LOOKED_UP_AMI, STUDIO_ACCOUNT, Synth, synthesize
 
 PINNED_AMI = "ami-0123456789abcdef0"
 ZONES = ("eu-west-1b", "eu-west-1c")
@@ -27,17 +28,16 @@ def pinned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
     yield synthesize(PINNED_CONTEXT, tmp_path_factory)
 
 
-def test_a_pinned_ami_is_written_as_it_is_so_no_deploy_replaces_the_pool(pinned: Synth) -> None:
-    instances = pinned.resources("AWS::EC2::Instance")
-    templates = pinned.resources("AWS::EC2::LaunchTemplate")
-    assert instances
+def _assert_pinned(synth: Synth, ami: str) -> None:
+    instances = synth.resources("AWS::EC2::Instance")
+    templates = synth.resources("AWS::EC2::LaunchTemplate")
+    assert instances and templates
     for resource in instances.values():
         # A literal: not a parameter CloudFormation resolves from SSM at each deploy.
-        assert resource["Properties"]["ImageId"] == PINNED_AMI
+        assert resource["Properties"]["ImageId"] == ami
     for resource in templates.values():
-        image = resource["Properties"]["LaunchTemplateData"].get("ImageId")
-        assert image in (None, PINNED_AMI)
-    parameters = pinned.template.get("Parameters", {})
+        assert resource["Properties"]["LaunchTemplateData"]["ImageId"] == ami
+    parameters = synth.template.get("Parameters", {})
     assert not [
         name
         for name, p in parameters.items()
@@ -45,28 +45,47 @@ def test_a_pinned_ami_is_written_as_it_is_so_no_deploy_replaces_the_pool(pinned:
     ]
 
 
-def test_the_default_synth_warns_that_the_ami_is_not_pinned(synth: Synth, pinned: Synth) -> None:
-    def warnings(of: Synth) -> list[str]:
-        # From the assembly's manifest, not jsii's message objects: those need a jsii
-        # interface that is registered only if some other code imported it first.
-        assembly = Path(of.app.synth().directory)
-        artifact = json.loads((assembly / "manifest.json").read_text())["artifacts"][
-            of.stack.artifact_id
-        ]
-        # Inline, or (newer CDK) in a file of its own beside the manifest.
-        metadata = artifact.get("metadata") or {}
-        if "additionalMetadataFile" in artifact:
-            extra = assembly / artifact["additionalMetadataFile"]
-            metadata = {**metadata, **json.loads(extra.read_text())}
-        return [
-            str(entry.get("data"))
-            for entries in metadata.values()
-            for entry in entries
-            if entry.get("type") == "aws:cdk:warning"
-        ]
+def test_a_pinned_ami_is_written_as_it_is_so_no_deploy_replaces_the_pool(pinned: Synth) -> None:
+    _assert_pinned(pinned, PINNED_AMI)
 
-    assert any("worker_ami_id is not set" in w for w in warnings(synth))
-    assert not any("worker_ami_id" in w for w in warnings(pinned))
+
+def test_a_studios_deploy_without_a_pin_keeps_the_ami_the_cli_looked_up(
+    studio_deploy: Synth,
+) -> None:
+    # The first `cdk deploy` with credentials looked the latest AL2023 up and kept it in
+    # cdk.context.json; every later synth reads it back from there, whatever is newer.
+    assert studio_deploy.stack.account == STUDIO_ACCOUNT
+    _assert_pinned(studio_deploy, LOOKED_UP_AMI)
+    assert not any("worker_ami_id" in w for w in _warnings(studio_deploy))
+    manifest = json.loads((studio_deploy.outdir / "manifest.json").read_text())
+    assert not manifest.get("missing"), "nothing left for the CLI to look up"
+
+
+def _warnings(of: Synth) -> list[str]:
+    # From the assembly's manifest, not jsii's message objects: those need a jsii
+    # interface that is registered only if some other code imported it first.
+    assembly = Path(of.app.synth().directory)
+    artifact = json.loads((assembly / "manifest.json").read_text())["artifacts"][
+        of.stack.artifact_id
+    ]
+    # Inline, or (newer CDK) in a file of its own beside the manifest.
+    metadata = artifact.get("metadata") or {}
+    if "additionalMetadataFile" in artifact:
+        extra = assembly / artifact["additionalMetadataFile"]
+        metadata = {**metadata, **json.loads(extra.read_text())}
+    return [
+        str(entry.get("data"))
+        for entries in metadata.values()
+        for entry in entries
+        if entry.get("type") == "aws:cdk:warning"
+    ]
+
+
+def test_a_synth_with_no_account_warns_that_the_ami_floats(synth: Synth, pinned: Synth) -> None:
+    assert any(
+        "worker_ami_id is not set and the stack has no account" in w for w in _warnings(synth)
+    )
+    assert not any("worker_ami_id" in w for w in _warnings(pinned))
 
 
 def test_cfn_lint_is_clean_with_a_pin_and_named_zones(pinned: Synth) -> None:
