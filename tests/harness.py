@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import boto3
+import requests
 
 from darkroom import keys, names, pipeline
 from darkroom.aws.executions import Executions
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.objects import Objects
+from darkroom.imaging.fixtures import make_demo_shoot
 from darkroom.jobs import Job
 from darkroom.local.cloud import LocalCloud, state_machine_arn
 from darkroom.recipes import parse_recipe
@@ -190,3 +192,32 @@ def wait_for(predicate: Callable[[], T | None], timeout: float, poll: float = 0.
             return value
         time.sleep(poll)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+def finished_job(api: str, workdir: Path, count: int = 2, *, name: str = "Private shoot") -> str:
+    """A job of `count` demo frames created and uploaded through the API (its presigned
+    PUTs), submitted and developed to DONE by the local worker: its id."""
+    files = make_demo_shoot(workdir / "shoot", count=count, width=600, height=400)
+    created = requests.post(
+        f"{api}/jobs",
+        json={"name": name, "files": [{"name": p.name, "size": p.stat().st_size} for p in files]},
+        timeout=30,
+    ).json()
+    for upload, path in zip(created["uploads"], files, strict=True):
+        with path.open("rb") as body:
+            assert requests.put(upload["url"], data=body, timeout=60).status_code == 200
+    job_id = str(created["job_id"])
+    assert requests.post(f"{api}/jobs/{job_id}/submit", timeout=30).status_code == 202
+
+    def done() -> bool:
+        return bool(requests.get(f"{api}/jobs/{job_id}", timeout=30).json()["status"] == "DONE")
+
+    wait_for(done, timeout=240, poll=0.5)
+    return job_id
+
+
+def share_link(api: str, job_id: str, **options: Any) -> str:
+    """A new share of the job (`options` as the route takes them): its link."""
+    share = requests.post(f"{api}/jobs/{job_id}/shares", json=options, timeout=30)
+    assert share.status_code == 201, share.text
+    return str(share.json()["url"])

@@ -2,8 +2,10 @@
 // (gallery.py), which works without script; this opens the photo in a modal dialog
 // instead: arrow keys and swipes step through the gallery in its order (loading its
 // next page when the last loaded photo is passed), Escape closes, focus returns to the
-// preview. Images load through the stable links the preview carries; text goes in as
-// text, never as HTML. The toolbar's .viewer-actions is where other scripts add their
+// preview. Opening adds a history entry at the photo's own page address (kept on the
+// photo shown), so the browser's Back (a phone's back gesture) closes the viewer and a
+// reload opens the photo's page. Images load through the stable links the preview
+// carries; text goes in as text, never as HTML. The toolbar's .viewer-actions is where other scripts add their
 // buttons (a favourite toggle): they listen for "viewer:show" on the dialog.
 "use strict";
 
@@ -72,6 +74,7 @@
   var opener = null; // the preview link the viewer was opened from
   var current = -1;
   var waiting = false; // for the gallery's next page
+  var pushed = false; // the viewer's own history entry is the current one
 
   function links() {
     return Array.prototype.slice.call(gallery.querySelectorAll("a.view[data-image]"));
@@ -107,6 +110,10 @@
       "aria-label",
       "Download " + (link.getAttribute("data-label") || "") + ": " + name
     );
+    if (pushed) {
+      // Stepping keeps one entry: Back leaves the viewer, not photo by photo.
+      history.replaceState({ viewer: true }, "", link.href);
+    }
     previous.disabled = index === 0;
     next.disabled = index === all.length - 1 && !more();
     // Warm the browser's cache with the neighbours: the next step shows at once.
@@ -158,11 +165,41 @@
     });
     document.body.classList.add("viewing");
     dialog.hidden = false;
+    history.pushState({ viewer: true }, "", link.href);
+    pushed = true;
     show(links().indexOf(link));
     close.focus();
   }
 
+  // Closing by the button or Escape shuts at once, then steps back over the viewer's
+  // history entry; the browser's own Back shuts it through "popstate".
+  var leaving = false;
+  var returnTo = null; // the preview focus went back to
+
+  function leave() {
+    var had = pushed;
+    shut();
+    if (had) {
+      leaving = true;
+      history.back();
+    }
+  }
+
+  window.addEventListener("popstate", function () {
+    if (leaving) {
+      leaving = false;
+      // The browser may restore the scroll of the entry it returned to: the preview
+      // where the client left off stays in view.
+      if (returnTo) {
+        returnTo.scrollIntoView({ block: "nearest" });
+      }
+    } else if (!dialog.hidden) {
+      shut();
+    }
+  });
+
   function shut() {
+    pushed = false;
     dialog.hidden = true;
     image.removeAttribute("src");
     document.body.classList.remove("viewing");
@@ -172,6 +209,7 @@
     // Back to the preview of the photo last shown, where the client left off.
     var all = links();
     var back = all[current] || opener;
+    returnTo = back;
     if (back) {
       back.focus();
       back.scrollIntoView({ block: "nearest" });
@@ -189,7 +227,7 @@
     open(link);
   });
 
-  close.addEventListener("click", shut);
+  close.addEventListener("click", leave);
   previous.addEventListener("click", function () {
     step(-1);
   });
@@ -203,7 +241,7 @@
     }
     if (event.key === "Escape") {
       event.preventDefault();
-      shut();
+      leave();
     } else if (event.key === "ArrowLeft") {
       event.preventDefault();
       step(-1);

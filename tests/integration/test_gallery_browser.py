@@ -22,8 +22,8 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import requests
 
-from darkroom.imaging.fixtures import make_demo_shoot
 from darkroom.local.cloud import LocalCloud
+from tests.harness import finished_job, share_link
 
 pytestmark = pytest.mark.integration
 
@@ -71,26 +71,7 @@ def browser(tmp_path: Path) -> Iterator[object]:
 
 
 def _shared_job(api: str, tmp_path: Path, count: int) -> str:
-    files = make_demo_shoot(tmp_path / "shoot", count=count, width=600, height=400)
-    created = requests.post(
-        f"{api}/jobs",
-        json={
-            "name": "Gallery shoot",
-            "files": [{"name": p.name, "size": p.stat().st_size} for p in files],
-        },
-        timeout=30,
-    ).json()
-    for upload, path in zip(created["uploads"], files, strict=True):
-        with path.open("rb") as body:
-            assert requests.put(upload["url"], data=body, timeout=60).status_code == 200
-    job_id = created["job_id"]
-    assert requests.post(f"{api}/jobs/{job_id}/submit", timeout=30).status_code == 202
-    deadline = time.monotonic() + 240
-    while requests.get(f"{api}/jobs/{job_id}", timeout=30).json()["status"] != "DONE":
-        assert time.monotonic() < deadline, "job did not finish"
-        time.sleep(0.5)
-    share = requests.post(f"{api}/jobs/{job_id}/shares", json={}, timeout=30).json()
-    return str(share["url"])
+    return share_link(api, finished_job(api, tmp_path, count, name="Gallery shoot"))
 
 
 def test_the_gallery_loads_every_page_as_it_scrolls_and_each_link_resolves(
@@ -430,12 +411,26 @@ def test_the_viewer_opens_from_a_preview_steps_by_keys_and_swipes_and_closes_bac
             saved_as = button.get_attribute("download") or ""
             button.click()
             assert _downloaded(downloads, saved_as) == expected
+        # The address is the shown photo's own page: a reload or a shared address opens it.
+        assert browser.current_url == previews[count - 2].get_attribute("href")
         ActionChains(browser).send_keys(Keys.ESCAPE).perform()
         assert not dialog.is_displayed()
         # Focus is back on the preview of the photo last shown.
         focused = browser.switch_to.active_element
         assert focused.get_attribute("href") == previews[count - 2].get_attribute("href")
         assert _fits(browser), size
+        # Escape also left the viewer's history entry: the gallery's address again.
+        _wait_for_url(browser, link)
+        # The browser's Back (a phone's back gesture) closes the viewer too, and stays
+        # in the gallery rather than leaving it.
+        previews[1].click()
+        assert dialog.is_displayed()
+        browser.back()
+        _wait_for_url(browser, link)
+        assert not dialog.is_displayed()
+        assert browser.switch_to.active_element.get_attribute("href") == previews[1].get_attribute(
+            "href"
+        )
         # The photo's own page, where the preview leads without script.
         browser.get(previews[1].get_attribute("href"))
         assert browser.find_element(By.TAG_NAME, "h1").text == names[1]
@@ -460,6 +455,13 @@ def test_the_viewer_opens_from_a_preview_steps_by_keys_and_swipes_and_closes_bac
     with zipfile.ZipFile(zipped) as opened:
         assert len(opened.namelist()) == count
         assert opened.testzip() is None
+
+
+def _wait_for_url(browser: Any, url: str) -> None:
+    deadline = time.monotonic() + 10
+    while browser.current_url != url:
+        assert time.monotonic() < deadline, f"at {browser.current_url}, not {url}"
+        time.sleep(0.05)
 
 
 def test_a_photo_the_viewer_cannot_load_is_said_so_and_the_viewer_still_closes_back(

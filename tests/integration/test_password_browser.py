@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from darkroom.local.cloud import LocalCloud
+from tests.harness import finished_job
 from tests.integration.test_gallery_browser import (  # noqa: F401
     SIZES,
     _at_size,
@@ -22,7 +23,7 @@ from tests.integration.test_gallery_browser import (  # noqa: F401
     _screenshot,
     browser,
 )
-from tests.integration.test_share_passwords import PASSWORD, finished_job, protected_share
+from tests.integration.test_share_passwords import PASSWORD, protected_share
 
 pytestmark = pytest.mark.integration
 

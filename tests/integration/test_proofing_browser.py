@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from darkroom.local.cloud import LocalCloud
+from tests.harness import finished_job, share_link
 from tests.integration.test_cli import run
 from tests.integration.test_gallery_browser import (  # noqa: F401
     SIZES,
@@ -23,7 +24,6 @@ from tests.integration.test_gallery_browser import (  # noqa: F401
     _fits,
     _previews_loaded,
     _screenshot,
-    _shared_job,
     browser,
 )
 
@@ -32,11 +32,8 @@ pytestmark = pytest.mark.integration
 
 def _proofing_link(api: str, tmp_path: Path) -> tuple[str, str]:
     """A finished job of three photos and a proofing link to it."""
-    viewing = _shared_job(api, tmp_path, 3)
-    job_id = requests.get(viewing, timeout=30).json()["job"]["job_id"]
-    share = requests.post(f"{api}/jobs/{job_id}/shares", json={"proofing": True}, timeout=30)
-    assert share.status_code == 201, share.text
-    return job_id, str(share.json()["url"])
+    job_id = finished_job(api, tmp_path, 3, name="Gallery shoot")
+    return job_id, share_link(api, job_id, proofing=True)
 
 
 def _wait(condition: object, what: str, timeout: float = 30) -> None:

@@ -5,7 +5,6 @@ attempt counter in the shares table, and `darkroom share --password`."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,36 +26,13 @@ from darkroom.aws.shares import ShareStore
 from darkroom.aws.uploads import UploadStore
 from darkroom.cli import main as cli
 from darkroom.errors import TransientError
-from darkroom.imaging.fixtures import make_demo_shoot
 from darkroom.local.cloud import LocalCloud
 from darkroom.settings import ApiSettings
+from tests.harness import finished_job
 
 pytestmark = pytest.mark.integration
 
 PASSWORD = "smith-wedding-26"
-
-
-def finished_job(api: str, tmp_path: Path, count: int = 2) -> str:
-    """A job uploaded through the API and developed by the local worker: its id."""
-    files = make_demo_shoot(tmp_path / "shoot", count=count, width=600, height=400)
-    created = requests.post(
-        f"{api}/jobs",
-        json={
-            "name": "Private shoot",
-            "files": [{"name": p.name, "size": p.stat().st_size} for p in files],
-        },
-        timeout=30,
-    ).json()
-    for upload, path in zip(created["uploads"], files, strict=True):
-        with path.open("rb") as body:
-            assert requests.put(upload["url"], data=body, timeout=60).status_code == 200
-    job_id = str(created["job_id"])
-    assert requests.post(f"{api}/jobs/{job_id}/submit", timeout=30).status_code == 202
-    deadline = time.monotonic() + 240
-    while requests.get(f"{api}/jobs/{job_id}", timeout=30).json()["status"] != "DONE":
-        assert time.monotonic() < deadline, "job did not finish"
-        time.sleep(0.5)
-    return job_id
 
 
 def protected_share(api: str, job_id: str, password: str = PASSWORD) -> dict[str, Any]:
