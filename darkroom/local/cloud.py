@@ -503,8 +503,9 @@ class LocalCloud:
             sesv2.create_email_identity(
                 EmailIdentity=sender, ConfigurationSetName=names.SES_CONFIGURATION_SET
             )
+        # Kept: the studio's receiving system keeps checking signatures after a restart.
         self.client("secretsmanager").create_secret(
-            Name=names.WEBHOOK_SECRET, SecretString=secrets.token_urlsafe(32)
+            Name=names.WEBHOOK_SECRET, SecretString=self._kept_secret("webhook.key", 32)
         )
         events = self.client("events")
         events.put_rule(
@@ -556,16 +557,20 @@ class LocalCloud:
         )
 
     def _share_cookie_key(self) -> str:
-        """The key that signs unlock cookies: drawn once and kept under the state
-        directory (owner-only), so a browser unlocked before a restart stays unlocked,
-        as it does in AWS, where the secret outlives every deploy."""
-        path = self.state_dir / "share-cookie.key"
+        """The key that signs unlock cookies: a browser unlocked before a restart stays
+        unlocked."""
+        return self._kept_secret("share-cookie.key", 48)
+
+    def _kept_secret(self, name: str, size: int) -> str:
+        """A secret drawn once and kept under the state directory (owner-only), so it
+        outlives a restart as the deployment's secret outlives every deploy."""
+        path = self.state_dir / name
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             temp = path.with_suffix(".tmp")
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as out:
-                out.write(secrets.token_urlsafe(48))
+                out.write(secrets.token_urlsafe(size))
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(temp, path)

@@ -297,6 +297,10 @@ def test_the_webhook_receives_each_status_signed_and_a_bad_signature_is_detectab
     secret = delivering.client("secretsmanager").get_secret_value(SecretId=names.WEBHOOK_SECRET)[
         "SecretString"
     ]
+    # Kept under the state directory, owner-only: the same after a restart, so the
+    # studio's receiver keeps checking with the secret it was given.
+    kept = delivering.state_dir / "webhook.key"
+    assert kept.read_text().strip() == secret and kept.stat().st_mode & 0o077 == 0
     headers, body = next((h, b) for h, b in received if json.loads(b)["detail"]["status"] == "DONE")
     stamp = headers[names.WEBHOOK_TIMESTAMP_HEADER]
     signed = headers[names.WEBHOOK_SIGNATURE_HEADER]
