@@ -8,15 +8,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import aws_cdk as cdk
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from cdk.functions import DarkroomFunction, launched_instances
+from cdk.functions import DarkroomFunction, every, launched_instances
 from cdk.raw_pipeline import execution_arns, instance_arns
 from cdk.storage import Storage
 from darkroom import names
@@ -88,9 +85,4 @@ class CostGuard(Construct):
             description="stops pool instances that run without an active lease",
         )
         self.function = self.guard.function
-        self.rule = events.Rule(
-            self,
-            "Schedule",
-            schedule=events.Schedule.rate(cdk.Duration.minutes(names.COST_GUARD_SCHEDULE_MINUTES)),
-            targets=[targets.LambdaFunction(self.function, retry_attempts=0)],
-        )
+        self.rule = every(self, "Schedule", names.COST_GUARD_SCHEDULE_MINUTES, self.function)

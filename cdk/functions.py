@@ -12,6 +12,8 @@ from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -143,6 +145,17 @@ class DarkroomFunction(Construct):
         # `tracing=` so the grant above is the function's own, named statement.
         cfn.tracing_config = lambda_.CfnFunction.TracingConfigProperty(mode="Active")
         drop_implied_role_dependency(cfn, self.role.node.default_child)
+
+
+def every(scope: Construct, id: str, minutes: int, function: lambda_.IFunction) -> events.Rule:
+    """A schedule that invokes a reconciler every `minutes`, with no retry: the next
+    pass retries, and each repairs what the last one left (their steps are idempotent)."""
+    return events.Rule(
+        scope,
+        id,
+        schedule=events.Schedule.rate(cdk.Duration.minutes(minutes)),
+        targets=[targets.LambdaFunction(function, retry_attempts=0)],
+    )
 
 
 def launched_instances(

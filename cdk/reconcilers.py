@@ -30,7 +30,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from cdk.config import DeployConfig
-from cdk.functions import DarkroomFunction, launched_instances, table_statement
+from cdk.functions import DarkroomFunction, every, launched_instances, table_statement
 from cdk.storage import Storage
 from darkroom import names
 from darkroom.names import Function
@@ -140,14 +140,11 @@ class Reconcilers(Construct):
             log_retention=log_retention,
             description="starts submitted jobs that have no execution; redrives submissions",
         )
-        self.submissions_schedule = events.Rule(
+        self.submissions_schedule = every(
             self,
             "SubmissionsSchedule",
-            schedule=events.Schedule.rate(
-                cdk.Duration.minutes(names.SUBMISSION_RECONCILE_SCHEDULE_MINUTES)
-            ),
-            # The next run retries; every start it makes is idempotent.
-            targets=[targets.LambdaFunction(self.submissions.function, retry_attempts=0)],
+            names.SUBMISSION_RECONCILE_SCHEDULE_MINUTES,
+            self.submissions.function,
         )
         self.functions = {
             Function.RECONCILE_ENDING: self.ending,
@@ -260,11 +257,5 @@ class PoolScaler(Construct):
             description="grows the worker pool while shards wait; terminates idle launched ones",
         )
         self.function = self.scaler.function
-        self.rule = events.Rule(
-            self,
-            "Schedule",
-            schedule=events.Schedule.rate(cdk.Duration.minutes(names.POOL_SCALER_SCHEDULE_MINUTES)),
-            # The next pass retries; each repairs what the last one left.
-            targets=[targets.LambdaFunction(self.function, retry_attempts=0)],
-        )
+        self.rule = every(self, "Schedule", names.POOL_SCALER_SCHEDULE_MINUTES, self.function)
         self.functions = {Function.POOL_SCALER: self.scaler}

@@ -44,6 +44,7 @@ from darkroom.api.models import (
     SharedFavourite,
 )
 from darkroom.api.openapi import PUBLIC
+from darkroom.api.scripts import serve_script
 from darkroom.aws.favourites import Favourite, FavouriteStore
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.shares import Share, ShareStore
@@ -273,16 +274,10 @@ def list_favourites(job_id: str, proofing: Proofing) -> FavouriteList:
     return proofing.job_favourites(job_id)
 
 
-@router.get(
+serve_script(
+    router,
     PROOFING_SCRIPT_PATH,
     operation_id="proofing_script",
-    tags=["client"],
     summary="The gallery's proofing script: marks favourites without leaving the page.",
-    responses=answers(
-        200, "JavaScript.", content={"text/javascript": {"schema": {"type": "string"}}}
-    ),
-    openapi_extensions=PUBLIC,
+    script=SCRIPT,
 )
-def proofing_script() -> Response[str]:
-    headers = {"cache-control": "public, max-age=300"}
-    return Response(200, "text/javascript; charset=utf-8", SCRIPT, headers)

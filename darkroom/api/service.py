@@ -29,11 +29,11 @@ class ApiService(JobOperations, ShareOperations, ProofingOperations, TraceOperat
         jobs: JobStore,
         uploads: UploadStore,
         shares: ShareStore,
+        favourites: FavouriteStore,
         objects: Objects,
         presigner: Presigner,
         executions: Executions,
         multipart: MultipartUploads | None = None,
-        favourites: FavouriteStore | None = None,
         clock: Callable[[], float] = time.time,
         origin_verify: str = "",
         share_cookie_key: bytes | Callable[[], bytes] = b"",
@@ -47,8 +47,8 @@ class ApiService(JobOperations, ShareOperations, ProofingOperations, TraceOperat
         # Multipart calls need no presigning, but the presigner's client serves them.
         self.multipart = multipart or MultipartUploads(presigner.client)
         self.executions = executions
-        # Proofing clients' favourites live in the jobs table, beside the job's items.
-        self.favourites = favourites or FavouriteStore(settings.jobs_table)
+        # Proofing clients' favourites: in the jobs table, beside the job's items.
+        self.favourites = favourites
         self.clock = clock
         # The edge's origin-verify value (settings.origin_verify_secret_arn, read at
         # start-up); empty: no edge, no check (darkroom/api/edge.py).

@@ -46,6 +46,7 @@ from darkroom.api.models import (
     iso,
 )
 from darkroom.api.openapi import PUBLIC
+from darkroom.api.scripts import serve_script
 from darkroom.api.share_links import (
     PAGE_FILES_BYTES,
     archive_name,
@@ -116,27 +117,15 @@ class ShareOperations:
                 )
             password_hash = share_access.hash_password(body.password)
         expires_at = int(self.clock()) + expires_in
-        for _ in range(3):
-            issued = tokens.issue()
-            try:
-                self.shares.put(
-                    Share(
-                        share_id=issued.share_id,
-                        job_id=job_id,
-                        token_sha256=issued.sha256,
-                        created_at=utc_now(),
-                        expires_at=expires_at,
-                        created_by=caller,
-                        message=body.message,
-                        proofing=body.proofing,
-                        password_hash=password_hash,
-                    )
-                )
-                break
-            except ShareIdTaken:
-                continue
-        else:  # pragma: no cover - 80-bit ids do not collide three times
-            raise RuntimeError("could not draw a free share id")
+        issued = issue_share(
+            self.shares,
+            job_id,
+            expires_at,
+            created_by=caller,
+            message=body.message,
+            proofing=body.proofing,
+            password_hash=password_hash,
+        )
         base = self.public_base(base_url)
         logger.info("share created", extra={"job_id": job_id, "share_id": issued.share_id})
         return CreatedShare(
@@ -848,40 +837,22 @@ def open_shared_archive(token: str, rendition: str, shares: Shares) -> Response[
 
 
 GALLERY_SCRIPT_PATH = "/assets/gallery.js"
-
-
-@router.get(
+serve_script(
+    router,
     GALLERY_SCRIPT_PATH,
     operation_id="gallery_script",
-    tags=["client"],
     summary="The gallery page's script: loads further pages as the client scrolls.",
-    responses=answers(
-        200, "JavaScript.", content={"text/javascript": {"schema": {"type": "string"}}}
-    ),
-    openapi_extensions=PUBLIC,
+    script=gallery.SCRIPT,
 )
-def gallery_script() -> Response[str]:
-    # The same for everyone and free of secrets: caching it is safe.
-    headers = {"cache-control": "public, max-age=300"}
-    return Response(200, "text/javascript; charset=utf-8", gallery.SCRIPT, headers)
-
 
 VIEWER_SCRIPT_PATH = "/assets/viewer.js"
-
-
-@router.get(
+serve_script(
+    router,
     VIEWER_SCRIPT_PATH,
     operation_id="viewer_script",
-    tags=["client"],
     summary="The gallery's full-window viewer: opens a preview large, keys and swipe.",
-    responses=answers(
-        200, "JavaScript.", content={"text/javascript": {"schema": {"type": "string"}}}
-    ),
-    openapi_extensions=PUBLIC,
+    script=gallery.VIEWER_SCRIPT,
 )
-def viewer_script() -> Response[str]:
-    headers = {"cache-control": "public, max-age=300"}
-    return Response(200, "text/javascript; charset=utf-8", gallery.VIEWER_SCRIPT, headers)
 
 
 def issue_share(
@@ -891,9 +862,11 @@ def issue_share(
     *,
     created_by: str | None,
     message: str | None = None,
+    proofing: bool = False,
+    password_hash: str | None = None,
 ) -> tokens.IssuedToken:
-    """A new share of the job, its token returned (only its hash is stored): what
-    automatic delivery (darkroom.notify) creates; the route above draws ids the same way."""
+    """A new share of the job, its token returned (only its hash is stored): what the
+    share route and automatic delivery (darkroom.notify) create."""
     for _ in range(3):
         issued = tokens.issue()
         try:
@@ -906,6 +879,8 @@ def issue_share(
                     expires_at=expires_at,
                     created_by=created_by,
                     message=message,
+                    proofing=proofing,
+                    password_hash=password_hash,
                 )
             )
             return issued

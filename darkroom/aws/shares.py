@@ -155,13 +155,10 @@ class ShareStore:
         TTL removes it once its window is long past."""
         window = int(now) // window_seconds
         ends = (window + 1) * window_seconds
-        item = self._table.update(
-            self._table.key(f"{RATE_ITEM_PREFIX}{share_id}#{window}"),
-            "ADD writes :one SET #ttl = :ttl",
-            names={"#ttl": names.TTL_ATTRIBUTE},
-            values={":one": 1, ":ttl": ends + window_seconds},
-        )
-        return int(item.get("writes", 1)), max(ends - int(now), 1)
+        key = f"{RATE_ITEM_PREFIX}{share_id}#{window}"
+        writes = self._count_in_window(key, "writes", expires=ends + window_seconds)
+        assert writes is not None  # no limit: always counted
+        return writes, max(ends - int(now), 1)
 
     def count_unlock_attempt(
         self, share_id: str, window_start: int, window_seconds: int, limit: int
@@ -174,17 +171,35 @@ class ShareStore:
         API runs as many Lambdas at once, so the count lives here, not in memory. Counted
         before the password is checked, so parallel guesses cannot all pass the check
         before any is counted; a failed write raises, and the caller lets no one in."""
+        counted = self._count_in_window(
+            _attempts_key(share_id, window_start),
+            "attempts",
+            expires=window_start + 2 * window_seconds,
+            limit=limit,
+        )
+        return counted is not None
+
+    def _count_in_window(
+        self, key: str, counter: str, *, expires: int, limit: int | None = None
+    ) -> int | None:
+        """One more on a window's counter item (an atomic ADD; the item is made on the
+        first, and TTL removes it at `expires`): the new count, or None, counting
+        nothing, once `limit` are counted."""
+        condition, values = None, {":one": 1, ":ttl": expires}
+        if limit is not None:
+            condition = "attribute_not_exists(#counter) OR #counter < :limit"
+            values[":limit"] = limit
         try:
-            self._table.update(
-                self._table.key(_attempts_key(share_id, window_start)),
-                "ADD attempts :one SET #ttl = :ttl",
-                condition="attribute_not_exists(attempts) OR attempts < :limit",
-                names={"#ttl": names.TTL_ATTRIBUTE},
-                values={":one": 1, ":limit": limit, ":ttl": window_start + 2 * window_seconds},
+            item = self._table.update(
+                self._table.key(key),
+                "ADD #counter :one SET #ttl = :ttl",
+                condition=condition,
+                names={"#counter": counter, "#ttl": names.TTL_ATTRIBUTE},
+                values=values,
             )
         except ConditionFailed:
-            return False
-        return True
+            return None
+        return int(item.get(counter, 1))
 
     def refund_unlock_attempt(self, share_id: str, window_start: int) -> None:
         """Uncount an attempt that gave the right password: only wrong ones use up the

@@ -23,6 +23,7 @@ from darkroom.api.app import handle
 from darkroom.api.models import JobView, ReprocessIn, iso
 from darkroom.api.service import ApiService
 from darkroom.aws.executions import Executions
+from darkroom.aws.favourites import FavouriteStore
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.objects import Objects
 from darkroom.aws.presign import Presigner, presigning_client
@@ -189,6 +190,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
             jobs=JobStore(names.JOBS_TABLE, ddb),
             uploads=UploadStore(names.UPLOADS_TABLE, ddb),
             shares=ShareStore(names.SHARES_TABLE, ddb),
+            favourites=FavouriteStore(names.JOBS_TABLE, ddb),
             objects=Objects(s3),
             presigner=Presigner(presigning_client("virtual", session)),
             executions=Executions(SM_ARN, sfn),
