@@ -199,6 +199,14 @@ class DeliveryApi(Construct):
                     resources=[raw.bucket_arn],
                     conditions={"StringLike": {"s3:prefix": [f"{names.ASSETS_PREFIX}*"]}},
                 ),
+                # Presigned GETs of a job's RAW originals at their registered version,
+                # for `darkroom trace --originals` only (a studio route, IAM-signed):
+                # no share link's route presigns anything in the RAW bucket.
+                iam.PolicyStatement(
+                    sid="TraceOriginals",
+                    actions=["s3:GetObject", "s3:GetObjectVersion"],
+                    resources=[raw.arn_for_objects(f"{names.RAW_PREFIX}*")],
+                ),
                 # Presigned GETs of a shared job's renditions, under processed/<job_id>/.
                 iam.PolicyStatement(
                     sid="ReadRenditions",

@@ -76,10 +76,13 @@ class FileLineage:
     timings: dict[str, float] = field(default_factory=dict)
     renditions: list[RenditionCheck] = field(default_factory=list)
     problem: str | None = None  # why the lineage itself is incomplete, if it is
+    # The RAW original hashed against the manifest's SHA-256 (only when asked for).
+    original: RenditionCheck | None = None
 
     @property
     def verdicts(self) -> list[Verdict]:
-        return [r.verdict for r in self.renditions]
+        checks = [*self.renditions, *([self.original] if self.original else [])]
+        return [c.verdict for c in checks]
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -130,6 +133,8 @@ def trace_file(
         ]
         return lineage
     _read_entry(lineage, entry, manifest)
+    if isinstance(traced.get("original"), Mapping):
+        lineage.original = _check_original(lineage, traced["original"], fetch)
     outputs = entry.get("outputs")
     recorded: Mapping[str, Any] = outputs if isinstance(outputs, Mapping) else {}
     for rendition in sorted(set(recorded) | set(served)):
@@ -203,8 +208,50 @@ def _check(
     return check
 
 
+ORIGINAL = "original"
+
+
+def _check_original(
+    lineage: FileLineage, served: Mapping[str, Any], fetch: Fetch
+) -> RenditionCheck:
+    """The RAW original as S3 holds it now at the version the job registered, against
+    what the run recorded it developed: that version and its SHA-256."""
+    check = RenditionCheck(
+        ORIGINAL, served.get("key"), Verdict.UNVERIFIED, sha256=lineage.original_sha256
+    )
+    registered = served.get("version_id")
+    if lineage.original_version and registered and registered != lineage.original_version:
+        check.verdict = Verdict.TAMPERED
+        check.reason = (
+            f"the run developed version {lineage.original_version}; the job's original is "
+            f"now version {registered}"
+        )
+        return check
+    try:
+        check.served_sha256, check.served_bytes = fetch(str(served["url"]))
+    except Gone:
+        check.verdict = Verdict.MISSING
+        check.reason = "the original is gone"
+        return check
+    except Unreadable as exc:
+        # An original in an archive storage class must be restored before it is read.
+        check.reason = f"could not be read whole: {exc}"
+        return check
+    check.bytes = check.served_bytes
+    if check.sha256 is None:
+        check.verdict = Verdict.NOT_RECORDED
+        check.reason = "the manifest records no SHA-256 for it"
+    elif check.served_sha256 != check.sha256:
+        check.verdict = Verdict.TAMPERED
+        check.reason = "its bytes are not those the run developed"
+    else:
+        check.verdict = Verdict.OK
+    return check
+
+
 def tally(files: list[FileLineage]) -> dict[str, int]:
-    """Renditions by verdict, every verdict named (0 when none)."""
+    """Checks (renditions, and originals where asked for) by verdict, every verdict
+    named (0 when none)."""
     counts = {str(v): 0 for v in Verdict}
     for lineage in files:
         for verdict in lineage.verdicts:

@@ -753,6 +753,14 @@ class TracedRendition(BaseModel):
     url: str = Field(description="A presigned GET of it, for `expires_in` seconds.")
 
 
+class TracedOriginal(BaseModel):
+    key: str = Field(description="S3 key in the RAW bucket.")
+    version_id: str | None = Field(
+        description="The version the job registered (null in an unversioned bucket)."
+    )
+    url: str = Field(description="A presigned GET of that version, for `expires_in` seconds.")
+
+
 class TracedFile(BaseModel):
     name: str
     status: FileViewStatus = Field(description="The current run's attempt at it.")
@@ -761,6 +769,12 @@ class TracedFile(BaseModel):
         "file's lineage. Null: nothing of the file is delivered."
     )
     renditions: list[TracedRendition] = Field(description="What is delivered, to verify.")
+    original: TracedOriginal | None = Field(
+        default=None,
+        exclude_if=_absent,
+        description="With `originals=true`, for a delivered file: its RAW original, to "
+        "hash against the SHA-256 its run's manifest recorded.",
+    )
 
 
 class TracePage(BaseModel):

@@ -1,5 +1,6 @@
 """A job's lineage for `darkroom trace`: each delivered rendition and the manifests that
-record how it was made, as presigned GETs.
+record how it was made, as presigned GETs; on request, each delivered file's RAW original
+too, at the version the job registered.
 
 Verifying is left to the caller, which hashes what the URLs serve. A job's renditions
 can be tens of GB: hashing them here would outlast API Gateway's 30 s limit on one
@@ -19,7 +20,7 @@ from darkroom import keys
 from darkroom.api import paging
 from darkroom.api.context import current_service
 from darkroom.api.errors import BadRequest, NotFound, answers, known_job_id
-from darkroom.api.models import TracedFile, TracedRendition, TracePage
+from darkroom.api.models import TracedFile, TracedOriginal, TracedRendition, TracePage
 from darkroom.aws.job_store import JobStore
 from darkroom.aws.presign import Presigner
 from darkroom.jobs import FileRecord, Job
@@ -36,7 +37,14 @@ class TraceOperations:
     jobs: JobStore
     presigner: Presigner
 
-    def trace_job(self, job_id: str, file: str | None, cursor: str | None, limit: int) -> TracePage:
+    def trace_job(
+        self,
+        job_id: str,
+        file: str | None,
+        cursor: str | None,
+        limit: int,
+        originals: bool = False,
+    ) -> TracePage:
         job_id = known_job_id(job_id)
         job = self.jobs.find(job_id)
         if job is None:
@@ -62,12 +70,12 @@ class TraceOperations:
             job_id=job_id,
             status=str(job.status),
             manifests={run: self._get(self._manifest_key(job, run)) for run in sorted(runs)},
-            files=[self._traced(job_id, r) for r in records],
+            files=[self._traced(job_id, r, originals) for r in records],
             expires_in=expires_in,
             next_cursor=None if next_name is None else paging.encode_cursor(next_name),
         )
 
-    def _traced(self, job_id: str, record: FileRecord) -> TracedFile:
+    def _traced(self, job_id: str, record: FileRecord, originals: bool) -> TracedFile:
         # Only this job's objects, whatever its records say.
         prefix = keys.processed_prefix(job_id)
         renditions = [
@@ -75,11 +83,22 @@ class TraceOperations:
             for rendition, output in sorted(record.delivered.items())
             if output.key.startswith(prefix)
         ]
+        original = None
+        if originals and record.delivered_run:
+            key = keys.raw_key(job_id, record.name)
+            url = self.presigner.get(
+                self.settings.raw_bucket,
+                key,
+                self.settings.download_url_expiry_seconds,
+                version_id=record.original_version,
+            )
+            original = TracedOriginal(key=key, version_id=record.original_version, url=url)
         return TracedFile(
             name=record.name,
             status=record.status.value,
             delivered_run=record.delivered_run,
             renditions=renditions,
+            original=original,
         )
 
     @staticmethod
@@ -108,7 +127,8 @@ Traces = Annotated[TraceOperations, Depends(current_service)]
         "For `darkroom trace`: each rendition a file delivers and the manifest of the run "
         "that made it (original's version and SHA-256, resolved recipe, software, each "
         "rendition's SHA-256, size and dimensions), as presigned GETs the caller hashes. "
-        "`file` narrows the answer to one file."
+        "`file` narrows the answer to one file; `originals=true` adds each delivered "
+        "file's RAW original at its registered version."
     ),
     responses=answers(200, "A page of the job's lineage.", 400, 404),
 )
@@ -120,5 +140,8 @@ def trace_job(
     cursor: Annotated[
         str | None, Query(description="The `next_cursor` of the previous page.")
     ] = None,
+    originals: Annotated[
+        bool, Query(description="Also each delivered file's RAW original, to hash.")
+    ] = False,
 ) -> TracePage:
-    return traces.trace_job(job_id, file, cursor, limit)
+    return traces.trace_job(job_id, file, cursor, limit, originals)

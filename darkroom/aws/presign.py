@@ -85,8 +85,11 @@ class Presigner:
         *,
         disposition: str | None = None,
         content_type: str | None = None,
+        version_id: str | None = None,
     ) -> str:
         params: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if version_id:
+            params["VersionId"] = version_id
         if disposition:
             params["ResponseContentDisposition"] = disposition
         if content_type:

@@ -526,13 +526,17 @@ class StudioClient:
         finally:
             self.revoke(job_or_link, share["share_id"])
 
-    def trace(self, job_id: str, file: str | None = None) -> lineage.Trace:
+    def trace(
+        self, job_id: str, file: str | None = None, *, originals: bool = False
+    ) -> lineage.Trace:
         """Every delivered file of the job (or only `file`) with its lineage, each
         rendition hashed as a client would download it and checked against its run's
-        manifest."""
+        manifest; with `originals`, each file's RAW original too."""
 
         def page(cursor: str | None) -> Mapping[str, Any]:
             query = {"file": file, "cursor": cursor, "limit": TRACE_PAGE}
+            if originals:
+                query["originals"] = "true"
             return dict(self.api.call("GET", f"/jobs/{job_id}/trace", query=query))
 
         return lineage.trace_job(shared_pages(page), manifest_at, digest_at)

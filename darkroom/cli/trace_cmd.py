@@ -37,13 +37,22 @@ def trace(
     job_id: str,
     file: Annotated[str | None, typer.Argument(help="One file of the job.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Everything, machine-readable.")] = False,
+    originals: Annotated[
+        bool,
+        typer.Option(
+            "--originals",
+            help="Also download and hash each delivered file's RAW original (as large "
+            "as the shoot).",
+        ),
+    ] = False,
 ) -> None:
     """A job's lineage: each file's original (S3 version, SHA-256), recipe and software,
     then each delivered rendition, its bytes hashed and checked against its run's
-    manifest. Exits 1 when a rendition was tampered with or is missing, 4 when one
-    could not be read whole (run it again)."""
+    manifest (with --originals, each RAW original too). Exits 1 when anything checked
+    was tampered with or is missing, 4 when something could not be read whole (run it
+    again)."""
     client = studio(ctx)
-    traced = api_call(lambda: client.trace(job_id, file))
+    traced = api_call(lambda: client.trace(job_id, file, originals=originals))
     if as_json:
         print(json.dumps(traced.as_json(), indent=2, sort_keys=True))
     else:
@@ -71,7 +80,12 @@ def render(traced: Trace, *, detailed: bool = False) -> Group:
     else:
         parts.append(_renditions_table(traced.files))
     counts = ", ".join(f"{n} {verdict}" for verdict, n in traced.counts.items() if n)
-    parts.append(Text(f"{sum(traced.counts.values())} renditions: {counts or 'none delivered'}"))
+    originals = sum(1 for f in traced.files if f.original is not None)
+    checked = sum(traced.counts.values()) - originals
+    what = _count(checked, "rendition")
+    if originals:
+        what += f" and {_count(originals, 'original')}"
+    parts.append(Text(f"{what}: {counts or 'none delivered'}"))
     return Group(*parts)
 
 
@@ -119,7 +133,7 @@ def _renditions_table(files: list[FileLineage]) -> Table:
             head[3] = _software(lineage.software)
         if not lineage.renditions:
             table.add_row(*head, "-", "", "", "", Text(_undelivered(lineage), style="dim"))
-        for n, check in enumerate(lineage.renditions):
+        for n, check in enumerate(_checks(lineage)):
             row = head if n == 0 else [""] * len(head)
             table.add_row(*row, *_rendition_row(check, whole=False))
     return table
@@ -129,9 +143,14 @@ def _renditions_only(lineage: FileLineage) -> Table:
     """One file's renditions, every digest whole (its lineage is in the grid above)."""
     table = Table(show_header=True, header_style="bold")
     _rendition_columns(table)
-    for check in lineage.renditions:
+    for check in _checks(lineage):
         table.add_row(*_rendition_row(check, whole=True))
     return table
+
+
+def _checks(lineage: FileLineage) -> list[RenditionCheck]:
+    """The original first (when it was checked), then the renditions made from it."""
+    return [*([lineage.original] if lineage.original else []), *lineage.renditions]
 
 
 def _rendition_columns(table: Table) -> None:
@@ -143,9 +162,13 @@ def _rendition_columns(table: Table) -> None:
 
 
 def _rendition_row(check: RenditionCheck, whole: bool) -> list[Any]:
+    from darkroom import lineage
+
     digest = check.sha256 if whole else _short(check.sha256)
     size = decimal(check.bytes) if check.bytes is not None else NOT_RECORDED
     dims = f"{check.width}x{check.height}" if check.width and check.height else NOT_RECORDED
+    if check.rendition == lineage.ORIGINAL:
+        dims = ""  # the RAW's: not what the manifest records
     verdict = Text(str(check.verdict), style=_VERDICT_STYLE[str(check.verdict)])
     if check.reason and check.verdict != "ok":
         verdict.append(f": {check.reason}", style="default")
@@ -183,6 +206,10 @@ def _software(software: dict[str, str]) -> str:
 
 def _undelivered(lineage: FileLineage) -> str:
     return f"nothing delivered ({lineage.status})"
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}" + ("" if n == 1 else "s")
 
 
 def _short(digest: str | None) -> str:

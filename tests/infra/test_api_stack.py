@@ -281,6 +281,10 @@ def test_the_api_function_policy_is_scoped_to_prefixes_tables_and_the_machine(
     assert by_sid["ListRaw"]["Condition"] == {"StringLike": {"s3:prefix": ["raw/*"]}}
     assert by_sid["ReadRenditions"]["Action"] == "s3:GetObject"
     assert by_sid["ReadRenditions"]["Resource"] == objects(storage.processed, "processed/")
+    # `darkroom trace --originals`: a job's originals, read at a version, and nothing
+    # else of the RAW bucket (not the studio's assets).
+    assert by_sid["TraceOriginals"]["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
+    assert by_sid["TraceOriginals"]["Resource"] == objects(storage.raw, names.RAW_PREFIX)
     assert by_sid["Jobs"]["Resource"] == arn(storage.jobs)
     assert set(by_sid["Jobs"]["Action"]) == {
         "dynamodb:GetItem",

@@ -226,6 +226,8 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "s3:ListBucketMultipartUploads",
         "s3:ListBucket",
         "s3:GetObject",
+        # Presigned GETs of an original at its registered version (trace --originals).
+        "s3:GetObjectVersion",
         "s3:ListBucketVersions",
         "s3:DeleteObject",
         "s3:DeleteObjectVersion",

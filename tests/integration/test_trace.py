@@ -123,3 +123,39 @@ def test_a_get_failing_midway_reports_that_file_unverified(
     assert "connection reset" in (verdicts["thumb"].reason or "")
     assert {verdicts[r].verdict for r in ("full", "web")} == {Verdict.OK}
     assert traced.unverified and not traced.failed
+
+
+def test_trace_with_originals_hashes_each_raw_and_reports_a_lost_one_missing(
+    cloud: LocalCloud, studio: Studio, tmp_path: Path
+) -> None:
+    files = make_demo_shoot(tmp_path / "shoot", count=2, width=600, height=400)
+    job_id = studio.upload(files, name="originals")
+    assert studio.wait(job_id, timeout=300).status is JobStatus.DONE
+    s3 = cloud.client("s3")
+    victim = sorted(files)[0].name
+    key = keys.raw_key(job_id, victim)
+    developed = s3.head_object(Bucket=names.RAW_BUCKET, Key=key)["VersionId"]
+    # A later upload over the original makes a new version: the one developed stays,
+    # and it is the one traced.
+    s3.put_object(Bucket=names.RAW_BUCKET, Key=key, Body=b"uploaded over it")
+    clean = _trace_cli(cloud, job_id, "--originals", "--json")
+    assert clean.returncode == 0, clean.stderr + clean.stdout
+    originals = {f["name"]: f["original"] for f in json.loads(clean.stdout)["files"]}
+    assert {o["verdict"] for o in originals.values()} == {"ok"}
+    assert (
+        originals[victim]["served_sha256"]
+        == hashlib.sha256(sorted(files)[0].read_bytes()).hexdigest()
+    )
+    shown = _trace_cli(cloud, job_id, "--originals")
+    assert f"{2 * len(RENDITIONS)} renditions and 2 originals: {2 * 4} ok" in shown.stdout
+
+    # The developed version itself deleted (a lifecycle rule, a hand in the console).
+    s3.delete_object(Bucket=names.RAW_BUCKET, Key=key, VersionId=developed)
+    lost = _trace_cli(cloud, job_id, victim, "--originals", "--json")
+    assert lost.returncode == 1, lost.stderr + lost.stdout
+    (file,) = json.loads(lost.stdout)["files"]
+    assert (file["original"]["verdict"], file["original"]["reason"]) == (
+        "missing",
+        "the original is gone",
+    )
+    assert {r["verdict"] for r in file["renditions"]} == {"ok"}

@@ -274,3 +274,89 @@ def test_the_json_is_complete(api: Api) -> None:
     }
     assert {r["verdict"] for r in file["renditions"]} == {"ok"}
     assert set(file["renditions"][0]) >= {"sha256", "bytes", "width", "height", "served_sha256"}
+
+
+# -- the RAW originals (--originals) -------------------------------------------------------
+def test_originals_are_presigned_only_when_asked_and_only_for_delivered_files(api: Api) -> None:
+    deliver(api, "t12", ["A.dng", "B.dng"], failed=frozenset({"B.dng"}))
+    (plain,) = pages(api, "/jobs/t12/trace")
+    assert all("original" not in f for f in plain["files"])
+    (page,) = pages(api, "/jobs/t12/trace", originals="true")
+    a, b = page["files"]
+    assert "original" not in b, "nothing of B.dng is delivered: nothing to trace it to"
+    assert a["original"]["key"] == keys.raw_key("t12", "A.dng")
+    url = urlsplit(a["original"]["url"])
+    assert unquote(url.path) == f"/{keys.raw_key('t12', 'A.dng')}"
+    assert url.netloc.startswith(names.RAW_BUCKET)
+
+
+DEVELOPED = hashlib.sha256(b"the RAW as developed").hexdigest()
+ENTRY = {**OLD_ENTRY, "original_version": "v1", "original_sha256": DEVELOPED}
+MANIFEST = {**OLD_MANIFEST, "files": [ENTRY]}
+
+
+def _trace_original(original: dict[str, Any], fetch: lineage.Fetch) -> lineage.RenditionCheck:
+    page = {
+        "job_id": "j",
+        "status": "DONE",
+        "manifests": {"r": "m"},
+        "files": [{**TRACED, "original": {"key": "raw/j/A.dng", "url": "o", **original}}],
+    }
+    traced = lineage.trace_job([page], lambda url: MANIFEST, fetch)
+    check = traced.files[0].original
+    assert check is not None
+    return check
+
+
+def test_an_original_still_as_developed_is_ok_and_one_changed_or_gone_fails_the_trace() -> None:
+    def serving(body: bytes) -> lineage.Fetch:
+        def fetch(url: str) -> tuple[str, int]:
+            if url == "o":
+                return hashlib.sha256(body).hexdigest(), len(body)
+            return "f" * 64, 3  # the web rendition (no digest in this manifest)
+
+        return fetch
+
+    ok = _trace_original({"version_id": "v1"}, serving(b"the RAW as developed"))
+    assert (ok.verdict, ok.sha256, ok.served_bytes) == (Verdict.OK, DEVELOPED, 20)
+    changed = _trace_original({"version_id": "v1"}, serving(b"other bytes"))
+    assert (changed.verdict, changed.reason) == (
+        Verdict.TAMPERED,
+        "its bytes are not those the run developed",
+    )
+    # Another version registered since: not what the delivered renditions were made from.
+    moved = _trace_original({"version_id": "v2"}, serving(b"the RAW as developed"))
+    assert moved.verdict is Verdict.TAMPERED
+    assert moved.reason == "the run developed version v1; the job's original is now version v2"
+
+    def gone(url: str) -> tuple[str, int]:
+        raise Gone(url)
+
+    assert _trace_original({"version_id": "v1"}, gone).verdict is Verdict.MISSING
+
+    def archived(url: str) -> tuple[str, int]:
+        raise Unreadable("403 InvalidObjectState: the object is archived")
+
+    unread = _trace_original({"version_id": "v1"}, archived)
+    assert unread.verdict is Verdict.UNVERIFIED and "archived" in (unread.reason or "")
+
+
+def test_the_table_puts_the_original_first_and_counts_it_apart() -> None:
+    page = {
+        "job_id": "j",
+        "status": "DONE",
+        "manifests": {"r": "m"},
+        "files": [{**TRACED, "original": {"key": "raw/j/A.dng", "url": "o", "version_id": "v1"}}],
+    }
+    traced = lineage.trace_job(
+        [page],
+        lambda url: MANIFEST,
+        lambda url: (DEVELOPED, 20) if url == "o" else ("f" * 64, 3),
+    )
+    assert trace_cmd.exit_status(traced) == 0
+    text = _printed(traced)
+    rows = [line for line in text.splitlines() if "original" in line or " web " in line]
+    assert "original" in rows[1] and "web" in rows[2], rows
+    assert "1 rendition and 1 original: 1 ok, 1 not recorded" in text
+    document = json.loads(json.dumps(traced.as_json()))
+    assert document["files"][0]["original"]["verdict"] == "ok"
