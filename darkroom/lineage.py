@@ -185,15 +185,28 @@ def _check(
         check.verdict = Verdict.MISSING
         check.reason = "recorded in the manifest, but no longer delivered"
         return check
+    if _hashed(check, str(served["url"]), fetch, gone="the object is gone"):
+        _judge(check, mismatch="its bytes are not those recorded")
+    return check
+
+
+def _hashed(check: RenditionCheck, url: str, fetch: Fetch, *, gone: str) -> bool:
+    """What `url` serves, hashed into `check`; False, with the verdict set, when it
+    could not be read."""
     try:
-        check.served_sha256, check.served_bytes = fetch(str(served["url"]))
+        check.served_sha256, check.served_bytes = fetch(url)
     except Gone:
         check.verdict = Verdict.MISSING
-        check.reason = "the object is gone"
-        return check
+        check.reason = gone
+        return False
     except Unreadable as exc:
         check.reason = f"could not be read whole: {exc}"
-        return check
+        return False
+    return True
+
+
+def _judge(check: RenditionCheck, *, mismatch: str) -> None:
+    """The verdict on bytes read: their size, then their digest, against the record."""
     if check.bytes is not None and check.served_bytes != check.bytes:
         check.verdict = Verdict.TAMPERED
         check.reason = f"{check.served_bytes} bytes served, {check.bytes} recorded"
@@ -202,10 +215,9 @@ def _check(
         check.reason = "the manifest records no SHA-256 for it"
     elif check.served_sha256 != check.sha256:
         check.verdict = Verdict.TAMPERED
-        check.reason = "its bytes are not those recorded"
+        check.reason = mismatch
     else:
         check.verdict = Verdict.OK
-    return check
 
 
 ORIGINAL = "original"
@@ -227,25 +239,11 @@ def _check_original(
             f"now version {registered}"
         )
         return check
-    try:
-        check.served_sha256, check.served_bytes = fetch(str(served["url"]))
-    except Gone:
-        check.verdict = Verdict.MISSING
-        check.reason = "the original is gone"
-        return check
-    except Unreadable as exc:
-        # An original in an archive storage class must be restored before it is read.
-        check.reason = f"could not be read whole: {exc}"
-        return check
-    check.bytes = check.served_bytes
-    if check.sha256 is None:
-        check.verdict = Verdict.NOT_RECORDED
-        check.reason = "the manifest records no SHA-256 for it"
-    elif check.served_sha256 != check.sha256:
-        check.verdict = Verdict.TAMPERED
-        check.reason = "its bytes are not those the run developed"
-    else:
-        check.verdict = Verdict.OK
+    # Unreadable includes an original in an archive class, to be restored first.
+    if _hashed(check, str(served["url"]), fetch, gone="the original is gone"):
+        # No size is recorded for an original: its digest alone judges it.
+        _judge(check, mismatch="its bytes are not those the run developed")
+        check.bytes = check.served_bytes
     return check
 
 
