@@ -6,11 +6,9 @@ import signal
 import subprocess
 import threading
 import time
-from importlib import metadata
 from types import FrameType
 
-import darkroom
-from darkroom import names
+from darkroom import names, software
 from darkroom.aws.executions import TaskCallbacks
 from darkroom.aws.job_events import JobEvents
 from darkroom.aws.job_store import JobStore
@@ -95,23 +93,10 @@ def main() -> int:
     # With the software it runs: `darkroom doctor` reports each instance's version from it.
     logger.info(
         names.WORKER_UP_MESSAGE,
-        extra={"scratch": str(settings.scratch_dir), "software": _software()},
+        extra={"scratch": str(settings.scratch_dir), "software": software.installed()},
     )
     reason = serve(settings, instance_id, stopping)
     if reason == "idle" and not shut_down(settings, instance_id):
         return 1
     logger.info("worker down", extra={"reason": reason})
     return 0
-
-
-def _software() -> dict[str, str]:
-    """darkroom's, rawpy's (LibRaw is built into it) and Pillow's versions, from their
-    installed metadata: importing rawpy or Pillow would load them into this process,
-    which only feeds the develop processes (each of those loads its own)."""
-    found = {"darkroom": darkroom.__version__}
-    for dist in ("rawpy", "pillow"):
-        try:
-            found[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            found[dist] = "not installed"
-    return found

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
-from darkroom import doctor, names
+from darkroom import doctor, names, software
 from darkroom.aws.clients import error_code
 from darkroom.aws.lease_store import LeaseStore
 from darkroom.doctor import BootLog, Fact, Image, PoolInstance, StackFacts, Unavailable
@@ -369,11 +369,9 @@ class DoctorFacts:
         if isinstance(described, Unavailable):
             instances = described
         else:
-            import darkroom
-
             leases = self._leases(names.WORKERS_TABLE, [i["InstanceId"] for i in described])
             # Local workers are processes of this checkout: its version is theirs.
-            here = {"darkroom": darkroom.__version__}
+            here = software.installed()
             instances = [_with_software(_pool_instance(i, leases), here) for i in described]
         return StackFacts(outputs=outputs, instances=instances, local=True)
 

@@ -21,12 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import PIL
 import rawpy
 from numpy.typing import NDArray
 from PIL import Image
 
-import darkroom
 from darkroom.imaging import usable_cores
 from darkroom.imaging.develop import crop
 from darkroom.imaging.develop.decode import check_developed, decode, shoulder, to_rgb
@@ -38,6 +36,7 @@ from darkroom.imaging.metadata import Metadata, read_metadata
 from darkroom.imaging.watermark import WatermarkError, load_mark
 from darkroom.recipes import DEFAULT_RECIPE, MULTIPLIER_RANGE, Recipe, parse_recipe
 from darkroom.sidecars import Sidecar
+from darkroom.software import IMAGING, installed
 
 __all__ = ["DevelopError", "DevelopResult", "RenderedFile", "develop_file", "shoulder"]
 
@@ -139,11 +138,11 @@ def develop_file(
 def software() -> dict[str, str]:
     """What developed the file, for the run's manifest: darkroom's own version and the
     decoder's and encoder's (LibRaw is built into rawpy, so both are named)."""
+    versions = installed()
     return {
-        "darkroom": darkroom.__version__,
+        "darkroom": versions["darkroom"],
         "libraw": ".".join(str(part) for part in rawpy.libraw_version),
-        "rawpy": rawpy.__version__,
-        "pillow": PIL.__version__,
+        **{dist: versions[dist] for dist in IMAGING},
     }
 
 
