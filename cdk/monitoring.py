@@ -37,6 +37,12 @@ from cdk.config import (
     DeployConfig,
 )
 from darkroom import names
+from darkroom.pool_scaler import (
+    METRIC_LAUNCHED,
+    METRIC_POOL_SIZE,
+    METRIC_TERMINATED,
+    METRIC_WAITING,
+)
 
 FIVE_MINUTES = cdk.Duration.minutes(5)
 HOUR = cdk.Duration.hours(1)
@@ -49,7 +55,12 @@ API_5XX_THRESHOLD = 5
 API_P99_LATENCY_MS = 5000
 
 
+# Shards waiting this long for a worker means the pool cannot grow to meet them.
+SHARDS_WAITING_MINUTES = 30
+
+
 def _guard_metric(name: str, statistic: str, period: cdk.Duration = FIVE_MINUTES) -> cw.Metric:
+    """One of the cost guard's or the pool scaler's EMF metrics."""
     return cw.Metric(
         namespace=METRIC_NAMESPACE,
         metric_name=name,
@@ -210,6 +221,17 @@ class Monitoring(Construct):
             comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         )
         alarm(
+            "ShardsWaiting",
+            _guard_metric(METRIC_WAITING, "Minimum"),
+            f"Shards have waited for a worker for {SHARDS_WAITING_MINUTES} minutes without "
+            "a break: the pool is at its maximum (pool_max_size, pool_max_vcpus) or the "
+            "scaler's launches fail (capacity, the vCPU quota: see its log group). Jobs are "
+            "queued, not lost; they start as workers free up.",
+            threshold=1,
+            evaluation_periods=SHARDS_WAITING_MINUTES // 5,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        )
+        alarm(
             "CostGuardFailing",
             cost_guard.metric_errors(period=FIVE_MINUTES, statistic="Sum"),
             "The cost guard is failing: idle workers may not be stopped. See its log group.",
@@ -344,6 +366,24 @@ class Monitoring(Construct):
                 left=[
                     api.http_api.metric_latency(statistic=stat, period=FIVE_MINUTES, label=stat)
                     for stat in ("p50", "p99", "Maximum")
+                ],
+                width=12,
+            ),
+        )
+        self.dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Worker pool: instances and shards waiting",
+                left=[
+                    _guard_metric(METRIC_POOL_SIZE, "Maximum").with_(label="instances"),
+                    _guard_metric(METRIC_WAITING, "Maximum").with_(label="shards waiting"),
+                ],
+                width=12,
+            ),
+            cw.GraphWidget(
+                title="Worker pool: launched and terminated by the scaler",
+                left=[
+                    _guard_metric(METRIC_LAUNCHED, "Sum").with_(label="launched"),
+                    _guard_metric(METRIC_TERMINATED, "Sum").with_(label="terminated"),
                 ],
                 width=12,
             ),

@@ -483,6 +483,7 @@ def test_alarms_notify_the_topic(synth: Synth) -> None:
         "EndingQueued",
         "NotifyQueued",
         "WorkerRunningTooLong",
+        "ShardsWaiting",
         "CostGuardFailing",
         "ApiServerErrors",
         "ApiLatency",
@@ -494,6 +495,11 @@ def test_alarms_notify_the_topic(synth: Synth) -> None:
     overrun = synth.resource(alarms["WorkerRunningTooLong"])["Properties"]
     assert overrun["Threshold"] == 21600 + 1800
     assert overrun["MetricName"] == "WorkerLongestRunSeconds"
+    # The pool scaler's own count, every minute: waiting without a break for 30 minutes.
+    waiting = synth.resource(alarms["ShardsWaiting"])["Properties"]
+    assert (waiting["MetricName"], waiting["Statistic"]) == ("ShardsWaitingForWorker", "Minimum")
+    assert (waiting["Period"], waiting["EvaluationPeriods"], waiting["Threshold"]) == (300, 6, 1)
+    assert waiting["TreatMissingData"] == "notBreaching"
     (subscription,) = synth.resources("AWS::SNS::Subscription").values()
     assert subscription["Properties"]["Endpoint"] == CONTEXT["alarm_email"]
 
