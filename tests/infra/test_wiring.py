@@ -959,3 +959,21 @@ def test_ses_bounces_complaints_and_rejects_reach_the_notify_function(synth: Syn
     assert target["DeadLetterConfig"]["Arn"] == {
         "Fn::GetAtt": [synth.logical_id(synth.stack.notify_failures), "Arn"]
     }
+
+
+def test_the_readmes_idle_costs_count_the_alarms_the_stack_declares(synth: Synth) -> None:
+    from tests.infra.conftest import REPO
+
+    alarms = synth.resources("AWS::CloudWatch::Alarm")
+    # An alarm on one metric bills one alarm metric; one on an expression, each it reads.
+    metrics = sum(
+        len([m for m in a["Properties"]["Metrics"] if "MetricStat" in m])
+        if "Metrics" in a["Properties"]
+        else 1
+        for a in alarms.values()
+    )
+    readme = (REPO / "README.md").read_text()
+    times = "\N{MULTIPLICATION SIGN}"
+    row = f"| alarms | {metrics} alarm metrics ({len(alarms)} alarms; "
+    assert row in readme, (metrics, len(alarms))
+    assert f"{times} $0.10 | ${metrics * 0.1:.2f} |" in readme
