@@ -27,7 +27,7 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed browser
 	@rc=0; \
 	$(BIN)/python -m pytest -q -n auto tests/unit tests/infra || rc=1; \
-	$(BIN)/python -m pytest -q -n auto --dist loadfile tests/integration || rc=1; \
+	$(BIN)/python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder tests/integration || rc=1; \
 	exit $$rc
 
 lint: $(VENV)/.installed
