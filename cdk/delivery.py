@@ -138,6 +138,13 @@ class Delivery(Construct):
             description="emails an auto job's client its link and the photographer each "
             "ending; calls the studio's webhook",
         )
+        # Both rules deliver the same way: retried for hours, then parked on `failures`.
+        to_notify = targets.LambdaFunction(
+            self.notify.function,
+            retry_attempts=DELIVERY_RETRIES,
+            max_event_age=DELIVERY_MAX_AGE,
+            dead_letter_queue=failures,
+        )
         self.rule = events.Rule(
             self,
             "JobEvents",
@@ -145,14 +152,7 @@ class Delivery(Construct):
             event_pattern=events.EventPattern(
                 source=[names.JOB_EVENT_SOURCE], detail_type=[names.JOB_EVENT_DETAIL_TYPE]
             ),
-            targets=[
-                targets.LambdaFunction(
-                    self.notify.function,
-                    retry_attempts=DELIVERY_RETRIES,
-                    max_event_age=DELIVERY_MAX_AGE,
-                    dead_letter_queue=failures,
-                )
-            ],
+            targets=[to_notify],
         )
         # What SES later says of a message it accepted: bounces, complaints and rejects
         # go to the default bus (the only bus SES sends to) and on to the same function,
@@ -178,12 +178,5 @@ class Delivery(Construct):
                 source=[names.SES_EVENT_SOURCE],
                 detail_type=list(names.SES_FEEDBACK_DETAIL_TYPES),
             ),
-            targets=[
-                targets.LambdaFunction(
-                    self.notify.function,
-                    retry_attempts=DELIVERY_RETRIES,
-                    max_event_age=DELIVERY_MAX_AGE,
-                    dead_letter_queue=failures,
-                )
-            ],
+            targets=[to_notify],
         )

@@ -508,26 +508,16 @@ class LocalCloud:
             Name=names.WEBHOOK_SECRET, SecretString=self._kept_secret("webhook.key", 32)
         )
         events = self.client("events")
-        events.put_rule(
-            Name=names.JOB_EVENTS_RULE,
-            EventPattern=json.dumps(names.job_events_pattern()),
-            State="ENABLED",
-        )
-        events.put_targets(
-            Rule=names.JOB_EVENTS_RULE,
-            Targets=[{"Id": "notify", "Arn": function_arn(Function.NOTIFY, self.config.region)}],
-        )
-        # SES's bounces and complaints, as cdk/delivery.py routes them. moto's SES never
-        # bounces; the rule is here so such an event, put on the bus, reaches Notify.
-        events.put_rule(
-            Name=names.SES_FEEDBACK_RULE,
-            EventPattern=json.dumps(names.mail_feedback_pattern()),
-            State="ENABLED",
-        )
-        events.put_targets(
-            Rule=names.SES_FEEDBACK_RULE,
-            Targets=[{"Id": "notify", "Arn": function_arn(Function.NOTIFY, self.config.region)}],
-        )
+        notify = function_arn(Function.NOTIFY, self.config.region)
+        # Job events, and SES's bounces and complaints, as cdk/delivery.py routes them.
+        # moto's SES never bounces; that rule is here so such an event, put on the bus,
+        # reaches Notify.
+        for rule, pattern in (
+            (names.JOB_EVENTS_RULE, names.job_events_pattern()),
+            (names.SES_FEEDBACK_RULE, names.mail_feedback_pattern()),
+        ):
+            events.put_rule(Name=rule, EventPattern=json.dumps(pattern), State="ENABLED")
+            events.put_targets(Rule=rule, Targets=[{"Id": "notify", "Arn": notify}])
 
     def _launch_template(self, ec2: Any) -> None:
         """The pool's launch template, as cdk/worker_pool.py declares it: the scaler's

@@ -120,6 +120,7 @@ def test_the_pool_subnets_are_in_the_named_zones(pinned: Synth) -> None:
         ({"availability_zones": "eu-west-1"}, "must be zone names"),
         ({"availability_zones": "eu-west-1a,eu-west-1a"}, "lists a zone twice"),
         ({"availability_zones": "eu-west-1a,us-east-1a"}, "all be in one region"),
+        ({"account": "1111-2222-3333"}, "account must be a 12-digit AWS account id"),
     ],
 )
 def test_a_mistyped_pin_or_zone_is_refused_before_synth(
